@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { ConfigError, host, httpUrl, logLevel, port, positiveInt, readEnv } from '../../platform/config.ts';
+
+export interface GatewayConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: z.infer<typeof logLevel>;
+  /** The composed supergraph to serve (schema/supergraph.graphql by default). */
+  readonly supergraphPath: string;
+  /** Routing URLs that replace the supergraph's, by subgraph name (SUBGRAPH_<NAME>_URL). */
+  readonly subgraphUrls: Readonly<Record<string, string>>;
+  /** How long one subgraph call may take before that system's part of the answer is given up. */
+  readonly subgraphTimeoutMs: number;
+}
+
+const schema = z.object({
+  GATEWAY_PORT: port(4000),
+  HOST: host,
+  LOG_LEVEL: logLevel,
+  SUPERGRAPH_PATH: z.string().default('schema/supergraph.graphql'),
+  SUBGRAPH_TIMEOUT_MS: positiveInt(10_000),
+});
+
+const SUBGRAPH_URL_VARIABLE = /^SUBGRAPH_([A-Z][A-Z0-9_]*)_URL$/;
+
+/** The gateway's configuration, read once from the environment. */
+export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const vars = readEnv(schema, env);
+  return Object.freeze({
+    host: vars.HOST,
+    port: vars.GATEWAY_PORT,
+    logLevel: vars.LOG_LEVEL,
+    supergraphPath: vars.SUPERGRAPH_PATH,
+    subgraphUrls: Object.freeze(subgraphUrlOverrides(env)),
+    subgraphTimeoutMs: vars.SUBGRAPH_TIMEOUT_MS,
+  });
+}
+
+/** SUBGRAPH_CRM_URL=http://crm:4001/graphql routes the subgraph named "crm" there. */
+function subgraphUrlOverrides(env: NodeJS.ProcessEnv): Record<string, string> {
+  const urls: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    const match = SUBGRAPH_URL_VARIABLE.exec(name);
+    if (!match?.[1] || !value) continue;
+    const parsed = httpUrl.safeParse(value);
+    if (!parsed.success) throw new ConfigError(`Invalid configuration:\n  ${name}: must be an http(s) URL (got ${JSON.stringify(value)})`);
+    urls[match[1].toLowerCase()] = parsed.data;
+  }
+  return urls;
+}

@@ -1,0 +1,50 @@
+import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
+import { GraphQLError } from 'graphql';
+import { ErrorCode } from '../../platform/errors.ts';
+import type { Logger } from '../../platform/logger.ts';
+import { CORRELATION_HEADER } from '../../platform/request-context.ts';
+import type { GatewayContext } from './context.ts';
+
+/**
+ * Calls one subgraph. Every call carries the request's correlation id and has a deadline
+ * (RemoteGraphQLDataSource sets none); a subgraph that cannot be reached, times out or answers
+ * with an HTTP error fails only its part of the answer, with an error naming the system and
+ * never its URL or response body.
+ */
+export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> {
+  constructor(
+    private readonly serviceName: string,
+    url: string,
+    private readonly timeoutMs: number,
+    private readonly logger: Logger,
+  ) {
+    super({ url, fetcher: timeoutFetcher(timeoutMs) });
+  }
+
+  override willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>): void {
+    if (context && 'correlationId' in context) request.http?.headers.set(CORRELATION_HEADER, context.correlationId);
+  }
+
+  override async process(options: GraphQLDataSourceProcessOptions<GatewayContext>): ReturnType<RemoteGraphQLDataSource<GatewayContext>['process']> {
+    try {
+      return await super.process(options);
+    } catch (error) {
+      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+      this.logger.warn({ err: error, subgraph: this.serviceName, url: this.url, timedOut }, `subgraph ${this.serviceName} failed`);
+      throw new GraphQLError(
+        timedOut
+          ? `The ${this.serviceName} system did not answer within ${this.timeoutMs} ms`
+          : `The ${this.serviceName} system is unavailable`,
+        { extensions: { code: ErrorCode.SystemUnavailable, serviceName: this.serviceName } },
+      );
+    }
+  }
+}
+
+type Fetcher = NonNullable<ConstructorParameters<typeof RemoteGraphQLDataSource>[0]>['fetcher'];
+
+/** Node's fetch (keep-alive connection pools) with a deadline on every call. */
+function timeoutFetcher(timeoutMs: number): Fetcher {
+  const fetcher = (url: string, init?: RequestInit) => fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+  return fetcher as unknown as Fetcher;
+}

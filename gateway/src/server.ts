@@ -1,0 +1,89 @@
+import { ApolloGateway } from '@apollo/gateway';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import type { GraphQLFormattedError } from 'graphql';
+import { ErrorCode } from '../../platform/errors.ts';
+import type { Logger } from '../../platform/logger.ts';
+import { currentScope } from '../../platform/request-context.ts';
+import type { GatewayContext } from './context.ts';
+import { SubgraphDataSource } from './data-source.ts';
+
+export interface GatewayDeps {
+  /** A composed Federation 2 supergraph; the gateway serves whichever it is given. */
+  readonly supergraphSdl: string;
+  /** Routing URLs replacing the supergraph's, by subgraph name. */
+  readonly subgraphUrls?: Readonly<Record<string, string>>;
+  readonly subgraphTimeoutMs: number;
+  readonly logger: Logger;
+}
+
+/**
+ * The gateway's Apollo Server over a static supergraph (no subgraph introspection at run time).
+ * Not listening; index.ts serves it.
+ */
+export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
+  const { logger } = deps;
+  const gateway = new ApolloGateway({
+    supergraphSdl: deps.supergraphSdl,
+    logger,
+    buildService: ({ name, url }) => {
+      const target = deps.subgraphUrls?.[name] ?? url;
+      if (!target) throw new Error(`Subgraph "${name}" has no routing URL`);
+      return new SubgraphDataSource(name, target, deps.subgraphTimeoutMs, logger);
+    },
+  });
+  return new ApolloServer<GatewayContext>({
+    gateway,
+    logger,
+    csrfPrevention: true,
+    includeStacktraceInErrorResponses: false,
+    formatError: gatewayErrorFormatter(logger),
+    plugins: [requestLogPlugin(logger)],
+  });
+}
+
+/**
+ * What clients see of an error: its message, path and code, and the system that failed
+ * (serviceName). Never a stack, a subgraph URL or a subgraph's response body; an error the
+ * gateway did not expect is logged and shown only with the correlation id to quote.
+ */
+export function gatewayErrorFormatter(logger: Logger) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const { response: _response, stacktrace: _stacktrace, exception: _exception, ...extensions } = formatted.extensions ?? {};
+    const fromSubgraph = typeof extensions.serviceName === 'string';
+    if (extensions.code === ErrorCode.InternalServerError && !fromSubgraph) {
+      logger.error({ err: error, path: formatted.path }, 'unexpected gateway error');
+      const correlationId = currentScope()?.correlationId;
+      return {
+        message: `Internal error${correlationId ? ` (correlation id ${correlationId})` : ''}`,
+        ...(formatted.path ? { path: formatted.path } : {}),
+        extensions: { code: ErrorCode.InternalServerError },
+      };
+    }
+    return { ...formatted, extensions };
+  };
+}
+
+/** One log line per operation: name, duration, and the systems that failed, if any. */
+function requestLogPlugin(logger: Logger): ApolloServerPlugin<GatewayContext> {
+  return {
+    async requestDidStart() {
+      const started = performance.now();
+      return {
+        async willSendResponse({ request, errors, response }) {
+          const body = response.body;
+          const resultErrors = body.kind === 'single' ? (body.singleResult.errors ?? []) : [];
+          const failedSystems = [...new Set(resultErrors.map((e) => e.extensions?.serviceName).filter(Boolean))];
+          logger.info(
+            {
+              operationName: request.operationName,
+              ms: Math.round((performance.now() - started) * 100) / 100,
+              errors: (errors?.length ?? 0) || resultErrors.length,
+              ...(failedSystems.length ? { failedSystems } : {}),
+            },
+            'graphql request',
+          );
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,40 @@
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+
+/**
+ * Counts, times and logs every call an adapter makes to the system behind it. Adapters wrap
+ * each call to their system (one SQL statement, one HTTP request) in `call`, so
+ * `concord_connector_calls_total` counts what the system really sees.
+ */
+export interface ConnectorTelemetry {
+  readonly system: string;
+  call<T>(operation: string, detail: Record<string, unknown>, fn: () => T | Promise<T>): Promise<T>;
+}
+
+export function createConnectorTelemetry(system: string, metrics: Metrics, logger: Logger): ConnectorTelemetry {
+  const log = logger.child({ system });
+  return {
+    system,
+    async call(operation, detail, fn) {
+      const started = performance.now();
+      let outcome: 'ok' | 'error' = 'ok';
+      try {
+        return await fn();
+      } catch (error) {
+        outcome = 'error';
+        throw error;
+      } finally {
+        const ms = performance.now() - started;
+        metrics.connectorCalls.inc({ system, operation, outcome });
+        metrics.connectorDuration.observe({ system, operation }, ms / 1000);
+        log.info({ operation, outcome, ms: Math.round(ms * 100) / 100, ...detail }, 'connector call');
+      }
+    },
+  };
+}
+
+/** Telemetry that records nothing, for adapters used outside a service (seeding, scripts). */
+export const silentTelemetry = (system: string): ConnectorTelemetry => ({
+  system,
+  call: async (_operation, _detail, fn) => fn(),
+});

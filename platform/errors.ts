@@ -1,0 +1,80 @@
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { unwrapResolverError } from '@apollo/server/errors';
+import type { Logger } from './logger.ts';
+import { currentScope } from './request-context.ts';
+
+/** The error codes Concord's services put in `extensions.code`. */
+export enum ErrorCode {
+  BadUserInput = 'BAD_USER_INPUT',
+  Unauthenticated = 'UNAUTHENTICATED',
+  Forbidden = 'FORBIDDEN',
+  /** The system behind a subgraph (or the subgraph itself) did not answer. */
+  SystemUnavailable = 'SYSTEM_UNAVAILABLE',
+  InternalServerError = 'INTERNAL_SERVER_ERROR',
+}
+
+/** A bad argument: the message names it and says what is accepted. */
+export function badUserInput(argument: string, message: string): GraphQLError {
+  return new GraphQLError(`Argument "${argument}" ${message}`, {
+    extensions: { code: ErrorCode.BadUserInput, argumentName: argument },
+  });
+}
+
+/**
+ * Raised by an adapter when its system fails (unreachable, timed out, answered an error). The
+ * detail goes to the log; the client learns only which system failed.
+ */
+export class ConnectorError extends Error {
+  override name = 'ConnectorError';
+  constructor(
+    readonly system: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+const PASSED_THROUGH = new Set<string>([
+  ErrorCode.BadUserInput,
+  ErrorCode.Unauthenticated,
+  ErrorCode.Forbidden,
+  ErrorCode.SystemUnavailable,
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+  'OPERATION_RESOLUTION_FAILURE',
+  'BAD_REQUEST',
+]);
+
+/**
+ * Apollo Server's `formatError` for a subgraph: errors a client can act on pass through; a
+ * system's failure becomes SYSTEM_UNAVAILABLE naming the system; anything else is logged in full
+ * and reaches the client only as an internal error with the correlation id to quote.
+ */
+export function subgraphErrorFormatter(logger: Logger) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const original = unwrapResolverError(error);
+    const code = formatted.extensions?.code;
+    if (original instanceof ConnectorError) {
+      logger.warn({ err: original, path: formatted.path }, `${original.system} call failed`);
+      return {
+        message: `The ${original.system} system did not answer`,
+        ...(formatted.path ? { path: formatted.path } : {}),
+        extensions: { code: ErrorCode.SystemUnavailable, system: original.system },
+      };
+    }
+    if (typeof code === 'string' && PASSED_THROUGH.has(code)) {
+      const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
+      return { ...formatted, extensions };
+    }
+    logger.error({ err: original, path: formatted.path }, 'unexpected error');
+    const correlationId = currentScope()?.correlationId;
+    return {
+      message: `Internal error${correlationId ? ` (correlation id ${correlationId})` : ''}`,
+      ...(formatted.path ? { path: formatted.path } : {}),
+      extensions: { code: ErrorCode.InternalServerError },
+    };
+  };
+}

@@ -1,0 +1,191 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+import { CORRELATION_HEADER, correlationIdFrom, runInScope, type RequestScope } from './request-context.ts';
+
+/** What a service needs to serve GraphQL and its operational endpoints over HTTP. */
+export interface ServiceOptions<TContext extends BaseContext> {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly apollo: ApolloServer<TContext>;
+  /** Builds the per-request context; runs inside the request's scope. */
+  readonly context: (req: IncomingMessage, scope: RequestScope) => Promise<TContext>;
+  /** True when the service can serve (its system reachable, its schema loaded). */
+  readonly ready: () => boolean | Promise<boolean>;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly maxBodyBytes?: number;
+}
+
+/** A service listening on a port. */
+export interface RunningService {
+  readonly name: string;
+  readonly url: string;
+  readonly port: number;
+  readonly httpServer: http.Server;
+  /** Stops accepting requests, lets those in flight finish, then closes. */
+  stop(): Promise<void>;
+}
+
+const GRAPHQL_PATH = '/graphql';
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Starts an HTTP server with POST/GET /graphql, GET /health (alive), GET /ready (can serve) and
+ * GET /metrics (Prometheus). Every request runs in a scope carrying its correlation id (the
+ * client's `x-correlation-id` or a new one), which is returned in the response header.
+ */
+export async function startService<TContext extends BaseContext>(options: ServiceOptions<TContext>): Promise<RunningService> {
+  const { apollo, logger, metrics } = options;
+  const maxBodyBytes = options.maxBodyBytes ?? 1_000_000;
+
+  const httpServer = http.createServer((req, res) => {
+    const scope: RequestScope = { correlationId: correlationIdFrom(req.headers[CORRELATION_HEADER]) };
+    res.setHeader(CORRELATION_HEADER, scope.correlationId);
+    const started = performance.now();
+    const route = routeOf(req);
+    res.once('finish', () => {
+      metrics.httpRequests.observe({ route, status: String(res.statusCode) }, (performance.now() - started) / 1000);
+    });
+    runInScope(scope, () => {
+      handle(req, res, route, scope).catch((error: unknown) => {
+        if (error instanceof HttpError) {
+          sendJson(res, error.status, { errors: [{ message: error.message, extensions: { code: error.code } }] });
+          return;
+        }
+        logger.error({ err: error, route }, 'request failed');
+        if (!res.headersSent) sendJson(res, 500, { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+        else res.destroy();
+      });
+    });
+  });
+  httpServer.keepAliveTimeout = 65_000;
+
+  async function handle(req: IncomingMessage, res: ServerResponse, route: string, scope: RequestScope): Promise<void> {
+    switch (route) {
+      case 'health':
+        return sendJson(res, 200, { status: 'ok', service: options.name });
+      case 'ready': {
+        const ready = await Promise.resolve(options.ready()).catch(() => false);
+        return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', service: options.name });
+      }
+      case 'metrics': {
+        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        res.end(await metrics.registry.metrics());
+        return;
+      }
+      case 'graphql':
+        return serveGraphQL(req, res, scope);
+      default:
+        throw new HttpError(404, `No route for ${req.method} ${pathOf(req)}`, 'NOT_FOUND');
+    }
+  }
+
+  async function serveGraphQL(req: IncomingMessage, res: ServerResponse, scope: RequestScope): Promise<void> {
+    const headers = new HeaderMap();
+    for (const [key, value] of Object.entries(req.headers)) {
+      if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
+    }
+    const body = req.method === 'POST' ? await readJsonBody(req, maxBodyBytes) : undefined;
+    const url = req.url ?? '/';
+    const queryAt = url.indexOf('?');
+    const response = await apollo.executeHTTPGraphQLRequest({
+      httpGraphQLRequest: {
+        method: (req.method ?? 'GET').toUpperCase(),
+        headers,
+        search: queryAt === -1 ? '' : url.slice(queryAt),
+        body,
+      },
+      context: () => options.context(req, scope),
+    });
+    for (const [key, value] of response.headers) res.setHeader(key, value);
+    res.statusCode = response.status ?? 200;
+    if (response.body.kind === 'complete') {
+      res.end(response.body.string);
+      return;
+    }
+    for await (const chunk of response.body.asyncIterator) res.write(chunk);
+    res.end();
+  }
+
+  apollo.addPlugin(ApolloServerPluginDrainHttpServer({ httpServer }));
+  await apollo.start();
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(options.port, options.host, () => {
+      httpServer.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = httpServer.address() as AddressInfo;
+  const shownHost = options.host === '0.0.0.0' || options.host === '::' ? 'localhost' : options.host;
+  const url = `http://${shownHost}:${port}${GRAPHQL_PATH}`;
+  logger.info({ url }, `${options.name} listening`);
+
+  let stopping: Promise<void> | undefined;
+  return {
+    name: options.name,
+    url,
+    port,
+    httpServer,
+    stop() {
+      stopping ??= apollo.stop().then(() => logger.info(`${options.name} stopped`));
+      return stopping;
+    },
+  };
+}
+
+function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const queryAt = url.indexOf('?');
+  return queryAt === -1 ? url : url.slice(0, queryAt);
+}
+
+function routeOf(req: IncomingMessage): string {
+  const path = pathOf(req);
+  const method = req.method ?? 'GET';
+  if (path === GRAPHQL_PATH) return 'graphql';
+  if (method !== 'GET' && method !== 'HEAD') return 'unknown';
+  if (path === '/health') return 'health';
+  if (path === '/ready') return 'ready';
+  if (path === '/metrics') return 'metrics';
+  return 'unknown';
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  const type = req.headers['content-type'] ?? '';
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new HttpError(413, `Request body larger than ${limit} bytes`, 'PAYLOAD_TOO_LARGE');
+    chunks.push(chunk);
+  }
+  // Apollo rejects a POST without a JSON body itself, with the message clients expect.
+  if (!/^application\/(.+\+)?json/i.test(type)) return undefined;
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'Request body is not valid JSON', 'BAD_REQUEST');
+  }
+}

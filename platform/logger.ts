@@ -1,0 +1,26 @@
+import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+import { currentScope } from './request-context.ts';
+
+export type { Logger };
+
+/**
+ * The service's root logger: JSON lines, each stamped with the service name and, inside a
+ * request, its correlation id. Credentials never reach the log.
+ */
+export function createLogger(service: string, level: LevelWithSilent = 'info', destination?: DestinationStream): Logger {
+  const options: pino.LoggerOptions = {
+    level,
+    base: { service },
+    messageKey: 'msg',
+    timestamp: pino.stdTimeFunctions.isoTime,
+    mixin() {
+      const scope = currentScope();
+      return scope ? { correlationId: scope.correlationId } : {};
+    },
+    redact: {
+      paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'authorization', '*.accessToken', '*.password'],
+      censor: '[redacted]',
+    },
+  };
+  return destination ? pino(options, destination) : pino(options);
+}

@@ -1,0 +1,43 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** One service's Prometheus registry and the metrics every service shares. */
+export interface Metrics {
+  readonly registry: Registry;
+  /** One increment per call to the system behind a connector. */
+  readonly connectorCalls: Counter<'system' | 'operation' | 'outcome'>;
+  readonly connectorDuration: Histogram<'system' | 'operation'>;
+  readonly httpRequests: Histogram<'route' | 'status'>;
+}
+
+/**
+ * A registry per service instance (not prom-client's global one), so several services can run
+ * in one process, as the tests do.
+ */
+export function createMetrics(service: string, options: { processMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'concord_' });
+  return {
+    registry,
+    connectorCalls: new Counter({
+      name: 'concord_connector_calls_total',
+      help: 'Calls made to the system behind a connector, by system and operation.',
+      labelNames: ['system', 'operation', 'outcome'],
+      registers: [registry],
+    }),
+    connectorDuration: new Histogram({
+      name: 'concord_connector_call_duration_seconds',
+      help: 'Duration of calls to the system behind a connector.',
+      labelNames: ['system', 'operation'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    httpRequests: new Histogram({
+      name: 'concord_http_request_duration_seconds',
+      help: 'Duration of HTTP requests served, by route and status.',
+      labelNames: ['route', 'status'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+  };
+}

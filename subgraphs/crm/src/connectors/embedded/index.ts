@@ -1,0 +1,177 @@
+import type { ConnectorTelemetry } from '../../../../../platform/connector-telemetry.ts';
+import { createInQuery } from '../../../../../platform/sql.ts';
+import type { Database } from '../../../../../platform/sqlite.ts';
+import type {
+  ContactRecord,
+  ContractRecord,
+  ContractStatus,
+  CrmConnector,
+  CustomerRecord,
+  CustomerSegment,
+  SupportTier,
+} from '../types.ts';
+import { migrateCrm } from './tables.ts';
+
+interface AccountRow {
+  Id: string;
+  Name: string;
+  AccountNumber: string;
+  Industry: string | null;
+  Segment__c: string | null;
+  OwnerName: string | null;
+  BillingStreet: string | null;
+  BillingCity: string | null;
+  BillingState: string | null;
+  BillingPostalCode: string | null;
+  BillingCountry: string | null;
+  Phone: string | null;
+  Website: string | null;
+}
+
+interface ContactRow {
+  Id: string;
+  AccountNumber: string | null;
+  FirstName: string | null;
+  LastName: string;
+  Email: string | null;
+  Phone: string | null;
+  Title: string | null;
+}
+
+interface ContractRow {
+  ContractNumber: string;
+  AccountNumber: string;
+  Status: string;
+  StartDate: string | null;
+  EndDate: string | null;
+  ContractTerm: number | null;
+  SupportTier__c: string;
+  SpecialTerms: string | null;
+}
+
+const SEGMENTS: Record<string, CustomerSegment> = {
+  Enterprise: 'ENTERPRISE',
+  'Mid-Market': 'MID_MARKET',
+  'Small Business': 'SMALL_BUSINESS',
+};
+const CONTRACT_STATUSES: Record<string, ContractStatus> = { Draft: 'DRAFT', Activated: 'ACTIVATED', Expired: 'EXPIRED' };
+const TIERS: Record<string, SupportTier> = { Basic: 'BASIC', Standard: 'STANDARD', Premium: 'PREMIUM' };
+
+const ACCOUNT_COLUMNS = `a.Id, a.Name, a.AccountNumber, a.Industry, a.Segment__c, u.Name AS OwnerName, a.BillingStreet,
+  a.BillingCity, a.BillingState, a.BillingPostalCode, a.BillingCountry, a.Phone, a.Website`;
+const CONTACT_COLUMNS = `c.Id, a.AccountNumber, c.FirstName, c.LastName, c.Email, c.Phone, c.Title`;
+const CONTRACT_COLUMNS = `k.ContractNumber, a.AccountNumber, k.Status, k.StartDate, k.EndDate, k.ContractTerm,
+  k.SupportTier__c, k.SpecialTerms`;
+
+/**
+ * The CRM adapter over the embedded SQLite CRM (Salesforce-shaped tables). One SQL statement is
+ * one call to the system, counted by the telemetry.
+ */
+export function createEmbeddedCrmConnector(db: Database, telemetry: ConnectorTelemetry): CrmConnector {
+  migrateCrm(db);
+
+  const inQuery = createInQuery(db);
+  const selectIn = <Row>(operation: string, sql: (list: string) => string, keys: readonly string[]): Promise<Row[]> =>
+    telemetry.call(operation, { keys: keys.length }, () => inQuery<Row>(sql, keys));
+
+  return {
+    async customersByIds(ids) {
+      const rows = await selectIn<AccountRow>(
+        'customersByIds',
+        (list) => `SELECT ${ACCOUNT_COLUMNS} FROM Account a LEFT JOIN "User" u ON u.Id = a.OwnerId WHERE a.AccountNumber IN (${list})`,
+        ids,
+      );
+      return rows.map(toCustomer);
+    },
+    async contactsByIds(ids) {
+      const rows = await selectIn<ContactRow>(
+        'contactsByIds',
+        (list) => `SELECT ${CONTACT_COLUMNS} FROM Contact c LEFT JOIN Account a ON a.Id = c.AccountId WHERE c.Id IN (${list})`,
+        ids,
+      );
+      return rows.map(toContact);
+    },
+    async contactsByCustomerIds(customerIds) {
+      const rows = await selectIn<ContactRow>(
+        'contactsByCustomerIds',
+        (list) =>
+          `SELECT ${CONTACT_COLUMNS} FROM Contact c JOIN Account a ON a.Id = c.AccountId
+           WHERE a.AccountNumber IN (${list}) ORDER BY c.LastName, c.FirstName, c.Id`,
+        customerIds,
+      );
+      return rows.map(toContact);
+    },
+    async contractsByIds(ids) {
+      const rows = await selectIn<ContractRow>(
+        'contractsByIds',
+        (list) => `SELECT ${CONTRACT_COLUMNS} FROM Contract k JOIN Account a ON a.Id = k.AccountId WHERE k.ContractNumber IN (${list})`,
+        ids,
+      );
+      return rows.map(toContract);
+    },
+    async contractsByCustomerIds(customerIds) {
+      const rows = await selectIn<ContractRow>(
+        'contractsByCustomerIds',
+        (list) =>
+          `SELECT ${CONTRACT_COLUMNS} FROM Contract k JOIN Account a ON a.Id = k.AccountId
+           WHERE a.AccountNumber IN (${list}) ORDER BY k.StartDate DESC, k.ContractNumber`,
+        customerIds,
+      );
+      return rows.map(toContract);
+    },
+    async ping() {
+      await telemetry.call('ping', {}, () => db.prepare('SELECT 1').get());
+    },
+    async close() {
+      db.close();
+    },
+  };
+}
+
+function toCustomer(row: AccountRow): CustomerRecord {
+  const hasAddress = row.BillingStreet ?? row.BillingCity ?? row.BillingCountry;
+  return {
+    id: row.AccountNumber,
+    crmId: row.Id,
+    name: row.Name,
+    segment: row.Segment__c ? (SEGMENTS[row.Segment__c] ?? null) : null,
+    industry: row.Industry,
+    accountOwner: row.OwnerName,
+    phone: row.Phone,
+    website: row.Website,
+    billingAddress: hasAddress
+      ? {
+          street: row.BillingStreet,
+          city: row.BillingCity,
+          state: row.BillingState,
+          postalCode: row.BillingPostalCode,
+          country: row.BillingCountry,
+        }
+      : null,
+  };
+}
+
+function toContact(row: ContactRow): ContactRecord {
+  return {
+    id: row.Id,
+    customerId: row.AccountNumber,
+    firstName: row.FirstName,
+    lastName: row.LastName,
+    email: row.Email,
+    phone: row.Phone,
+    title: row.Title,
+  };
+}
+
+function toContract(row: ContractRow): ContractRecord {
+  return {
+    id: row.ContractNumber,
+    customerId: row.AccountNumber,
+    status: CONTRACT_STATUSES[row.Status] ?? 'DRAFT',
+    startDate: row.StartDate,
+    endDate: row.EndDate,
+    termMonths: row.ContractTerm,
+    supportTier: TIERS[row.SupportTier__c] ?? 'BASIC',
+    specialTerms: row.SpecialTerms,
+  };
+}

@@ -1,0 +1,74 @@
+import type { Database } from 'better-sqlite3';
+
+/**
+ * The embedded CRM: tables shaped like the Salesforce objects the CRM adapter reads (field names
+ * as in the REST API, 18-character Ids, custom fields with the __c suffix).
+ */
+export const CRM_TABLES = /* SQL */ `
+CREATE TABLE IF NOT EXISTS "User" (
+  Id TEXT PRIMARY KEY,
+  Name TEXT NOT NULL,
+  Email TEXT,
+  IsActive INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS Account (
+  Id TEXT PRIMARY KEY,
+  Name TEXT NOT NULL,
+  AccountNumber TEXT UNIQUE,
+  Type TEXT,
+  Industry TEXT,
+  Segment__c TEXT,
+  OwnerId TEXT REFERENCES "User"(Id),
+  BillingStreet TEXT,
+  BillingCity TEXT,
+  BillingState TEXT,
+  BillingPostalCode TEXT,
+  BillingCountry TEXT,
+  Phone TEXT,
+  Website TEXT,
+  AnnualRevenue REAL,
+  LastModifiedDate TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS Contact (
+  Id TEXT PRIMARY KEY,
+  AccountId TEXT REFERENCES Account(Id),
+  FirstName TEXT,
+  LastName TEXT NOT NULL,
+  Email TEXT,
+  Phone TEXT,
+  Title TEXT,
+  LastModifiedDate TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS Contact_AccountId ON Contact(AccountId);
+CREATE TABLE IF NOT EXISTS Contract (
+  Id TEXT PRIMARY KEY,
+  AccountId TEXT NOT NULL REFERENCES Account(Id),
+  ContractNumber TEXT NOT NULL UNIQUE,
+  Status TEXT NOT NULL,
+  StartDate TEXT,
+  EndDate TEXT,
+  ContractTerm INTEGER,
+  SpecialTerms TEXT,
+  SupportTier__c TEXT NOT NULL,
+  LastModifiedDate TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS Contract_AccountId ON Contract(AccountId);
+CREATE TABLE IF NOT EXISTS Task (
+  Id TEXT PRIMARY KEY,
+  WhatId TEXT,
+  AccountId TEXT REFERENCES Account(Id),
+  Subject TEXT NOT NULL,
+  ActivityDate TEXT,
+  Status TEXT NOT NULL,
+  Priority TEXT NOT NULL,
+  Description TEXT,
+  TaskSubtype TEXT,
+  CreatedDate TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS Task_AccountId ON Task(AccountId);
+`;
+
+/** Creates the tables when missing; safe to run on every start. */
+export function migrateCrm(db: Database): void {
+  db.exec(CRM_TABLES);
+}

@@ -1,0 +1,157 @@
+import type { Database } from 'better-sqlite3';
+
+/**
+ * The embedded ERP: tables shaped like Business Central API v2.0 entities (camelCase fields,
+ * GUID ids beside document numbers). Carrier and tracking, serial numbers with warranty, and
+ * return orders are not in BC's standard API; as in real deployments they come from a custom
+ * API page of the same OData shape, and the columns marked "extension" stand for it.
+ */
+export const ERP_TABLES = /* SQL */ `
+CREATE TABLE IF NOT EXISTS paymentTerms (
+  id TEXT PRIMARY KEY,
+  code TEXT NOT NULL UNIQUE,
+  displayName TEXT NOT NULL,
+  dueDateCalculation TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS customers (
+  id TEXT PRIMARY KEY,
+  number TEXT NOT NULL UNIQUE,
+  displayName TEXT NOT NULL,
+  email TEXT,
+  phoneNumber TEXT,
+  addressLine1 TEXT,
+  city TEXT,
+  state TEXT,
+  country TEXT,
+  postalCode TEXT,
+  currencyCode TEXT NOT NULL,
+  paymentTermsId TEXT REFERENCES paymentTerms(id),
+  taxRegistrationNumber TEXT,
+  creditLimit REAL NOT NULL DEFAULT 0,
+  blocked TEXT NOT NULL DEFAULT ' ',
+  balanceDue REAL NOT NULL DEFAULT 0,
+  lastModifiedDateTime TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+  id TEXT PRIMARY KEY,
+  number TEXT NOT NULL UNIQUE,
+  displayName TEXT NOT NULL,
+  description TEXT,
+  type TEXT NOT NULL DEFAULT 'Inventory',
+  itemCategoryCode TEXT,
+  unitPrice REAL NOT NULL,
+  baseUnitOfMeasureCode TEXT NOT NULL DEFAULT 'PCS',
+  itemTrackingCode TEXT,           -- extension: 'SN' for serialized items
+  warrantyMonths INTEGER           -- extension
+);
+CREATE TABLE IF NOT EXISTS salesOrders (
+  id TEXT PRIMARY KEY,
+  number TEXT NOT NULL UNIQUE,
+  externalDocumentNumber TEXT,
+  orderDate TEXT NOT NULL,
+  customerId TEXT NOT NULL REFERENCES customers(id),
+  customerNumber TEXT NOT NULL,
+  customerName TEXT NOT NULL,
+  currencyCode TEXT NOT NULL,
+  requestedDeliveryDate TEXT,
+  totalAmountExcludingTax REAL NOT NULL,
+  totalTaxAmount REAL NOT NULL,
+  totalAmountIncludingTax REAL NOT NULL,
+  fullyShipped INTEGER NOT NULL DEFAULT 0,
+  status TEXT NOT NULL,            -- Draft | In Review | Open
+  lastModifiedDateTime TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS salesOrders_customerNumber ON salesOrders(customerNumber, orderDate);
+CREATE TABLE IF NOT EXISTS salesOrderLines (
+  id TEXT PRIMARY KEY,
+  documentId TEXT NOT NULL REFERENCES salesOrders(id),
+  sequence INTEGER NOT NULL,
+  lineType TEXT NOT NULL DEFAULT 'Item',
+  lineObjectNumber TEXT,
+  description TEXT,
+  quantity REAL NOT NULL,
+  unitPrice REAL NOT NULL,
+  amountExcludingTax REAL NOT NULL,
+  shippedQuantity REAL NOT NULL DEFAULT 0,
+  shipmentDate TEXT
+);
+CREATE INDEX IF NOT EXISTS salesOrderLines_documentId ON salesOrderLines(documentId, sequence);
+CREATE TABLE IF NOT EXISTS salesShipments (
+  id TEXT PRIMARY KEY,
+  number TEXT NOT NULL UNIQUE,
+  orderNumber TEXT NOT NULL,
+  customerNumber TEXT NOT NULL,
+  postingDate TEXT NOT NULL,
+  shipmentMethodCode TEXT,
+  shippingAgentCode TEXT,          -- extension: carrier
+  packageTrackingNumber TEXT,      -- extension
+  deliveredDate TEXT               -- extension
+);
+CREATE INDEX IF NOT EXISTS salesShipments_orderNumber ON salesShipments(orderNumber);
+CREATE TABLE IF NOT EXISTS salesShipmentLines (
+  id TEXT PRIMARY KEY,
+  documentId TEXT NOT NULL REFERENCES salesShipments(id),
+  documentNo TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  lineObjectNumber TEXT NOT NULL,
+  description TEXT,
+  quantity REAL NOT NULL,
+  shipmentDate TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS salesShipmentLines_documentNo ON salesShipmentLines(documentNo, sequence);
+CREATE TABLE IF NOT EXISTS serialNumbers (    -- extension
+  serialNumber TEXT PRIMARY KEY,
+  itemNumber TEXT NOT NULL,
+  customerNumber TEXT NOT NULL,
+  orderNumber TEXT NOT NULL,
+  shipmentNumber TEXT NOT NULL,
+  warrantyStartDate TEXT NOT NULL,
+  warrantyEndDate TEXT NOT NULL,
+  warrantyCode TEXT NOT NULL       -- STD | EXT | PARTS
+);
+CREATE INDEX IF NOT EXISTS serialNumbers_shipmentNumber ON serialNumbers(shipmentNumber);
+CREATE INDEX IF NOT EXISTS serialNumbers_customerNumber ON serialNumbers(customerNumber);
+CREATE TABLE IF NOT EXISTS salesInvoices (
+  id TEXT PRIMARY KEY,
+  number TEXT NOT NULL UNIQUE,
+  invoiceDate TEXT NOT NULL,
+  postingDate TEXT NOT NULL,
+  dueDate TEXT NOT NULL,
+  customerId TEXT NOT NULL REFERENCES customers(id),
+  customerNumber TEXT NOT NULL,
+  orderId TEXT,
+  orderNumber TEXT,
+  currencyCode TEXT NOT NULL,
+  totalAmountIncludingTax REAL NOT NULL,
+  remainingAmount REAL NOT NULL,
+  status TEXT NOT NULL,            -- Draft | In Review | Open | Paid | Canceled | Corrective
+  closedDate TEXT                  -- extension: date the invoice was fully paid
+);
+CREATE INDEX IF NOT EXISTS salesInvoices_customerNumber ON salesInvoices(customerNumber, invoiceDate);
+CREATE INDEX IF NOT EXISTS salesInvoices_orderNumber ON salesInvoices(orderNumber);
+CREATE TABLE IF NOT EXISTS salesReturnOrders (  -- extension
+  id TEXT PRIMARY KEY,
+  number TEXT NOT NULL UNIQUE,
+  customerNumber TEXT NOT NULL,
+  externalDocumentNumber TEXT NOT NULL UNIQUE,
+  returnReasonCode TEXT,
+  status TEXT NOT NULL,
+  createdDateTime TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS salesReturnOrderLines (  -- extension
+  id TEXT PRIMARY KEY,
+  documentId TEXT NOT NULL REFERENCES salesReturnOrders(id),
+  sequence INTEGER NOT NULL,
+  lineObjectNumber TEXT NOT NULL,
+  quantity REAL NOT NULL,
+  serialNumber TEXT,
+  appliesToInvoiceNumber TEXT,
+  orderNumber TEXT
+);
+CREATE INDEX IF NOT EXISTS salesReturnOrderLines_documentId ON salesReturnOrderLines(documentId);
+`;
+
+/** Creates the tables when missing; safe to run on every start. */
+export function migrateErp(db: Database): void {
+  db.exec(ERP_TABLES);
+}

@@ -1,0 +1,136 @@
+/**
+ * The ERP port: what the ERP subgraph asks of the ERP, in canonical terms. Adapters (embedded
+ * SQLite, Business Central OData) map their system's records and ids to these shapes. Batch
+ * methods take many keys and return the records found, in any order. Money amounts are decimal
+ * strings with two decimals, never floats.
+ */
+export interface ErpConnector {
+  customersByIds(ids: readonly string[]): Promise<ErpCustomerRecord[]>;
+  productsBySkus(skus: readonly string[]): Promise<ProductRecord[]>;
+  ordersByNumbers(numbers: readonly string[]): Promise<OrderRecord[]>;
+  /** The `limit` most recent orders of each customer. */
+  ordersByCustomerIds(customerIds: readonly string[], limit: number): Promise<OrderRecord[]>;
+  orderLinesByOrderNumbers(numbers: readonly string[]): Promise<OrderLineRecord[]>;
+  shipmentsByIds(ids: readonly string[]): Promise<ShipmentRecord[]>;
+  shipmentsByOrderNumbers(numbers: readonly string[]): Promise<ShipmentRecord[]>;
+  shipmentLinesByShipmentIds(ids: readonly string[]): Promise<ShipmentLineRecord[]>;
+  assetsBySerialNumbers(serialNumbers: readonly string[]): Promise<AssetRecord[]>;
+  assetsByShipmentIds(ids: readonly string[]): Promise<AssetRecord[]>;
+  invoicesByNumbers(numbers: readonly string[]): Promise<InvoiceRecord[]>;
+  invoicesByOrderNumbers(numbers: readonly string[]): Promise<InvoiceRecord[]>;
+  /** The `limit` most recent invoices of each customer, optionally of one ERP status. */
+  invoicesByCustomerIds(customerIds: readonly string[], query: InvoiceListQuery): Promise<InvoiceRecord[]>;
+  /** Resolves when the ERP answers; rejects otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type OrderStatus = 'DRAFT' | 'IN_REVIEW' | 'OPEN' | 'PARTIALLY_SHIPPED' | 'SHIPPED';
+/** The ERP's own invoice states; OVERDUE is derived from OPEN and the due date. */
+export type ErpInvoiceStatus = 'DRAFT' | 'OPEN' | 'PAID' | 'CANCELED';
+export type WarrantyCoverage = 'STANDARD' | 'EXTENDED' | 'PARTS_ONLY';
+
+export interface InvoiceListQuery {
+  limit: number;
+  status?: ErpInvoiceStatus | undefined;
+  /** With status OPEN: only those whose due date is before this date (overdue), or on/after it. */
+  dueBefore?: string | undefined;
+  dueOnOrAfter?: string | undefined;
+}
+
+export interface ErpCustomerRecord {
+  /** Customer number: the canonical key. */
+  id: string;
+  erpId: string;
+  name: string;
+  currency: string;
+  paymentTerms: string | null;
+  taxRegistrationNumber: string | null;
+  creditLimit: string;
+  creditHold: boolean;
+  /** Remaining amount over the customer's open invoices. */
+  balanceDue: string;
+}
+
+export interface ProductRecord {
+  sku: string;
+  name: string;
+  description: string | null;
+  category: string | null;
+  unitPrice: string;
+  /** The company's local currency, in which item prices are kept. */
+  currency: string;
+  serialized: boolean;
+  warrantyMonths: number | null;
+}
+
+export interface OrderRecord {
+  number: string;
+  erpId: string;
+  orderDate: string;
+  status: OrderStatus;
+  customerId: string;
+  customerPurchaseOrder: string | null;
+  requestedDeliveryDate: string | null;
+  currency: string;
+  totalIncludingTax: string;
+}
+
+export interface OrderLineRecord {
+  orderNumber: string;
+  sequence: number;
+  sku: string | null;
+  description: string | null;
+  quantity: number;
+  unitPrice: string;
+  amount: string;
+  currency: string;
+  shipmentDate: string | null;
+}
+
+export interface ShipmentRecord {
+  /** Shipment number. */
+  id: string;
+  orderNumber: string;
+  customerId: string;
+  carrier: string | null;
+  trackingNumber: string | null;
+  shippedDate: string;
+  deliveredDate: string | null;
+}
+
+export interface ShipmentLineRecord {
+  shipmentId: string;
+  sequence: number;
+  sku: string;
+  quantity: number;
+}
+
+export interface AssetRecord {
+  serialNumber: string;
+  sku: string;
+  customerId: string;
+  orderNumber: string;
+  shipmentId: string;
+  warrantyStartDate: string;
+  warrantyEndDate: string;
+  warrantyCoverage: WarrantyCoverage;
+}
+
+export interface InvoiceRecord {
+  number: string;
+  invoiceDate: string;
+  dueDate: string;
+  customerId: string;
+  orderNumber: string | null;
+  currency: string;
+  amount: string;
+  balance: string;
+  status: ErpInvoiceStatus;
+  paidDate: string | null;
+}
+
+/** A customer as other entities point to it: ERP fields load the record only when asked. */
+export interface CustomerRef {
+  id: string;
+}

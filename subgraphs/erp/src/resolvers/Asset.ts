@@ -1,0 +1,20 @@
+import { daysBetween } from '../../../../platform/time.ts';
+import type { AssetResolvers, WarrantyResolvers } from '../__generated__/resolvers-types.ts';
+
+export const Asset: AssetResolvers = {
+  __resolveReference: ({ serialNumber }, { loaders }) => loaders.asset.load(serialNumber),
+  product: (asset, _args, { loaders }) => loaders.product.load(asset.sku),
+  customer: (asset) => ({ id: asset.customerId }),
+  order: (asset, _args, { loaders }) => loaders.order.load(asset.orderNumber),
+  shipment: (asset, _args, { loaders }) => loaders.shipment.load(asset.shipmentId),
+  warranty: (asset) => asset,
+};
+
+/** A warranty is read off the asset's record; its status depends on today's date. */
+export const Warranty: WarrantyResolvers = {
+  status: (asset, _args, { today }) => (asset.warrantyEndDate >= today ? 'ACTIVE' : 'EXPIRED'),
+  startDate: (asset) => asset.warrantyStartDate,
+  endDate: (asset) => asset.warrantyEndDate,
+  coverage: (asset) => asset.warrantyCoverage,
+  daysRemaining: (asset, _args, { today }) => Math.max(0, daysBetween(today, asset.warrantyEndDate)),
+};

@@ -1,0 +1,24 @@
+import type { Resolvers } from '../__generated__/resolvers-types.ts';
+import { Asset, Warranty } from './Asset.ts';
+import { BillingProfile, Customer } from './Customer.ts';
+import { Decimal } from './Decimal.ts';
+import { Invoice } from './Invoice.ts';
+import { Order, OrderLine } from './Order.ts';
+import { Product } from './Product.ts';
+import { Query } from './Query.ts';
+import { Shipment, ShipmentLine } from './Shipment.ts';
+
+export const resolvers: Resolvers = {
+  Query,
+  Customer,
+  BillingProfile,
+  Product,
+  Order,
+  OrderLine,
+  Shipment,
+  ShipmentLine,
+  Asset,
+  Warranty,
+  Invoice,
+  Decimal,
+};

@@ -1,0 +1,299 @@
+import type { Statement } from 'better-sqlite3';
+import type { ConnectorTelemetry } from '../../../../../platform/connector-telemetry.ts';
+import { createInQuery, placeholders, type SqlValue } from '../../../../../platform/sql.ts';
+import type { Database } from '../../../../../platform/sqlite.ts';
+import type {
+  AgentRecord,
+  CaseFilterInput,
+  CasePriority,
+  CaseRecord,
+  CaseStatus,
+  CaseType,
+  CommentRecord,
+  SlaPolicyRecord,
+  SlaTargetRecord,
+  SupportConnector,
+  SupportTier,
+} from '../types.ts';
+import { EMBEDDED_FIELD_IDS, migrateSupport } from './tables.ts';
+
+interface TicketRow {
+  id: number;
+  subject: string;
+  description: string | null;
+  status: string;
+  priority: string;
+  type: string | null;
+  tags: string;
+  created_at: string;
+  updated_at: string;
+  due_at: string | null;
+  assignee_id: number | null;
+  requester_external_id: string | null;
+  organization_external_id: string | null;
+  order_number: string | null;
+  serial_number: string | null;
+}
+interface CommentRow {
+  id: number;
+  ticket_id: number;
+  body: string;
+  public: number;
+  author_name: string | null;
+  created_at: string;
+}
+interface PolicyRow {
+  title: string;
+  filter_tag: string;
+  policy_metrics: string;
+}
+interface PolicyMetric {
+  priority: string;
+  metric: string;
+  target: number;
+  business_hours: boolean;
+}
+
+const STATUS_FROM_DESK: Record<string, CaseStatus> = {
+  new: 'NEW',
+  open: 'OPEN',
+  pending: 'PENDING',
+  hold: 'ON_HOLD',
+  solved: 'SOLVED',
+  closed: 'CLOSED',
+};
+const STATUS_TO_DESK: Record<CaseStatus, string> = {
+  NEW: 'new',
+  OPEN: 'open',
+  PENDING: 'pending',
+  ON_HOLD: 'hold',
+  SOLVED: 'solved',
+  CLOSED: 'closed',
+};
+const OPEN_DESK_STATUSES = ['new', 'open', 'pending', 'hold'];
+const TIER_TAG: Record<SupportTier, string> = { BASIC: 'tier_basic', STANDARD: 'tier_standard', PREMIUM: 'tier_premium' };
+
+// Field ids are numbers from our own constant, so they are inlined rather than bound: the join
+// sits before the IN list, and bound parameters are positional.
+const TICKET_FROM = `FROM tickets t
+  LEFT JOIN organizations o ON o.id = t.organization_id
+  LEFT JOIN users r ON r.id = t.requester_id
+  LEFT JOIN ticket_custom_fields fo ON fo.ticket_id = t.id AND fo.field_id = ${Number(EMBEDDED_FIELD_IDS.orderNumber)}
+  LEFT JOIN ticket_custom_fields fs ON fs.ticket_id = t.id AND fs.field_id = ${Number(EMBEDDED_FIELD_IDS.serialNumber)}`;
+const TICKET_COLUMNS = `t.id, t.subject, t.description, t.status, t.priority, t.type, t.tags, t.created_at, t.updated_at,
+  t.due_at, t.assignee_id, r.external_id AS requester_external_id, o.external_id AS organization_external_id,
+  fo.value AS order_number, fs.value AS serial_number`;
+
+/**
+ * The support desk adapter over the embedded SQLite desk (Zendesk-shaped tables). Like
+ * Zendesk's sideloading (`include=users,organizations`), one statement returns tickets with the
+ * organization and requester they refer to. One SQL statement is one call.
+ */
+export function createEmbeddedSupportConnector(db: Database, telemetry: ConnectorTelemetry): SupportConnector {
+  migrateSupport(db);
+  const inQuery = createInQuery(db);
+  const selectIn = <Row>(operation: string, sql: (list: string) => string, keys: readonly SqlValue[], extra: readonly SqlValue[] = []) =>
+    telemetry.call(operation, { keys: keys.length }, () => inQuery<Row>(sql, keys, extra));
+  const statements = new Map<string, Statement<SqlValue[], unknown>>();
+  const prepared = (sql: string) => {
+    let statement = statements.get(sql);
+    if (!statement) {
+      statement = db.prepare<SqlValue[], unknown>(sql);
+      statements.set(sql, statement);
+    }
+    return statement;
+  };
+
+  return {
+    async casesByIds(ids) {
+      const ticketIds = ids.map(Number).filter(Number.isSafeInteger);
+      if (ticketIds.length === 0) return [];
+      const rows = await selectIn<TicketRow>('casesByIds', (list) => `SELECT ${TICKET_COLUMNS} ${TICKET_FROM} WHERE t.id IN (${list})`, ticketIds);
+      return rows.map(toCase);
+    },
+    async searchCases({ filter, limit, afterId }) {
+      const { where, params } = filterClause(filter);
+      if (afterId !== undefined) {
+        where.push('t.id < ?');
+        params.push(Number(afterId));
+      }
+      const sql = `SELECT ${TICKET_COLUMNS} ${TICKET_FROM} ${whereSql(where)} ORDER BY t.id DESC LIMIT ?`;
+      const rows = await telemetry.call('searchCases', { limit }, () => prepared(sql).all(...params, limit + 1) as TicketRow[]);
+      return { records: rows.slice(0, limit).map(toCase), hasNextPage: rows.length > limit };
+    },
+    async countCases(filter) {
+      const { where, params } = filterClause(filter);
+      const sql = `SELECT COUNT(*) AS n FROM tickets t LEFT JOIN organizations o ON o.id = t.organization_id ${whereSql(where)}`;
+      const row = await telemetry.call('countCases', {}, () => prepared(sql).get(...params) as { n: number });
+      return row.n;
+    },
+    async casesByCustomerIds(customerIds, { statuses, limit }) {
+      const deskStatuses = statuses?.map((status) => STATUS_TO_DESK[status]) ?? [];
+      const statusClause = deskStatuses.length ? ` AND t.status IN (${deskStatuses.map((s) => `'${s}'`).join(', ')})` : '';
+      const rows = await selectIn<TicketRow>(
+        'casesByCustomerIds',
+        (list) =>
+          `SELECT * FROM (
+             SELECT ${TICKET_COLUMNS}, ROW_NUMBER() OVER (PARTITION BY o.external_id ORDER BY t.id DESC) AS rank
+             ${TICKET_FROM} WHERE o.external_id IN (${list})${statusClause}
+           ) WHERE rank <= ? ORDER BY id DESC`,
+        customerIds,
+        [limit],
+      );
+      return rows.map(toCase);
+    },
+    async openCaseCounts(customerIds) {
+      const rows = await selectIn<{ external_id: string; n: number }>(
+        'openCaseCounts',
+        (list) =>
+          `SELECT o.external_id, COUNT(*) AS n FROM tickets t JOIN organizations o ON o.id = t.organization_id
+           WHERE o.external_id IN (${list}) AND t.status IN (${OPEN_DESK_STATUSES.map((s) => `'${s}'`).join(', ')})
+           GROUP BY o.external_id`,
+        customerIds,
+      );
+      return new Map(rows.map((row) => [row.external_id, row.n]));
+    },
+    async casesByContactIds(contactIds, limit) {
+      const rows = await selectIn<TicketRow>(
+        'casesByContactIds',
+        (list) =>
+          `SELECT * FROM (
+             SELECT ${TICKET_COLUMNS}, ROW_NUMBER() OVER (PARTITION BY r.external_id ORDER BY t.id DESC) AS rank
+             ${TICKET_FROM} WHERE r.external_id IN (${list})
+           ) WHERE rank <= ? ORDER BY id DESC`,
+        contactIds,
+        [limit],
+      );
+      return rows.map(toCase);
+    },
+    async casesByOrderNumbers(numbers) {
+      const rows = await selectIn<TicketRow>(
+        'casesByOrderNumbers',
+        (list) => `SELECT ${TICKET_COLUMNS} ${TICKET_FROM} WHERE fo.value IN (${list}) ORDER BY t.id DESC`,
+        numbers,
+      );
+      return rows.map(toCase);
+    },
+    async casesBySerialNumbers(serialNumbers) {
+      const rows = await selectIn<TicketRow>(
+        'casesBySerialNumbers',
+        (list) => `SELECT ${TICKET_COLUMNS} ${TICKET_FROM} WHERE fs.value IN (${list}) ORDER BY t.id DESC`,
+        serialNumbers,
+      );
+      return rows.map(toCase);
+    },
+    async commentsByCaseIds(caseIds) {
+      const ticketIds = caseIds.map(Number).filter(Number.isSafeInteger);
+      if (ticketIds.length === 0) return [];
+      const rows = await selectIn<CommentRow>(
+        'commentsByCaseIds',
+        (list) =>
+          `SELECT c.id, c.ticket_id, c.body, c.public, u.name AS author_name, c.created_at
+           FROM ticket_comments c LEFT JOIN users u ON u.id = c.author_id
+           WHERE c.ticket_id IN (${list}) ORDER BY c.ticket_id, c.created_at, c.id`,
+        ticketIds,
+      );
+      return rows.map(
+        (row): CommentRecord => ({
+          id: String(row.id),
+          caseId: String(row.ticket_id),
+          body: row.body,
+          public: row.public === 1,
+          authorName: row.author_name,
+          createdAt: row.created_at,
+        }),
+      );
+    },
+    async agentsByIds(ids) {
+      const userIds = ids.map(Number).filter(Number.isSafeInteger);
+      if (userIds.length === 0) return [];
+      const rows = await selectIn<{ id: number; name: string; email: string | null }>(
+        'agentsByIds',
+        (list) => `SELECT id, name, email FROM users WHERE role IN ('agent', 'admin') AND id IN (${list})`,
+        userIds,
+      );
+      return rows.map((row): AgentRecord => ({ id: String(row.id), name: row.name, email: row.email }));
+    },
+    async slaPoliciesByTiers(tiers) {
+      const rows = await selectIn<PolicyRow>(
+        'slaPoliciesByTiers',
+        (list) => `SELECT title, filter_tag, policy_metrics FROM sla_policies WHERE filter_tag IN (${list}) ORDER BY position`,
+        tiers.map((tier) => TIER_TAG[tier]),
+      );
+      return rows.map(toSlaPolicy);
+    },
+    async ping() {
+      await telemetry.call('ping', {}, () => db.prepare('SELECT 1').get());
+    },
+    async close() {
+      db.close();
+    },
+  };
+}
+
+function filterClause(filter: CaseFilterInput): { where: string[]; params: SqlValue[] } {
+  const where: string[] = [];
+  const params: SqlValue[] = [];
+  if (filter.statuses?.length) {
+    where.push(`t.status IN (${placeholders(filter.statuses.length)})`);
+    params.push(...filter.statuses.map((status) => STATUS_TO_DESK[status]));
+  }
+  if (filter.priorities?.length) {
+    where.push(`t.priority IN (${placeholders(filter.priorities.length)})`);
+    params.push(...filter.priorities.map((priority) => priority.toLowerCase()));
+  }
+  if (filter.customerId !== undefined) {
+    where.push('o.external_id = ?');
+    params.push(filter.customerId);
+  }
+  if (filter.assigneeId !== undefined) {
+    where.push('t.assignee_id = ?');
+    params.push(Number(filter.assigneeId));
+  }
+  return { where, params };
+}
+
+function whereSql(where: readonly string[]): string {
+  return where.length ? `WHERE ${where.join(' AND ')}` : '';
+}
+
+function toCase(row: TicketRow): CaseRecord {
+  return {
+    id: String(row.id),
+    subject: row.subject,
+    description: row.description,
+    status: STATUS_FROM_DESK[row.status] ?? 'OPEN',
+    priority: (row.priority.toUpperCase() as CasePriority) ?? 'NORMAL',
+    type: row.type ? (row.type.toUpperCase() as CaseType) : null,
+    tags: JSON.parse(row.tags) as string[],
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    dueAt: row.due_at,
+    assigneeId: row.assignee_id === null ? null : String(row.assignee_id),
+    requesterContactId: row.requester_external_id,
+    customerId: row.organization_external_id,
+    orderNumber: row.order_number,
+    serialNumber: row.serial_number,
+  };
+}
+
+const TIER_FROM_TAG: Record<string, SupportTier> = { tier_basic: 'BASIC', tier_standard: 'STANDARD', tier_premium: 'PREMIUM' };
+
+function toSlaPolicy(row: PolicyRow): SlaPolicyRecord {
+  const metrics = JSON.parse(row.policy_metrics) as PolicyMetric[];
+  const targets = new Map<string, SlaTargetRecord>();
+  for (const metric of metrics) {
+    const priority = metric.priority.toUpperCase() as CasePriority;
+    const target = targets.get(priority) ?? { priority, firstResponseHours: 0, resolutionHours: 0 };
+    if (metric.metric === 'first_reply_time') target.firstResponseHours = metric.target / 60;
+    if (metric.metric === 'requester_wait_time' || metric.metric === 'resolution_time') target.resolutionHours = metric.target / 60;
+    targets.set(priority, target);
+  }
+  const order: CasePriority[] = ['URGENT', 'HIGH', 'NORMAL', 'LOW'];
+  return {
+    tier: TIER_FROM_TAG[row.filter_tag] ?? 'BASIC',
+    name: row.title,
+    businessHoursOnly: metrics.some((metric) => metric.business_hours),
+    targets: [...targets.values()].sort((a, b) => order.indexOf(a.priority) - order.indexOf(b.priority)),
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * The support desk port: what the support subgraph asks of the desk, in canonical terms.
+ * Adapters (embedded SQLite, Zendesk) map tickets, users and organizations to these shapes:
+ * a ticket's organization becomes a customer number, its requester a CRM contact id, its custom
+ * fields an order and a serial number. Batch methods return the records found, in any order.
+ */
+export interface SupportConnector {
+  casesByIds(ids: readonly string[]): Promise<CaseRecord[]>;
+  /** One page of cases matching the filter, newest first, after the given case id. */
+  searchCases(query: CaseSearch): Promise<CasePage>;
+  countCases(filter: CaseFilterInput): Promise<number>;
+  /** The `limit` newest cases of each customer, optionally in the given statuses. */
+  casesByCustomerIds(customerIds: readonly string[], query: { statuses?: readonly CaseStatus[] | undefined; limit: number }): Promise<CaseRecord[]>;
+  /** Number of cases not solved or closed, per customer number (missing = 0). */
+  openCaseCounts(customerIds: readonly string[]): Promise<Map<string, number>>;
+  casesByContactIds(contactIds: readonly string[], limit: number): Promise<CaseRecord[]>;
+  casesByOrderNumbers(numbers: readonly string[]): Promise<CaseRecord[]>;
+  casesBySerialNumbers(serialNumbers: readonly string[]): Promise<CaseRecord[]>;
+  commentsByCaseIds(caseIds: readonly string[]): Promise<CommentRecord[]>;
+  agentsByIds(ids: readonly string[]): Promise<AgentRecord[]>;
+  slaPoliciesByTiers(tiers: readonly SupportTier[]): Promise<SlaPolicyRecord[]>;
+  /** Resolves when the desk answers; rejects otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type CaseStatus = 'NEW' | 'OPEN' | 'PENDING' | 'ON_HOLD' | 'SOLVED' | 'CLOSED';
+export type CasePriority = 'LOW' | 'NORMAL' | 'HIGH' | 'URGENT';
+export type CaseType = 'QUESTION' | 'INCIDENT' | 'PROBLEM' | 'TASK';
+export type SupportTier = 'BASIC' | 'STANDARD' | 'PREMIUM';
+
+export const OPEN_CASE_STATUSES: readonly CaseStatus[] = ['NEW', 'OPEN', 'PENDING', 'ON_HOLD'];
+
+export interface CaseFilterInput {
+  statuses?: readonly CaseStatus[] | undefined;
+  priorities?: readonly CasePriority[] | undefined;
+  customerId?: string | undefined;
+  assigneeId?: string | undefined;
+}
+
+export interface CaseSearch {
+  filter: CaseFilterInput;
+  limit: number;
+  /** Return only cases older than this case id (the cursor). */
+  afterId?: string | undefined;
+}
+
+export interface CasePage {
+  records: CaseRecord[];
+  hasNextPage: boolean;
+}
+
+export interface CaseRecord {
+  /** Ticket number. */
+  id: string;
+  subject: string;
+  description: string | null;
+  status: CaseStatus;
+  priority: CasePriority;
+  type: CaseType | null;
+  tags: string[];
+  createdAt: string;
+  updatedAt: string;
+  dueAt: string | null;
+  assigneeId: string | null;
+  /** CRM contact id of the requester, when the desk knows it. */
+  requesterContactId: string | null;
+  /** Customer number of the ticket's organization. */
+  customerId: string | null;
+  orderNumber: string | null;
+  serialNumber: string | null;
+}
+
+export interface CommentRecord {
+  id: string;
+  caseId: string;
+  body: string;
+  public: boolean;
+  authorName: string | null;
+  createdAt: string;
+}
+
+export interface AgentRecord {
+  id: string;
+  name: string;
+  email: string | null;
+}
+
+export interface SlaPolicyRecord {
+  tier: SupportTier;
+  name: string;
+  businessHoursOnly: boolean;
+  targets: SlaTargetRecord[];
+}
+
+export interface SlaTargetRecord {
+  priority: CasePriority;
+  firstResponseHours: number;
+  resolutionHours: number;
+}
+
+/** References to entities other systems own, as the desk's fields receive them. */
+export interface CustomerRef {
+  id: string;
+}
+export interface ContactRef {
+  id: string;
+}
+export interface OrderRef {
+  number: string;
+}
+export interface AssetRef {
+  serialNumber: string;
+}
+export interface ContractRef {
+  id: string;
+  /** Provided by the CRM through @requires. */
+  supportTier: SupportTier | null;
+}

@@ -1,0 +1,6 @@
+import type { Resolvers } from '../__generated__/resolvers-types.ts';
+import { Case } from './Case.ts';
+import { CaseConnection, Query } from './Query.ts';
+import { Asset, Contact, Contract, Customer, Order } from './references.ts';
+
+export const resolvers: Resolvers = { Query, CaseConnection, Case, Customer, Contact, Order, Asset, Contract };

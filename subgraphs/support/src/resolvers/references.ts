@@ -1,0 +1,44 @@
+import { requirePageSize } from '../../../../platform/validate.ts';
+import type {
+  AssetResolvers,
+  ContactResolvers,
+  ContractResolvers,
+  CustomerResolvers,
+  OrderResolvers,
+} from '../__generated__/resolvers-types.ts';
+
+const MAX_PAGE = 100;
+
+// Entities other systems own: the desk adds the cases that point to them. Their references
+// resolve without a call; each field loads what it needs through a batched loader.
+
+export const Customer: CustomerResolvers = {
+  __resolveReference: ({ id }) => ({ id }),
+  cases: ({ id }, { status, first }, { loaders }) =>
+    loaders.casesByCustomer.load({
+      key: id,
+      args: { statuses: status ?? undefined, limit: requirePageSize('first', first, MAX_PAGE, 20) },
+    }),
+  openCaseCount: ({ id }, _args, { loaders }) => loaders.openCaseCount.load(id),
+};
+
+export const Contact: ContactResolvers = {
+  __resolveReference: ({ id }) => ({ id }),
+  requestedCases: ({ id }, { first }, { loaders }) =>
+    loaders.casesByContact.load({ key: id, args: requirePageSize('first', first, MAX_PAGE, 20) }),
+};
+
+export const Order: OrderResolvers = {
+  __resolveReference: ({ number }) => ({ number }),
+  cases: ({ number }, _args, { loaders }) => loaders.casesByOrder.load(number),
+};
+
+export const Asset: AssetResolvers = {
+  __resolveReference: ({ serialNumber }) => ({ serialNumber }),
+  cases: ({ serialNumber }, _args, { loaders }) => loaders.casesBySerial.load(serialNumber),
+};
+
+export const Contract: ContractResolvers = {
+  __resolveReference: (reference) => reference,
+  sla: ({ supportTier }, _args, { loaders }) => (supportTier ? loaders.slaPolicy.load(supportTier) : null),
+};

@@ -1,0 +1,109 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { loadGatewayConfig } from '../gateway/src/config.ts';
+import { ConfigError } from '../platform/config.ts';
+import { loadCrmConfig } from '../subgraphs/crm/src/config.ts';
+import { loadErpConfig } from '../subgraphs/erp/src/config.ts';
+import { loadSupportConfig } from '../subgraphs/support/src/config.ts';
+import { ensureSeeded } from './seed/index.ts';
+
+/**
+ * `npm start`: seeds the embedded systems when they hold no data yet, starts the three
+ * subgraphs and the gateway as separate processes (as they are deployed), waits until each
+ * answers /ready, and prints where they are and a first query to try.
+ */
+const root = fileURLToPath(new URL('..', import.meta.url));
+const READY_TIMEOUT_MS = 60_000;
+
+interface Service {
+  name: string;
+  entry: string;
+  port: number;
+}
+
+async function main(): Promise<void> {
+  const gateway = loadGatewayConfig();
+  const services: Service[] = [
+    { name: 'crm', entry: 'subgraphs/crm/src/index.ts', port: loadCrmConfig().port },
+    { name: 'erp', entry: 'subgraphs/erp/src/index.ts', port: loadErpConfig().port },
+    { name: 'support', entry: 'subgraphs/support/src/index.ts', port: loadSupportConfig().port },
+    { name: 'gateway', entry: 'gateway/src/index.ts', port: gateway.port },
+  ];
+  const dataDir = process.env.DATA_DIR || 'data';
+  if (await ensureSeeded(dataDir, { info: (message) => console.log(message) })) console.log('');
+
+  const children: ChildProcess[] = [];
+  let stopping = false;
+  const stopAll = (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+    setTimeout(() => process.exit(code), 5_000).unref();
+    Promise.all(children.map((child) => (child.exitCode === null ? new Promise((done) => child.once('exit', done)) : null))).then(() =>
+      process.exit(code),
+    );
+  };
+  process.once('SIGINT', () => stopAll(0));
+  process.once('SIGTERM', () => stopAll(0));
+
+  for (const service of services) {
+    const child = spawn(process.execPath, ['--import', 'tsx', service.entry], { cwd: root, env: process.env, stdio: 'inherit' });
+    child.once('exit', (code, signal) => {
+      if (stopping) return;
+      console.error(`\n${service.name} exited (${signal ?? `code ${code}`}); stopping the others.`);
+      stopAll(1);
+    });
+    children.push(child);
+  }
+
+  await Promise.all(services.map((service) => waitReady(service)));
+  const graphql = `http://localhost:${gateway.port}/graphql`;
+  const caseId = await newestOpenCase(graphql).catch(() => null);
+  console.log(banner(services, graphql, caseId));
+}
+
+async function waitReady(service: Service): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const ok = await fetch(`http://localhost:${service.port}/ready`).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`${service.name} was not ready on port ${service.port} after ${READY_TIMEOUT_MS / 1000} s`);
+}
+
+async function newestOpenCase(graphql: string): Promise<string | null> {
+  const response = await fetch(graphql, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: '{ cases(first: 1, filter: { status: [OPEN] }) { nodes { id } } }' }),
+  });
+  const body = (await response.json()) as { data?: { cases?: { nodes?: { id: string }[] } } };
+  return body.data?.cases?.nodes?.[0]?.id ?? null;
+}
+
+function banner(services: Service[], graphql: string, caseId: string | null): string {
+  const lines = services.map((service) => `  ${service.name.padEnd(8)} http://localhost:${service.port}/graphql   (/health /ready /metrics)`);
+  const query = `query { case(id: \\"${caseId ?? '1'}\\") { subject status customer { name openBalance { amount currency } } order { number status shipments { carrier trackingNumber } } asset { serialNumber warranty { status endDate } } } }`;
+  return [
+    '',
+    'Concord is running on the embedded demo systems.',
+    ...lines,
+    '',
+    'A first query, one case with fields from the support desk, the CRM and the ERP:',
+    '',
+    `  curl -s ${graphql} -H 'content-type: application/json' \\`,
+    `    -d '{"query":"${query}"}'`,
+    '',
+    'Stop with Ctrl+C.',
+    '',
+  ].join('\n');
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof ConfigError ? error.message : `start: ${(error as Error).message}`);
+  process.exit(error instanceof ConfigError ? 78 : 1);
+});

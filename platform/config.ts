@@ -9,10 +9,7 @@ export class ConfigError extends Error {
  * Reads and validates environment variables once. The schema's keys are the variable names, so
  * every message names the variable to fix. The result is frozen.
  */
-export function readEnv<S extends z.ZodObject>(
-  schema: S,
-  env: NodeJS.ProcessEnv = process.env,
-): Readonly<z.infer<S>> {
+export function readEnv<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEnv = process.env): Readonly<z.infer<S>> {
   const picked: Record<string, string | undefined> = {};
   for (const key of Object.keys(schema.shape)) {
     const value = env[key];

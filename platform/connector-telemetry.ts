@@ -1,8 +1,10 @@
+import { ConnectorError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 
 /**
- * Counts, times and logs every call an adapter makes to the system behind it. Adapters wrap
+ * Counts, times and logs every call an adapter makes to the system behind it, and turns its
+ * failures into ConnectorErrors naming the system. Adapters wrap
  * each call to their system (one SQL statement, one HTTP request) in `call`, so
  * `concord_connector_calls_total` counts what the system really sees.
  */
@@ -22,12 +24,18 @@ export function createConnectorTelemetry(system: string, metrics: Metrics, logge
         return await fn();
       } catch (error) {
         outcome = 'error';
-        throw error;
+        // Whatever the adapter's library threw, resolvers and clients see one kind of failure
+        // that names the system; the original stays attached as the cause, for the log.
+        throw error instanceof ConnectorError
+          ? error
+          : new ConnectorError(system, `${operation} failed: ${(error as Error)?.message ?? String(error)}`, { cause: error });
       } finally {
         const ms = performance.now() - started;
         metrics.connectorCalls.inc({ system, operation, outcome });
         metrics.connectorDuration.observe({ system, operation }, ms / 1000);
-        log.info({ operation, outcome, ms: Math.round(ms * 100) / 100, ...detail }, 'connector call');
+        const fields = { operation, outcome, ms: Math.round(ms * 100) / 100, ...detail };
+        if (outcome === 'ok') log.info(fields, 'connector call');
+        else log.warn(fields, 'connector call');
       }
     },
   };

@@ -67,7 +67,8 @@ export async function startService<TContext extends BaseContext>(options: Servic
           return;
         }
         logger.error({ err: error, route }, 'request failed');
-        if (!res.headersSent) sendJson(res, 500, { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+        if (!res.headersSent)
+          sendJson(res, 500, { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
         else res.destroy();
       });
     });

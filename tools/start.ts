@@ -75,18 +75,25 @@ async function waitReady(service: Service): Promise<void> {
   throw new Error(`${service.name} was not ready on port ${service.port} after ${READY_TIMEOUT_MS / 1000} s`);
 }
 
+/** The newest open case about a unit of an order, so the first query shows all three systems. */
 async function newestOpenCase(graphql: string): Promise<string | null> {
   const response = await fetch(graphql, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query: '{ cases(first: 1, filter: { status: [OPEN] }) { nodes { id } } }' }),
+    body: JSON.stringify({
+      query: '{ cases(first: 100, filter: { status: [OPEN] }) { nodes { id order { number } asset { serialNumber } } } }',
+    }),
   });
-  const body = (await response.json()) as { data?: { cases?: { nodes?: { id: string }[] } } };
-  return body.data?.cases?.nodes?.[0]?.id ?? null;
+  type Node = { id: string; order: unknown; asset: unknown };
+  const body = (await response.json()) as { data?: { cases?: { nodes?: Node[] } } };
+  const nodes = body.data?.cases?.nodes ?? [];
+  return (nodes.find((node) => node.order && node.asset) ?? nodes[0])?.id ?? null;
 }
 
 function banner(services: Service[], graphql: string, caseId: string | null): string {
-  const lines = services.map((service) => `  ${service.name.padEnd(8)} http://localhost:${service.port}/graphql   (/health /ready /metrics)`);
+  const lines = services.map(
+    (service) => `  ${service.name.padEnd(8)} http://localhost:${service.port}/graphql   (/health /ready /metrics)`,
+  );
   const query = `query { case(id: \\"${caseId ?? '1'}\\") { subject status customer { name openBalance { amount currency } } order { number status shipments { carrier trackingNumber } } asset { serialNumber warranty { status endDate } } } }`;
   return [
     '',

@@ -25,7 +25,9 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     if (context && 'correlationId' in context) request.http?.headers.set(CORRELATION_HEADER, context.correlationId);
   }
 
-  override async process(options: GraphQLDataSourceProcessOptions<GatewayContext>): ReturnType<RemoteGraphQLDataSource<GatewayContext>['process']> {
+  override async process(
+    options: GraphQLDataSourceProcessOptions<GatewayContext>,
+  ): ReturnType<RemoteGraphQLDataSource<GatewayContext>['process']> {
     try {
       return await super.process(options);
     } catch (error) {

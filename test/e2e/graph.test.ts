@@ -69,7 +69,9 @@ describe('the federated graph, end to end', () => {
       expect(found.customer.activeContract.id).toBe(contract.ContractNumber);
       expect(found.customer.activeContract.supportTier).toBe(contract.SupportTier__c.toUpperCase());
       // The desk's SLA for that tier, reached through @requires on the CRM's field.
-      const policy = stack.dbs.support.prepare('SELECT title FROM sla_policies WHERE filter_tag = ?').get(`tier_${contract.SupportTier__c.toLowerCase()}`) as {
+      const policy = stack.dbs.support
+        .prepare('SELECT title FROM sla_policies WHERE filter_tag = ?')
+        .get(`tier_${contract.SupportTier__c.toLowerCase()}`) as {
         title: string;
       };
       expect(found.customer.activeContract.sla.name).toBe(policy.title);
@@ -88,12 +90,18 @@ describe('the federated graph, end to end', () => {
     const shipments = stack.dbs.erp
       .prepare('SELECT number, packageTrackingNumber FROM salesShipments WHERE orderNumber = ? ORDER BY postingDate, number')
       .all(ticket.orderNumber) as { number: string; packageTrackingNumber: string }[];
-    expect(found.order.shipments.map((s: any) => [s.id, s.trackingNumber])).toEqual(shipments.map((s) => [s.number, s.packageTrackingNumber]));
-    const invoices = stack.dbs.erp.prepare('SELECT number FROM salesInvoices WHERE orderNumber = ? ORDER BY invoiceDate, number').all(ticket.orderNumber) as {
+    expect(found.order.shipments.map((s: any) => [s.id, s.trackingNumber])).toEqual(
+      shipments.map((s) => [s.number, s.packageTrackingNumber]),
+    );
+    const invoices = stack.dbs.erp
+      .prepare('SELECT number FROM salesInvoices WHERE orderNumber = ? ORDER BY invoiceDate, number')
+      .all(ticket.orderNumber) as {
       number: string;
     }[];
     expect(found.order.invoices.map((i: any) => i.number)).toEqual(invoices.map((i) => i.number));
-    const serial = stack.dbs.erp.prepare('SELECT warrantyEndDate, itemNumber FROM serialNumbers WHERE serialNumber = ?').get(ticket.serialNumber) as {
+    const serial = stack.dbs.erp
+      .prepare('SELECT warrantyEndDate, itemNumber FROM serialNumbers WHERE serialNumber = ?')
+      .get(ticket.serialNumber) as {
       warrantyEndDate: string;
       itemNumber: string;
     };
@@ -107,8 +115,10 @@ describe('the federated graph, end to end', () => {
     const { body } = await stack.query<{ cases: any }>(operation('agent-console', 'CaseQueue'), { first: 25 });
     expect(body.errors).toBeUndefined();
     const expected = stack.dbs.support
-      .prepare(`SELECT t.id, o.external_id AS customerId FROM tickets t LEFT JOIN organizations o ON o.id = t.organization_id
-                WHERE t.status IN ('new', 'open') ORDER BY t.id DESC LIMIT 25`)
+      .prepare(
+        `SELECT t.id, o.external_id AS customerId FROM tickets t LEFT JOIN organizations o ON o.id = t.organization_id
+                WHERE t.status IN ('new', 'open') ORDER BY t.id DESC LIMIT 25`,
+      )
       .all() as { id: number; customerId: string }[];
     const total = stack.dbs.support.prepare(`SELECT COUNT(*) AS n FROM tickets WHERE status IN ('new', 'open')`).get() as { n: number };
     const { nodes, totalCount, pageInfo } = body.data!.cases;
@@ -131,7 +141,9 @@ describe('the federated graph, end to end', () => {
     const first = await stack.query<{ cases: any }>(page);
     const second = await stack.query<{ cases: any }>(page, { after: first.body.data!.cases.pageInfo.endCursor });
     const ids = [...first.body.data!.cases.nodes, ...second.body.data!.cases.nodes].map((n: any) => Number(n.id));
-    const expected = stack.dbs.support.prepare(`SELECT id FROM tickets WHERE status = 'solved' ORDER BY id DESC LIMIT 14`).all() as { id: number }[];
+    const expected = stack.dbs.support.prepare(`SELECT id FROM tickets WHERE status = 'solved' ORDER BY id DESC LIMIT 14`).all() as {
+      id: number;
+    }[];
     expect(ids).toEqual(expected.map((t) => t.id));
   });
 
@@ -155,8 +167,10 @@ describe('the federated graph, end to end', () => {
 
   it('answers customer, order and invoice queries from their owners', async () => {
     const invoice = stack.dbs.erp
-      .prepare(`SELECT number, orderNumber, customerNumber, remainingAmount, dueDate, status FROM salesInvoices
-                WHERE status = 'Open' AND dueDate < ? LIMIT 1`)
+      .prepare(
+        `SELECT number, orderNumber, customerNumber, remainingAmount, dueDate, status FROM salesInvoices
+                WHERE status = 'Open' AND dueDate < ? LIMIT 1`,
+      )
       .get(AS_OF) as { number: string; orderNumber: string; customerNumber: string; remainingAmount: number };
     const { body } = await stack.query<any>(
       `query($invoice: ID!, $order: ID!, $customer: ID!) {
@@ -167,7 +181,11 @@ describe('the federated graph, end to end', () => {
       { invoice: invoice.number, order: invoice.orderNumber, customer: invoice.customerNumber },
     );
     expect(body.errors).toBeUndefined();
-    expect(body.data.invoice).toMatchObject({ number: invoice.number, status: 'OVERDUE', balance: { amount: invoice.remainingAmount.toFixed(2) } });
+    expect(body.data.invoice).toMatchObject({
+      number: invoice.number,
+      status: 'OVERDUE',
+      balance: { amount: invoice.remainingAmount.toFixed(2) },
+    });
     expect(body.data.invoice.customer.id).toBe(invoice.customerNumber);
     expect(body.data.order.customer.id).toBe(invoice.customerNumber);
     const orderCases = stack.dbs.support
@@ -177,8 +195,10 @@ describe('the federated graph, end to end', () => {
     expect(body.data.customer.invoices.map((i: any) => i.number)).toContain(invoice.number);
     expect(body.data.customer.invoices.every((i: any) => i.status === 'OVERDUE')).toBe(true);
     const open = stack.dbs.support
-      .prepare(`SELECT COUNT(*) AS n FROM tickets t JOIN organizations o ON o.id = t.organization_id
-                WHERE o.external_id = ? AND t.status IN ('new','open','pending','hold')`)
+      .prepare(
+        `SELECT COUNT(*) AS n FROM tickets t JOIN organizations o ON o.id = t.organization_id
+                WHERE o.external_id = ? AND t.status IN ('new','open','pending','hold')`,
+      )
       .get(invoice.customerNumber) as { n: number };
     expect(body.data.customer.openCaseCount).toBe(open.n);
   });

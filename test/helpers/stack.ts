@@ -41,10 +41,13 @@ export interface Stack {
   support: RunningService;
   gateway: RunningService;
   /** POSTs an operation to the gateway. */
-  query<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<GraphQLResult<T>>;
+  query<T = Record<string, unknown>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    headers?: Record<string, string>,
+  ): Promise<GraphQLResult<T>>;
   stop(): Promise<void>;
 }
-
 
 /** The three subgraphs and the gateway on free ports, over seeded in-memory systems. */
 export async function startStack(options: { dbs?: Databases; logLines?: string[] } = {}): Promise<Stack> {
@@ -54,8 +57,14 @@ export async function startStack(options: { dbs?: Databases; logLines?: string[]
   const silent = (name: string) =>
     lines ? createLogger(name, 'info', { write: (line: string) => void lines.push(line) }) : createLogger(name, 'silent');
   const base = { host: '127.0.0.1', port: 0, logLevel: 'silent' as const };
-  const crm = await startCrm({ ...base, connector: { kind: 'embedded', database: ':memory:' } }, { database: dbs.crm, clock, logger: silent('crm') });
-  const erp = await startErp({ ...base, connector: { kind: 'embedded', database: ':memory:' } }, { database: dbs.erp, clock, logger: silent('erp') });
+  const crm = await startCrm(
+    { ...base, connector: { kind: 'embedded', database: ':memory:' } },
+    { database: dbs.crm, clock, logger: silent('crm') },
+  );
+  const erp = await startErp(
+    { ...base, connector: { kind: 'embedded', database: ':memory:' } },
+    { database: dbs.erp, clock, logger: silent('erp') },
+  );
   const support = await startSupport(
     { ...base, connector: { kind: 'embedded', database: ':memory:' } },
     { database: dbs.support, clock, logger: silent('support') },

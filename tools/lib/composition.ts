@@ -38,9 +38,7 @@ export function readSupergraphConfig(configPath: string): SubgraphSource[] {
   });
 }
 
-export type CompositionOutcome =
-  | { ok: true; supergraphSdl: string; hints: string[] }
-  | { ok: false; errors: string[] };
+export type CompositionOutcome = { ok: true; supergraphSdl: string; hints: string[] } | { ok: false; errors: string[] };
 
 /**
  * Composes the subgraphs with @apollo/composition. Errors come back as readable lines: the

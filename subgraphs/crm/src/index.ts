@@ -17,7 +17,10 @@ import { createServer } from './server.ts';
  * Picks the CRM adapter the configuration names, then serves the CRM subgraph. Tests
  * pass an open `database` (an in-memory one) in place of the configured file.
  */
-export async function startCrm(config: CrmConfig, options: { logger?: Logger; clock?: Clock; database?: Database } = {}): Promise<RunningService> {
+export async function startCrm(
+  config: CrmConfig,
+  options: { logger?: Logger; clock?: Clock; database?: Database } = {},
+): Promise<RunningService> {
   const logger = options.logger ?? createLogger('crm', config.logLevel);
   const metrics = createMetrics('crm', { processMetrics: true });
   const telemetry = createConnectorTelemetry('crm', metrics, logger);

@@ -4,11 +4,26 @@ import type { CrmConnector } from './connectors/types.ts';
 /** One DataLoader per entity and list edge; a new set per request. */
 export function createLoaders(crm: CrmConnector) {
   return {
-    customer: recordLoader((ids: readonly string[]) => crm.customersByIds(ids), (record) => record.id),
-    contact: recordLoader((ids: readonly string[]) => crm.contactsByIds(ids), (record) => record.id),
-    contract: recordLoader((ids: readonly string[]) => crm.contractsByIds(ids), (record) => record.id),
-    contactsByCustomer: listLoader((ids: readonly string[]) => crm.contactsByCustomerIds(ids), (record) => record.customerId ?? ''),
-    contractsByCustomer: listLoader((ids: readonly string[]) => crm.contractsByCustomerIds(ids), (record) => record.customerId),
+    customer: recordLoader(
+      (ids: readonly string[]) => crm.customersByIds(ids),
+      (record) => record.id,
+    ),
+    contact: recordLoader(
+      (ids: readonly string[]) => crm.contactsByIds(ids),
+      (record) => record.id,
+    ),
+    contract: recordLoader(
+      (ids: readonly string[]) => crm.contractsByIds(ids),
+      (record) => record.id,
+    ),
+    contactsByCustomer: listLoader(
+      (ids: readonly string[]) => crm.contactsByCustomerIds(ids),
+      (record) => record.customerId ?? '',
+    ),
+    contractsByCustomer: listLoader(
+      (ids: readonly string[]) => crm.contractsByCustomerIds(ids),
+      (record) => record.customerId,
+    ),
   };
 }
 

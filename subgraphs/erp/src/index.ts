@@ -17,7 +17,10 @@ import { createServer } from './server.ts';
  * Picks the ERP adapter the configuration names, then serves the ERP subgraph. Tests
  * pass an open `database` (an in-memory one) in place of the configured file.
  */
-export async function startErp(config: ErpConfig, options: { logger?: Logger; clock?: Clock; database?: Database } = {}): Promise<RunningService> {
+export async function startErp(
+  config: ErpConfig,
+  options: { logger?: Logger; clock?: Clock; database?: Database } = {},
+): Promise<RunningService> {
   const logger = options.logger ?? createLogger('erp', config.logLevel);
   const metrics = createMetrics('erp', { processMetrics: true });
   const telemetry = createConnectorTelemetry('erp', metrics, logger);

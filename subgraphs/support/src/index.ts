@@ -17,11 +17,17 @@ import { createServer } from './server.ts';
  * Picks the support desk adapter the configuration names, then serves the support subgraph. Tests
  * pass an open `database` (an in-memory one) in place of the configured file.
  */
-export async function startSupport(config: SupportConfig, options: { logger?: Logger; clock?: Clock; database?: Database } = {}): Promise<RunningService> {
+export async function startSupport(
+  config: SupportConfig,
+  options: { logger?: Logger; clock?: Clock; database?: Database } = {},
+): Promise<RunningService> {
   const logger = options.logger ?? createLogger('support', config.logLevel);
   const metrics = createMetrics('support', { processMetrics: true });
   const telemetry = createConnectorTelemetry('support', metrics, logger);
-  const connector: SupportConnector = createEmbeddedSupportConnector(options.database ?? openDatabase(config.connector.database), telemetry);
+  const connector: SupportConnector = createEmbeddedSupportConnector(
+    options.database ?? openDatabase(config.connector.database),
+    telemetry,
+  );
   return serveSubgraph({
     name: 'support',
     host: config.host,

@@ -10,7 +10,10 @@ export interface SupportConnector {
   searchCases(query: CaseSearch): Promise<CasePage>;
   countCases(filter: CaseFilterInput): Promise<number>;
   /** The `limit` newest cases of each customer, optionally in the given statuses. */
-  casesByCustomerIds(customerIds: readonly string[], query: { statuses?: readonly CaseStatus[] | undefined; limit: number }): Promise<CaseRecord[]>;
+  casesByCustomerIds(
+    customerIds: readonly string[],
+    query: { statuses?: readonly CaseStatus[] | undefined; limit: number },
+  ): Promise<CaseRecord[]>;
   /** Number of cases not solved or closed, per customer number (missing = 0). */
   openCaseCounts(customerIds: readonly string[]): Promise<Map<string, number>>;
   casesByContactIds(contactIds: readonly string[], limit: number): Promise<CaseRecord[]>;

@@ -27,7 +27,8 @@ function decodeCursor(cursor: string): string {
 /** Case ids are the desk's ticket numbers: positive integers. */
 export function requireCaseId(argument: string, value: string): string {
   const id = requireId(argument, value);
-  if (!/^[1-9]\d{0,15}$/.test(id)) throw badUserInput(argument, `must be a case number (a positive integer), but got ${JSON.stringify(id)}`);
+  if (!/^[1-9]\d{0,15}$/.test(id))
+    throw badUserInput(argument, `must be a case number (a positive integer), but got ${JSON.stringify(id)}`);
   return id;
 }
 

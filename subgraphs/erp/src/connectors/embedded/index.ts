@@ -155,7 +155,11 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
       return rows.map(toProduct);
     },
     async ordersByNumbers(numbers) {
-      const rows = await selectIn<OrderRow>('ordersByNumbers', (list) => `SELECT ${ORDER_COLUMNS} FROM salesOrders o WHERE o.number IN (${list})`, numbers);
+      const rows = await selectIn<OrderRow>(
+        'ordersByNumbers',
+        (list) => `SELECT ${ORDER_COLUMNS} FROM salesOrders o WHERE o.number IN (${list})`,
+        numbers,
+      );
       return rows.map(toOrder);
     },
     async ordersByCustomerIds(customerIds, limit) {
@@ -185,7 +189,11 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
       return rows.map(toOrderLine);
     },
     async shipmentsByIds(ids) {
-      const rows = await selectIn<ShipmentRow>('shipmentsByIds', (list) => `SELECT ${SHIPMENT_COLUMNS} FROM salesShipments WHERE number IN (${list})`, ids);
+      const rows = await selectIn<ShipmentRow>(
+        'shipmentsByIds',
+        (list) => `SELECT ${SHIPMENT_COLUMNS} FROM salesShipments WHERE number IN (${list})`,
+        ids,
+      );
       return rows.map(toShipment);
     },
     async shipmentsByOrderNumbers(numbers) {
@@ -204,10 +212,19 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
            WHERE documentNo IN (${list}) ORDER BY documentNo, sequence`,
         ids,
       );
-      return rows.map((row): ShipmentLineRecord => ({ shipmentId: row.documentNo, sequence: row.sequence, sku: row.lineObjectNumber, quantity: row.quantity }));
+      return rows.map((row): ShipmentLineRecord => ({
+        shipmentId: row.documentNo,
+        sequence: row.sequence,
+        sku: row.lineObjectNumber,
+        quantity: row.quantity,
+      }));
     },
     async assetsBySerialNumbers(serialNumbers) {
-      const rows = await selectIn<SerialRow>('assetsBySerialNumbers', (list) => `SELECT ${SERIAL_COLUMNS} FROM serialNumbers WHERE serialNumber IN (${list})`, serialNumbers);
+      const rows = await selectIn<SerialRow>(
+        'assetsBySerialNumbers',
+        (list) => `SELECT ${SERIAL_COLUMNS} FROM serialNumbers WHERE serialNumber IN (${list})`,
+        serialNumbers,
+      );
       return rows.map(toAsset);
     },
     async assetsByShipmentIds(ids) {
@@ -219,7 +236,11 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
       return rows.map(toAsset);
     },
     async invoicesByNumbers(numbers) {
-      const rows = await selectIn<InvoiceRow>('invoicesByNumbers', (list) => `SELECT ${INVOICE_COLUMNS} FROM salesInvoices WHERE number IN (${list})`, numbers);
+      const rows = await selectIn<InvoiceRow>(
+        'invoicesByNumbers',
+        (list) => `SELECT ${INVOICE_COLUMNS} FROM salesInvoices WHERE number IN (${list})`,
+        numbers,
+      );
       return rows.map(toInvoice);
     },
     async invoicesByOrderNumbers(numbers) {

@@ -108,7 +108,11 @@ export function createEmbeddedSupportConnector(db: Database, telemetry: Connecto
     async casesByIds(ids) {
       const ticketIds = ids.map(Number).filter(Number.isSafeInteger);
       if (ticketIds.length === 0) return [];
-      const rows = await selectIn<TicketRow>('casesByIds', (list) => `SELECT ${TICKET_COLUMNS} ${TICKET_FROM} WHERE t.id IN (${list})`, ticketIds);
+      const rows = await selectIn<TicketRow>(
+        'casesByIds',
+        (list) => `SELECT ${TICKET_COLUMNS} ${TICKET_FROM} WHERE t.id IN (${list})`,
+        ticketIds,
+      );
       return rows.map(toCase);
     },
     async searchCases({ filter, limit, afterId }) {
@@ -193,16 +197,14 @@ export function createEmbeddedSupportConnector(db: Database, telemetry: Connecto
            WHERE c.ticket_id IN (${list}) ORDER BY c.ticket_id, c.created_at, c.id`,
         ticketIds,
       );
-      return rows.map(
-        (row): CommentRecord => ({
-          id: String(row.id),
-          caseId: String(row.ticket_id),
-          body: row.body,
-          public: row.public === 1,
-          authorName: row.author_name,
-          createdAt: row.created_at,
-        }),
-      );
+      return rows.map((row): CommentRecord => ({
+        id: String(row.id),
+        caseId: String(row.ticket_id),
+        body: row.body,
+        public: row.public === 1,
+        authorName: row.author_name,
+        createdAt: row.created_at,
+      }));
     },
     async agentsByIds(ids) {
       const userIds = ids.map(Number).filter(Number.isSafeInteger);

@@ -1,0 +1,78 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { operation, postGraphQL } from '../helpers/stack.ts';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/**
+ * `npm start` as a user runs it: on an empty data folder it seeds, starts the four services as
+ * separate processes, prints a first query, and serves CaseContext across all three systems.
+ */
+describe('npm start', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'concord-start-'));
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('seeds, starts every service and serves CaseContext from all three systems', async () => {
+    const ports = {
+      GATEWAY_PORT: await freePort(),
+      CRM_PORT: await freePort(),
+      ERP_PORT: await freePort(),
+      SUPPORT_PORT: await freePort(),
+    };
+    const child = spawn(process.execPath, ['--import', 'tsx', 'tools/start.ts'], {
+      env: {
+        ...process.env,
+        ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
+        SUBGRAPH_CRM_URL: `http://127.0.0.1:${ports.CRM_PORT}/graphql`,
+        SUBGRAPH_ERP_URL: `http://127.0.0.1:${ports.ERP_PORT}/graphql`,
+        SUBGRAPH_SUPPORT_URL: `http://127.0.0.1:${ports.SUPPORT_PORT}/graphql`,
+        DATA_DIR: dataDir,
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 90_000;
+      while (!output.includes('Stop with Ctrl+C') && child.exitCode === null && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(output).toContain('Concord is running');
+      expect(output).toContain(`http://localhost:${ports.GATEWAY_PORT}/graphql`);
+      const caseId = /case\(id: \\"(\d+)\\"\)/.exec(output)?.[1];
+      expect(caseId).toBeDefined();
+
+      const { body } = await postGraphQL<{ case: any }>(
+        `http://127.0.0.1:${ports.GATEWAY_PORT}/graphql`,
+        operation('agent-console', 'CaseContext'),
+        {
+          id: caseId,
+        },
+      );
+      expect(body.errors).toBeUndefined();
+      expect(body.data!.case.id).toBe(caseId);
+      expect(body.data!.case.subject).toEqual(expect.any(String)); // support desk
+      expect(body.data!.case.customer.name).toEqual(expect.any(String)); // CRM
+      expect(body.data!.case.customer.openBalance.amount).toMatch(/^\d+\.\d{2}$/); // ERP
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+  }, 120_000);
+});

@@ -1,0 +1,41 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { loadGatewayConfig } from '../../gateway/src/config.ts';
+import { ConfigError } from '../../platform/config.ts';
+import { loadErpConfig } from '../../subgraphs/erp/src/config.ts';
+
+describe('configuration', () => {
+  it('uses the documented defaults', () => {
+    expect(loadGatewayConfig({})).toMatchObject({
+      port: 4000,
+      supergraphPath: 'schema/supergraph.graphql',
+      subgraphTimeoutMs: 10_000,
+      subgraphUrls: {},
+    });
+    expect(loadErpConfig({})).toMatchObject({ port: 4002, connector: { kind: 'embedded', database: 'data/erp.sqlite' } });
+  });
+
+  it('names the variable and the bad value', () => {
+    expect(() => loadGatewayConfig({ GATEWAY_PORT: 'eighty' })).toThrow(ConfigError);
+    expect(() => loadGatewayConfig({ GATEWAY_PORT: 'eighty' })).toThrow(/GATEWAY_PORT.*"eighty"/);
+    expect(() => loadGatewayConfig({ SUBGRAPH_CRM_URL: 'crm:4001' })).toThrow(/SUBGRAPH_CRM_URL/);
+    expect(() => loadErpConfig({ ERP_CONNECTOR: 'sap' })).toThrow(/ERP_CONNECTOR/);
+    expect(() => loadErpConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
+  });
+
+  it('routes subgraphs by name from SUBGRAPH_<NAME>_URL', () => {
+    expect(loadGatewayConfig({ SUBGRAPH_BILLING_URL: 'http://billing:4010/graphql' }).subgraphUrls).toEqual({
+      billing: 'http://billing:4010/graphql',
+    });
+  });
+
+  it('stops a service at start-up with a message naming the variable', () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'gateway/src/index.ts'], {
+      env: { ...process.env, GATEWAY_PORT: '99999' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(run.status).toBe(78);
+    expect(run.stderr).toMatch(/GATEWAY_PORT/);
+  });
+});

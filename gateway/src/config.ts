@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError, host, httpUrl, logLevel, port, positiveInt, readEnv } from '../../platform/config.ts';
+import { ConfigError, flag, host, httpUrl, logLevel, port, positiveInt, readEnv } from '../../platform/config.ts';
 
 export interface GatewayConfig {
   readonly host: string;
@@ -7,6 +7,11 @@ export interface GatewayConfig {
   readonly logLevel: z.infer<typeof logLevel>;
   /** The composed supergraph to serve (schema/supergraph.graphql by default). */
   readonly supergraphPath: string;
+  /** Poll this URL for the supergraph instead of reading the file. */
+  readonly supergraphUrl: string | null;
+  /** Follow changes to the supergraph file (or URL) and switch to a new one that validates. */
+  readonly supergraphWatch: boolean;
+  readonly supergraphPollIntervalMs: number;
   /** Routing URLs that replace the supergraph's, by subgraph name (SUBGRAPH_<NAME>_URL). */
   readonly subgraphUrls: Readonly<Record<string, string>>;
   /** How long one subgraph call may take before that system's part of the answer is given up. */
@@ -18,6 +23,9 @@ const schema = z.object({
   HOST: host,
   LOG_LEVEL: logLevel,
   SUPERGRAPH_PATH: z.string().default('schema/supergraph.graphql'),
+  SUPERGRAPH_URL: httpUrl.optional(),
+  SUPERGRAPH_WATCH: flag(false),
+  SUPERGRAPH_POLL_INTERVAL_MS: positiveInt(2_000),
   SUBGRAPH_TIMEOUT_MS: positiveInt(10_000),
 });
 
@@ -31,6 +39,9 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     port: vars.GATEWAY_PORT,
     logLevel: vars.LOG_LEVEL,
     supergraphPath: vars.SUPERGRAPH_PATH,
+    supergraphUrl: vars.SUPERGRAPH_URL ?? null,
+    supergraphWatch: vars.SUPERGRAPH_WATCH,
+    supergraphPollIntervalMs: vars.SUPERGRAPH_POLL_INTERVAL_MS,
     subgraphUrls: Object.freeze(subgraphUrlOverrides(env)),
     subgraphTimeoutMs: vars.SUBGRAPH_TIMEOUT_MS,
   });

@@ -8,13 +8,13 @@ import { runMain } from '../../platform/process.ts';
 import { loadGatewayConfig, type GatewayConfig } from './config.ts';
 import { createGatewayContext } from './context.ts';
 import { createServer } from './server.ts';
+import { supergraphManager, type SupergraphSource } from './supergraph-source.ts';
 
-/** Loads the supergraph the configuration names and serves it. */
+/** Loads the supergraph the configuration names (and follows it when asked) and serves it. */
 export async function startGateway(config: GatewayConfig, options: { logger?: Logger } = {}): Promise<RunningService> {
   const logger = options.logger ?? createLogger('gateway', config.logLevel);
-  const supergraphSdl = readFileSync(config.supergraphPath, 'utf8');
   const apollo = createServer({
-    supergraphSdl,
+    supergraph: supergraphManager(supergraphSourceOf(config), logger),
     subgraphUrls: config.subgraphUrls,
     subgraphTimeoutMs: config.subgraphTimeoutMs,
     logger,
@@ -29,6 +29,13 @@ export async function startGateway(config: GatewayConfig, options: { logger?: Lo
     logger,
     metrics: createMetrics('gateway', { processMetrics: true }),
   });
+}
+
+function supergraphSourceOf(config: GatewayConfig): SupergraphSource {
+  const intervalMs = config.supergraphPollIntervalMs;
+  if (config.supergraphUrl) return { kind: 'url', url: config.supergraphUrl, intervalMs };
+  if (config.supergraphWatch) return { kind: 'file', path: config.supergraphPath, intervalMs };
+  return { kind: 'static', sdl: readFileSync(config.supergraphPath, 'utf8') };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -1,4 +1,4 @@
-import { ApolloGateway } from '@apollo/gateway';
+import { ApolloGateway, type SupergraphManager } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import type { GraphQLFormattedError } from 'graphql';
 import { ErrorCode } from '../../platform/errors.ts';
@@ -8,8 +8,8 @@ import type { GatewayContext } from './context.ts';
 import { SubgraphDataSource } from './data-source.ts';
 
 export interface GatewayDeps {
-  /** A composed Federation 2 supergraph; the gateway serves whichever it is given. */
-  readonly supergraphSdl: string;
+  /** A composed Federation 2 supergraph, or a manager that follows one (supergraph-source.ts). */
+  readonly supergraph: string | SupergraphManager;
   /** Routing URLs replacing the supergraph's, by subgraph name. */
   readonly subgraphUrls?: Readonly<Record<string, string>>;
   readonly subgraphTimeoutMs: number;
@@ -23,7 +23,7 @@ export interface GatewayDeps {
 export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
   const { logger } = deps;
   const gateway = new ApolloGateway({
-    supergraphSdl: deps.supergraphSdl,
+    supergraphSdl: deps.supergraph,
     logger,
     buildService: ({ name, url }) => {
       const target = deps.subgraphUrls?.[name] ?? url;

@@ -55,7 +55,7 @@ describe('gateway over another supergraph', () => {
       name: 'gateway',
       host: '127.0.0.1',
       port: 0,
-      apollo: createServer({ supergraphSdl: composed.supergraphSdl, subgraphTimeoutMs: 2_000, logger }),
+      apollo: createServer({ supergraph: composed.supergraphSdl, subgraphTimeoutMs: 2_000, logger }),
       context: createGatewayContext,
       ready: () => true,
       logger,

@@ -73,6 +73,9 @@ export async function startStack(options: { dbs?: Databases; logLines?: string[]
     {
       ...base,
       supergraphPath: SUPERGRAPH_PATH,
+      supergraphUrl: null,
+      supergraphWatch: false,
+      supergraphPollIntervalMs: 2_000,
       subgraphUrls: { crm: crm.url, erp: erp.url, support: support.url },
       subgraphTimeoutMs: 5_000,
     },

@@ -3,17 +3,27 @@ import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 
 /**
- * Counts, times and logs every call an adapter makes to the system behind it, and turns its
- * failures into ConnectorErrors naming the system. Adapters wrap
- * each call to their system (one SQL statement, one HTTP request) in `call`, so
- * `concord_connector_calls_total` counts what the system really sees.
+ * Counts, times and logs every call an adapter makes to the system behind it, and turns the
+ * system's outages into ConnectorErrors naming it. Adapters wrap each call to their system (one
+ * SQL statement, one HTTP request) in `call`, so `concord_connector_calls_total` counts what the
+ * system really sees.
  */
 export interface ConnectorTelemetry {
   readonly system: string;
   call<T>(operation: string, detail: Record<string, unknown>, fn: () => T | Promise<T>): Promise<T>;
 }
 
-export function createConnectorTelemetry(system: string, metrics: Metrics, logger: Logger): ConnectorTelemetry {
+/**
+ * @param isOutage tells a failure of the system (unreachable, timed out, locked) from a bug in
+ *   the adapter. Only an outage reaches clients as the system being unavailable; anything else
+ *   is rethrown as it is and masked as an internal error.
+ */
+export function createConnectorTelemetry(
+  system: string,
+  metrics: Metrics,
+  logger: Logger,
+  isOutage: (error: unknown) => boolean = () => true,
+): ConnectorTelemetry {
   const log = logger.child({ system });
   return {
     system,
@@ -24,11 +34,9 @@ export function createConnectorTelemetry(system: string, metrics: Metrics, logge
         return await fn();
       } catch (error) {
         outcome = 'error';
-        // Whatever the adapter's library threw, resolvers and clients see one kind of failure
-        // that names the system; the original stays attached as the cause, for the log.
-        throw error instanceof ConnectorError
-          ? error
-          : new ConnectorError(system, `${operation} failed: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+        if (error instanceof ConnectorError || !isOutage(error)) throw error;
+        const message = error instanceof Error ? error.message : String(error);
+        throw new ConnectorError(system, `${operation} failed: ${message}`, { cause: error });
       } finally {
         const ms = performance.now() - started;
         metrics.connectorCalls.inc({ system, operation, outcome });

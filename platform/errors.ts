@@ -35,7 +35,8 @@ export class ConnectorError extends Error {
   }
 }
 
-const PASSED_THROUGH = new Set<string>([
+/** Codes of errors a client can act on; any other error is masked before it leaves a service. */
+export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.BadUserInput,
   ErrorCode.Unauthenticated,
   ErrorCode.Forbidden,
@@ -65,7 +66,7 @@ export function subgraphErrorFormatter(logger: Logger) {
         extensions: { code: ErrorCode.SystemUnavailable, system: original.system },
       };
     }
-    if (typeof code === 'string' && PASSED_THROUGH.has(code)) {
+    if (typeof code === 'string' && CLIENT_ERROR_CODES.has(code)) {
       const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, extensions };
     }

@@ -23,3 +23,16 @@ export const EMBEDDED_DATABASE_FILES = {
   erp: 'erp.sqlite',
   support: 'support.sqlite',
 } as const;
+
+// SQLite result codes that mean the database cannot serve (locked, unreadable, gone), as
+// opposed to a statement the adapter got wrong.
+const OUTAGE_CODES = /^SQLITE_(BUSY|LOCKED|CANTOPEN|IOERR|FULL|CORRUPT|NOTADB|READONLY|PERM|AUTH)/;
+
+/** True when an error from better-sqlite3 means the embedded system is unavailable. */
+export function isSqliteOutage(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') return OUTAGE_CODES.test(code);
+  // better-sqlite3 throws a TypeError once the connection is closed.
+  return /database connection is not open/.test(error.message);
+}

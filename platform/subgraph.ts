@@ -3,11 +3,14 @@ import type { IncomingMessage } from 'node:http';
 import { ApolloServer, type BaseContext } from '@apollo/server';
 import { buildSubgraphSchema, type GraphQLResolverMap } from '@apollo/subgraph';
 import { parse } from 'graphql';
+import { createConnectorTelemetry, type ConnectorTelemetry } from './connector-telemetry.ts';
 import { subgraphErrorFormatter } from './errors.ts';
 import { startService, type RunningService } from './http-server.ts';
-import type { Logger } from './logger.ts';
-import type { Metrics } from './metrics.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createMetrics } from './metrics.ts';
 import type { RequestScope } from './request-context.ts';
+import type { SubgraphConfig } from './subgraph-config.ts';
+import { systemClock, type Clock } from './time.ts';
 
 /** Reads a subgraph's SDL from a file next to its code (a URL from `import.meta.url`). */
 export function readSdl(url: URL): string {
@@ -39,32 +42,57 @@ export interface Closable {
   close(): Promise<void>;
 }
 
-/** Serves a subgraph over HTTP; ready while its connector answers; stop() also closes the connector. */
-export async function serveSubgraph<TContext extends BaseContext>(options: {
+/** What tests and tools may put in place of a subgraph's defaults. */
+export interface SubgraphOptions<TDatabase> {
+  logger?: Logger;
+  clock?: Clock;
+  /** An open database (an in-memory one in tests) in place of the configured file. */
+  database?: TDatabase;
+}
+
+/**
+ * Starts a subgraph: its logger, metrics and connector telemetry, the connector its entry point
+ * picked, and an HTTP server that is ready while the connector answers. If start-up fails, the
+ * connector is closed again; stop() closes it too.
+ */
+export async function startSubgraph<TContext extends BaseContext, TConnector extends Closable>(spec: {
   name: string;
-  host: string;
-  port: number;
-  apollo: ApolloServer<TContext>;
-  connector: Closable;
-  context: (req: IncomingMessage, scope: RequestScope) => Promise<TContext>;
-  logger: Logger;
-  metrics: Metrics;
+  config: SubgraphConfig;
+  logger?: Logger | undefined;
+  clock?: Clock | undefined;
+  /** Tells an outage of the system from an adapter bug (see createConnectorTelemetry). */
+  isOutage: (error: unknown) => boolean;
+  createConnector: (telemetry: ConnectorTelemetry) => TConnector;
+  createServer: (deps: { logger: Logger }) => ApolloServer<TContext>;
+  createContext: (deps: {
+    connector: TConnector;
+    logger: Logger;
+    clock: Clock;
+  }) => (req: IncomingMessage, scope: RequestScope) => Promise<TContext>;
 }): Promise<RunningService> {
-  const service = await startService({
-    name: options.name,
-    host: options.host,
-    port: options.port,
-    apollo: options.apollo,
-    context: options.context,
-    logger: options.logger,
-    metrics: options.metrics,
-    ready: () => options.connector.ping().then(() => true),
-  });
-  return {
-    ...service,
-    async stop() {
-      await service.stop();
-      await options.connector.close();
-    },
-  };
+  const logger = spec.logger ?? createLogger(spec.name, spec.config.logLevel);
+  const metrics = createMetrics(spec.name, { processMetrics: true });
+  const connector = spec.createConnector(createConnectorTelemetry(spec.name, metrics, logger, spec.isOutage));
+  try {
+    const service = await startService({
+      name: spec.name,
+      host: spec.config.host,
+      port: spec.config.port,
+      apollo: spec.createServer({ logger }),
+      context: spec.createContext({ connector, logger, clock: spec.clock ?? systemClock }),
+      logger,
+      metrics,
+      ready: () => connector.ping().then(() => true),
+    });
+    return {
+      ...service,
+      async stop() {
+        await service.stop();
+        await connector.close();
+      },
+    };
+  } catch (error) {
+    await connector.close();
+    throw error;
+  }
 }

@@ -9,6 +9,16 @@ export function requireId(argument: string, value: string): string {
   return trimmed;
 }
 
+/**
+ * A list filter argument: null or absent means no filter; an empty list is refused rather than
+ * read as "everything". Returns the distinct values, sorted, so equal filters look equal.
+ */
+export function listFilter<T extends string>(argument: string, values: readonly T[] | null | undefined): T[] | undefined {
+  if (values == null) return undefined;
+  if (values.length === 0) throw badUserInput(argument, 'must name at least one value, or be left out');
+  return [...new Set(values)].sort();
+}
+
 /** A page size argument between 1 and `max`. */
 export function requirePageSize(argument: string, value: number | null | undefined, max: number, fallback: number): number {
   const size = value ?? fallback;

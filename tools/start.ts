@@ -21,31 +21,44 @@ interface Service {
   port: number;
 }
 
+const children: ChildProcess[] = [];
+let stopping = false;
+
+const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
+
+/** Stops every service, waits for them (SIGKILL after 5 s), then exits with `code`. */
+function stopAll(code: number): void {
+  if (stopping) return;
+  stopping = true;
+  process.exitCode = code;
+  const alive = children.filter(running);
+  for (const child of alive) child.kill('SIGTERM');
+  const killer = setTimeout(() => {
+    for (const child of alive.filter(running)) child.kill('SIGKILL');
+    process.exit(code);
+  }, 5_000);
+  Promise.all(alive.map((child) => new Promise((done) => child.once('exit', done)))).then(() => {
+    clearTimeout(killer);
+    process.exit(code);
+  });
+}
+
 async function main(): Promise<void> {
   const gateway = loadGatewayConfig();
+  const crm = loadCrmConfig();
+  const erp = loadErpConfig();
+  const support = loadSupportConfig();
   const services: Service[] = [
-    { name: 'crm', entry: 'subgraphs/crm/src/index.ts', port: loadCrmConfig().port },
-    { name: 'erp', entry: 'subgraphs/erp/src/index.ts', port: loadErpConfig().port },
-    { name: 'support', entry: 'subgraphs/support/src/index.ts', port: loadSupportConfig().port },
+    { name: 'crm', entry: 'subgraphs/crm/src/index.ts', port: crm.port },
+    { name: 'erp', entry: 'subgraphs/erp/src/index.ts', port: erp.port },
+    { name: 'support', entry: 'subgraphs/support/src/index.ts', port: support.port },
     { name: 'gateway', entry: 'gateway/src/index.ts', port: gateway.port },
   ];
-  const dataDir = process.env.DATA_DIR || 'data';
-  if (await ensureSeeded(dataDir, { info: (message) => console.log(message) })) console.log('');
+  const databases = { crm: crm.connector.database, erp: erp.connector.database, support: support.connector.database };
+  if (await ensureSeeded(databases, { info: (message: string) => console.log(message) })) console.log('');
 
-  const children: ChildProcess[] = [];
-  let stopping = false;
-  const stopAll = (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
-    setTimeout(() => process.exit(code), 5_000).unref();
-    Promise.all(children.map((child) => (child.exitCode === null ? new Promise((done) => child.once('exit', done)) : null))).then(() =>
-      process.exit(code),
-    );
-  };
   process.once('SIGINT', () => stopAll(0));
   process.once('SIGTERM', () => stopAll(0));
-
   for (const service of services) {
     const child = spawn(process.execPath, ['--import', 'tsx', service.entry], { cwd: root, env: process.env, stdio: 'inherit' });
     child.once('exit', (code, signal) => {
@@ -112,5 +125,7 @@ function banner(services: Service[], graphql: string, caseId: string | null): st
 
 main().catch((error: unknown) => {
   console.error(error instanceof ConfigError ? error.message : `start: ${(error as Error).message}`);
-  process.exit(error instanceof ConfigError ? 78 : 1);
+  const code = error instanceof ConfigError ? 78 : 1;
+  if (children.length) stopAll(code);
+  else process.exit(code);
 });

@@ -47,6 +47,29 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
   });
 }
 
+/**
+ * The name a subgraph has in SUBGRAPH_<NAME>_URL: upper-cased, '-' as '_'. Overrides are kept
+ * under the lower-cased form of that name.
+ */
+export function overrideKey(subgraphName: string): string {
+  return subgraphName.toLowerCase().replace(/-/g, '_');
+}
+
+/**
+ * Checks that every SUBGRAPH_<NAME>_URL names a subgraph of the supergraph, so a typo
+ * (SUBGRAPH_CMR_URL) stops start-up instead of leaving traffic on the default URL.
+ */
+export function checkSubgraphOverrides(urls: Readonly<Record<string, string>>, subgraphNames: readonly string[]): void {
+  const known = new Set(subgraphNames.map(overrideKey));
+  const unknown = Object.keys(urls).filter((key) => !known.has(key));
+  if (unknown.length) {
+    const names = subgraphNames.join(', ');
+    throw new ConfigError(
+      `Invalid configuration:\n${unknown.map((key) => `  SUBGRAPH_${key.toUpperCase()}_URL: the supergraph has no subgraph "${key}" (it has ${names})`).join('\n')}`,
+    );
+  }
+}
+
 /** SUBGRAPH_CRM_URL=http://crm:4001/graphql routes the subgraph named "crm" there. */
 function subgraphUrlOverrides(env: NodeJS.ProcessEnv): Record<string, string> {
   const urls: Record<string, string> = {};

@@ -5,7 +5,8 @@ import { startService } from '../../platform/http-server.ts';
 import { createLogger, type Logger } from '../../platform/logger.ts';
 import { createMetrics } from '../../platform/metrics.ts';
 import { runMain } from '../../platform/process.ts';
-import { loadGatewayConfig, type GatewayConfig } from './config.ts';
+import { Supergraph } from '@apollo/federation-internals';
+import { checkSubgraphOverrides, loadGatewayConfig, type GatewayConfig } from './config.ts';
 import { createGatewayContext } from './context.ts';
 import { createServer } from './server.ts';
 import { supergraphManager, type SupergraphSource } from './supergraph-source.ts';
@@ -13,8 +14,13 @@ import { supergraphManager, type SupergraphSource } from './supergraph-source.ts
 /** Loads the supergraph the configuration names (and follows it when asked) and serves it. */
 export async function startGateway(config: GatewayConfig, options: { logger?: Logger } = {}): Promise<RunningService> {
   const logger = options.logger ?? createLogger('gateway', config.logLevel);
+  const source = supergraphSourceOf(config);
+  if (source.kind !== 'url') {
+    const sdl = source.kind === 'static' ? source.sdl : readFileSync(source.path, 'utf8');
+    checkSubgraphOverrides(config.subgraphUrls, Supergraph.build(sdl).subgraphs().names());
+  }
   const apollo = createServer({
-    supergraph: supergraphManager(supergraphSourceOf(config), logger),
+    supergraph: supergraphManager(source, logger),
     subgraphUrls: config.subgraphUrls,
     subgraphTimeoutMs: config.subgraphTimeoutMs,
     logger,

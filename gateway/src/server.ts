@@ -1,9 +1,10 @@
 import { ApolloGateway, type SupergraphManager } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import type { GraphQLFormattedError } from 'graphql';
-import { ErrorCode } from '../../platform/errors.ts';
+import { CLIENT_ERROR_CODES, ErrorCode } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { currentScope } from '../../platform/request-context.ts';
+import { overrideKey } from './config.ts';
 import type { GatewayContext } from './context.ts';
 import { SubgraphDataSource } from './data-source.ts';
 
@@ -26,7 +27,7 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
     supergraphSdl: deps.supergraph,
     logger,
     buildService: ({ name, url }) => {
-      const target = deps.subgraphUrls?.[name] ?? url;
+      const target = deps.subgraphUrls?.[overrideKey(name)] ?? url;
       if (!target) throw new Error(`Subgraph "${name}" has no routing URL`);
       return new SubgraphDataSource(name, target, deps.subgraphTimeoutMs, logger);
     },
@@ -42,24 +43,23 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
 }
 
 /**
- * What clients see of an error: its message, path and code, and the system that failed
- * (serviceName). Never a stack, a subgraph URL or a subgraph's response body; an error the
- * gateway did not expect is logged and shown only with the correlation id to quote.
+ * What clients see of an error: its message, path and code, and the system it came from
+ * (serviceName). Errors with a code a client can act on pass through; any other error, the
+ * gateway's own or a subgraph's, is logged and shown only as an internal error with the
+ * correlation id to quote. Never a stack, a subgraph URL or a subgraph's response body.
  */
 export function gatewayErrorFormatter(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const { response: _response, stacktrace: _stacktrace, exception: _exception, ...extensions } = formatted.extensions ?? {};
-    const fromSubgraph = typeof extensions.serviceName === 'string';
-    if (extensions.code === ErrorCode.InternalServerError && !fromSubgraph) {
-      logger.error({ err: error, path: formatted.path }, 'unexpected gateway error');
-      const correlationId = currentScope()?.correlationId;
-      return {
-        message: `Internal error${correlationId ? ` (correlation id ${correlationId})` : ''}`,
-        ...(formatted.path ? { path: formatted.path } : {}),
-        extensions: { code: ErrorCode.InternalServerError },
-      };
-    }
-    return { ...formatted, extensions };
+    if (typeof extensions.code === 'string' && CLIENT_ERROR_CODES.has(extensions.code)) return { ...formatted, extensions };
+    const serviceName = typeof extensions.serviceName === 'string' ? extensions.serviceName : undefined;
+    logger.error({ err: error, path: formatted.path, serviceName, code: extensions.code }, 'unexpected error, masked for the client');
+    const correlationId = currentScope()?.correlationId;
+    return {
+      message: `Internal error${correlationId ? ` (correlation id ${correlationId})` : ''}`,
+      ...(formatted.path ? { path: formatted.path } : {}),
+      extensions: { code: ErrorCode.InternalServerError, ...(serviceName ? { serviceName } : {}) },
+    };
   };
 }
 

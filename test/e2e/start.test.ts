@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../platform/sqlite.ts';
 import { operation, postGraphQL } from '../helpers/stack.ts';
 
 async function freePort(): Promise<number> {
@@ -69,7 +70,13 @@ describe('npm start', () => {
       expect(body.data!.case.id).toBe(caseId);
       expect(body.data!.case.subject).toEqual(expect.any(String)); // support desk
       expect(body.data!.case.customer.name).toEqual(expect.any(String)); // CRM
-      expect(body.data!.case.customer.openBalance.amount).toMatch(/^\d+\.\d{2}$/); // ERP
+      // ERP: what the seeded ERP database holds for that customer.
+      const erp = openDatabase(join(dataDir, 'erp.sqlite'), { readonly: true });
+      const billing = erp.prepare('SELECT balanceDue FROM customers WHERE number = ?').get(body.data!.case.customer.id) as {
+        balanceDue: number;
+      };
+      erp.close();
+      expect(body.data!.case.customer.openBalance.amount).toBe(billing.balanceDue.toFixed(2));
     } finally {
       child.kill('SIGINT');
     }

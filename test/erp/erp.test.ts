@@ -151,4 +151,82 @@ describe('erp subgraph', () => {
     expect(blank.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(blank.errors?.[0]?.message).toContain('"number"');
   });
+
+  it('gives each customer its own most recent orders, in one call for many customers', async () => {
+    const customers = dbs.erp.prepare('SELECT number FROM customers ORDER BY number LIMIT 4').all() as { number: string }[];
+    const before = await callCount();
+    const result = await execute(
+      server,
+      context,
+      'query($r: [_Any!]!) { _entities(representations: $r) { ... on Customer { id orders(first: 3) { number orderDate } } } }',
+      {
+        r: customers.map((c) => ({ __typename: 'Customer', id: c.number })),
+      },
+    );
+    expect(result.errors).toBeUndefined();
+    for (const [i, customer] of customers.entries()) {
+      const expected = dbs.erp
+        .prepare('SELECT number FROM salesOrders WHERE customerNumber = ? ORDER BY orderDate DESC, number DESC LIMIT 3')
+        .all(customer.number) as { number: string }[];
+      expect(result.data._entities[i].orders.map((o: any) => o.number)).toEqual(expected.map((o) => o.number));
+    }
+    expect((await callCount()) - before).toBe(1);
+  });
+
+  it('tells open invoices not yet due from overdue ones', async () => {
+    const customer = dbs.erp
+      .prepare(`SELECT customerNumber AS number FROM salesInvoices WHERE status = 'Open' AND dueDate >= ? LIMIT 1`)
+      .get(AS_OF) as { number: string };
+    const open = dbs.erp
+      .prepare(
+        `SELECT number FROM salesInvoices WHERE customerNumber = ? AND status = 'Open' AND dueDate >= ? ORDER BY invoiceDate DESC, number DESC`,
+      )
+      .all(customer.number, AS_OF) as { number: string }[];
+    const result = await execute(
+      server,
+      context,
+      'query($r: [_Any!]!) { _entities(representations: $r) { ... on Customer { invoices(status: OPEN, first: 100) { number status } } } }',
+      {
+        r: [{ __typename: 'Customer', id: customer.number }],
+      },
+    );
+    expect(result.data._entities[0].invoices).toEqual(open.map((i) => ({ number: i.number, status: 'OPEN' })));
+  });
+
+  it('lists what a shipment carried: its lines and the serialized units', async () => {
+    const shipment = dbs.erp.prepare('SELECT shipmentNumber AS id FROM serialNumbers LIMIT 1').get() as { id: string };
+    const serials = dbs.erp
+      .prepare('SELECT serialNumber FROM serialNumbers WHERE shipmentNumber = ? ORDER BY serialNumber')
+      .all(shipment.id) as { serialNumber: string }[];
+    const lines = dbs.erp
+      .prepare('SELECT lineObjectNumber, quantity FROM salesShipmentLines WHERE documentNo = ? ORDER BY sequence')
+      .all(shipment.id) as {
+      lineObjectNumber: string;
+      quantity: number;
+    }[];
+    const result = await execute(
+      server,
+      context,
+      'query($id: ID!) { shipment(id: $id) { id status lines { product { sku } quantity } assets { serialNumber shipment { id } } } }',
+      { id: shipment.id },
+    );
+    expect(result.errors).toBeUndefined();
+    expect(result.data.shipment.lines).toEqual(lines.map((l) => ({ product: { sku: l.lineObjectNumber }, quantity: l.quantity })));
+    expect(result.data.shipment.assets).toEqual(serials.map((s) => ({ serialNumber: s.serialNumber, shipment: { id: shipment.id } })));
+  });
+
+  it('calls an order partially shipped once some of it has left', async () => {
+    const order = dbs.erp.prepare('SELECT id, number FROM salesOrders WHERE fullyShipped = 0 LIMIT 1').get() as {
+      id: string;
+      number: string;
+    };
+    const query = 'query($n: ID!) { order(number: $n) { status } }';
+    expect((await execute(server, context, query, { n: order.number })).data.order.status).not.toBe('PARTIALLY_SHIPPED');
+    dbs.erp
+      .prepare(
+        'UPDATE salesOrderLines SET shippedQuantity = 1 WHERE documentId = ? AND sequence = (SELECT MIN(sequence) FROM salesOrderLines WHERE documentId = ?)',
+      )
+      .run(order.id, order.id);
+    expect((await execute(server, context, query, { n: order.number })).data.order.status).toBe('PARTIALLY_SHIPPED');
+  });
 });

@@ -4,7 +4,9 @@ import { createServer } from '../../gateway/src/server.ts';
 import { startService, type RunningService } from '../../platform/http-server.ts';
 import { createLogger } from '../../platform/logger.ts';
 import { createMetrics } from '../../platform/metrics.ts';
-import { createSubgraphServer } from '../../platform/subgraph.ts';
+import { ApolloServer } from '@apollo/server';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import { parse } from 'graphql';
 import { composeSubgraphs } from '../../tools/lib/composition.ts';
 import { postGraphQL } from '../helpers/stack.ts';
 
@@ -24,20 +26,27 @@ describe('gateway over another supergraph', () => {
         ping: String
         boom: String
         echoCorrelation: String
+        slow: String
       }
     `;
-    const apollo = createSubgraphServer<{ correlationId: string }>({
-      sdl,
-      logger,
-      resolvers: {
-        Query: {
-          ping: () => 'pong',
-          boom: () => {
-            throw new Error('password=hunter2 at /srv/billing/db.ts:12');
+    // A subgraph of another team that masks nothing: the gateway must.
+    const apollo = new ApolloServer<{ correlationId: string }>({
+      includeStacktraceInErrorResponses: true,
+      schema: buildSubgraphSchema([
+        {
+          typeDefs: parse(sdl),
+          resolvers: {
+            Query: {
+              ping: () => 'pong',
+              slow: () => new Promise((resolve) => setTimeout(() => resolve('late'), 1_500)),
+              boom: () => {
+                throw new Error('password=hunter2 at /srv/billing/db.ts:12');
+              },
+              echoCorrelation: (_root: unknown, _args: unknown, context: { correlationId: string }) => context.correlationId,
+            },
           },
-          echoCorrelation: (_root: unknown, _args: unknown, context: { correlationId: string }) => context.correlationId,
         },
-      },
+      ]),
     });
     subgraph = await startService({
       name: 'billing',
@@ -55,7 +64,7 @@ describe('gateway over another supergraph', () => {
       name: 'gateway',
       host: '127.0.0.1',
       port: 0,
-      apollo: createServer({ supergraph: composed.supergraphSdl, subgraphTimeoutMs: 2_000, logger }),
+      apollo: createServer({ supergraph: composed.supergraphSdl, subgraphTimeoutMs: 500, logger }),
       context: createGatewayContext,
       ready: () => true,
       logger,
@@ -93,7 +102,7 @@ describe('gateway over another supergraph', () => {
     expect(body.data?.echoCorrelation).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  it('masks an unexpected error: no message, path or stack from inside, a correlation id to quote', async () => {
+  it("masks another subgraph's unexpected error: no message or stack from inside, a correlation id to quote", async () => {
     const { body, text } = await postGraphQL<{ ping: string; boom: string }>(
       gateway.url,
       '{ ping boom }',
@@ -103,7 +112,20 @@ describe('gateway over another supergraph', () => {
     expect(body.data).toEqual({ ping: 'pong', boom: null });
     expect(body.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
     expect(body.errors?.[0]?.message).toContain('boom-1');
+    expect(body.errors?.[0]?.extensions?.serviceName).toBe('billing');
     expect(text).not.toMatch(/hunter2|db\.ts|\/srv\/|stacktrace/);
+  });
+
+  it('gives up on a subgraph past its deadline with an error naming the system, not its URL', async () => {
+    const started = Date.now();
+    const { body, text } = await postGraphQL<{ slow: string }>(gateway.url, '{ slow }');
+    expect(Date.now() - started).toBeLessThan(1_400);
+    expect(body.data).toEqual({ slow: null });
+    expect(body.errors?.[0]).toMatchObject({
+      message: 'The billing system did not answer within 500 ms',
+      extensions: { code: 'SYSTEM_UNAVAILABLE', serviceName: 'billing' },
+    });
+    expect(text).not.toMatch(/127\.0\.0\.1|localhost|AbortError|TimeoutError/);
   });
 
   it('rejects a body that is not JSON with a clear 400', async () => {

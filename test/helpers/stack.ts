@@ -57,18 +57,10 @@ export async function startStack(options: { dbs?: Databases; logLines?: string[]
   const silent = (name: string) =>
     lines ? createLogger(name, 'info', { write: (line: string) => void lines.push(line) }) : createLogger(name, 'silent');
   const base = { host: '127.0.0.1', port: 0, logLevel: 'silent' as const };
-  const crm = await startCrm(
-    { ...base, connector: { kind: 'embedded', database: ':memory:' } },
-    { database: dbs.crm, clock, logger: silent('crm') },
-  );
-  const erp = await startErp(
-    { ...base, connector: { kind: 'embedded', database: ':memory:' } },
-    { database: dbs.erp, clock, logger: silent('erp') },
-  );
-  const support = await startSupport(
-    { ...base, connector: { kind: 'embedded', database: ':memory:' } },
-    { database: dbs.support, clock, logger: silent('support') },
-  );
+  const subgraph = { ...base, connector: { kind: 'embedded' as const, database: ':memory:', databaseVariable: 'DATA_DIR' } };
+  const crm = await startCrm(subgraph, { database: dbs.crm, clock, logger: silent('crm') });
+  const erp = await startErp(subgraph, { database: dbs.erp, clock, logger: silent('erp') });
+  const support = await startSupport(subgraph, { database: dbs.support, clock, logger: silent('support') });
   const gateway = await startGateway(
     {
       ...base,

@@ -29,13 +29,27 @@ describe('configuration', () => {
     });
   });
 
-  it('stops a service at start-up with a message naming the variable', () => {
-    const run = spawnSync(process.execPath, ['--import', 'tsx', 'gateway/src/index.ts'], {
-      env: { ...process.env, GATEWAY_PORT: '99999' },
+  it.each([
+    ['a port out of range', 'gateway/src/index.ts', { GATEWAY_PORT: '99999' }, /GATEWAY_PORT/],
+    [
+      'an override for a subgraph that does not exist',
+      'gateway/src/index.ts',
+      { SUBGRAPH_CMR_URL: 'http://crm:4001/graphql' },
+      /SUBGRAPH_CMR_URL.*no subgraph "cmr".*crm, erp, support/,
+    ],
+    [
+      'a database file that does not exist',
+      'subgraphs/crm/src/index.ts',
+      { CRM_DATABASE: '/nonexistent/crm.sqlite' },
+      /CRM_DATABASE: \/nonexistent\/crm\.sqlite does not exist/,
+    ],
+  ])('stops at start-up on %s, naming the variable', (_case, entry, env, message) => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', entry], {
+      env: { ...process.env, ...env },
       encoding: 'utf8',
       timeout: 20_000,
     });
     expect(run.status).toBe(78);
-    expect(run.stderr).toMatch(/GATEWAY_PORT/);
+    expect(run.stderr).toMatch(message);
   });
 });

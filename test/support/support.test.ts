@@ -130,10 +130,68 @@ describe('support subgraph', () => {
       ['{ cases(first: 101) { totalCount } }', 'first'],
       ['{ case(id: "12x") { id } }', 'id'],
       ['{ cases(filter: { assignee: "bob" }) { totalCount } }', 'filter.assignee'],
+      // case:9999999999999999, above the largest integer a JavaScript number holds exactly
+      ['{ cases(after: "Y2FzZTo5OTk5OTk5OTk5OTk5OTk5") { totalCount } }', 'after'],
     ] as const) {
       const result = await execute(server, context, query);
       expect(result.errors?.[0]?.extensions?.code, query).toBe('BAD_USER_INPUT');
       expect(result.errors?.[0]?.message, query).toContain(`"${argument}"`);
     }
+  });
+
+  it("adds the desk's cases to contacts, orders and assets from other systems", async () => {
+    const row = dbs.support
+      .prepare(
+        `SELECT r.external_id AS contactId, fo.value AS orderNumber, fs.value AS serialNumber FROM tickets t
+        JOIN users r ON r.id = t.requester_id
+        JOIN ticket_custom_fields fo ON fo.ticket_id = t.id AND fo.field_id = 360000000101
+        JOIN ticket_custom_fields fs ON fs.ticket_id = t.id AND fs.field_id = 360000000102 LIMIT 1`,
+      )
+      .get() as { contactId: string; orderNumber: string; serialNumber: string };
+    const ids = (sql: string, value: string) => (dbs.support.prepare(sql).all(value) as { id: number }[]).map((t) => String(t.id));
+    const result = await execute(
+      server,
+      context,
+      `query($r: [_Any!]!) { _entities(representations: $r) {
+        ... on Contact { requestedCases(first: 100) { id } } ... on Order { cases { id } } ... on Asset { cases { id } } } }`,
+      {
+        r: [
+          { __typename: 'Contact', id: row.contactId },
+          { __typename: 'Order', number: row.orderNumber },
+          { __typename: 'Asset', serialNumber: row.serialNumber },
+        ],
+      },
+    );
+    expect(result.errors).toBeUndefined();
+    const [contact, order, asset] = result.data._entities;
+    expect(contact.requestedCases.map((c: any) => c.id)).toEqual(
+      ids('SELECT t.id FROM tickets t JOIN users r ON r.id = t.requester_id WHERE r.external_id = ? ORDER BY t.id DESC', row.contactId),
+    );
+    expect(order.cases.map((c: any) => c.id)).toEqual(
+      ids(
+        'SELECT ticket_id AS id FROM ticket_custom_fields WHERE field_id = 360000000101 AND value = ? ORDER BY ticket_id DESC',
+        row.orderNumber,
+      ),
+    );
+    expect(asset.cases.map((c: any) => c.id)).toEqual(
+      ids(
+        'SELECT ticket_id AS id FROM ticket_custom_fields WHERE field_id = 360000000102 AND value = ? ORDER BY ticket_id DESC',
+        row.serialNumber,
+      ),
+    );
+  });
+
+  it('never widens a search when a filter is present but empty', async () => {
+    for (const [filter, argument] of [
+      ['{ customerId: "" }', 'filter.customerId'],
+      ['{ assignee: "" }', 'filter.assignee'],
+      ['{ status: [] }', 'filter.status'],
+    ] as const) {
+      const result = await execute(server, context, `{ cases(filter: ${filter}) { totalCount nodes { id } } }`);
+      expect(result.data, filter).toBeNull();
+      expect(result.errors?.[0]?.message, filter).toContain(`"${argument}"`);
+    }
+    const emptyCursor = await execute(server, context, '{ cases(after: "") { nodes { id } } }');
+    expect(emptyCursor.errors?.[0]?.message).toContain('"after"');
   });
 });

@@ -1,5 +1,5 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { EMBEDDED_DATABASE_FILES, openDatabase, type Database } from '../../platform/sqlite.ts';
 import { migrateCrm } from '../../subgraphs/crm/src/connectors/embedded/tables.ts';
 import { migrateErp } from '../../subgraphs/erp/src/connectors/embedded/tables.ts';
@@ -122,15 +122,22 @@ function fsyncPath(path: string): void {
   }
 }
 
+/** A data folder (the three files under their usual names), or each database's own path. */
+export type SeedTarget = string | Record<SystemName, string>;
+
+function pathsOf(target: SeedTarget): Record<SystemName, string> {
+  return typeof target === 'string' ? databasePaths(target) : target;
+}
+
 /**
- * Seeds the data folder's three database files, replacing any that exist. Each database is built
- * in a temporary file beside its final name and renamed into place only once complete, so a
- * crash never leaves a half-written database. Not meant to run while a service has them open.
+ * Seeds the three database files, replacing any that exist. Each database is built in a
+ * temporary file beside its final name and renamed into place only once complete, so a crash
+ * never leaves a half-written database. Not meant to run while a service has them open.
  */
-export function seedDataDirectory(dataDir: string, options: SeedOptions): SeedSummary {
+export function seedDataDirectory(target: SeedTarget, options: SeedOptions): SeedSummary {
   validateSeedOptions(options);
-  const finals = databasePaths(dataDir);
-  mkdirSync(resolve(dataDir), { recursive: true });
+  const finals = pathsOf(target);
+  for (const system of SYSTEMS) mkdirSync(dirname(finals[system]), { recursive: true });
   const temps = {} as Record<SystemName, string>;
   const open = new Map<SystemName, Database>();
   try {
@@ -163,7 +170,7 @@ export function seedDataDirectory(dataDir: string, options: SeedOptions): SeedSu
       for (const suffix of ['-wal', '-shm', '-journal']) rmSync(finals[system] + suffix, { force: true });
       renameSync(temps[system], finals[system]);
     }
-    fsyncPath(resolve(dataDir));
+    for (const folder of new Set(SYSTEMS.map((system) => dirname(finals[system])))) fsyncPath(folder);
     return summary;
   } catch (error) {
     for (const db of open.values()) {
@@ -200,22 +207,22 @@ export function formatSeedSummary(summary: SeedSummary): string[] {
 }
 
 /**
- * Seeds the data folder with the default demo world when any of the three databases is missing
- * (all three are rewritten, so they stay consistent). Resolves to true when it seeded.
+ * Seeds the default demo world when any of the three databases is missing (all three are
+ * rewritten, so they stay consistent). Resolves to true when it seeded.
  */
 export async function ensureSeeded(
-  dataDir: string,
+  target: SeedTarget,
   logger?: { info(msg: string): void },
   options: SeedOptions = defaultSeedOptions(),
 ): Promise<boolean> {
-  const paths = databasePaths(dataDir);
+  const paths = pathsOf(target);
   const missing = SYSTEMS.filter((system) => !existsSync(paths[system]));
   if (missing.length === 0) return false;
   logger?.info(
-    `Seeding demo data into ${resolve(dataDir)} (missing: ${missing.map((s) => EMBEDDED_DATABASE_FILES[s]).join(', ')}); ` +
+    `Seeding demo data (missing: ${missing.map((s) => paths[s]).join(', ')}); ` +
       `${options.customers} customers, ${options.orders} orders, ${options.cases} cases as of ${options.asOf}`,
   );
-  const summary = seedDataDirectory(dataDir, options);
+  const summary = seedDataDirectory(paths, options);
   for (const line of formatSeedSummary(summary)) logger?.info(line);
   return true;
 }

@@ -1,42 +1,25 @@
 import { pathToFileURL } from 'node:url';
-import { createConnectorTelemetry } from '../../../platform/connector-telemetry.ts';
 import type { RunningService } from '../../../platform/http-server.ts';
-import { createLogger, type Logger } from '../../../platform/logger.ts';
-import { createMetrics } from '../../../platform/metrics.ts';
 import { runMain } from '../../../platform/process.ts';
-import { openDatabase, type Database } from '../../../platform/sqlite.ts';
-import { serveSubgraph } from '../../../platform/subgraph.ts';
-import { systemClock, type Clock } from '../../../platform/time.ts';
+import { isSqliteOutage, type Database } from '../../../platform/sqlite.ts';
+import { openEmbeddedDatabase } from '../../../platform/subgraph-config.ts';
+import { startSubgraph, type SubgraphOptions } from '../../../platform/subgraph.ts';
 import { loadSupportConfig, type SupportConfig } from './config.ts';
 import { createEmbeddedSupportConnector } from './connectors/embedded/index.ts';
-import type { SupportConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
 import { createServer } from './server.ts';
 
-/**
- * Picks the support desk adapter the configuration names, then serves the support subgraph. Tests
- * pass an open `database` (an in-memory one) in place of the configured file.
- */
-export async function startSupport(
-  config: SupportConfig,
-  options: { logger?: Logger; clock?: Clock; database?: Database } = {},
-): Promise<RunningService> {
-  const logger = options.logger ?? createLogger('support', config.logLevel);
-  const metrics = createMetrics('support', { processMetrics: true });
-  const telemetry = createConnectorTelemetry('support', metrics, logger);
-  const connector: SupportConnector = createEmbeddedSupportConnector(
-    options.database ?? openDatabase(config.connector.database),
-    telemetry,
-  );
-  return serveSubgraph({
+/** Picks the support desk adapter the configuration names, then serves the support subgraph. */
+export function startSupport(config: SupportConfig, options: SubgraphOptions<Database> = {}): Promise<RunningService> {
+  return startSubgraph({
     name: 'support',
-    host: config.host,
-    port: config.port,
-    apollo: createServer({ logger }),
-    connector,
-    context: createContextFactory({ connector, logger, clock: options.clock ?? systemClock }),
-    logger,
-    metrics,
+    config,
+    logger: options.logger,
+    clock: options.clock,
+    isOutage: isSqliteOutage,
+    createConnector: (telemetry) => createEmbeddedSupportConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry),
+    createServer,
+    createContext: createContextFactory,
   });
 }
 

@@ -109,7 +109,8 @@ export type OrderLine = {
   amount: Money;
   description: Maybe<Scalars['String']['output']>;
   product: Maybe<Product>;
-  quantity: Scalars['Int']['output'];
+  /** Business Central quantities are decimals (hours of service, metres of hose). */
+  quantity: Scalars['Float']['output'];
   sequence: Scalars['Int']['output'];
   shipmentDate: Maybe<Scalars['Date']['output']>;
   unitPrice: Money;
@@ -191,7 +192,7 @@ export type Shipment = {
 export type ShipmentLine = {
   __typename?: 'ShipmentLine';
   product: Maybe<Product>;
-  quantity: Scalars['Int']['output'];
+  quantity: Scalars['Float']['output'];
   sequence: Scalars['Int']['output'];
 };
 
@@ -347,6 +348,7 @@ export type ResolversTypes = ResolversObject<{
   Money: ResolverTypeWrapper<Money>;
   Order: ResolverTypeWrapper<OrderRecordModel>;
   OrderLine: ResolverTypeWrapper<OrderLineRecordModel>;
+  Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   OrderStatus: OrderStatus;
   Product: ResolverTypeWrapper<ProductRecordModel>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
@@ -373,6 +375,7 @@ export type ResolversParentTypes = ResolversObject<{
   Money: Money;
   Order: OrderRecordModel;
   OrderLine: OrderLineRecordModel;
+  Float: Scalars['Float']['output'];
   Product: ProductRecordModel;
   Query: Record<PropertyKey, never>;
   Shipment: ShipmentRecordModel;
@@ -451,7 +454,7 @@ export type OrderLineResolvers<ContextType = Context, ParentType extends Resolve
   amount?: Resolver<ResolversTypes['Money'], ParentType, ContextType>;
   description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   product?: Resolver<Maybe<ResolversTypes['Product']>, ParentType, ContextType>;
-  quantity?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  quantity?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   sequence?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   shipmentDate?: Resolver<Maybe<ResolversTypes['Date']>, ParentType, ContextType>;
   unitPrice?: Resolver<ResolversTypes['Money'], ParentType, ContextType>;
@@ -491,7 +494,7 @@ export type ShipmentResolvers<ContextType = Context, ParentType extends Resolver
 
 export type ShipmentLineResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ShipmentLine'] = ResolversParentTypes['ShipmentLine']> = ResolversObject<{
   product?: Resolver<Maybe<ResolversTypes['Product']>, ParentType, ContextType>;
-  quantity?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  quantity?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   sequence?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 }>;
 

@@ -40,7 +40,7 @@ export type Case = {
   /** The serialized unit the case is about, if any. */
   asset: Maybe<Asset>;
   assignee: Maybe<Agent>;
-  /** Oldest first. Internal comments are visible to agents only. */
+  /** Oldest first; `public: false` marks an internal note. */
   comments: Array<CaseComment>;
   createdAt: Scalars['DateTime']['output'];
   customer: Maybe<Customer>;

@@ -1,5 +1,5 @@
 import { badUserInput } from '../../../../platform/errors.ts';
-import { requireId, requirePageSize } from '../../../../platform/validate.ts';
+import { listFilter, requireId, requirePageSize } from '../../../../platform/validate.ts';
 import type { CaseFilterInput, CasePage } from '../connectors/types.ts';
 import type { CaseConnectionResolvers, QueryResolvers } from '../__generated__/resolvers-types.ts';
 
@@ -12,6 +12,11 @@ export interface CaseConnectionModel {
 const MAX_PAGE = 100;
 const CURSOR_PREFIX = 'case:';
 
+/** Desk ids (tickets, agents) are positive integers that fit a JavaScript number exactly. */
+function deskId(value: string): string | null {
+  return /^[1-9]\d{0,15}$/.test(value) && Number.isSafeInteger(Number(value)) ? value : null;
+}
+
 /** Cursors are opaque to clients: base64url of the last case id of a page. */
 export function encodeCursor(caseId: string): string {
   return Buffer.from(CURSOR_PREFIX + caseId).toString('base64url');
@@ -19,16 +24,22 @@ export function encodeCursor(caseId: string): string {
 
 function decodeCursor(cursor: string): string {
   const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
-  const id = decoded.startsWith(CURSOR_PREFIX) ? decoded.slice(CURSOR_PREFIX.length) : '';
-  if (!/^[1-9]\d{0,15}$/.test(id)) throw badUserInput('after', `is not a cursor this API returned: ${JSON.stringify(cursor.slice(0, 80))}`);
+  const id = decoded.startsWith(CURSOR_PREFIX) ? deskId(decoded.slice(CURSOR_PREFIX.length)) : null;
+  if (id === null) throw badUserInput('after', `is not a cursor this API returned: ${JSON.stringify(cursor.slice(0, 80))}`);
   return id;
 }
 
-/** Case ids are the desk's ticket numbers: positive integers. */
+/** Case ids are the desk's ticket numbers. */
 export function requireCaseId(argument: string, value: string): string {
-  const id = requireId(argument, value);
-  if (!/^[1-9]\d{0,15}$/.test(id))
-    throw badUserInput(argument, `must be a case number (a positive integer), but got ${JSON.stringify(id)}`);
+  const id = deskId(requireId(argument, value));
+  if (id === null)
+    throw badUserInput(argument, `must be a case number (a positive integer), but got ${JSON.stringify(value.slice(0, 80))}`);
+  return id;
+}
+
+function requireAgentId(argument: string, value: string): string {
+  const id = deskId(requireId(argument, value));
+  if (id === null) throw badUserInput(argument, `must be an agent id (a positive integer), but got ${JSON.stringify(value.slice(0, 80))}`);
   return id;
 }
 
@@ -36,12 +47,14 @@ export const Query: QueryResolvers = {
   case: (_root, { id }, { loaders }) => loaders.case.load(requireCaseId('id', id)),
   async cases(_root, { filter, first, after }, { loaders, desk }) {
     const limit = requirePageSize('first', first, MAX_PAGE, 25);
-    const afterId = after ? decodeCursor(after) : undefined;
+    // Present-but-empty values are errors, never a wider search: a filter that silently fell
+    // away would hand back every customer's cases.
+    const afterId = after == null ? undefined : decodeCursor(after);
     const search: CaseFilterInput = {
-      statuses: filter?.status ?? undefined,
-      priorities: filter?.priority ?? undefined,
-      customerId: filter?.customerId ? requireId('filter.customerId', filter.customerId) : undefined,
-      assigneeId: filter?.assignee ? requireCaseId('filter.assignee', filter.assignee) : undefined,
+      statuses: listFilter('filter.status', filter?.status),
+      priorities: listFilter('filter.priority', filter?.priority),
+      customerId: filter?.customerId == null ? undefined : requireId('filter.customerId', filter.customerId),
+      assigneeId: filter?.assignee == null ? undefined : requireAgentId('filter.assignee', filter.assignee),
     };
     const page = await desk.searchCases({ filter: search, limit, afterId });
     // Nested fields and _entities in the same request then find these cases without a call.

@@ -1,4 +1,4 @@
-import { requirePageSize } from '../../../../platform/validate.ts';
+import { listFilter, requirePageSize } from '../../../../platform/validate.ts';
 import type {
   AssetResolvers,
   ContactResolvers,
@@ -17,7 +17,7 @@ export const Customer: CustomerResolvers = {
   cases: ({ id }, { status, first }, { loaders }) =>
     loaders.casesByCustomer.load({
       key: id,
-      args: { statuses: status ?? undefined, limit: requirePageSize('first', first, MAX_PAGE, 20) },
+      args: { statuses: listFilter('status', status), limit: requirePageSize('first', first, MAX_PAGE, 20) },
     }),
   openCaseCount: ({ id }, _args, { loaders }) => loaders.openCaseCount.load(id),
 };

@@ -129,7 +129,7 @@ export function createEmbeddedCrmConnector(db: Database, telemetry: ConnectorTel
 }
 
 function toCustomer(row: AccountRow): CustomerRecord {
-  const hasAddress = row.BillingStreet ?? row.BillingCity ?? row.BillingCountry;
+  const hasAddress = [row.BillingStreet, row.BillingCity, row.BillingState, row.BillingPostalCode, row.BillingCountry].some(Boolean);
   return {
     id: row.AccountNumber,
     crmId: row.Id,

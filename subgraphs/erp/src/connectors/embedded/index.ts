@@ -1,5 +1,5 @@
 import type { ConnectorTelemetry } from '../../../../../platform/connector-telemetry.ts';
-import { createInQuery, toDecimal, type SqlValue } from '../../../../../platform/sql.ts';
+import { createInQuery, placeholders, toDecimal, type SqlValue } from '../../../../../platform/sql.ts';
 import type { Database } from '../../../../../platform/sqlite.ts';
 import type {
   AssetRecord,
@@ -108,7 +108,13 @@ const INVOICE_STATUSES: Record<string, ErpInvoiceStatus> = {
   Canceled: 'CANCELED',
   Corrective: 'CANCELED',
 };
-const ERP_INVOICE_STATUS: Record<ErpInvoiceStatus, string> = { DRAFT: 'Draft', OPEN: 'Open', PAID: 'Paid', CANCELED: 'Canceled' };
+// Each of our states, as the ERP's invoice states that map to it (the inverse of INVOICE_STATUSES).
+const ERP_INVOICE_STATUSES: Record<ErpInvoiceStatus, string[]> = {
+  DRAFT: ['Draft', 'In Review'],
+  OPEN: ['Open'],
+  PAID: ['Paid'],
+  CANCELED: ['Canceled', 'Corrective'],
+};
 /** The embedded company keeps its books, and so its item prices, in US dollars. */
 const LOCAL_CURRENCY = 'USD';
 const COVERAGE: Record<string, WarrantyCoverage> = { STD: 'STANDARD', EXT: 'EXTENDED', PARTS: 'PARTS_ONLY' };
@@ -255,8 +261,9 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
       const conditions: string[] = [];
       const extra: SqlValue[] = [];
       if (query.status) {
-        conditions.push('status = ?');
-        extra.push(ERP_INVOICE_STATUS[query.status]);
+        const statuses = ERP_INVOICE_STATUSES[query.status];
+        conditions.push(`status IN (${placeholders(statuses.length)})`);
+        extra.push(...statuses);
       }
       if (query.dueBefore) {
         conditions.push('dueDate < ?');

@@ -22,7 +22,7 @@ interface TicketRow {
   subject: string;
   description: string | null;
   status: string;
-  priority: string;
+  priority: string | null;
   type: string | null;
   tags: string;
   created_at: string;
@@ -70,6 +70,9 @@ const STATUS_TO_DESK: Record<CaseStatus, string> = {
   SOLVED: 'solved',
   CLOSED: 'closed',
 };
+const PRIORITY_FROM_DESK: Record<string, CasePriority> = { low: 'LOW', normal: 'NORMAL', high: 'HIGH', urgent: 'URGENT' };
+const PRIORITY_TO_DESK: Record<CasePriority, string> = { LOW: 'low', NORMAL: 'normal', HIGH: 'high', URGENT: 'urgent' };
+const TYPE_FROM_DESK: Record<string, CaseType> = { question: 'QUESTION', incident: 'INCIDENT', problem: 'PROBLEM', task: 'TASK' };
 const OPEN_DESK_STATUSES = ['new', 'open', 'pending', 'hold'];
 const TIER_TAG: Record<SupportTier, string> = { BASIC: 'tier_basic', STANDARD: 'tier_standard', PREMIUM: 'tier_premium' };
 
@@ -132,8 +135,8 @@ export function createEmbeddedSupportConnector(db: Database, telemetry: Connecto
       return row.n;
     },
     async casesByCustomerIds(customerIds, { statuses, limit }) {
-      const deskStatuses = statuses?.map((status) => STATUS_TO_DESK[status]) ?? [];
-      const statusClause = deskStatuses.length ? ` AND t.status IN (${deskStatuses.map((s) => `'${s}'`).join(', ')})` : '';
+      const deskStatuses = [...new Set(statuses ?? [])].map((status) => STATUS_TO_DESK[status]).sort();
+      const statusClause = deskStatuses.length ? ` AND t.status IN (${placeholders(deskStatuses.length)})` : '';
       const rows = await selectIn<TicketRow>(
         'casesByCustomerIds',
         (list) =>
@@ -142,7 +145,7 @@ export function createEmbeddedSupportConnector(db: Database, telemetry: Connecto
              ${TICKET_FROM} WHERE o.external_id IN (${list})${statusClause}
            ) WHERE rank <= ? ORDER BY id DESC`,
         customerIds,
-        [limit],
+        [...deskStatuses, limit],
       );
       return rows.map(toCase);
     },
@@ -236,13 +239,16 @@ export function createEmbeddedSupportConnector(db: Database, telemetry: Connecto
 function filterClause(filter: CaseFilterInput): { where: string[]; params: SqlValue[] } {
   const where: string[] = [];
   const params: SqlValue[] = [];
-  if (filter.statuses?.length) {
-    where.push(`t.status IN (${placeholders(filter.statuses.length)})`);
-    params.push(...filter.statuses.map((status) => STATUS_TO_DESK[status]));
+  // Distinct and sorted, so the statement cache holds one statement per filter shape.
+  const statuses = [...new Set(filter.statuses ?? [])].map((status) => STATUS_TO_DESK[status]).sort();
+  const priorities = [...new Set(filter.priorities ?? [])].map((priority) => PRIORITY_TO_DESK[priority]).sort();
+  if (statuses.length) {
+    where.push(`t.status IN (${placeholders(statuses.length)})`);
+    params.push(...statuses);
   }
-  if (filter.priorities?.length) {
-    where.push(`t.priority IN (${placeholders(filter.priorities.length)})`);
-    params.push(...filter.priorities.map((priority) => priority.toLowerCase()));
+  if (priorities.length) {
+    where.push(`t.priority IN (${placeholders(priorities.length)})`);
+    params.push(...priorities);
   }
   if (filter.customerId !== undefined) {
     where.push('o.external_id = ?');
@@ -265,8 +271,9 @@ function toCase(row: TicketRow): CaseRecord {
     subject: row.subject,
     description: row.description,
     status: STATUS_FROM_DESK[row.status] ?? 'OPEN',
-    priority: (row.priority.toUpperCase() as CasePriority) ?? 'NORMAL',
-    type: row.type ? (row.type.toUpperCase() as CaseType) : null,
+    // Zendesk allows a ticket without priority; its views treat one as normal.
+    priority: (row.priority && PRIORITY_FROM_DESK[row.priority]) || 'NORMAL',
+    type: (row.type && TYPE_FROM_DESK[row.type]) || null,
     tags: JSON.parse(row.tags) as string[],
     createdAt: row.created_at,
     updatedAt: row.updated_at,

@@ -1,0 +1,65 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { ConfigError, host, logLevel, port, readEnv } from './config.ts';
+import { openDatabase, type Database } from './sqlite.ts';
+
+/** Where an embedded adapter keeps its database, and which variable said so. */
+export interface EmbeddedConnectorConfig {
+  readonly kind: 'embedded';
+  readonly database: string;
+  /** The variable that set `database` (<PREFIX>_DATABASE or DATA_DIR), for error messages. */
+  readonly databaseVariable: string;
+}
+
+export interface SubgraphConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: z.infer<typeof logLevel>;
+  readonly connector: EmbeddedConnectorConfig;
+}
+
+/**
+ * A subgraph's configuration from the environment: <PREFIX>_PORT, HOST, LOG_LEVEL,
+ * <PREFIX>_CONNECTOR and the embedded database (<PREFIX>_DATABASE, or <file> in DATA_DIR).
+ */
+export function loadSubgraphConfig(
+  system: { prefix: string; defaultPort: number; databaseFile: string },
+  env: NodeJS.ProcessEnv = process.env,
+): SubgraphConfig {
+  const { prefix } = system;
+  const schema = z.object({
+    [`${prefix}_PORT`]: port(system.defaultPort),
+    HOST: host,
+    LOG_LEVEL: logLevel,
+    DATA_DIR: z.string().default('data'),
+    [`${prefix}_CONNECTOR`]: z.enum(['embedded'], { error: 'must be "embedded"' }).default('embedded'),
+    [`${prefix}_DATABASE`]: z.string().optional(),
+  });
+  const vars = readEnv(schema, env) as Record<string, unknown>;
+  const database = vars[`${prefix}_DATABASE`] as string | undefined;
+  return Object.freeze({
+    host: vars.HOST as string,
+    port: vars[`${prefix}_PORT`] as number,
+    logLevel: vars.LOG_LEVEL as z.infer<typeof logLevel>,
+    connector: Object.freeze({
+      kind: 'embedded' as const,
+      database: database ?? join(vars.DATA_DIR as string, system.databaseFile),
+      databaseVariable: database ? `${prefix}_DATABASE` : 'DATA_DIR',
+    }),
+  });
+}
+
+/**
+ * Opens an embedded system's database, which must exist: a service pointed at the wrong file
+ * stops at start-up, naming the variable, instead of serving an empty system.
+ */
+export function openEmbeddedDatabase(connector: EmbeddedConnectorConfig): Database {
+  if (connector.database !== ':memory:' && !existsSync(connector.database)) {
+    throw new ConfigError(
+      `Invalid configuration:\n  ${connector.databaseVariable}: ${connector.database} does not exist ` +
+        '(npm run seed writes the demo databases; npm start does so when the data folder is empty)',
+    );
+  }
+  return openDatabase(connector.database);
+}

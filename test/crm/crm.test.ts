@@ -1,28 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApolloServer } from '@apollo/server';
-import { silentTelemetry } from '../../platform/connector-telemetry.ts';
-import { createLogger } from '../../platform/logger.ts';
+import { describe, expect, it } from 'vitest';
 import { createEmbeddedCrmConnector } from '../../subgraphs/crm/src/connectors/embedded/index.ts';
-import { createContextFactory, type Context } from '../../subgraphs/crm/src/context.ts';
+import { createContextFactory } from '../../subgraphs/crm/src/context.ts';
 import { createServer } from '../../subgraphs/crm/src/server.ts';
-import { AS_OF, clock, seededDatabases, type Databases } from '../helpers/stack.ts';
-import { execute } from '../helpers/subgraph.ts';
+import { AS_OF, seededDatabases } from '../helpers/stack.ts';
+import { useSubgraph } from '../helpers/subgraph.ts';
 
 describe('crm subgraph', () => {
-  let dbs: Databases;
-  let server: ApolloServer<Context>;
-  let context: () => Promise<Context>;
-  beforeAll(async () => {
-    dbs = seededDatabases();
-    const logger = createLogger('crm', 'silent');
-    const connector = createEmbeddedCrmConnector(dbs.crm, silentTelemetry('crm'));
-    server = createServer({ logger });
-    await server.start();
-    const factory = createContextFactory({ connector, logger, clock });
-    context = () => factory(null, { correlationId: 'test' });
-  });
-  afterAll(async () => {
-    await server?.stop();
+  const dbs = seededDatabases();
+  const run = useSubgraph({
+    database: dbs.crm,
+    createConnector: createEmbeddedCrmConnector,
+    createServer,
+    createContext: createContextFactory,
   });
 
   it('resolves customers by customer number (Account.AccountNumber), not by Salesforce Id', async () => {
@@ -31,14 +20,9 @@ describe('crm subgraph', () => {
       Name: string;
       AccountNumber: string;
     }[];
-    const result = await execute(
-      server,
-      context,
-      'query($r: [_Any!]!) { _entities(representations: $r) { ... on Customer { id name } } }',
-      {
-        r: [...accounts.map((a) => ({ __typename: 'Customer', id: a.AccountNumber })), { __typename: 'Customer', id: accounts[0]!.Id }],
-      },
-    );
+    const result = await run('query($r: [_Any!]!) { _entities(representations: $r) { ... on Customer { id name } } }', {
+      r: [...accounts.map((a) => ({ __typename: 'Customer', id: a.AccountNumber })), { __typename: 'Customer', id: accounts[0]!.Id }],
+    });
     expect(result.errors).toBeUndefined();
     expect(result.data._entities).toEqual([...accounts.map((a) => ({ id: a.AccountNumber, name: a.Name })), null]);
   });
@@ -53,9 +37,7 @@ describe('crm subgraph', () => {
     const contacts = dbs.crm
       .prepare('SELECT c.Id FROM Contact c JOIN Account a ON a.Id = c.AccountId WHERE a.AccountNumber = ?')
       .all(row.AccountNumber) as { Id: string }[];
-    const result = await execute(
-      server,
-      context,
+    const result = await run(
       'query($id: ID!) { customer(id: $id) { contacts { id customer { id } } activeContract { id status } contracts { id } } }',
       {
         id: row.AccountNumber,
@@ -76,22 +58,17 @@ describe('crm subgraph', () => {
       LastName: string;
       Email: string;
     };
-    const result = await execute(
-      server,
-      context,
-      'query($r: [_Any!]!) { _entities(representations: $r) { ... on Contact { id name email } } }',
-      {
-        r: [{ __typename: 'Contact', id: contact.Id }],
-      },
-    );
+    const result = await run('query($r: [_Any!]!) { _entities(representations: $r) { ... on Contact { id name email } } }', {
+      r: [{ __typename: 'Contact', id: contact.Id }],
+    });
     expect(result.data._entities[0]).toEqual({ id: contact.Id, name: `${contact.FirstName} ${contact.LastName}`, email: contact.Email });
   });
 
   it('gives null for an unknown customer and BAD_USER_INPUT for an empty id', async () => {
-    const unknown = await execute(server, context, '{ customer(id: "C99999") { id } }');
+    const unknown = await run('{ customer(id: "C99999") { id } }');
     expect(unknown.errors).toBeUndefined();
     expect(unknown.data.customer).toBeNull();
-    const empty = await execute(server, context, '{ customer(id: "") { id } }');
+    const empty = await run('{ customer(id: "") { id } }');
     expect(empty.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });
 });

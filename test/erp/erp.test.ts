@@ -1,31 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApolloServer } from '@apollo/server';
+import { describe, expect, it } from 'vitest';
 import { createConnectorTelemetry } from '../../platform/connector-telemetry.ts';
 import { createLogger } from '../../platform/logger.ts';
-import { createMetrics, type Metrics } from '../../platform/metrics.ts';
+import { createMetrics } from '../../platform/metrics.ts';
 import { createEmbeddedErpConnector } from '../../subgraphs/erp/src/connectors/embedded/index.ts';
-import { createContextFactory, type Context } from '../../subgraphs/erp/src/context.ts';
+import { createContextFactory } from '../../subgraphs/erp/src/context.ts';
 import { createServer } from '../../subgraphs/erp/src/server.ts';
-import { AS_OF, clock, seededDatabases, type Databases } from '../helpers/stack.ts';
-import { execute } from '../helpers/subgraph.ts';
+import { AS_OF, seededDatabases } from '../helpers/stack.ts';
+import { useSubgraph } from '../helpers/subgraph.ts';
 
 describe('erp subgraph', () => {
-  let dbs: Databases;
-  let metrics: Metrics;
-  let server: ApolloServer<Context>;
-  let context: () => Promise<Context>;
-  beforeAll(async () => {
-    dbs = seededDatabases();
-    const logger = createLogger('erp', 'silent');
-    metrics = createMetrics('erp');
-    const connector = createEmbeddedErpConnector(dbs.erp, createConnectorTelemetry('erp', metrics, logger));
-    server = createServer({ logger });
-    await server.start();
-    const factory = createContextFactory({ connector, logger, clock });
-    context = () => factory(null, { correlationId: 'test' });
-  });
-  afterAll(async () => {
-    await server?.stop();
+  const dbs = seededDatabases();
+  const metrics = createMetrics('erp');
+  const run = useSubgraph({
+    database: dbs.erp,
+    createConnector: createEmbeddedErpConnector,
+    createServer,
+    createContext: createContextFactory,
+    telemetry: createConnectorTelemetry('erp', metrics, createLogger('erp', 'silent')),
   });
 
   const callCount = async () => (await metrics.connectorCalls.get()).values.reduce((sum, v) => sum + v.value, 0);
@@ -42,9 +33,7 @@ describe('erp subgraph', () => {
       currencyCode: string;
     }[];
     const before = await callCount();
-    const result = await execute(
-      server,
-      context,
+    const result = await run(
       'query($r: [_Any!]!) { _entities(representations: $r) { ... on Order { number status total { amount currency } customer { id } lines { sequence } shipments { id } } } }',
       { r: orders.map((o) => ({ __typename: 'Order', number: o.number })) },
     );
@@ -72,9 +61,7 @@ describe('erp subgraph', () => {
     const expired = dbs.erp.prepare('SELECT serialNumber FROM serialNumbers WHERE warrantyEndDate < ? LIMIT 1').get(AS_OF) as {
       serialNumber: string;
     };
-    const result = await execute(
-      server,
-      context,
+    const result = await run(
       'query($r: [_Any!]!) { _entities(representations: $r) { ... on Asset { serialNumber warranty { status daysRemaining endDate } } } }',
       {
         r: [active, expired].map((a) => ({ __typename: 'Asset', serialNumber: a.serialNumber })),
@@ -98,9 +85,7 @@ describe('erp subgraph', () => {
     const overdue = pick(`status = 'Open' AND dueDate < ?`);
     const open = pick(`status = 'Open' AND dueDate >= ?`);
     const paid = pick(`status = 'Paid' AND ? IS NOT NULL`);
-    const result = await execute(
-      server,
-      context,
+    const result = await run(
       'query($r: [_Any!]!) { _entities(representations: $r) { ... on Invoice { number status amount { amount } balance { amount } paidDate } } }',
       {
         r: [overdue, open, paid].map((i) => ({ __typename: 'Invoice', number: i.number })),
@@ -128,9 +113,7 @@ describe('erp subgraph', () => {
       .all(customer.number, AS_OF) as {
       number: string;
     }[];
-    const result = await execute(
-      server,
-      context,
+    const result = await run(
       'query($r: [_Any!]!) { _entities(representations: $r) { ... on Customer { billing { currency creditLimit { amount } creditHold } openBalance { amount } invoices(status: OVERDUE, first: 100) { number } } } }',
       {
         r: [{ __typename: 'Customer', id: customer.number }],
@@ -144,10 +127,10 @@ describe('erp subgraph', () => {
   });
 
   it('gives null for unknown orders and invoices, and BAD_USER_INPUT for a blank number', async () => {
-    const result = await execute(server, context, '{ order(number: "SO-000000") { number } invoice(number: "INV-000000") { number } }');
+    const result = await run('{ order(number: "SO-000000") { number } invoice(number: "INV-000000") { number } }');
     expect(result.errors).toBeUndefined();
     expect(result.data).toEqual({ order: null, invoice: null });
-    const blank = await execute(server, context, '{ order(number: "  ") { number } }');
+    const blank = await run('{ order(number: "  ") { number } }');
     expect(blank.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(blank.errors?.[0]?.message).toContain('"number"');
   });
@@ -155,9 +138,7 @@ describe('erp subgraph', () => {
   it('gives each customer its own most recent orders, in one call for many customers', async () => {
     const customers = dbs.erp.prepare('SELECT number FROM customers ORDER BY number LIMIT 4').all() as { number: string }[];
     const before = await callCount();
-    const result = await execute(
-      server,
-      context,
+    const result = await run(
       'query($r: [_Any!]!) { _entities(representations: $r) { ... on Customer { id orders(first: 3) { number orderDate } } } }',
       {
         r: customers.map((c) => ({ __typename: 'Customer', id: c.number })),
@@ -182,9 +163,7 @@ describe('erp subgraph', () => {
         `SELECT number FROM salesInvoices WHERE customerNumber = ? AND status = 'Open' AND dueDate >= ? ORDER BY invoiceDate DESC, number DESC`,
       )
       .all(customer.number, AS_OF) as { number: string }[];
-    const result = await execute(
-      server,
-      context,
+    const result = await run(
       'query($r: [_Any!]!) { _entities(representations: $r) { ... on Customer { invoices(status: OPEN, first: 100) { number status } } } }',
       {
         r: [{ __typename: 'Customer', id: customer.number }],
@@ -204,9 +183,7 @@ describe('erp subgraph', () => {
       lineObjectNumber: string;
       quantity: number;
     }[];
-    const result = await execute(
-      server,
-      context,
+    const result = await run(
       'query($id: ID!) { shipment(id: $id) { id status lines { product { sku } quantity } assets { serialNumber shipment { id } } } }',
       { id: shipment.id },
     );
@@ -221,12 +198,12 @@ describe('erp subgraph', () => {
       number: string;
     };
     const query = 'query($n: ID!) { order(number: $n) { status } }';
-    expect((await execute(server, context, query, { n: order.number })).data.order.status).not.toBe('PARTIALLY_SHIPPED');
+    expect((await run(query, { n: order.number })).data.order.status).not.toBe('PARTIALLY_SHIPPED');
     dbs.erp
       .prepare(
         'UPDATE salesOrderLines SET shippedQuantity = 1 WHERE documentId = ? AND sequence = (SELECT MIN(sequence) FROM salesOrderLines WHERE documentId = ?)',
       )
       .run(order.id, order.id);
-    expect((await execute(server, context, query, { n: order.number })).data.order.status).toBe('PARTIALLY_SHIPPED');
+    expect((await run(query, { n: order.number })).data.order.status).toBe('PARTIALLY_SHIPPED');
   });
 });

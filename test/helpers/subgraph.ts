@@ -1,20 +1,41 @@
 import type { ApolloServer, BaseContext } from '@apollo/server';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { silentTelemetry, type ConnectorTelemetry } from '../../platform/connector-telemetry.ts';
+import { createLogger, type Logger } from '../../platform/logger.ts';
+import type { RequestScope } from '../../platform/request-context.ts';
+import type { Database } from '../../platform/sqlite.ts';
+import type { Clock } from '../../platform/time.ts';
+import { clock } from './stack.ts';
 
 export interface SingleResult<T> {
   data?: T | null;
   errors?: readonly { message: string; path?: readonly (string | number)[]; extensions?: Record<string, unknown> }[];
 }
 
-/** Runs an operation on a subgraph's Apollo Server (no HTTP) with a fresh per-request context. */
-export async function execute<T = any, C extends BaseContext = BaseContext>(
-  server: ApolloServer<C>,
-  contextValue: () => Promise<C>,
-  query: string,
-  variables: Record<string, unknown> = {},
-): Promise<SingleResult<T>> {
-  const response = await server.executeOperation({ query, variables }, { contextValue: await contextValue() });
-  expect(response.body.kind).toBe('single');
-  if (response.body.kind !== 'single') throw new Error('incremental delivery is not expected here');
-  return response.body.singleResult as SingleResult<T>;
+export type Run = <T = any>(query: string, variables?: Record<string, unknown>) => Promise<SingleResult<T>>;
+
+/**
+ * A subgraph's Apollo Server over one embedded database, started before the suite's tests and
+ * stopped after them. Returns `run`, which executes an operation (no HTTP) with a fresh
+ * per-request context, as the subgraph builds one for each request.
+ */
+export function useSubgraph<TContext extends BaseContext, TConnector>(spec: {
+  database: Database;
+  createConnector: (db: Database, telemetry: ConnectorTelemetry) => TConnector;
+  createServer: (deps: { logger: Logger }) => ApolloServer<TContext>;
+  createContext: (deps: { connector: TConnector; logger: Logger; clock: Clock }) => (req: null, scope: RequestScope) => Promise<TContext>;
+  telemetry?: ConnectorTelemetry;
+}): Run {
+  const logger = createLogger('test', 'silent');
+  const server = spec.createServer({ logger });
+  const connector = spec.createConnector(spec.database, spec.telemetry ?? silentTelemetry('test'));
+  const context = spec.createContext({ connector, logger, clock });
+  beforeAll(() => server.start());
+  afterAll(() => server.stop());
+  return async (query, variables = {}) => {
+    const response = await server.executeOperation({ query, variables }, { contextValue: await context(null, { correlationId: 'test' }) });
+    expect(response.body.kind).toBe('single');
+    if (response.body.kind !== 'single') throw new Error('incremental delivery is not expected here');
+    return response.body.singleResult as SingleResult<any>;
+  };
 }

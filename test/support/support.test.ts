@@ -1,28 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApolloServer } from '@apollo/server';
-import { silentTelemetry } from '../../platform/connector-telemetry.ts';
-import { createLogger } from '../../platform/logger.ts';
+import { describe, expect, it } from 'vitest';
 import { createEmbeddedSupportConnector } from '../../subgraphs/support/src/connectors/embedded/index.ts';
-import { createContextFactory, type Context } from '../../subgraphs/support/src/context.ts';
+import { createContextFactory } from '../../subgraphs/support/src/context.ts';
 import { createServer } from '../../subgraphs/support/src/server.ts';
-import { clock, seededDatabases, type Databases } from '../helpers/stack.ts';
-import { execute } from '../helpers/subgraph.ts';
+import { seededDatabases } from '../helpers/stack.ts';
+import { useSubgraph } from '../helpers/subgraph.ts';
 
 describe('support subgraph', () => {
-  let dbs: Databases;
-  let server: ApolloServer<Context>;
-  let context: () => Promise<Context>;
-  beforeAll(async () => {
-    dbs = seededDatabases();
-    const logger = createLogger('support', 'silent');
-    const connector = createEmbeddedSupportConnector(dbs.support, silentTelemetry('support'));
-    server = createServer({ logger });
-    await server.start();
-    const factory = createContextFactory({ connector, logger, clock });
-    context = () => factory(null, { correlationId: 'test' });
-  });
-  afterAll(async () => {
-    await server?.stop();
+  const dbs = seededDatabases();
+  const run = useSubgraph({
+    database: dbs.support,
+    createConnector: createEmbeddedSupportConnector,
+    createServer,
+    createContext: createContextFactory,
   });
 
   it('resolves Case references through _entities, null for unknown ones', async () => {
@@ -31,14 +20,9 @@ describe('support subgraph', () => {
       subject: string;
       status: string;
     }[];
-    const result = await execute(
-      server,
-      context,
-      'query($r: [_Any!]!) { _entities(representations: $r) { ... on Case { id subject status } } }',
-      {
-        r: [...tickets.map((t) => ({ __typename: 'Case', id: String(t.id) })), { __typename: 'Case', id: '99999999' }],
-      },
-    );
+    const result = await run('query($r: [_Any!]!) { _entities(representations: $r) { ... on Case { id subject status } } }', {
+      r: [...tickets.map((t) => ({ __typename: 'Case', id: String(t.id) })), { __typename: 'Case', id: '99999999' }],
+    });
     expect(result.errors).toBeUndefined();
     expect(result.data._entities).toEqual([
       ...tickets.map((t) => ({ id: String(t.id), subject: t.subject, status: t.status === 'hold' ? 'ON_HOLD' : t.status.toUpperCase() })),
@@ -53,9 +37,7 @@ describe('support subgraph', () => {
       WHERE t.status IN ('new','open','pending','hold') GROUP BY o.external_id ORDER BY n DESC LIMIT 1`,
       )
       .get() as { id: string; n: number };
-    const result = await execute(
-      server,
-      context,
+    const result = await run(
       'query($r: [_Any!]!) { _entities(representations: $r) { ... on Customer { id openCaseCount cases(first: 3) { id } } } }',
       {
         r: [
@@ -71,9 +53,7 @@ describe('support subgraph', () => {
   });
 
   it('gives the SLA policy of a contract from the support tier the CRM provides (@requires)', async () => {
-    const result = await execute(
-      server,
-      context,
+    const result = await run(
       'query($r: [_Any!]!) { _entities(representations: $r) { ... on Contract { sla { name targets { priority firstResponseHours } } } } }',
       {
         r: [{ __typename: 'Contract', id: '00000101', supportTier: 'PREMIUM' }],
@@ -98,9 +78,7 @@ describe('support subgraph', () => {
       WHERE o.external_id = ? AND t.priority = 'high' AND t.assignee_id = ? ORDER BY t.id DESC`,
       )
       .all(row.customerId, row.assignee) as { id: number }[];
-    const result = await execute(
-      server,
-      context,
+    const result = await run(
       `query($f: CaseFilter) { cases(filter: $f, first: 100) { totalCount nodes { id priority customer { id } assignee { id } } } }`,
       {
         f: { customerId: row.customerId, priority: ['HIGH'], assignee: String(row.assignee) },
@@ -116,7 +94,7 @@ describe('support subgraph', () => {
 
   it('keeps internal notes apart from public comments', async () => {
     const ticket = dbs.support.prepare('SELECT ticket_id AS id FROM ticket_comments WHERE public = 0 LIMIT 1').get() as { id: number };
-    const result = await execute(server, context, 'query($id: ID!) { case(id: $id) { comments { body public authorName } } }', {
+    const result = await run('query($id: ID!) { case(id: $id) { comments { body public authorName } } }', {
       id: String(ticket.id),
     });
     const comments = result.data.case.comments as { public: boolean }[];
@@ -133,7 +111,7 @@ describe('support subgraph', () => {
       // case:9999999999999999, above the largest integer a JavaScript number holds exactly
       ['{ cases(after: "Y2FzZTo5OTk5OTk5OTk5OTk5OTk5") { totalCount } }', 'after'],
     ] as const) {
-      const result = await execute(server, context, query);
+      const result = await run(query);
       expect(result.errors?.[0]?.extensions?.code, query).toBe('BAD_USER_INPUT');
       expect(result.errors?.[0]?.message, query).toContain(`"${argument}"`);
     }
@@ -149,9 +127,7 @@ describe('support subgraph', () => {
       )
       .get() as { contactId: string; orderNumber: string; serialNumber: string };
     const ids = (sql: string, value: string) => (dbs.support.prepare(sql).all(value) as { id: number }[]).map((t) => String(t.id));
-    const result = await execute(
-      server,
-      context,
+    const result = await run(
       `query($r: [_Any!]!) { _entities(representations: $r) {
         ... on Contact { requestedCases(first: 100) { id } } ... on Order { cases { id } } ... on Asset { cases { id } } } }`,
       {
@@ -187,11 +163,11 @@ describe('support subgraph', () => {
       ['{ assignee: "" }', 'filter.assignee'],
       ['{ status: [] }', 'filter.status'],
     ] as const) {
-      const result = await execute(server, context, `{ cases(filter: ${filter}) { totalCount nodes { id } } }`);
+      const result = await run(`{ cases(filter: ${filter}) { totalCount nodes { id } } }`);
       expect(result.data, filter).toBeNull();
       expect(result.errors?.[0]?.message, filter).toContain(`"${argument}"`);
     }
-    const emptyCursor = await execute(server, context, '{ cases(after: "") { nodes { id } } }');
+    const emptyCursor = await run('{ cases(after: "") { nodes { id } } }');
     expect(emptyCursor.errors?.[0]?.message).toContain('"after"');
   });
 });

@@ -54,4 +54,7 @@ export const flag = (fallback: boolean) =>
     .transform((value) => ['true', '1', 'yes', 'on'].includes(value))
     .default(fallback);
 
+/** development (the embedded default) or production (no dev keys, no introspection). */
+export const environment = z.enum(['development', 'production'], { error: 'must be development or production' }).default('development');
+
 export const host = z.string().min(1).default('0.0.0.0');

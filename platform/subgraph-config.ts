@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, host, logLevel, port, readEnv } from './config.ts';
+import { ConfigError, environment, host, logLevel, port, readEnv } from './config.ts';
 import { openDatabase, type Database } from './sqlite.ts';
 
 /** Where an embedded adapter keeps its database, and which variable said so. */
@@ -13,6 +13,10 @@ export interface EmbeddedConnectorConfig {
 }
 
 export interface SubgraphConfig {
+  readonly environment: z.infer<typeof environment>;
+  readonly dataDir: string;
+  /** PEM (SPKI) of the key the gateway signs internal tokens with; null: the data folder's dev key. */
+  readonly internalTokenPublicKey: string | null;
   readonly host: string;
   readonly port: number;
   readonly logLevel: z.infer<typeof logLevel>;
@@ -20,8 +24,9 @@ export interface SubgraphConfig {
 }
 
 /**
- * A subgraph's configuration from the environment: <PREFIX>_PORT, HOST, LOG_LEVEL,
- * <PREFIX>_CONNECTOR and the embedded database (<PREFIX>_DATABASE, or <file> in DATA_DIR).
+ * A subgraph's configuration from the environment: <PREFIX>_PORT, HOST, LOG_LEVEL, CONCORD_ENV,
+ * INTERNAL_TOKEN_PUBLIC_KEY, <PREFIX>_CONNECTOR and the embedded database (<PREFIX>_DATABASE, or
+ * <file> in DATA_DIR).
  */
 export function loadSubgraphConfig(
   system: { prefix: string; defaultPort: number; databaseFile: string },
@@ -30,6 +35,8 @@ export function loadSubgraphConfig(
   const { prefix } = system;
   const schema = z.object({
     [`${prefix}_PORT`]: port(system.defaultPort),
+    CONCORD_ENV: environment,
+    INTERNAL_TOKEN_PUBLIC_KEY: z.string().includes('PUBLIC KEY', { error: 'must be a PEM public key (SPKI)' }).optional(),
     HOST: host,
     LOG_LEVEL: logLevel,
     DATA_DIR: z.string().default('data'),
@@ -38,7 +45,16 @@ export function loadSubgraphConfig(
   });
   const vars = readEnv(schema, env) as Record<string, unknown>;
   const database = vars[`${prefix}_DATABASE`] as string | undefined;
+  const publicKey = (vars.INTERNAL_TOKEN_PUBLIC_KEY as string | undefined) ?? null;
+  if (vars.CONCORD_ENV === 'production' && publicKey === null) {
+    throw new ConfigError(
+      'Invalid configuration:\n  INTERNAL_TOKEN_PUBLIC_KEY: required when CONCORD_ENV=production (development keys are refused)',
+    );
+  }
   return Object.freeze({
+    environment: vars.CONCORD_ENV as z.infer<typeof environment>,
+    dataDir: vars.DATA_DIR as string,
+    internalTokenPublicKey: publicKey,
     host: vars.HOST as string,
     port: vars[`${prefix}_PORT`] as number,
     logLevel: vars.LOG_LEVEL as z.infer<typeof logLevel>,

@@ -1,10 +1,15 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { ApolloServer, type BaseContext } from '@apollo/server';
+import type { CryptoKey } from 'jose';
 import { buildSubgraphSchema, type GraphQLResolverMap } from '@apollo/subgraph';
 import { parse } from 'graphql';
 import { createConnectorTelemetry, type ConnectorTelemetry } from './connector-telemetry.ts';
+import { authorize, type AuthorizedContext, type Owners, type PolicyTable, type SensitiveFields } from './authorization.ts';
 import { subgraphErrorFormatter } from './errors.ts';
+import type { Identity } from './identity.ts';
+import { createInternalVerifier } from './internal-token.ts';
+import { ensureDevKeys, importPublicPem, INTERNAL_ALGORITHM } from './keys.ts';
 import { startService, type RunningService } from './http-server.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
@@ -22,17 +27,32 @@ export function readSdl(url: URL): string {
  * subgraphErrorFormatter). Subgraphs sit behind the gateway, so introspection stays on for
  * composition checks.
  */
-export function createSubgraphServer<TContext extends BaseContext>(options: {
+export function createSubgraphServer<TContext extends AuthorizedContext>(options: {
   sdl: string;
   resolvers: unknown;
   logger: Logger;
+  /** The subgraph's policy table, owner functions and audited fields (see authorization.ts). */
+  authorization: { policy: PolicyTable; owners: Owners; sensitive?: SensitiveFields };
 }): ApolloServer<TContext> {
+  const schema = buildSubgraphSchema([{ typeDefs: parse(options.sdl), resolvers: options.resolvers as GraphQLResolverMap<unknown> }]);
+  const { policy, owners, sensitive } = options.authorization;
   return new ApolloServer<TContext>({
-    schema: buildSubgraphSchema([{ typeDefs: parse(options.sdl), resolvers: options.resolvers as GraphQLResolverMap<unknown> }]),
+    schema: authorize(schema, policy, owners, sensitive),
     formatError: subgraphErrorFormatter(options.logger),
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
     logger: options.logger,
+    plugins: [
+      {
+        async requestDidStart() {
+          return {
+            async willSendResponse({ contextValue }) {
+              contextValue.audit.flush(options.logger);
+            },
+          };
+        },
+      },
+    ],
   });
 }
 
@@ -48,6 +68,14 @@ export interface SubgraphOptions<TDatabase> {
   clock?: Clock;
   /** An open database (an in-memory one in tests) in place of the configured file. */
   database?: TDatabase;
+  /** The key internal tokens are verified with, in place of the configured one. */
+  internalPublicKey?: CryptoKey;
+}
+
+/** The key that verifies the gateway's internal tokens: configured, or the data folder's dev key. */
+async function internalPublicKeyOf(config: SubgraphConfig): Promise<CryptoKey> {
+  if (config.internalTokenPublicKey) return importPublicPem(config.internalTokenPublicKey, INTERNAL_ALGORITHM);
+  return (await ensureDevKeys(config.dataDir)).internal.publicKey;
 }
 
 /**
@@ -60,6 +88,7 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
   config: SubgraphConfig;
   logger?: Logger | undefined;
   clock?: Clock | undefined;
+  internalPublicKey?: CryptoKey | undefined;
   /** Tells an outage of the system from an adapter bug (see createConnectorTelemetry). */
   isOutage: (error: unknown) => boolean;
   createConnector: (telemetry: ConnectorTelemetry) => TConnector;
@@ -68,18 +97,21 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
     connector: TConnector;
     logger: Logger;
     clock: Clock;
-  }) => (req: IncomingMessage, scope: RequestScope) => Promise<TContext>;
+  }) => (req: IncomingMessage, scope: RequestScope, identity: Identity) => Promise<TContext>;
 }): Promise<RunningService> {
   const logger = spec.logger ?? createLogger(spec.name, spec.config.logLevel);
+  const verify = createInternalVerifier(spec.internalPublicKey ?? (await internalPublicKeyOf(spec.config)), spec.name);
   const metrics = createMetrics(spec.name, { processMetrics: true });
   const connector = spec.createConnector(createConnectorTelemetry(spec.name, metrics, logger, spec.isOutage));
+  // Every request, _service and _entities included, proves the gateway sent it before anything runs.
+  const createContext = spec.createContext({ connector, logger, clock: spec.clock ?? systemClock });
   try {
     const service = await startService({
       name: spec.name,
       host: spec.config.host,
       port: spec.config.port,
       apollo: spec.createServer({ logger }),
-      context: spec.createContext({ connector, logger, clock: spec.clock ?? systemClock }),
+      context: async (req, scope) => createContext(req, scope, await verify(req.headers.authorization)),
       logger,
       metrics,
       ready: () => connector.ping().then(() => true),

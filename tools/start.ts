@@ -5,7 +5,9 @@ import { ConfigError } from '../platform/config.ts';
 import { loadCrmConfig } from '../subgraphs/crm/src/config.ts';
 import { loadErpConfig } from '../subgraphs/erp/src/config.ts';
 import { loadSupportConfig } from '../subgraphs/support/src/config.ts';
+import { ensureDevKeys } from '../platform/keys.ts';
 import { ensureSeeded } from './seed/index.ts';
+import { signDevToken } from './token.ts';
 
 /**
  * `npm start`: seeds the embedded systems when they hold no data yet, starts the three
@@ -71,7 +73,15 @@ async function main(): Promise<void> {
 
   await Promise.all(services.map((service) => waitReady(service)));
   const graphql = `http://localhost:${gateway.port}/graphql`;
-  const caseId = await newestOpenCase(graphql).catch(() => null);
+  const agentToken =
+    gateway.auth.key.kind === 'dev'
+      ? await signDevToken((await ensureDevKeys(gateway.dataDir)).issuer.privateKey, {
+          roles: ['support_agent'],
+          subject: 'npm-start@concord.example',
+          ttlSeconds: 300,
+        })
+      : null;
+  const caseId = agentToken ? await newestOpenCase(graphql, agentToken).catch(() => null) : null;
   console.log(banner(services, graphql, caseId));
 }
 
@@ -89,10 +99,10 @@ async function waitReady(service: Service): Promise<void> {
 }
 
 /** The newest open case about a unit of an order, so the first query shows all three systems. */
-async function newestOpenCase(graphql: string): Promise<string | null> {
+async function newestOpenCase(graphql: string, token: string): Promise<string | null> {
   const response = await fetch(graphql, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify({
       query: '{ cases(first: 100, filter: { status: [OPEN] }) { nodes { id order { number } asset { serialNumber } } } }',
     }),
@@ -113,9 +123,10 @@ function banner(services: Service[], graphql: string, caseId: string | null): st
     'Concord is running on the embedded demo systems.',
     ...lines,
     '',
-    'A first query, one case with fields from the support desk, the CRM and the ERP:',
+    'A first query as a support agent, one case with fields from the support desk, the CRM and the ERP:',
     '',
-    `  curl -s ${graphql} -H 'content-type: application/json' \\`,
+    '  TOKEN=$(npm run -s token -- --role support_agent)',
+    `  curl -s ${graphql} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\`,
     `    -d '{"query":"${query}"}'`,
     '',
     'Stop with Ctrl+C.',

@@ -1,7 +1,42 @@
 import { z } from 'zod';
-import { ConfigError, flag, host, httpUrl, logLevel, port, positiveInt, readEnv } from '../../platform/config.ts';
+import { ConfigError, environment, flag, host, httpUrl, logLevel, port, positiveInt, readEnv } from '../../platform/config.ts';
+
+/** How client bearer tokens are verified (OAuth 2.0 access tokens, JWT). */
+export interface ClientAuthConfig {
+  readonly issuer: string;
+  readonly audience: string;
+  /** Pinned: a token signed with any other algorithm (or none) is refused. */
+  readonly algorithms: readonly string[];
+  readonly clockToleranceSeconds: number;
+  /** Claim holding the roles (an array, or a space-separated string). */
+  readonly rolesClaim: string;
+  /** Claim holding a portal customer's customer number. */
+  readonly customerClaim: string;
+  /** Where the issuer's keys come from: its JWKS URL, a PEM public key, or the dev key. */
+  readonly key: { readonly kind: 'jwks'; readonly url: string } | { readonly kind: 'pem'; readonly pem: string } | { readonly kind: 'dev' };
+}
+
+/** Limits on one operation, checked before it runs (graphql-armor). */
+export interface OperationLimits {
+  readonly maxDepth: number;
+  readonly maxAliases: number;
+  readonly maxTokens: number;
+  readonly maxCost: number;
+  readonly maxDirectives: number;
+}
 
 export interface GatewayConfig {
+  /** production: no dev keys, no introspection, no field suggestions. */
+  readonly environment: 'development' | 'production';
+  readonly dataDir: string;
+  readonly auth: ClientAuthConfig;
+  /** PEM (PKCS #8) of the Ed25519 key internal tokens are signed with; null: the dev key. */
+  readonly internalTokenPrivateKey: string | null;
+  readonly limits: OperationLimits;
+  /** Registered portal operations: the only ones a portal customer may run. */
+  readonly portalOperationsDir: string;
+  /** Accept arrays of operations in one HTTP request. */
+  readonly batching: boolean;
   readonly host: string;
   readonly port: number;
   readonly logLevel: z.infer<typeof logLevel>;
@@ -19,6 +54,30 @@ export interface GatewayConfig {
 }
 
 const schema = z.object({
+  CONCORD_ENV: environment,
+  DATA_DIR: z.string().default('data'),
+  AUTH_ISSUER: z.string().optional(),
+  AUTH_AUDIENCE: z.string().default('concord'),
+  AUTH_JWKS_URL: httpUrl.optional(),
+  AUTH_PUBLIC_KEY: z.string().includes('PUBLIC KEY', { error: 'must be a PEM public key (SPKI)' }).optional(),
+  AUTH_ALGORITHMS: z
+    .string()
+    .default('RS256,ES256,EdDSA')
+    .transform((value) => value.split(',').map((algorithm) => algorithm.trim()))
+    .refine((algorithms) => algorithms.every((algorithm) => /^(RS|PS|ES)(256|384|512)$|^EdDSA$/.test(algorithm)), {
+      error: 'must list asymmetric JWS algorithms (RS256, PS256, ES256, EdDSA, …)',
+    }),
+  AUTH_CLOCK_TOLERANCE_S: z.coerce.number().int().min(0).max(300).default(30),
+  AUTH_ROLES_CLAIM: z.string().min(1).default('roles'),
+  AUTH_CUSTOMER_CLAIM: z.string().min(1).default('customer'),
+  INTERNAL_TOKEN_PRIVATE_KEY: z.string().includes('PRIVATE KEY', { error: 'must be a PEM private key (PKCS #8)' }).optional(),
+  LIMIT_MAX_DEPTH: positiveInt(10),
+  LIMIT_MAX_ALIASES: positiveInt(15),
+  LIMIT_MAX_TOKENS: positiveInt(2_000),
+  LIMIT_MAX_COST: positiveInt(5_000),
+  LIMIT_MAX_DIRECTIVES: positiveInt(20),
+  PORTAL_OPERATIONS_DIR: z.string().default('schema/operations/portal'),
+  GATEWAY_BATCHING: flag(false),
   GATEWAY_PORT: port(4000),
   HOST: host,
   LOG_LEVEL: logLevel,
@@ -29,12 +88,52 @@ const schema = z.object({
   SUBGRAPH_TIMEOUT_MS: positiveInt(10_000),
 });
 
+/** Issuer of the embedded default's dev tokens (npm run token). */
+export const DEV_ISSUER = 'concord-dev';
+
 const SUBGRAPH_URL_VARIABLE = /^SUBGRAPH_([A-Z][A-Z0-9_]*)_URL$/;
 
 /** The gateway's configuration, read once from the environment. */
 export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const vars = readEnv(schema, env);
+  const production = vars.CONCORD_ENV === 'production';
+  const problems: string[] = [];
+  if (vars.AUTH_JWKS_URL && vars.AUTH_PUBLIC_KEY) problems.push('AUTH_JWKS_URL, AUTH_PUBLIC_KEY: give one of them, not both');
+  if (production && !vars.AUTH_JWKS_URL && !vars.AUTH_PUBLIC_KEY)
+    problems.push('AUTH_JWKS_URL: required when CONCORD_ENV=production (or AUTH_PUBLIC_KEY)');
+  if (production && !vars.AUTH_ISSUER) problems.push('AUTH_ISSUER: required when CONCORD_ENV=production');
+  if (production && !vars.INTERNAL_TOKEN_PRIVATE_KEY) problems.push('INTERNAL_TOKEN_PRIVATE_KEY: required when CONCORD_ENV=production');
+  if ((vars.AUTH_JWKS_URL || vars.AUTH_PUBLIC_KEY) && !vars.AUTH_ISSUER)
+    problems.push('AUTH_ISSUER: required with AUTH_JWKS_URL or AUTH_PUBLIC_KEY');
+  if (problems.length) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+  const key: ClientAuthConfig['key'] = vars.AUTH_JWKS_URL
+    ? { kind: 'jwks', url: vars.AUTH_JWKS_URL }
+    : vars.AUTH_PUBLIC_KEY
+      ? { kind: 'pem', pem: vars.AUTH_PUBLIC_KEY }
+      : { kind: 'dev' };
   return Object.freeze({
+    environment: vars.CONCORD_ENV,
+    dataDir: vars.DATA_DIR,
+    auth: Object.freeze({
+      issuer: vars.AUTH_ISSUER ?? DEV_ISSUER,
+      audience: vars.AUTH_AUDIENCE,
+      // The dev issuer signs with Ed25519 only.
+      algorithms: key.kind === 'dev' ? ['EdDSA'] : vars.AUTH_ALGORITHMS,
+      clockToleranceSeconds: vars.AUTH_CLOCK_TOLERANCE_S,
+      rolesClaim: vars.AUTH_ROLES_CLAIM,
+      customerClaim: vars.AUTH_CUSTOMER_CLAIM,
+      key,
+    }),
+    internalTokenPrivateKey: vars.INTERNAL_TOKEN_PRIVATE_KEY ?? null,
+    limits: Object.freeze({
+      maxDepth: vars.LIMIT_MAX_DEPTH,
+      maxAliases: vars.LIMIT_MAX_ALIASES,
+      maxTokens: vars.LIMIT_MAX_TOKENS,
+      maxCost: vars.LIMIT_MAX_COST,
+      maxDirectives: vars.LIMIT_MAX_DIRECTIVES,
+    }),
+    portalOperationsDir: vars.PORTAL_OPERATIONS_DIR,
+    batching: vars.GATEWAY_BATCHING,
     host: vars.HOST,
     port: vars.GATEWAY_PORT,
     logLevel: vars.LOG_LEVEL,

@@ -1,9 +1,12 @@
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { GraphQLError } from 'graphql';
 import { ErrorCode } from '../../platform/errors.ts';
+import type { Identity } from '../../platform/identity.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { CORRELATION_HEADER } from '../../platform/request-context.ts';
 import type { GatewayContext } from './context.ts';
+
+export type InternalSigner = (identity: Identity, audience: string, correlationId: string) => Promise<string>;
 
 /**
  * Calls one subgraph. Every call carries the request's correlation id and has a deadline
@@ -17,12 +20,24 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     url: string,
     private readonly timeoutMs: number,
     private readonly logger: Logger,
+    private readonly signInternal: InternalSigner,
   ) {
     super({ url, fetcher: timeoutFetcher(timeoutMs) });
   }
 
-  override willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>): void {
-    if (context && 'correlationId' in context) request.http?.headers.set(CORRELATION_HEADER, context.correlationId);
+  /**
+   * Sends the correlation id and, in place of anything the client sent, a short-lived token the
+   * gateway signs for this subgraph with the verified identity (one per request and subgraph).
+   */
+  override async willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<void> {
+    if (!context || !('identity' in context)) return;
+    let token = context.internalTokens.get(this.serviceName);
+    if (!token) {
+      token = this.signInternal(context.identity, this.serviceName, context.correlationId);
+      context.internalTokens.set(this.serviceName, token);
+    }
+    request.http?.headers.set(CORRELATION_HEADER, context.correlationId);
+    request.http?.headers.set('authorization', `Bearer ${await token}`);
   }
 
   override async process(

@@ -4,9 +4,11 @@ import type { GraphQLFormattedError } from 'graphql';
 import { CLIENT_ERROR_CODES, ErrorCode } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { currentScope } from '../../platform/request-context.ts';
-import { overrideKey } from './config.ts';
+import { overrideKey, type OperationLimits } from './config.ts';
+import { operationLimits } from './limits.ts';
+import { registeredOperationsOnly, registeredQueryStore, type RegisteredOperations } from './portal.ts';
 import type { GatewayContext } from './context.ts';
-import { SubgraphDataSource } from './data-source.ts';
+import { SubgraphDataSource, type InternalSigner } from './data-source.ts';
 
 export interface GatewayDeps {
   /** A composed Federation 2 supergraph, or a manager that follows one (supergraph-source.ts). */
@@ -15,6 +17,14 @@ export interface GatewayDeps {
   readonly subgraphUrls?: Readonly<Record<string, string>>;
   readonly subgraphTimeoutMs: number;
   readonly logger: Logger;
+  /** Signs the internal token each subgraph call carries. */
+  readonly signInternal: InternalSigner;
+  readonly limits: OperationLimits;
+  /** production: no introspection, no field suggestions in errors. */
+  readonly production: boolean;
+  /** The only operations a portal customer may run. */
+  readonly portalOperations: RegisteredOperations;
+  readonly batching: boolean;
 }
 
 /**
@@ -29,16 +39,26 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
     buildService: ({ name, url }) => {
       const target = deps.subgraphUrls?.[overrideKey(name)] ?? url;
       if (!target) throw new Error(`Subgraph "${name}" has no routing URL`);
-      return new SubgraphDataSource(name, target, deps.subgraphTimeoutMs, logger);
+      return new SubgraphDataSource(name, target, deps.subgraphTimeoutMs, logger, deps.signInternal);
     },
   });
+  const armor = operationLimits(deps.limits, deps.production).protect();
   return new ApolloServer<GatewayContext>({
     gateway,
     logger,
     csrfPrevention: true,
+    introspection: !deps.production,
+    allowBatchedHttpRequests: deps.batching,
     includeStacktraceInErrorResponses: false,
+    persistedQueries: { cache: registeredQueryStore(deps.portalOperations) as never },
+    validationRules: armor.validationRules,
     formatError: gatewayErrorFormatter(logger),
-    plugins: [requestLogPlugin(logger)],
+    plugins: [
+      ...(armor.plugins as ApolloServerPlugin<GatewayContext>[]),
+      registeredOperationsOnly(deps.portalOperations),
+      auditMutations(logger),
+      requestLogPlugin(logger),
+    ],
   });
 }
 
@@ -60,6 +80,36 @@ export function gatewayErrorFormatter(logger: Logger) {
       ...(formatted.path ? { path: formatted.path } : {}),
       extensions: { code: ErrorCode.InternalServerError, ...(serviceName ? { serviceName } : {}) },
     };
+  };
+}
+
+/** An audit event for every mutation: who, with which roles, what, and the outcome. */
+function auditMutations(logger: Logger): ApolloServerPlugin<GatewayContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ operation, contextValue, response, request }) {
+          if (operation?.operation !== 'mutation') return;
+          const errors = response.body.kind === 'single' ? (response.body.singleResult.errors ?? []) : [];
+          logger.info(
+            {
+              audit: true,
+              event: 'mutation',
+              who: contextValue.identity.subject,
+              roles: contextValue.identity.roles,
+              customer: contextValue.identity.customerId,
+              what:
+                request.operationName ??
+                operation.selectionSet.selections.map((s) => ('name' in s && s.name ? s.name.value : '?')).join(','),
+              outcome: errors.length ? 'failed' : 'succeeded',
+              errors: errors.map((error) => error.extensions?.code),
+              correlationId: contextValue.correlationId,
+            },
+            'audit',
+          );
+        },
+      };
+    },
   };
 }
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parse, print, type DefinitionNode } from 'graphql';
+import { createInternalSigner } from '../../platform/internal-token.ts';
 import { composeSubgraphs } from '../../tools/lib/composition.ts';
 import { SUPERGRAPH_PATH, postGraphQL, startStack, type Stack } from '../helpers/stack.ts';
 
@@ -21,8 +22,15 @@ describe('served subgraph SDL', () => {
   const served: Record<string, string> = {};
   beforeAll(async () => {
     stack = await startStack();
+    const signInternal = createInternalSigner(stack.keys.internal.privateKey);
     for (const name of SUBGRAPHS) {
-      const { body } = await postGraphQL<{ _service: { sdl: string } }>(stack[name].url, '{ _service { sdl } }');
+      const token = await signInternal({ subject: 'test', roles: ['integration'], customerId: null }, name, 'sdl-check');
+      const { body } = await postGraphQL<{ _service: { sdl: string } }>(
+        stack[name].url,
+        '{ _service { sdl } }',
+        {},
+        { authorization: `Bearer ${token}` },
+      );
       served[name] = body.data!._service.sdl;
     }
   });

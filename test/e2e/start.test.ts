@@ -4,7 +4,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ensureDevKeys } from '../../platform/keys.ts';
 import { openDatabase } from '../../platform/sqlite.ts';
+import { signDevToken } from '../../tools/token.ts';
 import { operation, postGraphQL } from '../helpers/stack.ts';
 
 async function freePort(): Promise<number> {
@@ -59,12 +61,14 @@ describe('npm start', () => {
       const caseId = /case\(id: \\"(\d+)\\"\)/.exec(output)?.[1];
       expect(caseId).toBeDefined();
 
+      expect(output).toContain('npm run -s token -- --role support_agent');
+      const keys = await ensureDevKeys(dataDir);
+      const token = await signDevToken(keys.issuer.privateKey, { roles: ['support_agent'], subject: 'test', ttlSeconds: 60 });
       const { body } = await postGraphQL<{ case: any }>(
         `http://127.0.0.1:${ports.GATEWAY_PORT}/graphql`,
         operation('agent-console', 'CaseContext'),
-        {
-          id: caseId,
-        },
+        { id: caseId },
+        { authorization: `Bearer ${token}` },
       );
       expect(body.errors).toBeUndefined();
       expect(body.data!.case.id).toBe(caseId);

@@ -1,6 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGatewayContext } from '../../gateway/src/context.ts';
-import { createServer } from '../../gateway/src/server.ts';
 import { startService, type RunningService } from '../../platform/http-server.ts';
 import { createLogger } from '../../platform/logger.ts';
 import { createMetrics } from '../../platform/metrics.ts';
@@ -8,7 +6,7 @@ import { ApolloServer } from '@apollo/server';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { parse } from 'graphql';
 import { composeSubgraphs } from '../../tools/lib/composition.ts';
-import { postGraphQL } from '../helpers/stack.ts';
+import { startGatewayOver } from '../helpers/stack.ts';
 
 /**
  * The gateway serves whatever Federation 2 supergraph it is given: here one composed from a
@@ -18,6 +16,8 @@ describe('gateway over another supergraph', () => {
   const logger = createLogger('test', 'silent');
   let subgraph: RunningService;
   let gateway: RunningService;
+  let post: Awaited<ReturnType<typeof startGatewayOver>>['post'];
+  let stop: () => Promise<void>;
 
   beforeAll(async () => {
     const sdl = /* GraphQL */ `
@@ -60,55 +60,31 @@ describe('gateway over another supergraph', () => {
     });
     const composed = composeSubgraphs([{ name: 'billing', url: subgraph.url, file: 'inline', sdl }]);
     if (!composed.ok) throw new Error(composed.errors.join('\n'));
-    gateway = await startService({
-      name: 'gateway',
-      host: '127.0.0.1',
-      port: 0,
-      apollo: createServer({ supergraph: composed.supergraphSdl, subgraphTimeoutMs: 500, logger }),
-      context: createGatewayContext,
-      ready: () => true,
-      logger,
-      metrics: createMetrics('gateway'),
-    });
+    ({ gateway, post, stop } = await startGatewayOver(composed.supergraphSdl, { subgraphTimeoutMs: 500 }));
   });
   afterAll(async () => {
-    await gateway?.stop();
+    await stop?.();
     await subgraph?.stop();
   });
 
   it('serves a subgraph that is only in the supergraph it was given', async () => {
-    const { body } = await postGraphQL<{ ping: string }>(gateway.url, '{ ping }');
+    const { body } = await post<{ ping: string }>('{ ping }');
     expect(body).toEqual({ data: { ping: 'pong' } });
   });
 
   it('passes the correlation id to the subgraph', async () => {
-    const { body, headers } = await postGraphQL<{ echoCorrelation: string }>(
-      gateway.url,
-      '{ echoCorrelation }',
-      {},
-      { 'x-correlation-id': 'ticket-4711' },
-    );
+    const { body, headers } = await post<{ echoCorrelation: string }>('{ echoCorrelation }', {}, { 'x-correlation-id': 'ticket-4711' });
     expect(body.data?.echoCorrelation).toBe('ticket-4711');
     expect(headers.get('x-correlation-id')).toBe('ticket-4711');
   });
 
   it('replaces a correlation id that is not a sane token', async () => {
-    const { body } = await postGraphQL<{ echoCorrelation: string }>(
-      gateway.url,
-      '{ echoCorrelation }',
-      {},
-      { 'x-correlation-id': 'a b <script>' },
-    );
+    const { body } = await post<{ echoCorrelation: string }>('{ echoCorrelation }', {}, { 'x-correlation-id': 'a b <script>' });
     expect(body.data?.echoCorrelation).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it("masks another subgraph's unexpected error: no message or stack from inside, a correlation id to quote", async () => {
-    const { body, text } = await postGraphQL<{ ping: string; boom: string }>(
-      gateway.url,
-      '{ ping boom }',
-      {},
-      { 'x-correlation-id': 'boom-1' },
-    );
+    const { body, text } = await post<{ ping: string; boom: string }>('{ ping boom }', {}, { 'x-correlation-id': 'boom-1' });
     expect(body.data).toEqual({ ping: 'pong', boom: null });
     expect(body.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
     expect(body.errors?.[0]?.message).toContain('boom-1');
@@ -118,7 +94,7 @@ describe('gateway over another supergraph', () => {
 
   it('gives up on a subgraph past its deadline with an error naming the system, not its URL', async () => {
     const started = Date.now();
-    const { body, text } = await postGraphQL<{ slow: string }>(gateway.url, '{ slow }');
+    const { body, text } = await post<{ slow: string }>('{ slow }');
     expect(Date.now() - started).toBeLessThan(1_400);
     expect(body.data).toEqual({ slow: null });
     expect(body.errors?.[0]).toMatchObject({

@@ -8,9 +8,12 @@ import type { GatewayConfig } from '../../gateway/src/config.ts';
 import { startService, type RunningService } from '../../platform/http-server.ts';
 import { createLogger } from '../../platform/logger.ts';
 import { createMetrics } from '../../platform/metrics.ts';
-import { createSubgraphServer } from '../../platform/subgraph.ts';
+import { ApolloServer } from '@apollo/server';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import { parse } from 'graphql';
+import { generateDevKeys, type DevKeys } from '../../platform/keys.ts';
 import { composeSubgraphs } from '../../tools/lib/composition.ts';
-import { postGraphQL } from '../helpers/stack.ts';
+import { gatewayConfig, postGraphQL as postAnonymous, tokenFor } from '../helpers/stack.ts';
 
 const LINK = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key"])';
 const V1 = `${LINK}\ntype Query { ping: String, slow: String }`;
@@ -32,23 +35,28 @@ describe('gateway following its supergraph', () => {
   const gatewayLogger = createLogger('gateway', 'info', { write: (line: string) => void lines.push(line) });
   let subgraph: RunningService;
   let supergraphs: { v1: string; v2: string };
+  let keys: DevKeys;
 
   beforeAll(async () => {
+    keys = await generateDevKeys();
     // The subgraph already serves v2's field: deploy subgraphs first, then publish the supergraph.
     subgraph = await startService({
       name: 'billing',
       host: '127.0.0.1',
       port: 0,
-      apollo: createSubgraphServer({
-        sdl: V2,
-        logger: quiet,
-        resolvers: {
-          Query: {
-            ping: () => 'pong',
-            version: () => 2,
-            slow: () => new Promise((resolve) => setTimeout(() => resolve('done'), 600)),
+      apollo: new ApolloServer({
+        schema: buildSubgraphSchema([
+          {
+            typeDefs: parse(V2),
+            resolvers: {
+              Query: {
+                ping: () => 'pong',
+                version: () => 2,
+                slow: () => new Promise((resolve) => setTimeout(() => resolve('done'), 600)),
+              },
+            },
           },
-        },
+        ]),
       }),
       context: async () => ({}),
       ready: () => true,
@@ -68,24 +76,21 @@ describe('gateway following its supergraph', () => {
   });
 
   function config(overrides: Partial<GatewayConfig>): GatewayConfig {
-    return {
-      host: '127.0.0.1',
-      port: 0,
-      logLevel: 'silent',
+    return gatewayConfig({
       supergraphPath: join(dir, 'supergraph.graphql'),
-      supergraphUrl: null,
       supergraphWatch: true,
       supergraphPollIntervalMs: 40,
-      subgraphUrls: {},
-      subgraphTimeoutMs: 5_000,
       ...overrides,
-    };
+    });
   }
+  const gatewayKeys = () => ({ issuerPublicKey: keys.issuer.publicKey, internalPrivateKey: keys.internal.privateKey });
+  const postGraphQL = async <T>(url: string, query: string) =>
+    postAnonymous<T>(url, query, {}, { authorization: `Bearer ${await tokenFor(keys, 'support_agent')}` });
 
   it('switches to a changed supergraph file without dropping a request in flight, and refuses a bad one', async () => {
     const path = join(dir, 'supergraph.graphql');
     writeFileSync(path, supergraphs.v1);
-    const gateway = await startGateway(config({ supergraphPath: path }), { logger: gatewayLogger });
+    const gateway = await startGateway(config({ supergraphPath: path }), { logger: gatewayLogger, keys: gatewayKeys() });
     try {
       expect((await postGraphQL(gateway.url, '{ version }')).body.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
 
@@ -127,7 +132,7 @@ describe('gateway following its supergraph', () => {
     await new Promise<void>((resolve) => registry.listen(0, '127.0.0.1', resolve));
     const address = registry.address();
     const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/supergraph.graphql`;
-    const gateway = await startGateway(config({ supergraphUrl: url }), { logger: quiet });
+    const gateway = await startGateway(config({ supergraphUrl: url }), { logger: quiet, keys: gatewayKeys() });
     try {
       expect((await postGraphQL<{ ping: string }>(gateway.url, '{ ping }')).body.data?.ping).toBe('pong');
       await until(async () => notModified > 0);

@@ -1,5 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadGatewayConfig, type GatewayConfig } from '../../gateway/src/config.ts';
 import { startGateway } from '../../gateway/src/index.ts';
+import type { Identity, Role } from '../../platform/identity.ts';
+import { generateDevKeys, type DevKeys } from '../../platform/keys.ts';
+import { loadSubgraphConfig } from '../../platform/subgraph-config.ts';
+import { signDevToken } from '../../tools/token.ts';
 import type { RunningService } from '../../platform/http-server.ts';
 import { createLogger } from '../../platform/logger.ts';
 import { openDatabase, type Database } from '../../platform/sqlite.ts';
@@ -36,55 +43,81 @@ export interface GraphQLResult<T = Record<string, unknown>> {
 
 export interface Stack {
   dbs: Databases;
+  keys: DevKeys;
   crm: RunningService;
   erp: RunningService;
   support: RunningService;
   gateway: RunningService;
-  /** POSTs an operation to the gateway. */
+  /** POSTs an operation to the gateway as a support agent (headers may replace the token). */
   query<T = Record<string, unknown>>(
     query: string,
     variables?: Record<string, unknown>,
     headers?: Record<string, string>,
   ): Promise<GraphQLResult<T>>;
+  /** POSTs an operation to the gateway as the given identity. */
+  queryAs<T = Record<string, unknown>>(who: Who, query: string, variables?: Record<string, unknown>): Promise<GraphQLResult<T>>;
+  /** An Authorization header value the gateway accepts for `who`. */
+  bearer(who: Who): Promise<string>;
   stop(): Promise<void>;
 }
 
+/** The gateway's configuration with its defaults, for tests to adjust. */
+export function gatewayConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
+  return { ...loadGatewayConfig({}), host: '127.0.0.1', port: 0, logLevel: 'silent', supergraphPath: SUPERGRAPH_PATH, ...overrides };
+}
+
 /** The three subgraphs and the gateway on free ports, over seeded in-memory systems. */
-export async function startStack(options: { dbs?: Databases; logLines?: string[] } = {}): Promise<Stack> {
+export async function startStack(options: { dbs?: Databases; logLines?: string[]; gateway?: Partial<GatewayConfig> } = {}): Promise<Stack> {
   const dbs = options.dbs ?? seededDatabases();
+  const keys = await generateDevKeys();
+  const bearer = async (who: Who) => `Bearer ${await tokenFor(keys, who)}`;
   // With logLines, every service logs at info into that array (one JSON line each); otherwise silent.
   const lines = options.logLines;
   const silent = (name: string) =>
     lines ? createLogger(name, 'info', { write: (line: string) => void lines.push(line) }) : createLogger(name, 'silent');
-  const base = { host: '127.0.0.1', port: 0, logLevel: 'silent' as const };
-  const subgraph = { ...base, connector: { kind: 'embedded' as const, database: ':memory:', databaseVariable: 'DATA_DIR' } };
-  const crm = await startCrm(subgraph, { database: dbs.crm, clock, logger: silent('crm') });
-  const erp = await startErp(subgraph, { database: dbs.erp, clock, logger: silent('erp') });
-  const support = await startSupport(subgraph, { database: dbs.support, clock, logger: silent('support') });
+  const subgraph = (prefix: string) => ({
+    ...loadSubgraphConfig({ prefix, defaultPort: 0, databaseFile: ':memory:' }, {}),
+    host: '127.0.0.1',
+    logLevel: 'silent' as const,
+  });
+  const common = { clock, internalPublicKey: keys.internal.publicKey };
+  const crm = await startCrm(subgraph('CRM'), { ...common, database: dbs.crm, logger: silent('crm') });
+  const erp = await startErp(subgraph('ERP'), { ...common, database: dbs.erp, logger: silent('erp') });
+  const support = await startSupport(subgraph('SUPPORT'), { ...common, database: dbs.support, logger: silent('support') });
   const gateway = await startGateway(
-    {
-      ...base,
-      supergraphPath: SUPERGRAPH_PATH,
-      supergraphUrl: null,
-      supergraphWatch: false,
-      supergraphPollIntervalMs: 2_000,
-      subgraphUrls: { crm: crm.url, erp: erp.url, support: support.url },
-      subgraphTimeoutMs: 5_000,
-    },
-    { logger: silent('gateway') },
+    gatewayConfig({ subgraphUrls: { crm: crm.url, erp: erp.url, support: support.url }, subgraphTimeoutMs: 5_000, ...options.gateway }),
+    { logger: silent('gateway'), keys: { issuerPublicKey: keys.issuer.publicKey, internalPrivateKey: keys.internal.privateKey } },
   );
   return {
     dbs,
+    keys,
     crm,
     erp,
     support,
     gateway,
-    query: (query, variables, headers) => postGraphQL(gateway.url, query, variables, headers),
+    query: async (query, variables, headers) =>
+      postGraphQL(gateway.url, query, variables, { authorization: await bearer('support_agent'), ...headers }),
+    queryAs: async (who, query, variables) => postGraphQL(gateway.url, query, variables, { authorization: await bearer(who) }),
+    bearer,
     async stop() {
       await gateway.stop();
       await Promise.all([crm.stop(), erp.stop(), support.stop()]);
     },
   };
+}
+
+/** Who a test speaks as: a role (portal_customer needs its customer), or a whole identity. */
+export type Who = Role | { role: Role; customer?: string } | Identity;
+
+function claimsOf(who: Who): { roles: Role[]; customer?: string | undefined; subject: string } {
+  if (typeof who === 'string') return { roles: [who], subject: `${who}@test.example` };
+  if ('role' in who) return { roles: [who.role], customer: who.customer, subject: `${who.role}@test.example` };
+  return { roles: [...who.roles], customer: who.customerId ?? undefined, subject: who.subject };
+}
+
+/** A client token signed by a stack's dev issuer. */
+export function tokenFor(keys: DevKeys, who: Who, ttlSeconds = 300): Promise<string> {
+  return signDevToken(keys.issuer.privateKey, { ...claimsOf(who), ttlSeconds });
 }
 
 export async function postGraphQL<T>(
@@ -129,4 +162,36 @@ export function callsBetween(before: Map<string, number>, after: Map<string, num
     if (diff > 0) delta[key] = diff;
   }
   return delta;
+}
+
+/** A gateway over any supergraph (written to a temporary file), with its own dev keys. */
+export async function startGatewayOver(
+  supergraphSdl: string,
+  overrides: Partial<GatewayConfig> = {},
+  logger = createLogger('gateway', 'silent'),
+): Promise<{
+  gateway: RunningService;
+  keys: DevKeys;
+  /** POSTs as a support agent; headers may add to or replace the token. */
+  post<T>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<GraphQLResult<T>>;
+  stop(): Promise<void>;
+}> {
+  const dir = mkdtempSync(join(tmpdir(), 'concord-gateway-'));
+  const path = join(dir, 'supergraph.graphql');
+  writeFileSync(path, supergraphSdl);
+  const keys = await generateDevKeys();
+  const gateway = await startGateway(gatewayConfig({ supergraphPath: path, ...overrides }), {
+    logger,
+    keys: { issuerPublicKey: keys.issuer.publicKey, internalPrivateKey: keys.internal.privateKey },
+  });
+  return {
+    gateway,
+    keys,
+    post: async (query, variables, headers) =>
+      postGraphQL(gateway.url, query, variables, { authorization: `Bearer ${await tokenFor(keys, 'support_agent')}`, ...headers }),
+    async stop() {
+      await gateway.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,6 +1,7 @@
 import type { ApolloServer, BaseContext } from '@apollo/server';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { silentTelemetry, type ConnectorTelemetry } from '../../platform/connector-telemetry.ts';
+import type { Identity } from '../../platform/identity.ts';
 import { createLogger, type Logger } from '../../platform/logger.ts';
 import type { RequestScope } from '../../platform/request-context.ts';
 import type { Database } from '../../platform/sqlite.ts';
@@ -12,7 +13,10 @@ export interface SingleResult<T> {
   errors?: readonly { message: string; path?: readonly (string | number)[]; extensions?: Record<string, unknown> }[];
 }
 
-export type Run = <T = any>(query: string, variables?: Record<string, unknown>) => Promise<SingleResult<T>>;
+export type Run = <T = any>(query: string, variables?: Record<string, unknown>, identity?: Identity) => Promise<SingleResult<T>>;
+
+/** Concord's own service identity: sees every field, for suites that test resolvers, not rules. */
+export const INTEGRATION: Identity = { subject: 'test', roles: ['integration'], customerId: null };
 
 /**
  * A subgraph's Apollo Server over one embedded database, started before the suite's tests and
@@ -23,7 +27,11 @@ export function useSubgraph<TContext extends BaseContext, TConnector>(spec: {
   database: Database;
   createConnector: (db: Database, telemetry: ConnectorTelemetry) => TConnector;
   createServer: (deps: { logger: Logger }) => ApolloServer<TContext>;
-  createContext: (deps: { connector: TConnector; logger: Logger; clock: Clock }) => (req: null, scope: RequestScope) => Promise<TContext>;
+  createContext: (deps: {
+    connector: TConnector;
+    logger: Logger;
+    clock: Clock;
+  }) => (req: null, scope: RequestScope, identity: Identity) => Promise<TContext>;
   telemetry?: ConnectorTelemetry;
 }): Run {
   const logger = createLogger('test', 'silent');
@@ -32,8 +40,11 @@ export function useSubgraph<TContext extends BaseContext, TConnector>(spec: {
   const context = spec.createContext({ connector, logger, clock });
   beforeAll(() => server.start());
   afterAll(() => server.stop());
-  return async (query, variables = {}) => {
-    const response = await server.executeOperation({ query, variables }, { contextValue: await context(null, { correlationId: 'test' }) });
+  return async (query, variables = {}, identity = INTEGRATION) => {
+    const response = await server.executeOperation(
+      { query, variables },
+      { contextValue: await context(null, { correlationId: 'test' }, identity) },
+    );
     expect(response.body.kind).toBe('single');
     if (response.body.kind !== 'single') throw new Error('incremental delivery is not expected here');
     return response.body.singleResult as SingleResult<any>;

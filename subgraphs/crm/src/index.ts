@@ -16,6 +16,7 @@ export function startCrm(config: CrmConfig, options: SubgraphOptions<Database> =
     config,
     logger: options.logger,
     clock: options.clock,
+    internalPublicKey: options.internalPublicKey,
     isOutage: isSqliteOutage,
     createConnector: (telemetry) => createEmbeddedCrmConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry),
     createServer,

@@ -1,23 +1,19 @@
+import type { Identity } from '../../../platform/identity.ts';
 import type { Logger } from '../../../platform/logger.ts';
 import type { RequestScope } from '../../../platform/request-context.ts';
-import { isoDate, type Clock } from '../../../platform/time.ts';
+import { baseContext, type BaseContext } from '../../../platform/subgraph-context.ts';
+import type { Clock } from '../../../platform/time.ts';
 import type { ErpConnector } from './connectors/types.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
 
-/** What every ERP resolver gets: one instance per request. */
-export interface Context {
-  readonly correlationId: string;
-  readonly logger: Logger;
+/** What every erp resolver gets: one instance per request. */
+export interface Context extends BaseContext {
   readonly loaders: Loaders;
-  /** Today's date (YYYY-MM-DD), fixed for the whole request. */
-  readonly today: string;
 }
 
 export function createContextFactory(deps: { connector: ErpConnector; logger: Logger; clock: Clock }) {
-  return async (_req: unknown, scope: RequestScope): Promise<Context> => ({
-    correlationId: scope.correlationId,
-    logger: deps.logger,
+  return async (_req: unknown, scope: RequestScope, identity: Identity): Promise<Context> => ({
+    ...baseContext(deps, scope, identity),
     loaders: createLoaders(deps.connector),
-    today: isoDate(deps.clock()),
   });
 }

@@ -16,6 +16,7 @@ export function startErp(config: ErpConfig, options: SubgraphOptions<Database> =
     config,
     logger: options.logger,
     clock: options.clock,
+    internalPublicKey: options.internalPublicKey,
     isOutage: isSqliteOutage,
     createConnector: (telemetry) => createEmbeddedErpConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry),
     createServer,

@@ -16,6 +16,7 @@ export function startSupport(config: SupportConfig, options: SubgraphOptions<Dat
     config,
     logger: options.logger,
     clock: options.clock,
+    internalPublicKey: options.internalPublicKey,
     isOutage: isSqliteOutage,
     createConnector: (telemetry) => createEmbeddedSupportConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry),
     createServer,

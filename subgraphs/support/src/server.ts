@@ -2,11 +2,17 @@ import type { ApolloServer } from '@apollo/server';
 import type { Logger } from '../../../platform/logger.ts';
 import { createSubgraphServer, readSdl } from '../../../platform/subgraph.ts';
 import type { Context } from './context.ts';
+import { SUPPORT_OWNERS, SUPPORT_POLICY } from './policy.ts';
 import { resolvers } from './resolvers/index.ts';
 
 export const SUPPORT_SDL = readSdl(new URL('../schema.graphql', import.meta.url));
 
 /** The support subgraph's Apollo Server (not listening); tests call executeOperation on it. */
 export function createServer(deps: { logger: Logger }): ApolloServer<Context> {
-  return createSubgraphServer<Context>({ sdl: SUPPORT_SDL, resolvers, logger: deps.logger });
+  return createSubgraphServer<Context>({
+    sdl: SUPPORT_SDL,
+    resolvers,
+    logger: deps.logger,
+    authorization: { policy: SUPPORT_POLICY, owners: SUPPORT_OWNERS },
+  });
 }

@@ -1,8 +1,11 @@
+import { withinScope } from '../../../../platform/identity.ts';
 import { requireId } from '../../../../platform/validate.ts';
 import type { QueryResolvers } from '../__generated__/resolvers-types.ts';
 
 export const Query: QueryResolvers = {
-  customer: (_root, { id }, { loaders }) => loaders.customer.load(requireId('id', id)),
+  customer: async (_root, { id }, { loaders, identity }) =>
+    withinScope(identity, await loaders.customer.load(requireId('id', id)), (c) => c.id),
   contact: (_root, { id }, { loaders }) => loaders.contact.load(requireId('id', id)),
-  contract: (_root, { id }, { loaders }) => loaders.contract.load(requireId('id', id)),
+  contract: async (_root, { id }, { loaders, identity }) =>
+    withinScope(identity, await loaders.contract.load(requireId('id', id)), (c) => c.customerId),
 };

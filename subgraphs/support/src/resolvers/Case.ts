@@ -1,4 +1,9 @@
+import type { Identity } from '../../../../platform/identity.ts';
 import type { CaseResolvers } from '../__generated__/resolvers-types.ts';
+
+function seesInternalNotes(identity: Identity): boolean {
+  return identity.roles.some((role) => role === 'support_agent' || role === 'support_lead' || role === 'integration');
+}
 
 export const Case: CaseResolvers = {
   __resolveReference: ({ id }, { loaders }) => loaders.case.load(id),
@@ -7,5 +12,9 @@ export const Case: CaseResolvers = {
   customer: (record) => (record.customerId ? { id: record.customerId } : null),
   order: (record) => (record.orderNumber ? { number: record.orderNumber } : null),
   asset: (record) => (record.serialNumber ? { serialNumber: record.serialNumber } : null),
-  comments: (record, _args, { loaders }) => loaders.comments.load(record.id),
+  async comments(record, _args, { loaders, identity }) {
+    const comments = await loaders.comments.load(record.id);
+    // Internal notes are for the people who work the case.
+    return seesInternalNotes(identity) ? comments : comments.filter((comment) => comment.public);
+  },
 };

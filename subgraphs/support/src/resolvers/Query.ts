@@ -1,4 +1,5 @@
 import { badUserInput } from '../../../../platform/errors.ts';
+import { forbidden, isCustomerScoped, withinScope, type Identity } from '../../../../platform/identity.ts';
 import { listFilter, requireId, requirePageSize } from '../../../../platform/validate.ts';
 import type { CaseFilterInput, CasePage } from '../connectors/types.ts';
 import type { CaseConnectionResolvers, QueryResolvers } from '../__generated__/resolvers-types.ts';
@@ -43,9 +44,18 @@ function requireAgentId(argument: string, value: string): string {
   return id;
 }
 
+/** A portal customer's search is always its own customer's, and may name no other. */
+function customerFilter(identity: Identity, requested: string | null | undefined): string | undefined {
+  const customerId = requested == null ? undefined : requireId('filter.customerId', requested);
+  if (!isCustomerScoped(identity)) return customerId;
+  if (customerId !== undefined && customerId !== identity.customerId) throw forbidden();
+  return identity.customerId ?? undefined;
+}
+
 export const Query: QueryResolvers = {
-  case: (_root, { id }, { loaders }) => loaders.case.load(requireCaseId('id', id)),
-  async cases(_root, { filter, first, after }, { loaders, desk }) {
+  case: async (_root, { id }, { loaders, identity }) =>
+    withinScope(identity, await loaders.case.load(requireCaseId('id', id)), (record) => record.customerId),
+  async cases(_root, { filter, first, after }, { loaders, desk, identity }) {
     const limit = requirePageSize('first', first, MAX_PAGE, 25);
     // Present-but-empty values are errors, never a wider search: a filter that silently fell
     // away would hand back every customer's cases.
@@ -53,7 +63,7 @@ export const Query: QueryResolvers = {
     const search: CaseFilterInput = {
       statuses: listFilter('filter.status', filter?.status),
       priorities: listFilter('filter.priority', filter?.priority),
-      customerId: filter?.customerId == null ? undefined : requireId('filter.customerId', filter.customerId),
+      customerId: customerFilter(identity, filter?.customerId),
       assigneeId: filter?.assignee == null ? undefined : requireAgentId('filter.assignee', filter.assignee),
     };
     const page = await desk.searchCases({ filter: search, limit, afterId });

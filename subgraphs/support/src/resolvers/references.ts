@@ -1,4 +1,6 @@
+import { isCustomerScoped, type Identity } from '../../../../platform/identity.ts';
 import { listFilter, requirePageSize } from '../../../../platform/validate.ts';
+import type { CaseRecord } from '../connectors/types.ts';
 import type {
   AssetResolvers,
   ContactResolvers,
@@ -8,6 +10,11 @@ import type {
 } from '../__generated__/resolvers-types.ts';
 
 const MAX_PAGE = 100;
+
+/** A customer-scoped identity sees only its own customer's cases in a list; others see all. */
+function ownCases(identity: Identity, cases: CaseRecord[]): CaseRecord[] {
+  return isCustomerScoped(identity) ? cases.filter((record) => record.customerId === identity.customerId) : cases;
+}
 
 // Entities other systems own: the desk adds the cases that point to them. Their references
 // resolve without a call; each field loads what it needs through a batched loader.
@@ -30,12 +37,12 @@ export const Contact: ContactResolvers = {
 
 export const Order: OrderResolvers = {
   __resolveReference: ({ number }) => ({ number }),
-  cases: ({ number }, _args, { loaders }) => loaders.casesByOrder.load(number),
+  cases: async ({ number }, _args, { loaders, identity }) => ownCases(identity, await loaders.casesByOrder.load(number)),
 };
 
 export const Asset: AssetResolvers = {
   __resolveReference: ({ serialNumber }) => ({ serialNumber }),
-  cases: ({ serialNumber }, _args, { loaders }) => loaders.casesBySerial.load(serialNumber),
+  cases: async ({ serialNumber }, _args, { loaders, identity }) => ownCases(identity, await loaders.casesBySerial.load(serialNumber)),
 };
 
 export const Contract: ContractResolvers = {

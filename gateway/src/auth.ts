@@ -1,0 +1,74 @@
+import { GraphQLError } from 'graphql';
+import { createRemoteJWKSet, errors, importSPKI, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { ErrorCode } from '../../platform/errors.ts';
+import { isRole, type Identity } from '../../platform/identity.ts';
+import { unauthenticated } from '../../platform/internal-token.ts';
+import type { ClientAuthConfig } from './config.ts';
+
+export type ClientVerifier = (authorization: string | undefined) => Promise<Identity>;
+
+/**
+ * Verifies a client's OAuth 2.0 bearer token (a JWT): signature with the issuer's key (its JWKS,
+ * cached by jose and fetched again for an unknown `kid`; or a configured public key), the
+ * pinned algorithms, issuer, audience, and expiry with a small clock tolerance. A missing or
+ * bad token is UNAUTHENTICATED (HTTP 401); a valid token with no Concord role, or a portal
+ * token without its customer, is FORBIDDEN (HTTP 403). Either way nothing is executed.
+ */
+export async function createClientVerifier(config: ClientAuthConfig, devIssuerKey?: CryptoKey): Promise<ClientVerifier> {
+  const key = await keyOf(config, devIssuerKey);
+  return async (authorization) => {
+    const token = /^Bearer ([A-Za-z0-9._~+/=-]+)$/i.exec(authorization ?? '')?.[1];
+    if (!token) throw unauthenticated('send a bearer token in the Authorization header');
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, key as JWTVerifyGetKey, {
+        issuer: config.issuer,
+        audience: config.audience,
+        algorithms: [...config.algorithms],
+        clockTolerance: config.clockToleranceSeconds,
+        requiredClaims: ['exp', 'sub'],
+      }));
+    } catch (error) {
+      throw unauthenticated(reasonOf(error));
+    }
+    const roles = claimedRoles(payload[config.rolesClaim]);
+    if (roles.length === 0) throw refused('the token carries no Concord role');
+    const customer = payload[config.customerClaim];
+    const customerId = typeof customer === 'string' && customer !== '' ? customer : null;
+    if (roles.includes('portal_customer') && customerId === null) throw refused(`a portal token needs the "${config.customerClaim}" claim`);
+    return { subject: payload.sub ?? '', roles, customerId };
+  };
+}
+
+async function keyOf(config: ClientAuthConfig, devIssuerKey: CryptoKey | undefined): Promise<CryptoKey | JWTVerifyGetKey> {
+  switch (config.key.kind) {
+    case 'jwks':
+      return createRemoteJWKSet(new URL(config.key.url), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 });
+    case 'pem': {
+      const algorithm = config.algorithms[0];
+      if (!algorithm) throw new Error('AUTH_ALGORITHMS is empty');
+      return importSPKI(config.key.pem, algorithm);
+    }
+    case 'dev':
+      if (!devIssuerKey) throw new Error('the dev issuer key is missing');
+      return devIssuerKey;
+  }
+}
+
+function claimedRoles(claim: unknown): Identity['roles'] {
+  const values = Array.isArray(claim) ? claim : typeof claim === 'string' ? claim.split(/\s+/) : [];
+  return [...new Set(values.filter(isRole))];
+}
+
+/** Says what was wrong with a token, never echoing the token or its claims. */
+function reasonOf(error: unknown): string {
+  if (error instanceof errors.JWTExpired) return 'the token has expired';
+  if (error instanceof errors.JWTClaimValidationFailed) return `the token's "${error.claim}" claim is not accepted`;
+  if (error instanceof errors.JOSEAlgNotAllowed) return 'the token is signed with an algorithm that is not accepted';
+  if (error instanceof errors.JWKSNoMatchingKey) return 'no key of the issuer matches the token';
+  return 'the token is not valid';
+}
+
+function refused(message: string): GraphQLError {
+  return new GraphQLError(`Forbidden: ${message}`, { extensions: { code: ErrorCode.Forbidden, http: { status: 403 } } });
+}

@@ -1,0 +1,64 @@
+import type { Databases } from '../helpers/stack.ts';
+import { AS_OF } from '../helpers/stack.ts';
+
+/** Records of one customer that reach every type of the graph, read from the seeded systems. */
+export interface OwnRecords {
+  customerId: string;
+  caseId: string;
+  orderNumber: string;
+  shipmentId: string;
+  serialNumber: string;
+  invoiceNumber: string;
+  sku: string;
+  contractId: string;
+}
+
+/**
+ * A customer with a contract in force and a case that has everything: an assignee, an internal
+ * note, an order with a shipment and invoice, and a unit; plus those records' ids.
+ */
+export function ownRecords(dbs: Databases, options: { notOf?: string } = {}): OwnRecords {
+  const candidates = dbs.support
+    .prepare(
+      `SELECT t.id AS caseId, o.external_id AS customerId, fo.value AS orderNumber, fs.value AS serialNumber
+       FROM tickets t
+       JOIN organizations o ON o.id = t.organization_id
+       JOIN ticket_custom_fields fo ON fo.ticket_id = t.id AND fo.field_id = 360000000101
+       JOIN ticket_custom_fields fs ON fs.ticket_id = t.id AND fs.field_id = 360000000102
+       WHERE t.assignee_id IS NOT NULL AND o.external_id <> ?
+         AND EXISTS (SELECT 1 FROM ticket_comments c WHERE c.ticket_id = t.id AND c.public = 0)
+       ORDER BY t.id`,
+    )
+    .all(options.notOf ?? '') as { caseId: number; customerId: string; orderNumber: string; serialNumber: string }[];
+  for (const candidate of candidates) {
+    const contract = dbs.crm
+      .prepare(
+        `SELECT k.ContractNumber FROM Contract k JOIN Account a ON a.Id = k.AccountId
+         WHERE a.AccountNumber = ? AND k.Status = 'Activated' AND k.StartDate <= ? AND k.EndDate >= ?`,
+      )
+      .get(candidate.customerId, AS_OF, AS_OF) as { ContractNumber: string } | undefined;
+    const shipment = dbs.erp
+      .prepare('SELECT shipmentNumber AS id FROM serialNumbers WHERE serialNumber = ?')
+      .get(candidate.serialNumber) as { id: string } | undefined;
+    const invoice = dbs.erp.prepare('SELECT number FROM salesInvoices WHERE orderNumber = ? LIMIT 1').get(candidate.orderNumber) as
+      { number: string } | undefined;
+    const line = dbs.erp
+      .prepare(
+        'SELECT l.lineObjectNumber AS sku FROM salesOrderLines l JOIN salesOrders o ON o.id = l.documentId WHERE o.number = ? LIMIT 1',
+      )
+      .get(candidate.orderNumber) as { sku: string } | undefined;
+    if (contract && shipment && invoice && line) {
+      return {
+        customerId: candidate.customerId,
+        caseId: String(candidate.caseId),
+        orderNumber: candidate.orderNumber,
+        shipmentId: shipment.id,
+        serialNumber: candidate.serialNumber,
+        invoiceNumber: invoice.number,
+        sku: line.sku,
+        contractId: contract.ContractNumber,
+      };
+    }
+  }
+  throw new Error('the seeded data has no customer with every kind of record');
+}

@@ -1,0 +1,125 @@
+import { readFileSync } from 'node:fs';
+import { Lexer, Source, TokenKind } from 'graphql';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gatewayConfig, operation, startGatewayOver, startStack, SUPERGRAPH_PATH, type Stack } from '../helpers/stack.ts';
+
+function tokenCount(query: string): number {
+  const lexer = new Lexer(new Source(query));
+  let count = 0;
+  while (lexer.advance().kind !== TokenKind.EOF) count += 1;
+  return count;
+}
+
+/** What graphql-armor computes as an operation's cost, read from its own refusal. */
+async function costOf(query: string): Promise<number> {
+  const probe = await startGatewayOver(readFileSync(SUPERGRAPH_PATH, 'utf8'), { limits: { ...gatewayConfig().limits, maxCost: 1 } });
+  try {
+    const { body } = await probe.post(query);
+    const found = /Query Cost limit of 1 exceeded, found (\d+(?:\.\d+)?)/.exec(body.errors?.[0]?.message ?? '')?.[1];
+    if (!found) throw new Error(`no cost in ${JSON.stringify(body)}`);
+    return Number(found);
+  } finally {
+    await probe.stop();
+  }
+}
+
+const TOKENS_QUERY = '{ cases(first: 2) { totalCount nodes { id subject } } }';
+const QUEUE = operation('agent-console', 'CaseQueue');
+
+/** Operation limits at their boundaries (N passes, N + 1 is refused), before any subgraph is asked. */
+describe.each([
+  [
+    'depth',
+    { maxDepth: 4 },
+    '{ cases { nodes { customer { id } } } }',
+    '{ cases { nodes { customer { activeContract { id } } } } }',
+    /depth limit of 4/,
+  ],
+  [
+    'aliases',
+    { maxAliases: 2 },
+    '{ a: cases { totalCount } b: cases { totalCount } }',
+    '{ a: cases { totalCount } b: cases { totalCount } c: cases { totalCount } }',
+    /Aliases limit of 2/,
+  ],
+  [
+    'directives',
+    { maxDirectives: 1 },
+    '{ cases @include(if: true) { totalCount } }',
+    '{ cases @include(if: true) { totalCount @include(if: true) } }',
+    /Directives limit of 1/,
+  ],
+  ['tokens', { maxTokens: tokenCount(TOKENS_QUERY) }, TOKENS_QUERY, TOKENS_QUERY.replace('subject', 'subject status'), /Token limit of/],
+  ['cost', 'queue', QUEUE, QUEUE.replace('      subject\n', '      subject\n      type\n'), /Cost limit of/],
+] as const)('the %s limit', (_limit, tight, atLimit, overLimit, refusal) => {
+  let stack: Stack;
+  beforeAll(async () => {
+    const limits = { ...gatewayConfig().limits, ...(tight === 'queue' ? { maxCost: Math.ceil(await costOf(QUEUE)) } : tight) };
+    stack = await startStack({ gateway: { limits } });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const messages = (body: { errors?: { message: string }[] }) => (body.errors ?? []).map((error) => error.message).join('\n');
+
+  it('lets the limit pass and refuses one more, before any subgraph is asked', async () => {
+    const ok = await stack.query(atLimit, { first: 3 });
+    expect(messages(ok.body)).not.toMatch(refusal);
+    expect(ok.body.data).toBeTruthy();
+    const over = await stack.query(overLimit, { first: 3 });
+    expect(over.body.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+    expect(messages(over.body)).toMatch(refusal);
+    expect(over.body.data ?? null).toBeNull();
+  });
+});
+
+describe('the default limits', () => {
+  it('admit every registered operation', async () => {
+    const { maxCost } = gatewayConfig().limits;
+    for (const [client, name] of [
+      ['agent-console', 'CaseQueue'],
+      ['agent-console', 'CaseContext'],
+      ['portal', 'MyCases'],
+      ['portal', 'CaseDetail'],
+      ['portal', 'MyOrders'],
+      ['portal', 'MyInvoices'],
+    ] as const) {
+      expect(await costOf(operation(client, name)), name).toBeLessThan(maxCost);
+    }
+  });
+});
+
+describe('production mode', () => {
+  let production: Stack;
+  beforeAll(async () => {
+    production = await startStack({ gateway: { environment: 'production' } });
+  });
+  afterAll(async () => {
+    await production?.stop();
+  });
+
+  it('refuses introspection and suggests no field names', async () => {
+    const introspection = await production.query('{ __schema { types { name } } }');
+    expect(introspection.body.errors?.[0]?.message).toMatch(/introspection/i);
+    expect(introspection.text).not.toContain('"Customer"');
+    const typo = await production.query('{ cases { nodez { id } } }');
+    expect(typo.body.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+    expect(typo.text).not.toMatch(/Did you mean/);
+  });
+
+  it('refuses batched requests and cross-site GETs', async () => {
+    const authorization = await production.bearer('support_agent');
+    const batch = await fetch(production.gateway.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization },
+      body: JSON.stringify([{ query: '{ cases { totalCount } }' }, { query: '{ cases { totalCount } }' }]),
+    });
+    expect(batch.status).toBe(400);
+    const simpleGet = await fetch(`${production.gateway.url}?query=${encodeURIComponent('{ cases { totalCount } }')}`, {
+      headers: { authorization },
+    });
+    expect(simpleGet.status).toBe(400);
+    expect(await simpleGet.text()).toMatch(/CSRF/i);
+  });
+});

@@ -33,11 +33,13 @@ export function createSubgraphServer<TContext extends AuthorizedContext>(options
   logger: Logger;
   /** The subgraph's policy table, owner functions and audited fields (see authorization.ts). */
   authorization: { policy: PolicyTable; owners: Owners; sensitive?: SensitiveFields };
+  /** False only to measure what the rules cost (npm run bench:security); never from configuration. */
+  enforce?: boolean;
 }): ApolloServer<TContext> {
   const schema = buildSubgraphSchema([{ typeDefs: parse(options.sdl), resolvers: options.resolvers as GraphQLResolverMap<unknown> }]);
   const { policy, owners, sensitive } = options.authorization;
   return new ApolloServer<TContext>({
-    schema: authorize(schema, policy, owners, sensitive),
+    schema: options.enforce === false ? schema : authorize(schema, policy, owners, sensitive),
     formatError: subgraphErrorFormatter(options.logger),
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
@@ -70,6 +72,12 @@ export interface SubgraphOptions<TDatabase> {
   database?: TDatabase;
   /** The key internal tokens are verified with, in place of the configured one. */
   internalPublicKey?: CryptoKey;
+  /**
+   * Serve every request as this identity, verifying no token and applying no field rule: only
+   * for measuring what the security layer costs (npm run bench:security); no configuration
+   * variable reaches it.
+   */
+  withoutSecurity?: Identity;
 }
 
 /** The key that verifies the gateway's internal tokens: configured, or the data folder's dev key. */
@@ -89,10 +97,11 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
   logger?: Logger | undefined;
   clock?: Clock | undefined;
   internalPublicKey?: CryptoKey | undefined;
+  withoutSecurity?: Identity | undefined;
   /** Tells an outage of the system from an adapter bug (see createConnectorTelemetry). */
   isOutage: (error: unknown) => boolean;
   createConnector: (telemetry: ConnectorTelemetry) => TConnector;
-  createServer: (deps: { logger: Logger }) => ApolloServer<TContext>;
+  createServer: (deps: { logger: Logger; enforce?: boolean }) => ApolloServer<TContext>;
   createContext: (deps: {
     connector: TConnector;
     logger: Logger;
@@ -100,7 +109,10 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
   }) => (req: IncomingMessage, scope: RequestScope, identity: Identity) => Promise<TContext>;
 }): Promise<RunningService> {
   const logger = spec.logger ?? createLogger(spec.name, spec.config.logLevel);
-  const verify = createInternalVerifier(spec.internalPublicKey ?? (await internalPublicKeyOf(spec.config)), spec.name);
+  const unsecured = spec.withoutSecurity;
+  const verify = unsecured
+    ? async () => unsecured
+    : createInternalVerifier(spec.internalPublicKey ?? (await internalPublicKeyOf(spec.config)), spec.name);
   const metrics = createMetrics(spec.name, { processMetrics: true });
   const connector = spec.createConnector(createConnectorTelemetry(spec.name, metrics, logger, spec.isOutage));
   // Every request, _service and _entities included, proves the gateway sent it before anything runs.
@@ -110,7 +122,7 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
       name: spec.name,
       host: spec.config.host,
       port: spec.config.port,
-      apollo: spec.createServer({ logger }),
+      apollo: spec.createServer({ logger, enforce: !unsecured }),
       context: async (req, scope) => createContext(req, scope, await verify(req.headers.authorization)),
       logger,
       metrics,

@@ -20,7 +20,7 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     url: string,
     private readonly timeoutMs: number,
     private readonly logger: Logger,
-    private readonly signInternal: InternalSigner,
+    private readonly signInternal: InternalSigner | null,
   ) {
     super({ url, fetcher: timeoutFetcher(timeoutMs) });
   }
@@ -31,12 +31,13 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
    */
   override async willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<void> {
     if (!context || !('identity' in context)) return;
+    request.http?.headers.set(CORRELATION_HEADER, context.correlationId);
+    if (!this.signInternal) return;
     let token = context.internalTokens.get(this.serviceName);
     if (!token) {
       token = this.signInternal(context.identity, this.serviceName, context.correlationId);
       context.internalTokens.set(this.serviceName, token);
     }
-    request.http?.headers.set(CORRELATION_HEADER, context.correlationId);
     request.http?.headers.set('authorization', `Bearer ${await token}`);
   }
 

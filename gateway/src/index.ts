@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { Supergraph } from '@apollo/federation-internals';
 import type { CryptoKey } from 'jose';
 import { startService, type RunningService } from '../../platform/http-server.ts';
+import type { Identity } from '../../platform/identity.ts';
 import { createInternalSigner } from '../../platform/internal-token.ts';
 import { ensureDevKeys, importPrivatePem, INTERNAL_ALGORITHM, type DevKeys } from '../../platform/keys.ts';
 import { createLogger, type Logger } from '../../platform/logger.ts';
@@ -24,7 +25,15 @@ export interface GatewayKeys {
 }
 
 /** Loads the supergraph the configuration names (and follows it when asked) and serves it. */
-export async function startGateway(config: GatewayConfig, options: { logger?: Logger; keys?: GatewayKeys } = {}): Promise<RunningService> {
+export async function startGateway(
+  config: GatewayConfig,
+  options: {
+    logger?: Logger;
+    keys?: GatewayKeys;
+    /** Serve every request as this identity and send subgraphs no token: npm run bench:security only. */
+    withoutSecurity?: Identity;
+  } = {},
+): Promise<RunningService> {
   const logger = options.logger ?? createLogger('gateway', config.logLevel);
   const source = supergraphSourceOf(config);
   if (source.kind !== 'url') {
@@ -45,7 +54,7 @@ export async function startGateway(config: GatewayConfig, options: { logger?: Lo
     subgraphUrls: config.subgraphUrls,
     subgraphTimeoutMs: config.subgraphTimeoutMs,
     logger,
-    signInternal: createInternalSigner(internalPrivateKey),
+    signInternal: options.withoutSecurity ? null : createInternalSigner(internalPrivateKey),
     limits: config.limits,
     production: config.environment === 'production',
     portalOperations: loadRegisteredOperations(config.portalOperationsDir),
@@ -56,7 +65,9 @@ export async function startGateway(config: GatewayConfig, options: { logger?: Lo
     host: config.host,
     port: config.port,
     apollo,
-    context: createGatewayContextFactory(await createClientVerifier(config.auth, issuerPublicKey)),
+    context: createGatewayContextFactory(
+      options.withoutSecurity ? async () => options.withoutSecurity! : await createClientVerifier(config.auth, issuerPublicKey),
+    ),
     ready: () => true,
     logger,
     metrics: createMetrics('gateway', { processMetrics: true }),

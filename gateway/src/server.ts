@@ -17,8 +17,8 @@ export interface GatewayDeps {
   readonly subgraphUrls?: Readonly<Record<string, string>>;
   readonly subgraphTimeoutMs: number;
   readonly logger: Logger;
-  /** Signs the internal token each subgraph call carries. */
-  readonly signInternal: InternalSigner;
+  /** Signs the internal token each subgraph call carries (null only when measuring without security). */
+  readonly signInternal: InternalSigner | null;
   readonly limits: OperationLimits;
   /** production: no introspection, no field suggestions in errors. */
   readonly production: boolean;

@@ -17,6 +17,7 @@ export function startCrm(config: CrmConfig, options: SubgraphOptions<Database> =
     logger: options.logger,
     clock: options.clock,
     internalPublicKey: options.internalPublicKey,
+    withoutSecurity: options.withoutSecurity,
     isOutage: isSqliteOutage,
     createConnector: (telemetry) => createEmbeddedCrmConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry),
     createServer,

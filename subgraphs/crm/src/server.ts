@@ -8,11 +8,12 @@ import { resolvers } from './resolvers/index.ts';
 export const CRM_SDL = readSdl(new URL('../schema.graphql', import.meta.url));
 
 /** The CRM subgraph's Apollo Server (not listening); tests call executeOperation on it. */
-export function createServer(deps: { logger: Logger }): ApolloServer<Context> {
+export function createServer(deps: { logger: Logger; enforce?: boolean }): ApolloServer<Context> {
   return createSubgraphServer<Context>({
     sdl: CRM_SDL,
     resolvers,
     logger: deps.logger,
+    enforce: deps.enforce ?? true,
     authorization: { policy: CRM_POLICY, owners: CRM_OWNERS, sensitive: CRM_SENSITIVE },
   });
 }

@@ -17,6 +17,7 @@ export function startErp(config: ErpConfig, options: SubgraphOptions<Database> =
     logger: options.logger,
     clock: options.clock,
     internalPublicKey: options.internalPublicKey,
+    withoutSecurity: options.withoutSecurity,
     isOutage: isSqliteOutage,
     createConnector: (telemetry) => createEmbeddedErpConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry),
     createServer,

@@ -8,11 +8,12 @@ import { resolvers } from './resolvers/index.ts';
 export const ERP_SDL = readSdl(new URL('../schema.graphql', import.meta.url));
 
 /** The ERP subgraph's Apollo Server (not listening); tests call executeOperation on it. */
-export function createServer(deps: { logger: Logger }): ApolloServer<Context> {
+export function createServer(deps: { logger: Logger; enforce?: boolean }): ApolloServer<Context> {
   return createSubgraphServer<Context>({
     sdl: ERP_SDL,
     resolvers,
     logger: deps.logger,
+    enforce: deps.enforce ?? true,
     authorization: { policy: ERP_POLICY, owners: ERP_OWNERS, sensitive: ERP_SENSITIVE },
   });
 }

@@ -17,6 +17,7 @@ export function startSupport(config: SupportConfig, options: SubgraphOptions<Dat
     logger: options.logger,
     clock: options.clock,
     internalPublicKey: options.internalPublicKey,
+    withoutSecurity: options.withoutSecurity,
     isOutage: isSqliteOutage,
     createConnector: (telemetry) => createEmbeddedSupportConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry),
     createServer,

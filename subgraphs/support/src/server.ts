@@ -8,11 +8,12 @@ import { resolvers } from './resolvers/index.ts';
 export const SUPPORT_SDL = readSdl(new URL('../schema.graphql', import.meta.url));
 
 /** The support subgraph's Apollo Server (not listening); tests call executeOperation on it. */
-export function createServer(deps: { logger: Logger }): ApolloServer<Context> {
+export function createServer(deps: { logger: Logger; enforce?: boolean }): ApolloServer<Context> {
   return createSubgraphServer<Context>({
     sdl: SUPPORT_SDL,
     resolvers,
     logger: deps.logger,
+    enforce: deps.enforce ?? true,
     authorization: { policy: SUPPORT_POLICY, owners: SUPPORT_OWNERS },
   });
 }

@@ -43,7 +43,7 @@ export async function createClientVerifier(config: ClientAuthConfig, devIssuerKe
 async function keyOf(config: ClientAuthConfig, devIssuerKey: CryptoKey | undefined): Promise<CryptoKey | JWTVerifyGetKey> {
   switch (config.key.kind) {
     case 'jwks':
-      return createRemoteJWKSet(new URL(config.key.url), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 });
+      return createRemoteJWKSet(new URL(config.key.url), { cooldownDuration: config.jwksCooldownSeconds * 1000, cacheMaxAge: 10 * 60_000 });
     case 'pem': {
       const algorithm = config.algorithms[0];
       if (!algorithm) throw new Error('AUTH_ALGORITHMS is empty');

@@ -8,6 +8,8 @@ export interface ClientAuthConfig {
   /** Pinned: a token signed with any other algorithm (or none) is refused. */
   readonly algorithms: readonly string[];
   readonly clockToleranceSeconds: number;
+  /** After fetching the JWKS, how long before an unknown `kid` may fetch it again. */
+  readonly jwksCooldownSeconds: number;
   /** Claim holding the roles (an array, or a space-separated string). */
   readonly rolesClaim: string;
   /** Claim holding a portal customer's customer number. */
@@ -68,6 +70,7 @@ const schema = z.object({
       error: 'must list asymmetric JWS algorithms (RS256, PS256, ES256, EdDSA, …)',
     }),
   AUTH_CLOCK_TOLERANCE_S: z.coerce.number().int().min(0).max(300).default(30),
+  AUTH_JWKS_COOLDOWN_S: z.coerce.number().int().min(0).max(3600).default(30),
   AUTH_ROLES_CLAIM: z.string().min(1).default('roles'),
   AUTH_CUSTOMER_CLAIM: z.string().min(1).default('customer'),
   INTERNAL_TOKEN_PRIVATE_KEY: z.string().includes('PRIVATE KEY', { error: 'must be a PEM private key (PKCS #8)' }).optional(),
@@ -120,6 +123,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       // The dev issuer signs with Ed25519 only.
       algorithms: key.kind === 'dev' ? ['EdDSA'] : vars.AUTH_ALGORITHMS,
       clockToleranceSeconds: vars.AUTH_CLOCK_TOLERANCE_S,
+      jwksCooldownSeconds: vars.AUTH_JWKS_COOLDOWN_S,
       rolesClaim: vars.AUTH_ROLES_CLAIM,
       customerClaim: vars.AUTH_CUSTOMER_CLAIM,
       key,

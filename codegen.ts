@@ -38,6 +38,7 @@ const config: CodegenConfig = {
       Contact: port('ContactRecord'),
       Contract: port('ContractRecord'),
       Address: port('AddressRecord'),
+      CustomerActivity: port('ActivityRecord'),
     }),
     ...subgraph('erp', {
       Customer: port('CustomerRef'),

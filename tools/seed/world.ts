@@ -1,3 +1,4 @@
+import { BASE62, salesforceSuffix } from '../../subgraphs/crm/src/connectors/embedded/ids.ts';
 /**
  * One consistent demo world, shared by the CRM, the ERP and the support desk. Everything comes
  * from a seeded PRNG so the same options always give the same world; each part draws from its
@@ -477,22 +478,7 @@ function formatMoney(cents: number, currency: CurrencyCode): string {
   return `${currency} ${whole}.${String(cents % 100).padStart(2, '0')}`;
 }
 
-const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-const SF_SUFFIX = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ012345';
-
-/** Salesforce's 3-character suffix that makes a 15-character Id case-insensitive. */
-export function salesforceSuffix(id15: string): string {
-  let suffix = '';
-  for (let chunk = 0; chunk < 3; chunk++) {
-    let bits = 0;
-    for (let i = 0; i < 5; i++) {
-      const code = id15.charCodeAt(chunk * 5 + i);
-      if (code >= 65 && code <= 90) bits |= 1 << i;
-    }
-    suffix += SF_SUFFIX.charAt(bits);
-  }
-  return suffix;
-}
+export { salesforceSuffix };
 
 /** Sequential Ids of one object type: key prefix, pod, reserved digit, base62 counter. */
 class SalesforceIds {

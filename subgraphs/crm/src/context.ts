@@ -9,11 +9,14 @@ import { createLoaders, type Loaders } from './loaders.ts';
 /** What every crm resolver gets: one instance per request. */
 export interface Context extends BaseContext {
   readonly loaders: Loaders;
+  /** For writes, which no loader batches. */
+  readonly crm: CrmConnector;
 }
 
 export function createContextFactory(deps: { connector: CrmConnector; logger: Logger; clock: Clock }) {
   return async (_req: unknown, scope: RequestScope, identity: Identity): Promise<Context> => ({
     ...baseContext(deps, scope, identity),
     loaders: createLoaders(deps.connector),
+    crm: deps.connector,
   });
 }

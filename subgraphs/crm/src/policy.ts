@@ -37,6 +37,10 @@ export const CRM_POLICY: PolicyTable = {
   'Contact.title': [...AGENTS, 'sales_rep'],
   'Contact.customer': [...AGENTS, 'sales_rep'],
 
+  // Concord's own processes write activities (integration only).
+  'Mutation.logCustomerActivity': ['integration'],
+  'CustomerActivity.*': ['integration'],
+
   // The contract is the entitlement agents check; the customer may read its own.
   'Contract.*': [...AGENTS, 'sales_rep', OWN],
 };

@@ -39,6 +39,9 @@ export const SUPPORT_POLICY: PolicyTable = {
   'Contract.sla': [...AGENTS, 'sales_rep', PORTAL],
   'SlaPolicy.*': [...AGENTS, 'sales_rep', PORTAL],
   'SlaTarget.*': [...AGENTS, 'sales_rep', PORTAL],
+
+  // Concord's own processes note outcomes on cases (integration only).
+  'Mutation.recordCaseUpdate': ['integration'],
 };
 
 export const SUPPORT_OWNERS: Owners = {

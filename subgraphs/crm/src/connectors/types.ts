@@ -11,6 +11,11 @@ export interface CrmConnector {
   /** Contracts by contract number. */
   contractsByIds(ids: readonly string[]): Promise<ContractRecord[]>;
   contractsByCustomerIds(customerIds: readonly string[]): Promise<ContractRecord[]>;
+  /**
+   * Records a completed activity (a Task) on the customer's account, once per key: a key
+   * already used returns the activity it created. Null when no account has that number.
+   */
+  logActivity(activity: NewActivity): Promise<ActivityRecord | null>;
   /** Resolves when the CRM answers; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -63,4 +68,20 @@ export interface ContractRecord {
   termMonths: number | null;
   supportTier: SupportTier;
   specialTerms: string | null;
+}
+
+export interface NewActivity {
+  key: string;
+  customerId: string;
+  subject: string;
+  description?: string | undefined;
+  activityDate: string;
+}
+
+export interface ActivityRecord {
+  id: string;
+  customerId: string;
+  subject: string;
+  description: string | null;
+  activityDate: string | null;
 }

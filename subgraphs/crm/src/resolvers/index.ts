@@ -2,6 +2,7 @@ import type { Resolvers } from '../__generated__/resolvers-types.ts';
 import { Contact } from './Contact.ts';
 import { Contract } from './Contract.ts';
 import { Customer } from './Customer.ts';
+import { CustomerActivity, Mutation } from './Mutation.ts';
 import { Query } from './Query.ts';
 
-export const resolvers: Resolvers = { Query, Customer, Contact, Contract };
+export const resolvers: Resolvers = { Query, Mutation, Customer, Contact, Contract, CustomerActivity };

@@ -4,6 +4,7 @@ import type { CustomerRef as CustomerRefModel, ProductRecord as ProductRecordMod
 import type { Context } from '../context.ts';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
+export type Omit<T, K extends keyof T> = Pick<T, Exclude<keyof T, K>>;
 export type RequireFields<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: NonNullable<T[P]> };
 /** All built-in and custom scalars, mapped to their actual values */
 export type Scalars = {
@@ -14,6 +15,8 @@ export type Scalars = {
   Float: { input: number; output: number; }
   /** A calendar date, ISO 8601 (2026-11-27). */
   Date: { input: string; output: string; }
+  /** An instant, ISO 8601 in UTC (2026-11-27T09:30:00Z). */
+  DateTime: { input: string; output: string; }
   /** A decimal number as a string with two decimals ("1234.50"). */
   Decimal: { input: string; output: string; }
   _FieldSet: { input: unknown; output: unknown; }
@@ -38,6 +41,31 @@ export type BillingProfile = {
   currency: Scalars['String']['output'];
   paymentTerms: Maybe<Scalars['String']['output']>;
   taxRegistrationNumber: Maybe<Scalars['String']['output']>;
+};
+
+export type Case = {
+  __typename?: 'Case';
+  id: Scalars['ID']['output'];
+  /** Return authorizations created from this case. */
+  returnAuthorizations: Maybe<Array<ReturnAuthorization>>;
+};
+
+export type CreateReturnAuthorizationInput = {
+  /** The support case the return resolves. */
+  caseId: Scalars['ID']['input'];
+  /** Chosen by the caller, scoped to it: the same key with the same input returns the first result. */
+  idempotencyKey: Scalars['String']['input'];
+  lines: Array<ReturnLineInput>;
+  note?: InputMaybe<Scalars['String']['input']>;
+  resolution: ReturnResolution;
+};
+
+export type CreateReturnAuthorizationPayload = {
+  __typename?: 'CreateReturnAuthorizationPayload';
+  /** Why no return was authorized; empty on success. */
+  errors: Array<ReturnAuthorizationError>;
+  /** The return authorization, when one was created (or had been, for this idempotency key). */
+  returnAuthorization: Maybe<ReturnAuthorization>;
 };
 
 export type Customer = {
@@ -90,6 +118,23 @@ export type Money = {
   currency: Scalars['String']['output'];
 };
 
+export type Mutation = {
+  __typename?: 'Mutation';
+  /**
+   * Authorizes a return in the ERP from a support case: validated against ERP facts, created
+   * once per idempotency key however often it is sent. The case then gets an internal note with
+   * the RMA number and moves to pending, and the customer's CRM account gets an activity; those
+   * two follow through a durable outbox, so an outage of the desk or the CRM never fails or
+   * repeats the RMA. Business rule failures come back in `errors`, not as GraphQL errors.
+   */
+  createReturnAuthorization: CreateReturnAuthorizationPayload;
+};
+
+
+export type MutationCreateReturnAuthorizationArgs = {
+  input: CreateReturnAuthorizationInput;
+};
+
 export type Order = {
   __typename?: 'Order';
   customer: Maybe<Customer>;
@@ -114,6 +159,11 @@ export type OrderLine = {
   sequence: Scalars['Int']['output'];
   shipmentDate: Maybe<Scalars['Date']['output']>;
   unitPrice: Money;
+};
+
+export type OrderLineInput = {
+  orderNumber: Scalars['ID']['input'];
+  sequence: Scalars['Int']['input'];
 };
 
 export type OrderStatus =
@@ -173,6 +223,81 @@ export type QueryProductArgs = {
 export type QueryShipmentArgs = {
   id: Scalars['ID']['input'];
 };
+
+/** A return order in the ERP (an extension of the standard API), created from a support case. */
+export type ReturnAuthorization = {
+  __typename?: 'ReturnAuthorization';
+  /** The case it came from. */
+  case: Maybe<Case>;
+  createdAt: Scalars['DateTime']['output'];
+  customer: Maybe<Customer>;
+  lines: Array<ReturnAuthorizationLine>;
+  number: Scalars['ID']['output'];
+  resolution: ReturnResolution;
+  status: ReturnAuthorizationStatus;
+  /** Value of the returned goods at their order prices. */
+  total: Money;
+};
+
+/** A business rule the return does not meet, with a message an agent can act on. */
+export type ReturnAuthorizationError = {
+  __typename?: 'ReturnAuthorizationError';
+  code: ReturnAuthorizationErrorCode;
+  /** Index of the input line the error is about, if any. */
+  line: Maybe<Scalars['Int']['output']>;
+  message: Scalars['String']['output'];
+};
+
+export type ReturnAuthorizationErrorCode =
+  | 'CASE_CLOSED'
+  | 'CASE_HAS_NO_CUSTOMER'
+  | 'CASE_NOT_FOUND'
+  | 'EXCEEDS_APPROVAL_LIMIT'
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'INVALID_LINE'
+  | 'INVOICE_NOT_PAID'
+  | 'NOT_CUSTOMERS_ASSET'
+  | 'NOT_CUSTOMERS_ORDER'
+  | 'NOT_SHIPPED'
+  | 'QUANTITY_EXCEEDS_SHIPPED'
+  | 'UNKNOWN_ASSET'
+  | 'UNKNOWN_ORDER_LINE'
+  | 'WARRANTY_EXPIRED';
+
+export type ReturnAuthorizationLine = {
+  __typename?: 'ReturnAuthorizationLine';
+  order: Maybe<Order>;
+  product: Maybe<Product>;
+  quantity: Scalars['Int']['output'];
+  reason: ReturnReason;
+  sequence: Scalars['Int']['output'];
+  serialNumber: Maybe<Scalars['ID']['output']>;
+};
+
+export type ReturnAuthorizationStatus =
+  | 'AUTHORIZED'
+  | 'CLOSED'
+  | 'RECEIVED';
+
+/** One thing to return: a serialized unit, or a quantity of an order line (exactly one of them). */
+export type ReturnLineInput = {
+  orderLine?: InputMaybe<OrderLineInput>;
+  quantity: Scalars['Int']['input'];
+  reason: ReturnReason;
+  serialNumber?: InputMaybe<Scalars['ID']['input']>;
+};
+
+export type ReturnReason =
+  | 'DAMAGED_IN_TRANSIT'
+  | 'DEFECTIVE'
+  | 'NOT_AS_DESCRIBED'
+  | 'OTHER'
+  | 'WRONG_ITEM';
+
+export type ReturnResolution =
+  | 'REFUND'
+  | 'REPAIR'
+  | 'REPLACE';
 
 export type Shipment = {
   __typename?: 'Shipment';
@@ -301,10 +426,12 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
 /** Mapping of federation types */
 export type FederationTypes = ResolversObject<{
   Asset: Asset;
+  Case: Case;
   Customer: Customer;
   Invoice: Invoice;
   Order: Order;
   Product: Product;
+  ReturnAuthorization: ReturnAuthorization;
   Shipment: Shipment;
 }>;
 
@@ -313,6 +440,9 @@ export type FederationReferenceTypes = ResolversObject<{
   Asset:
     ( { __typename: 'Asset' }
     & GraphQLRecursivePick<FederationTypes['Asset'], {"serialNumber":true}> );
+  Case:
+    ( { __typename: 'Case' }
+    & GraphQLRecursivePick<FederationTypes['Case'], {"id":true}> );
   Customer:
     ( { __typename: 'Customer' }
     & GraphQLRecursivePick<FederationTypes['Customer'], {"id":true}> );
@@ -325,6 +455,9 @@ export type FederationReferenceTypes = ResolversObject<{
   Product:
     ( { __typename: 'Product' }
     & GraphQLRecursivePick<FederationTypes['Product'], {"sku":true}> );
+  ReturnAuthorization:
+    ( { __typename: 'ReturnAuthorization' }
+    & GraphQLRecursivePick<FederationTypes['ReturnAuthorization'], {"number":true}> );
   Shipment:
     ( { __typename: 'Shipment' }
     & GraphQLRecursivePick<FederationTypes['Shipment'], {"id":true}> );
@@ -339,19 +472,33 @@ export type ResolversTypes = ResolversObject<{
   BillingProfile: ResolverTypeWrapper<ErpCustomerRecordModel>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  Case: ResolverTypeWrapper<Omit<Case, 'returnAuthorizations'> & { returnAuthorizations?: Maybe<Array<ResolversTypes['ReturnAuthorization']>> }>;
+  CreateReturnAuthorizationInput: CreateReturnAuthorizationInput;
+  CreateReturnAuthorizationPayload: ResolverTypeWrapper<Omit<CreateReturnAuthorizationPayload, 'returnAuthorization'> & { returnAuthorization?: Maybe<ResolversTypes['ReturnAuthorization']> }>;
   Customer: ResolverTypeWrapper<CustomerRefModel>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   Date: ResolverTypeWrapper<Scalars['Date']['output']>;
+  DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   Decimal: ResolverTypeWrapper<Scalars['Decimal']['output']>;
   Invoice: ResolverTypeWrapper<InvoiceRecordModel>;
   InvoiceStatus: InvoiceStatus;
   Money: ResolverTypeWrapper<Money>;
+  Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Order: ResolverTypeWrapper<OrderRecordModel>;
   OrderLine: ResolverTypeWrapper<OrderLineRecordModel>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
+  OrderLineInput: OrderLineInput;
   OrderStatus: OrderStatus;
   Product: ResolverTypeWrapper<ProductRecordModel>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  ReturnAuthorization: ResolverTypeWrapper<Omit<ReturnAuthorization, 'case' | 'customer' | 'lines'> & { case?: Maybe<ResolversTypes['Case']>, customer?: Maybe<ResolversTypes['Customer']>, lines: Array<ResolversTypes['ReturnAuthorizationLine']> }>;
+  ReturnAuthorizationError: ResolverTypeWrapper<ReturnAuthorizationError>;
+  ReturnAuthorizationErrorCode: ReturnAuthorizationErrorCode;
+  ReturnAuthorizationLine: ResolverTypeWrapper<Omit<ReturnAuthorizationLine, 'order' | 'product'> & { order?: Maybe<ResolversTypes['Order']>, product?: Maybe<ResolversTypes['Product']> }>;
+  ReturnAuthorizationStatus: ReturnAuthorizationStatus;
+  ReturnLineInput: ReturnLineInput;
+  ReturnReason: ReturnReason;
+  ReturnResolution: ReturnResolution;
   Shipment: ResolverTypeWrapper<ShipmentRecordModel>;
   ShipmentLine: ResolverTypeWrapper<ShipmentLineRecordModel>;
   ShipmentStatus: ShipmentStatus;
@@ -367,17 +514,27 @@ export type ResolversParentTypes = ResolversObject<{
   BillingProfile: ErpCustomerRecordModel;
   Boolean: Scalars['Boolean']['output'];
   String: Scalars['String']['output'];
+  Case: Omit<Case, 'returnAuthorizations'> & { returnAuthorizations?: Maybe<Array<ResolversParentTypes['ReturnAuthorization']>> } | FederationReferenceTypes['Case'];
+  CreateReturnAuthorizationInput: CreateReturnAuthorizationInput;
+  CreateReturnAuthorizationPayload: Omit<CreateReturnAuthorizationPayload, 'returnAuthorization'> & { returnAuthorization?: Maybe<ResolversParentTypes['ReturnAuthorization']> };
   Customer: CustomerRefModel;
   Int: Scalars['Int']['output'];
   Date: Scalars['Date']['output'];
+  DateTime: Scalars['DateTime']['output'];
   Decimal: Scalars['Decimal']['output'];
   Invoice: InvoiceRecordModel;
   Money: Money;
+  Mutation: Record<PropertyKey, never>;
   Order: OrderRecordModel;
   OrderLine: OrderLineRecordModel;
   Float: Scalars['Float']['output'];
+  OrderLineInput: OrderLineInput;
   Product: ProductRecordModel;
   Query: Record<PropertyKey, never>;
+  ReturnAuthorization: Omit<ReturnAuthorization, 'case' | 'customer' | 'lines'> & { case?: Maybe<ResolversParentTypes['Case']>, customer?: Maybe<ResolversParentTypes['Customer']>, lines: Array<ResolversParentTypes['ReturnAuthorizationLine']> } | FederationReferenceTypes['ReturnAuthorization'];
+  ReturnAuthorizationError: ReturnAuthorizationError;
+  ReturnAuthorizationLine: Omit<ReturnAuthorizationLine, 'order' | 'product'> & { order?: Maybe<ResolversParentTypes['Order']>, product?: Maybe<ResolversParentTypes['Product']> };
+  ReturnLineInput: ReturnLineInput;
   Shipment: ShipmentRecordModel;
   ShipmentLine: ShipmentLineRecordModel;
   Warranty: AssetRecordModel;
@@ -401,6 +558,17 @@ export type BillingProfileResolvers<ContextType = Context, ParentType extends Re
   taxRegistrationNumber?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 }>;
 
+export type CaseResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Case'] = ResolversParentTypes['Case'], FederationReferenceType extends FederationReferenceTypes['Case'] = FederationReferenceTypes['Case']> = ResolversObject<{
+  __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Case']> | FederationReferenceType, FederationReferenceType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  returnAuthorizations?: Resolver<Maybe<Array<ResolversTypes['ReturnAuthorization']>>, ParentType, ContextType>;
+}>;
+
+export type CreateReturnAuthorizationPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['CreateReturnAuthorizationPayload'] = ResolversParentTypes['CreateReturnAuthorizationPayload']> = ResolversObject<{
+  errors?: Resolver<Array<ResolversTypes['ReturnAuthorizationError']>, ParentType, ContextType>;
+  returnAuthorization?: Resolver<Maybe<ResolversTypes['ReturnAuthorization']>, ParentType, ContextType>;
+}>;
+
 export type CustomerResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Customer'] = ResolversParentTypes['Customer'], FederationReferenceType extends FederationReferenceTypes['Customer'] = FederationReferenceTypes['Customer']> = ResolversObject<{
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Customer']> | FederationReferenceType, FederationReferenceType, ContextType>;
   billing?: Resolver<Maybe<ResolversTypes['BillingProfile']>, ParentType, ContextType>;
@@ -412,6 +580,10 @@ export type CustomerResolvers<ContextType = Context, ParentType extends Resolver
 
 export interface DateScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['Date'], any> {
   name: 'Date';
+}
+
+export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
+  name: 'DateTime';
 }
 
 export interface DecimalScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['Decimal'], any> {
@@ -434,6 +606,10 @@ export type InvoiceResolvers<ContextType = Context, ParentType extends Resolvers
 export type MoneyResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Money'] = ResolversParentTypes['Money']> = ResolversObject<{
   amount?: Resolver<ResolversTypes['Decimal'], ParentType, ContextType>;
   currency?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
+
+export type MutationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = ResolversObject<{
+  createReturnAuthorization?: Resolver<ResolversTypes['CreateReturnAuthorizationPayload'], ParentType, ContextType, RequireFields<MutationCreateReturnAuthorizationArgs, 'input'>>;
 }>;
 
 export type OrderResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Order'] = ResolversParentTypes['Order'], FederationReferenceType extends FederationReferenceTypes['Order'] = FederationReferenceTypes['Order']> = ResolversObject<{
@@ -479,6 +655,33 @@ export type QueryResolvers<ContextType = Context, ParentType extends ResolversPa
   shipment?: Resolver<Maybe<ResolversTypes['Shipment']>, ParentType, ContextType, RequireFields<QueryShipmentArgs, 'id'>>;
 }>;
 
+export type ReturnAuthorizationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ReturnAuthorization'] = ResolversParentTypes['ReturnAuthorization'], FederationReferenceType extends FederationReferenceTypes['ReturnAuthorization'] = FederationReferenceTypes['ReturnAuthorization']> = ResolversObject<{
+  __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['ReturnAuthorization']> | FederationReferenceType, FederationReferenceType, ContextType>;
+  case?: Resolver<Maybe<ResolversTypes['Case']>, ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  customer?: Resolver<Maybe<ResolversTypes['Customer']>, ParentType, ContextType>;
+  lines?: Resolver<Array<ResolversTypes['ReturnAuthorizationLine']>, ParentType, ContextType>;
+  number?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  resolution?: Resolver<ResolversTypes['ReturnResolution'], ParentType, ContextType>;
+  status?: Resolver<ResolversTypes['ReturnAuthorizationStatus'], ParentType, ContextType>;
+  total?: Resolver<ResolversTypes['Money'], ParentType, ContextType>;
+}>;
+
+export type ReturnAuthorizationErrorResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ReturnAuthorizationError'] = ResolversParentTypes['ReturnAuthorizationError']> = ResolversObject<{
+  code?: Resolver<ResolversTypes['ReturnAuthorizationErrorCode'], ParentType, ContextType>;
+  line?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
+
+export type ReturnAuthorizationLineResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ReturnAuthorizationLine'] = ResolversParentTypes['ReturnAuthorizationLine']> = ResolversObject<{
+  order?: Resolver<Maybe<ResolversTypes['Order']>, ParentType, ContextType>;
+  product?: Resolver<Maybe<ResolversTypes['Product']>, ParentType, ContextType>;
+  quantity?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  reason?: Resolver<ResolversTypes['ReturnReason'], ParentType, ContextType>;
+  sequence?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  serialNumber?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+}>;
+
 export type ShipmentResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Shipment'] = ResolversParentTypes['Shipment'], FederationReferenceType extends FederationReferenceTypes['Shipment'] = FederationReferenceTypes['Shipment']> = ResolversObject<{
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Shipment']> | FederationReferenceType, FederationReferenceType, ContextType>;
   assets?: Resolver<Array<ResolversTypes['Asset']>, ParentType, ContextType>;
@@ -509,15 +712,22 @@ export type WarrantyResolvers<ContextType = Context, ParentType extends Resolver
 export type Resolvers<ContextType = Context> = ResolversObject<{
   Asset?: AssetResolvers<ContextType>;
   BillingProfile?: BillingProfileResolvers<ContextType>;
+  Case?: CaseResolvers<ContextType>;
+  CreateReturnAuthorizationPayload?: CreateReturnAuthorizationPayloadResolvers<ContextType>;
   Customer?: CustomerResolvers<ContextType>;
   Date?: GraphQLScalarType;
+  DateTime?: GraphQLScalarType;
   Decimal?: GraphQLScalarType;
   Invoice?: InvoiceResolvers<ContextType>;
   Money?: MoneyResolvers<ContextType>;
+  Mutation?: MutationResolvers<ContextType>;
   Order?: OrderResolvers<ContextType>;
   OrderLine?: OrderLineResolvers<ContextType>;
   Product?: ProductResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  ReturnAuthorization?: ReturnAuthorizationResolvers<ContextType>;
+  ReturnAuthorizationError?: ReturnAuthorizationErrorResolvers<ContextType>;
+  ReturnAuthorizationLine?: ReturnAuthorizationLineResolvers<ContextType>;
   Shipment?: ShipmentResolvers<ContextType>;
   ShipmentLine?: ShipmentLineResolvers<ContextType>;
   Warranty?: WarrantyResolvers<ContextType>;

@@ -20,6 +20,18 @@ export interface ErpConnector {
   invoicesByOrderNumbers(numbers: readonly string[]): Promise<InvoiceRecord[]>;
   /** The `limit` most recent invoices of each customer, optionally of one ERP status. */
   invoicesByCustomerIds(customerIds: readonly string[], query: InvoiceListQuery): Promise<InvoiceRecord[]>;
+  returnOrdersByNumbers(numbers: readonly string[]): Promise<ReturnOrderRecord[]>;
+  returnOrdersByCaseIds(caseIds: readonly string[]): Promise<ReturnOrderRecord[]>;
+  /** The return order created with this external document number (the idempotency key), if any. */
+  returnOrderByExternalDocument(externalDocumentNumber: string): Promise<ReturnOrderRecord | null>;
+  returnLinesByReturnNumbers(numbers: readonly string[]): Promise<ReturnLineRecord[]>;
+  /** Quantities already on return orders, per serial number and per order line. */
+  returnedQuantities(query: { serialNumbers: readonly string[]; orderLines: readonly OrderLineKey[] }): Promise<ReturnedQuantities>;
+  /**
+   * Creates a return order. The external document number makes it idempotent: when one with
+   * that number exists (an earlier call committed, then timed out), that one is returned.
+   */
+  createReturnOrder(order: NewReturnOrder): Promise<ReturnOrderRecord>;
   /** Resolves when the ERP answers; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -82,6 +94,7 @@ export interface OrderLineRecord {
   sku: string | null;
   description: string | null;
   quantity: number;
+  shippedQuantity: number;
   unitPrice: string;
   amount: string;
   currency: string;
@@ -133,4 +146,61 @@ export interface InvoiceRecord {
 /** A customer as other entities point to it: ERP fields load the record only when asked. */
 export interface CustomerRef {
   id: string;
+}
+
+export type ReturnResolution = 'REPLACE' | 'REPAIR' | 'REFUND';
+export type ReturnReason = 'DEFECTIVE' | 'DAMAGED_IN_TRANSIT' | 'WRONG_ITEM' | 'NOT_AS_DESCRIBED' | 'OTHER';
+export type ReturnStatus = 'AUTHORIZED' | 'RECEIVED' | 'CLOSED';
+
+export interface OrderLineKey {
+  orderNumber: string;
+  sequence: number;
+}
+
+export interface ReturnedQuantities {
+  bySerialNumber: Map<string, number>;
+  /** Keyed by `${orderNumber}#${sequence}`. */
+  byOrderLine: Map<string, number>;
+}
+
+export interface NewReturnOrder {
+  externalDocumentNumber: string;
+  customerId: string;
+  caseId: string;
+  resolution: ReturnResolution;
+  currency: string;
+  lines: NewReturnLine[];
+}
+
+export interface NewReturnLine {
+  sku: string;
+  quantity: number;
+  unitPrice: string;
+  reason: ReturnReason;
+  serialNumber: string | null;
+  orderNumber: string;
+  orderLineSequence: number | null;
+  appliesToInvoiceNumber: string | null;
+}
+
+export interface ReturnOrderRecord {
+  number: string;
+  externalDocumentNumber: string;
+  customerId: string;
+  caseId: string | null;
+  resolution: ReturnResolution;
+  status: ReturnStatus;
+  currency: string;
+  createdAt: string;
+}
+
+export interface ReturnLineRecord {
+  returnNumber: string;
+  sequence: number;
+  sku: string;
+  quantity: number;
+  unitPrice: string;
+  reason: ReturnReason;
+  serialNumber: string | null;
+  orderNumber: string | null;
 }

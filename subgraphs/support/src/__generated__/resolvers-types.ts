@@ -148,6 +148,20 @@ export type CustomerCasesArgs = {
   status?: InputMaybe<Array<CaseStatus>>;
 };
 
+export type Mutation = {
+  __typename?: 'Mutation';
+  /**
+   * Concord's own processes only (the integration identity): adds an internal note and/or sets
+   * the status of a case, once per idempotency key, so a retried delivery changes nothing twice.
+   */
+  recordCaseUpdate: Maybe<Case>;
+};
+
+
+export type MutationRecordCaseUpdateArgs = {
+  input: RecordCaseUpdateInput;
+};
+
 export type Order = {
   __typename?: 'Order';
   /** Cases about this order. */
@@ -179,6 +193,13 @@ export type QueryCasesArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   filter?: InputMaybe<CaseFilter>;
   first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+export type RecordCaseUpdateInput = {
+  caseId: Scalars['ID']['input'];
+  idempotencyKey: Scalars['String']['input'];
+  internalNote?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<CaseStatus>;
 };
 
 export type SlaPolicy = {
@@ -337,9 +358,11 @@ export type ResolversTypes = ResolversObject<{
   Contract: ResolverTypeWrapper<ContractRefModel>;
   Customer: ResolverTypeWrapper<CustomerRefModel>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
+  Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Order: ResolverTypeWrapper<OrderRefModel>;
   PageInfo: ResolverTypeWrapper<PageInfo>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  RecordCaseUpdateInput: RecordCaseUpdateInput;
   SlaPolicy: ResolverTypeWrapper<SlaPolicyRecordModel>;
   SlaTarget: ResolverTypeWrapper<SlaTarget>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
@@ -363,9 +386,11 @@ export type ResolversParentTypes = ResolversObject<{
   Contract: ContractRefModel;
   Customer: CustomerRefModel;
   DateTime: Scalars['DateTime']['output'];
+  Mutation: Record<PropertyKey, never>;
   Order: OrderRefModel;
   PageInfo: PageInfo;
   Query: Record<PropertyKey, never>;
+  RecordCaseUpdateInput: RecordCaseUpdateInput;
   SlaPolicy: SlaPolicyRecordModel;
   SlaTarget: SlaTarget;
   Float: Scalars['Float']['output'];
@@ -446,6 +471,10 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
   name: 'DateTime';
 }
 
+export type MutationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = ResolversObject<{
+  recordCaseUpdate?: Resolver<Maybe<ResolversTypes['Case']>, ParentType, ContextType, RequireFields<MutationRecordCaseUpdateArgs, 'input'>>;
+}>;
+
 export type OrderResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Order'] = ResolversParentTypes['Order'], FederationReferenceType extends FederationReferenceTypes['Order'] = FederationReferenceTypes['Order']> = ResolversObject<{
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Order']> | FederationReferenceType, FederationReferenceType, ContextType>;
   cases?: Resolver<Maybe<Array<ResolversTypes['Case']>>, ParentType, ContextType>;
@@ -485,6 +514,7 @@ export type Resolvers<ContextType = Context> = ResolversObject<{
   Contract?: ContractResolvers<ContextType>;
   Customer?: CustomerResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
+  Mutation?: MutationResolvers<ContextType>;
   Order?: OrderResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;

@@ -22,6 +22,11 @@ export interface SupportConnector {
   commentsByCaseIds(caseIds: readonly string[]): Promise<CommentRecord[]>;
   agentsByIds(ids: readonly string[]): Promise<AgentRecord[]>;
   slaPoliciesByTiers(tiers: readonly SupportTier[]): Promise<SlaPolicyRecord[]>;
+  /**
+   * Adds an internal note and/or sets the status of a case, once per key: a key already
+   * applied changes nothing. Resolves to the case as it is afterwards (null if unknown).
+   */
+  applyCaseUpdate(update: CaseUpdate): Promise<CaseRecord | null>;
   /** Resolves when the desk answers; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -119,4 +124,11 @@ export interface ContractRef {
   id: string;
   /** Provided by the CRM through @requires. */
   supportTier: SupportTier | null;
+}
+
+export interface CaseUpdate {
+  key: string;
+  caseId: string;
+  internalNote?: string | undefined;
+  status?: CaseStatus | undefined;
 }

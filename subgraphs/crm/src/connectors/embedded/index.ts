@@ -10,6 +10,7 @@ import type {
   CustomerSegment,
   SupportTier,
 } from '../types.ts';
+import { newSalesforceId } from './ids.ts';
 import { migrateCrm } from './tables.ts';
 
 interface AccountRow {
@@ -38,6 +39,14 @@ interface ContactRow {
   Title: string | null;
 }
 
+interface TaskRow {
+  Id: string;
+  AccountNumber: string;
+  Subject: string;
+  Description: string | null;
+  ActivityDate: string | null;
+}
+
 interface ContractRow {
   ContractNumber: string;
   AccountNumber: string;
@@ -60,6 +69,7 @@ const TIERS: Record<string, SupportTier> = { Basic: 'BASIC', Standard: 'STANDARD
 const ACCOUNT_COLUMNS = `a.Id, a.Name, a.AccountNumber, a.Industry, a.Segment__c, u.Name AS OwnerName, a.BillingStreet,
   a.BillingCity, a.BillingState, a.BillingPostalCode, a.BillingCountry, a.Phone, a.Website`;
 const CONTACT_COLUMNS = `c.Id, a.AccountNumber, c.FirstName, c.LastName, c.Email, c.Phone, c.Title`;
+const TASK_SELECT = `t.Id, a.AccountNumber, t.Subject, t.Description, t.ActivityDate FROM Task t JOIN Account a ON a.Id = t.AccountId`;
 const CONTRACT_COLUMNS = `k.ContractNumber, a.AccountNumber, k.Status, k.StartDate, k.EndDate, k.ContractTerm,
   k.SupportTier__c, k.SpecialTerms`;
 
@@ -118,6 +128,30 @@ export function createEmbeddedCrmConnector(db: Database, telemetry: ConnectorTel
         customerIds,
       );
       return rows.map(toContract);
+    },
+    async logActivity({ key, customerId, subject, description, activityDate }) {
+      const log = db.transaction((): TaskRow | null => {
+        const existing = db.prepare<[string], TaskRow>(`SELECT ${TASK_SELECT} WHERE t.Concord_Key__c = ?`).get(key);
+        if (existing) return existing;
+        const account = db.prepare<[string], { Id: string }>('SELECT Id FROM Account WHERE AccountNumber = ?').get(customerId);
+        if (!account) return null;
+        const id = newSalesforceId('00T');
+        db.prepare(
+          `INSERT INTO Task (Id, WhatId, AccountId, Subject, ActivityDate, Status, Priority, Description, TaskSubtype, CreatedDate, Concord_Key__c)
+           VALUES (?, ?, ?, ?, ?, 'Completed', 'Normal', ?, 'Task', ?, ?)`,
+        ).run(id, account.Id, account.Id, subject, activityDate, description ?? null, new Date().toISOString(), key);
+        return db.prepare<[string], TaskRow>(`SELECT ${TASK_SELECT} WHERE t.Id = ?`).get(id) ?? null;
+      });
+      const row = await telemetry.call('logActivity', {}, () => log.immediate());
+      return (
+        row && {
+          id: row.Id,
+          customerId: row.AccountNumber,
+          subject: row.Subject,
+          description: row.Description,
+          activityDate: row.ActivityDate,
+        }
+      );
     },
     async ping() {
       await telemetry.call('ping', {}, () => db.prepare('SELECT 1').get());

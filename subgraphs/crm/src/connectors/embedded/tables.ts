@@ -63,12 +63,18 @@ CREATE TABLE IF NOT EXISTS Task (
   Priority TEXT NOT NULL,
   Description TEXT,
   TaskSubtype TEXT,
-  CreatedDate TEXT NOT NULL
+  CreatedDate TEXT NOT NULL,
+  Concord_Key__c TEXT UNIQUE   -- external id: the idempotency key that created the Task
 );
 CREATE INDEX IF NOT EXISTS Task_AccountId ON Task(AccountId);
 `;
 
-/** Creates the tables when missing; safe to run on every start. */
+/** Creates the tables when missing and adds columns an older database lacks; safe on every start. */
 export function migrateCrm(db: Database): void {
+  const task = db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('Task')`).all();
+  if (task.length && !task.some((column) => column.name === 'Concord_Key__c')) {
+    db.exec('ALTER TABLE Task ADD COLUMN Concord_Key__c TEXT');
+    db.exec('CREATE UNIQUE INDEX IF NOT EXISTS Task_Concord_Key ON Task(Concord_Key__c)');
+  }
   db.exec(CRM_TABLES);
 }

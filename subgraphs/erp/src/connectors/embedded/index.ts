@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { ConnectorTelemetry } from '../../../../../platform/connector-telemetry.ts';
 import { createInQuery, placeholders, toDecimal, type SqlValue } from '../../../../../platform/sql.ts';
 import type { Database } from '../../../../../platform/sqlite.ts';
@@ -11,6 +12,11 @@ import type {
   OrderRecord,
   OrderStatus,
   ProductRecord,
+  ReturnLineRecord,
+  ReturnOrderRecord,
+  ReturnReason,
+  ReturnResolution,
+  ReturnStatus,
   ShipmentLineRecord,
   ShipmentRecord,
   WarrantyCoverage,
@@ -56,6 +62,7 @@ interface OrderLineRow {
   lineObjectNumber: string | null;
   description: string | null;
   quantity: number;
+  shippedQuantity: number;
   unitPrice: number;
   amountExcludingTax: number;
   currencyCode: string;
@@ -85,6 +92,26 @@ interface SerialRow {
   warrantyStartDate: string;
   warrantyEndDate: string;
   warrantyCode: string;
+}
+interface ReturnOrderRow {
+  number: string;
+  externalDocumentNumber: string;
+  customerNumber: string;
+  caseNumber: string | null;
+  resolution: string | null;
+  status: string;
+  currencyCode: string | null;
+  createdDateTime: string;
+}
+interface ReturnLineRow {
+  returnNumber: string;
+  sequence: number;
+  lineObjectNumber: string;
+  quantity: number;
+  unitPrice: number | null;
+  returnReasonCode: string | null;
+  serialNumber: string | null;
+  orderNumber: string | null;
 }
 interface InvoiceRow {
   number: string;
@@ -119,6 +146,9 @@ const ERP_INVOICE_STATUSES: Record<ErpInvoiceStatus, string[]> = {
 const LOCAL_CURRENCY = 'USD';
 const COVERAGE: Record<string, WarrantyCoverage> = { STD: 'STANDARD', EXT: 'EXTENDED', PARTS: 'PARTS_ONLY' };
 
+const RETURN_COLUMNS = `number, externalDocumentNumber, customerNumber, caseNumber, resolution, status, currencyCode, createdDateTime`;
+// Business Central return orders are Open until released and received; closed once posted.
+const RETURN_STATUSES: Record<string, ReturnStatus> = { Open: 'AUTHORIZED', Released: 'RECEIVED', Posted: 'CLOSED' };
 const ORDER_COLUMNS = `o.id, o.number, o.orderDate, o.status, o.fullyShipped,
   EXISTS (SELECT 1 FROM salesOrderLines l WHERE l.documentId = o.id AND l.shippedQuantity > 0) AS anyShipped,
   o.customerNumber, o.externalDocumentNumber, o.requestedDeliveryDate, o.currencyCode, o.totalAmountIncludingTax`;
@@ -186,7 +216,7 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
       const rows = await selectIn<OrderLineRow>(
         'orderLinesByOrderNumbers',
         (list) =>
-          `SELECT o.number AS orderNumber, l.sequence, l.lineObjectNumber, l.description, l.quantity, l.unitPrice,
+          `SELECT o.number AS orderNumber, l.sequence, l.lineObjectNumber, l.description, l.quantity, l.shippedQuantity, l.unitPrice,
              l.amountExcludingTax, o.currencyCode, l.shipmentDate
            FROM salesOrderLines l JOIN salesOrders o ON o.id = l.documentId
            WHERE o.number IN (${list}) ORDER BY o.number, l.sequence`,
@@ -288,6 +318,128 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
       );
       return rows.map(toInvoice);
     },
+    async returnOrdersByNumbers(numbers) {
+      const rows = await selectIn<ReturnOrderRow>(
+        'returnOrdersByNumbers',
+        (list) => `SELECT ${RETURN_COLUMNS} FROM salesReturnOrders WHERE number IN (${list})`,
+        numbers,
+      );
+      return rows.map(toReturnOrder);
+    },
+    async returnOrdersByCaseIds(caseIds) {
+      const rows = await selectIn<ReturnOrderRow>(
+        'returnOrdersByCaseIds',
+        (list) => `SELECT ${RETURN_COLUMNS} FROM salesReturnOrders WHERE caseNumber IN (${list}) ORDER BY createdDateTime, number`,
+        caseIds,
+      );
+      return rows.map(toReturnOrder);
+    },
+    async returnOrderByExternalDocument(externalDocumentNumber) {
+      const row = await telemetry.call('returnOrderByExternalDocument', {}, () =>
+        db
+          .prepare<[string], ReturnOrderRow>(`SELECT ${RETURN_COLUMNS} FROM salesReturnOrders WHERE externalDocumentNumber = ?`)
+          .get(externalDocumentNumber),
+      );
+      return row ? toReturnOrder(row) : null;
+    },
+    async returnLinesByReturnNumbers(numbers) {
+      const rows = await selectIn<ReturnLineRow>(
+        'returnLinesByReturnNumbers',
+        (list) =>
+          `SELECT r.number AS returnNumber, l.sequence, l.lineObjectNumber, l.quantity, l.unitPrice, l.returnReasonCode, l.serialNumber, l.orderNumber
+           FROM salesReturnOrderLines l JOIN salesReturnOrders r ON r.id = l.documentId
+           WHERE r.number IN (${list}) ORDER BY r.number, l.sequence`,
+        numbers,
+      );
+      return rows.map((row): ReturnLineRecord => ({
+        returnNumber: row.returnNumber,
+        sequence: row.sequence,
+        sku: row.lineObjectNumber,
+        quantity: row.quantity,
+        unitPrice: toDecimal(row.unitPrice ?? 0),
+        reason: (row.returnReasonCode as ReturnReason | null) ?? 'OTHER',
+        serialNumber: row.serialNumber,
+        orderNumber: row.orderNumber,
+      }));
+    },
+    async returnedQuantities({ serialNumbers, orderLines }) {
+      return telemetry.call('returnedQuantities', { keys: serialNumbers.length + orderLines.length }, () => {
+        const bySerialNumber = new Map<string, number>();
+        const byOrderLine = new Map<string, number>();
+        if (serialNumbers.length) {
+          for (const row of inQuery<{ serialNumber: string; quantity: number }>(
+            (list) =>
+              `SELECT serialNumber, SUM(quantity) AS quantity FROM salesReturnOrderLines WHERE serialNumber IN (${list}) GROUP BY serialNumber`,
+            serialNumbers,
+          )) {
+            bySerialNumber.set(row.serialNumber, row.quantity);
+          }
+        }
+        const orders = [...new Set(orderLines.map((line) => line.orderNumber))];
+        if (orders.length) {
+          for (const row of inQuery<{ orderNumber: string; orderLineSequence: number; quantity: number }>(
+            (list) =>
+              `SELECT orderNumber, orderLineSequence, SUM(quantity) AS quantity FROM salesReturnOrderLines
+               WHERE orderNumber IN (${list}) AND orderLineSequence IS NOT NULL GROUP BY orderNumber, orderLineSequence`,
+            orders,
+          )) {
+            byOrderLine.set(`${row.orderNumber}#${row.orderLineSequence}`, row.quantity);
+          }
+        }
+        return { bySerialNumber, byOrderLine };
+      });
+    },
+    async createReturnOrder(order) {
+      return telemetry.call('createReturnOrder', { lines: order.lines.length }, () => {
+        const existing = db
+          .prepare<[string], ReturnOrderRow>(`SELECT ${RETURN_COLUMNS} FROM salesReturnOrders WHERE externalDocumentNumber = ?`)
+          .get(order.externalDocumentNumber);
+        if (existing) return toReturnOrder(existing);
+        const create = db.transaction(() => {
+          const next = db.prepare<[], { n: number }>('SELECT COUNT(*) + 1 AS n FROM salesReturnOrders').get()!.n;
+          const id = randomUUID();
+          const number = `RMA-${String(900000 + next)}`;
+          db.prepare(
+            `INSERT INTO salesReturnOrders (id, number, customerNumber, externalDocumentNumber, returnReasonCode, status, createdDateTime, caseNumber, resolution, currencyCode)
+             VALUES (?, ?, ?, ?, ?, 'Open', ?, ?, ?, ?)`,
+          ).run(
+            id,
+            number,
+            order.customerId,
+            order.externalDocumentNumber,
+            order.lines[0]?.reason ?? 'OTHER',
+            new Date().toISOString(),
+            order.caseId,
+            order.resolution,
+            order.currency,
+          );
+          const insertLine = db.prepare(
+            `INSERT INTO salesReturnOrderLines (id, documentId, sequence, lineObjectNumber, quantity, serialNumber, appliesToInvoiceNumber, orderNumber, orderLineSequence, unitPrice, returnReasonCode)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          );
+          order.lines.forEach((line, i) =>
+            insertLine.run(
+              randomUUID(),
+              id,
+              (i + 1) * 10000,
+              line.sku,
+              line.quantity,
+              line.serialNumber,
+              line.appliesToInvoiceNumber,
+              line.orderNumber,
+              line.orderLineSequence,
+              Number(line.unitPrice),
+              line.reason,
+            ),
+          );
+          return number;
+        });
+        const number = create();
+        return toReturnOrder(
+          db.prepare<[string], ReturnOrderRow>(`SELECT ${RETURN_COLUMNS} FROM salesReturnOrders WHERE number = ?`).get(number)!,
+        );
+      });
+    },
     async ping() {
       await telemetry.call('ping', {}, () => db.prepare('SELECT 1').get());
     },
@@ -347,6 +499,7 @@ function toOrderLine(row: OrderLineRow): OrderLineRecord {
     sku: row.lineObjectNumber,
     description: row.description,
     quantity: row.quantity,
+    shippedQuantity: row.shippedQuantity,
     unitPrice: toDecimal(row.unitPrice),
     amount: toDecimal(row.amountExcludingTax),
     currency: row.currencyCode,
@@ -391,5 +544,18 @@ function toInvoice(row: InvoiceRow): InvoiceRecord {
     balance: toDecimal(row.remainingAmount),
     status: INVOICE_STATUSES[row.status] ?? 'OPEN',
     paidDate: row.closedDate,
+  };
+}
+
+function toReturnOrder(row: ReturnOrderRow): ReturnOrderRecord {
+  return {
+    number: row.number,
+    externalDocumentNumber: row.externalDocumentNumber,
+    customerId: row.customerNumber,
+    caseId: row.caseNumber,
+    resolution: (row.resolution as ReturnResolution | null) ?? 'REPLACE',
+    status: RETURN_STATUSES[row.status] ?? 'AUTHORIZED',
+    currency: row.currencyCode ?? LOCAL_CURRENCY,
+    createdAt: row.createdDateTime,
   };
 }

@@ -136,8 +136,12 @@ CREATE TABLE IF NOT EXISTS salesReturnOrders (  -- extension
   externalDocumentNumber TEXT NOT NULL UNIQUE,
   returnReasonCode TEXT,
   status TEXT NOT NULL,
-  createdDateTime TEXT NOT NULL
+  createdDateTime TEXT NOT NULL,
+  caseNumber TEXT,                 -- the support case it came from
+  resolution TEXT,                 -- REPLACE | REPAIR | REFUND
+  currencyCode TEXT
 );
+CREATE INDEX IF NOT EXISTS salesReturnOrders_caseNumber ON salesReturnOrders(caseNumber);
 CREATE TABLE IF NOT EXISTS salesReturnOrderLines (  -- extension
   id TEXT PRIMARY KEY,
   documentId TEXT NOT NULL REFERENCES salesReturnOrders(id),
@@ -146,12 +150,30 @@ CREATE TABLE IF NOT EXISTS salesReturnOrderLines (  -- extension
   quantity REAL NOT NULL,
   serialNumber TEXT,
   appliesToInvoiceNumber TEXT,
-  orderNumber TEXT
+  orderNumber TEXT,
+  orderLineSequence INTEGER,
+  unitPrice REAL,
+  returnReasonCode TEXT
 );
 CREATE INDEX IF NOT EXISTS salesReturnOrderLines_documentId ON salesReturnOrderLines(documentId);
+CREATE INDEX IF NOT EXISTS salesReturnOrderLines_serialNumber ON salesReturnOrderLines(serialNumber);
+CREATE INDEX IF NOT EXISTS salesReturnOrderLines_orderLine ON salesReturnOrderLines(orderNumber, orderLineSequence);
 `;
 
-/** Creates the tables when missing; safe to run on every start. */
+// Columns added after the first release of the return order tables.
+const ADDED_COLUMNS: Record<string, Record<string, string>> = {
+  salesReturnOrders: { caseNumber: 'TEXT', resolution: 'TEXT', currencyCode: 'TEXT' },
+  salesReturnOrderLines: { orderLineSequence: 'INTEGER', unitPrice: 'REAL', returnReasonCode: 'TEXT' },
+};
+
+/** Creates the tables when missing and adds columns an older database lacks; safe on every start. */
 export function migrateErp(db: Database): void {
+  for (const [table, columns] of Object.entries(ADDED_COLUMNS)) {
+    const existing = db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`).all();
+    if (existing.length === 0) continue;
+    for (const [column, type] of Object.entries(columns)) {
+      if (!existing.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+    }
+  }
   db.exec(ERP_TABLES);
 }

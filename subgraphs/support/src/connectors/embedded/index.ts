@@ -107,7 +107,7 @@ export function createEmbeddedSupportConnector(db: Database, telemetry: Connecto
     return statement;
   };
 
-  return {
+  const connector: SupportConnector = {
     async casesByIds(ids) {
       const ticketIds = ids.map(Number).filter(Number.isSafeInteger);
       if (ticketIds.length === 0) return [];
@@ -227,6 +227,31 @@ export function createEmbeddedSupportConnector(db: Database, telemetry: Connecto
       );
       return rows.map(toSlaPolicy);
     },
+    async applyCaseUpdate({ key, caseId, internalNote, status }) {
+      const ticketId = Number(caseId);
+      if (!Number.isSafeInteger(ticketId)) return null;
+      const apply = db.transaction(() => {
+        const exists = db.prepare<[number], { id: number }>('SELECT id FROM tickets WHERE id = ?').get(ticketId);
+        if (!exists) return false;
+        if (db.prepare<[string], { key: string }>('SELECT key FROM applied_updates WHERE key = ?').get(key)) return true;
+        const now = new Date().toISOString();
+        if (internalNote) {
+          db.prepare('INSERT INTO ticket_comments (ticket_id, author_id, body, public, created_at) VALUES (?, NULL, ?, 0, ?)').run(
+            ticketId,
+            internalNote,
+            now,
+          );
+        }
+        if (status) db.prepare('UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?').run(STATUS_TO_DESK[status], now, ticketId);
+        else db.prepare('UPDATE tickets SET updated_at = ? WHERE id = ?').run(now, ticketId);
+        db.prepare('INSERT INTO applied_updates (key, ticket_id, applied_at) VALUES (?, ?, ?)').run(key, ticketId, now);
+        return true;
+      });
+      const found = await telemetry.call('applyCaseUpdate', {}, () => apply.immediate());
+      if (!found) return null;
+      const [record] = await connector.casesByIds([caseId]);
+      return record ?? null;
+    },
     async ping() {
       await telemetry.call('ping', {}, () => db.prepare('SELECT 1').get());
     },
@@ -234,6 +259,7 @@ export function createEmbeddedSupportConnector(db: Database, telemetry: Connecto
       db.close();
     },
   };
+  return connector;
 }
 
 function filterClause(filter: CaseFilterInput): { where: string[]; params: SqlValue[] } {

@@ -64,6 +64,11 @@ CREATE TABLE IF NOT EXISTS ticket_comments (
   created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ticket_comments_ticket ON ticket_comments(ticket_id, created_at);
+CREATE TABLE IF NOT EXISTS applied_updates (  -- which idempotency keys already changed a ticket
+  key TEXT PRIMARY KEY,
+  ticket_id INTEGER NOT NULL,
+  applied_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sla_policies (
   id INTEGER PRIMARY KEY,
   title TEXT NOT NULL,

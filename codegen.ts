@@ -51,6 +51,9 @@ const config: CodegenConfig = {
       Invoice: port('InvoiceRecord'),
       Warranty: port('AssetRecord'),
       BillingProfile: port('ErpCustomerRecord'),
+      ReturnAuthorization: port('ReturnOrderRecord'),
+      ReturnAuthorizationLine: port('ReturnLineRecord'),
+      Case: port('CaseRef'),
     }),
     ...subgraph('support', {
       Case: port('CaseRecord'),

@@ -65,7 +65,9 @@ export interface Closable {
 }
 
 /** What tests and tools may put in place of a subgraph's defaults. */
-export interface SubgraphOptions<TDatabase> {
+export interface SubgraphOptions<TDatabase, TConnector = unknown> {
+  /** Wraps the connector the entry point picked (tests inject faults here). */
+  wrapConnector?: (connector: TConnector) => TConnector;
   logger?: Logger;
   clock?: Clock;
   /** An open database (an in-memory one in tests) in place of the configured file. */

@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadGatewayConfig, type GatewayConfig } from '../../gateway/src/config.ts';
@@ -10,8 +11,12 @@ import { signDevToken } from '../../tools/token.ts';
 import type { RunningService } from '../../platform/http-server.ts';
 import { createLogger } from '../../platform/logger.ts';
 import { openDatabase, type Database } from '../../platform/sqlite.ts';
+import type { SubgraphOptions } from '../../platform/subgraph.ts';
+import type { CrmConnector } from '../../subgraphs/crm/src/connectors/types.ts';
+import type { SupportConnector } from '../../subgraphs/support/src/connectors/types.ts';
 import { startCrm } from '../../subgraphs/crm/src/index.ts';
-import { startErp } from '../../subgraphs/erp/src/index.ts';
+import { loadErpConfig } from '../../subgraphs/erp/src/config.ts';
+import { startErp, type ErpOptions, type ErpService } from '../../subgraphs/erp/src/index.ts';
 import { startSupport } from '../../subgraphs/support/src/index.ts';
 import { seedDatabases, type SeedOptions } from '../../tools/seed/index.ts';
 
@@ -45,7 +50,7 @@ export interface Stack {
   dbs: Databases;
   keys: DevKeys;
   crm: RunningService;
-  erp: RunningService;
+  erp: ErpService;
   support: RunningService;
   gateway: RunningService;
   /** POSTs an operation to the gateway as a support agent (headers may replace the token). */
@@ -67,7 +72,17 @@ export function gatewayConfig(overrides: Partial<GatewayConfig> = {}): GatewayCo
 }
 
 /** The three subgraphs and the gateway on free ports, over seeded in-memory systems. */
-export async function startStack(options: { dbs?: Databases; logLines?: string[]; gateway?: Partial<GatewayConfig> } = {}): Promise<Stack> {
+export async function startStack(
+  options: {
+    dbs?: Databases;
+    logLines?: string[];
+    gateway?: Partial<GatewayConfig>;
+    erp?: Partial<ErpOptions>;
+    erpEnv?: NodeJS.ProcessEnv;
+    crm?: Partial<SubgraphOptions<Database, CrmConnector>>;
+    support?: Partial<SubgraphOptions<Database, SupportConnector>>;
+  } = {},
+): Promise<Stack> {
   const dbs = options.dbs ?? seededDatabases();
   const keys = await generateDevKeys();
   const bearer = async (who: Who) => `Bearer ${await tokenFor(keys, who)}`;
@@ -81,11 +96,34 @@ export async function startStack(options: { dbs?: Databases; logLines?: string[]
     logLevel: 'silent' as const,
   });
   const common = { clock, internalPublicKey: keys.internal.publicKey };
-  const crm = await startCrm(subgraph('CRM'), { ...common, database: dbs.crm, logger: silent('crm') });
-  const erp = await startErp(subgraph('ERP'), { ...common, database: dbs.erp, logger: silent('erp') });
-  const support = await startSupport(subgraph('SUPPORT'), { ...common, database: dbs.support, logger: silent('support') });
+  // The return process in the ERP calls the gateway: its port is chosen before anything starts.
+  const gatewayPort = await freePort();
+  const crm = await startCrm(subgraph('CRM'), { ...common, database: dbs.crm, logger: silent('crm'), ...options.crm });
+  const erp = await startErp(
+    { ...loadErpConfig(options.erpEnv ?? {}), ...subgraph('ERP') },
+    {
+      ...common,
+      database: dbs.erp,
+      logger: silent('erp'),
+      processDatabase: openDatabase(':memory:'),
+      gatewayUrl: `http://127.0.0.1:${gatewayPort}/graphql`,
+      serviceToken: () => tokenFor(keys, { subject: 'erp-returns-process', roles: ['integration'], customerId: null }),
+      ...options.erp,
+    },
+  );
+  const support = await startSupport(subgraph('SUPPORT'), {
+    ...common,
+    database: dbs.support,
+    logger: silent('support'),
+    ...options.support,
+  });
   const gateway = await startGateway(
-    gatewayConfig({ subgraphUrls: { crm: crm.url, erp: erp.url, support: support.url }, subgraphTimeoutMs: 5_000, ...options.gateway }),
+    gatewayConfig({
+      port: gatewayPort,
+      subgraphUrls: { crm: crm.url, erp: erp.url, support: support.url },
+      subgraphTimeoutMs: 5_000,
+      ...options.gateway,
+    }),
     { logger: silent('gateway'), keys: { issuerPublicKey: keys.issuer.publicKey, internalPrivateKey: keys.internal.privateKey } },
   );
   return {
@@ -104,6 +142,18 @@ export async function startStack(options: { dbs?: Databases; logLines?: string[]
       await Promise.all([crm.stop(), erp.stop(), support.stop()]);
     },
   };
+}
+
+/** A TCP port free right now on the loopback interface. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
 }
 
 /** Who a test speaks as: a role (portal_customer needs its customer), or a whole identity. */

@@ -1,3 +1,5 @@
+import { silentTelemetry } from '../../platform/connector-telemetry.ts';
+import { createEmbeddedErpConnector } from '../../subgraphs/erp/src/connectors/embedded/index.ts';
 import type { Databases } from '../helpers/stack.ts';
 import { AS_OF } from '../helpers/stack.ts';
 
@@ -61,4 +63,30 @@ export function ownRecords(dbs: Databases, options: { notOf?: string } = {}): Ow
     }
   }
   throw new Error('the seeded data has no customer with every kind of record');
+}
+
+/** A return order in the ERP for the records' case (for suites that read return authorizations). */
+export async function addReturnOrder(dbs: Databases, records: OwnRecords): Promise<string> {
+  const erp = createEmbeddedErpConnector(dbs.erp, silentTelemetry('erp'));
+  const [asset] = await erp.assetsBySerialNumbers([records.serialNumber]);
+  const created = await erp.createReturnOrder({
+    externalDocumentNumber: `fixture-${records.caseId}`,
+    customerId: records.customerId,
+    caseId: records.caseId,
+    resolution: 'REPLACE',
+    currency: 'USD',
+    lines: [
+      {
+        sku: asset!.sku,
+        quantity: 1,
+        unitPrice: '100.00',
+        reason: 'DEFECTIVE',
+        serialNumber: records.serialNumber,
+        orderNumber: asset!.orderNumber,
+        orderLineSequence: null,
+        appliesToInvoiceNumber: null,
+      },
+    ],
+  });
+  return created.number;
 }

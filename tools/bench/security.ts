@@ -10,6 +10,7 @@ import { createLogger } from '../../platform/logger.ts';
 import { openDatabase } from '../../platform/sqlite.ts';
 import { loadSubgraphConfig } from '../../platform/subgraph-config.ts';
 import { startCrm } from '../../subgraphs/crm/src/index.ts';
+import { loadErpConfig } from '../../subgraphs/erp/src/config.ts';
 import { startErp } from '../../subgraphs/erp/src/index.ts';
 import { startSupport } from '../../subgraphs/support/src/index.ts';
 import { defaultSeedOptions, seedDatabases } from '../seed/index.ts';
@@ -49,7 +50,10 @@ async function run(label: string, secure: boolean, options: { duration: number; 
   try {
     const crm = await startCrm(subgraph('CRM'), { ...common, database: dbs.crm });
     services.push(crm);
-    const erp = await startErp(subgraph('ERP'), { ...common, database: dbs.erp });
+    const erp = await startErp(
+      { ...loadErpConfig({}), ...subgraph('ERP') },
+      { ...common, database: dbs.erp, processDatabase: openDatabase(':memory:') },
+    );
     services.push(erp);
     const support = await startSupport(subgraph('SUPPORT'), { ...common, database: dbs.support });
     services.push(support);

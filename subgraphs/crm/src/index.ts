@@ -6,11 +6,12 @@ import { openEmbeddedDatabase } from '../../../platform/subgraph-config.ts';
 import { startSubgraph, type SubgraphOptions } from '../../../platform/subgraph.ts';
 import { loadCrmConfig, type CrmConfig } from './config.ts';
 import { createEmbeddedCrmConnector } from './connectors/embedded/index.ts';
+import type { CrmConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
 import { createServer } from './server.ts';
 
 /** Picks the CRM adapter the configuration names, then serves the crm subgraph. */
-export function startCrm(config: CrmConfig, options: SubgraphOptions<Database> = {}): Promise<RunningService> {
+export function startCrm(config: CrmConfig, options: SubgraphOptions<Database, CrmConnector> = {}): Promise<RunningService> {
   return startSubgraph({
     name: 'crm',
     config,
@@ -19,7 +20,10 @@ export function startCrm(config: CrmConfig, options: SubgraphOptions<Database> =
     internalPublicKey: options.internalPublicKey,
     withoutSecurity: options.withoutSecurity,
     isOutage: isSqliteOutage,
-    createConnector: (telemetry) => createEmbeddedCrmConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry),
+    createConnector: (telemetry) => {
+      const connector = createEmbeddedCrmConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
+      return options.wrapConnector ? options.wrapConnector(connector) : connector;
+    },
     createServer,
     createContext: createContextFactory,
   });

@@ -5,15 +5,19 @@ import { baseContext, type BaseContext } from '../../../platform/subgraph-contex
 import type { Clock } from '../../../platform/time.ts';
 import type { ErpConnector } from './connectors/types.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
+import type { ReturnsProcess } from './returns/process.ts';
 
 /** What every erp resolver gets: one instance per request. */
 export interface Context extends BaseContext {
   readonly loaders: Loaders;
+  /** The return authorization process (mutations only; absent where a suite tests reads). */
+  readonly returns: ReturnsProcess | null;
 }
 
-export function createContextFactory(deps: { connector: ErpConnector; logger: Logger; clock: Clock }) {
+export function createContextFactory(deps: { connector: ErpConnector; logger: Logger; clock: Clock; returns?: ReturnsProcess }) {
   return async (_req: unknown, scope: RequestScope, identity: Identity): Promise<Context> => ({
     ...baseContext(deps, scope, identity),
     loaders: createLoaders(deps.connector),
+    returns: deps.returns ?? null,
   });
 }

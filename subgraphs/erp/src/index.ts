@@ -1,17 +1,48 @@
 import { pathToFileURL } from 'node:url';
+import type { CryptoKey } from 'jose';
 import type { RunningService } from '../../../platform/http-server.ts';
+import { IdempotencyStore } from '../../../platform/idempotency.ts';
+import { ensureDevKeys } from '../../../platform/keys.ts';
+import { Outbox, startOutboxWorker, type OutboxWorker } from '../../../platform/outbox.ts';
 import { runMain } from '../../../platform/process.ts';
-import { isSqliteOutage, type Database } from '../../../platform/sqlite.ts';
+import { createServiceClient } from '../../../platform/service-client.ts';
+import { isSqliteOutage, openDatabase, type Database } from '../../../platform/sqlite.ts';
 import { openEmbeddedDatabase } from '../../../platform/subgraph-config.ts';
 import { startSubgraph, type SubgraphOptions } from '../../../platform/subgraph.ts';
+import { signDevToken } from '../../../tools/token.ts';
 import { loadErpConfig, type ErpConfig } from './config.ts';
 import { createEmbeddedErpConnector } from './connectors/embedded/index.ts';
+import type { ErpConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
+import { returnDeliveries } from './returns/deliveries.ts';
+import { ReturnsProcess, type StoredOutcome } from './returns/process.ts';
 import { createServer } from './server.ts';
 
-/** Picks the ERP adapter the configuration names, then serves the erp subgraph. */
-export function startErp(config: ErpConfig, options: SubgraphOptions<Database> = {}): Promise<RunningService> {
-  return startSubgraph({
+export interface ErpOptions extends SubgraphOptions<Database, ErpConnector> {
+  /** The process store's database in place of the configured file (in-memory in tests). */
+  processDatabase?: Database;
+  /** The gateway the return process calls, in place of the configured URL. */
+  gatewayUrl?: string;
+  /** Bearer tokens for the integration identity, in place of the configured or dev ones. */
+  serviceToken?: () => Promise<string>;
+}
+
+/** The running ERP subgraph. */
+export interface ErpService extends RunningService {
+  /** Delivers the outbox entries that are due now, without waiting for the next poll. */
+  drainOutbox(): Promise<number>;
+}
+
+/**
+ * Picks the ERP adapter the configuration names, then serves the ERP subgraph with its return
+ * process and the outbox worker that delivers the process's follow-on writes.
+ */
+export async function startErp(config: ErpConfig, options: ErpOptions = {}): Promise<ErpService> {
+  const processDb = options.processDatabase ?? openDatabase(config.returns.processDatabase);
+  const outbox = new Outbox(processDb);
+  const token = options.serviceToken ?? serviceTokenOf(config);
+  let worker: OutboxWorker | undefined;
+  const service = await startSubgraph({
     name: 'erp',
     config,
     logger: options.logger,
@@ -19,10 +50,57 @@ export function startErp(config: ErpConfig, options: SubgraphOptions<Database> =
     internalPublicKey: options.internalPublicKey,
     withoutSecurity: options.withoutSecurity,
     isOutage: isSqliteOutage,
-    createConnector: (telemetry) => createEmbeddedErpConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry),
+    createConnector: (telemetry) => {
+      const connector = createEmbeddedErpConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
+      return options.wrapConnector ? options.wrapConnector(connector) : connector;
+    },
     createServer,
-    createContext: createContextFactory,
+    createContext: (deps) => {
+      const graph = createServiceClient({
+        url: options.gatewayUrl ?? config.returns.gatewayUrl,
+        token,
+        timeoutMs: 10_000,
+        logger: deps.logger,
+      });
+      const returns = new ReturnsProcess({
+        erp: deps.connector,
+        graph,
+        idempotency: new IdempotencyStore<StoredOutcome>(processDb, { ttlMs: config.returns.idempotencyTtlMs, leaseMs: 60_000 }),
+        outbox,
+        logger: deps.logger,
+        clock: deps.clock,
+        agentLimit: config.returns.agentLimit,
+      });
+      worker = startOutboxWorker({ outbox, handlers: returnDeliveries(graph), logger: deps.logger, ...config.returns.outbox });
+      return createContextFactory({ ...deps, returns });
+    },
   });
+  return {
+    ...service,
+    async stop() {
+      await worker?.stop();
+      await service.stop();
+      processDb.close();
+    },
+    drainOutbox: () => worker?.drain() ?? Promise.resolve(0),
+  };
+}
+
+/** The integration identity's token: configured, or signed with the dev issuer key (cached). */
+function serviceTokenOf(config: ErpConfig): () => Promise<string> {
+  if (config.returns.serviceToken) {
+    const token = config.returns.serviceToken;
+    return async () => token;
+  }
+  let key: CryptoKey | undefined;
+  let cached: { token: string; until: number } | undefined;
+  return async () => {
+    if (cached && cached.until > Date.now()) return cached.token;
+    key ??= (await ensureDevKeys(config.dataDir)).issuer.privateKey;
+    const token = await signDevToken(key, { roles: ['integration'], subject: 'erp-returns-process', ttlSeconds: 600 });
+    cached = { token, until: Date.now() + 540_000 };
+    return token;
+  };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -52,6 +52,18 @@ export function createLoaders(erp: ErpConnector) {
       (ids: readonly string[]) => erp.assetsByShipmentIds(ids),
       (record) => record.shipmentId,
     ),
+    returnOrder: recordLoader(
+      (numbers: readonly string[]) => erp.returnOrdersByNumbers(numbers),
+      (record) => record.number,
+    ),
+    returnLines: listLoader(
+      (numbers: readonly string[]) => erp.returnLinesByReturnNumbers(numbers),
+      (record) => record.returnNumber,
+    ),
+    returnsByCase: listLoader(
+      (ids: readonly string[]) => erp.returnOrdersByCaseIds(ids),
+      (record) => record.caseId ?? '',
+    ),
     invoicesByOrder: listLoader(
       (numbers: readonly string[]) => erp.invoicesByOrderNumbers(numbers),
       (record) => record.orderNumber ?? '',

@@ -49,6 +49,15 @@ export const ERP_POLICY: PolicyTable = {
   'Invoice.amount': ['sales_rep', 'finance', OWN],
   'Invoice.balance': [...AGENTS, 'finance', OWN],
   'Invoice.paidDate': ['finance', OWN],
+
+  // Returns: agents authorize them (up to a limit, leads any) and see them on their cases.
+  'Mutation.createReturnAuthorization': [...AGENTS],
+  'CreateReturnAuthorizationPayload.*': [...AGENTS],
+  'ReturnAuthorizationError.*': [...AGENTS],
+  'ReturnAuthorization.*': [...AGENTS],
+  'ReturnAuthorizationLine.*': [...AGENTS],
+  'Case.id': [...AGENTS],
+  'Case.returnAuthorizations': [...AGENTS],
 };
 
 export const ERP_OWNERS: Owners = {

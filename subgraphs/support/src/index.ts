@@ -6,11 +6,12 @@ import { openEmbeddedDatabase } from '../../../platform/subgraph-config.ts';
 import { startSubgraph, type SubgraphOptions } from '../../../platform/subgraph.ts';
 import { loadSupportConfig, type SupportConfig } from './config.ts';
 import { createEmbeddedSupportConnector } from './connectors/embedded/index.ts';
+import type { SupportConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
 import { createServer } from './server.ts';
 
 /** Picks the support desk adapter the configuration names, then serves the support subgraph. */
-export function startSupport(config: SupportConfig, options: SubgraphOptions<Database> = {}): Promise<RunningService> {
+export function startSupport(config: SupportConfig, options: SubgraphOptions<Database, SupportConnector> = {}): Promise<RunningService> {
   return startSubgraph({
     name: 'support',
     config,
@@ -19,7 +20,10 @@ export function startSupport(config: SupportConfig, options: SubgraphOptions<Dat
     internalPublicKey: options.internalPublicKey,
     withoutSecurity: options.withoutSecurity,
     isOutage: isSqliteOutage,
-    createConnector: (telemetry) => createEmbeddedSupportConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry),
+    createConnector: (telemetry) => {
+      const connector = createEmbeddedSupportConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
+      return options.wrapConnector ? options.wrapConnector(connector) : connector;
+    },
     createServer,
     createContext: createContextFactory,
   });

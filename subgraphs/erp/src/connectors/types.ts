@@ -204,3 +204,8 @@ export interface ReturnLineRecord {
   serialNumber: string | null;
   orderNumber: string | null;
 }
+
+/** A support case as the ERP sees it: the key its return orders point to. */
+export interface CaseRef {
+  id: string;
+}

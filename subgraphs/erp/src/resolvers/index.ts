@@ -6,10 +6,15 @@ import { Invoice } from './Invoice.ts';
 import { Order, OrderLine } from './Order.ts';
 import { Product } from './Product.ts';
 import { Query } from './Query.ts';
+import { Case, Mutation, ReturnAuthorization, ReturnAuthorizationLine } from './Returns.ts';
 import { Shipment, ShipmentLine } from './Shipment.ts';
 
 export const resolvers: Resolvers = {
   Query,
+  Mutation,
+  ReturnAuthorization,
+  ReturnAuthorizationLine,
+  Case,
   Customer,
   BillingProfile,
   Product,

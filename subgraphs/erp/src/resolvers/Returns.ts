@@ -1,0 +1,54 @@
+import { requireId } from '../../../../platform/validate.ts';
+import type {
+  CaseResolvers,
+  MutationResolvers,
+  ReturnAuthorizationLineResolvers,
+  ReturnAuthorizationResolvers,
+} from '../__generated__/resolvers-types.ts';
+import { toDecimal } from '../../../../platform/sql.ts';
+
+export const Mutation: MutationResolvers = {
+  async createReturnAuthorization(_root, { input }, { returns, identity, correlationId }) {
+    if (!returns) throw new Error('the return process is not running in this ERP subgraph');
+    const outcome = await returns.create(
+      {
+        caseId: requireId('input.caseId', input.caseId),
+        lines: input.lines.map((line) => ({
+          serialNumber: line.serialNumber ?? null,
+          orderLine: line.orderLine ?? null,
+          quantity: line.quantity,
+          reason: line.reason,
+        })),
+        resolution: input.resolution,
+        idempotencyKey: input.idempotencyKey,
+        note: input.note ?? null,
+      },
+      identity,
+      correlationId,
+    );
+    return { returnAuthorization: outcome.returnOrder, errors: outcome.errors };
+  },
+};
+
+export const ReturnAuthorization: ReturnAuthorizationResolvers = {
+  __resolveReference: ({ number }, { loaders }) => loaders.returnOrder.load(number),
+  case: (order) => (order.caseId ? { id: order.caseId } : null),
+  customer: (order) => ({ id: order.customerId }),
+  lines: (order, _args, { loaders }) => loaders.returnLines.load(order.number),
+  async total(order, _args, { loaders }) {
+    const lines = await loaders.returnLines.load(order.number);
+    const cents = lines.reduce((sum, line) => sum + Math.round(Number(line.unitPrice) * 100) * line.quantity, 0);
+    return { amount: toDecimal(cents / 100), currency: order.currency };
+  },
+};
+
+export const ReturnAuthorizationLine: ReturnAuthorizationLineResolvers = {
+  product: (line, _args, { loaders }) => loaders.product.load(line.sku),
+  order: (line, _args, { loaders }) => (line.orderNumber ? loaders.order.load(line.orderNumber) : null),
+};
+
+/** The ERP adds to cases the return authorizations created from them. */
+export const Case: CaseResolvers = {
+  __resolveReference: ({ id }) => ({ id }),
+  returnAuthorizations: ({ id }, _args, { loaders }) => loaders.returnsByCase.load(id),
+};

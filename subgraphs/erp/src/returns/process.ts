@@ -1,0 +1,291 @@
+import { createHash } from 'node:crypto';
+import { GraphQLError } from 'graphql';
+import { ConnectorError, ErrorCode } from '../../../../platform/errors.ts';
+import type { Identity } from '../../../../platform/identity.ts';
+import type { IdempotencyStore } from '../../../../platform/idempotency.ts';
+import type { Logger } from '../../../../platform/logger.ts';
+import type { Outbox } from '../../../../platform/outbox.ts';
+import type { ServiceClient } from '../../../../platform/service-client.ts';
+import { isoDate, type Clock } from '../../../../platform/time.ts';
+import type { ErpConnector, NewReturnLine, ReturnOrderRecord, ReturnReason, ReturnResolution } from '../connectors/types.ts';
+import { validateReturn, type CaseFacts, type ReturnError, type ReturnLineInput } from './validate.ts';
+
+export interface ReturnRequest {
+  caseId: string;
+  lines: ReturnLineInput[];
+  resolution: ReturnResolution;
+  idempotencyKey: string;
+  note?: string | null | undefined;
+}
+
+/** What a key's first request produced, as stored: replays return exactly this. */
+export interface StoredOutcome {
+  returnNumber: string | null;
+  errors: ReturnError[];
+}
+
+export interface ReturnOutcome {
+  returnOrder: ReturnOrderRecord | null;
+  errors: ReturnError[];
+}
+
+/** Outbox kinds this process delivers (see outboxHandlers). */
+export const OUTBOX_KINDS = { caseUpdate: 'case.update', crmActivity: 'crm.activity' } as const;
+
+const CASE_QUERY = /* GraphQL */ `
+  query ReturnCase($id: ID!) {
+    case(id: $id) {
+      id
+      status
+      customer {
+        id
+      }
+    }
+  }
+`;
+
+/**
+ * Creating a return authorization from a support case, as one process: claim the caller's
+ * idempotency key, read the case through the graph, validate every line on ERP facts, create
+ * the return order in the ERP (its external document number derived from the key, so a retry
+ * after a timeout finds the order instead of repeating it), then record the outcome and queue
+ * the follow-on writes (case note and status, CRM activity) in one transaction of the process
+ * store. Business rule failures are results, stored like successes.
+ */
+export class ReturnsProcess {
+  constructor(
+    private readonly deps: {
+      erp: ErpConnector;
+      graph: ServiceClient;
+      idempotency: IdempotencyStore<StoredOutcome>;
+      outbox: Outbox;
+      logger: Logger;
+      clock: Clock;
+      /** Above this total an agent needs a lead; null means no limit. */
+      agentLimit: number;
+      /** How long a request waits for a concurrent one with the same key. */
+      waitMs?: number;
+    },
+  ) {}
+
+  async create(request: ReturnRequest, identity: Identity, correlationId: string): Promise<ReturnOutcome> {
+    const { logger } = this.deps;
+    const key = request.idempotencyKey.trim();
+    if (key === '' || key.length > 128) {
+      throw new GraphQLError('Argument "input.idempotencyKey" must be 1 to 128 characters', {
+        extensions: { code: ErrorCode.BadUserInput },
+      });
+    }
+    const scope = identity.subject;
+    const hash = requestHash(request);
+    const audit = (outcome: string, extra: Record<string, unknown> = {}) =>
+      logger.info(
+        {
+          audit: true,
+          event: 'return_authorization',
+          who: identity.subject,
+          roles: identity.roles,
+          caseId: request.caseId,
+          outcome,
+          correlationId,
+          ...extra,
+        },
+        'audit',
+      );
+
+    const claim = await this.claim(scope, key, hash);
+    if (claim.kind === 'mismatch') {
+      audit('refused', { code: 'IDEMPOTENCY_KEY_REUSED' });
+      return {
+        returnOrder: null,
+        errors: [
+          {
+            code: 'IDEMPOTENCY_KEY_REUSED',
+            message: 'This idempotency key was already used for a different return; use a new key for a new return.',
+            line: null,
+          },
+        ],
+      };
+    }
+    if (claim.kind === 'done') {
+      audit('replayed', { returnNumber: claim.response.returnNumber });
+      return this.outcomeOf(claim.response);
+    }
+
+    logger.info(
+      { event: 'return.requested', caseId: request.caseId, resolution: request.resolution, lines: request.lines.length, correlationId },
+      'return requested',
+    );
+    try {
+      // An earlier attempt with this key may have created the order in the ERP and then lost
+      // the answer (a timeout after the commit): that order is this request's result.
+      const earlier = await this.deps.erp.returnOrderByExternalDocument(externalDocumentNumber(scope, key));
+      if (earlier) {
+        const lines = await this.deps.erp.returnLinesByReturnNumbers([earlier.number]);
+        const cents = lines.reduce((sum, line) => sum + Math.round(Number(line.unitPrice) * 100) * line.quantity, 0);
+        this.record(
+          scope,
+          key,
+          earlier,
+          request,
+          lines.map((line) => ({ sku: line.sku, quantity: line.quantity, serialNumber: line.serialNumber })),
+          (cents / 100).toFixed(2),
+          correlationId,
+        );
+        audit('recovered', { returnNumber: earlier.number });
+        return { returnOrder: earlier, errors: [] };
+      }
+      const caseFacts = await this.readCase(request.caseId, correlationId);
+      const checked = await validateReturn(request, caseFacts, identity, {
+        erp: this.deps.erp,
+        today: isoDate(this.deps.clock()),
+        agentLimit: this.deps.agentLimit,
+      });
+      if (checked.errors.length) {
+        this.deps.idempotency.complete(scope, key, { returnNumber: null, errors: checked.errors });
+        audit('rejected', { codes: checked.errors.map((error) => error.code) });
+        return { returnOrder: null, errors: checked.errors };
+      }
+      const customerId = caseFacts!.customerId!;
+      const returnOrder = await this.deps.erp.createReturnOrder({
+        externalDocumentNumber: externalDocumentNumber(scope, key),
+        customerId,
+        caseId: request.caseId,
+        resolution: request.resolution,
+        currency: checked.currency,
+        lines: checked.lines,
+      });
+      this.record(scope, key, returnOrder, request, checked.lines, checked.total, correlationId);
+      logger.info(
+        {
+          event: 'return.authorized',
+          caseId: request.caseId,
+          returnNumber: returnOrder.number,
+          customerId,
+          total: checked.total,
+          correlationId,
+        },
+        'return authorized',
+      );
+      audit('authorized', { returnNumber: returnOrder.number });
+      return { returnOrder, errors: [] };
+    } catch (error) {
+      // Nothing was recorded for the key: a retry runs again (and finds an ERP order that did commit).
+      this.deps.idempotency.release(scope, key);
+      audit('failed', { error: error instanceof Error ? error.message : String(error) });
+      throw error;
+    }
+  }
+
+  /** Records the key's result and queues the follow-on writes, in one transaction of the process store. */
+  private record(
+    scope: string,
+    key: string,
+    returnOrder: ReturnOrderRecord,
+    request: ReturnRequest,
+    lines: Pick<NewReturnLine, 'sku' | 'quantity' | 'serialNumber'>[],
+    total: string,
+    correlationId: string,
+  ): void {
+    this.deps.outbox.db.transaction(() => {
+      this.deps.idempotency.complete(scope, key, { returnNumber: returnOrder.number, errors: [] });
+      this.enqueueFollowOns(returnOrder, request, lines, total, correlationId);
+    })();
+  }
+
+  /** Claims the key, waiting (bounded) while a concurrent request with it is in progress. */
+  private async claim(scope: string, key: string, hash: string) {
+    const deadline = Date.now() + (this.deps.waitMs ?? 15_000);
+    for (;;) {
+      const claim = this.deps.idempotency.claim(scope, key, hash);
+      if (claim.kind !== 'in_progress') return claim;
+      if (Date.now() > deadline) {
+        throw new GraphQLError('A request with this idempotency key is still in progress; retry it shortly', {
+          extensions: { code: 'IDEMPOTENCY_KEY_IN_PROGRESS' },
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  private async outcomeOf(stored: StoredOutcome): Promise<ReturnOutcome> {
+    if (!stored.returnNumber) return { returnOrder: null, errors: stored.errors };
+    const [returnOrder] = await this.deps.erp.returnOrdersByNumbers([stored.returnNumber]);
+    return { returnOrder: returnOrder ?? null, errors: stored.errors };
+  }
+
+  private async readCase(caseId: string, correlationId: string): Promise<CaseFacts | null> {
+    const reply = await this.deps.graph.request<{ case: { id: string; status: string; customer: { id: string } | null } | null }>(
+      CASE_QUERY,
+      { id: caseId },
+      correlationId,
+    );
+    const refusal = reply.errors?.find((error) => error.extensions?.code === 'BAD_USER_INPUT');
+    if (refusal)
+      throw new GraphQLError(`Argument "input.caseId" ${refusal.message.replace(/^Argument "id" /, '')}`, {
+        extensions: { code: ErrorCode.BadUserInput },
+      });
+    if (reply.errors?.length)
+      throw new ConnectorError('support', `reading case ${caseId} failed: ${reply.errors.map((error) => error.message).join('; ')}`);
+    const found = reply.data?.case;
+    return found ? { id: found.id, status: found.status, customerId: found.customer?.id ?? null } : null;
+  }
+
+  private enqueueFollowOns(
+    returnOrder: ReturnOrderRecord,
+    request: ReturnRequest,
+    lines: Pick<NewReturnLine, 'sku' | 'quantity' | 'serialNumber'>[],
+    total: string,
+    correlationId: string,
+  ): void {
+    const items = lines.map((line) => `${line.quantity} × ${line.sku}${line.serialNumber ? ` (${line.serialNumber})` : ''}`).join(', ');
+    this.deps.outbox.enqueue({
+      dedupeKey: `${returnOrder.number}:case-update`,
+      kind: OUTBOX_KINDS.caseUpdate,
+      correlationId,
+      payload: {
+        caseId: request.caseId,
+        idempotencyKey: `${returnOrder.number}:case-update`,
+        status: 'PENDING',
+        internalNote:
+          `Return authorization ${returnOrder.number} created (${request.resolution.toLowerCase()}): ${items}; ` +
+          `value ${total} ${returnOrder.currency}.${request.note ? ` Note: ${request.note}` : ''}`,
+      },
+    });
+    this.deps.outbox.enqueue({
+      dedupeKey: `${returnOrder.number}:crm-activity`,
+      kind: OUTBOX_KINDS.crmActivity,
+      correlationId,
+      payload: {
+        customerId: returnOrder.customerId,
+        idempotencyKey: `${returnOrder.number}:crm-activity`,
+        subject: `Return ${returnOrder.number} authorized (${request.resolution.toLowerCase()})`,
+        description: `Support case ${request.caseId}: ${items}; value ${total} ${returnOrder.currency}.`,
+        activityDate: isoDate(this.deps.clock()),
+      },
+    });
+  }
+}
+
+/** The same input (whatever the order of its fields) hashes the same; the key is not part of it. */
+function requestHash(request: ReturnRequest): string {
+  const canonical = {
+    caseId: request.caseId.trim(),
+    resolution: request.resolution,
+    note: request.note ?? null,
+    lines: request.lines.map((line) => ({
+      serialNumber: line.serialNumber ?? null,
+      orderLine: line.orderLine ? { orderNumber: line.orderLine.orderNumber, sequence: line.orderLine.sequence } : null,
+      quantity: line.quantity,
+      reason: line.reason,
+    })),
+  };
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+}
+
+/** Business Central's external document number holds 35 characters: a digest of caller and key. */
+export function externalDocumentNumber(scope: string, key: string): string {
+  return `CRA-${createHash('sha256').update(`${scope}\u0000${key}`).digest('hex').slice(0, 31)}`;
+}
+
+export type { ReturnReason };

@@ -1,0 +1,394 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ConnectorError } from '../../platform/errors.ts';
+import { Outbox } from '../../platform/outbox.ts';
+import { openDatabase, type Database } from '../../platform/sqlite.ts';
+import type { CrmConnector } from '../../subgraphs/crm/src/connectors/types.ts';
+import type { ErpConnector } from '../../subgraphs/erp/src/connectors/types.ts';
+import type { SupportConnector } from '../../subgraphs/support/src/connectors/types.ts';
+import { AS_OF, operation, startStack, type Stack, type Who } from '../helpers/stack.ts';
+
+const CREATE = operation('agent-console', 'CreateReturnAuthorization');
+
+/** An outage of a system, as its adapter reports one. */
+function outage(): Error {
+  return Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+}
+
+interface Candidate {
+  caseId: string;
+  customerId: string;
+  serialNumber: string;
+  orderNumber: string;
+}
+
+/** Switches that make one write path of a system fail, as if the system were down. */
+const faults = { crmDown: false, deskWritesDown: false, erpTimesOutAfterCommit: 0 };
+
+describe('return authorizations from a support case', () => {
+  let stack: Stack;
+  let processDb: Database;
+  let outbox: Outbox;
+  const logLines: string[] = [];
+
+  beforeAll(async () => {
+    processDb = openDatabase(':memory:');
+    outbox = new Outbox(processDb);
+    stack = await startStack({
+      logLines,
+      erpEnv: {
+        OUTBOX_BASE_DELAY_MS: '5',
+        OUTBOX_MAX_DELAY_MS: '20',
+        OUTBOX_MAX_ATTEMPTS: '4',
+        OUTBOX_POLL_MS: '3600000',
+        RMA_AGENT_LIMIT: '20000',
+      },
+      erp: {
+        processDatabase: processDb,
+        wrapConnector: (erp: ErpConnector): ErpConnector => ({
+          ...erp,
+          async createReturnOrder(order) {
+            const created = await erp.createReturnOrder(order);
+            if (faults.erpTimesOutAfterCommit > 0) {
+              faults.erpTimesOutAfterCommit -= 1;
+              // What the adapter reports when its call times out: the order committed all the same.
+              throw new ConnectorError('erp', 'createReturnOrder timed out');
+            }
+            return created;
+          },
+        }),
+      },
+      crm: {
+        wrapConnector: (crm: CrmConnector): CrmConnector => ({
+          ...crm,
+          logActivity: (activity) => (faults.crmDown ? Promise.reject(outage()) : crm.logActivity(activity)),
+        }),
+      },
+      support: {
+        wrapConnector: (desk: SupportConnector): SupportConnector => ({
+          ...desk,
+          applyCaseUpdate: (update) => (faults.deskWritesDown ? Promise.reject(outage()) : desk.applyCaseUpdate(update)),
+        }),
+      },
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+  beforeEach(() => {
+    faults.crmDown = false;
+    faults.deskWritesDown = false;
+    faults.erpTimesOutAfterCommit = 0;
+  });
+
+  let used = new Set<string>();
+  /** An open case about a unit whose warranty is active (or expired), not used by an earlier test. */
+  function candidate(warranty: 'active' | 'expired' = 'active'): Candidate {
+    const rows = stack.dbs.support
+      .prepare(
+        `SELECT t.id AS caseId, o.external_id AS customerId, fs.value AS serialNumber, fo.value AS orderNumber FROM tickets t
+         JOIN organizations o ON o.id = t.organization_id
+         JOIN ticket_custom_fields fo ON fo.ticket_id = t.id AND fo.field_id = 360000000101
+         JOIN ticket_custom_fields fs ON fs.ticket_id = t.id AND fs.field_id = 360000000102
+         WHERE t.status IN ('new', 'open', 'pending', 'hold') ORDER BY t.id`,
+      )
+      .all() as { caseId: number; customerId: string; serialNumber: string; orderNumber: string }[];
+    for (const row of rows) {
+      if (used.has(row.serialNumber)) continue;
+      const asset = stack.dbs.erp.prepare('SELECT warrantyEndDate FROM serialNumbers WHERE serialNumber = ?').get(row.serialNumber) as
+        { warrantyEndDate: string } | undefined;
+      if (!asset || (warranty === 'active') !== asset.warrantyEndDate >= AS_OF) continue;
+      used.add(row.serialNumber);
+      return { ...row, caseId: String(row.caseId) };
+    }
+    throw new Error(`no open case about a unit with ${warranty} warranty left`);
+  }
+
+  const serialReturn = (c: Candidate, key: string, resolution = 'REPLACE') => ({
+    input: {
+      caseId: c.caseId,
+      resolution,
+      idempotencyKey: key,
+      lines: [{ serialNumber: c.serialNumber, quantity: 1, reason: 'DEFECTIVE' }],
+    },
+  });
+
+  async function create(variables: Record<string, unknown>, who: Who = 'support_agent'): Promise<{ data: any; errors?: any[] }> {
+    const { body } = await stack.queryAs<{ createReturnAuthorization: any }>(who, CREATE, variables);
+    return body as { data: any; errors?: any[] };
+  }
+
+  const returnOrders = (caseId: string) =>
+    stack.dbs.erp.prepare('SELECT number, externalDocumentNumber FROM salesReturnOrders WHERE caseNumber = ?').all(caseId) as {
+      number: string;
+      externalDocumentNumber: string;
+    }[];
+  const notesAbout = (caseId: string, rma: string) =>
+    (
+      stack.dbs.support.prepare('SELECT body FROM ticket_comments WHERE ticket_id = ? AND public = 0').all(Number(caseId)) as {
+        body: string;
+      }[]
+    ).filter((comment) => comment.body.includes(rma));
+  const tasksAbout = (rma: string) =>
+    stack.dbs.crm.prepare('SELECT Subject FROM Task WHERE Subject LIKE ?').all(`%${rma}%`) as { Subject: string }[];
+  const events = (name: string) => logLines.map((line) => JSON.parse(line)).filter((entry) => entry.event === name);
+
+  /** Runs outbox rounds until nothing is due (retries come due after their short test backoff). */
+  async function drain(): Promise<void> {
+    for (let round = 0; round < 40; round += 1) {
+      await stack.erp.drainOutbox();
+      if (outbox.list('pending').length === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
+  it('creates the RMA in the ERP, notes it on the case (now pending) and logs it on the CRM account', async () => {
+    const c = candidate();
+    const body = await create(serialReturn(c, 'happy-1'), { subject: 'alex@example.com', roles: ['support_agent'], customerId: null });
+    expect(body.errors).toBeUndefined();
+    const payload = body.data.createReturnAuthorization;
+    expect(payload.errors).toEqual([]);
+    const rma = payload.returnAuthorization;
+    expect(rma).toMatchObject({
+      status: 'AUTHORIZED',
+      resolution: 'REPLACE',
+      lines: [{ serialNumber: c.serialNumber, quantity: 1, reason: 'DEFECTIVE' }],
+    });
+    expect(rma.number).toMatch(/^RMA-\d+$/);
+    expect(returnOrders(c.caseId).map((order) => order.number)).toEqual([rma.number]);
+
+    await drain();
+    expect(notesAbout(c.caseId, rma.number)).toHaveLength(1);
+    const ticket = stack.dbs.support.prepare('SELECT status FROM tickets WHERE id = ?').get(Number(c.caseId)) as { status: string };
+    expect(ticket.status).toBe('pending');
+    expect(tasksAbout(rma.number)).toHaveLength(1);
+    const account = stack.dbs.crm
+      .prepare('SELECT a.AccountNumber FROM Task t JOIN Account a ON a.Id = t.AccountId WHERE t.Subject LIKE ?')
+      .get(`%${rma.number}%`) as { AccountNumber: string };
+    expect(account.AccountNumber).toBe(c.customerId);
+
+    const viaCase = await stack.query<{ case: any }>(`{ case(id: "${c.caseId}") { status returnAuthorizations { number case { id } } } }`);
+    expect(viaCase.body.data!.case).toEqual({ status: 'PENDING', returnAuthorizations: [{ number: rma.number, case: { id: c.caseId } }] });
+
+    const correlated = ['return.requested', 'return.authorized', 'case.updated', 'crm.activity.logged'].map((name) =>
+      events(name).find((e) => e.caseId === c.caseId || e.returnNumber === rma.number || e.customerId === c.customerId),
+    );
+    for (const event of correlated) expect(event).toBeDefined();
+    const ids = new Set(correlated.map((event) => event.correlationId));
+    expect(ids.size).toBe(1);
+  });
+
+  it('returns each broken rule as a business error an agent can act on, writing nothing', async () => {
+    const c = candidate();
+    const expired = candidate('expired');
+    const other = candidate();
+    const closed = stack.dbs.support.prepare(`SELECT id FROM tickets WHERE status = 'closed' LIMIT 1`).get() as { id: number };
+    const line = stack.dbs.erp
+      .prepare(
+        `SELECT o.number, l.sequence, l.quantity, l.unitPrice FROM salesOrderLines l JOIN salesOrders o ON o.id = l.documentId
+         WHERE o.customerNumber = ? AND l.shippedQuantity > 0 AND l.quantity >= 2 ORDER BY o.number LIMIT 1`,
+      )
+      .get(c.customerId) as { number: string; sequence: number; quantity: number } | undefined;
+    const cases: [string, Record<string, unknown>, string][] = [
+      ['an unknown case', { ...serialReturn(c, 'v1').input, caseId: '987654321' }, 'CASE_NOT_FOUND'],
+      ['a closed case', { ...serialReturn(c, 'v2').input, caseId: String(closed.id) }, 'CASE_CLOSED'],
+      [
+        'another customer’s unit',
+        { ...serialReturn(c, 'v3').input, lines: [{ serialNumber: other.serialNumber, quantity: 1, reason: 'DEFECTIVE' }] },
+        'NOT_CUSTOMERS_ASSET',
+      ],
+      [
+        'an unknown unit',
+        { ...serialReturn(c, 'v4').input, lines: [{ serialNumber: 'SNNOSUCH1', quantity: 1, reason: 'DEFECTIVE' }] },
+        'UNKNOWN_ASSET',
+      ],
+      ['an expired warranty', serialReturn(expired, 'v5').input, 'WARRANTY_EXPIRED'],
+      [
+        'both a unit and an order line',
+        {
+          ...serialReturn(c, 'v6').input,
+          lines: [
+            { serialNumber: c.serialNumber, orderLine: { orderNumber: c.orderNumber, sequence: 10000 }, quantity: 1, reason: 'DEFECTIVE' },
+          ],
+        },
+        'INVALID_LINE',
+      ],
+      [
+        'an order line that does not exist',
+        {
+          ...serialReturn(c, 'v7').input,
+          lines: [{ orderLine: { orderNumber: c.orderNumber, sequence: 999 }, quantity: 1, reason: 'DEFECTIVE' }],
+        },
+        'UNKNOWN_ORDER_LINE',
+      ],
+      [
+        'another customer’s order',
+        {
+          ...serialReturn(c, 'v8').input,
+          lines: [{ orderLine: { orderNumber: other.orderNumber, sequence: 10000 }, quantity: 1, reason: 'DEFECTIVE' }],
+        },
+        'NOT_CUSTOMERS_ORDER',
+      ],
+    ];
+    if (line) {
+      cases.push([
+        'more than was shipped',
+        {
+          ...serialReturn(c, 'v9').input,
+          resolution: 'REFUND',
+          lines: [{ orderLine: { orderNumber: line.number, sequence: line.sequence }, quantity: line.quantity + 1, reason: 'WRONG_ITEM' }],
+        },
+        'QUANTITY_EXCEEDS_SHIPPED',
+      ]);
+    }
+    for (const [name, input, code] of cases) {
+      const body = await create({ input });
+      expect(body.errors, name).toBeUndefined();
+      const payload = body.data.createReturnAuthorization;
+      expect(payload.returnAuthorization, name).toBeNull();
+      expect(
+        payload.errors.map((error: any) => error.code),
+        name,
+      ).toContain(code);
+      expect(payload.errors[0].message.length, name).toBeGreaterThan(10);
+    }
+    expect(returnOrders(c.caseId)).toEqual([]);
+  });
+
+  it('refuses a refund before the invoice is paid, and a line not yet shipped', async () => {
+    const c = candidate();
+    stack.dbs.erp
+      .prepare(`UPDATE salesInvoices SET status = 'Open', remainingAmount = totalAmountIncludingTax WHERE orderNumber = ?`)
+      .run(c.orderNumber);
+    const refund = await create(serialReturn(c, 'refund-1', 'REFUND'));
+    expect(refund.data.createReturnAuthorization.errors.map((e: any) => e.code)).toEqual(['INVOICE_NOT_PAID']);
+    const line = stack.dbs.erp
+      .prepare('SELECT l.id, l.sequence FROM salesOrderLines l JOIN salesOrders o ON o.id = l.documentId WHERE o.number = ? LIMIT 1')
+      .get(c.orderNumber) as { id: string; sequence: number };
+    stack.dbs.erp.prepare('UPDATE salesOrderLines SET shippedQuantity = 0 WHERE id = ?').run(line.id);
+    const unshipped = await create({
+      input: {
+        ...serialReturn(c, 'ship-1').input,
+        lines: [{ orderLine: { orderNumber: c.orderNumber, sequence: line.sequence }, quantity: 1, reason: 'DEFECTIVE' }],
+      },
+    });
+    expect(unshipped.data.createReturnAuthorization.errors.map((e: any) => e.code)).toEqual(['NOT_SHIPPED']);
+  });
+
+  it('lets an agent authorize up to the limit and a lead above it; no other role at all', async () => {
+    const c = candidate();
+    const line = stack.dbs.erp
+      .prepare(
+        `SELECT o.number, l.sequence, l.shippedQuantity AS shipped FROM salesOrderLines l JOIN salesOrders o ON o.id = l.documentId
+         WHERE o.customerNumber = ? AND l.shippedQuantity > 0 AND l.unitPrice * l.shippedQuantity > 21000
+           AND o.number IN (SELECT orderNumber FROM salesInvoices WHERE status = 'Paid') ORDER BY o.number LIMIT 1`,
+      )
+      .get(c.customerId) as { number: string; sequence: number; shipped: number } | undefined;
+    if (line) {
+      const input = {
+        caseId: c.caseId,
+        resolution: 'REFUND',
+        idempotencyKey: 'limit-1',
+        lines: [{ orderLine: { orderNumber: line.number, sequence: line.sequence }, quantity: line.shipped, reason: 'NOT_AS_DESCRIBED' }],
+      };
+      const agent = await create({ input });
+      expect(agent.data.createReturnAuthorization.errors.map((e: any) => e.code)).toEqual(['EXCEEDS_APPROVAL_LIMIT']);
+      const lead = await create({ input }, 'support_lead');
+      expect(lead.data.createReturnAuthorization.errors).toEqual([]);
+      expect(lead.data.createReturnAuthorization.returnAuthorization.number).toMatch(/^RMA-/);
+    }
+    for (const role of ['sales_rep', 'finance'] as const) {
+      const body = await create(serialReturn(c, `role-${role}`), role);
+      expect(body.errors?.[0]?.extensions?.code, role).toBe('FORBIDDEN');
+    }
+  });
+
+  it('creates one RMA however often the same request is sent: in sequence, and 20 at once', async () => {
+    const c = candidate();
+    const first = await create(serialReturn(c, 'dup-1'));
+    const again = await create(serialReturn(c, 'dup-1'));
+    expect(again.data.createReturnAuthorization.returnAuthorization.number).toBe(
+      first.data.createReturnAuthorization.returnAuthorization.number,
+    );
+
+    const d = candidate();
+    const results = await Promise.all(Array.from({ length: 20 }, () => create(serialReturn(d, 'dup-20'))));
+    const numbers = new Set(results.map((body) => body.data?.createReturnAuthorization?.returnAuthorization?.number));
+    expect(results.every((body) => body.errors === undefined)).toBe(true);
+    expect(numbers.size).toBe(1);
+    expect(returnOrders(d.caseId)).toHaveLength(1);
+    await drain();
+    const [rma] = [...numbers] as string[];
+    expect(notesAbout(d.caseId, rma!)).toHaveLength(1);
+    expect(tasksAbout(rma!)).toHaveLength(1);
+  });
+
+  it('refuses a reused key with a different input, keeps a stored business error, and scopes keys to the caller', async () => {
+    const c = candidate();
+    const created = await create(serialReturn(c, 'reuse-1'));
+    expect(created.data.createReturnAuthorization.errors).toEqual([]);
+    const different = await create({ input: { ...serialReturn(c, 'reuse-1').input, resolution: 'REPAIR' } });
+    expect(different.data.createReturnAuthorization.errors.map((e: any) => e.code)).toEqual(['IDEMPOTENCY_KEY_REUSED']);
+
+    const closed = stack.dbs.support.prepare(`SELECT id FROM tickets WHERE status = 'solved' LIMIT 1`).get() as { id: number };
+    const input = { ...serialReturn(c, 'stored-1').input, caseId: String(closed.id) };
+    expect((await create({ input })).data.createReturnAuthorization.errors.map((e: any) => e.code)).toEqual(['CASE_CLOSED']);
+    stack.dbs.support.prepare(`UPDATE tickets SET status = 'open' WHERE id = ?`).run(closed.id);
+    // The first result stands for that key, even now that the case is open again.
+    expect((await create({ input })).data.createReturnAuthorization.errors.map((e: any) => e.code)).toEqual(['CASE_CLOSED']);
+
+    const d = candidate();
+    const mine = await create(serialReturn(d, 'shared-key'), { subject: 'agent-a', roles: ['support_agent'], customerId: null });
+    const theirs = await create(
+      { input: { ...serialReturn(d, 'shared-key').input } },
+      { subject: 'agent-b', roles: ['support_agent'], customerId: null },
+    );
+    expect(mine.data.createReturnAuthorization.returnAuthorization.number).toMatch(/^RMA-/);
+    // Another caller's key is another request: here it meets the unit already being returned.
+    expect(theirs.data.createReturnAuthorization.errors.map((e: any) => e.code)).toEqual(['QUANTITY_EXCEEDS_SHIPPED']);
+  });
+
+  it('never fails or repeats the RMA when the CRM or the desk is down; delivers once they are back', async () => {
+    for (const down of ['crmDown', 'deskWritesDown'] as const) {
+      const c = candidate();
+      faults[down] = true;
+      const body = await create(serialReturn(c, `outage-${down}`));
+      const rma = body.data.createReturnAuthorization.returnAuthorization.number as string;
+      await stack.erp.drainOutbox();
+      await stack.erp.drainOutbox();
+      const stuck = outbox.list('pending').filter((entry) => entry.dedupeKey.startsWith(rma));
+      expect(stuck.length, down).toBe(1);
+      expect(stuck[0]!.attempts, down).toBeGreaterThan(0);
+      faults[down] = false;
+      await drain();
+      expect(notesAbout(c.caseId, rma), down).toHaveLength(1);
+      expect(tasksAbout(rma), down).toHaveLength(1);
+      expect(returnOrders(c.caseId), down).toHaveLength(1);
+    }
+  });
+
+  it('creates one RMA when the ERP commits and then times out', async () => {
+    const c = candidate();
+    faults.erpTimesOutAfterCommit = 1;
+    const failed = await create(serialReturn(c, 'timeout-1'));
+    expect(failed.errors?.[0]?.extensions).toMatchObject({ code: 'SYSTEM_UNAVAILABLE', serviceName: 'erp' });
+    const retried = await create(serialReturn(c, 'timeout-1'));
+    expect(retried.data.createReturnAuthorization.errors).toEqual([]);
+    expect(returnOrders(c.caseId)).toHaveLength(1);
+    expect(returnOrders(c.caseId)[0]!.number).toBe(retried.data.createReturnAuthorization.returnAuthorization.number);
+  });
+
+  it('dead-letters a delivery after its attempts, and delivers it once when replayed', async () => {
+    const c = candidate();
+    faults.crmDown = true;
+    const rma = (await create(serialReturn(c, 'dead-1'))).data.createReturnAuthorization.returnAuthorization.number as string;
+    await drain();
+    const [dead] = outbox.list('dead').filter((entry) => entry.dedupeKey === `${rma}:crm-activity`);
+    expect(dead).toMatchObject({ attempts: 4, kind: 'crm.activity' });
+    expect(events('outbox.dead_lettered').some((event) => event.outboxId === dead!.id)).toBe(true);
+    faults.crmDown = false;
+    outbox.replay(dead!.id);
+    await drain();
+    expect(outbox.get(dead!.id)!.status).toBe('delivered');
+    expect(tasksAbout(rma)).toHaveLength(1);
+  });
+});

@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { runOutboxCli } from '../../tools/outbox.ts';
 import { ConnectorError } from '../../platform/errors.ts';
 import { Outbox } from '../../platform/outbox.ts';
 import { openDatabase, type Database } from '../../platform/sqlite.ts';
@@ -27,11 +31,13 @@ const faults = { crmDown: false, deskWritesDown: false, erpTimesOutAfterCommit: 
 describe('return authorizations from a support case', () => {
   let stack: Stack;
   let processDb: Database;
+  const processDir = mkdtempSync(join(tmpdir(), 'concord-returns-'));
+  const processFile = join(processDir, 'processes.sqlite');
   let outbox: Outbox;
   const logLines: string[] = [];
 
   beforeAll(async () => {
-    processDb = openDatabase(':memory:');
+    processDb = openDatabase(processFile);
     outbox = new Outbox(processDb);
     stack = await startStack({
       logLines,
@@ -73,6 +79,7 @@ describe('return authorizations from a support case', () => {
   });
   afterAll(async () => {
     await stack?.stop();
+    rmSync(processDir, { recursive: true, force: true });
   });
   beforeEach(() => {
     faults.crmDown = false;
@@ -386,7 +393,11 @@ describe('return authorizations from a support case', () => {
     expect(dead).toMatchObject({ attempts: 4, kind: 'crm.activity' });
     expect(events('outbox.dead_lettered').some((event) => event.outboxId === dead!.id)).toBe(true);
     faults.crmDown = false;
-    outbox.replay(dead!.id);
+    // What an operator runs: npm run outbox -- list --status dead, then replay <id>.
+    const listed: string[] = [];
+    expect(runOutboxCli(['list', '--status', 'dead'], (line) => listed.push(line), { PROCESS_DATABASE: processFile })).toBe(0);
+    expect(listed.join('\n')).toContain(`${rma}:crm-activity`);
+    expect(runOutboxCli(['replay', String(dead!.id)], (line) => listed.push(line), { PROCESS_DATABASE: processFile })).toBe(0);
     await drain();
     expect(outbox.get(dead!.id)!.status).toBe('delivered');
     expect(tasksAbout(rma)).toHaveLength(1);

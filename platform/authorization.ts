@@ -1,7 +1,7 @@
 import { isObjectType, isIntrospectionType, type GraphQLSchema } from 'graphql';
 import { applyMiddleware } from 'graphql-middleware';
 import { allow, deny, rule, shield } from 'graphql-shield';
-import type { Logger } from './logger.ts';
+import { auditLogger, type Logger } from './logger.ts';
 import { forbidden, type Identity, type Role } from './identity.ts';
 
 /**
@@ -116,8 +116,9 @@ export class AuditTrail {
   }
 
   flush(logger: Logger): void {
+    const audit = auditLogger(logger);
     for (const [key, entry] of this.reads) {
-      logger.info(
+      audit.info(
         {
           audit: true,
           event: 'sensitive_read',

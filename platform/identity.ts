@@ -38,8 +38,18 @@ export function forbidden(): GraphQLError {
  */
 export function withinScope<T>(identity: Identity, record: T | null, ownerOf: (record: T) => string | null): T | null {
   if (!isCustomerScoped(identity)) return record;
-  if (record === null || ownerOf(record) !== identity.customerId) throw forbidden();
+  if (record === null || identity.customerId === null || ownerOf(record) !== identity.customerId) throw forbidden();
   return record;
+}
+
+/**
+ * A record an entity reference resolved to, as a customer-scoped identity may see it: another
+ * customer's record is null, exactly like one that does not exist, so that no reference (a
+ * case's order number, say) can probe whether someone else's record exists.
+ */
+export function ownOrNull<T>(identity: Identity, record: T | null, ownerOf: (record: T) => string | null | undefined): T | null {
+  if (!isCustomerScoped(identity) || record === null) return record;
+  return identity.customerId !== null && ownerOf(record) === identity.customerId ? record : null;
 }
 
 /** Role groups the policy tables are written with. */

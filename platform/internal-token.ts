@@ -7,7 +7,7 @@ import { INTERNAL_ALGORITHM } from './keys.ts';
 /** Issuer of the tokens the gateway signs for subgraphs. */
 export const INTERNAL_ISSUER = 'concord-gateway';
 /** Lifetime of one internal token: long enough for one subgraph call, no longer. */
-const TTL_SECONDS = 60;
+const TTL_SECONDS = 30;
 
 /**
  * Signs the identity the gateway verified into a short-lived token for one subgraph (the

@@ -4,6 +4,14 @@ import { currentScope } from './request-context.ts';
 export type { Logger };
 
 /**
+ * The logger audit events go to: at least at info level whatever LOG_LEVEL says (an operator
+ * quietening the service must not silence its audit trail); silent stays silent (tests).
+ */
+export function auditLogger(logger: Logger): Logger {
+  return logger.level === 'silent' ? logger : logger.child({}, { level: 'info' });
+}
+
+/**
  * The service's root logger: JSON lines, each stamped with the service name and, inside a
  * request, its correlation id. Credentials never reach the log.
  */

@@ -26,12 +26,16 @@ export async function createClientVerifier(config: ClientAuthConfig, devIssuerKe
         audience: config.audience,
         algorithms: [...config.algorithms],
         clockTolerance: config.clockToleranceSeconds,
-        requiredClaims: ['exp', 'sub'],
+        maxTokenAge: config.maxTokenAgeSeconds,
+        requiredClaims: ['exp', 'sub', 'iat'],
       }));
     } catch (error) {
       throw unauthenticated(reasonOf(error));
     }
-    const roles = claimedRoles(payload[config.rolesClaim]);
+    // integration is Concord's own service identity: only its configured service clients hold it.
+    const roles = claimedRoles(payload[config.rolesClaim]).filter(
+      (role) => role !== 'integration' || config.serviceSubjects.includes(payload.sub ?? ''),
+    );
     if (roles.length === 0) throw refused('the token carries no Concord role');
     const customer = payload[config.customerClaim];
     const customerId = typeof customer === 'string' && customer !== '' ? customer : null;

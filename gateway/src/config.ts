@@ -14,6 +14,10 @@ export interface ClientAuthConfig {
   readonly rolesClaim: string;
   /** Claim holding a portal customer's customer number. */
   readonly customerClaim: string;
+  /** Subjects (service clients) whose tokens may carry the integration role; others lose it. */
+  readonly serviceSubjects: readonly string[];
+  /** Tokens issued longer ago than this are refused, whatever their expiry. */
+  readonly maxTokenAgeSeconds: number;
   /** Where the issuer's keys come from: its JWKS URL, a PEM public key, or the dev key. */
   readonly key: { readonly kind: 'jwks'; readonly url: string } | { readonly kind: 'pem'; readonly pem: string } | { readonly kind: 'dev' };
 }
@@ -73,6 +77,16 @@ const schema = z.object({
   AUTH_JWKS_COOLDOWN_S: z.coerce.number().int().min(0).max(3600).default(30),
   AUTH_ROLES_CLAIM: z.string().min(1).default('roles'),
   AUTH_CUSTOMER_CLAIM: z.string().min(1).default('customer'),
+  AUTH_SERVICE_SUBJECTS: z
+    .string()
+    .default('erp-returns-process')
+    .transform((value) =>
+      value
+        .split(',')
+        .map((subject) => subject.trim())
+        .filter(Boolean),
+    ),
+  AUTH_MAX_TOKEN_AGE_S: positiveInt(86_400),
   INTERNAL_TOKEN_PRIVATE_KEY: z.string().includes('PRIVATE KEY', { error: 'must be a PEM private key (PKCS #8)' }).optional(),
   LIMIT_MAX_DEPTH: positiveInt(10),
   LIMIT_MAX_ALIASES: positiveInt(15),
@@ -126,6 +140,8 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       jwksCooldownSeconds: vars.AUTH_JWKS_COOLDOWN_S,
       rolesClaim: vars.AUTH_ROLES_CLAIM,
       customerClaim: vars.AUTH_CUSTOMER_CLAIM,
+      serviceSubjects: vars.AUTH_SERVICE_SUBJECTS,
+      maxTokenAgeSeconds: vars.AUTH_MAX_TOKEN_AGE_S,
       key,
     }),
     internalTokenPrivateKey: vars.INTERNAL_TOKEN_PRIVATE_KEY ?? null,

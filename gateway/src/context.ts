@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Identity } from '../../platform/identity.ts';
+import { auditLogger, type Logger } from '../../platform/logger.ts';
 import type { RequestScope } from '../../platform/request-context.ts';
 import type { ClientVerifier } from './auth.ts';
 
@@ -13,10 +14,27 @@ export interface GatewayContext {
 }
 
 /** Builds each request's context; an unverifiable token fails the request here, with 401. */
-export function createGatewayContextFactory(verify: ClientVerifier) {
-  return async (req: IncomingMessage, scope: RequestScope): Promise<GatewayContext> => ({
-    correlationId: scope.correlationId,
-    identity: await verify(req.headers.authorization),
-    internalTokens: new Map(),
-  });
+export function createGatewayContextFactory(verify: ClientVerifier, logger?: Logger) {
+  return async (req: IncomingMessage, scope: RequestScope): Promise<GatewayContext> => {
+    let identity: Identity;
+    try {
+      identity = await verify(req.headers.authorization);
+    } catch (error) {
+      // A refused token is an audit event too: who tried, from where, and why (never the token).
+      if (logger) {
+        auditLogger(logger).info(
+          {
+            audit: true,
+            event: 'authentication_refused',
+            reason: error instanceof Error ? error.message : String(error),
+            remoteAddress: req.socket.remoteAddress,
+            correlationId: scope.correlationId,
+          },
+          'audit',
+        );
+      }
+      throw error;
+    }
+    return { correlationId: scope.correlationId, identity, internalTokens: new Map() };
+  };
 }

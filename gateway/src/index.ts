@@ -67,6 +67,7 @@ export async function startGateway(
     apollo,
     context: createGatewayContextFactory(
       options.withoutSecurity ? async () => options.withoutSecurity! : await createClientVerifier(config.auth, issuerPublicKey),
+      logger,
     ),
     ready: () => true,
     logger,

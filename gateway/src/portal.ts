@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ApolloServerPlugin } from '@apollo/server';
-import { forbidden, isCustomerScoped } from '../../platform/identity.ts';
+import { GraphQLError } from 'graphql';
+import { ErrorCode } from '../../platform/errors.ts';
+import { isCustomerScoped } from '../../platform/identity.ts';
 import type { GatewayContext } from './context.ts';
 
 /** Registered portal operations, by the sha256 (hex) of their document. */
@@ -51,9 +53,9 @@ export function registeredOperationsOnly(registered: RegisteredOperations): Apol
       return {
         async didResolveOperation({ contextValue, queryHash }) {
           if (isCustomerScoped(contextValue.identity) && !registered.has(queryHash)) {
-            const error = forbidden();
-            error.message = 'Portal identities may run only the registered portal operations';
-            throw error;
+            throw new GraphQLError('Portal identities may run only the registered portal operations', {
+              extensions: { code: ErrorCode.Forbidden, http: { status: 403 } },
+            });
           }
         },
       };

@@ -2,9 +2,10 @@ import { ApolloGateway, type SupergraphManager } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import type { GraphQLFormattedError } from 'graphql';
 import { CLIENT_ERROR_CODES, ErrorCode } from '../../platform/errors.ts';
-import type { Logger } from '../../platform/logger.ts';
+import { auditLogger, type Logger } from '../../platform/logger.ts';
 import { currentScope } from '../../platform/request-context.ts';
 import { overrideKey, type OperationLimits } from './config.ts';
+import { costLimit } from './cost.ts';
 import { operationLimits } from './limits.ts';
 import { registeredOperationsOnly, registeredQueryStore, type RegisteredOperations } from './portal.ts';
 import type { GatewayContext } from './context.ts';
@@ -55,6 +56,7 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
     formatError: gatewayErrorFormatter(logger),
     plugins: [
       ...(armor.plugins as ApolloServerPlugin<GatewayContext>[]),
+      costLimit(deps.limits.maxCost) as ApolloServerPlugin<GatewayContext>,
       registeredOperationsOnly(deps.portalOperations),
       auditMutations(logger),
       requestLogPlugin(logger),
@@ -91,7 +93,7 @@ function auditMutations(logger: Logger): ApolloServerPlugin<GatewayContext> {
         async willSendResponse({ operation, contextValue, response, request }) {
           if (operation?.operation !== 'mutation') return;
           const errors = response.body.kind === 'single' ? (response.body.singleResult.errors ?? []) : [];
-          logger.info(
+          auditLogger(logger).info(
             {
               audit: true,
               event: 'mutation',

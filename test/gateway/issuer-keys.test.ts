@@ -15,6 +15,7 @@ const sign = (key: CryptoKey, alg: string, kid?: string) =>
     .setIssuer('https://idp.example')
     .setAudience('concord')
     .setSubject('fiona')
+    .setIssuedAt()
     .setExpirationTime('5m')
     .sign(key);
 

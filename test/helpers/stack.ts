@@ -68,7 +68,9 @@ export interface Stack {
 
 /** The gateway's configuration with its defaults, for tests to adjust. */
 export function gatewayConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
-  return { ...loadGatewayConfig({}), host: '127.0.0.1', port: 0, logLevel: 'silent', supergraphPath: SUPERGRAPH_PATH, ...overrides };
+  // The test identities that speak as Concord's own services may hold the integration role.
+  const defaults = loadGatewayConfig({ AUTH_SERVICE_SUBJECTS: 'erp-returns-process,integration@test.example,test' });
+  return { ...defaults, host: '127.0.0.1', port: 0, logLevel: 'silent', supergraphPath: SUPERGRAPH_PATH, ...overrides };
 }
 
 /** The three subgraphs and the gateway on free ports, over seeded in-memory systems. */

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { Lexer, Source, TokenKind } from 'graphql';
+import { Lexer, Source, TokenKind, parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gatewayConfig, operation, startGatewayOver, startStack, SUPERGRAPH_PATH, type Stack } from '../helpers/stack.ts';
+import { operationCost } from '../../gateway/src/cost.ts';
+import { apiSchemaOf } from '../../tools/lib/api-schema.ts';
+import { gatewayConfig, operation, startStack, SUPERGRAPH_PATH, type Stack } from '../helpers/stack.ts';
 
 function tokenCount(query: string): number {
   const lexer = new Lexer(new Source(query));
@@ -10,17 +12,11 @@ function tokenCount(query: string): number {
   return count;
 }
 
-/** What graphql-armor computes as an operation's cost, read from its own refusal. */
-async function costOf(query: string): Promise<number> {
-  const probe = await startGatewayOver(readFileSync(SUPERGRAPH_PATH, 'utf8'), { limits: { ...gatewayConfig().limits, maxCost: 1 } });
-  try {
-    const { body } = await probe.post(query);
-    const found = /Query Cost limit of 1 exceeded, found (\d+(?:\.\d+)?)/.exec(body.errors?.[0]?.message ?? '')?.[1];
-    if (!found) throw new Error(`no cost in ${JSON.stringify(body)}`);
-    return Number(found);
-  } finally {
-    await probe.stop();
-  }
+const API_SCHEMA = apiSchemaOf(readFileSync(SUPERGRAPH_PATH, 'utf8'));
+
+/** An operation's cost with its variables, as the gateway computes it. */
+function costOf(query: string, variables: Record<string, unknown> = {}): number {
+  return operationCost(API_SCHEMA, parse(query), variables);
 }
 
 const TOKENS_QUERY = '{ cases(first: 2) { totalCount nodes { id subject } } }';
@@ -50,11 +46,11 @@ describe.each([
     /Directives limit of 1/,
   ],
   ['tokens', { maxTokens: tokenCount(TOKENS_QUERY) }, TOKENS_QUERY, TOKENS_QUERY.replace('subject', 'subject status'), /Token limit of/],
-  ['cost', 'queue', QUEUE, QUEUE.replace('      subject\n', '      subject\n      type\n'), /Cost limit of/],
+  ['cost', 'queue', QUEUE, QUEUE.replace('      subject\n', '      subject\n      type\n'), /exceeds the limit of/],
 ] as const)('the %s limit', (_limit, tight, atLimit, overLimit, refusal) => {
   let stack: Stack;
   beforeAll(async () => {
-    const limits = { ...gatewayConfig().limits, ...(tight === 'queue' ? { maxCost: Math.ceil(await costOf(QUEUE)) } : tight) };
+    const limits = { ...gatewayConfig().limits, ...(tight === 'queue' ? { maxCost: costOf(QUEUE, { first: 3 }) } : tight) };
     stack = await startStack({ gateway: { limits } });
   });
   afterAll(async () => {
@@ -68,14 +64,14 @@ describe.each([
     expect(messages(ok.body)).not.toMatch(refusal);
     expect(ok.body.data).toBeTruthy();
     const over = await stack.query(overLimit, { first: 3 });
-    expect(over.body.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+    expect(['GRAPHQL_VALIDATION_FAILED', 'OPERATION_TOO_COSTLY']).toContain(over.body.errors?.[0]?.extensions?.code);
     expect(messages(over.body)).toMatch(refusal);
     expect(over.body.data ?? null).toBeNull();
   });
 });
 
 describe('the default limits', () => {
-  it('admit every registered operation', async () => {
+  it('admit every registered operation with its default page sizes', async () => {
     const { maxCost } = gatewayConfig().limits;
     for (const [client, name] of [
       ['agent-console', 'CaseQueue'],
@@ -85,8 +81,30 @@ describe('the default limits', () => {
       ['portal', 'MyOrders'],
       ['portal', 'MyInvoices'],
     ] as const) {
-      expect(await costOf(operation(client, name)), name).toBeLessThan(maxCost);
+      expect(costOf(operation(client, name), { id: '1', customerId: 'C10001' }), name).toBeLessThan(maxCost);
     }
+  });
+});
+
+describe('the cost of an operation', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('counts page sizes given in variables, and the schema’s defaults, not just literals', async () => {
+    const nested =
+      'query($a: Int, $b: Int, $c: Int) { cases(first: $a) { nodes { customer { cases(first: $b) { customer { cases(first: $c) { id subject } } } } } } }';
+    const viaVariables = await stack.query(nested, { a: 100, b: 100, c: 100 });
+    expect(viaVariables.body.errors?.[0]?.extensions).toMatchObject({ code: 'OPERATION_TOO_COSTLY' });
+    expect(viaVariables.body.data ?? null).toBeNull();
+    const viaDefaults = await stack.query('{ cases { nodes { customer { cases { customer { cases { id subject } } } } } } }');
+    expect(viaDefaults.body.errors?.[0]?.extensions).toMatchObject({ code: 'OPERATION_TOO_COSTLY' });
+    const small = await stack.query(nested, { a: 2, b: 2, c: 2 });
+    expect(small.body.errors).toBeUndefined();
   });
 });
 

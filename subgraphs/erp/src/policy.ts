@@ -70,6 +70,9 @@ export const ERP_OWNERS: Owners = {
 
 export const ERP_SENSITIVE: SensitiveFields = {
   'BillingProfile.creditLimit': (customer: ErpCustomerRecord) => customer.id,
+  'BillingProfile.taxRegistrationNumber': (customer: ErpCustomerRecord) => customer.id,
+  'Customer.openBalance': (customer: CustomerRef) => customer.id,
+  'Invoice.paidDate': (invoice: InvoiceRecord) => invoice.number,
   'Invoice.amount': (invoice: InvoiceRecord) => invoice.number,
   'Invoice.balance': (invoice: InvoiceRecord) => invoice.number,
 };

@@ -1,7 +1,8 @@
+import { ownOrNull } from '../../../../platform/identity.ts';
 import type { CustomerResolvers } from '../__generated__/resolvers-types.ts';
 
 export const Customer: CustomerResolvers = {
-  __resolveReference: ({ id }, { loaders }) => loaders.customer.load(id),
+  __resolveReference: async ({ id }, { loaders, identity }) => ownOrNull(identity, await loaders.customer.load(id), (c) => c.id),
   contacts: (customer, _args, { loaders }) => loaders.contactsByCustomer.load(customer.id),
   contracts: (customer, _args, { loaders }) => loaders.contractsByCustomer.load(customer.id),
   async activeContract(customer, _args, { loaders, today }) {

@@ -1,8 +1,10 @@
+import { ownOrNull } from '../../../../platform/identity.ts';
 import { daysBetween } from '../../../../platform/time.ts';
 import type { AssetResolvers, WarrantyResolvers } from '../__generated__/resolvers-types.ts';
 
 export const Asset: AssetResolvers = {
-  __resolveReference: ({ serialNumber }, { loaders }) => loaders.asset.load(serialNumber),
+  __resolveReference: async ({ serialNumber }, { loaders, identity }) =>
+    ownOrNull(identity, await loaders.asset.load(serialNumber), (a) => a.customerId),
   product: (asset, _args, { loaders }) => loaders.product.load(asset.sku),
   customer: (asset) => ({ id: asset.customerId }),
   order: (asset, _args, { loaders }) => loaders.order.load(asset.orderNumber),

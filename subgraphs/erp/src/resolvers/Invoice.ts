@@ -1,7 +1,9 @@
+import { ownOrNull } from '../../../../platform/identity.ts';
 import type { InvoiceResolvers } from '../__generated__/resolvers-types.ts';
 
 export const Invoice: InvoiceResolvers = {
-  __resolveReference: ({ number }, { loaders }) => loaders.invoice.load(number),
+  __resolveReference: async ({ number }, { loaders, identity }) =>
+    ownOrNull(identity, await loaders.invoice.load(number), (i) => i.customerId),
   customer: (invoice) => ({ id: invoice.customerId }),
   order: (invoice, _args, { loaders }) => (invoice.orderNumber ? loaders.order.load(invoice.orderNumber) : null),
   amount: (invoice) => ({ amount: invoice.amount, currency: invoice.currency }),

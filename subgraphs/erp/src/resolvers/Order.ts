@@ -1,7 +1,9 @@
+import { ownOrNull } from '../../../../platform/identity.ts';
 import type { OrderLineResolvers, OrderResolvers } from '../__generated__/resolvers-types.ts';
 
 export const Order: OrderResolvers = {
-  __resolveReference: ({ number }, { loaders }) => loaders.order.load(number),
+  __resolveReference: async ({ number }, { loaders, identity }) =>
+    ownOrNull(identity, await loaders.order.load(number), (o) => o.customerId),
   customer: (order) => ({ id: order.customerId }),
   lines: (order, _args, { loaders }) => loaders.orderLines.load(order.number),
   total: (order) => ({ amount: order.totalIncludingTax, currency: order.currency }),

@@ -1,7 +1,8 @@
+import { ownOrNull } from '../../../../platform/identity.ts';
 import type { ShipmentLineResolvers, ShipmentResolvers } from '../__generated__/resolvers-types.ts';
 
 export const Shipment: ShipmentResolvers = {
-  __resolveReference: ({ id }, { loaders }) => loaders.shipment.load(id),
+  __resolveReference: async ({ id }, { loaders, identity }) => ownOrNull(identity, await loaders.shipment.load(id), (s) => s.customerId),
   order: (shipment, _args, { loaders }) => loaders.order.load(shipment.orderNumber),
   status: (shipment) => (shipment.deliveredDate ? 'DELIVERED' : 'IN_TRANSIT'),
   lines: (shipment, _args, { loaders }) => loaders.shipmentLines.load(shipment.id),

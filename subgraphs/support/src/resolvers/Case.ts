@@ -1,4 +1,4 @@
-import type { Identity } from '../../../../platform/identity.ts';
+import { ownOrNull, type Identity } from '../../../../platform/identity.ts';
 import type { CaseResolvers } from '../__generated__/resolvers-types.ts';
 
 function seesInternalNotes(identity: Identity): boolean {
@@ -6,7 +6,7 @@ function seesInternalNotes(identity: Identity): boolean {
 }
 
 export const Case: CaseResolvers = {
-  __resolveReference: ({ id }, { loaders }) => loaders.case.load(id),
+  __resolveReference: async ({ id }, { loaders, identity }) => ownOrNull(identity, await loaders.case.load(id), (c) => c.customerId),
   assignee: (record, _args, { loaders }) => (record.assigneeId ? loaders.agent.load(record.assigneeId) : null),
   requester: (record) => (record.requesterContactId ? { id: record.requesterContactId } : null),
   customer: (record) => (record.customerId ? { id: record.customerId } : null),

@@ -48,8 +48,8 @@ function requireAgentId(argument: string, value: string): string {
 function customerFilter(identity: Identity, requested: string | null | undefined): string | undefined {
   const customerId = requested == null ? undefined : requireId('filter.customerId', requested);
   if (!isCustomerScoped(identity)) return customerId;
-  if (customerId !== undefined && customerId !== identity.customerId) throw forbidden();
-  return identity.customerId ?? undefined;
+  if (identity.customerId === null || (customerId !== undefined && customerId !== identity.customerId)) throw forbidden();
+  return identity.customerId;
 }
 
 export const Query: QueryResolvers = {

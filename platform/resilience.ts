@@ -1,0 +1,152 @@
+import { ConnectorError } from './errors.ts';
+import type { Logger } from './logger.ts';
+
+/**
+ * How one system is called: a deadline on every call, retries with capped exponential backoff
+ * and full jitter (for reads and idempotent writes only) that honour Retry-After, a circuit
+ * breaker that fails fast while the system is down so the graph answers the other systems at
+ * once, and a bulkhead that keeps concurrent calls below the vendor's limit.
+ */
+export interface ResiliencePolicy {
+  timeoutMs: number;
+  /** Tries after the first, for idempotent calls. */
+  retries: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** Calls in flight at once; more wait their turn. */
+  maxConcurrent: number;
+  /** Consecutive failures that open the breaker, and how long it stays open. */
+  breakerThreshold: number;
+  breakerOpenMs: number;
+}
+
+export const DEFAULT_POLICY: ResiliencePolicy = {
+  timeoutMs: 10_000,
+  retries: 3,
+  baseDelayMs: 200,
+  maxDelayMs: 5_000,
+  maxConcurrent: 16,
+  breakerThreshold: 5,
+  breakerOpenMs: 30_000,
+};
+
+/**
+ * What an adapter throws for a failed call it has classified: `retryable` for timeouts,
+ * connection failures, 429 and 5xx; `retryAfterMs` when the system said when to come back.
+ */
+export class SystemCallError extends Error {
+  override name = 'SystemCallError';
+  constructor(
+    message: string,
+    readonly details: { retryable: boolean; retryAfterMs?: number | undefined; status?: number | undefined },
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface CallOptions {
+  /** Safe to send again: reads, and writes the system deduplicates (an idempotency key). */
+  idempotent: boolean;
+}
+
+export interface Resilience {
+  readonly system: string;
+  /** Runs one call to the system; `signal` aborts it at the deadline. */
+  call<T>(operation: string, options: CallOptions, fn: (signal: AbortSignal) => Promise<T>): Promise<T>;
+  /** open: failing fast; closed: calling normally (half-open lets one call through to test). */
+  state(): 'closed' | 'open' | 'half-open';
+}
+
+export function createResilience(
+  system: string,
+  policy: ResiliencePolicy,
+  options: { logger?: Logger; now?: () => number; sleep?: (ms: number) => Promise<void>; random?: () => number } = {},
+): Resilience {
+  const now = options.now ?? Date.now;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const random = options.random ?? Math.random;
+  let failures = 0;
+  let openUntil = 0;
+  let probing = false;
+  let active = 0;
+  const waiting: (() => void)[] = [];
+
+  const state = (): 'closed' | 'open' | 'half-open' => (openUntil === 0 ? 'closed' : now() < openUntil ? 'open' : 'half-open');
+
+  async function acquire(): Promise<void> {
+    if (active < policy.maxConcurrent) {
+      active += 1;
+      return;
+    }
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  }
+  function release(): void {
+    const next = waiting.shift();
+    if (next) next();
+    else active -= 1;
+  }
+
+  function recordSuccess(): void {
+    failures = 0;
+    openUntil = 0;
+    probing = false;
+  }
+  function recordFailure(operation: string): void {
+    failures += 1;
+    probing = false;
+    if (failures >= policy.breakerThreshold && state() !== 'open') {
+      openUntil = now() + policy.breakerOpenMs;
+      options.logger?.warn({ system, operation, failures, openMs: policy.breakerOpenMs }, 'circuit breaker opened');
+    }
+  }
+
+  async function attempt<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    await acquire();
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new SystemCallError(`timed out after ${policy.timeoutMs} ms`, { retryable: true })), policy.timeoutMs);
+    try {
+      return await Promise.race([
+        fn(controller.signal),
+        new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true })),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      release();
+    }
+  }
+
+  return {
+    system,
+    state,
+    async call(operation, callOptions, fn) {
+      const current = state();
+      if (current === 'open' || (current === 'half-open' && probing)) {
+        throw new ConnectorError(system, `${operation}: the ${system} circuit is open after repeated failures`);
+      }
+      if (current === 'half-open') probing = true;
+      const tries = callOptions.idempotent ? policy.retries + 1 : 1;
+      for (let tryNumber = 1; ; tryNumber += 1) {
+        try {
+          const result = await attempt(fn);
+          recordSuccess();
+          return result;
+        } catch (error) {
+          const classified = error instanceof SystemCallError ? error : null;
+          // Only the system's own failures count towards the breaker; a 4xx is the caller's.
+          if (!classified || classified.details.retryable) recordFailure(operation);
+          const retry = classified?.details.retryable && tryNumber < tries && state() !== 'open';
+          if (!retry) {
+            if (error instanceof ConnectorError) throw error;
+            if (classified && !classified.details.retryable) throw classified;
+            throw new ConnectorError(system, `${operation}: ${(error as Error).message}`, { cause: error });
+          }
+          const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (tryNumber - 1));
+          const delay = Math.max(classified.details.retryAfterMs ?? 0, Math.floor(random() * ceiling));
+          options.logger?.warn({ system, operation, try: tryNumber, delayMs: delay, error: classified.message }, 'retrying a failed call');
+          await sleep(delay);
+        }
+      }
+    },
+  };
+}

@@ -104,11 +104,16 @@ export function createResilience(
   async function attempt<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     await acquire();
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new SystemCallError(`timed out after ${policy.timeoutMs} ms`, { retryable: true })), policy.timeoutMs);
+    const timer = setTimeout(
+      () => controller.abort(new SystemCallError(`timed out after ${policy.timeoutMs} ms`, { retryable: true })),
+      policy.timeoutMs,
+    );
     try {
       return await Promise.race([
         fn(controller.signal),
-        new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true })),
+        new Promise<never>((_, reject) =>
+          controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true }),
+        ),
       ]);
     } finally {
       clearTimeout(timer);
@@ -149,4 +154,15 @@ export function createResilience(
       }
     },
   };
+}
+
+/**
+ * Whether a vendor adapter's failure means the system is unavailable to us (reported to clients
+ * as SYSTEM_UNAVAILABLE naming it): what exhausted its retries or hit an open circuit, and a
+ * refused credential (401/403), which no client can fix. Anything else is a bug, masked.
+ */
+export function isVendorOutage(error: unknown): boolean {
+  if (error instanceof ConnectorError) return true;
+  if (!(error instanceof SystemCallError)) return false;
+  return error.details.retryable || error.details.status === 401 || error.details.status === 403;
 }

@@ -13,6 +13,8 @@ export interface EmbeddedConnectorConfig {
 }
 
 export interface SubgraphConfig {
+  /** Which adapter serves the system: 'embedded' (the default) or a vendor's. */
+  readonly connectorKind: string;
   readonly environment: z.infer<typeof environment>;
   readonly dataDir: string;
   /** PEM (SPKI) of the key the gateway signs internal tokens with; null: the data folder's dev key. */
@@ -29,7 +31,7 @@ export interface SubgraphConfig {
  * <file> in DATA_DIR).
  */
 export function loadSubgraphConfig(
-  system: { prefix: string; defaultPort: number; databaseFile: string },
+  system: { prefix: string; defaultPort: number; databaseFile: string; connectors?: readonly [string, ...string[]] },
   env: NodeJS.ProcessEnv = process.env,
 ): SubgraphConfig {
   const { prefix } = system;
@@ -40,7 +42,9 @@ export function loadSubgraphConfig(
     HOST: host,
     LOG_LEVEL: logLevel,
     DATA_DIR: z.string().default('data'),
-    [`${prefix}_CONNECTOR`]: z.enum(['embedded'], { error: 'must be "embedded"' }).default('embedded'),
+    [`${prefix}_CONNECTOR`]: z
+      .enum(system.connectors ?? ['embedded'], { error: `must be one of ${(system.connectors ?? ['embedded']).join(', ')}` })
+      .default('embedded'),
     [`${prefix}_DATABASE`]: z.string().optional(),
   });
   const vars = readEnv(schema, env) as Record<string, unknown>;
@@ -52,6 +56,7 @@ export function loadSubgraphConfig(
     );
   }
   return Object.freeze({
+    connectorKind: vars[`${prefix}_CONNECTOR`] as string,
     environment: vars.CONCORD_ENV as z.infer<typeof environment>,
     dataDir: vars.DATA_DIR as string,
     internalTokenPublicKey: publicKey,

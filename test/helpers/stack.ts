@@ -14,9 +14,11 @@ import { openDatabase, type Database } from '../../platform/sqlite.ts';
 import type { SubgraphOptions } from '../../platform/subgraph.ts';
 import type { CrmConnector } from '../../subgraphs/crm/src/connectors/types.ts';
 import type { SupportConnector } from '../../subgraphs/support/src/connectors/types.ts';
+import { loadCrmConfig } from '../../subgraphs/crm/src/config.ts';
 import { startCrm } from '../../subgraphs/crm/src/index.ts';
 import { loadErpConfig } from '../../subgraphs/erp/src/config.ts';
 import { startErp, type ErpOptions, type ErpService } from '../../subgraphs/erp/src/index.ts';
+import { loadSupportConfig } from '../../subgraphs/support/src/config.ts';
 import { startSupport } from '../../subgraphs/support/src/index.ts';
 import { seedDatabases, type SeedOptions } from '../../tools/seed/index.ts';
 
@@ -81,6 +83,9 @@ export async function startStack(
     gateway?: Partial<GatewayConfig>;
     erp?: Partial<ErpOptions>;
     erpEnv?: NodeJS.ProcessEnv;
+    /** Environments for the CRM's and the desk's configuration (their vendor connectors, say). */
+    crmEnv?: NodeJS.ProcessEnv;
+    supportEnv?: NodeJS.ProcessEnv;
     crm?: Partial<SubgraphOptions<Database, CrmConnector>>;
     support?: Partial<SubgraphOptions<Database, SupportConnector>>;
   } = {},
@@ -100,7 +105,10 @@ export async function startStack(
   const common = { clock, internalPublicKey: keys.internal.publicKey };
   // The return process in the ERP calls the gateway: its port is chosen before anything starts.
   const gatewayPort = await freePort();
-  const crm = await startCrm(subgraph('CRM'), { ...common, database: dbs.crm, logger: silent('crm'), ...options.crm });
+  const crm = await startCrm(
+    { ...loadCrmConfig(options.crmEnv ?? {}), ...subgraph('CRM') },
+    { ...common, database: dbs.crm, logger: silent('crm'), ...options.crm },
+  );
   const erp = await startErp(
     { ...loadErpConfig(options.erpEnv ?? {}), ...subgraph('ERP') },
     {
@@ -113,12 +121,15 @@ export async function startStack(
       ...options.erp,
     },
   );
-  const support = await startSupport(subgraph('SUPPORT'), {
-    ...common,
-    database: dbs.support,
-    logger: silent('support'),
-    ...options.support,
-  });
+  const support = await startSupport(
+    { ...loadSupportConfig(options.supportEnv ?? {}), ...subgraph('SUPPORT') },
+    {
+      ...common,
+      database: dbs.support,
+      logger: silent('support'),
+      ...options.support,
+    },
+  );
   const gateway = await startGateway(
     gatewayConfig({
       port: gatewayPort,

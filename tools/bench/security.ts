@@ -9,9 +9,11 @@ import { generateDevKeys } from '../../platform/keys.ts';
 import { createLogger } from '../../platform/logger.ts';
 import { openDatabase } from '../../platform/sqlite.ts';
 import { loadSubgraphConfig } from '../../platform/subgraph-config.ts';
+import { loadCrmConfig } from '../../subgraphs/crm/src/config.ts';
 import { startCrm } from '../../subgraphs/crm/src/index.ts';
 import { loadErpConfig } from '../../subgraphs/erp/src/config.ts';
 import { startErp } from '../../subgraphs/erp/src/index.ts';
+import { loadSupportConfig } from '../../subgraphs/support/src/config.ts';
 import { startSupport } from '../../subgraphs/support/src/index.ts';
 import { defaultSeedOptions, seedDatabases } from '../seed/index.ts';
 import { signDevToken } from '../token.ts';
@@ -48,14 +50,14 @@ async function run(label: string, secure: boolean, options: { duration: number; 
   });
   const services: RunningService[] = [];
   try {
-    const crm = await startCrm(subgraph('CRM'), { ...common, database: dbs.crm });
+    const crm = await startCrm({ ...loadCrmConfig({}), ...subgraph('CRM') }, { ...common, database: dbs.crm });
     services.push(crm);
     const erp = await startErp(
       { ...loadErpConfig({}), ...subgraph('ERP') },
       { ...common, database: dbs.erp, processDatabase: openDatabase(':memory:') },
     );
     services.push(erp);
-    const support = await startSupport(subgraph('SUPPORT'), { ...common, database: dbs.support });
+    const support = await startSupport({ ...loadSupportConfig({}), ...subgraph('SUPPORT') }, { ...common, database: dbs.support });
     services.push(support);
     const gateway = await startGateway(
       { ...loadGatewayConfig({}), host: '127.0.0.1', port: 0, subgraphUrls: { crm: crm.url, erp: erp.url, support: support.url } },

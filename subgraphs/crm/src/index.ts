@@ -1,17 +1,24 @@
 import { pathToFileURL } from 'node:url';
 import type { RunningService } from '../../../platform/http-server.ts';
 import { runMain } from '../../../platform/process.ts';
+import { createResilience, isVendorOutage } from '../../../platform/resilience.ts';
+import { tokenSourceOf } from '../../../platform/vendor-config.ts';
 import { isSqliteOutage, type Database } from '../../../platform/sqlite.ts';
 import { openEmbeddedDatabase } from '../../../platform/subgraph-config.ts';
 import { startSubgraph, type SubgraphOptions } from '../../../platform/subgraph.ts';
 import { loadCrmConfig, type CrmConfig } from './config.ts';
 import { createEmbeddedCrmConnector } from './connectors/embedded/index.ts';
+import { createSalesforceConnector } from './connectors/salesforce.ts';
 import type { CrmConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
 import { createServer } from './server.ts';
 
 /** Picks the CRM adapter the configuration names, then serves the crm subgraph. */
-export function startCrm(config: CrmConfig, options: SubgraphOptions<Database, CrmConnector> = {}): Promise<RunningService> {
+export async function startCrm(config: CrmConfig, options: SubgraphOptions<Database, CrmConnector> = {}): Promise<RunningService> {
+  const salesforce = config.salesforce;
+  const tokens = salesforce ? tokenSourceOf(salesforce.token, 'crm') : null;
+  // A token the identity provider refuses now is fetched again on the first 401; start-up does not wait on it.
+  const initialToken = tokens ? await tokens().catch(() => '') : '';
   return startSubgraph({
     name: 'crm',
     config,
@@ -19,9 +26,18 @@ export function startCrm(config: CrmConfig, options: SubgraphOptions<Database, C
     clock: options.clock,
     internalPublicKey: options.internalPublicKey,
     withoutSecurity: options.withoutSecurity,
-    isOutage: isSqliteOutage,
-    createConnector: (telemetry) => {
-      const connector = createEmbeddedCrmConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
+    isOutage: salesforce ? isVendorOutage : isSqliteOutage,
+    createConnector: (telemetry, logger) => {
+      const connector =
+        salesforce && tokens
+          ? createSalesforceConnector({
+              instanceUrl: salesforce.instanceUrl,
+              apiVersion: salesforce.apiVersion,
+              auth: { kind: 'accessToken', accessToken: initialToken, refresh: tokens.refresh },
+              telemetry,
+              resilience: createResilience('crm', salesforce.policy, { logger }),
+            })
+          : createEmbeddedCrmConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
       return options.wrapConnector ? options.wrapConnector(connector) : connector;
     },
     createServer,

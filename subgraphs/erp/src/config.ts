@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { httpUrl, positiveInt, readEnv } from '../../../platform/config.ts';
+import type { ResiliencePolicy } from '../../../platform/resilience.ts';
+import { loadResiliencePolicy, required, type TokenConfig } from '../../../platform/vendor-config.ts';
 import { loadSubgraphConfig, type SubgraphConfig } from '../../../platform/subgraph-config.ts';
 import { EMBEDDED_DATABASE_FILES } from '../../../platform/sqlite.ts';
 
@@ -18,8 +20,21 @@ export interface ReturnsConfig {
   readonly outbox: { readonly pollMs: number; readonly maxAttempts: number; readonly baseDelayMs: number; readonly maxDelayMs: number };
 }
 
+/** Connecting to a real Business Central company (ERP_CONNECTOR=business-central). */
+export interface BusinessCentralConfig {
+  /** https://api.businesscentral.dynamics.com/v2.0/{tenant}/{environment} */
+  readonly baseUrl: string;
+  readonly companyId: string;
+  /** The custom API page (an extension) for carriers, serial numbers, warranty and return orders. */
+  readonly extension: { readonly publisher: string; readonly group: string; readonly version: string };
+  /** OAuth 2.0 client credentials (an Entra app registration), or a fixed access token. */
+  readonly token: TokenConfig;
+  readonly policy: ResiliencePolicy;
+}
+
 export interface ErpConfig extends SubgraphConfig {
   readonly returns: ReturnsConfig;
+  readonly businessCentral: BusinessCentralConfig | null;
 }
 
 const schema = z.object({
@@ -35,12 +50,58 @@ const schema = z.object({
   OUTBOX_MAX_DELAY_MS: positiveInt(300_000),
 });
 
+const bcSchema = z.object({
+  BC_BASE_URL: httpUrl.optional(),
+  BC_COMPANY_ID: z.string().optional(),
+  BC_EXTENSION_PUBLISHER: z.string().default('concord'),
+  BC_EXTENSION_GROUP: z.string().default('integration'),
+  BC_EXTENSION_VERSION: z.string().default('v1.0'),
+  BC_TENANT_ID: z.string().optional(),
+  BC_CLIENT_ID: z.string().optional(),
+  BC_CLIENT_SECRET: z.string().optional(),
+  BC_TOKEN_URL: httpUrl.optional(),
+  BC_SCOPE: z.string().default('https://api.businesscentral.dynamics.com/.default'),
+  BC_ACCESS_TOKEN: z.string().optional(),
+});
+
+function loadBusinessCentral(env: NodeJS.ProcessEnv): BusinessCentralConfig {
+  const vars = readEnv(bcSchema, env);
+  const why = 'with ERP_CONNECTOR=business-central';
+  const token: TokenConfig = vars.BC_ACCESS_TOKEN
+    ? { kind: 'static', token: vars.BC_ACCESS_TOKEN }
+    : {
+        kind: 'client_credentials',
+        tokenUrl:
+          vars.BC_TOKEN_URL ??
+          `https://login.microsoftonline.com/${required(vars.BC_TENANT_ID, 'BC_TENANT_ID', `${why} (or BC_TOKEN_URL)`)}/oauth2/v2.0/token`,
+        clientId: required(vars.BC_CLIENT_ID, 'BC_CLIENT_ID', `${why} (the app registration), or give BC_ACCESS_TOKEN`),
+        clientSecret: required(vars.BC_CLIENT_SECRET, 'BC_CLIENT_SECRET', `${why}, or give BC_ACCESS_TOKEN`),
+        scope: vars.BC_SCOPE,
+      };
+  return Object.freeze({
+    baseUrl: required(vars.BC_BASE_URL, 'BC_BASE_URL', `${why} (https://api.businesscentral.dynamics.com/v2.0/{tenant}/{environment})`),
+    companyId: required(vars.BC_COMPANY_ID, 'BC_COMPANY_ID', why),
+    extension: Object.freeze({
+      publisher: vars.BC_EXTENSION_PUBLISHER,
+      group: vars.BC_EXTENSION_GROUP,
+      version: vars.BC_EXTENSION_VERSION,
+    }),
+    token,
+    // Business Central allows 6,000 requests per 5 minutes and few in parallel per user.
+    policy: loadResiliencePolicy('ERP', env, { maxConcurrent: 5 }),
+  });
+}
+
 /** The ERP subgraph's configuration, read once from the environment (ERP_PORT, ERP_CONNECTOR, ERP_DATABASE, …). */
 export function loadErpConfig(env: NodeJS.ProcessEnv = process.env): ErpConfig {
-  const base = loadSubgraphConfig({ prefix: 'ERP', defaultPort: 4002, databaseFile: EMBEDDED_DATABASE_FILES.erp }, env);
+  const base = loadSubgraphConfig(
+    { prefix: 'ERP', defaultPort: 4002, databaseFile: EMBEDDED_DATABASE_FILES.erp, connectors: ['embedded', 'business-central'] },
+    env,
+  );
   const vars = readEnv(schema, env);
   return Object.freeze({
     ...base,
+    businessCentral: base.connectorKind === 'business-central' ? loadBusinessCentral(env) : null,
     returns: Object.freeze({
       processDatabase: vars.PROCESS_DATABASE ?? join(vars.DATA_DIR, 'processes.sqlite'),
       gatewayUrl: vars.GATEWAY_URL,

@@ -5,12 +5,15 @@ import { IdempotencyStore } from '../../../platform/idempotency.ts';
 import { ensureDevKeys } from '../../../platform/keys.ts';
 import { Outbox, startOutboxWorker, type OutboxWorker } from '../../../platform/outbox.ts';
 import { runMain } from '../../../platform/process.ts';
+import { createResilience, isVendorOutage } from '../../../platform/resilience.ts';
+import { tokenSourceOf } from '../../../platform/vendor-config.ts';
 import { createServiceClient } from '../../../platform/service-client.ts';
 import { isSqliteOutage, openDatabase, type Database } from '../../../platform/sqlite.ts';
 import { openEmbeddedDatabase } from '../../../platform/subgraph-config.ts';
 import { startSubgraph, type SubgraphOptions } from '../../../platform/subgraph.ts';
 import { signDevToken } from '../../../tools/token.ts';
 import { loadErpConfig, type ErpConfig } from './config.ts';
+import { createBusinessCentralConnector } from './connectors/businessCentral.ts';
 import { createEmbeddedErpConnector } from './connectors/embedded/index.ts';
 import type { ErpConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
@@ -49,9 +52,19 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
     clock: options.clock,
     internalPublicKey: options.internalPublicKey,
     withoutSecurity: options.withoutSecurity,
-    isOutage: isSqliteOutage,
-    createConnector: (telemetry) => {
-      const connector = createEmbeddedErpConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
+    isOutage: config.businessCentral ? isVendorOutage : isSqliteOutage,
+    createConnector: (telemetry, logger) => {
+      const bc = config.businessCentral;
+      const connector = bc
+        ? createBusinessCentralConnector({
+            baseUrl: bc.baseUrl,
+            companyId: bc.companyId,
+            extension: bc.extension,
+            token: tokenSourceOf(bc.token, 'erp'),
+            telemetry,
+            resilience: createResilience('erp', bc.policy, { logger }),
+          })
+        : createEmbeddedErpConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
       return options.wrapConnector ? options.wrapConnector(connector) : connector;
     },
     createServer,

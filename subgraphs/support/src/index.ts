@@ -1,11 +1,13 @@
 import { pathToFileURL } from 'node:url';
 import type { RunningService } from '../../../platform/http-server.ts';
 import { runMain } from '../../../platform/process.ts';
+import { createResilience, isVendorOutage } from '../../../platform/resilience.ts';
 import { isSqliteOutage, type Database } from '../../../platform/sqlite.ts';
 import { openEmbeddedDatabase } from '../../../platform/subgraph-config.ts';
 import { startSubgraph, type SubgraphOptions } from '../../../platform/subgraph.ts';
 import { loadSupportConfig, type SupportConfig } from './config.ts';
 import { createEmbeddedSupportConnector } from './connectors/embedded/index.ts';
+import { createZendeskConnector } from './connectors/zendesk.ts';
 import type { SupportConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
 import { createServer } from './server.ts';
@@ -19,9 +21,15 @@ export function startSupport(config: SupportConfig, options: SubgraphOptions<Dat
     clock: options.clock,
     internalPublicKey: options.internalPublicKey,
     withoutSecurity: options.withoutSecurity,
-    isOutage: isSqliteOutage,
-    createConnector: (telemetry) => {
-      const connector = createEmbeddedSupportConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
+    isOutage: config.zendesk ? isVendorOutage : isSqliteOutage,
+    createConnector: (telemetry, logger) => {
+      const connector = config.zendesk
+        ? createZendeskConnector({
+            ...config.zendesk,
+            telemetry,
+            resilience: createResilience('support', config.zendesk.policy, { logger }),
+          })
+        : createEmbeddedSupportConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
       return options.wrapConnector ? options.wrapConnector(connector) : connector;
     },
     createServer,

@@ -1,0 +1,1058 @@
+import type { ConnectorTelemetry } from '../../../../platform/connector-telemetry.ts';
+import { ConnectorError } from '../../../../platform/errors.ts';
+import { SystemCallError, type Resilience } from '../../../../platform/resilience.ts';
+import { toDecimal } from '../../../../platform/sql.ts';
+import type {
+  AssetRecord,
+  ErpConnector,
+  ErpCustomerRecord,
+  ErpInvoiceStatus,
+  InvoiceListQuery,
+  InvoiceRecord,
+  NewReturnOrder,
+  OrderLineRecord,
+  OrderRecord,
+  OrderStatus,
+  ProductRecord,
+  ReturnLineRecord,
+  ReturnOrderRecord,
+  ReturnReason,
+  ReturnResolution,
+  ReturnStatus,
+  ShipmentLineRecord,
+  ShipmentRecord,
+  WarrantyCoverage,
+} from './types.ts';
+
+/**
+ * The ERP adapter over Microsoft Dynamics 365 Business Central, through its REST API v2.0
+ * (OData v4) and the custom API page the deployment adds beside it.
+ *
+ * What the standard API lacks comes from the custom API page, an extension installed in the
+ * tenant and served at `/api/{publisher}/{group}/{version}/companies({id})/…`: carrier and
+ * tracking (`shipments`), serial numbers with their warranty (`serialNumbers`), return orders
+ * and their lines (`salesReturnOrders`, `salesReturnOrderLines`), plus item tracking and
+ * warranty months (`items`) and the date an invoice was paid (`salesInvoices`). Each extension
+ * page sits over the same Business Central table as its standard counterpart and exposes the
+ * standard fields beside its own, so every read is one request rather than a standard read
+ * joined with an extension read.
+ */
+export interface BusinessCentralOptions {
+  /** The environment's API root: `https://api.businesscentral.dynamics.com/v2.0/{tenant}/{environment}`. */
+  baseUrl: string;
+  /** The company's id (a GUID), as `companies({id})` in every path. */
+  companyId: string;
+  /** Where the custom API page (the extension) is served: `/api/{publisher}/{group}/{version}/…`. */
+  extension: { publisher: string; group: string; version: string };
+  /** An OAuth 2.0 client-credentials access token, fetched and cached by the caller. */
+  token: () => Promise<string>;
+  telemetry: ConnectorTelemetry;
+  resilience: Resilience;
+  /** Rows per page, asked with `Prefer: odata.maxpagesize` (Business Central serves at most 20,000). */
+  maxPageSize?: number;
+}
+
+/**
+ * A Business Central call that failed, with the error code it answered
+ * (`BadRequest_NotFound`, `Authentication_InvalidCredentials`, …) or null when it did not answer.
+ */
+export class BusinessCentralError extends SystemCallError {
+  override name = 'BusinessCentralError';
+  constructor(
+    message: string,
+    readonly code: string | null,
+    details: { retryable: boolean; retryAfterMs?: number | undefined; status?: number | undefined },
+    options?: { cause?: unknown },
+  ) {
+    super(message, details, options);
+  }
+}
+
+// Limits of the requests the adapter builds. Business Central (and the proxies in front of it)
+// reject URLs from about 2,048 characters, so batched filters stay well below that.
+const MAX_URL_LENGTH = 1_600;
+const MAX_FILTER_TERMS = 50;
+/** Business Central accepts at most 100 operations in one JSON `$batch` request. */
+const MAX_BATCH_OPERATIONS = 100;
+const DEFAULT_PAGE_SIZE = 1_000;
+
+// ---------------------------------------------------------------------------------------------
+// The Business Central ↔ canonical mapping: which API, entity set and fields each read uses,
+// the wire shapes, and the functions that turn them into the port's records. Nothing else in
+// this file knows a Business Central field name.
+// ---------------------------------------------------------------------------------------------
+
+type Api = 'standard' | 'extension';
+
+/** One kind of read: the API and entity set it goes to, the fields it selects, what it expands. */
+interface Read {
+  api: Api;
+  set: string;
+  select: readonly string[];
+  expand?: { navigation: string; select: readonly string[] };
+}
+
+const READS = {
+  customers: {
+    api: 'standard',
+    set: 'customers',
+    select: ['id', 'number', 'displayName', 'currencyCode', 'taxRegistrationNumber', 'creditLimit', 'blocked', 'balanceDue'],
+    expand: { navigation: 'paymentTerm', select: ['displayName'] },
+  },
+  /** Extension: item tracking and warranty months are not on the standard item. */
+  items: {
+    api: 'extension',
+    set: 'items',
+    select: ['number', 'displayName', 'description', 'itemCategoryCode', 'unitPrice', 'itemTrackingCode', 'warrantyMonths'],
+  },
+  orders: {
+    api: 'standard',
+    set: 'salesOrders',
+    select: [
+      'id',
+      'number',
+      'orderDate',
+      'status',
+      'fullyShipped',
+      'customerNumber',
+      'externalDocumentNumber',
+      'requestedDeliveryDate',
+      'currencyCode',
+      'totalAmountIncludingTax',
+    ],
+    // Only the shipped quantities, to tell a partly shipped order from an open one.
+    expand: { navigation: 'salesOrderLines', select: ['shippedQuantity'] },
+  },
+  orderLines: {
+    api: 'standard',
+    set: 'salesOrders',
+    select: ['number', 'currencyCode'],
+    expand: {
+      navigation: 'salesOrderLines',
+      select: [
+        'sequence',
+        'lineObjectNumber',
+        'description',
+        'quantity',
+        'shippedQuantity',
+        'unitPrice',
+        'amountExcludingTax',
+        'shipmentDate',
+      ],
+    },
+  },
+  /** Extension: carrier (shipping agent), tracking number and delivery date. */
+  shipments: {
+    api: 'extension',
+    set: 'shipments',
+    select: ['number', 'orderNumber', 'customerNumber', 'postingDate', 'shippingAgentCode', 'packageTrackingNumber', 'deliveredDate'],
+  },
+  shipmentLines: {
+    api: 'standard',
+    set: 'salesShipments',
+    select: ['number'],
+    expand: { navigation: 'salesShipmentLines', select: ['sequence', 'lineObjectNumber', 'quantity'] },
+  },
+  /** Extension: serial numbers and their warranty. */
+  serialNumbers: {
+    api: 'extension',
+    set: 'serialNumbers',
+    select: [
+      'serialNumber',
+      'itemNumber',
+      'customerNumber',
+      'orderNumber',
+      'shipmentNumber',
+      'warrantyStartDate',
+      'warrantyEndDate',
+      'warrantyCode',
+    ],
+  },
+  /** Extension: the standard invoice plus the date it was closed (fully paid). */
+  invoices: {
+    api: 'extension',
+    set: 'salesInvoices',
+    select: [
+      'number',
+      'invoiceDate',
+      'dueDate',
+      'customerNumber',
+      'orderNumber',
+      'currencyCode',
+      'totalAmountIncludingTax',
+      'remainingAmount',
+      'status',
+      'closedDate',
+    ],
+  },
+  /** Extension: return orders. */
+  returnOrders: {
+    api: 'extension',
+    set: 'salesReturnOrders',
+    select: ['number', 'externalDocumentNumber', 'customerNumber', 'caseNumber', 'resolution', 'status', 'currencyCode', 'createdDateTime'],
+  },
+  returnLines: {
+    api: 'extension',
+    set: 'salesReturnOrders',
+    select: ['number'],
+    expand: {
+      navigation: 'salesReturnOrderLines',
+      select: ['sequence', 'lineObjectNumber', 'quantity', 'unitPrice', 'returnReasonCode', 'serialNumber', 'orderNumber'],
+    },
+  },
+  returnedBySerial: { api: 'extension', set: 'salesReturnOrderLines', select: ['serialNumber', 'quantity'] },
+  returnedByOrderLine: { api: 'extension', set: 'salesReturnOrderLines', select: ['orderNumber', 'orderLineSequence', 'quantity'] },
+  /** The company's local currency (LCY), in which item prices are kept. */
+  companyInformation: { api: 'standard', set: 'companyInformation', select: ['currencyCode'] },
+} as const satisfies Record<string, Read>;
+
+// The wire shapes, as selected above. Business Central never sends null for a field: blank
+// text is "", a blank date 0001-01-01, a blank number 0, and an enum's blank option "_x0020_".
+interface BcCustomer {
+  id: string;
+  number: string;
+  displayName: string;
+  currencyCode: string;
+  taxRegistrationNumber: string;
+  creditLimit: number;
+  blocked: string;
+  balanceDue: number;
+  paymentTerm?: { displayName: string } | null;
+}
+interface BcItem {
+  number: string;
+  displayName: string;
+  description: string;
+  itemCategoryCode: string;
+  unitPrice: number;
+  itemTrackingCode: string;
+  warrantyMonths: number;
+}
+interface BcSalesOrder {
+  id: string;
+  number: string;
+  orderDate: string;
+  status: string;
+  fullyShipped: boolean;
+  customerNumber: string;
+  externalDocumentNumber: string;
+  requestedDeliveryDate: string;
+  currencyCode: string;
+  totalAmountIncludingTax: number;
+  salesOrderLines?: { shippedQuantity: number }[];
+}
+interface BcSalesOrderLines {
+  number: string;
+  currencyCode: string;
+  salesOrderLines?: {
+    sequence: number;
+    lineObjectNumber: string;
+    description: string;
+    quantity: number;
+    shippedQuantity: number;
+    unitPrice: number;
+    amountExcludingTax: number;
+    shipmentDate: string;
+  }[];
+}
+interface BcShipment {
+  number: string;
+  orderNumber: string;
+  customerNumber: string;
+  postingDate: string;
+  shippingAgentCode: string;
+  packageTrackingNumber: string;
+  deliveredDate: string;
+}
+interface BcSalesShipmentLines {
+  number: string;
+  salesShipmentLines?: { sequence: number; lineObjectNumber: string; quantity: number }[];
+}
+interface BcSerialNumber {
+  serialNumber: string;
+  itemNumber: string;
+  customerNumber: string;
+  orderNumber: string;
+  shipmentNumber: string;
+  warrantyStartDate: string;
+  warrantyEndDate: string;
+  warrantyCode: string;
+}
+interface BcInvoice {
+  number: string;
+  invoiceDate: string;
+  dueDate: string;
+  customerNumber: string;
+  orderNumber: string;
+  currencyCode: string;
+  totalAmountIncludingTax: number;
+  remainingAmount: number;
+  status: string;
+  closedDate: string;
+}
+interface BcReturnOrder {
+  number: string;
+  externalDocumentNumber: string;
+  customerNumber: string;
+  caseNumber: string;
+  resolution: string;
+  status: string;
+  currencyCode: string;
+  createdDateTime: string;
+}
+interface BcReturnLines {
+  number: string;
+  salesReturnOrderLines?: {
+    sequence: number;
+    lineObjectNumber: string;
+    quantity: number;
+    unitPrice: number;
+    returnReasonCode: string;
+    serialNumber: string;
+    orderNumber: string;
+  }[];
+}
+interface BcReturnedBySerial {
+  serialNumber: string;
+  quantity: number;
+}
+interface BcReturnedByOrderLine {
+  orderNumber: string;
+  orderLineSequence: number;
+  quantity: number;
+}
+
+const ORDER_STATUSES: Record<string, OrderStatus> = { Draft: 'DRAFT', 'In Review': 'IN_REVIEW', Open: 'OPEN' };
+const INVOICE_STATUSES: Record<string, ErpInvoiceStatus> = {
+  Draft: 'DRAFT',
+  'In Review': 'DRAFT',
+  Open: 'OPEN',
+  Paid: 'PAID',
+  Canceled: 'CANCELED',
+  Corrective: 'CANCELED',
+};
+/** Each of our invoice states as the Business Central states that map to it (the inverse of INVOICE_STATUSES). */
+const BC_INVOICE_STATUSES: Record<ErpInvoiceStatus, readonly string[]> = {
+  DRAFT: ['Draft', 'In Review'],
+  OPEN: ['Open'],
+  PAID: ['Paid'],
+  CANCELED: ['Canceled', 'Corrective'],
+};
+const COVERAGE: Record<string, WarrantyCoverage> = { STD: 'STANDARD', EXT: 'EXTENDED', PARTS: 'PARTS_ONLY' };
+// Return orders are Open until released and received; closed once posted.
+const RETURN_STATUSES: Record<string, ReturnStatus> = { Open: 'AUTHORIZED', Released: 'RECEIVED', Posted: 'CLOSED' };
+/** How Business Central writes the blank option of an enum (`blocked: " "`) in OData. */
+const BLANK_ENUM = '_x0020_';
+
+/** Blank text ("") as null. */
+function text(value: string | null | undefined): string | null {
+  return value ? value : null;
+}
+
+/** A blank date (0001-01-01) as null. */
+function date(value: string | null | undefined): string | null {
+  return !value || value.startsWith('0001-01-01') ? null : value;
+}
+
+function toCustomer(row: BcCustomer): ErpCustomerRecord {
+  return {
+    id: row.number,
+    erpId: row.id,
+    name: row.displayName,
+    currency: row.currencyCode,
+    paymentTerms: text(row.paymentTerm?.displayName),
+    taxRegistrationNumber: text(row.taxRegistrationNumber),
+    creditLimit: toDecimal(row.creditLimit),
+    // Blocked is blank, Ship, Invoice or All; any block is a credit hold.
+    creditHold: row.blocked !== BLANK_ENUM && row.blocked.trim() !== '',
+    balanceDue: toDecimal(row.balanceDue),
+  };
+}
+
+function toProduct(row: BcItem, localCurrency: string): ProductRecord {
+  return {
+    sku: row.number,
+    name: row.displayName,
+    description: text(row.description),
+    category: text(row.itemCategoryCode),
+    unitPrice: toDecimal(row.unitPrice),
+    currency: localCurrency,
+    serialized: row.itemTrackingCode === 'SN',
+    // An integer field cannot be blank: 0 months is an item without a warranty.
+    warrantyMonths: row.warrantyMonths > 0 ? row.warrantyMonths : null,
+  };
+}
+
+function toOrder(row: BcSalesOrder): OrderRecord {
+  const anyShipped = (row.salesOrderLines ?? []).some((line) => line.shippedQuantity > 0);
+  const status: OrderStatus = row.fullyShipped ? 'SHIPPED' : anyShipped ? 'PARTIALLY_SHIPPED' : (ORDER_STATUSES[row.status] ?? 'OPEN');
+  return {
+    number: row.number,
+    erpId: row.id,
+    orderDate: row.orderDate,
+    status,
+    customerId: row.customerNumber,
+    customerPurchaseOrder: text(row.externalDocumentNumber),
+    requestedDeliveryDate: date(row.requestedDeliveryDate),
+    currency: row.currencyCode,
+    totalIncludingTax: toDecimal(row.totalAmountIncludingTax),
+  };
+}
+
+function toOrderLines(order: BcSalesOrderLines): OrderLineRecord[] {
+  return (order.salesOrderLines ?? [])
+    .map((line): OrderLineRecord => ({
+      orderNumber: order.number,
+      sequence: line.sequence,
+      sku: text(line.lineObjectNumber),
+      description: text(line.description),
+      quantity: line.quantity,
+      shippedQuantity: line.shippedQuantity,
+      unitPrice: toDecimal(line.unitPrice),
+      amount: toDecimal(line.amountExcludingTax),
+      currency: order.currencyCode,
+      shipmentDate: date(line.shipmentDate),
+    }))
+    .sort((a, b) => a.sequence - b.sequence);
+}
+
+function toShipment(row: BcShipment): ShipmentRecord {
+  return {
+    id: row.number,
+    orderNumber: row.orderNumber,
+    customerId: row.customerNumber,
+    carrier: text(row.shippingAgentCode),
+    trackingNumber: text(row.packageTrackingNumber),
+    shippedDate: row.postingDate,
+    deliveredDate: date(row.deliveredDate),
+  };
+}
+
+function toShipmentLines(shipment: BcSalesShipmentLines): ShipmentLineRecord[] {
+  return (shipment.salesShipmentLines ?? [])
+    .map((line) => ({ shipmentId: shipment.number, sequence: line.sequence, sku: line.lineObjectNumber, quantity: line.quantity }))
+    .sort((a, b) => a.sequence - b.sequence);
+}
+
+function toAsset(row: BcSerialNumber): AssetRecord {
+  return {
+    serialNumber: row.serialNumber,
+    sku: row.itemNumber,
+    customerId: row.customerNumber,
+    orderNumber: row.orderNumber,
+    shipmentId: row.shipmentNumber,
+    warrantyStartDate: row.warrantyStartDate,
+    warrantyEndDate: row.warrantyEndDate,
+    warrantyCoverage: COVERAGE[row.warrantyCode] ?? 'STANDARD',
+  };
+}
+
+function toInvoice(row: BcInvoice): InvoiceRecord {
+  return {
+    number: row.number,
+    invoiceDate: row.invoiceDate,
+    dueDate: row.dueDate,
+    customerId: row.customerNumber,
+    orderNumber: text(row.orderNumber),
+    currency: row.currencyCode,
+    amount: toDecimal(row.totalAmountIncludingTax),
+    balance: toDecimal(row.remainingAmount),
+    status: INVOICE_STATUSES[row.status] ?? 'OPEN',
+    paidDate: date(row.closedDate),
+  };
+}
+
+function toReturnOrder(row: BcReturnOrder, localCurrency: string): ReturnOrderRecord {
+  return {
+    number: row.number,
+    externalDocumentNumber: row.externalDocumentNumber,
+    customerId: row.customerNumber,
+    caseId: text(row.caseNumber),
+    resolution: (text(row.resolution) as ReturnResolution | null) ?? 'REPLACE',
+    status: RETURN_STATUSES[row.status] ?? 'AUTHORIZED',
+    // A blank currency code on a Business Central document means the local currency.
+    currency: text(row.currencyCode) ?? localCurrency,
+    createdAt: row.createdDateTime,
+  };
+}
+
+function toReturnLines(order: BcReturnLines): ReturnLineRecord[] {
+  return (order.salesReturnOrderLines ?? [])
+    .map((line): ReturnLineRecord => ({
+      returnNumber: order.number,
+      sequence: line.sequence,
+      sku: line.lineObjectNumber,
+      quantity: line.quantity,
+      unitPrice: toDecimal(line.unitPrice),
+      reason: (text(line.returnReasonCode) as ReturnReason | null) ?? 'OTHER',
+      serialNumber: text(line.serialNumber),
+      orderNumber: text(line.orderNumber),
+    }))
+    .sort((a, b) => a.sequence - b.sequence);
+}
+
+/** The POST body of a new return order, header and lines in one deep insert. Blanks, not nulls: BC rejects null. */
+function toReturnOrderBody(order: NewReturnOrder): Record<string, unknown> {
+  return {
+    customerNumber: order.customerId,
+    externalDocumentNumber: order.externalDocumentNumber,
+    returnReasonCode: order.lines[0]?.reason ?? 'OTHER',
+    caseNumber: order.caseId,
+    resolution: order.resolution,
+    currencyCode: order.currency,
+    salesReturnOrderLines: order.lines.map((line) => ({
+      lineObjectNumber: line.sku,
+      quantity: line.quantity,
+      unitPrice: Number(line.unitPrice),
+      returnReasonCode: line.reason,
+      serialNumber: line.serialNumber ?? '',
+      appliesToInvoiceNumber: line.appliesToInvoiceNumber ?? '',
+      orderNumber: line.orderNumber,
+      orderLineSequence: line.orderLineSequence ?? 0,
+    })),
+  };
+}
+
+// Filters in the mapping's terms.
+const byField = (field: string) => (key: string) => `${field} eq ${stringLiteral(key)}`;
+const KEYS = {
+  customerNumber: byField('number'),
+  itemNumber: byField('number'),
+  orderNumber: byField('number'),
+  ordersOfCustomer: byField('customerNumber'),
+  shipmentNumber: byField('number'),
+  shipmentsOfOrder: byField('orderNumber'),
+  serialNumber: byField('serialNumber'),
+  serialsOfShipment: byField('shipmentNumber'),
+  invoiceNumber: byField('number'),
+  invoicesOfOrder: byField('orderNumber'),
+  invoicesOfCustomer: byField('customerNumber'),
+  returnNumber: byField('number'),
+  returnsOfCase: byField('caseNumber'),
+  returnByExternalDocument: byField('externalDocumentNumber'),
+  returnedSerial: byField('serialNumber'),
+  returnedOrder: byField('orderNumber'),
+};
+const RECENT_ORDERS_FIRST = 'orderDate desc,number desc';
+const RECENT_INVOICES_FIRST = 'invoiceDate desc,number desc';
+
+/** The extra conditions of an invoice list (state, due date), as an OData filter or null. */
+function invoiceConditions(query: InvoiceListQuery): string | null {
+  const conditions: string[] = [];
+  if (query.status) conditions.push(anyOf(BC_INVOICE_STATUSES[query.status].map(byField('status'))));
+  if (query.dueBefore) conditions.push(`dueDate lt ${dateLiteral(query.dueBefore)}`);
+  if (query.dueOnOrAfter) conditions.push(`dueDate ge ${dateLiteral(query.dueOnOrAfter)}`);
+  return conditions.length ? conditions.join(' and ') : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// OData query text.
+// ---------------------------------------------------------------------------------------------
+
+/** An OData string literal: single quotes, a quote inside doubled. */
+function stringLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** An OData date literal (unquoted); anything but YYYY-MM-DD is refused rather than sent. */
+function dateLiteral(value: string): string {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) throw new TypeError(`Not a date: ${value}`);
+  return value;
+}
+
+/** Terms joined with `or`, parenthesised when there are several so they combine with `and`. */
+function anyOf(terms: readonly string[]): string {
+  return terms.length === 1 ? terms[0]! : `(${terms.join(' or ')})`;
+}
+
+interface KeyFilter {
+  filter: string;
+  keys: number;
+}
+
+interface ListParams {
+  filter?: string | null;
+  orderby?: string;
+  top?: number;
+}
+
+/**
+ * Percent-encodes a query option's value exactly as it goes on the wire: fetch's URL parser
+ * encodes the quote that encodeURIComponent leaves alone, and URL lengths are measured here.
+ */
+function encodeOption(value: string): string {
+  return encodeURIComponent(value).replace(/'/g, '%27');
+}
+
+/** `companies({id})/{set}?$select…`, relative to an API's service root (as `$batch` operations want it). */
+function relativeUrl(companyId: string, read: Read, params: ListParams): string {
+  const query: string[] = [`$select=${encodeOption(read.select.join(','))}`];
+  if (read.expand) query.push(`$expand=${encodeOption(`${read.expand.navigation}($select=${read.expand.select.join(',')})`)}`);
+  if (params.filter) query.push(`$filter=${encodeOption(params.filter)}`);
+  if (params.orderby) query.push(`$orderby=${encodeOption(params.orderby)}`);
+  if (params.top !== undefined) query.push(`$top=${params.top}`);
+  return `companies(${companyId})/${read.set}?${query.join('&')}`;
+}
+
+/**
+ * Splits the keys' terms into `or` filters, each short enough for the URL `urlOf` builds around
+ * it and of at most MAX_FILTER_TERMS terms. Duplicate keys are sent once.
+ */
+function keyFilters(keys: readonly string[], term: (key: string) => string, urlOf: (filter: string) => string): KeyFilter[] {
+  const filters: KeyFilter[] = [];
+  let current: string[] = [];
+  const flush = () => filters.push({ filter: current.join(' or '), keys: current.length });
+  for (const key of new Set(keys)) {
+    const next = [...current, term(key)];
+    const tooLong = next.length > MAX_FILTER_TERMS || urlOf(next.join(' or ')).length > MAX_URL_LENGTH;
+    if (tooLong && current.length) {
+      flush();
+      current = [term(key)];
+    } else {
+      current = next;
+    }
+  }
+  if (current.length) flush();
+  return filters;
+}
+
+function chunksOf<T>(items: readonly T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+  return chunks;
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP: one request, its failure classified for the resilience layer.
+// ---------------------------------------------------------------------------------------------
+
+interface HttpResult {
+  status: number;
+  header: (name: string) => string | null;
+  body: unknown;
+}
+
+interface ODataList<T> {
+  value: T[];
+  nextLink: string | null;
+}
+
+interface BatchOperation {
+  id: string;
+  method: 'GET';
+  url: string;
+  headers: Record<string, string>;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The `{"error":{"code","message"}}` of a failed answer, as far as it is there. */
+function errorOf(body: unknown): { code: string | null; message: string } {
+  const error = isObject(body) && isObject(body.error) ? body.error : null;
+  return {
+    code: typeof error?.code === 'string' ? error.code : null,
+    message: typeof error?.message === 'string' ? error.message : typeof body === 'string' ? body.slice(0, 200) : '',
+  };
+}
+
+/** Retry-After in seconds or as an HTTP date, in milliseconds from now. */
+function retryAfterMs(value: string | null): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+// Error families that are the request's fault: sending it again gives the same answer.
+const CALLER_ERRORS = /^(BadRequest|Authentication|Authorization)_/;
+
+/**
+ * Classifies a failed answer: 429 (with its Retry-After), 408 and 5xx are worth a retry;
+ * `BadRequest_*`, `Authentication_*`, `Authorization_*` and any other 4xx are not.
+ */
+function httpError(status: number, header: (name: string) => string | null, body: unknown): BusinessCentralError {
+  const { code, message } = errorOf(body);
+  const transient = status === 429 || status === 408 || status >= 500;
+  const retryable = transient && !(code && CALLER_ERRORS.test(code));
+  return new BusinessCentralError(`HTTP ${status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`, code, {
+    retryable,
+    retryAfterMs: status === 429 || status === 503 ? retryAfterMs(header('retry-after')) : undefined,
+    status,
+  });
+}
+
+/** A request that got no answer: refused, reset, or cut off at the deadline; all worth a retry. */
+function transportError(error: unknown, signal: AbortSignal): SystemCallError {
+  if (signal.aborted) {
+    return signal.reason instanceof SystemCallError
+      ? signal.reason
+      : new BusinessCentralError('request aborted', null, { retryable: true });
+  }
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+  const detail = cause instanceof Error ? cause.message : String(cause);
+  return new BusinessCentralError(`no answer: ${detail}`, null, { retryable: true }, { cause: error });
+}
+
+function parseBody(text: string): unknown {
+  if (!text) return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+function asList<T>(body: unknown): ODataList<T> {
+  if (!isObject(body) || !Array.isArray(body.value)) {
+    throw new BusinessCentralError('the answer is not an OData collection', null, { retryable: false });
+  }
+  // The entities are trusted to have the fields the read selected.
+  const nextLink = body['@odata.nextLink'];
+  return { value: body.value as T[], nextLink: typeof nextLink === 'string' ? nextLink : null };
+}
+
+const isDuplicateKey = (error: unknown) =>
+  error instanceof BusinessCentralError && (error.details.status === 409 || error.code === 'Internal_EntityWithSameKeyExists');
+
+// ---------------------------------------------------------------------------------------------
+// The adapter.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The ERP port over Business Central's API v2.0 and the deployment's custom API page (the
+ * extension carrying carriers and tracking, serial numbers and warranty, and return orders).
+ * Batch methods send one `$filter` of `or` terms per chunk of keys and follow `@odata.nextLink`;
+ * "most recent N per customer" reads send one `$top` query per customer inside a `$batch`.
+ * Every HTTP request runs through `resilience` (deadline, retries, breaker) and is counted once
+ * by `telemetry`.
+ */
+export function createBusinessCentralConnector(options: BusinessCentralOptions): ErpConnector {
+  const { companyId, telemetry, resilience } = options;
+  const base = options.baseUrl.replace(/\/+$/, '');
+  const origin = new URL(base).origin;
+  const roots: Record<Api, string> = {
+    standard: `${base}/api/v2.0`,
+    extension: `${base}/api/${options.extension.publisher}/${options.extension.group}/${options.extension.version}`,
+  };
+  const pagePreference = `odata.maxpagesize=${options.maxPageSize ?? DEFAULT_PAGE_SIZE}`;
+  const urlOf = (read: Read, params: ListParams) => `${roots[read.api]}/${relativeUrl(companyId, read, params)}`;
+
+  /** Sends one HTTP request and reads its answer, whatever the status. */
+  async function send(method: 'GET' | 'POST', url: string, signal: AbortSignal, body?: unknown): Promise<HttpResult> {
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${await options.token()}`,
+      accept: 'application/json',
+    };
+    if (method === 'GET') headers.prefer = pagePreference;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    try {
+      const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
+      const text = await response.text();
+      return { status: response.status, header: (name) => response.headers.get(name), body: parseBody(text) };
+    } catch (error) {
+      throw transportError(error, signal);
+    }
+  }
+
+  /**
+   * Runs `fn` (one HTTP request) under telemetry, so each request counts once. Telemetry may
+   * wrap an outage in a ConnectorError naming the system; the classification underneath is
+   * unwrapped again, because the resilience layer decides on retries from it.
+   */
+  async function counted<T>(operation: string, detail: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await telemetry.call(operation, detail, fn);
+    } catch (error) {
+      if (error instanceof ConnectorError && error.cause instanceof SystemCallError) throw error.cause;
+      throw error;
+    }
+  }
+
+  /** One GET of a collection page. */
+  async function getList<T>(url: string, signal: AbortSignal): Promise<ODataList<T>> {
+    const result = await send('GET', url, signal);
+    if (result.status >= 400) throw httpError(result.status, result.header, result.body);
+    return asList<T>(result.body);
+  }
+
+  /** One GET of an entity by its key: null when Business Central answers 404 Internal_RecordNotFound. */
+  async function getEntity<T>(url: string, signal: AbortSignal): Promise<T | null> {
+    const result = await send('GET', url, signal);
+    if (result.status === 404 && errorOf(result.body).code === 'Internal_RecordNotFound') return null;
+    if (result.status >= 400) throw httpError(result.status, result.header, result.body);
+    return result.body as T;
+  }
+
+  /** A next link is followed only on the API's own origin, so the token never goes elsewhere. */
+  function followable(nextLink: string, current: string): string {
+    const next = new URL(nextLink, current);
+    if (next.origin !== origin) {
+      throw new BusinessCentralError(`refusing to follow a next link to ${next.origin}`, null, { retryable: false });
+    }
+    return next.href;
+  }
+
+  /** Reads every page of a collection, each page a request of its own (and retried on its own). */
+  async function readPages<T>(operation: string, first: ODataList<T> | string, detail: Record<string, unknown>): Promise<T[]> {
+    const rows: T[] = [];
+    let url: string | null = typeof first === 'string' ? first : null;
+    let page: ODataList<T> | null = typeof first === 'string' ? null : first;
+    for (let pageNumber = 1; ; pageNumber += 1) {
+      if (!page) {
+        const target: string = url!;
+        page = await resilience.call(operation, { idempotent: true }, (signal) =>
+          counted(operation, { ...detail, page: pageNumber }, () => getList<T>(target, signal)),
+        );
+      }
+      rows.push(...page.value);
+      if (!page.nextLink) return rows;
+      url = followable(page.nextLink, url ?? roots.standard);
+      page = null;
+    }
+  }
+
+  /**
+   * The entities whose `term` matches one of the keys. Keys go in `or` filters short enough for a
+   * URL; one filter is a plain GET, several travel together in `$batch` requests, so a page of a
+   * hundred orders costs one request, like a page of ten.
+   */
+  async function readByKeys<T>(operation: string, read: Read, term: (key: string) => string, keys: readonly string[]): Promise<T[]> {
+    const filters = keyFilters(keys, term, (filter) => urlOf(read, { filter }));
+    if (filters.length <= 1) {
+      const chunks = await Promise.all(
+        filters.map(({ filter, keys: count }) => readPages<T>(operation, urlOf(read, { filter }), { keys: count })),
+      );
+      return chunks.flat();
+    }
+    return readBatched<T>(
+      operation,
+      read,
+      filters.map(({ filter }) => ({ filter })),
+    );
+  }
+
+  /**
+   * The first `top` entities of each key in `orderby` order. OData has no "top N per group", so
+   * each key is a query of its own; they travel together in JSON `$batch` requests.
+   */
+  function readTopPerKey<T>(
+    operation: string,
+    read: Read,
+    term: (key: string) => string,
+    keys: readonly string[],
+    query: { filter: string | null; orderby: string; top: number },
+  ): Promise<T[]> {
+    return readBatched<T>(
+      operation,
+      read,
+      [...new Set(keys)].map((key) => ({
+        filter: query.filter ? `${term(key)} and ${query.filter}` : term(key),
+        orderby: query.orderby,
+        top: query.top,
+      })),
+    );
+  }
+
+  /**
+   * Reads several queries of one entity set in JSON `$batch` requests of up to 100 operations.
+   * A batch holds only reads, so the whole of it is retried when any of its operations was
+   * throttled or failed; a query with more than a page continues with plain GETs of its next links.
+   */
+  async function readBatched<T>(operation: string, read: Read, queries: readonly ListParams[]): Promise<T[]> {
+    const batches = chunksOf(queries, MAX_BATCH_OPERATIONS).map((chunk) =>
+      chunk.map((params, i): BatchOperation => ({
+        id: String(i + 1),
+        method: 'GET',
+        url: relativeUrl(companyId, read, params),
+        headers: { prefer: pagePreference },
+      })),
+    );
+    const results = await Promise.all(
+      batches.map(async (operations) => {
+        const lists = await resilience.call(operation, { idempotent: true }, (signal) =>
+          counted(operation, { keys: operations.length, batch: true }, () => sendBatch<T>(read.api, operations, signal)),
+        );
+        const rows = await Promise.all(lists.map((list) => readPages<T>(operation, list, { keys: 1 })));
+        return rows.flat();
+      }),
+    );
+    return results.flat();
+  }
+
+  /** One `$batch` request; each operation's answer is classified as a request of its own would be. */
+  async function sendBatch<T>(api: Api, operations: BatchOperation[], signal: AbortSignal): Promise<ODataList<T>[]> {
+    const result = await send('POST', `${roots[api]}/$batch`, signal, { requests: operations });
+    if (result.status >= 400) throw httpError(result.status, result.header, result.body);
+    const responses = isObject(result.body) && Array.isArray(result.body.responses) ? (result.body.responses as unknown[]) : null;
+    if (!responses || responses.length !== operations.length) {
+      throw new BusinessCentralError('the $batch answer does not hold one response per operation', null, { retryable: false });
+    }
+    return responses.map((response) => {
+      const { status, headers, body } = isObject(response) ? response : {};
+      const headerMap = isObject(headers) ? headers : {};
+      const header = (name: string) => {
+        const found = Object.entries(headerMap).find(([key]) => key.toLowerCase() === name);
+        return typeof found?.[1] === 'string' ? found[1] : null;
+      };
+      if (typeof status !== 'number' || status >= 400) throw httpError(typeof status === 'number' ? status : 502, header, body);
+      return asList<T>(body);
+    });
+  }
+
+  /** The return order with this external document number, read inside a call already under resilience. */
+  async function findReturnOrder(externalDocumentNumber: string, signal: AbortSignal): Promise<BcReturnOrder | null> {
+    const url = urlOf(READS.returnOrders, { filter: KEYS.returnByExternalDocument(externalDocumentNumber), top: 1 });
+    const list = await counted('returnOrderByExternalDocument', {}, () => getList<BcReturnOrder>(url, signal));
+    return list.value[0] ?? null;
+  }
+
+  // The company's local currency: asked once, as it does not change while the company exists.
+  let localCurrency: Promise<string> | null = null;
+  function companyCurrency(): Promise<string> {
+    localCurrency ??= readPages<{ currencyCode: string }>('companyInformation', urlOf(READS.companyInformation, {}), {}).then((rows) => {
+      const code = text(rows[0]?.currencyCode);
+      if (!code) throw new BusinessCentralError('the company has no local currency code', null, { retryable: false });
+      return code;
+    });
+    localCurrency.catch(() => (localCurrency = null));
+    return localCurrency;
+  }
+
+  async function toReturnOrders(rows: BcReturnOrder[]): Promise<ReturnOrderRecord[]> {
+    const lcy = rows.some((row) => !row.currencyCode) ? await companyCurrency() : '';
+    return rows.map((row) => toReturnOrder(row, lcy));
+  }
+
+  return {
+    async customersByIds(ids) {
+      return (await readByKeys<BcCustomer>('customersByIds', READS.customers, KEYS.customerNumber, ids)).map(toCustomer);
+    },
+    async productsBySkus(skus) {
+      if (!skus.length) return [];
+      const [rows, lcy] = await Promise.all([readByKeys<BcItem>('productsBySkus', READS.items, KEYS.itemNumber, skus), companyCurrency()]);
+      return rows.map((row) => toProduct(row, lcy));
+    },
+    async ordersByNumbers(numbers) {
+      return (await readByKeys<BcSalesOrder>('ordersByNumbers', READS.orders, KEYS.orderNumber, numbers)).map(toOrder);
+    },
+    async ordersByCustomerIds(customerIds, limit) {
+      if (limit <= 0) return [];
+      const rows = await readTopPerKey<BcSalesOrder>('ordersByCustomerIds', READS.orders, KEYS.ordersOfCustomer, customerIds, {
+        filter: null,
+        orderby: RECENT_ORDERS_FIRST,
+        top: limit,
+      });
+      return rows.map(toOrder);
+    },
+    async orderLinesByOrderNumbers(numbers) {
+      const orders = await readByKeys<BcSalesOrderLines>('orderLinesByOrderNumbers', READS.orderLines, KEYS.orderNumber, numbers);
+      return orders.flatMap(toOrderLines);
+    },
+    async shipmentsByIds(ids) {
+      return (await readByKeys<BcShipment>('shipmentsByIds', READS.shipments, KEYS.shipmentNumber, ids)).map(toShipment);
+    },
+    async shipmentsByOrderNumbers(numbers) {
+      return (await readByKeys<BcShipment>('shipmentsByOrderNumbers', READS.shipments, KEYS.shipmentsOfOrder, numbers)).map(toShipment);
+    },
+    async shipmentLinesByShipmentIds(ids) {
+      const shipments = await readByKeys<BcSalesShipmentLines>('shipmentLinesByShipmentIds', READS.shipmentLines, KEYS.shipmentNumber, ids);
+      return shipments.flatMap(toShipmentLines);
+    },
+    async assetsBySerialNumbers(serialNumbers) {
+      return (await readByKeys<BcSerialNumber>('assetsBySerialNumbers', READS.serialNumbers, KEYS.serialNumber, serialNumbers)).map(
+        toAsset,
+      );
+    },
+    async assetsByShipmentIds(ids) {
+      return (await readByKeys<BcSerialNumber>('assetsByShipmentIds', READS.serialNumbers, KEYS.serialsOfShipment, ids)).map(toAsset);
+    },
+    async invoicesByNumbers(numbers) {
+      return (await readByKeys<BcInvoice>('invoicesByNumbers', READS.invoices, KEYS.invoiceNumber, numbers)).map(toInvoice);
+    },
+    async invoicesByOrderNumbers(numbers) {
+      return (await readByKeys<BcInvoice>('invoicesByOrderNumbers', READS.invoices, KEYS.invoicesOfOrder, numbers)).map(toInvoice);
+    },
+    async invoicesByCustomerIds(customerIds, query) {
+      if (query.limit <= 0) return [];
+      const rows = await readTopPerKey<BcInvoice>('invoicesByCustomerIds', READS.invoices, KEYS.invoicesOfCustomer, customerIds, {
+        filter: invoiceConditions(query),
+        orderby: RECENT_INVOICES_FIRST,
+        top: query.limit,
+      });
+      return rows.map(toInvoice);
+    },
+    async returnOrdersByNumbers(numbers) {
+      return toReturnOrders(await readByKeys<BcReturnOrder>('returnOrdersByNumbers', READS.returnOrders, KEYS.returnNumber, numbers));
+    },
+    async returnOrdersByCaseIds(caseIds) {
+      return toReturnOrders(await readByKeys<BcReturnOrder>('returnOrdersByCaseIds', READS.returnOrders, KEYS.returnsOfCase, caseIds));
+    },
+    async returnOrderByExternalDocument(externalDocumentNumber) {
+      const row = await resilience.call('returnOrderByExternalDocument', { idempotent: true }, (signal) =>
+        findReturnOrder(externalDocumentNumber, signal),
+      );
+      return row ? ((await toReturnOrders([row]))[0] ?? null) : null;
+    },
+    async returnLinesByReturnNumbers(numbers) {
+      const orders = await readByKeys<BcReturnLines>('returnLinesByReturnNumbers', READS.returnLines, KEYS.returnNumber, numbers);
+      return orders.flatMap(toReturnLines);
+    },
+    async returnedQuantities({ serialNumbers, orderLines }) {
+      // OData API pages offer no $apply aggregation: the lines are read and summed here.
+      const orders = [...new Set(orderLines.map((line) => line.orderNumber))];
+      const [bySerial, byOrder] = await Promise.all([
+        readByKeys<BcReturnedBySerial>('returnedQuantities', READS.returnedBySerial, KEYS.returnedSerial, serialNumbers),
+        readByKeys<BcReturnedByOrderLine>('returnedQuantities', READS.returnedByOrderLine, KEYS.returnedOrder, orders),
+      ]);
+      const bySerialNumber = new Map<string, number>();
+      for (const line of bySerial) bySerialNumber.set(line.serialNumber, (bySerialNumber.get(line.serialNumber) ?? 0) + line.quantity);
+      const byOrderLine = new Map<string, number>();
+      for (const line of byOrder) {
+        // Sequence 0 is the blank of an integer field: a line returned without pointing to an order line.
+        if (line.orderLineSequence === 0) continue;
+        const key = `${line.orderNumber}#${line.orderLineSequence}`;
+        byOrderLine.set(key, (byOrderLine.get(key) ?? 0) + line.quantity);
+      }
+      return { bySerialNumber, byOrderLine };
+    },
+    async createReturnOrder(order) {
+      // A POST is not idempotent by itself: one that committed and then timed out would create a
+      // second order when sent again. So the unit retried is "look the external document number
+      // up, POST only when it is not there": every try repeats the check, which makes the unit
+      // idempotent and safe for the resilience layer to retry on timeouts, resets, 429 and 5xx.
+      // A concurrent creator that wins the race makes the POST answer 409
+      // (Internal_EntityWithSameKeyExists): the order exists, and is fetched.
+      const url = `${roots.extension}/companies(${companyId})/${READS.returnOrders.set}`;
+      const created = await resilience.call('createReturnOrder', { idempotent: true }, async (signal) => {
+        const existing = await findReturnOrder(order.externalDocumentNumber, signal);
+        if (existing) return existing;
+        try {
+          return await counted('createReturnOrder', { lines: order.lines.length }, async () => {
+            const result = await send('POST', url, signal, toReturnOrderBody(order));
+            if (result.status >= 400) throw httpError(result.status, result.header, result.body);
+            return result.body as BcReturnOrder;
+          });
+        } catch (error) {
+          if (!isDuplicateKey(error)) throw error;
+          const winner = await findReturnOrder(order.externalDocumentNumber, signal);
+          if (winner) return winner;
+          throw new BusinessCentralError('the return order exists but cannot be read yet', null, { retryable: true }, { cause: error });
+        }
+      });
+      return (await toReturnOrders([created]))[0]!;
+    },
+    async ping() {
+      const company = await resilience.call('ping', { idempotent: true }, (signal) =>
+        counted('ping', {}, () => getEntity<{ id: string }>(`${roots.standard}/companies(${companyId})?$select=id`, signal)),
+      );
+      if (!company)
+        throw new BusinessCentralError(`company ${companyId} not found`, 'Internal_RecordNotFound', { retryable: false, status: 404 });
+    },
+    async close() {
+      // Requests go through Node's shared fetch dispatcher: the adapter holds no connection of its own.
+    },
+  };
+}

@@ -1,0 +1,813 @@
+import { createHash } from 'node:crypto';
+import type { ConnectorTelemetry } from '../../../../platform/connector-telemetry.ts';
+import { ConnectorError } from '../../../../platform/errors.ts';
+import { SystemCallError, type Resilience } from '../../../../platform/resilience.ts';
+import type {
+  AgentRecord,
+  CaseFilterInput,
+  CasePriority,
+  CaseRecord,
+  CaseStatus,
+  CaseType,
+  CaseUpdate,
+  CommentRecord,
+  SlaPolicyRecord,
+  SlaTargetRecord,
+  SupportConnector,
+  SupportTier,
+} from './types.ts';
+
+export type ZendeskAuth = { kind: 'token'; email: string; apiToken: string } | { kind: 'bearer'; token: string };
+
+export interface ZendeskConnectorOptions {
+  /** The account's address, e.g. https://acme.zendesk.com (no trailing /api/v2). */
+  baseUrl: string;
+  auth: ZendeskAuth;
+  /** Ids of the ticket fields that hold the order number and the serial number. */
+  fieldIds: { orderNumber: number; serialNumber: number };
+  telemetry: ConnectorTelemetry;
+  resilience: Resilience;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire shapes: the parts of Zendesk's resources this adapter reads.
+// ---------------------------------------------------------------------------------------------
+
+interface ZendeskTicket {
+  id: number;
+  subject: string | null;
+  description: string | null;
+  status: string;
+  priority: string | null;
+  type: string | null;
+  tags: string[];
+  created_at: string;
+  updated_at: string;
+  due_at: string | null;
+  assignee_id: number | null;
+  requester_id: number | null;
+  organization_id: number | null;
+  custom_fields: { id: number; value: unknown }[];
+}
+interface ZendeskUser {
+  id: number | null;
+  name: string;
+  email: string | null;
+  role: string;
+  external_id: string | null;
+}
+interface ZendeskOrganization {
+  id: number;
+  external_id: string | null;
+}
+interface ZendeskComment {
+  id: number;
+  author_id: number | null;
+  body: string;
+  public: boolean;
+  created_at: string;
+}
+interface ZendeskCondition {
+  field: string;
+  operator: string;
+  value: unknown;
+}
+interface ZendeskPolicyMetric {
+  priority: string;
+  metric: string;
+  target: number;
+  business_hours: boolean;
+}
+interface ZendeskSlaPolicy {
+  id: number;
+  title: string;
+  position: number;
+  filter: { all?: ZendeskCondition[] | null; any?: ZendeskCondition[] | null } | null;
+  policy_metrics: ZendeskPolicyMetric[];
+}
+interface Sideloads {
+  users?: ZendeskUser[];
+  organizations?: ZendeskOrganization[];
+}
+interface CursorMeta {
+  meta: { has_more: boolean; after_cursor: string | null };
+}
+interface SearchPage {
+  results: ZendeskTicket[];
+  count: number;
+  next_page: string | null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mapping between Zendesk and the canonical records. Kept in one place so the embedded adapter
+// (same Zendesk-shaped data) and this one can be checked against each other line by line.
+// ---------------------------------------------------------------------------------------------
+
+const STATUS_FROM_DESK: Record<string, CaseStatus> = {
+  new: 'NEW',
+  open: 'OPEN',
+  pending: 'PENDING',
+  hold: 'ON_HOLD',
+  solved: 'SOLVED',
+  closed: 'CLOSED',
+};
+const STATUS_TO_DESK: Record<CaseStatus, string> = {
+  NEW: 'new',
+  OPEN: 'open',
+  PENDING: 'pending',
+  ON_HOLD: 'hold',
+  SOLVED: 'solved',
+  CLOSED: 'closed',
+};
+const PRIORITY_FROM_DESK: Record<string, CasePriority> = { low: 'LOW', normal: 'NORMAL', high: 'HIGH', urgent: 'URGENT' };
+const PRIORITY_TO_DESK: Record<CasePriority, string> = { LOW: 'low', NORMAL: 'normal', HIGH: 'high', URGENT: 'urgent' };
+const TYPE_FROM_DESK: Record<string, CaseType> = { question: 'QUESTION', incident: 'INCIDENT', problem: 'PROBLEM', task: 'TASK' };
+const TIER_TAG: Record<SupportTier, string> = { BASIC: 'tier_basic', STANDARD: 'tier_standard', PREMIUM: 'tier_premium' };
+const AGENT_ROLES = new Set(['agent', 'admin']);
+const PRIORITY_ORDER: readonly CasePriority[] = ['URGENT', 'HIGH', 'NORMAL', 'LOW'];
+// Conditions that select tickets by tag: organization tags are copied onto an organization's
+// tickets, so a tier policy may name either.
+const TAG_CONDITION_FIELDS = new Set(['current_tags', 'organization_tags']);
+
+/** Tags this adapter writes for its own bookkeeping; they are not the case's tags. */
+const IDEMPOTENCY_TAG_PREFIX = 'concord_';
+
+/** Who a ticket's requester and organization are, from the users and organizations sideloaded with it. */
+interface TicketParties {
+  contactOf(userId: number | null): string | null;
+  customerOf(organizationId: number | null): string | null;
+}
+
+function partiesFrom(sideloads: Sideloads): TicketParties {
+  const contacts = new Map((sideloads.users ?? []).map((user) => [user.id, user.external_id]));
+  const customers = new Map((sideloads.organizations ?? []).map((organization) => [organization.id, organization.external_id]));
+  return {
+    contactOf: (userId) => (userId === null ? null : (contacts.get(userId) ?? null)),
+    customerOf: (organizationId) => (organizationId === null ? null : (customers.get(organizationId) ?? null)),
+  };
+}
+
+function customFieldValue(ticket: ZendeskTicket, fieldId: number): string | null {
+  const value = ticket.custom_fields.find((field) => field.id === fieldId)?.value;
+  // Zendesk lists every field of the form, unset ones with null; an emptied text field is "".
+  return value === null || value === undefined || value === '' ? null : String(value);
+}
+
+function toCase(ticket: ZendeskTicket, parties: TicketParties, fieldIds: ZendeskConnectorOptions['fieldIds']): CaseRecord {
+  return {
+    id: String(ticket.id),
+    subject: ticket.subject ?? '',
+    description: ticket.description,
+    status: STATUS_FROM_DESK[ticket.status] ?? 'OPEN',
+    // Zendesk allows a ticket without priority; its views treat one as normal.
+    priority: (ticket.priority && PRIORITY_FROM_DESK[ticket.priority]) || 'NORMAL',
+    type: (ticket.type && TYPE_FROM_DESK[ticket.type]) || null,
+    tags: ticket.tags.filter((tag) => !tag.startsWith(IDEMPOTENCY_TAG_PREFIX)),
+    createdAt: ticket.created_at,
+    updatedAt: ticket.updated_at,
+    dueAt: ticket.due_at,
+    assigneeId: ticket.assignee_id === null ? null : String(ticket.assignee_id),
+    requesterContactId: parties.contactOf(ticket.requester_id),
+    customerId: parties.customerOf(ticket.organization_id),
+    orderNumber: customFieldValue(ticket, fieldIds.orderNumber),
+    serialNumber: customFieldValue(ticket, fieldIds.serialNumber),
+  };
+}
+
+function toComment(comment: ZendeskComment, caseId: string, authors: ReadonlyMap<number | null, string>): CommentRecord {
+  return {
+    id: String(comment.id),
+    caseId,
+    body: comment.body,
+    public: comment.public,
+    authorName: comment.author_id === null ? null : (authors.get(comment.author_id) ?? null),
+    createdAt: comment.created_at,
+  };
+}
+
+function toAgent(user: ZendeskUser): AgentRecord {
+  return { id: String(user.id), name: user.name, email: user.email };
+}
+
+/** The support tiers a policy applies to: the tier tags its tag conditions include. */
+function tiersOf(policy: ZendeskSlaPolicy): SupportTier[] {
+  const conditions = [...(policy.filter?.all ?? []), ...(policy.filter?.any ?? [])];
+  const tags = new Set<string>();
+  for (const condition of conditions) {
+    if (!TAG_CONDITION_FIELDS.has(condition.field) || condition.operator !== 'includes') continue;
+    // "includes" takes a space-separated list of tags (or, from some clients, an array).
+    const values = Array.isArray(condition.value) ? condition.value.map(String) : String(condition.value ?? '').split(/\s+/);
+    for (const tag of values) tags.add(tag.toLowerCase());
+  }
+  return (Object.keys(TIER_TAG) as SupportTier[]).filter((tier) => tags.has(TIER_TAG[tier]));
+}
+
+function toSlaPolicy(policy: ZendeskSlaPolicy, tier: SupportTier): SlaPolicyRecord {
+  const targets = new Map<CasePriority, SlaTargetRecord>();
+  for (const metric of policy.policy_metrics) {
+    const priority = PRIORITY_FROM_DESK[metric.priority];
+    if (!priority) continue;
+    const target = targets.get(priority) ?? { priority, firstResponseHours: 0, resolutionHours: 0 };
+    // Targets are minutes. The requester's total wait is what customers feel as time to
+    // resolution, so it counts as the resolution target, as in the embedded adapter.
+    if (metric.metric === 'first_reply_time') target.firstResponseHours = metric.target / 60;
+    if (metric.metric === 'requester_wait_time' || metric.metric === 'resolution_time') target.resolutionHours = metric.target / 60;
+    targets.set(priority, target);
+  }
+  return {
+    tier,
+    name: policy.title,
+    businessHoursOnly: policy.policy_metrics.some((metric) => metric.business_hours),
+    targets: [...targets.values()].sort((a, b) => PRIORITY_ORDER.indexOf(a.priority) - PRIORITY_ORDER.indexOf(b.priority)),
+  };
+}
+
+/** Whether a case (as read now) still matches a filter the search index answered. */
+function matchesFilter(record: CaseRecord, filter: CaseFilterInput): boolean {
+  return (
+    (!filter.statuses?.length || filter.statuses.includes(record.status)) &&
+    (!filter.priorities?.length || filter.priorities.includes(record.priority)) &&
+    (filter.customerId === undefined || record.customerId === filter.customerId) &&
+    (filter.assigneeId === undefined || record.assigneeId === filter.assigneeId)
+  );
+}
+
+/**
+ * The tag that marks an update key as applied. Zendesk lower-cases tags and splits them at
+ * spaces, so a key that would not survive as a tag verbatim gets a hash of itself appended:
+ * two keys must never share a tag, or the second update would be skipped.
+ */
+export function idempotencyTag(key: string): string {
+  const sanitized = key.toLowerCase().replace(/[^a-z0-9_-]+/g, '_');
+  if (sanitized === key && key.length <= 64) return IDEMPOTENCY_TAG_PREFIX + key;
+  const digest = createHash('sha256').update(key).digest('hex').slice(0, 16);
+  return `${IDEMPOTENCY_TAG_PREFIX}${sanitized.slice(0, 40)}_${digest}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries and batches.
+// ---------------------------------------------------------------------------------------------
+
+/** Distinct values in chunks of at most `size`. */
+function chunks<T>(values: readonly T[], size: number): T[][] {
+  const unique = [...new Set(values)];
+  const result: T[][] = [];
+  for (let i = 0; i < unique.length; i += size) result.push(unique.slice(i, i + size));
+  return result;
+}
+
+/** Ticket and user ids are positive integers; anything else names no record in the desk. */
+function deskId(value: string): number | null {
+  const id = Number(value);
+  return /^\d+$/.test(value) && Number.isSafeInteger(id) && id > 0 ? id : null;
+}
+
+function newestFirst(records: CaseRecord[]): CaseRecord[] {
+  return records.sort((a, b) => Number(b.id) - Number(a.id));
+}
+
+/** Search terms: one keyword repeated matches any of its values. */
+function anyOf(keyword: string, values: Iterable<string>): string[] {
+  return [...new Set(values)].map((value) => `${keyword}:${value}`);
+}
+
+/** A value as a search phrase, so punctuation in it does not split it into several words. */
+function phrase(value: string): string {
+  return `"${value.replace(/"/g, ' ')}"`;
+}
+
+/** Zendesk's search compares whole seconds; "before the next second" includes the cursor's own second. */
+function nextSecond(timestamp: string): string {
+  const next = new Date(Math.floor(Date.parse(timestamp) / 1000) * 1000 + 1000);
+  return next.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP: one request per telemetry call, classified for the resilience layer.
+// ---------------------------------------------------------------------------------------------
+
+/** show_many and users/organizations look-ups take at most 100 ids. */
+const SHOW_MANY_LIMIT = 100;
+/** Search pages hold at most 100 results. */
+const SEARCH_PAGE_LIMIT = 100;
+/** Values OR-ed into one search query; keeps the URL far below proxies' limits. */
+const SEARCH_TERMS_PER_QUERY = 50;
+/** Tries of a read-check-update cycle when another writer changed the ticket in between. */
+const UPDATE_CONFLICT_TRIES = 3;
+
+type QueryParams = Record<string, string | number | undefined>;
+
+interface HttpRequest {
+  method: 'GET' | 'PUT';
+  path: string;
+  query?: QueryParams;
+  body?: unknown;
+}
+
+/** Statuses some requests expect as an answer rather than a failure. */
+type ExpectedStatus = 404 | 409;
+type Answer<T> = { status: 200; body: T } | { status: ExpectedStatus };
+
+function authorization(auth: ZendeskAuth): string {
+  if (auth.kind === 'bearer') return `Bearer ${auth.token}`;
+  return `Basic ${Buffer.from(`${auth.email}/token:${auth.apiToken}`).toString('base64')}`;
+}
+
+/** Retry-After is seconds for Zendesk; HTTP also allows a date. */
+function retryAfterMs(header: string | null): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** Zendesk's error bodies name the error ({"error","description"}); 429s may be text/plain. */
+function errorSummary(text: string): string {
+  try {
+    const body = JSON.parse(text) as { error?: unknown; description?: unknown };
+    const error = typeof body.error === 'string' ? body.error : JSON.stringify(body.error ?? null);
+    return typeof body.description === 'string' ? `${error}: ${body.description}` : error;
+  } catch {
+    return text.trim().slice(0, 200);
+  }
+}
+
+function classifyStatus(request: HttpRequest, response: Response, text: string): SystemCallError {
+  const status = response.status;
+  const message = `${request.method} ${request.path} answered ${status} (${errorSummary(text)})`;
+  // 429 and 5xx are the desk's own trouble and pass; 4xx are this request's, and would fail again.
+  const retryable = status === 429 || status >= 500;
+  return new SystemCallError(message, {
+    retryable,
+    status,
+    retryAfterMs: retryable ? retryAfterMs(response.headers.get('retry-after')) : undefined,
+  });
+}
+
+function classifyNetworkError(request: HttpRequest, error: unknown, signal: AbortSignal): SystemCallError {
+  // The deadline aborts the request with the resilience layer's own (retryable) error.
+  if (signal.aborted && signal.reason instanceof SystemCallError) return signal.reason;
+  if (error instanceof SystemCallError) return error;
+  const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+  const detail = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : String(error);
+  return new SystemCallError(`${request.method} ${request.path} failed: ${detail}`, { retryable: true }, { cause: error });
+}
+
+function urlOf(baseUrl: string, request: HttpRequest): string {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(request.query ?? {})) if (value !== undefined) params.set(name, String(value));
+  const query = params.toString();
+  return `${baseUrl.replace(/\/+$/, '')}${request.path}${query ? `?${query}` : ''}`;
+}
+
+/**
+ * Telemetry may wrap a failure it takes for an outage in a ConnectorError; the resilience layer
+ * decides on retries from the SystemCallError, so that is what it must see.
+ */
+function unwrapClassified(error: unknown): never {
+  if (error instanceof ConnectorError && error.cause instanceof SystemCallError) throw error.cause;
+  throw error;
+}
+
+interface ZendeskHttp {
+  /** One HTTP request, counted once by telemetry; failures are classified SystemCallErrors. */
+  exchange<T>(operation: string, request: HttpRequest, signal: AbortSignal, expected?: readonly ExpectedStatus[]): Promise<Answer<T>>;
+  /** One GET through the resilience layer (reads are safe to repeat). */
+  get<T>(operation: string, path: string, query?: QueryParams): Promise<T>;
+  /** A GET of one record: null when the desk does not know it. */
+  find<T>(operation: string, path: string, query?: QueryParams): Promise<T | null>;
+}
+
+function createZendeskHttp(options: ZendeskConnectorOptions): ZendeskHttp {
+  const headers = { accept: 'application/json', authorization: authorization(options.auth) };
+
+  async function send<T>(request: HttpRequest, signal: AbortSignal, expected: readonly ExpectedStatus[]): Promise<Answer<T>> {
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(urlOf(options.baseUrl, request), {
+        method: request.method,
+        headers: request.body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+        body: request.body === undefined ? undefined : JSON.stringify(request.body),
+        signal,
+      });
+      text = await response.text();
+    } catch (error) {
+      throw classifyNetworkError(request, error, signal);
+    }
+    const status = response.status;
+    if (isExpected(status, expected)) return { status };
+    if (!response.ok) throw classifyStatus(request, response, text);
+    try {
+      return { status: 200, body: JSON.parse(text) as T };
+    } catch (error) {
+      throw new SystemCallError(
+        `${request.method} ${request.path} answered ${status} without JSON`,
+        { retryable: false, status },
+        { cause: error },
+      );
+    }
+  }
+
+  function exchange<T>(
+    operation: string,
+    request: HttpRequest,
+    signal: AbortSignal,
+    expected: readonly ExpectedStatus[] = [],
+  ): Promise<Answer<T>> {
+    const detail = { request: `${request.method} ${request.path}` };
+    return options.telemetry.call(operation, detail, () => send<T>(request, signal, expected)).catch(unwrapClassified);
+  }
+
+  async function find<T>(operation: string, path: string, query?: QueryParams): Promise<T | null> {
+    const answer = await options.resilience.call(operation, { idempotent: true }, (signal) =>
+      exchange<T>(operation, { method: 'GET', path, query }, signal, [404]),
+    );
+    return answer.status === 200 ? answer.body : null;
+  }
+
+  async function get<T>(operation: string, path: string, query?: QueryParams): Promise<T> {
+    const answer = await options.resilience.call(operation, { idempotent: true }, (signal) =>
+      exchange<T>(operation, { method: 'GET', path, query }, signal),
+    );
+    // No status was expected, so anything but 200 has already been thrown.
+    if (answer.status !== 200)
+      throw new SystemCallError(`GET ${path} answered ${answer.status}`, { retryable: false, status: answer.status });
+    return answer.body;
+  }
+
+  return { exchange, get, find };
+}
+
+function isExpected(status: number, expected: readonly ExpectedStatus[]): status is ExpectedStatus {
+  return (expected as readonly number[]).includes(status);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The adapter.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The support desk port over the Zendesk Support API. Tickets are always read through
+ * `tickets/show_many` with their users and organizations sideloaded, since only those carry the
+ * CRM contact id and the customer number; searches find ticket ids, which are then read that
+ * way, so every record comes from one mapping and from the ticket as it is now rather than as
+ * the search index last saw it. Every HTTP request goes through the resilience layer and counts
+ * once in the connector telemetry.
+ */
+export function createZendeskConnector(options: ZendeskConnectorOptions): SupportConnector {
+  const http = createZendeskHttp(options);
+  const { fieldIds } = options;
+
+  /** Tickets by id, mapped; unknown ids are left out (as show_many does). */
+  async function readCases(operation: string, ids: readonly number[]): Promise<CaseRecord[]> {
+    const pages = await Promise.all(
+      chunks(ids, SHOW_MANY_LIMIT).map((batch) =>
+        http.get<{ tickets: ZendeskTicket[] } & Sideloads>(operation, '/api/v2/tickets/show_many.json', {
+          ids: batch.join(','),
+          include: 'users,organizations',
+        }),
+      ),
+    );
+    return pages.flatMap((page) => {
+      const parties = partiesFrom(page);
+      return page.tickets.map((ticket) => toCase(ticket, parties, fieldIds));
+    });
+  }
+
+  async function organizationsByCustomerIds(operation: string, customerIds: readonly string[]): Promise<ZendeskOrganization[]> {
+    const pages = await Promise.all(
+      chunks(customerIds, SHOW_MANY_LIMIT).map((batch) =>
+        http.get<{ organizations: ZendeskOrganization[] }>(operation, '/api/v2/organizations/show_many.json', {
+          external_ids: batch.join(','),
+        }),
+      ),
+    );
+    const wanted = new Set(customerIds);
+    return pages
+      .flatMap((page) => page.organizations)
+      .filter((organization) => organization.external_id !== null && wanted.has(organization.external_id));
+  }
+
+  async function usersByContactIds(operation: string, contactIds: readonly string[]): Promise<ZendeskUser[]> {
+    const pages = await Promise.all(
+      chunks(contactIds, SHOW_MANY_LIMIT).map((batch) =>
+        http.get<{ users: ZendeskUser[] }>(operation, '/api/v2/users/show_many.json', { external_ids: batch.join(',') }),
+      ),
+    );
+    const wanted = new Set(contactIds);
+    return pages
+      .flatMap((page) => page.users)
+      .filter((user) => user.id !== null && user.external_id !== null && wanted.has(user.external_id));
+  }
+
+  /**
+   * Search terms for a case filter, or null when the filter names a customer or an agent the
+   * desk cannot have (then nothing matches, and nothing needs to be asked).
+   */
+  async function filterTerms(operation: string, filter: CaseFilterInput): Promise<string[] | null> {
+    const terms = [
+      ...anyOf(
+        'status',
+        (filter.statuses ?? []).map((status) => STATUS_TO_DESK[status]),
+      ),
+      ...anyOf(
+        'priority',
+        (filter.priorities ?? []).map((priority) => PRIORITY_TO_DESK[priority]),
+      ),
+    ];
+    if (filter.assigneeId !== undefined) {
+      const assignee = deskId(filter.assigneeId);
+      if (assignee === null) return null;
+      terms.push(`assignee:${assignee}`);
+    }
+    if (filter.customerId !== undefined) {
+      const [organization] = await organizationsByCustomerIds(operation, [filter.customerId]);
+      if (!organization) return null;
+      terms.push(`organization:${organization.id}`);
+    }
+    return terms;
+  }
+
+  /**
+   * The newest tickets matching the terms, `limit` of them that pass `accept`, and whether the
+   * search holds more. The count Zendesk returns with the first page answers "is there more"
+   * without reading another page. `rejects` is how many results `accept` is expected to turn
+   * down, so that one page usually holds enough.
+   */
+  async function searchNewest(
+    operation: string,
+    terms: readonly string[],
+    limit: number,
+    { accept = () => true, rejects = 0 }: { accept?: (ticket: ZendeskTicket) => boolean; rejects?: number } = {},
+  ): Promise<{ ids: number[]; hasMore: boolean }> {
+    const perPage = Math.max(1, Math.min(SEARCH_PAGE_LIMIT, limit + rejects));
+    const ids: number[] = [];
+    let rejected = 0;
+    let count = 0;
+    for (let page = 1; ids.length < limit; page += 1) {
+      const result = await http.get<SearchPage>(operation, '/api/v2/search.json', {
+        query: ['type:ticket', ...terms].join(' '),
+        sort_by: 'created_at',
+        sort_order: 'desc',
+        per_page: perPage,
+        page,
+      });
+      count = result.count;
+      for (const ticket of result.results) {
+        if (!accept(ticket)) rejected += 1;
+        else if (ids.length < limit) ids.push(ticket.id);
+      }
+      if (!result.next_page || result.results.length === 0) break;
+    }
+    return { ids, hasMore: count - rejected > ids.length };
+  }
+
+  /** Every ticket matching the terms, through the export endpoint (cursor paging, no 1,000-result cap). */
+  async function exportTickets(operation: string, terms: readonly string[]): Promise<ZendeskTicket[]> {
+    const tickets: ZendeskTicket[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await http.get<{ results: ZendeskTicket[] } & CursorMeta>(operation, '/api/v2/search/export.json', {
+        query: ['type:ticket', ...terms].join(' '),
+        'filter[type]': 'ticket',
+        'page[size]': SEARCH_PAGE_LIMIT,
+        'page[after]': after,
+      });
+      tickets.push(...page.results);
+      if (!page.meta.has_more || !page.meta.after_cursor) return tickets;
+      after = page.meta.after_cursor;
+    }
+  }
+
+  /** Tickets whose field holds one of the values; the search matches loosely, so the values are checked exactly. */
+  async function casesByField(
+    operation: string,
+    fieldId: number,
+    values: readonly string[],
+    valueOf: (record: CaseRecord) => string | null,
+  ) {
+    const wanted = new Set(values);
+    const batches = await Promise.all(
+      chunks(values, SEARCH_TERMS_PER_QUERY).map((batch) => exportTickets(operation, anyOf(`custom_field_${fieldId}`, batch.map(phrase)))),
+    );
+    const ids = batches
+      .flat()
+      .filter((ticket) => wanted.has(customFieldValue(ticket, fieldId) ?? ''))
+      .map((ticket) => ticket.id);
+    const records = await readCases(operation, ids);
+    return newestFirst(records.filter((record) => wanted.has(valueOf(record) ?? '')));
+  }
+
+  async function commentsOf(caseId: string): Promise<CommentRecord[]> {
+    const ticketId = deskId(caseId);
+    if (ticketId === null) return [];
+    const comments: CommentRecord[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await http.find<{ comments: ZendeskComment[] } & Sideloads & CursorMeta>(
+        'commentsByCaseIds',
+        `/api/v2/tickets/${ticketId}/comments.json`,
+        { 'page[size]': 100, 'page[after]': after, include: 'users' },
+      );
+      if (!page) return comments;
+      const authors = new Map((page.users ?? []).map((user) => [user.id, user.name]));
+      comments.push(...page.comments.map((comment) => toComment(comment, String(ticketId), authors)));
+      if (!page.meta.has_more || !page.meta.after_cursor) return comments;
+      after = page.meta.after_cursor;
+    }
+  }
+
+  type TicketWithParties = { ticket: ZendeskTicket } & Sideloads;
+
+  /**
+   * Reads the ticket, and unless its tags show the key applied, updates it and tags it in one PUT.
+   * `safe_update` makes the PUT fail with 409 if anyone changed the ticket since the read, so
+   * two deliveries of one key cannot both pass the check; the loser reads again and sees the tag.
+   * Retrying this whole cycle (not just the PUT) is what makes a lost answer safe to repeat.
+   */
+  async function applyOnce(ticketId: number, update: Omit<CaseUpdate, 'caseId'>, signal: AbortSignal): Promise<CaseRecord | null> {
+    const tag = idempotencyTag(update.key);
+    const path = `/api/v2/tickets/${ticketId}.json`;
+    for (let attempt = 1; ; attempt += 1) {
+      const read = await http.exchange<TicketWithParties>(
+        'applyCaseUpdate',
+        { method: 'GET', path, query: { include: 'users,organizations' } },
+        signal,
+        [404],
+      );
+      if (read.status !== 200) return null;
+      const parties = partiesFrom(read.body);
+      if (read.body.ticket.tags.includes(tag)) return toCase(read.body.ticket, parties, fieldIds);
+      const ticket = {
+        ...(update.status ? { status: STATUS_TO_DESK[update.status] } : {}),
+        ...(update.internalNote ? { comment: { body: update.internalNote, public: false } } : {}),
+        additional_tags: [tag],
+        safe_update: true,
+        updated_stamp: read.body.ticket.updated_at,
+      };
+      const written = await http.exchange<{ ticket: ZendeskTicket }>(
+        'applyCaseUpdate',
+        { method: 'PUT', path, body: { ticket } },
+        signal,
+        [404, 409],
+      );
+      if (written.status === 200) return toCase(written.body.ticket, parties, fieldIds);
+      if (written.status === 404) return null;
+      if (attempt >= UPDATE_CONFLICT_TRIES) {
+        throw new SystemCallError(`PUT ${path} kept conflicting with other updates`, { retryable: false, status: 409 });
+      }
+    }
+  }
+
+  return {
+    async casesByIds(ids) {
+      const ticketIds = ids.map(deskId).filter((id): id is number => id !== null);
+      return readCases('casesByIds', ticketIds);
+    },
+
+    async searchCases({ filter, limit, afterId }) {
+      const terms = await filterTerms('searchCases', filter);
+      if (terms === null) return { records: [], hasNextPage: false };
+      let before: number | null = null;
+      if (afterId !== undefined) {
+        before = deskId(afterId);
+        if (before === null) return { records: [], hasNextPage: false };
+        // Search cannot compare ticket ids, but ids grow with creation time: the cursor's
+        // creation time bounds the search, and the id decides within its second.
+        const cursor = await http.find<{ ticket: ZendeskTicket }>('searchCases', `/api/v2/tickets/${before}.json`);
+        // A cursor whose ticket is gone (deleted since) leaves no place to continue from.
+        if (!cursor) return { records: [], hasNextPage: false };
+        terms.push(`created<${nextSecond(cursor.ticket.created_at)}`);
+      }
+      // The cursor's own ticket is within the bound and turned down: one more result per page.
+      const found = await searchNewest('searchCases', terms, limit, {
+        accept: (ticket) => before === null || ticket.id < before,
+        rejects: before === null ? 0 : 1,
+      });
+      const records = newestFirst(await readCases('searchCases', found.ids)).filter((record) => matchesFilter(record, filter));
+      return { records, hasNextPage: found.hasMore };
+    },
+
+    async countCases(filter) {
+      const terms = await filterTerms('countCases', filter);
+      if (terms === null) return 0;
+      const result = await http.get<{ count: number }>('countCases', '/api/v2/search/count.json', {
+        query: ['type:ticket', ...terms].join(' '),
+      });
+      return result.count;
+    },
+
+    // One search per customer rather than one for all: a page of `limit` costs the same
+    // whatever the customer's history, where a joint search would read all of it.
+    async casesByCustomerIds(customerIds, { statuses, limit }) {
+      const organizations = await organizationsByCustomerIds('casesByCustomerIds', customerIds);
+      const statusTerms = anyOf(
+        'status',
+        (statuses ?? []).map((status) => STATUS_TO_DESK[status]),
+      );
+      const found = await Promise.all(
+        organizations.map((organization) => searchNewest('casesByCustomerIds', [`organization:${organization.id}`, ...statusTerms], limit)),
+      );
+      const records = await readCases(
+        'casesByCustomerIds',
+        found.flatMap((result) => result.ids),
+      );
+      const wanted = new Set(customerIds);
+      return newestFirst(
+        records.filter((record) => record.customerId !== null && wanted.has(record.customerId) && matchesFilter(record, { statuses })),
+      );
+    },
+
+    // Open cases are few per customer, so one search for a batch of customers reads little
+    // and costs one call where counting per customer would cost one each.
+    async openCaseCounts(customerIds) {
+      const organizations = await organizationsByCustomerIds('openCaseCounts', customerIds);
+      const customerOf = new Map(organizations.map((organization) => [organization.id, organization.external_id ?? '']));
+      const counts = new Map<string, number>();
+      const batches = await Promise.all(
+        chunks([...customerOf.keys()], SEARCH_TERMS_PER_QUERY).map((batch) =>
+          exportTickets('openCaseCounts', ['status<solved', ...anyOf('organization', batch.map(String))]),
+        ),
+      );
+      for (const ticket of batches.flat()) {
+        const customerId = ticket.organization_id === null ? undefined : customerOf.get(ticket.organization_id);
+        if (customerId) counts.set(customerId, (counts.get(customerId) ?? 0) + 1);
+      }
+      return counts;
+    },
+
+    // Per contact, for the same reason as per customer above.
+    async casesByContactIds(contactIds, limit) {
+      const users = await usersByContactIds('casesByContactIds', contactIds);
+      const found = await Promise.all(users.map((user) => searchNewest('casesByContactIds', [`requester:${user.id}`], limit)));
+      const records = await readCases(
+        'casesByContactIds',
+        found.flatMap((result) => result.ids),
+      );
+      const wanted = new Set(contactIds);
+      return newestFirst(records.filter((record) => record.requesterContactId !== null && wanted.has(record.requesterContactId)));
+    },
+
+    casesByOrderNumbers(numbers) {
+      return casesByField('casesByOrderNumbers', fieldIds.orderNumber, numbers, (record) => record.orderNumber);
+    },
+
+    casesBySerialNumbers(serialNumbers) {
+      return casesByField('casesBySerialNumbers', fieldIds.serialNumber, serialNumbers, (record) => record.serialNumber);
+    },
+
+    // Zendesk has no comments endpoint for several tickets: one listing (or more, past 100
+    // comments) per case. The loaders ask for the cases a response shows, so this stays small.
+    async commentsByCaseIds(caseIds) {
+      const lists = await Promise.all([...new Set(caseIds)].map(commentsOf));
+      return lists
+        .flat()
+        .sort((a, b) => Number(a.caseId) - Number(b.caseId) || a.createdAt.localeCompare(b.createdAt) || Number(a.id) - Number(b.id));
+    },
+
+    async agentsByIds(ids) {
+      const userIds = ids.map(deskId).filter((id): id is number => id !== null);
+      const pages = await Promise.all(
+        chunks(userIds, SHOW_MANY_LIMIT).map((batch) =>
+          http.get<{ users: ZendeskUser[] }>('agentsByIds', '/api/v2/users/show_many.json', { ids: batch.join(',') }),
+        ),
+      );
+      return pages.flatMap((page) => page.users.filter((user) => AGENT_ROLES.has(user.role)).map(toAgent));
+    },
+
+    // Zendesk applies the first policy (by position) whose conditions a ticket meets, so a
+    // tier gets the first policy that names its tag.
+    async slaPoliciesByTiers(tiers) {
+      if (tiers.length === 0) return [];
+      const { sla_policies: policies } = await http.get<{ sla_policies: ZendeskSlaPolicy[] }>(
+        'slaPoliciesByTiers',
+        '/api/v2/slas/policies.json',
+      );
+      const wanted = new Set(tiers);
+      const chosen = new Map<SupportTier, ZendeskSlaPolicy>();
+      for (const policy of [...policies].sort((a, b) => a.position - b.position)) {
+        for (const tier of tiersOf(policy)) if (wanted.has(tier) && !chosen.has(tier)) chosen.set(tier, policy);
+      }
+      return [...chosen].map(([tier, policy]) => toSlaPolicy(policy, tier));
+    },
+
+    async applyCaseUpdate({ key, caseId, internalNote, status }) {
+      const ticketId = deskId(caseId);
+      if (ticketId === null) return null;
+      return options.resilience.call('applyCaseUpdate', { idempotent: true }, (signal) =>
+        applyOnce(ticketId, { key, internalNote, status }, signal),
+      );
+    },
+
+    async ping() {
+      // Zendesk answers /users/me for a missing credential too, as the anonymous user (id null).
+      const { user } = await http.get<{ user: ZendeskUser }>('ping', '/api/v2/users/me.json');
+      if (user.id === null) throw new SystemCallError('the desk did not accept the credentials', { retryable: false, status: 401 });
+    },
+
+    // Node's global fetch pools connections process-wide; there is nothing of ours to release.
+    async close() {},
+  };
+}

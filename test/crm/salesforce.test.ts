@@ -1,0 +1,392 @@
+import { Connection } from 'jsforce';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createConnectorTelemetry, silentTelemetry } from '../../platform/connector-telemetry.ts';
+import { ConnectorError } from '../../platform/errors.ts';
+import { createLogger } from '../../platform/logger.ts';
+import { createMetrics } from '../../platform/metrics.ts';
+import { createResilience, DEFAULT_POLICY, type ResiliencePolicy } from '../../platform/resilience.ts';
+import { createEmbeddedCrmConnector } from '../../subgraphs/crm/src/connectors/embedded/index.ts';
+import { createSalesforceConnector, SalesforceError, type SalesforceConnector } from '../../subgraphs/crm/src/connectors/salesforce.ts';
+import type { NewActivity } from '../../subgraphs/crm/src/connectors/types.ts';
+import { seededDatabases } from '../helpers/stack.ts';
+import { startSalesforceServer, type LoggedRequest, type SalesforceServer } from '../vendors/salesforce/server.ts';
+
+const dbs = seededDatabases();
+const embedded = createEmbeddedCrmConnector(dbs.crm, silentTelemetry('crm'));
+
+const column = (sql: string) => (dbs.crm.prepare(sql).all() as Record<string, string>[]).map((row) => Object.values(row)[0]!);
+const customerIds = column('SELECT AccountNumber FROM Account ORDER BY AccountNumber');
+const accountIds = column('SELECT Id FROM Account ORDER BY Id');
+const contactIds = column('SELECT Id FROM Contact ORDER BY Id');
+const contractNumbers = column('SELECT ContractNumber FROM Contract ORDER BY ContractNumber');
+
+let server: SalesforceServer;
+beforeAll(async () => {
+  server = await startSalesforceServer({ db: dbs.crm });
+});
+afterAll(() => server.close());
+beforeEach(() => server.reset());
+
+/** A Salesforce connector on the stand-in, with quick retries and its telemetry's call count. */
+function salesforce(auth: { refresh?: () => Promise<string> } = {}, policy: Partial<ResiliencePolicy> = {}) {
+  const metrics = createMetrics('crm');
+  const telemetry = createConnectorTelemetry('crm', metrics, createLogger('crm', 'silent'));
+  const resilience = createResilience('crm', {
+    ...DEFAULT_POLICY,
+    timeoutMs: 2_000,
+    baseDelayMs: 1,
+    maxDelayMs: 5,
+    breakerThreshold: 1_000,
+    ...policy,
+  });
+  const connector: SalesforceConnector = createSalesforceConnector({
+    instanceUrl: server.instanceUrl,
+    apiVersion: '59.0',
+    auth: { kind: 'accessToken', accessToken: server.accessToken, ...auth },
+    telemetry,
+    resilience,
+  });
+  const counted = async () => (await metrics.connectorCalls.get()).values.reduce((sum, { value }) => sum + value, 0);
+  return { connector, counted };
+}
+
+const byId = <T extends { id: string }>(records: T[]) => [...records].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+const statuses = () => server.requests.map((request) => request.status);
+const firstQueries = () => server.requests.filter((request) => request.path === '/query');
+const morePages = () => server.requests.filter((request) => request.path.startsWith('/query/'));
+/** The IN list of a logged statement, and the length of its WHERE clause. */
+function inList(request: LoggedRequest): { values: string[]; whereChars: number } {
+  const where = /WHERE (.*)$/.exec(request.soql ?? '')?.[1] ?? '';
+  const list = /IN \((.*)\)$/.exec(where)?.[1] ?? '';
+  return { values: list.split(',').map((literal) => literal.slice(1, -1)), whereChars: where.length };
+}
+const activity = (key: string, customerId = customerIds[3]!): NewActivity => ({
+  key,
+  customerId,
+  subject: 'Return authorised',
+  description: 'RMA issued for the damaged pump',
+  activityDate: '2026-11-01',
+});
+
+describe('Salesforce adapter: the same records as the embedded adapter over the same data', () => {
+  let connector: SalesforceConnector;
+  beforeAll(() => {
+    connector = salesforce().connector;
+  });
+
+  it('customersByIds: accounts by customer number, owner name through Owner.Name, unknown and wrong-case keys left out', async () => {
+    const keys = [...customerIds, 'C99999', customerIds[0]!.toLowerCase(), accountIds[0]!];
+    const found = await connector.customersByIds(keys);
+    expect(found).toHaveLength(customerIds.length);
+    expect(byId(found)).toEqual(byId(await embedded.customersByIds(keys)));
+    expect(found.some((customer) => customer.billingAddress?.state === null)).toBe(true);
+  });
+
+  it('contactsByIds: by 18-character Id; malformed and 15-character keys find nothing, as in the embedded CRM', async () => {
+    const keys = [...contactIds, 'not-an-id', contactIds[0]!.slice(0, 15), `003${'0'.repeat(15)}`];
+    const found = await connector.contactsByIds(keys);
+    expect(found).toHaveLength(contactIds.length);
+    expect(byId(found)).toEqual(byId(await embedded.contactsByIds(keys)));
+    server.reset();
+    expect(await connector.contactsByIds(['not-an-id'])).toEqual([]);
+    expect(await connector.customersByIds([])).toEqual([]);
+    expect(server.requests).toHaveLength(0);
+  });
+
+  it("contactsByCustomerIds: the same list in the same order (bytewise, so 'de Jong' after 'Smith')", async () => {
+    const found = await connector.contactsByCustomerIds(customerIds);
+    expect(found).toEqual(await embedded.contactsByCustomerIds(customerIds));
+    // The data has names whose bytewise order differs from Salesforce's case-insensitive one.
+    expect(found.some((contact, i) => i > 0 && found[i - 1]!.lastName.toUpperCase() > contact.lastName.toUpperCase())).toBe(true);
+  });
+
+  it('contractsByIds and contractsByCustomerIds: by contract number, and newest start first', async () => {
+    expect(byId(await connector.contractsByIds([...contractNumbers, '99999999']))).toEqual(
+      byId(await embedded.contractsByIds([...contractNumbers, '99999999'])),
+    );
+    expect(await connector.contractsByCustomerIds(customerIds)).toEqual(await embedded.contractsByCustomerIds(customerIds));
+  });
+
+  it('logActivity: the same activity as the embedded adapter, a completed Task on the account; null for an unknown customer', async () => {
+    const logged = await connector.logActivity(activity('parity-1'));
+    const reference = await embedded.logActivity(activity('parity-1'));
+    expect(logged).toEqual({ ...reference, id: logged?.id });
+    expect(logged?.id).toMatch(/^00T[0-9A-Za-z]{15}$/);
+    const task = server.records('Task').find((record) => record.Concord_Key__c === 'parity-1');
+    expect(task).toMatchObject({
+      Id: logged?.id,
+      WhatId: accountIdOf(customerIds[3]!),
+      AccountId: accountIdOf(customerIds[3]!),
+      Status: 'Completed',
+    });
+
+    expect(await connector.logActivity(activity('parity-2', 'C99999'))).toBeNull();
+    expect(await embedded.logActivity(activity('parity-2', 'C99999'))).toBeNull();
+  });
+
+  it('logActivity: a used key returns the first activity, as the embedded adapter does', async () => {
+    const first = activity('parity-3');
+    const again = { ...first, subject: 'Something else', activityDate: '2026-11-02' };
+    const logged = await connector.logActivity(first);
+    await embedded.logActivity(first);
+    expect(await connector.logActivity(again)).toEqual(logged);
+    expect(await embedded.logActivity(again)).toMatchObject({ subject: first.subject, activityDate: first.activityDate });
+  });
+
+  it('ping: one GET /limits', async () => {
+    await expect(connector.ping()).resolves.toBeUndefined();
+    await expect(embedded.ping()).resolves.toBeUndefined();
+    expect(server.requests.map((request) => `${request.method} ${request.path}`)).toEqual(['GET /limits']);
+  });
+});
+
+describe('Salesforce adapter: requests', () => {
+  it('chunks IN lists so each WHERE clause stays within 4,000 characters: 10 ids one query, 500 ids two', async () => {
+    const { connector, counted } = salesforce();
+    await connector.customersByIds(customerIds.slice(0, 10));
+    expect(firstQueries()).toHaveLength(1);
+
+    server.reset();
+    const many = [...customerIds, ...Array.from({ length: 460 }, (_, i) => `C${20_000 + i}`)];
+    const found = await connector.customersByIds(many);
+    expect(byId(found)).toEqual(byId(await embedded.customersByIds(customerIds)));
+    const queries = firstQueries();
+    expect(queries).toHaveLength(2);
+    expect(server.requests).toHaveLength(2);
+    expect(await counted()).toBe(3);
+    const lists = queries.map(inList);
+    expect(lists.every(({ whereChars }) => whereChars <= 4_000)).toBe(true);
+    expect(lists.flatMap(({ values }) => values).sort()).toEqual([...many].sort());
+  });
+
+  it('fits fewer 18-character Ids per statement: 500 contact Ids take three queries', async () => {
+    const { connector } = salesforce();
+    const made = Array.from({ length: 500 - contactIds.length }, (_, i) => `003${String(i).padStart(12, '0')}AAA`);
+    const found = await connector.contactsByIds([...contactIds, ...made]);
+    expect(found).toHaveLength(contactIds.length);
+    expect(firstQueries()).toHaveLength(3);
+    expect(firstQueries().every((request) => inList(request).whereChars <= 4_000)).toBe(true);
+  });
+
+  it('follows nextRecordsUrl with queryMore until done: 138 contacts in pages of 25 are six requests', async () => {
+    const { connector, counted } = salesforce();
+    server.pageSize = 25;
+    const found = await connector.contactsByCustomerIds(customerIds);
+    expect(found).toEqual(await embedded.contactsByCustomerIds(customerIds));
+    expect(found).toHaveLength(138);
+    expect(firstQueries()).toHaveLength(1);
+    expect(morePages()).toHaveLength(5);
+    expect(await counted()).toBe(6);
+
+    server.reset();
+    await connector.contactsByCustomerIds(customerIds);
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it('reads Sforce-Limit-Info: apiUsage() is null before the first answer, then the org’s count', async () => {
+    const { connector } = salesforce();
+    expect(connector.apiUsage()).toBeNull();
+    await connector.customersByIds(customerIds.slice(0, 3));
+    expect(connector.apiUsage()).toEqual({ used: server.apiUsage.used, limit: 100_000 });
+    const before = server.apiUsage.used;
+    await connector.ping();
+    expect(connector.apiUsage()).toEqual({ used: before + 1, limit: 100_000 });
+  });
+
+  it('logActivity twice with one key creates one Task; the second call is a single query', async () => {
+    const { connector } = salesforce();
+    const first = await connector.logActivity(activity('once-1'));
+    expect(server.requests.map((request) => `${request.method} ${request.path} ${request.status}`)).toEqual([
+      'GET /query 200',
+      'GET /query 200',
+      'POST /sobjects/Task 201',
+    ]);
+    server.requests.length = 0;
+    expect(await connector.logActivity(activity('once-1'))).toEqual(first);
+    expect(server.requests).toHaveLength(1);
+    expect(server.records('Task').filter((task) => task.Concord_Key__c === 'once-1')).toHaveLength(1);
+  });
+
+  it('logActivity racing itself with one key: one Task, the loser reads the winner after DUPLICATE_VALUE', async () => {
+    const { connector } = salesforce();
+    const [a, b] = await Promise.all([connector.logActivity(activity('race-1')), connector.logActivity(activity('race-1'))]);
+    expect(a).toEqual(b);
+    expect(server.records('Task').filter((task) => task.Concord_Key__c === 'race-1')).toHaveLength(1);
+    expect(
+      server.requests
+        .filter((request) => request.path === '/sobjects/Task')
+        .map((request) => request.status)
+        .sort(),
+    ).toEqual([201, 400]);
+  });
+});
+
+describe('Salesforce adapter: failures', () => {
+  it('retries 503 through the resilience layer only: two 503s then success is three requests, all counted', async () => {
+    const { connector, counted } = salesforce();
+    server.faults.failNext('unavailable', 2);
+    await expect(connector.customersByIds(customerIds.slice(0, 2))).resolves.toHaveLength(2);
+    // jsforce would retry each 503 itself (up to 5 times, 0.5 s apart): exactly three means it did not.
+    expect(statuses()).toEqual([503, 503, 200]);
+    expect(await counted()).toBe(3);
+  });
+
+  it('retries REQUEST_LIMIT_EXCEEDED (403)', async () => {
+    const { connector } = salesforce();
+    server.faults.failNext('requestLimit');
+    await expect(connector.contractsByIds(contractNumbers.slice(0, 2))).resolves.toHaveLength(2);
+    expect(statuses()).toEqual([403, 200]);
+  });
+
+  it('gives up after the policy’s tries with a ConnectorError naming the system', async () => {
+    const { connector } = salesforce();
+    server.faults.failNext('unavailable', 10);
+    const failure = await connector.customersByIds(customerIds.slice(0, 2)).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ConnectorError);
+    expect((failure as ConnectorError).system).toBe('crm');
+    expect(server.requests).toHaveLength(DEFAULT_POLICY.retries + 1);
+  });
+
+  it('gives a slow org the resilience deadline: each try times out, then the call fails', async () => {
+    const { connector } = salesforce({}, { timeoutMs: 50, retries: 1 });
+    server.faults.latencyMs = 200;
+    await expect(connector.customersByIds(customerIds.slice(0, 2))).rejects.toThrow(/timed out after 50 ms/);
+    expect(server.requests).toHaveLength(2);
+  });
+
+  it('retries a reset connection, once, counting both requests', async () => {
+    const { connector, counted } = salesforce();
+    server.faults.failNext('reset');
+    await expect(connector.contactsByIds(contactIds.slice(0, 2))).resolves.toHaveLength(2);
+    expect(statuses()).toEqual([0, 200]);
+    expect(await counted()).toBe(2);
+  });
+
+  it('does not retry MALFORMED_QUERY or INVALID_FIELD: one request, a non-retryable SalesforceError', async () => {
+    const { connector } = salesforce();
+    server.faults.failNext('malformedQuery');
+    const malformed = await connector.customersByIds(customerIds.slice(0, 2)).catch((error: unknown) => error);
+    expect(malformed).toBeInstanceOf(SalesforceError);
+    expect(malformed).toMatchObject({ errorCode: 'MALFORMED_QUERY', details: { retryable: false } });
+    expect(server.requests).toHaveLength(1);
+
+    server.reset();
+    server.faults.hideField('Account', 'Segment__c');
+    const invalid = await connector.customersByIds(customerIds.slice(0, 2)).catch((error: unknown) => error);
+    expect(invalid).toMatchObject({ errorCode: 'INVALID_FIELD', details: { retryable: false } });
+    expect((invalid as Error).message).toContain("No such column 'Segment__c' on entity 'Account'");
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it('renews an expired session once and the call succeeds; later calls use the new token', async () => {
+    let refreshes = 0;
+    const { connector } = salesforce({ refresh: async () => ((refreshes += 1), 'renewed-token') });
+    server.accessToken = 'renewed-token';
+    await expect(connector.customersByIds(customerIds.slice(0, 2))).resolves.toHaveLength(2);
+    expect(refreshes).toBe(1);
+    expect(server.requests.map((request) => [request.status, request.token])).toEqual([
+      [401, 'concord-test-session'],
+      [200, 'renewed-token'],
+    ]);
+    await connector.ping();
+    expect(server.requests).toHaveLength(3);
+    expect(refreshes).toBe(1);
+  });
+
+  it('shares one renewal between concurrent calls rejected with the same token', async () => {
+    let refreshes = 0;
+    const { connector } = salesforce({ refresh: async () => ((refreshes += 1), 'renewed-token') });
+    server.accessToken = 'renewed-token';
+    await Promise.all([
+      connector.customersByIds(customerIds.slice(0, 2)),
+      connector.contactsByIds(contactIds.slice(0, 2)),
+      connector.contractsByIds(contractNumbers.slice(0, 2)),
+    ]);
+    expect(refreshes).toBe(1);
+  });
+
+  it('fails after one renewal when the org keeps answering 401 (no refresh loop), and at once without a refresh', async () => {
+    let refreshes = 0;
+    const { connector } = salesforce({ refresh: async () => ((refreshes += 1), `renewed-${refreshes}`) });
+    server.faults.rejectEveryToken = true;
+    const failure = await connector.customersByIds(customerIds.slice(0, 2)).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ConnectorError);
+    expect(refreshes).toBe(1);
+    expect(statuses()).toEqual([401, 401]);
+
+    server.reset();
+    server.faults.rejectEveryToken = true;
+    await expect(salesforce().connector.ping()).rejects.toThrow(/no refresh is configured/);
+    expect(statuses()).toEqual([401]);
+  });
+
+  it('counts every HTTP request once in concord_connector_calls_total, retries and renewals included', async () => {
+    const { connector, counted } = salesforce({ refresh: async () => 'renewed-token' });
+    server.pageSize = 50;
+    server.faults.failNext('unavailable');
+    server.accessToken = 'renewed-token';
+    await connector.contactsByCustomerIds(customerIds);
+    await connector.logActivity(activity('counted-1'));
+    await connector.ping();
+    expect(server.requests.length).toBeGreaterThan(6);
+    expect(await counted()).toBe(server.requests.length);
+  });
+});
+
+describe('the Salesforce stand-in answers as Salesforce does', () => {
+  const conn = () => new Connection({ instanceUrl: server.instanceUrl, accessToken: server.accessToken, version: '59.0' });
+
+  it('rejects a wrong token with 401 INVALID_SESSION_ID as a JSON array, with Sforce-Limit-Info', async () => {
+    const response = await fetch(`${server.instanceUrl}/services/data/v59.0/limits`, { headers: { authorization: 'Bearer wrong' } });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('content-type')).toBe('application/json;charset=UTF-8');
+    expect(response.headers.get('sforce-limit-info')).toMatch(/^api-usage=\d+\/100000$/);
+    expect(await response.json()).toEqual([{ message: 'Session expired or invalid', errorCode: 'INVALID_SESSION_ID' }]);
+  });
+
+  it('answers 414 for a URI over 16,384 bytes, and 404 under a version it does not serve', async () => {
+    const long = await fetch(`${server.instanceUrl}/services/data/v59.0/query?q=${'x'.repeat(16_400)}`, {
+      headers: { authorization: `Bearer ${server.accessToken}` },
+    });
+    expect(long.status).toBe(414);
+    const old = new Connection({ instanceUrl: server.instanceUrl, accessToken: server.accessToken });
+    await expect(old.query('SELECT Id FROM Account')).rejects.toMatchObject({ errorCode: 'NOT_FOUND' });
+  });
+
+  it('runs SOQL with relationship fields, ORDER BY and LIMIT, and rejects a malformed Id filter', async () => {
+    const result = await conn().query<{ Name: string; Owner: { Name: string } }>(
+      'SELECT Name, Owner.Name FROM Account ORDER BY Name DESC LIMIT 3',
+    );
+    const expected = dbs.crm
+      .prepare('SELECT a.Name, u.Name AS Owner FROM Account a JOIN "User" u ON u.Id = a.OwnerId ORDER BY upper(a.Name) DESC LIMIT 3')
+      .all() as { Name: string; Owner: string }[];
+    expect(result.records.map((record) => [record.Name, record.Owner.Name])).toEqual(expected.map((row) => [row.Name, row.Owner]));
+    expect(result).toMatchObject({ totalSize: 3, done: true });
+    await expect(conn().query("SELECT Id FROM Contact WHERE Id IN ('nope')")).rejects.toMatchObject({
+      errorCode: 'INVALID_QUERY_FILTER_OPERATOR',
+    });
+    await expect(conn().query('SELECT Id FROM Contact WHERE')).rejects.toMatchObject({ errorCode: 'MALFORMED_QUERY' });
+  });
+
+  it('retrieves many by Id (null for a missing one) and upserts by external id (201 created, then 200 updated)', async () => {
+    const records = (await conn().retrieve('Contact', [contactIds[0]!, `003${'0'.repeat(15)}`], {
+      fields: ['Id', 'LastName'],
+    })) as unknown[];
+    expect(records).toEqual([
+      expect.objectContaining({ Id: contactIds[0], attributes: expect.objectContaining({ type: 'Contact' }) }),
+      null,
+    ]);
+    expect(server.requests.map((request) => `${request.method} ${request.path}`)).toEqual(['POST /composite/sobjects/Contact']);
+
+    const task = { Concord_Key__c: 'upsert-1', WhatId: accountIds[0]!, Subject: 'Call' };
+    const created = await conn().upsert('Task', task, 'Concord_Key__c');
+    const updated = await conn().upsert('Task', { ...task, Subject: 'Call back' }, 'Concord_Key__c');
+    expect(created).toMatchObject({ success: true, created: true });
+    expect(updated).toMatchObject({ id: (created as { id: string }).id, success: true, created: false });
+    expect(statuses().slice(-2)).toEqual([201, 200]);
+  });
+});
+
+function accountIdOf(customerId: string): string {
+  return (dbs.crm.prepare('SELECT Id FROM Account WHERE AccountNumber = ?').get(customerId) as { Id: string }).Id;
+}

@@ -1,0 +1,457 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createConnectorTelemetry, silentTelemetry } from '../../platform/connector-telemetry.ts';
+import { ConnectorError } from '../../platform/errors.ts';
+import { createLogger } from '../../platform/logger.ts';
+import { createMetrics } from '../../platform/metrics.ts';
+import { createResilience, type ResiliencePolicy } from '../../platform/resilience.ts';
+import { BusinessCentralError, createBusinessCentralConnector } from '../../subgraphs/erp/src/connectors/businessCentral.ts';
+import { createEmbeddedErpConnector } from '../../subgraphs/erp/src/connectors/embedded/index.ts';
+import type { NewReturnOrder, ReturnOrderRecord } from '../../subgraphs/erp/src/connectors/types.ts';
+import { AS_OF, seededDatabases } from '../helpers/stack.ts';
+import { startBusinessCentralServer, type BusinessCentralServer } from '../vendors/businessCentral/server.ts';
+
+// Small delays and short deadlines keep the fault tests fast.
+const POLICY: ResiliencePolicy = {
+  timeoutMs: 2_000,
+  retries: 3,
+  baseDelayMs: 2,
+  maxDelayMs: 10,
+  maxConcurrent: 8,
+  breakerThreshold: 5,
+  breakerOpenMs: 60_000,
+};
+
+interface SerialRow {
+  serialNumber: string;
+  itemNumber: string;
+  customerNumber: string;
+  orderNumber: string;
+}
+interface LineRow {
+  orderNumber: string;
+  sequence: number;
+  sku: string;
+  customerNumber: string;
+}
+
+const sortBy =
+  <T>(...keys: ((row: T) => string | number)[]) =>
+  (rows: readonly T[]): T[] =>
+    [...rows].sort((a, b) => {
+      for (const key of keys) {
+        const [x, y] = [key(a), key(b)];
+        if (x !== y) return x < y ? -1 : 1;
+      }
+      return 0;
+    });
+
+const withoutCreatedAt = ({ createdAt: _createdAt, ...rest }: ReturnOrderRecord) => rest;
+
+describe('Business Central adapter against a Business Central-shaped server', () => {
+  const { erp: db } = seededDatabases();
+  // The seed holds no partly shipped order: ship one line of an open order, in both systems' data.
+  db.prepare(
+    `UPDATE salesOrderLines SET shippedQuantity = 1
+     WHERE documentId = (SELECT id FROM salesOrders WHERE number = 'SO-100397') AND sequence = 10000`,
+  ).run();
+  const embedded = createEmbeddedErpConnector(db, silentTelemetry('erp'));
+  const column = <T>(sql: string) => (db.prepare(sql).all() as Record<string, T>[]).map((row) => Object.values(row)[0] as T);
+  const serials = db
+    .prepare('SELECT serialNumber, itemNumber, customerNumber, orderNumber FROM serialNumbers ORDER BY serialNumber LIMIT 8')
+    .all() as SerialRow[];
+  const orderLines = db
+    .prepare(
+      `SELECT o.number AS orderNumber, l.sequence, l.lineObjectNumber AS sku, o.customerNumber
+       FROM salesOrderLines l JOIN salesOrders o ON o.id = l.documentId ORDER BY o.number, l.sequence LIMIT 8`,
+    )
+    .all() as LineRow[];
+
+  /** A return of one serialized unit and two of an order line's items. */
+  function newReturn(key: string, caseId: string, i: number): NewReturnOrder {
+    const serial = serials[i]!;
+    const line = orderLines[i]!;
+    return {
+      externalDocumentNumber: key,
+      customerId: serial.customerNumber,
+      caseId,
+      resolution: i % 2 ? 'REFUND' : 'REPLACE',
+      currency: 'USD',
+      lines: [
+        {
+          sku: serial.itemNumber,
+          quantity: 1,
+          unitPrice: '199.90',
+          reason: 'DEFECTIVE',
+          serialNumber: serial.serialNumber,
+          orderNumber: serial.orderNumber,
+          orderLineSequence: null,
+          appliesToInvoiceNumber: null,
+        },
+        {
+          sku: line.sku,
+          quantity: 2,
+          unitPrice: '12.50',
+          reason: 'WRONG_ITEM',
+          serialNumber: null,
+          orderNumber: line.orderNumber,
+          orderLineSequence: line.sequence,
+          appliesToInvoiceNumber: 'INV-700001',
+        },
+      ],
+    };
+  }
+
+  let server: BusinessCentralServer;
+
+  beforeAll(async () => {
+    // Return orders exist before the server loads the data, so both adapters see them.
+    await embedded.createReturnOrder(newReturn('RET-SEED-1', 'CASE-1', 0));
+    await embedded.createReturnOrder(newReturn('RET-SEED-2', 'CASE-1', 1));
+    await embedded.createReturnOrder(newReturn('RET-SEED-3', 'CASE-2', 2));
+    server = await startBusinessCentralServer({ erp: db });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+  beforeEach(() => {
+    server.faults.clear();
+  });
+
+  /** A fresh adapter (its own breaker and metrics) on the server. */
+  function connect(options: { policy?: Partial<ResiliencePolicy>; maxPageSize?: number; token?: string; companyId?: string } = {}) {
+    const metrics = createMetrics('erp');
+    const resilience = createResilience('erp', { ...POLICY, ...options.policy });
+    const connector = createBusinessCentralConnector({
+      baseUrl: server.baseUrl,
+      companyId: options.companyId ?? server.companyId,
+      extension: server.extension,
+      token: async () => options.token ?? server.token,
+      telemetry: createConnectorTelemetry('erp', metrics, createLogger('erp', 'silent')),
+      resilience,
+      maxPageSize: options.maxPageSize ?? 1_000,
+    });
+    const calls = async () => (await metrics.connectorCalls.get()).values.reduce((sum, value) => sum + value.value, 0);
+    return { connector, resilience, calls };
+  }
+
+  /** The requests the server received from `mark` on. */
+  const requestsSince = (mark: number) => server.requests.slice(mark);
+
+  describe('returns the same records as the embedded adapter over the same data', () => {
+    // Small pages, so most reads below also follow @odata.nextLink.
+    const bc = () => connect({ maxPageSize: 25 }).connector;
+
+    it('customers and products', async () => {
+      const customers = [...column<string>('SELECT number FROM customers'), 'C99999', 'C10001'];
+      const skus = [...column<string>('SELECT number FROM items'), 'NOPE-1'];
+      const byId = sortBy<{ id: string }>((c) => c.id);
+      const bySku = sortBy<{ sku: string }>((p) => p.sku);
+      expect(byId(await bc().customersByIds(customers))).toEqual(byId(await embedded.customersByIds(customers)));
+      expect(bySku(await bc().productsBySkus(skus))).toEqual(bySku(await embedded.productsBySkus(skus)));
+      // Blank values come back as null, not "" or 0001-01-01; a blocked customer is on credit hold.
+      expect((await bc().customersByIds(customers)).filter((c) => c.creditHold)).toHaveLength(1);
+      expect((await bc().productsBySkus(['SPR-9012']))[0]).toMatchObject({ serialized: false, warrantyMonths: null });
+    });
+
+    it('orders, with every status, and their lines', async () => {
+      const numbers = [...column<string>('SELECT number FROM salesOrders'), 'SO-0'];
+      const byNumber = sortBy<{ number: string }>((o) => o.number);
+      const orders = await bc().ordersByNumbers(numbers);
+      expect(byNumber(orders)).toEqual(byNumber(await embedded.ordersByNumbers(numbers)));
+      expect(new Set(orders.map((o) => o.status))).toEqual(new Set(['SHIPPED', 'OPEN', 'DRAFT', 'PARTIALLY_SHIPPED']));
+      expect(orders.some((o) => o.requestedDeliveryDate === null && o.customerPurchaseOrder === null)).toBe(true);
+
+      const lines = sortBy<{ orderNumber: string; sequence: number }>(
+        (l) => l.orderNumber,
+        (l) => l.sequence,
+      );
+      const some = numbers.slice(0, 120);
+      expect(lines(await bc().orderLinesByOrderNumbers(some))).toEqual(lines(await embedded.orderLinesByOrderNumbers(some)));
+    });
+
+    it('the most recent orders of each customer (limits below and above a page)', async () => {
+      const customers = column<string>('SELECT number FROM customers');
+      const byNumber = sortBy<{ number: string }>((o) => o.number);
+      for (const limit of [1, 3, 30]) {
+        expect(byNumber(await bc().ordersByCustomerIds(customers, limit))).toEqual(
+          byNumber(await embedded.ordersByCustomerIds(customers, limit)),
+        );
+      }
+    });
+
+    it('shipments (carrier and tracking from the extension), their lines and serialized assets', async () => {
+      const ids = column<string>('SELECT number FROM salesShipments');
+      const orderNumbers = column<string>("SELECT DISTINCT orderNumber FROM salesShipments WHERE orderNumber > 'SO-100090' LIMIT 80");
+      const byId = sortBy<{ id: string }>((s) => s.id);
+      expect(byId(await bc().shipmentsByIds(ids))).toEqual(byId(await embedded.shipmentsByIds(ids)));
+      expect(byId(await bc().shipmentsByOrderNumbers(orderNumbers))).toEqual(byId(await embedded.shipmentsByOrderNumbers(orderNumbers)));
+
+      const lines = sortBy<{ shipmentId: string; sequence: number }>(
+        (l) => l.shipmentId,
+        (l) => l.sequence,
+      );
+      const some = ids.slice(0, 150);
+      expect(lines(await bc().shipmentLinesByShipmentIds(some))).toEqual(lines(await embedded.shipmentLinesByShipmentIds(some)));
+
+      const serialNumbers = [...column<string>('SELECT serialNumber FROM serialNumbers'), 'SN-NONE'];
+      const bySerial = sortBy<{ serialNumber: string }>((a) => a.serialNumber);
+      const assets = await bc().assetsBySerialNumbers(serialNumbers);
+      expect(bySerial(assets)).toEqual(bySerial(await embedded.assetsBySerialNumbers(serialNumbers)));
+      expect(new Set(assets.map((a) => a.warrantyCoverage))).toEqual(new Set(['STANDARD', 'EXTENDED', 'PARTS_ONLY']));
+      expect(bySerial(await bc().assetsByShipmentIds(some))).toEqual(bySerial(await embedded.assetsByShipmentIds(some)));
+    });
+
+    it('invoices by number, by order and per customer with state and due-date filters', async () => {
+      const numbers = column<string>('SELECT number FROM salesInvoices');
+      const orderNumbers = column<string>('SELECT number FROM salesOrders LIMIT 100');
+      const customers = column<string>('SELECT number FROM customers');
+      const byNumber = sortBy<{ number: string }>((i) => i.number);
+      const invoices = await bc().invoicesByNumbers(numbers);
+      expect(byNumber(invoices)).toEqual(byNumber(await embedded.invoicesByNumbers(numbers)));
+      expect(invoices.some((i) => i.status === 'OPEN' && i.paidDate === null)).toBe(true);
+      expect(byNumber(await bc().invoicesByOrderNumbers(orderNumbers))).toEqual(
+        byNumber(await embedded.invoicesByOrderNumbers(orderNumbers)),
+      );
+      const queries = [
+        { limit: 5 },
+        { limit: 30 },
+        { limit: 3, status: 'PAID' as const },
+        { limit: 10, status: 'OPEN' as const, dueBefore: AS_OF },
+        { limit: 10, status: 'OPEN' as const, dueOnOrAfter: AS_OF },
+        { limit: 10, status: 'DRAFT' as const },
+      ];
+      for (const query of queries) {
+        expect(byNumber(await bc().invoicesByCustomerIds(customers, query))).toEqual(
+          byNumber(await embedded.invoicesByCustomerIds(customers, query)),
+        );
+      }
+    });
+
+    it('return orders (from the extension), their lines and the quantities already returned', async () => {
+      const byNumber = sortBy<ReturnOrderRecord>((r) => r.number);
+      const numbers = ['RMA-900001', 'RMA-900002', 'RMA-900003', 'RMA-1'];
+      expect(byNumber(await bc().returnOrdersByNumbers(numbers))).toEqual(byNumber(await embedded.returnOrdersByNumbers(numbers)));
+      expect(byNumber(await bc().returnOrdersByCaseIds(['CASE-1', 'CASE-2', 'CASE-9']))).toEqual(
+        byNumber(await embedded.returnOrdersByCaseIds(['CASE-1', 'CASE-2', 'CASE-9'])),
+      );
+      expect(await bc().returnOrderByExternalDocument('RET-SEED-2')).toEqual(await embedded.returnOrderByExternalDocument('RET-SEED-2'));
+      expect(await bc().returnOrderByExternalDocument('RET-NONE')).toBeNull();
+
+      const lines = sortBy<{ returnNumber: string; sequence: number }>(
+        (l) => l.returnNumber,
+        (l) => l.sequence,
+      );
+      expect(lines(await bc().returnLinesByReturnNumbers(numbers))).toEqual(lines(await embedded.returnLinesByReturnNumbers(numbers)));
+
+      const query = {
+        serialNumbers: serials.map((s) => s.serialNumber),
+        orderLines: orderLines.map((l) => ({ orderNumber: l.orderNumber, sequence: l.sequence })),
+      };
+      const returned = await bc().returnedQuantities(query);
+      expect(returned).toEqual(await embedded.returnedQuantities(query));
+      expect(returned.bySerialNumber.size).toBe(3);
+    });
+
+    it('creates a return order as the embedded adapter does, and finds it again by its external document number', async () => {
+      const { connector } = connect();
+      const mark = server.requests.length;
+      const viaBc = await connector.createReturnOrder(newReturn('RET-NEW-1', 'CASE-3', 3));
+      const viaEmbedded = await embedded.createReturnOrder(newReturn('RET-NEW-1', 'CASE-3', 3));
+      // Look up (none), create.
+      expect(requestsSince(mark).map((r) => r.method)).toEqual(['GET', 'POST']);
+      expect(withoutCreatedAt(viaBc)).toEqual(withoutCreatedAt(viaEmbedded));
+      expect(viaBc.createdAt).toMatch(/^\d{4}-\d{2}-\d{2}T/);
+      const number = viaBc.number;
+      const lines = sortBy<{ sequence: number }>((l) => l.sequence);
+      expect(lines(await connector.returnLinesByReturnNumbers([number]))).toEqual(
+        lines(await embedded.returnLinesByReturnNumbers([number])),
+      );
+
+      const again = server.requests.length;
+      expect(await connector.createReturnOrder(newReturn('RET-NEW-1', 'CASE-3', 3))).toEqual(viaBc);
+      // The same external document number: found, not created again.
+      expect(requestsSince(again).map((r) => r.method)).toEqual(['GET']);
+      expect(server.returnOrders('RET-NEW-1')).toHaveLength(1);
+    });
+  });
+
+  describe('batching and paging, counted from the request log', () => {
+    it('sends keys as $filter or-terms short enough for a URL, several filters in one $batch', async () => {
+      const { connector } = connect();
+      const numbers = column<string>('SELECT number FROM salesOrders ORDER BY number');
+      const sentFor = async (n: number) => {
+        const mark = server.requests.length;
+        expect(await connector.ordersByNumbers(numbers.slice(0, n))).toHaveLength(n);
+        return requestsSince(mark);
+      };
+      const ten = await sentFor(10);
+      expect(ten.map((r) => r.method)).toEqual(['GET']);
+      const hundred = await sentFor(100);
+      expect(hundred.map((r) => [r.method, r.entitySet, r.operations.length])).toEqual([['POST', '$batch', 3]]);
+      for (const request of ten) {
+        expect(`${new URL(server.baseUrl).origin}${request.url}`.length).toBeLessThanOrEqual(1_600);
+        expect(request.query.$filter!.split(' or ').length).toBeLessThanOrEqual(50);
+        expect(request.query.$expand).toBe('salesOrderLines($select=shippedQuantity)');
+      }
+    });
+
+    it('follows @odata.nextLink under Prefer: odata.maxpagesize, one request per page', async () => {
+      const { connector } = connect({ maxPageSize: 10 });
+      // Thirty customer numbers fit one filter; their thirty customers take three pages of ten.
+      const customers = column<string>('SELECT number FROM customers LIMIT 30');
+      const mark = server.requests.length;
+      expect(await connector.customersByIds(customers)).toHaveLength(30);
+      const sent = requestsSince(mark);
+      expect(sent).toHaveLength(3);
+      expect(new Set(sent.map((r) => r.query.$filter))).toHaveLength(1);
+      expect(sent.slice(1).every((r) => r.query.$skiptoken)).toBe(true);
+    });
+
+    it('reads the most recent orders or invoices of forty customers in one $batch request', async () => {
+      const { connector } = connect();
+      const customers = column<string>('SELECT number FROM customers');
+      let mark = server.requests.length;
+      await connector.ordersByCustomerIds(customers, 5);
+      expect(requestsSince(mark).map((r) => [r.method, r.entitySet, r.operations.length])).toEqual([['POST', '$batch', 40]]);
+      mark = server.requests.length;
+      await connector.invoicesByCustomerIds(customers, { limit: 5, status: 'OPEN', dueBefore: AS_OF });
+      expect(requestsSince(mark).map((r) => [r.method, r.entitySet, r.operations.length])).toEqual([['POST', '$batch', 40]]);
+    });
+
+    it('sends nothing for no keys, and escapes quotes in keys', async () => {
+      const { connector } = connect();
+      const mark = server.requests.length;
+      expect(await connector.ordersByNumbers([])).toEqual([]);
+      expect(await connector.invoicesByCustomerIds([], { limit: 3 })).toEqual([]);
+      expect(requestsSince(mark)).toHaveLength(0);
+      expect(await connector.ordersByNumbers(["O'Brien"])).toEqual([]);
+      expect(requestsSince(mark)[0]?.query.$filter).toBe("number eq 'O''Brien'");
+    });
+
+    it('counts each HTTP request once in concord_connector_calls_total, retries and pages included', async () => {
+      const { connector, calls } = connect({ maxPageSize: 10 });
+      const mark = server.requests.length;
+      server.faults.failNext(1, { kind: 'serverError' });
+      await connector.customersByIds(column<string>('SELECT number FROM customers LIMIT 30'));
+      await connector.ordersByCustomerIds(['C10001', 'C10002'], 2);
+      // A 503 and its retry, two more pages, one $batch.
+      expect(requestsSince(mark).map((r) => r.status)).toEqual([503, 200, 200, 200, 200]);
+      expect(await calls()).toBe(5);
+    });
+  });
+
+  describe('failures', () => {
+    it('retries a 429 after the Retry-After it names', async () => {
+      const { connector } = connect();
+      server.faults.failNext(1, { kind: 'rateLimit', retryAfterSeconds: 1 });
+      const mark = server.requests.length;
+      const started = Date.now();
+      expect(await connector.ordersByNumbers(['SO-100001'])).toHaveLength(1);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+      expect(requestsSince(mark).map((r) => r.status)).toEqual([429, 200]);
+    });
+
+    it('retries 5xx answers', async () => {
+      const { connector } = connect();
+      server.faults.failNext(2, { kind: 'serverError', status: 503 });
+      const mark = server.requests.length;
+      expect(await connector.shipmentsByIds(['SHP-400001'])).toHaveLength(1);
+      expect(requestsSince(mark).map((r) => r.status)).toEqual([503, 503, 200]);
+    });
+
+    it('retries a reset connection', async () => {
+      const { connector } = connect();
+      server.faults.failNext(1, { kind: 'reset' });
+      const mark = server.requests.length;
+      expect(await connector.invoicesByNumbers(['INV-700001'])).toHaveLength(1);
+      expect(requestsSince(mark).map((r) => [r.fault, r.status])).toEqual([
+        ['reset', null],
+        [null, 200],
+      ]);
+    });
+
+    it('does not retry a 401, and it does not count towards the breaker', async () => {
+      const { connector, resilience } = connect({ token: 'expired-token' });
+      const mark = server.requests.length;
+      const error = await connector.customersByIds(['C10001']).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(BusinessCentralError);
+      expect(error).toMatchObject({ code: 'Authentication_InvalidCredentials', details: { status: 401, retryable: false } });
+      expect(requestsSince(mark)).toHaveLength(1);
+      expect(resilience.state()).toBe('closed');
+    });
+
+    it('does not retry a BadRequest_* answer', async () => {
+      // An extension page that is not installed: Business Central answers 404 BadRequest_NotFound.
+      const metrics = createMetrics('erp');
+      const connector = createBusinessCentralConnector({
+        baseUrl: server.baseUrl,
+        companyId: server.companyId,
+        extension: { publisher: 'someone', group: 'else', version: 'v1.0' },
+        token: async () => server.token,
+        telemetry: createConnectorTelemetry('erp', metrics, createLogger('erp', 'silent')),
+        resilience: createResilience('erp', POLICY),
+      });
+      const mark = server.requests.length;
+      await expect(connector.assetsBySerialNumbers(['SN1'])).rejects.toMatchObject({ code: 'BadRequest_NotFound' });
+      expect(requestsSince(mark)).toHaveLength(1);
+    });
+
+    it('opens the circuit after repeated failures and then fails fast without calling', async () => {
+      const { connector, resilience } = connect({ policy: { retries: 0, breakerThreshold: 3 } });
+      server.faults.failNext(10, { kind: 'serverError', status: 500 });
+      for (let i = 0; i < 3; i += 1) await expect(connector.ordersByNumbers(['SO-100001'])).rejects.toBeInstanceOf(ConnectorError);
+      expect(resilience.state()).toBe('open');
+      const mark = server.requests.length;
+      await expect(connector.ordersByNumbers(['SO-100001'])).rejects.toThrow(/circuit is open/);
+      expect(requestsSince(mark)).toHaveLength(0);
+    });
+
+    it('pings with a keyed GET of the company; an unknown company is not found', async () => {
+      await expect(connect().connector.ping()).resolves.toBeUndefined();
+      const mark = server.requests.length;
+      await expect(connect({ companyId: '11111111-2222-3333-4444-555555555555' }).connector.ping()).rejects.toThrow(/not found/);
+      expect(requestsSince(mark).map((r) => r.status)).toEqual([404]);
+    });
+  });
+
+  describe('createReturnOrder when the POST commits and the answer never comes in time', () => {
+    for (const [label, answerAfterMs] of [
+      ['never answered', undefined],
+      ['answered after the deadline', 600],
+    ] as const) {
+      it(`yields exactly one return order (${label})`, async () => {
+        const { connector } = connect({ policy: { timeoutMs: 300 } });
+        const key = `RET-CTT-${label}`;
+        server.faults.commitThenTimeout(answerAfterMs === undefined ? {} : { answerAfterMs });
+        const mark = server.requests.length;
+        const created = await connector.createReturnOrder(newReturn(key, 'CASE-4', 4));
+        expect(server.returnOrders(key)).toHaveLength(1);
+        expect(created.number).toBe(server.returnOrders(key)[0]!.number);
+        // Look up (none), create (committed, timed out), look up again (found): no second POST.
+        expect(requestsSince(mark).map((r) => [r.method, r.fault])).toEqual([
+          ['GET', null],
+          ['POST', 'commitThenTimeout'],
+          ['GET', null],
+        ]);
+      });
+    }
+
+    it('yields one return order when two callers race: the loser gets 409 and fetches the winner', async () => {
+      const { connector } = connect();
+      server.faults.latencyMs = 30;
+      const mark = server.requests.length;
+      const [a, b] = await Promise.all([
+        connector.createReturnOrder(newReturn('RET-RACE', 'CASE-5', 5)),
+        connector.createReturnOrder(newReturn('RET-RACE', 'CASE-5', 5)),
+      ]);
+      expect(a).toEqual(b);
+      expect(server.returnOrders('RET-RACE')).toHaveLength(1);
+      expect(
+        requestsSince(mark)
+          .filter((r) => r.method === 'POST')
+          .map((r) => r.status)
+          .sort(),
+      ).toEqual([201, 409]);
+    });
+  });
+});

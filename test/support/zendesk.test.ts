@@ -1,0 +1,502 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ConnectorTelemetry } from '../../platform/connector-telemetry.ts';
+import { ConnectorError } from '../../platform/errors.ts';
+import { createResilience, SystemCallError, type ResiliencePolicy } from '../../platform/resilience.ts';
+import type { Database } from '../../platform/sqlite.ts';
+import { createEmbeddedSupportConnector } from '../../subgraphs/support/src/connectors/embedded/index.ts';
+import { EMBEDDED_FIELD_IDS } from '../../subgraphs/support/src/connectors/embedded/tables.ts';
+import type { CaseFilterInput, CaseRecord, SupportConnector } from '../../subgraphs/support/src/connectors/types.ts';
+import { createZendeskConnector, idempotencyTag, type ZendeskAuth } from '../../subgraphs/support/src/connectors/zendesk.ts';
+import { seededDatabases } from '../helpers/stack.ts';
+import { loadZendeskData, startZendeskServer, type LoggedRequest, type ZendeskServer } from '../vendors/zendesk/server.ts';
+
+/**
+ * The Zendesk adapter over real HTTP against a local server speaking Zendesk's wire format,
+ * seeded from the same desk as the embedded adapter: both adapters must return the same
+ * records, and the Zendesk one must batch, page, retry and fail the way the resilience layer
+ * expects.
+ */
+
+const CREDENTIALS = { email: 'integration@concord.example', apiToken: 'token-123', bearerToken: 'oauth-456' };
+const TOKEN_AUTH: ZendeskAuth = { kind: 'token', email: CREDENTIALS.email, apiToken: CREDENTIALS.apiToken };
+
+/** Small delays keep the retry tests fast; the breaker stays out of the way unless a test wants it. */
+const TEST_POLICY: ResiliencePolicy = {
+  timeoutMs: 2_000,
+  retries: 3,
+  baseDelayMs: 2,
+  maxDelayMs: 10,
+  maxConcurrent: 8,
+  breakerThreshold: 50,
+  breakerOpenMs: 60_000,
+};
+
+/** Telemetry that counts calls, to check every HTTP request is counted exactly once. */
+function countingTelemetry(): ConnectorTelemetry & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    system: 'support',
+    calls,
+    async call(operation, _detail, fn) {
+      calls.push(operation);
+      return fn();
+    },
+  };
+}
+
+function zendeskConnector(
+  server: ZendeskServer,
+  overrides: { policy?: Partial<ResiliencePolicy>; auth?: ZendeskAuth; telemetry?: ConnectorTelemetry } = {},
+) {
+  const resilience = createResilience('support', { ...TEST_POLICY, ...overrides.policy });
+  const connector = createZendeskConnector({
+    baseUrl: server.url,
+    auth: overrides.auth ?? TOKEN_AUTH,
+    fieldIds: EMBEDDED_FIELD_IDS,
+    telemetry: overrides.telemetry ?? countingTelemetry(),
+    resilience,
+  });
+  return { connector, resilience };
+}
+
+/** Requests made while `fn` runs. */
+async function requestsDuring(server: ZendeskServer, fn: () => Promise<unknown>): Promise<LoggedRequest[]> {
+  const start = server.requests.length;
+  await fn();
+  return server.requests.slice(start);
+}
+
+const byId = (records: readonly { id: string }[]) => [...records].sort((a, b) => Number(a.id) - Number(b.id));
+const ticketIds = (db: Database, sql: string, ...params: unknown[]) =>
+  (db.prepare(sql).all(...params) as { id: number }[]).map((row) => String(row.id));
+const column = (db: Database, sql: string) => (db.prepare(sql).all() as { value: string }[]).map((row) => row.value);
+
+describe('Zendesk adapter returns what the embedded adapter returns over the same desk', () => {
+  const dbs = seededDatabases();
+  const db = dbs.support;
+  const embedded = createEmbeddedSupportConnector(db, { system: 'support', call: async (_operation, _detail, fn) => fn() });
+  let server: ZendeskServer;
+  let zendesk: SupportConnector;
+
+  beforeAll(async () => {
+    server = await startZendeskServer({ data: loadZendeskData(db), credentials: CREDENTIALS });
+    zendesk = zendeskConnector(server).connector;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  const customers = () => column(db, 'SELECT external_id AS value FROM organizations ORDER BY id');
+  const sampleCustomer = () =>
+    column(
+      db,
+      `SELECT o.external_id AS value FROM organizations o ORDER BY (SELECT COUNT(*) FROM tickets t WHERE t.organization_id = o.id) DESC LIMIT 1`,
+    )[0]!;
+  const sampleAssignee = () =>
+    column(
+      db,
+      'SELECT CAST(assignee_id AS TEXT) AS value FROM tickets WHERE assignee_id IS NOT NULL GROUP BY assignee_id ORDER BY COUNT(*) DESC LIMIT 1',
+    )[0]!;
+
+  it('casesByIds: the same cases, unknown and malformed ids left out', async () => {
+    const ids = [...ticketIds(db, 'SELECT id FROM tickets WHERE id % 7 = 0'), '99999', 'abc', '0'];
+    const [mine, theirs] = await Promise.all([zendesk.casesByIds(ids), embedded.casesByIds(ids)]);
+    expect(mine.length).toBeGreaterThan(100);
+    expect(byId(mine)).toEqual(byId(theirs));
+  });
+
+  it('searchCases: the same pages, cursors and hasNextPage for each filter', async () => {
+    const filters: CaseFilterInput[] = [
+      {},
+      { statuses: ['OPEN', 'PENDING'] },
+      { priorities: ['HIGH', 'URGENT'] },
+      { customerId: sampleCustomer() },
+      { assigneeId: sampleAssignee(), statuses: ['CLOSED'] },
+      { customerId: 'C99999' },
+      { assigneeId: 'nobody' },
+    ];
+    for (const filter of filters) {
+      let afterId: string | undefined;
+      for (let page = 0; page < 4; page += 1) {
+        const query = { filter, limit: 9, afterId };
+        const [mine, theirs] = await Promise.all([zendesk.searchCases(query), embedded.searchCases(query)]);
+        expect(mine, JSON.stringify(query)).toEqual(theirs);
+        if (!theirs.hasNextPage) break;
+        afterId = theirs.records.at(-1)!.id;
+      }
+    }
+  });
+
+  it('searchCases: walks a customer to its last page', async () => {
+    const filter = { customerId: sampleCustomer() };
+    const seen: string[] = [];
+    let afterId: string | undefined;
+    for (;;) {
+      const page = await zendesk.searchCases({ filter, limit: 25, afterId });
+      seen.push(...page.records.map((record) => record.id));
+      if (!page.hasNextPage) break;
+      afterId = page.records.at(-1)!.id;
+    }
+    const all = await embedded.searchCases({ filter, limit: 1000 });
+    expect(seen).toEqual(all.records.map((record) => record.id));
+    expect(seen.length).toBeGreaterThan(50);
+  });
+
+  it('countCases: the same counts', async () => {
+    const filters: CaseFilterInput[] = [
+      {},
+      { statuses: ['NEW', 'OPEN', 'PENDING', 'ON_HOLD'] },
+      { priorities: ['LOW'] },
+      { customerId: sampleCustomer(), statuses: ['CLOSED'] },
+      { assigneeId: sampleAssignee() },
+      { customerId: 'C99999' },
+    ];
+    for (const filter of filters) expect(await zendesk.countCases(filter), JSON.stringify(filter)).toBe(await embedded.countCases(filter));
+  });
+
+  it('casesByCustomerIds: the newest `limit` per customer, with and without statuses', async () => {
+    const ids = [...customers().filter((_, i) => i % 3 === 0), 'C99999'];
+    for (const query of [{ limit: 3 }, { limit: 5, statuses: ['OPEN', 'NEW', 'PENDING'] as const }, { limit: 100 }]) {
+      const [mine, theirs] = await Promise.all([zendesk.casesByCustomerIds(ids, query), embedded.casesByCustomerIds(ids, query)]);
+      expect(mine.length).toBeGreaterThan(0);
+      expect(mine, JSON.stringify(query)).toEqual(theirs);
+    }
+  });
+
+  it('openCaseCounts: the same counts for every customer, none for unknown ones', async () => {
+    const ids = [...customers(), 'C99999'];
+    const [mine, theirs] = await Promise.all([zendesk.openCaseCounts(ids), embedded.openCaseCounts(ids)]);
+    expect(mine).toEqual(theirs);
+    expect(mine.has('C99999')).toBe(false);
+  });
+
+  it('casesByContactIds: the newest `limit` per contact', async () => {
+    const contacts = [...column(db, 'SELECT external_id AS value FROM users WHERE external_id IS NOT NULL AND id % 4 = 0'), '003unknown'];
+    const [mine, theirs] = await Promise.all([zendesk.casesByContactIds(contacts, 2), embedded.casesByContactIds(contacts, 2)]);
+    expect(mine.length).toBeGreaterThan(10);
+    expect(mine).toEqual(theirs);
+  });
+
+  it('casesByOrderNumbers and casesBySerialNumbers: exact matches only, across several searches and export pages', async () => {
+    const orders = column(
+      db,
+      `SELECT DISTINCT value FROM ticket_custom_fields WHERE field_id = ${EMBEDDED_FIELD_IDS.orderNumber} ORDER BY value`,
+    );
+    const serials = column(
+      db,
+      `SELECT DISTINCT value FROM ticket_custom_fields WHERE field_id = ${EMBEDDED_FIELD_IDS.serialNumber} ORDER BY value`,
+    );
+    // A prefix of real numbers and a different case: the desk's search matches both loosely.
+    const loose = [orders[0]!.slice(0, -1), orders[1]!.toLowerCase(), 'SO-999999'];
+    const orderRequests = await requestsDuring(server, async () => {
+      const numbers = [...orders, ...loose];
+      expect(await zendesk.casesByOrderNumbers(numbers)).toEqual(await embedded.casesByOrderNumbers(numbers));
+    });
+    const exports = orderRequests.filter((request) => request.path === '/api/v2/search/export.json');
+    expect(exports.length).toBeGreaterThan(Math.ceil((orders.length + loose.length) / 50));
+    expect(await zendesk.casesBySerialNumbers([...serials.slice(0, 60), 'NOPE'])).toEqual(
+      await embedded.casesBySerialNumbers([...serials.slice(0, 60), 'NOPE']),
+    );
+  });
+
+  it('commentsByCaseIds: the same comments with their authors', async () => {
+    const ids = [...ticketIds(db, 'SELECT id FROM tickets WHERE id % 37 = 1'), '99999'];
+    const [mine, theirs] = await Promise.all([zendesk.commentsByCaseIds(ids), embedded.commentsByCaseIds(ids)]);
+    expect(mine.length).toBeGreaterThan(40);
+    expect(mine).toEqual(theirs);
+  });
+
+  it('agentsByIds: agents only, end users and unknown ids left out', async () => {
+    const ids = [...column(db, 'SELECT CAST(id AS TEXT) AS value FROM users WHERE id % 5 = 0'), '42', 'x'];
+    const [mine, theirs] = await Promise.all([zendesk.agentsByIds(ids), embedded.agentsByIds(ids)]);
+    expect(mine.length).toBeGreaterThan(0);
+    expect(byId(mine)).toEqual(byId(theirs));
+  });
+
+  it('slaPoliciesByTiers: the policy of each tier from the policies filter conditions', async () => {
+    const byTier = <T extends { tier: string }>(records: T[]) => [...records].sort((a, b) => a.tier.localeCompare(b.tier));
+    expect(byTier(await zendesk.slaPoliciesByTiers(['BASIC', 'STANDARD', 'PREMIUM']))).toEqual(
+      byTier(await embedded.slaPoliciesByTiers(['BASIC', 'STANDARD', 'PREMIUM'])),
+    );
+    expect(await zendesk.slaPoliciesByTiers(['PREMIUM'])).toEqual(await embedded.slaPoliciesByTiers(['PREMIUM']));
+  });
+
+  it('ping answers with either kind of credential', async () => {
+    await expect(zendesk.ping()).resolves.toBeUndefined();
+    const bearer = zendeskConnector(server, { auth: { kind: 'bearer', token: CREDENTIALS.bearerToken } }).connector;
+    await expect(bearer.ping()).resolves.toBeUndefined();
+  });
+});
+
+describe('Zendesk adapter: batching and paging', () => {
+  let server: ZendeskServer;
+  const db = seededDatabases().support;
+  beforeAll(async () => {
+    server = await startZendeskServer({ data: loadZendeskData(db), credentials: CREDENTIALS });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('reads cases in show_many batches of at most 100 ids, counting each request once', async () => {
+    const counted = new Map<number, { requests: LoggedRequest[]; telemetry: number; found: number }>();
+    for (const n of [10, 100, 250]) {
+      const telemetry = countingTelemetry();
+      const { connector } = zendeskConnector(server, { telemetry });
+      const ids = Array.from({ length: n }, (_, i) => String(i + 1));
+      let found = 0;
+      const requests = await requestsDuring(server, async () => {
+        found = (await connector.casesByIds(ids)).length;
+      });
+      counted.set(n, { requests, telemetry: telemetry.calls.length, found });
+    }
+    expect([10, 100, 250].map((n) => counted.get(n)!.requests.length)).toEqual([1, 1, 3]);
+    expect([10, 100, 250].map((n) => counted.get(n)!.found)).toEqual([10, 100, 250]);
+    for (const { requests, telemetry } of counted.values()) {
+      expect(telemetry).toBe(requests.length);
+      for (const request of requests) {
+        expect(request.path).toBe('/api/v2/tickets/show_many.json');
+        expect(request.query.ids!.split(',').length).toBeLessThanOrEqual(100);
+        expect(request.query.include).toBe('users,organizations');
+      }
+    }
+  });
+
+  it('makes one search per page of cases, plus one read of the cursor ticket and one show_many', async () => {
+    const { connector } = zendeskConnector(server);
+    const filter: CaseFilterInput = { statuses: ['CLOSED'] };
+    const first = await requestsDuring(server, () => connector.searchCases({ filter, limit: 100 }));
+    expect(first.map((request) => request.path)).toEqual(['/api/v2/search.json', '/api/v2/tickets/show_many.json']);
+    expect(first[0]!.query).toMatchObject({
+      query: 'type:ticket status:closed',
+      sort_by: 'created_at',
+      sort_order: 'desc',
+      per_page: '100',
+    });
+    const next = await requestsDuring(server, () => connector.searchCases({ filter, limit: 50, afterId: '700' }));
+    expect(next.map((request) => request.path)).toEqual([
+      '/api/v2/tickets/700.json',
+      '/api/v2/search.json',
+      '/api/v2/tickets/show_many.json',
+    ]);
+    // A full page after a cursor needs 101 results (the cursor's own ticket is among them): two searches.
+    const full = await requestsDuring(server, () => connector.searchCases({ filter, limit: 100, afterId: '700' }));
+    expect(full.filter((request) => request.path === '/api/v2/search.json')).toHaveLength(2);
+  });
+
+  it('follows comment cursors past 100 comments', async () => {
+    const ticketId = 5;
+    const comments = server.data.comments.get(ticketId)!;
+    const before = comments.length;
+    const last = comments.at(-1)!;
+    for (let i = 1; i <= 230; i += 1) {
+      comments.push({
+        ...last,
+        id: 900_000_000 + i,
+        body: `Follow-up ${i}`,
+        created_at: `2026-10-31T00:${String(Math.floor(i / 60)).padStart(2, '0')}:${String(i % 60).padStart(2, '0')}Z`,
+      });
+    }
+    const { connector } = zendeskConnector(server);
+    let read = 0;
+    const requests = await requestsDuring(server, async () => {
+      read = (await connector.commentsByCaseIds([String(ticketId)])).length;
+    });
+    expect(read).toBe(before + 230);
+    expect(requests).toHaveLength(Math.ceil((before + 230) / 100));
+    expect(requests.every((request) => request.query['page[size]'] === '100')).toBe(true);
+    expect(requests.slice(1).every((request) => request.query['page[after]'])).toBe(true);
+  });
+});
+
+describe('Zendesk adapter: failures and retries', () => {
+  let server: ZendeskServer;
+  const db = seededDatabases().support;
+  beforeAll(async () => {
+    server = await startZendeskServer({ data: loadZendeskData(db), credentials: CREDENTIALS });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  const reset = () => {
+    server.clearFaults();
+    server.latencyMs = 0;
+  };
+
+  it('retries a 429 after the Retry-After the desk asked for, then succeeds', async () => {
+    reset();
+    const { connector } = zendeskConnector(server);
+    server.failNext(1, { kind: 'rate-limit', retryAfterSeconds: 1 });
+    const started = performance.now();
+    let found: CaseRecord[] = [];
+    const requests = await requestsDuring(server, async () => {
+      found = await connector.casesByIds(['1', '2']);
+    });
+    expect(found).toHaveLength(2);
+    expect(requests.map((request) => request.status)).toEqual([429, 200]);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(950);
+  });
+
+  it('retries 5xx answers and dropped connections, counting every request once', async () => {
+    reset();
+    const telemetry = countingTelemetry();
+    const { connector } = zendeskConnector(server, { telemetry });
+    server.failNext(1, { kind: 'server-error', status: 500 });
+    server.failNext(1, { kind: 'server-error', status: 503 });
+    server.failNext(1, { kind: 'reset' });
+    const requests = await requestsDuring(server, async () => {
+      expect(await connector.agentsByIds(['360000200001'])).toHaveLength(1);
+    });
+    expect(requests.map((request) => request.status)).toEqual([500, 503, 0, 200]);
+    expect(telemetry.calls).toEqual(['agentsByIds', 'agentsByIds', 'agentsByIds', 'agentsByIds']);
+  });
+
+  it('gives up after the configured retries with a ConnectorError', async () => {
+    reset();
+    const { connector } = zendeskConnector(server, { policy: { retries: 2 } });
+    server.failNext(10, { kind: 'server-error', status: 502 });
+    const requests = await requestsDuring(server, async () => {
+      await expect(connector.casesByIds(['1'])).rejects.toBeInstanceOf(ConnectorError);
+    });
+    expect(requests).toHaveLength(3);
+    reset();
+  });
+
+  it('times out a slow desk and retries', async () => {
+    reset();
+    server.latencyMs = 300;
+    const { connector } = zendeskConnector(server, { policy: { timeoutMs: 50, retries: 1 } });
+    const requests = await requestsDuring(server, async () => {
+      await expect(connector.casesByIds(['1'])).rejects.toThrow(/timed out/);
+    });
+    expect(requests).toHaveLength(2);
+    reset();
+  });
+
+  it('does not retry a refused credential, and surfaces it as a 401', async () => {
+    reset();
+    const { connector, resilience } = zendeskConnector(server, { auth: { kind: 'token', email: CREDENTIALS.email, apiToken: 'wrong' } });
+    const requests = await requestsDuring(server, async () => {
+      const error = await connector.casesByIds(['1']).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(SystemCallError);
+      expect((error as SystemCallError).details).toMatchObject({ retryable: false, status: 401 });
+      expect((error as SystemCallError).message).toMatch(/Couldn't authenticate you/);
+      await expect(connector.ping()).rejects.toBeInstanceOf(SystemCallError);
+    });
+    expect(requests.map((request) => request.status)).toEqual([401, 401]);
+    // The caller's mistake, not the desk's: the breaker stays closed.
+    expect(resilience.state()).toBe('closed');
+  });
+
+  it('opens the circuit after repeated failures and then fails fast without calling the desk', async () => {
+    reset();
+    const { connector, resilience } = zendeskConnector(server, { policy: { retries: 0, breakerThreshold: 3 } });
+    server.failNext(100, { kind: 'server-error', status: 503 });
+    for (let i = 0; i < 3; i += 1) await expect(connector.casesByIds(['1'])).rejects.toBeInstanceOf(ConnectorError);
+    expect(resilience.state()).toBe('open');
+    const requests = await requestsDuring(server, async () => {
+      const started = performance.now();
+      await expect(connector.casesByIds(['1'])).rejects.toThrow(/circuit is open/);
+      await expect(connector.ping()).rejects.toThrow(/circuit is open/);
+      expect(performance.now() - started).toBeLessThan(50);
+    });
+    expect(requests).toHaveLength(0);
+    reset();
+  });
+
+  it('answers "not found" for unknown cases rather than failing', async () => {
+    reset();
+    const { connector } = zendeskConnector(server);
+    expect(await connector.commentsByCaseIds(['99999'])).toEqual([]);
+    expect(await connector.applyCaseUpdate({ key: 'k-unknown', caseId: '99999', status: 'OPEN' })).toBeNull();
+    expect(await connector.searchCases({ filter: {}, limit: 5, afterId: '99999' })).toEqual({ records: [], hasNextPage: false });
+  });
+});
+
+describe('Zendesk adapter: applyCaseUpdate', () => {
+  const dbs = seededDatabases();
+  const db = dbs.support;
+  const embedded = createEmbeddedSupportConnector(db, { system: 'support', call: async (_operation, _detail, fn) => fn() });
+  let server: ZendeskServer;
+  beforeAll(async () => {
+    server = await startZendeskServer({ data: loadZendeskData(db), credentials: CREDENTIALS });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  const openTickets = () => ticketIds(db, "SELECT id FROM tickets WHERE status IN ('open', 'pending') ORDER BY id");
+  const puts = (requests: LoggedRequest[]) => requests.filter((request) => request.method === 'PUT');
+
+  it('changes the case as the embedded adapter does, once per key', async () => {
+    const caseId = openTickets()[0]!;
+    const { connector } = zendeskConnector(server);
+    const update = { key: 'RMA-1001:case-update', caseId, internalNote: 'Return authorized: RMA-1001', status: 'SOLVED' as const };
+    const commentsBefore = server.data.comments.get(Number(caseId))!.length;
+    let first: CaseRecord | null = null;
+    let second: CaseRecord | null = null;
+    const requests = await requestsDuring(server, async () => {
+      first = await connector.applyCaseUpdate(update);
+      second = await connector.applyCaseUpdate(update);
+    });
+    const theirs = await embedded.applyCaseUpdate(update);
+    expect({ ...first!, updatedAt: '' }).toEqual({ ...theirs!, updatedAt: '' });
+    expect(second).toEqual(first);
+    expect(puts(requests)).toHaveLength(1);
+    expect(requests.map((request) => `${request.method} ${request.status}`)).toEqual(['GET 200', 'PUT 200', 'GET 200']);
+
+    const ticket = server.data.tickets.get(Number(caseId))!;
+    expect(ticket.status).toBe('solved');
+    expect(ticket.tags.filter((tag) => tag === idempotencyTag(update.key))).toHaveLength(1);
+    const comments = server.data.comments.get(Number(caseId))!;
+    expect(comments).toHaveLength(commentsBefore + 1);
+    expect(comments.at(-1)).toMatchObject({ body: update.internalNote, public: false });
+  });
+
+  it('does not apply an update twice when its answer was lost and the call is retried', async () => {
+    const caseId = openTickets()[1]!;
+    const { connector } = zendeskConnector(server);
+    const commentsBefore = server.data.comments.get(Number(caseId))!.length;
+    server.failNext(1, { kind: 'reset-after-handling' }, (request) => request.method === 'PUT');
+    const requests = await requestsDuring(server, async () => {
+      const record = await connector.applyCaseUpdate({ key: 'lost-answer', caseId, internalNote: 'Once only', status: 'PENDING' });
+      expect(record?.status).toBe('PENDING');
+    });
+    expect(requests.map((request) => `${request.method} ${request.status}`)).toEqual(['GET 200', 'PUT 0', 'GET 200']);
+    expect(server.data.comments.get(Number(caseId))).toHaveLength(commentsBefore + 1);
+  });
+
+  it('applies one key once when two deliveries race (safe_update)', async () => {
+    const caseId = openTickets()[2]!;
+    const { connector } = zendeskConnector(server);
+    const commentsBefore = server.data.comments.get(Number(caseId))!.length;
+    const update = { key: 'raced-key', caseId, internalNote: 'Raced note' };
+    const requests = await requestsDuring(server, async () => {
+      const [a, b] = await Promise.all([connector.applyCaseUpdate(update), connector.applyCaseUpdate(update)]);
+      expect(a).toEqual(b);
+    });
+    expect(server.data.comments.get(Number(caseId))).toHaveLength(commentsBefore + 1);
+    expect(
+      puts(requests)
+        .map((request) => request.status)
+        .sort(),
+    ).toEqual([200, 409]);
+  });
+
+  it('refuses to change a closed case (422) without retrying', async () => {
+    const caseId = ticketIds(db, "SELECT id FROM tickets WHERE status = 'closed' ORDER BY id LIMIT 1")[0]!;
+    const { connector } = zendeskConnector(server);
+    const requests = await requestsDuring(server, async () => {
+      const error = await connector.applyCaseUpdate({ key: 'closed-1', caseId, status: 'OPEN' }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(SystemCallError);
+      expect((error as SystemCallError).details).toMatchObject({ retryable: false, status: 422 });
+    });
+    expect(requests.map((request) => `${request.method} ${request.status}`)).toEqual(['GET 200', 'PUT 422']);
+  });
+
+  it('turns any key into one tag Zendesk keeps as it is, distinct keys into distinct tags', () => {
+    expect(idempotencyTag('rma-1001_case-update')).toBe('concord_rma-1001_case-update');
+    const tags = ['RMA-1001:case-update', 'rma-1001:case-update', 'rma-1001 case-update', 'x'.repeat(64)].map(idempotencyTag);
+    expect(new Set(tags).size).toBe(tags.length);
+    for (const tag of tags) expect(tag).toMatch(/^concord_[a-z0-9_-]+$/);
+  });
+});

@@ -1,0 +1,1209 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Database } from '../../../platform/sqlite.ts';
+
+/**
+ * A small stand-in for Business Central's REST API v2.0 (OData v4) and the deployment's custom
+ * API page (the extension with carriers and tracking, serial numbers and warranty, and return
+ * orders), answering on 127.0.0.1 in Business Central's wire shapes: `@odata.context`, `value`,
+ * `@odata.nextLink` under `Prefer: odata.maxpagesize`, `@odata.etag`, blanks instead of nulls,
+ * `{"error":{"code","message"}}` errors. Its data is loaded from an embedded ERP database, so an
+ * adapter reading it can be compared with the embedded adapter reading the database itself.
+ * Fault switches and a request log let tests see how the adapter behaves and what it costs.
+ */
+export interface BusinessCentralServerOptions {
+  /** The embedded ERP database to load (read once, at start). */
+  erp: Database;
+  tenant?: string;
+  environment?: string;
+  companyId?: string;
+  /** The bearer token the server accepts. */
+  token?: string;
+  /** Where the extension's custom API page is served: `/api/{publisher}/{group}/{version}/…`. */
+  extension?: { publisher: string; group: string; version: string };
+  /** The company's local currency, as companyInformation reports it. */
+  localCurrency?: string;
+  /** Longer request URLs are refused with 414. */
+  maxUrlLength?: number;
+  now?: () => Date;
+}
+
+/** One HTTP request the server received (a `$batch` is one request holding several operations). */
+export interface RequestLogEntry {
+  method: string;
+  /** Path and query as received (still percent-encoded). */
+  url: string;
+  api: 'standard' | 'extension' | null;
+  /** The entity set addressed (`salesOrders`), `$batch`, `companies`, or null. */
+  entitySet: string | null;
+  /** The decoded system query options (`$filter`, `$top`, …). */
+  query: Record<string, string>;
+  /** The operations of a `$batch` request, as their relative URLs. */
+  operations: string[];
+  /** The status answered; null when the connection was reset or no answer was sent yet. */
+  status: number | null;
+  /** The fault switch that shaped the answer, if any. */
+  fault: string | null;
+}
+
+/** What the next requests suffer. */
+export type Fault = { kind: 'rateLimit'; retryAfterSeconds: number } | { kind: 'serverError'; status?: number } | { kind: 'reset' };
+
+/** Switches that make the server slow, throttled, failing or cut off, as the real one can be. */
+export interface FaultSwitches {
+  /** Delay before every answer. */
+  latencyMs: number;
+  /** The next `count` requests, whatever they are, suffer `fault`. */
+  failNext(count: number, fault: Fault): void;
+  /**
+   * The next POST that creates an entity is applied, then its answer is sent after
+   * `answerAfterMs`, or never (the connection stays open until the server closes).
+   */
+  commitThenTimeout(options?: { answerAfterMs?: number }): void;
+  /** Back to answering normally. */
+  clear(): void;
+}
+
+/** A running server. */
+export interface BusinessCentralServer {
+  /** The environment's API root, as the adapter's `baseUrl`: `http://127.0.0.1:{port}/v2.0/{tenant}/{environment}`. */
+  baseUrl: string;
+  companyId: string;
+  token: string;
+  extension: { publisher: string; group: string; version: string };
+  /** Every request received, in order. */
+  requests: RequestLogEntry[];
+  faults: FaultSwitches;
+  /** The return orders held, all or those with one external document number (rows as stored). */
+  returnOrders(externalDocumentNumber?: string): readonly Row[];
+  close(): Promise<void>;
+}
+
+type Row = Record<string, unknown>;
+type Api = 'standard' | 'extension';
+
+// ---------------------------------------------------------------------------------------------
+// The entity model: per API, the entity sets, their fields' EDM types and their navigation.
+// ---------------------------------------------------------------------------------------------
+
+type Edm = 'String' | 'Guid' | 'Date' | 'DateTimeOffset' | 'Decimal' | 'Int32' | 'Boolean' | 'Enum';
+
+interface Navigation {
+  set: string;
+  many: boolean;
+  matches: (parent: Row, child: Row) => boolean;
+}
+
+interface EntitySet {
+  /** The entity type's name, as errors and contexts spell it. */
+  type: string;
+  /** The in-memory table the entities come from. */
+  table: string;
+  fields: Record<string, Edm>;
+  navigation?: Record<string, Navigation>;
+  /** Creates an entity from a POST body (only where the API allows it). */
+  insert?: (body: Record<string, unknown>, store: Store, now: Date) => Row;
+}
+
+const ZERO_GUID = '00000000-0000-0000-0000-000000000000';
+
+/** How Business Central writes a blank of each type: it never sends null for a field. */
+const BLANKS: Record<Edm, unknown> = {
+  String: '',
+  Guid: ZERO_GUID,
+  Date: '0001-01-01',
+  DateTimeOffset: '0001-01-01T00:00:00Z',
+  Decimal: 0,
+  Int32: 0,
+  Boolean: false,
+  Enum: '_x0020_',
+};
+
+const byDocument = (parent: Row, child: Row) => child.documentId === parent.id;
+
+const SALES_INVOICE_FIELDS: Record<string, Edm> = {
+  id: 'Guid',
+  number: 'String',
+  invoiceDate: 'Date',
+  postingDate: 'Date',
+  dueDate: 'Date',
+  customerId: 'Guid',
+  customerNumber: 'String',
+  orderId: 'Guid',
+  orderNumber: 'String',
+  currencyCode: 'String',
+  totalAmountIncludingTax: 'Decimal',
+  remainingAmount: 'Decimal',
+  status: 'Enum',
+};
+
+const RETURN_ORDER_FIELDS: Record<string, Edm> = {
+  id: 'Guid',
+  number: 'String',
+  customerNumber: 'String',
+  externalDocumentNumber: 'String',
+  returnReasonCode: 'String',
+  status: 'Enum',
+  createdDateTime: 'DateTimeOffset',
+  caseNumber: 'String',
+  resolution: 'String',
+  currencyCode: 'String',
+};
+
+const RETURN_LINE_FIELDS: Record<string, Edm> = {
+  id: 'Guid',
+  documentId: 'Guid',
+  sequence: 'Int32',
+  lineObjectNumber: 'String',
+  quantity: 'Decimal',
+  unitPrice: 'Decimal',
+  returnReasonCode: 'String',
+  serialNumber: 'String',
+  appliesToInvoiceNumber: 'String',
+  orderNumber: 'String',
+  orderLineSequence: 'Int32',
+};
+
+/** The standard API v2.0 entity sets the adapter reads. */
+const STANDARD: Record<string, EntitySet> = {
+  companies: {
+    type: 'company',
+    table: 'companies',
+    fields: { id: 'Guid', systemVersion: 'String', name: 'String', displayName: 'String', businessProfileId: 'String' },
+  },
+  companyInformation: {
+    type: 'companyInformation',
+    table: 'companyInformation',
+    fields: { id: 'Guid', displayName: 'String', currencyCode: 'String', country: 'String', lastModifiedDateTime: 'DateTimeOffset' },
+  },
+  paymentTerms: {
+    type: 'paymentTerm',
+    table: 'paymentTerms',
+    fields: { id: 'Guid', code: 'String', displayName: 'String', dueDateCalculation: 'String' },
+  },
+  customers: {
+    type: 'customer',
+    table: 'customers',
+    fields: {
+      id: 'Guid',
+      number: 'String',
+      displayName: 'String',
+      type: 'Enum',
+      addressLine1: 'String',
+      city: 'String',
+      state: 'String',
+      country: 'String',
+      postalCode: 'String',
+      phoneNumber: 'String',
+      email: 'String',
+      taxRegistrationNumber: 'String',
+      currencyCode: 'String',
+      paymentTermsId: 'Guid',
+      blocked: 'Enum',
+      balanceDue: 'Decimal',
+      creditLimit: 'Decimal',
+      lastModifiedDateTime: 'DateTimeOffset',
+    },
+    navigation: { paymentTerm: { set: 'paymentTerms', many: false, matches: (customer, terms) => terms.id === customer.paymentTermsId } },
+  },
+  items: {
+    type: 'item',
+    table: 'items',
+    fields: {
+      id: 'Guid',
+      number: 'String',
+      displayName: 'String',
+      type: 'Enum',
+      itemCategoryCode: 'String',
+      unitPrice: 'Decimal',
+      baseUnitOfMeasureCode: 'String',
+    },
+  },
+  salesOrders: {
+    type: 'salesOrder',
+    table: 'salesOrders',
+    fields: {
+      id: 'Guid',
+      number: 'String',
+      externalDocumentNumber: 'String',
+      orderDate: 'Date',
+      customerId: 'Guid',
+      customerNumber: 'String',
+      customerName: 'String',
+      currencyCode: 'String',
+      requestedDeliveryDate: 'Date',
+      totalAmountExcludingTax: 'Decimal',
+      totalTaxAmount: 'Decimal',
+      totalAmountIncludingTax: 'Decimal',
+      fullyShipped: 'Boolean',
+      status: 'Enum',
+      lastModifiedDateTime: 'DateTimeOffset',
+    },
+    navigation: { salesOrderLines: { set: 'salesOrderLines', many: true, matches: byDocument } },
+  },
+  salesOrderLines: {
+    type: 'salesOrderLine',
+    table: 'salesOrderLines',
+    fields: {
+      id: 'Guid',
+      documentId: 'Guid',
+      sequence: 'Int32',
+      lineType: 'Enum',
+      lineObjectNumber: 'String',
+      description: 'String',
+      quantity: 'Decimal',
+      unitPrice: 'Decimal',
+      amountExcludingTax: 'Decimal',
+      shippedQuantity: 'Decimal',
+      shipmentDate: 'Date',
+    },
+  },
+  salesShipments: {
+    type: 'salesShipment',
+    table: 'salesShipments',
+    fields: {
+      id: 'Guid',
+      number: 'String',
+      orderNumber: 'String',
+      customerNumber: 'String',
+      postingDate: 'Date',
+      shipmentMethodCode: 'String',
+    },
+    navigation: { salesShipmentLines: { set: 'salesShipmentLines', many: true, matches: byDocument } },
+  },
+  salesShipmentLines: {
+    type: 'salesShipmentLine',
+    table: 'salesShipmentLines',
+    fields: {
+      id: 'Guid',
+      documentId: 'Guid',
+      documentNo: 'String',
+      sequence: 'Int32',
+      lineObjectNumber: 'String',
+      description: 'String',
+      quantity: 'Decimal',
+      shipmentDate: 'Date',
+    },
+  },
+  salesInvoices: { type: 'salesInvoice', table: 'salesInvoices', fields: SALES_INVOICE_FIELDS },
+};
+
+/** The custom API page (an extension, not the standard API): what the standard API lacks. */
+const EXTENSION: Record<string, EntitySet> = {
+  items: {
+    type: 'item',
+    table: 'items',
+    fields: {
+      id: 'Guid',
+      number: 'String',
+      displayName: 'String',
+      description: 'String',
+      itemCategoryCode: 'String',
+      unitPrice: 'Decimal',
+      itemTrackingCode: 'String',
+      warrantyMonths: 'Int32',
+    },
+  },
+  shipments: {
+    type: 'shipment',
+    table: 'salesShipments',
+    fields: {
+      id: 'Guid',
+      number: 'String',
+      orderNumber: 'String',
+      customerNumber: 'String',
+      postingDate: 'Date',
+      shippingAgentCode: 'String',
+      packageTrackingNumber: 'String',
+      deliveredDate: 'Date',
+    },
+  },
+  serialNumbers: {
+    type: 'serialNumber',
+    table: 'serialNumbers',
+    fields: {
+      id: 'Guid',
+      serialNumber: 'String',
+      itemNumber: 'String',
+      customerNumber: 'String',
+      orderNumber: 'String',
+      shipmentNumber: 'String',
+      warrantyStartDate: 'Date',
+      warrantyEndDate: 'Date',
+      warrantyCode: 'String',
+    },
+  },
+  salesInvoices: { type: 'salesInvoice', table: 'salesInvoices', fields: { ...SALES_INVOICE_FIELDS, closedDate: 'Date' } },
+  salesReturnOrders: {
+    type: 'salesReturnOrder',
+    table: 'salesReturnOrders',
+    fields: RETURN_ORDER_FIELDS,
+    navigation: { salesReturnOrderLines: { set: 'salesReturnOrderLines', many: true, matches: byDocument } },
+    insert: insertReturnOrder,
+  },
+  salesReturnOrderLines: { type: 'salesReturnOrderLine', table: 'salesReturnOrderLines', fields: RETURN_LINE_FIELDS },
+};
+
+const APIS: Record<Api, Record<string, EntitySet>> = { standard: STANDARD, extension: EXTENSION };
+
+// ---------------------------------------------------------------------------------------------
+// The data: the embedded ERP's tables, read once.
+// ---------------------------------------------------------------------------------------------
+
+type Store = Map<string, Row[]>;
+
+const ERP_TABLES = [
+  'paymentTerms',
+  'customers',
+  'items',
+  'salesOrders',
+  'salesOrderLines',
+  'salesShipments',
+  'salesShipmentLines',
+  'serialNumbers',
+  'salesInvoices',
+  'salesReturnOrders',
+  'salesReturnOrderLines',
+] as const;
+
+/** A stable GUID for rows the embedded tables key otherwise (serial numbers). */
+function guidOf(text: string): string {
+  const hex = createHash('sha1').update(text).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+function loadStore(db: Database, company: { id: string; name: string; currency: string }): Store {
+  const store: Store = new Map();
+  for (const table of ERP_TABLES) store.set(table, db.prepare(`SELECT * FROM ${table} ORDER BY rowid`).all() as Row[]);
+  for (const row of store.get('serialNumbers')!) row.id = guidOf(String(row.serialNumber));
+  // Fields of the standard entities the embedded tables do not keep.
+  for (const row of store.get('customers')!) row.type = 'Company';
+  store.set('companies', [{ id: company.id, systemVersion: '26.0.0.0', name: company.name, displayName: company.name }]);
+  store.set('companyInformation', [
+    { id: guidOf(`${company.id}/information`), displayName: company.name, currencyCode: company.currency, country: 'US' },
+  ]);
+  return store;
+}
+
+function rowsOf(store: Store, table: string): Row[] {
+  const rows = store.get(table);
+  if (!rows) throw new Error(`no table ${table}`);
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers and errors.
+// ---------------------------------------------------------------------------------------------
+
+interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+const JSON_HEADERS = {
+  'content-type': 'application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8',
+  'odata-version': '4.0',
+};
+
+/** A failure answered in Business Central's error shape. */
+class ODataError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+function errorAnswer(error: ODataError): Answer {
+  return {
+    status: error.status,
+    headers: { ...JSON_HEADERS, ...error.headers },
+    body: { error: { code: error.code, message: `${error.message}  CorrelationId:  ${randomUUID()}.` } },
+  };
+}
+
+const badQuery = (message: string) => new ODataError(400, 'BadRequest_InvalidQuery', message);
+
+/** The wire value of a field: booleans as booleans, blanks in Business Central's forms. */
+function wire(type: Edm, value: unknown): unknown {
+  if (value === null || value === undefined) return BLANKS[type];
+  if (type === 'Boolean') return value === true || value === 1;
+  if (type === 'Enum' && typeof value === 'string' && value.trim() === '') return BLANKS.Enum;
+  return value;
+}
+
+/** A weak ETag that changes with the entity's content, in Business Central's base64 form. */
+function etagOf(row: Row): string {
+  const hash = BigInt(`0x${createHash('sha1').update(JSON.stringify(row)).digest('hex').slice(0, 15)}`).toString();
+  return `W/"${Buffer.from(`'${hash.length};${hash}1;00;'`).toString('base64')}"`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// System query options.
+// ---------------------------------------------------------------------------------------------
+
+interface Expand {
+  navigation: string;
+  select: string[] | null;
+}
+
+interface ListQuery {
+  select: string[] | null;
+  expand: Expand[];
+  filter: FilterNode | null;
+  orderby: { field: string; descending: boolean }[];
+  top: number | null;
+  skiptoken: string | null;
+}
+
+const QUERY_OPTIONS = new Set(['$select', '$expand', '$filter', '$orderby', '$top', '$skiptoken']);
+
+/** Decodes the query string; percent-decoding only ('+' is a plus, as OData clients send it). */
+function parseQueryString(search: string): Record<string, string> {
+  const options: Record<string, string> = {};
+  for (const part of search.replace(/^\?/, '').split('&')) {
+    if (!part) continue;
+    const at = part.indexOf('=');
+    const name = decodeURIComponent(at < 0 ? part : part.slice(0, at));
+    options[name] = decodeURIComponent(at < 0 ? '' : part.slice(at + 1));
+  }
+  return options;
+}
+
+function checkFields(set: EntitySet, fields: readonly string[]): void {
+  for (const field of fields) {
+    if (!(field in set.fields)) {
+      throw new ODataError(400, 'BadRequest_NotFound', `Could not find a property named '${field}' on type 'Microsoft.NAV.${set.type}'.`);
+    }
+  }
+}
+
+function parseSelect(set: EntitySet, text: string | undefined): string[] | null {
+  if (text === undefined) return null;
+  const fields = text
+    .split(',')
+    .map((field) => field.trim())
+    .filter(Boolean);
+  checkFields(set, fields);
+  return fields;
+}
+
+/** Splits on commas outside parentheses. */
+function splitTopLevel(text: string, separator: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text[i];
+    if (c === '(') depth += 1;
+    else if (c === ')') depth -= 1;
+    else if (c === separator && depth === 0) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts.map((part) => part.trim()).filter(Boolean);
+}
+
+/** `$expand=salesOrderLines` or `$expand=salesOrderLines($select=a,b)`. */
+function parseExpand(api: Api, set: EntitySet, text: string | undefined): Expand[] {
+  if (text === undefined) return [];
+  return splitTopLevel(text, ',').map((item) => {
+    const match = /^(\w+)(?:\((.*)\))?$/.exec(item);
+    const navigation = match?.[1];
+    const nav = navigation ? set.navigation?.[navigation] : undefined;
+    if (!match || !navigation || !nav) {
+      throw new ODataError(
+        400,
+        'BadRequest_NotFound',
+        `Could not find a navigation property named '${item}' on type 'Microsoft.NAV.${set.type}'.`,
+      );
+    }
+    let select: string[] | null = null;
+    for (const option of splitTopLevel(match[2] ?? '', ';')) {
+      const [name, value] = [option.slice(0, option.indexOf('=')), option.slice(option.indexOf('=') + 1)];
+      if (name !== '$select') throw badQuery(`The query option '${name}' is not supported inside $expand.`);
+      select = parseSelect(APIS[api][nav.set]!, value);
+    }
+    return { navigation, select };
+  });
+}
+
+function parseOrderby(set: EntitySet, text: string | undefined): ListQuery['orderby'] {
+  if (text === undefined) return [];
+  return text.split(',').map((part) => {
+    const [field = '', direction = 'asc', ...rest] = part.trim().split(/\s+/);
+    if (rest.length || (direction !== 'asc' && direction !== 'desc')) throw badQuery(`Syntax error in $orderby: '${part}'.`);
+    checkFields(set, [field]);
+    return { field, descending: direction === 'desc' };
+  });
+}
+
+function parseListQuery(api: Api, set: EntitySet, options: Record<string, string>): ListQuery {
+  for (const name of Object.keys(options)) {
+    if (name.startsWith('$') && !QUERY_OPTIONS.has(name)) throw badQuery(`The query parameter '${name}' is not supported.`);
+  }
+  const top = options.$top === undefined ? null : Number(options.$top);
+  if (top !== null && (!Number.isInteger(top) || top < 0)) throw badQuery(`Invalid value '${options.$top}' for $top query option found.`);
+  return {
+    select: parseSelect(set, options.$select),
+    expand: parseExpand(api, set, options.$expand),
+    filter: options.$filter === undefined ? null : parseFilter(set, options.$filter),
+    orderby: parseOrderby(set, options.$orderby),
+    top,
+    skiptoken: options.$skiptoken === undefined ? null : options.$skiptoken.replace(/^'|'$/g, ''),
+  };
+}
+
+/** The page size a client asked for with `Prefer: odata.maxpagesize=N`, if any. */
+function maxPageSize(prefer: string | undefined): number | null {
+  const match = /odata\.maxpagesize=(\d+)/.exec(prefer ?? '');
+  return match ? Math.max(1, Number(match[1])) : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// $filter: comparisons (eq ne lt le gt ge) joined with and / or / not and parentheses, over
+// string, date, date-time, number, boolean and GUID literals, typed like Business Central.
+// ---------------------------------------------------------------------------------------------
+
+type Literal =
+  | { kind: 'string'; value: string }
+  | { kind: 'date'; value: string }
+  | { kind: 'datetime'; value: string }
+  | { kind: 'number'; value: number }
+  | { kind: 'boolean'; value: boolean }
+  | { kind: 'guid'; value: string };
+
+type FilterNode =
+  | { op: 'and' | 'or'; left: FilterNode; right: FilterNode }
+  | { op: 'not'; operand: FilterNode }
+  | { op: 'compare'; field: string; type: Edm; comparison: Comparison; literal: Literal };
+
+type Comparison = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+const COMPARISONS = new Set<string>(['eq', 'ne', 'lt', 'le', 'gt', 'ge']);
+
+type Token = { kind: 'open' | 'close' } | { kind: 'word'; text: string } | { kind: 'literal'; literal: Literal };
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})/;
+const DATE = /^\d{4}-\d{2}-\d{2}/;
+const NUMBER = /^-?\d+(\.\d+)?/;
+const WORD = /^[A-Za-z_]\w*/;
+
+function tokenize(text: string): Token[] {
+  const tokens: Token[] = [];
+  let rest = text;
+  while ((rest = rest.trimStart())) {
+    let match: RegExpExecArray | null;
+    if (rest[0] === '(' || rest[0] === ')') {
+      tokens.push({ kind: rest[0] === '(' ? 'open' : 'close' });
+      rest = rest.slice(1);
+    } else if (rest[0] === "'") {
+      let value = '';
+      let i = 1;
+      for (; i < rest.length; i += 1) {
+        if (rest[i] === "'" && rest[i + 1] === "'") {
+          value += "'";
+          i += 1;
+        } else if (rest[i] === "'") break;
+        else value += rest[i];
+      }
+      if (i >= rest.length) throw badQuery(`Unterminated string literal in $filter: ${text}`);
+      tokens.push({ kind: 'literal', literal: { kind: 'string', value } });
+      rest = rest.slice(i + 1);
+    } else if ((match = GUID.exec(rest))) {
+      tokens.push({ kind: 'literal', literal: { kind: 'guid', value: match[0].toLowerCase() } });
+      rest = rest.slice(match[0].length);
+    } else if ((match = DATE_TIME.exec(rest))) {
+      tokens.push({ kind: 'literal', literal: { kind: 'datetime', value: match[0] } });
+      rest = rest.slice(match[0].length);
+    } else if ((match = DATE.exec(rest))) {
+      tokens.push({ kind: 'literal', literal: { kind: 'date', value: match[0] } });
+      rest = rest.slice(match[0].length);
+    } else if ((match = NUMBER.exec(rest))) {
+      tokens.push({ kind: 'literal', literal: { kind: 'number', value: Number(match[0]) } });
+      rest = rest.slice(match[0].length);
+    } else if ((match = WORD.exec(rest))) {
+      const word = match[0];
+      tokens.push(
+        word === 'true' || word === 'false'
+          ? { kind: 'literal', literal: { kind: 'boolean', value: word === 'true' } }
+          : { kind: 'word', text: word },
+      );
+      rest = rest.slice(word.length);
+    } else {
+      throw badQuery(`Syntax error at '${rest.slice(0, 20)}' in $filter.`);
+    }
+  }
+  return tokens;
+}
+
+// The literal kinds each EDM type compares with; anything else is the error Business Central gives.
+const COMPATIBLE: Record<Edm, Literal['kind']> = {
+  String: 'string',
+  Enum: 'string',
+  Guid: 'guid',
+  Date: 'date',
+  DateTimeOffset: 'datetime',
+  Decimal: 'number',
+  Int32: 'number',
+  Boolean: 'boolean',
+};
+
+/** Parses `$filter` (or binds loosest, then and, then not) and checks fields and literal types. */
+function parseFilter(set: EntitySet, text: string): FilterNode {
+  const tokens = tokenize(text);
+  let at = 0;
+  const peekWord = () => {
+    const token = tokens[at];
+    return token?.kind === 'word' ? token.text : null;
+  };
+  const parseOr = (): FilterNode => {
+    let node = parseAnd();
+    while (peekWord() === 'or') {
+      at += 1;
+      node = { op: 'or', left: node, right: parseAnd() };
+    }
+    return node;
+  };
+  const parseAnd = (): FilterNode => {
+    let node = parseUnary();
+    while (peekWord() === 'and') {
+      at += 1;
+      node = { op: 'and', left: node, right: parseUnary() };
+    }
+    return node;
+  };
+  const parseUnary = (): FilterNode => {
+    if (peekWord() === 'not') {
+      at += 1;
+      return { op: 'not', operand: parseUnary() };
+    }
+    if (tokens[at]?.kind === 'open') {
+      at += 1;
+      const node = parseOr();
+      if (tokens[at]?.kind !== 'close') throw badQuery(`')' expected in $filter: ${text}`);
+      at += 1;
+      return node;
+    }
+    return parseComparison();
+  };
+  const parseComparison = (): FilterNode => {
+    const [field, comparison, value] = [tokens[at], tokens[at + 1], tokens[at + 2]];
+    if (field?.kind !== 'word' || comparison?.kind !== 'word' || !COMPARISONS.has(comparison.text) || value?.kind !== 'literal') {
+      throw badQuery(`Syntax error in $filter: ${text}`);
+    }
+    at += 3;
+    checkFields(set, [field.text]);
+    const type = set.fields[field.text]!;
+    if (COMPATIBLE[type] !== value.literal.kind) {
+      throw badQuery(
+        `A binary operator with incompatible types was detected. Found operand types 'Edm.${type}' and '${value.literal.kind}' for operator kind '${comparison.text}'.`,
+      );
+    }
+    return { op: 'compare', field: field.text, type, comparison: comparison.text as Comparison, literal: value.literal };
+  };
+  const node = parseOr();
+  if (at !== tokens.length) throw badQuery(`Syntax error in $filter: ${text}`);
+  return node;
+}
+
+function compare(a: unknown, b: unknown): number {
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  const [x, y] = [String(a), String(b)];
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+function matches(node: FilterNode, row: Row): boolean {
+  switch (node.op) {
+    case 'and':
+      return matches(node.left, row) && matches(node.right, row);
+    case 'or':
+      return matches(node.left, row) || matches(node.right, row);
+    case 'not':
+      return !matches(node.operand, row);
+    case 'compare': {
+      const value = wire(node.type, row[node.field]);
+      const order = compare(node.type === 'Guid' ? String(value).toLowerCase() : value, node.literal.value);
+      const outcomes: Record<Comparison, boolean> = {
+        eq: order === 0,
+        ne: order !== 0,
+        lt: order < 0,
+        le: order <= 0,
+        gt: order > 0,
+        ge: order >= 0,
+      };
+      return outcomes[node.comparison];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request handling, independent of HTTP (a $batch operation goes through the same path).
+// ---------------------------------------------------------------------------------------------
+
+interface Route {
+  api: Api;
+  /** The path up to and including the API version: where $metadata and $batch live. */
+  root: string;
+  /** `$batch`, `companies`, `companies(id)`, `companies(id)/set` or `companies(id)/set(key)`. */
+  company: string | null;
+  set: string | null;
+  key: string | null;
+  batch: boolean;
+}
+
+interface Context {
+  store: Store;
+  companyId: string;
+  prefix: string;
+  extension: { publisher: string; group: string; version: string };
+  now: () => Date;
+  origin: string;
+}
+
+const stripKey = (key: string) => key.replace(/^'|'$/g, '').toLowerCase();
+
+function parseRoute(context: Context, pathname: string): Route {
+  const notFound = () =>
+    new ODataError(404, 'BadRequest_NotFound', `No HTTP resource was found that matches the request URI '${pathname}'.`);
+  if (!pathname.startsWith(`${context.prefix}/api/`)) throw notFound();
+  const after = pathname.slice(context.prefix.length + '/api/'.length);
+  const { publisher, group, version } = context.extension;
+  let api: Api;
+  let rest: string;
+  if (after.startsWith('v2.0/') || after === 'v2.0') {
+    api = 'standard';
+    rest = after.slice('v2.0'.length);
+  } else if (after.startsWith(`${publisher}/${group}/${version}`)) {
+    api = 'extension';
+    rest = after.slice(`${publisher}/${group}/${version}`.length);
+  } else {
+    throw notFound();
+  }
+  const root = pathname.slice(0, pathname.length - rest.length);
+  const segments = rest.split('/').filter(Boolean);
+  if (segments.length === 1 && segments[0] === '$batch') return { api, root, company: null, set: null, key: null, batch: true };
+  const company = /^companies(?:\(([^)]+)\))?$/.exec(segments[0] ?? '');
+  if (!company || segments.length > 2 || (segments.length === 2 && !company[1])) throw notFound();
+  if (segments.length === 1) return { api, root, company: company[1] ?? null, set: 'companies', key: company[1] ?? null, batch: false };
+  const entity = /^(\w+)(?:\(([^)]+)\))?$/.exec(segments[1]!);
+  if (!entity) throw notFound();
+  return { api, root, company: company[1]!, set: entity[1]!, key: entity[2] ?? null, batch: false };
+}
+
+function entitySetOf(route: Route): EntitySet {
+  const set = route.set ? APIS[route.api][route.set] : undefined;
+  if (!set || (route.set === 'companies' && route.company !== null && route.key === null)) {
+    throw new ODataError(404, 'BadRequest_NotFound', `The entity set '${route.set}' is not found.`);
+  }
+  return set;
+}
+
+function serialize(context: Context, api: Api, set: EntitySet, row: Row, select: string[] | null, expand: Expand[]): Row {
+  const entity: Row = { '@odata.etag': etagOf(row) };
+  for (const field of select ?? Object.keys(set.fields)) entity[field] = wire(set.fields[field]!, row[field]);
+  for (const { navigation, select: childSelect } of expand) {
+    const nav = set.navigation![navigation]!;
+    const childSet = APIS[api][nav.set]!;
+    const children = rowsOf(context.store, childSet.table).filter((child) => nav.matches(row, child));
+    const [first] = children;
+    entity[navigation] = nav.many
+      ? children.map((child) => serialize(context, api, childSet, child, childSelect, []))
+      : first
+        ? serialize(context, api, childSet, first, childSelect, [])
+        : null;
+  }
+  return entity;
+}
+
+/** The collection's path below the API root. */
+function collectionPath(context: Context, route: Route): string {
+  return route.company === null ? 'companies' : `companies(${context.companyId})/${route.set}`;
+}
+
+function contextUrl(context: Context, route: Route, suffix: string): string {
+  return `${context.origin}${route.root}/$metadata#${suffix}`;
+}
+
+/** GET of a collection: filter, order, $top, then one page from the $skiptoken on. */
+function readList(context: Context, route: Route, set: EntitySet, search: string, prefer: string | undefined): Answer {
+  const options = parseQueryString(search);
+  const query = parseListQuery(route.api, set, options);
+  let rows = rowsOf(context.store, set.table);
+  if (query.filter) rows = rows.filter((row) => matches(query.filter!, row));
+  if (query.orderby.length) {
+    rows = [...rows].sort((a, b) => {
+      for (const { field, descending } of query.orderby) {
+        const order = compare(wire(set.fields[field]!, a[field]), wire(set.fields[field]!, b[field]));
+        if (order) return descending ? -order : order;
+      }
+      return 0;
+    });
+  }
+  if (query.top !== null) rows = rows.slice(0, query.top);
+  if (query.skiptoken) {
+    const after = rows.findIndex((row) => String(row.id).toLowerCase() === query.skiptoken!.toLowerCase());
+    rows = after < 0 ? [] : rows.slice(after + 1);
+  }
+  const pageSize = maxPageSize(prefer);
+  const page = pageSize === null ? rows : rows.slice(0, pageSize);
+  const selected = query.select ? `(${query.select.join(',')})` : '';
+  const body: Row = {
+    '@odata.context': contextUrl(context, route, `${collectionPath(context, route)}${selected}`),
+    value: page.map((row) => serialize(context, route.api, set, row, query.select, query.expand)),
+  };
+  const last = page[page.length - 1];
+  if (pageSize !== null && rows.length > page.length && last) {
+    const next = { ...options, $skiptoken: `'${String(last.id)}'` };
+    const queryText = Object.entries(next)
+      .map(([name, value]) => `${name}=${encodeURIComponent(value)}`)
+      .join('&');
+    body['@odata.nextLink'] = `${context.origin}${route.root}/${collectionPath(context, route)}?${queryText}`;
+  }
+  const headers: Record<string, string> = pageSize === null ? {} : { 'preference-applied': `odata.maxpagesize=${pageSize}` };
+  return { status: 200, headers, body };
+}
+
+/** GET of one entity by key: 404 Internal_RecordNotFound when there is none. */
+function readEntity(context: Context, route: Route, set: EntitySet, search: string): Answer {
+  const options = parseQueryString(search);
+  const query = parseListQuery(route.api, set, options);
+  const key = stripKey(route.key!);
+  const row = rowsOf(context.store, set.table).find((candidate) => String(candidate.id).toLowerCase() === key);
+  if (!row) {
+    throw new ODataError(
+      404,
+      'Internal_RecordNotFound',
+      `The ${set.type} does not exist. Identification fields and values: Id='${route.key}'`,
+    );
+  }
+  const suffix = route.set === 'companies' ? 'companies/$entity' : `companies(${context.companyId})/${route.set}/$entity`;
+  return {
+    status: 200,
+    headers: {},
+    body: { '@odata.context': contextUrl(context, route, suffix), ...serialize(context, route.api, set, row, query.select, query.expand) },
+  };
+}
+
+/** POST of a new entity, where the API allows one. */
+function create(context: Context, route: Route, set: EntitySet, body: unknown): Answer {
+  if (!set.insert || route.key)
+    throw new ODataError(405, 'BadRequest_MethodNotAllowed', `'POST' requests for '${route.set}' are not allowed.`);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ODataError(400, 'BadRequest_InvalidRequestBody', 'The request body is not a JSON object.');
+  }
+  const row = set.insert(body as Record<string, unknown>, context.store, context.now());
+  return {
+    status: 201,
+    headers: { location: `${context.origin}${route.root}/companies(${context.companyId})/${route.set}(${String(row.id)})` },
+    body: {
+      '@odata.context': contextUrl(context, route, `companies(${context.companyId})/${route.set}/$entity`),
+      ...serialize(context, route.api, set, row, null, []),
+    },
+  };
+}
+
+/** Checks a POST body's properties against the entity's fields, as Business Central's OData does. */
+function typedProperties(type: string, fields: Record<string, Edm>, body: Record<string, unknown>, nested: string[] = []): Row {
+  const row: Row = {};
+  for (const [name, value] of Object.entries(body)) {
+    if (nested.includes(name)) continue;
+    const edm = fields[name];
+    if (!edm)
+      throw new ODataError(400, 'BadRequest_InvalidRequestBody', `The property '${name}' does not exist on type 'Microsoft.NAV.${type}'.`);
+    if (value === null)
+      throw new ODataError(400, 'BadRequest_InvalidRequestBody', `Cannot convert a null value to the property '${name}'.`);
+    const expected = edm === 'Decimal' || edm === 'Int32' ? 'number' : edm === 'Boolean' ? 'boolean' : 'string';
+    if (typeof value !== expected) {
+      throw new ODataError(
+        400,
+        'BadRequest_InvalidRequestBody',
+        `Cannot convert the literal '${String(value)}' to the expected type 'Edm.${edm}'.`,
+      );
+    }
+    // Stored as the embedded tables keep them: a blank is null.
+    row[name] = value === '' ? null : value;
+  }
+  return row;
+}
+
+const READ_ONLY_RETURN_FIELDS = ['id', 'number', 'status', 'createdDateTime'];
+
+/** Deep insert of a return order with its lines (extension entity). */
+function insertReturnOrder(body: Record<string, unknown>, store: Store, now: Date): Row {
+  const header = typedProperties('salesReturnOrder', RETURN_ORDER_FIELDS, body, ['salesReturnOrderLines']);
+  for (const field of READ_ONLY_RETURN_FIELDS) delete header[field];
+  const lines = body.salesReturnOrderLines ?? [];
+  if (!Array.isArray(lines)) throw new ODataError(400, 'BadRequest_InvalidRequestBody', 'salesReturnOrderLines must be an array.');
+  const customer = rowsOf(store, 'customers').find((row) => row.number === header.customerNumber);
+  if (!customer) {
+    throw new ODataError(
+      400,
+      'Internal_RecordNotFound',
+      `The Customer does not exist. Identification fields and values: No.='${String(header.customerNumber)}'`,
+    );
+  }
+  if (!header.externalDocumentNumber) {
+    throw new ODataError(400, 'Application_FieldValidationException', 'External Document No. must have a value in Sales Header.');
+  }
+  const orders = rowsOf(store, 'salesReturnOrders');
+  if (orders.some((row) => row.externalDocumentNumber === header.externalDocumentNumber)) {
+    throw new ODataError(
+      409,
+      'Internal_EntityWithSameKeyExists',
+      `The record in table Sales Header already exists. Identification fields and values: External Document No.='${String(header.externalDocumentNumber)}'`,
+    );
+  }
+  const items = new Set(rowsOf(store, 'items').map((row) => row.number));
+  const lineRows = lines.map((line: unknown, i) => {
+    if (typeof line !== 'object' || line === null) throw new ODataError(400, 'BadRequest_InvalidRequestBody', 'A line is not an object.');
+    const row = typedProperties('salesReturnOrderLine', RETURN_LINE_FIELDS, line as Record<string, unknown>);
+    if (!items.has(row.lineObjectNumber)) {
+      throw new ODataError(
+        400,
+        'Internal_RecordNotFound',
+        `The Item does not exist. Identification fields and values: No.='${String(row.lineObjectNumber)}'`,
+      );
+    }
+    return { ...row, id: randomUUID(), sequence: (i + 1) * 10000, orderLineSequence: row.orderLineSequence || null };
+  });
+  const order: Row = {
+    ...header,
+    id: randomUUID(),
+    number: `RMA-${String(900000 + orders.length + 1)}`,
+    status: 'Open',
+    createdDateTime: now.toISOString(),
+  };
+  orders.push(order);
+  rowsOf(store, 'salesReturnOrderLines').push(...lineRows.map((line) => ({ ...line, documentId: order.id })));
+  return order;
+}
+
+interface Incoming {
+  method: string;
+  pathname: string;
+  search: string;
+  headers: Record<string, string | undefined>;
+  body: unknown;
+}
+
+/** Answers one request (or one `$batch` operation). */
+function handle(context: Context, request: Incoming): Answer {
+  try {
+    const answer = dispatch(context, request);
+    return { ...answer, headers: { ...JSON_HEADERS, ...answer.headers } };
+  } catch (error) {
+    if (error instanceof ODataError) return errorAnswer(error);
+    throw error;
+  }
+}
+
+function dispatch(context: Context, request: Incoming): Answer {
+  const route = parseRoute(context, request.pathname);
+  if (route.batch) {
+    if (request.method !== 'POST') throw new ODataError(405, 'BadRequest_MethodNotAllowed', '$batch takes POST.');
+    return batch(context, route, request);
+  }
+  if (route.company !== null && route.company.toLowerCase() !== context.companyId.toLowerCase() && route.set !== 'companies') {
+    throw new ODataError(404, 'Internal_CompanyNotFound', `The company '${route.company}' does not exist.`);
+  }
+  const set = entitySetOf(route);
+  if (request.method === 'GET') {
+    return route.key
+      ? readEntity(context, route, set, request.search)
+      : readList(context, route, set, request.search, request.headers.prefer);
+  }
+  if (request.method === 'POST') return create(context, route, set, request.body);
+  throw new ODataError(405, 'BadRequest_MethodNotAllowed', `'${request.method}' requests for '${route.set}' are not allowed.`);
+}
+
+/** JSON `$batch`: each operation, relative to the API root, answered as if sent alone. */
+function batch(context: Context, route: Route, request: Incoming): Answer {
+  const requests = (request.body as { requests?: unknown } | null)?.requests;
+  if (!Array.isArray(requests)) throw new ODataError(400, 'BadRequest_InvalidRequestBody', 'A $batch body holds a "requests" array.');
+  if (requests.length > 100) throw new ODataError(400, 'BadRequest_InvalidRequestBody', 'A $batch request holds at most 100 operations.');
+  const responses = requests.map((operation: { id?: unknown; method?: unknown; url?: unknown; headers?: unknown; body?: unknown }) => {
+    const url = new URL(String(operation.url), `${context.origin}${route.root}/`);
+    const headers = Object.fromEntries(
+      Object.entries((operation.headers ?? {}) as Record<string, string>).map(([name, value]) => [name.toLowerCase(), value]),
+    );
+    const answer = handle(context, {
+      method: String(operation.method ?? 'GET').toUpperCase(),
+      pathname: url.pathname,
+      search: url.search,
+      headers: { ...request.headers, ...headers },
+      body: operation.body,
+    });
+    return { id: operation.id, status: answer.status, headers: answer.headers, body: answer.body };
+  });
+  return { status: 200, headers: {}, body: { responses } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP: faults, the bearer token check, the request log.
+// ---------------------------------------------------------------------------------------------
+
+function readBody(request: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    request.on('error', reject);
+  });
+}
+
+function send(response: ServerResponse, answer: Answer): void {
+  if (response.destroyed || response.writableEnded) return;
+  response.writeHead(answer.status, answer.headers);
+  response.end(answer.body === undefined ? undefined : JSON.stringify(answer.body));
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Starts the server on a free port of 127.0.0.1. */
+export async function startBusinessCentralServer(options: BusinessCentralServerOptions): Promise<BusinessCentralServer> {
+  const tenant = options.tenant ?? 'concord-test';
+  const environment = options.environment ?? 'production';
+  const companyId = options.companyId ?? guidOf('company');
+  const token = options.token ?? `test-${randomUUID()}`;
+  const extension = options.extension ?? { publisher: 'concord', group: 'erp', version: 'v1.0' };
+  const maxUrlLength = options.maxUrlLength ?? 2_048;
+  const store = loadStore(options.erp, { id: companyId, name: 'Embedded ERP', currency: options.localCurrency ?? 'USD' });
+  const requests: RequestLogEntry[] = [];
+  const queued: Fault[] = [];
+  let held: { answerAfterMs: number | null } | null = null;
+
+  const faults: FaultSwitches = {
+    latencyMs: 0,
+    failNext(count, fault) {
+      for (let i = 0; i < count; i += 1) queued.push(fault);
+    },
+    commitThenTimeout(switchOptions = {}) {
+      held = { answerAfterMs: switchOptions.answerAfterMs ?? null };
+    },
+    clear() {
+      queued.length = 0;
+      held = null;
+      faults.latencyMs = 0;
+    },
+  };
+
+  const server = createServer((request, response) => {
+    void serve(request, response).catch((error: unknown) => {
+      send(response, { status: 500, headers: JSON_HEADERS, body: { error: { code: 'Internal_ServerError', message: String(error) } } });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const origin = `http://127.0.0.1:${port}`;
+  const prefix = `/v2.0/${tenant}/${environment}`;
+  const context: Context = { store, companyId, prefix, extension, now: options.now ?? (() => new Date()), origin };
+
+  async function serve(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const target = new URL(request.url ?? '/', origin);
+    const entry: RequestLogEntry = {
+      method: request.method ?? 'GET',
+      url: request.url ?? '/',
+      ...describe(target.pathname),
+      query: Object.fromEntries(Object.entries(parseQueryString(target.search)).filter(([name]) => name.startsWith('$'))),
+      operations: [],
+      status: null,
+      fault: null,
+    };
+    requests.push(entry);
+    const text = await readBody(request);
+    if (faults.latencyMs) await sleep(faults.latencyMs);
+    const answer = (value: Answer) => {
+      entry.status = value.status;
+      send(response, value);
+    };
+
+    const fault = queued.shift();
+    if (fault) {
+      entry.fault = fault.kind;
+      if (fault.kind === 'reset') {
+        request.socket.resetAndDestroy();
+        return;
+      }
+      const error =
+        fault.kind === 'rateLimit'
+          ? new ODataError(429, 'Application_TooManyRequests', 'Too many requests reached. Try again later.', {
+              'retry-after': String(fault.retryAfterSeconds),
+            })
+          : new ODataError(fault.status ?? 503, 'Internal_ServiceUnavailable', 'The service is temporarily unavailable.');
+      return answer(errorAnswer(error));
+    }
+    if (entry.url.length > maxUrlLength) {
+      return answer(
+        errorAnswer(new ODataError(414, 'BadRequest_RequestUriTooLong', `The request URL is longer than ${maxUrlLength} characters.`)),
+      );
+    }
+    if (request.headers.authorization !== `Bearer ${token}`) {
+      return answer(
+        errorAnswer(
+          new ODataError(401, 'Authentication_InvalidCredentials', 'The server has rejected the client credentials.', {
+            'www-authenticate': `Bearer authorization_uri="https://login.microsoftonline.com/${tenant}/oauth2/authorize"`,
+          }),
+        ),
+      );
+    }
+    let body: unknown;
+    try {
+      body = text ? (JSON.parse(text) as unknown) : undefined;
+    } catch {
+      return answer(errorAnswer(new ODataError(400, 'BadRequest_InvalidRequestBody', 'The request body is not valid JSON.')));
+    }
+    if (entry.entitySet === '$batch') {
+      entry.operations = ((body as { requests?: { url?: unknown }[] } | undefined)?.requests ?? []).map((operation) =>
+        String(operation.url),
+      );
+    }
+    const headers = Object.fromEntries(
+      Object.entries(request.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(', ') : value]),
+    );
+    const result = handle(context, { method: entry.method, pathname: target.pathname, search: target.search, headers, body });
+
+    // "Commit, then time out": the entity is created, the answer comes late or never.
+    const hold = held as { answerAfterMs: number | null } | null;
+    if (hold && entry.method === 'POST' && entry.entitySet !== '$batch' && result.status === 201) {
+      held = null;
+      entry.fault = 'commitThenTimeout';
+      if (hold.answerAfterMs !== null) setTimeout(() => answer(result), hold.answerAfterMs);
+      return;
+    }
+    answer(result);
+  }
+
+  function describe(pathname: string): Pick<RequestLogEntry, 'api' | 'entitySet'> {
+    try {
+      const route = parseRoute(context, pathname);
+      return { api: route.api, entitySet: route.batch ? '$batch' : route.set };
+    } catch {
+      return { api: null, entitySet: null };
+    }
+  }
+
+  return {
+    baseUrl: `${origin}${prefix}`,
+    companyId,
+    token,
+    extension,
+    requests,
+    faults,
+    returnOrders(externalDocumentNumber) {
+      const rows = rowsOf(store, 'salesReturnOrders');
+      return externalDocumentNumber === undefined ? rows : rows.filter((row) => row.externalDocumentNumber === externalDocumentNumber);
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
+    },
+  };
+}

@@ -1,0 +1,898 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Database } from '../../../platform/sqlite.ts';
+import { EMBEDDED_FIELD_IDS } from '../../../subgraphs/support/src/connectors/embedded/tables.ts';
+
+/**
+ * A local stand-in for the Zendesk Support API: the endpoints the support desk adapter uses,
+ * answering in Zendesk's wire format (status codes, rate limit headers, JSON bodies and error
+ * bodies), over an in-memory desk seeded from the embedded SQLite desk. Tests switch faults on
+ * (latency, 429s, 5xx, dropped connections) and read the request log to count calls.
+ *
+ * Where Zendesk's behaviour is not documented the server is strict rather than lenient (an
+ * unknown search keyword, too many ids), so an adapter that oversteps fails here instead of in
+ * production.
+ */
+
+// ---------------------------------------------------------------------------------------------
+// The in-memory desk, in Zendesk's resource shapes.
+// ---------------------------------------------------------------------------------------------
+
+export interface DeskOrganization {
+  id: number;
+  name: string;
+  external_id: string | null;
+  domain_names: string[];
+  tags: string[];
+  created_at: string;
+  updated_at: string;
+}
+export interface DeskUser {
+  id: number;
+  name: string;
+  email: string | null;
+  role: 'end-user' | 'agent' | 'admin';
+  organization_id: number | null;
+  external_id: string | null;
+  created_at: string;
+}
+export interface DeskTicket {
+  id: number;
+  external_id: string | null;
+  type: string | null;
+  subject: string;
+  description: string | null;
+  priority: string | null;
+  status: string;
+  requester_id: number | null;
+  submitter_id: number | null;
+  assignee_id: number | null;
+  organization_id: number | null;
+  group_id: number | null;
+  tags: string[];
+  custom_fields: { id: number; value: string | null }[];
+  due_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+export interface DeskComment {
+  id: number;
+  ticket_id: number;
+  author_id: number | null;
+  body: string;
+  public: boolean;
+  created_at: string;
+}
+export interface DeskTicketField {
+  id: number;
+  type: 'text';
+  title: string;
+}
+export interface DeskSlaPolicy {
+  id: number;
+  title: string;
+  description: string | null;
+  position: number;
+  filter: { all: { field: string; operator: string; value: string }[]; any: { field: string; operator: string; value: string }[] };
+  policy_metrics: { priority: string; metric: string; target: number; business_hours: boolean }[];
+}
+
+export interface ZendeskData {
+  organizations: Map<number, DeskOrganization>;
+  users: Map<number, DeskUser>;
+  tickets: Map<number, DeskTicket>;
+  /** Per ticket, in the order they were written. */
+  comments: Map<number, DeskComment[]>;
+  ticketFields: DeskTicketField[];
+  slaPolicies: DeskSlaPolicy[];
+}
+
+/**
+ * The embedded desk's rows as Zendesk resources: custom field rows become each ticket's
+ * `custom_fields` (every field listed, unset ones null, as Zendesk does), and each SLA policy's
+ * tag becomes a `current_tags includes` condition.
+ */
+export function loadZendeskData(db: Database, fieldIds: { orderNumber: number; serialNumber: number } = EMBEDDED_FIELD_IDS): ZendeskData {
+  const json = (text: string) => JSON.parse(text) as string[];
+  const organizations = new Map<number, DeskOrganization>();
+  for (const row of db.prepare('SELECT * FROM organizations ORDER BY id').all() as (Omit<DeskOrganization, 'domain_names' | 'tags'> & {
+    domain_names: string;
+    tags: string;
+  })[]) {
+    organizations.set(row.id, { ...row, domain_names: json(row.domain_names), tags: json(row.tags) });
+  }
+  const users = new Map<number, DeskUser>();
+  for (const row of db.prepare('SELECT * FROM users ORDER BY id').all() as DeskUser[]) users.set(row.id, { ...row });
+
+  const fieldValues = new Map<string, string | null>();
+  for (const row of db.prepare('SELECT ticket_id, field_id, value FROM ticket_custom_fields').all() as {
+    ticket_id: number;
+    field_id: number;
+    value: string | null;
+  }[]) {
+    fieldValues.set(`${row.ticket_id}/${row.field_id}`, row.value);
+  }
+  const fields = [fieldIds.orderNumber, fieldIds.serialNumber];
+  const tickets = new Map<number, DeskTicket>();
+  for (const row of db.prepare('SELECT * FROM tickets ORDER BY id').all() as (Omit<DeskTicket, 'tags' | 'custom_fields'> & {
+    tags: string;
+  })[]) {
+    const custom_fields = fields.map((id) => ({ id, value: fieldValues.get(`${row.id}/${id}`) ?? null }));
+    tickets.set(row.id, { ...row, tags: json(row.tags), custom_fields });
+  }
+
+  const comments = new Map<number, DeskComment[]>();
+  for (const row of db.prepare('SELECT * FROM ticket_comments ORDER BY created_at, id').all() as (Omit<DeskComment, 'public'> & {
+    public: number;
+  })[]) {
+    const list = comments.get(row.ticket_id) ?? [];
+    list.push({ ...row, public: row.public === 1 });
+    comments.set(row.ticket_id, list);
+  }
+
+  const slaPolicies = (
+    db.prepare('SELECT * FROM sla_policies ORDER BY position').all() as {
+      id: number;
+      title: string;
+      description: string | null;
+      position: number;
+      filter_tag: string;
+      policy_metrics: string;
+    }[]
+  ).map((row): DeskSlaPolicy => ({
+    id: row.id,
+    title: row.title,
+    description: row.description,
+    position: row.position,
+    filter: { all: [{ field: 'current_tags', operator: 'includes', value: row.filter_tag }], any: [] },
+    policy_metrics: JSON.parse(row.policy_metrics) as DeskSlaPolicy['policy_metrics'],
+  }));
+  const ticketFields: DeskTicketField[] = [
+    { id: fieldIds.orderNumber, type: 'text', title: 'Order number' },
+    { id: fieldIds.serialNumber, type: 'text', title: 'Serial number' },
+  ];
+  return { organizations, users, tickets, comments, ticketFields, slaPolicies };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server.
+// ---------------------------------------------------------------------------------------------
+
+export type Fault =
+  /** 429 with Retry-After (seconds) and a text/plain body. */
+  | { kind: 'rate-limit'; retryAfterSeconds: number }
+  | { kind: 'server-error'; status?: 500 | 502 | 503 }
+  /** The connection is destroyed before the request is handled. */
+  | { kind: 'reset' }
+  /** The request is handled (an update is applied), then the connection is destroyed: a lost answer. */
+  | { kind: 'reset-after-handling' };
+
+export interface LoggedRequest {
+  method: string;
+  /** The path as sent, e.g. /api/v2/tickets/show_many.json. */
+  path: string;
+  query: Record<string, string>;
+  /** The status answered; 0 for a dropped connection. */
+  status: number;
+}
+
+export interface ZendeskServer {
+  readonly url: string;
+  readonly data: ZendeskData;
+  /** Every request received, in order. */
+  readonly requests: LoggedRequest[];
+  /** The agent the accepted credentials belong to (author of comments added through the API). */
+  readonly apiUser: DeskUser;
+  /** Delay before every answer, in milliseconds. */
+  latencyMs: number;
+  /**
+   * The next `count` requests (of those `when` picks, default all) meet the fault instead of
+   * their answer (or, for reset-after-handling, after it).
+   */
+  failNext(count: number, fault: Fault, when?: (request: LoggedRequest) => boolean): void;
+  clearFaults(): void;
+  /** Requests whose path starts with the prefix (e.g. '/api/v2/search'). */
+  requestsTo(prefix: string): LoggedRequest[];
+  close(): Promise<void>;
+}
+
+export interface ZendeskServerOptions {
+  data: ZendeskData;
+  /** The credentials accepted: an API token for the email, and optionally an OAuth token. */
+  credentials: { email: string; apiToken: string; bearerToken?: string };
+}
+
+/** Answers as a JSON body or plain text, with headers. */
+interface Reply {
+  status: number;
+  headers?: Record<string, string>;
+  json?: unknown;
+  text?: string;
+}
+
+const RATE_LIMIT = 700;
+const SHOW_MANY_LIMIT = 100;
+const SEARCH_RESULTS_LIMIT = 1000;
+
+const notFound = (): Reply => ({ status: 404, json: { error: 'RecordNotFound', description: 'Not found' } });
+const unauthenticated = (): Reply => ({ status: 401, json: { error: "Couldn't authenticate you" } });
+const invalidRecord = (details: Record<string, { description: string; error: string }[]>): Reply => ({
+  status: 422,
+  json: { error: 'RecordInvalid', description: 'Record validation errors', details },
+});
+const badRequest = (error: string, description: string): Reply => ({ status: 400, json: { error, description } });
+
+/** Starts the server on 127.0.0.1 at a free port. */
+export async function startZendeskServer(options: ZendeskServerOptions): Promise<ZendeskServer> {
+  const { data, credentials } = options;
+  const apiUser = ensureApiUser(data, credentials.email);
+  const requests: LoggedRequest[] = [];
+  const faults: { fault: Fault; when: (request: LoggedRequest) => boolean }[] = [];
+  let remaining = RATE_LIMIT;
+  let baseUrl = '';
+
+  const server = createServer((req, res) => {
+    void serve(req, res).catch((error: unknown) => {
+      res.destroy(error instanceof Error ? error : new Error(String(error)));
+    });
+  });
+
+  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const entry: LoggedRequest = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      status: 0,
+    };
+    requests.push(entry);
+    const body = await readBody(req);
+    if (state.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, state.latencyMs));
+    remaining = Math.max(0, remaining - 1);
+    const index = faults.findIndex((pending) => pending.when(entry));
+    const fault = index === -1 ? undefined : faults.splice(index, 1)[0]?.fault;
+    if (fault?.kind === 'reset') return void req.socket.destroy();
+    const reply = fault?.kind === 'rate-limit' || fault?.kind === 'server-error' ? faultReply(fault) : answer(entry.method, url, req, body);
+    if (fault?.kind === 'reset-after-handling') return void req.socket.destroy();
+    entry.status = reply.status;
+    write(res, reply);
+  }
+
+  function write(res: ServerResponse, reply: Reply): void {
+    const headers: Record<string, string> = {
+      'x-rate-limit': String(RATE_LIMIT),
+      'x-rate-limit-remaining': String(remaining),
+      ...reply.headers,
+    };
+    if (reply.json !== undefined) {
+      res.writeHead(reply.status, { ...headers, 'content-type': 'application/json; charset=utf-8' });
+      res.end(JSON.stringify(reply.json));
+    } else {
+      res.writeHead(reply.status, { ...headers, 'content-type': 'text/plain; charset=utf-8' });
+      res.end(reply.text ?? '');
+    }
+  }
+
+  function answer(method: string, url: URL, req: IncomingMessage, body: string): Reply {
+    const path = url.pathname.replace(/\.json$/, '');
+    const identity = authenticate(req.headers.authorization, credentials);
+    // Zendesk answers /users/me without credentials as the anonymous user; wrong ones are refused.
+    if (identity === 'anonymous' && method === 'GET' && path === '/api/v2/users/me') {
+      return { status: 200, json: { user: { id: null, name: 'Anonymous user', email: 'invalid@example.com', role: 'end-user' } } };
+    }
+    if (identity !== 'ok') return unauthenticated();
+    return route(method, path, url.searchParams, body, { data, apiUser, baseUrl });
+  }
+
+  const state = {
+    url: '',
+    data,
+    requests,
+    apiUser,
+    latencyMs: 0,
+    failNext(count: number, fault: Fault, when: (request: LoggedRequest) => boolean = () => true) {
+      for (let i = 0; i < count; i += 1) faults.push({ fault, when });
+    },
+    clearFaults() {
+      faults.length = 0;
+    },
+    requestsTo(prefix: string) {
+      return requests.filter((request) => request.path.startsWith(prefix));
+    },
+    close() {
+      return new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        // Clients keep connections alive; without this, close waits for them to time out.
+        server.closeAllConnections();
+      });
+    },
+  };
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  state.url = baseUrl;
+  return state;
+}
+
+function faultReply(fault: Extract<Fault, { kind: 'rate-limit' | 'server-error' }>): Reply {
+  if (fault.kind === 'rate-limit') {
+    return {
+      status: 429,
+      headers: { 'retry-after': String(fault.retryAfterSeconds) },
+      text: `Rate limited. Retry after ${fault.retryAfterSeconds} seconds.`,
+    };
+  }
+  const status = fault.status ?? 503;
+  if (status === 503) return { status, headers: { 'retry-after': '0' }, text: 'Service Unavailable' };
+  return { status, json: { error: 'InternalServerError', description: 'Something went wrong on our end' } };
+}
+
+function ensureApiUser(data: ZendeskData, email: string): DeskUser {
+  const existing = [...data.users.values()].find((user) => user.email === email);
+  if (existing) return existing;
+  const id = Math.max(0, ...data.users.keys()) + 1;
+  const user: DeskUser = {
+    id,
+    name: 'Concord Integration',
+    email,
+    role: 'admin',
+    organization_id: null,
+    external_id: null,
+    created_at: '2023-01-01T00:00:00Z',
+  };
+  data.users.set(id, user);
+  return user;
+}
+
+function authenticate(header: string | undefined, credentials: ZendeskServerOptions['credentials']): 'ok' | 'anonymous' | 'refused' {
+  if (!header) return 'anonymous';
+  const [scheme, value = ''] = header.split(' ', 2);
+  if (scheme === 'Bearer') return credentials.bearerToken !== undefined && value === credentials.bearerToken ? 'ok' : 'refused';
+  if (scheme === 'Basic') {
+    return Buffer.from(value, 'base64').toString('utf8') === `${credentials.email}/token:${credentials.apiToken}` ? 'ok' : 'refused';
+  }
+  return 'refused';
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints.
+// ---------------------------------------------------------------------------------------------
+
+interface Desk {
+  data: ZendeskData;
+  apiUser: DeskUser;
+  baseUrl: string;
+}
+
+function route(method: string, path: string, params: URLSearchParams, body: string, desk: Desk): Reply {
+  const ticketPath = /^\/api\/v2\/tickets\/(\d+)(\/comments)?$/.exec(path);
+  if (method === 'GET') {
+    switch (path) {
+      case '/api/v2/users/me':
+        return { status: 200, json: { user: userJson(desk.apiUser, desk) } };
+      case '/api/v2/users/show_many':
+        return showManyUsers(params, desk);
+      case '/api/v2/organizations/show_many':
+        return showManyOrganizations(params, desk);
+      case '/api/v2/tickets/show_many':
+        return showManyTickets(params, desk);
+      case '/api/v2/search':
+        return search(params, desk);
+      case '/api/v2/search/count':
+        return searchCount(params, desk);
+      case '/api/v2/search/export':
+        return searchExport(params, desk);
+      case '/api/v2/slas/policies':
+        return {
+          status: 200,
+          json: { sla_policies: desk.data.slaPolicies, next_page: null, previous_page: null, count: desk.data.slaPolicies.length },
+        };
+      case '/api/v2/ticket_fields':
+        return {
+          status: 200,
+          json: { ticket_fields: desk.data.ticketFields, next_page: null, previous_page: null, count: desk.data.ticketFields.length },
+        };
+    }
+    if (ticketPath?.[2]) return listComments(Number(ticketPath[1]), params, desk);
+    if (ticketPath) return showTicket(Number(ticketPath[1]), params, desk);
+  }
+  if (method === 'PUT' && ticketPath && !ticketPath[2]) return updateTicket(Number(ticketPath[1]), body, desk);
+  return { status: 404, json: { error: 'InvalidEndpoint', description: 'Not found' } };
+}
+
+/** `ids` or `external_ids`, comma-separated, at most 100. */
+function idList(params: URLSearchParams, name: string): string[] | Reply {
+  const values = (params.get(name) ?? '')
+    .split(',')
+    .map((value) => value.trim())
+    .filter(Boolean);
+  if (values.length > SHOW_MANY_LIMIT) return badRequest('InvalidParameter', `${name}: at most ${SHOW_MANY_LIMIT} values`);
+  return values;
+}
+
+function showManyUsers(params: URLSearchParams, desk: Desk): Reply {
+  const byExternal = params.has('external_ids');
+  const values = idList(params, byExternal ? 'external_ids' : 'ids');
+  if (!Array.isArray(values)) return values;
+  const wanted = new Set(values);
+  const users = [...desk.data.users.values()].filter((user) => wanted.has(byExternal ? (user.external_id ?? '') : String(user.id)));
+  return {
+    status: 200,
+    json: { users: users.map((user) => userJson(user, desk)), next_page: null, previous_page: null, count: users.length },
+  };
+}
+
+function showManyOrganizations(params: URLSearchParams, desk: Desk): Reply {
+  const byExternal = params.has('external_ids');
+  const values = idList(params, byExternal ? 'external_ids' : 'ids');
+  if (!Array.isArray(values)) return values;
+  const wanted = new Set(values);
+  const organizations = [...desk.data.organizations.values()].filter((organization) =>
+    wanted.has(byExternal ? (organization.external_id ?? '') : String(organization.id)),
+  );
+  return {
+    status: 200,
+    json: {
+      organizations: organizations.map((organization) => organizationJson(organization, desk)),
+      next_page: null,
+      previous_page: null,
+      count: organizations.length,
+    },
+  };
+}
+
+function showManyTickets(params: URLSearchParams, desk: Desk): Reply {
+  const values = idList(params, 'ids');
+  if (!Array.isArray(values)) return values;
+  const tickets = values.map((id) => desk.data.tickets.get(Number(id))).filter((ticket): ticket is DeskTicket => ticket !== undefined);
+  return { status: 200, json: { tickets: tickets.map((ticket) => ticketJson(ticket, desk)), ...sideloads(tickets, params, desk) } };
+}
+
+function showTicket(id: number, params: URLSearchParams, desk: Desk): Reply {
+  const ticket = desk.data.tickets.get(id);
+  if (!ticket) return notFound();
+  return { status: 200, json: { ticket: ticketJson(ticket, desk), ...sideloads([ticket], params, desk) } };
+}
+
+/** `include=users,organizations`: the people and organizations the tickets refer to. */
+function sideloads(tickets: readonly DeskTicket[], params: URLSearchParams, desk: Desk): { users?: unknown[]; organizations?: unknown[] } {
+  const include = new Set((params.get('include') ?? '').split(',').map((name) => name.trim()));
+  const result: { users?: unknown[]; organizations?: unknown[] } = {};
+  if (include.has('users')) {
+    const ids = new Set(tickets.flatMap((ticket) => [ticket.requester_id, ticket.submitter_id, ticket.assignee_id]));
+    result.users = [...ids].flatMap((id) => {
+      const user = id === null ? undefined : desk.data.users.get(id);
+      return user ? [userJson(user, desk)] : [];
+    });
+  }
+  if (include.has('organizations')) {
+    const ids = new Set(tickets.map((ticket) => ticket.organization_id));
+    result.organizations = [...ids].flatMap((id) => {
+      const organization = id === null ? undefined : desk.data.organizations.get(id);
+      return organization ? [organizationJson(organization, desk)] : [];
+    });
+  }
+  return result;
+}
+
+/** Cursor pages: `page[size]` (at most `max`) and an opaque `page[after]`. */
+function cursorPage<T>(
+  items: readonly T[],
+  keyOf: (item: T) => number,
+  params: URLSearchParams,
+  max: number,
+  link: (cursor: string) => string,
+) {
+  const size = Math.min(max, Math.max(1, Number(params.get('page[size]') ?? 100) || 100));
+  const after = params.get('page[after]');
+  const start = after ? items.findIndex((item) => keyOf(item) === decodeCursor(after)) + 1 : 0;
+  const page = items.slice(start, start + size);
+  const hasMore = start + size < items.length;
+  const first = page[0];
+  const last = page[page.length - 1];
+  const afterCursor = last === undefined ? null : encodeCursor(keyOf(last));
+  const beforeCursor = first === undefined ? null : encodeCursor(keyOf(first));
+  return {
+    page,
+    meta: { has_more: hasMore, after_cursor: afterCursor, before_cursor: beforeCursor },
+    links: { next: hasMore && afterCursor ? link(afterCursor) : null, prev: beforeCursor ? link(beforeCursor) : null },
+  };
+}
+
+const encodeCursor = (key: number) => Buffer.from(`k${key}`).toString('base64url');
+const decodeCursor = (cursor: string) => Number(Buffer.from(cursor, 'base64url').toString('utf8').slice(1));
+
+function listComments(ticketId: number, params: URLSearchParams, desk: Desk): Reply {
+  if (!desk.data.tickets.has(ticketId)) return notFound();
+  const comments = desk.data.comments.get(ticketId) ?? [];
+  const size = params.get('page[size]') ?? '100';
+  const { page, meta, links } = cursorPage(
+    comments,
+    (comment) => comment.id,
+    params,
+    100,
+    (cursor) => `${desk.baseUrl}/api/v2/tickets/${ticketId}/comments.json?page%5Bafter%5D=${cursor}&page%5Bsize%5D=${size}`,
+  );
+  const json: Record<string, unknown> = { comments: page.map(commentJson), meta, links };
+  if ((params.get('include') ?? '').split(',').includes('users')) {
+    const authors = new Set(page.map((comment) => comment.author_id));
+    json.users = [...authors].flatMap((id) => {
+      const user = id === null ? undefined : desk.data.users.get(id);
+      return user ? [userJson(user, desk)] : [];
+    });
+  }
+  return { status: 200, json };
+}
+
+function updateTicket(id: number, body: string, desk: Desk): Reply {
+  const ticket = desk.data.tickets.get(id);
+  if (!ticket) return notFound();
+  let update: TicketUpdate;
+  try {
+    update = (JSON.parse(body) as { ticket?: TicketUpdate }).ticket ?? {};
+  } catch {
+    return badRequest('InvalidJSON', 'The request body is not valid JSON');
+  }
+  if (ticket.status === 'closed') {
+    return invalidRecord({ status: [{ description: 'Status: closed prevents ticket update', error: 'ClosedPreventsUpdate' }] });
+  }
+  if (update.status !== undefined && !STATUS_ORDER.includes(update.status)) {
+    return invalidRecord({ status: [{ description: `Status: ${update.status} is not valid`, error: 'InvalidValue' }] });
+  }
+  if (update.safe_update && update.updated_stamp !== ticket.updated_at) {
+    return {
+      status: 409,
+      json: {
+        error: 'UpdateConflict',
+        description: 'Safe Update prevented the update due to outdated ticket data. Please fetch the latest ticket data and try again.',
+      },
+    };
+  }
+  // Strictly later than the last update, so updated_at works as the safe-update stamp even for
+  // updates within one second.
+  const now = new Date(Math.max(Date.now(), Date.parse(ticket.updated_at) + 1000)).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const events: unknown[] = [];
+  if (update.status !== undefined && update.status !== ticket.status) {
+    events.push({ type: 'Change', field_name: 'status', value: update.status, previous_value: ticket.status });
+    ticket.status = update.status;
+  }
+  if (update.comment?.body) {
+    const comments = desk.data.comments.get(id) ?? [];
+    const commentId = Math.max(0, ...[...desk.data.comments.values()].flat().map((comment) => comment.id)) + 1;
+    const comment: DeskComment = {
+      id: commentId,
+      ticket_id: id,
+      author_id: desk.apiUser.id,
+      body: update.comment.body,
+      public: update.comment.public ?? true,
+      created_at: now,
+    };
+    comments.push(comment);
+    desk.data.comments.set(id, comments);
+    events.push(commentJson(comment));
+  }
+  const added = (update.additional_tags ?? []).map((tag) => tag.toLowerCase()).filter((tag) => !ticket.tags.includes(tag));
+  if (added.length) {
+    events.push({ type: 'Change', field_name: 'tags', value: [...ticket.tags, ...added], previous_value: ticket.tags });
+    ticket.tags = [...ticket.tags, ...added];
+  }
+  ticket.updated_at = now;
+  const audit = { id: Date.now(), ticket_id: id, created_at: now, author_id: desk.apiUser.id, metadata: {}, events };
+  return { status: 200, json: { ticket: ticketJson(ticket, desk), audit } };
+}
+
+interface TicketUpdate {
+  status?: string;
+  comment?: { body?: string; public?: boolean };
+  additional_tags?: string[];
+  safe_update?: boolean;
+  updated_stamp?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Search: the query language's terms the adapter uses. One keyword given several values matches
+// any of them; different keywords, ranges and words must all match.
+// ---------------------------------------------------------------------------------------------
+
+const STATUS_ORDER = ['new', 'open', 'pending', 'hold', 'solved', 'closed'];
+const PRIORITY_ORDER = ['low', 'normal', 'high', 'urgent'];
+
+type Term = { keyword: string; operator: ':' | '<' | '>'; value: string; quoted: boolean } | { word: string };
+type Predicate = (ticket: DeskTicket, desk: Desk) => boolean;
+
+function parseQuery(query: string): Term[] | string {
+  const terms: Term[] = [];
+  for (const match of query.matchAll(/([a-z_0-9]+)([:<>])(?:"([^"]*)"|(\S+))|"([^"]*)"|(\S+)/gi)) {
+    const [, keyword, operator, quotedValue, value, phraseWord, word] = match;
+    if (keyword && operator) {
+      terms.push({
+        keyword: keyword.toLowerCase(),
+        operator: operator as ':' | '<' | '>',
+        value: quotedValue ?? value ?? '',
+        quoted: quotedValue !== undefined,
+      });
+    } else {
+      terms.push({ word: (phraseWord ?? word ?? '').toLowerCase() });
+    }
+  }
+  const type = terms.find((term) => 'keyword' in term && term.keyword === 'type');
+  if (!type || !('keyword' in type) || type.value !== 'ticket') return 'This server searches tickets only: the query needs type:ticket';
+  return terms;
+}
+
+function compare(actual: string | number | null, operator: ':' | '<' | '>', expected: string | number): boolean {
+  if (actual === null) return false;
+  if (operator === '<') return actual < expected;
+  if (operator === '>') return actual > expected;
+  return actual === expected;
+}
+
+function rank(order: readonly string[], value: string | null): number | null {
+  const index = value === null ? -1 : order.indexOf(value);
+  return index === -1 ? null : index;
+}
+
+/** A user named by id, email or name (and `none` for nobody). */
+function personMatches(userId: number | null, value: string, desk: Desk): boolean {
+  if (value === 'none') return userId === null;
+  if (/^\d+$/.test(value)) return userId === Number(value);
+  const user = userId === null ? undefined : desk.data.users.get(userId);
+  return !!user && (user.email?.toLowerCase() === value.toLowerCase() || user.name.toLowerCase() === value.toLowerCase());
+}
+
+function predicateFor(term: Extract<Term, { keyword: string }>): Predicate | string {
+  const { keyword, operator, value, quoted } = term;
+  const lower = value.toLowerCase();
+  const field = /^custom_field_(\d+)$/.exec(keyword);
+  if (field) {
+    const fieldId = Number(field[1]);
+    return (ticket) => {
+      const actual = ticket.custom_fields.find((entry) => entry.id === fieldId)?.value?.toLowerCase();
+      // A phrase matches the whole value; a bare word also matches values it begins.
+      return actual !== undefined && (quoted ? actual === lower : actual.startsWith(lower));
+    };
+  }
+  switch (keyword) {
+    case 'type':
+      return () => true;
+    case 'status':
+      return (ticket) => compare(rank(STATUS_ORDER, ticket.status), operator, rank(STATUS_ORDER, lower) ?? Number.NaN);
+    case 'priority':
+      return (ticket) => compare(rank(PRIORITY_ORDER, ticket.priority), operator, rank(PRIORITY_ORDER, lower) ?? Number.NaN);
+    case 'ticket_type':
+      return (ticket) => ticket.type === lower;
+    case 'tags':
+      return (ticket) => ticket.tags.includes(lower);
+    case 'organization':
+      return (ticket, desk) =>
+        lower === 'none'
+          ? ticket.organization_id === null
+          : /^\d+$/.test(lower)
+            ? ticket.organization_id === Number(lower)
+            : desk.data.organizations.get(ticket.organization_id ?? -1)?.name.toLowerCase() === lower;
+    case 'requester':
+      return (ticket, desk) => personMatches(ticket.requester_id, value, desk);
+    case 'assignee':
+      return (ticket, desk) => personMatches(ticket.assignee_id, value, desk);
+    case 'created':
+    case 'updated': {
+      const at = Date.parse(value);
+      if (Number.isNaN(at)) return `${keyword}: "${value}" is not a date`;
+      return (ticket) => compare(Date.parse(keyword === 'created' ? ticket.created_at : ticket.updated_at), operator, at);
+    }
+    default:
+      return `This server does not support the search keyword "${keyword}"`;
+  }
+}
+
+/** The tickets a query matches, or the reason it cannot be answered. */
+function matchTickets(query: string, desk: Desk): DeskTicket[] | string {
+  const terms = parseQuery(query);
+  if (typeof terms === 'string') return terms;
+  const anyOf = new Map<string, Predicate[]>();
+  const allOf: Predicate[] = [];
+  for (const term of terms) {
+    if ('word' in term) {
+      allOf.push((ticket) =>
+        `${ticket.subject} ${ticket.description ?? ''}`
+          .toLowerCase()
+          .split(/\W+/)
+          .some((word) => word.startsWith(term.word)),
+      );
+      continue;
+    }
+    const predicate = predicateFor(term);
+    if (typeof predicate === 'string') return predicate;
+    if (term.operator === ':') anyOf.set(term.keyword, [...(anyOf.get(term.keyword) ?? []), predicate]);
+    else allOf.push(predicate);
+  }
+  const groups = [...anyOf.values()];
+  return [...desk.data.tickets.values()].filter(
+    (ticket) =>
+      allOf.every((predicate) => predicate(ticket, desk)) && groups.every((group) => group.some((predicate) => predicate(ticket, desk))),
+  );
+}
+
+const SORT_KEYS: Record<string, (ticket: DeskTicket) => string | number> = {
+  created_at: (ticket) => ticket.created_at,
+  updated_at: (ticket) => ticket.updated_at,
+  priority: (ticket) => rank(PRIORITY_ORDER, ticket.priority) ?? -1,
+  status: (ticket) => rank(STATUS_ORDER, ticket.status) ?? -1,
+  ticket_type: (ticket) => ticket.type ?? '',
+};
+
+function sortTickets(tickets: DeskTicket[], sortBy: string | null, sortOrder: string | null): DeskTicket[] {
+  // Without sort_by Zendesk orders by relevance; recently updated first is as good a stand-in.
+  const key = SORT_KEYS[sortBy ?? 'updated_at'] ?? SORT_KEYS.updated_at!;
+  const direction = sortOrder === 'asc' ? 1 : -1;
+  return tickets.sort((a, b) => {
+    const [x, y] = [key(a), key(b)];
+    return (x < y ? -1 : x > y ? 1 : 0) * direction || (a.id - b.id) * direction;
+  });
+}
+
+function search(params: URLSearchParams, desk: Desk): Reply {
+  const matched = matchTickets(params.get('query') ?? '', desk);
+  if (typeof matched === 'string') return badRequest('InvalidSearch', matched);
+  const perPage = Math.min(100, Math.max(1, Number(params.get('per_page') ?? 100) || 100));
+  const page = Math.max(1, Number(params.get('page') ?? 1) || 1);
+  if (page * perPage > SEARCH_RESULTS_LIMIT) {
+    return {
+      status: 422,
+      json: { error: 'InvalidPaginationParameter', description: 'Search results are limited to 1,000; use the export endpoint' },
+    };
+  }
+  const sorted = sortTickets(matched, params.get('sort_by'), params.get('sort_order'));
+  const results = sorted
+    .slice((page - 1) * perPage, page * perPage)
+    .map((ticket) => ({ ...ticketJson(ticket, desk), result_type: 'ticket' }));
+  const link = (n: number) => {
+    const next = new URLSearchParams(params);
+    next.set('page', String(n));
+    return `${desk.baseUrl}/api/v2/search.json?${next.toString()}`;
+  };
+  const hasNext = page * perPage < Math.min(sorted.length, SEARCH_RESULTS_LIMIT);
+  return {
+    status: 200,
+    json: {
+      results,
+      facets: null,
+      next_page: hasNext ? link(page + 1) : null,
+      previous_page: page > 1 ? link(page - 1) : null,
+      count: sorted.length,
+    },
+  };
+}
+
+function searchCount(params: URLSearchParams, desk: Desk): Reply {
+  const matched = matchTickets(params.get('query') ?? '', desk);
+  if (typeof matched === 'string') return badRequest('InvalidSearch', matched);
+  return { status: 200, json: { count: matched.length } };
+}
+
+function searchExport(params: URLSearchParams, desk: Desk): Reply {
+  if (params.get('filter[type]') !== 'ticket')
+    return badRequest('InvalidParameter', 'filter[type] is required (this server exports tickets)');
+  const matched = matchTickets(params.get('query') ?? '', desk);
+  if (typeof matched === 'string') return badRequest('InvalidSearch', matched);
+  const tickets = matched.sort((a, b) => a.id - b.id);
+  const { page, meta, links } = cursorPage(
+    tickets,
+    (ticket) => ticket.id,
+    params,
+    1000,
+    (cursor) => {
+      const next = new URLSearchParams(params);
+      next.set('page[after]', cursor);
+      return `${desk.baseUrl}/api/v2/search/export.json?${next.toString()}`;
+    },
+  );
+  return {
+    status: 200,
+    json: { results: page.map((ticket) => ({ ...ticketJson(ticket, desk), result_type: 'ticket' })), facets: null, meta, links },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resource JSON.
+// ---------------------------------------------------------------------------------------------
+
+function ticketJson(ticket: DeskTicket, desk: Desk) {
+  return {
+    url: `${desk.baseUrl}/api/v2/tickets/${ticket.id}.json`,
+    id: ticket.id,
+    external_id: ticket.external_id,
+    via: { channel: 'web', source: { from: {}, to: {}, rel: null } },
+    created_at: ticket.created_at,
+    updated_at: ticket.updated_at,
+    type: ticket.type,
+    subject: ticket.subject,
+    raw_subject: ticket.subject,
+    description: ticket.description,
+    priority: ticket.priority,
+    status: ticket.status,
+    recipient: null,
+    requester_id: ticket.requester_id,
+    submitter_id: ticket.submitter_id,
+    assignee_id: ticket.assignee_id,
+    organization_id: ticket.organization_id,
+    group_id: ticket.group_id,
+    collaborator_ids: [],
+    follower_ids: [],
+    email_cc_ids: [],
+    has_incidents: false,
+    is_public: true,
+    due_at: ticket.due_at,
+    tags: [...ticket.tags],
+    custom_fields: ticket.custom_fields.map((field) => ({ ...field })),
+    fields: ticket.custom_fields.map((field) => ({ ...field })),
+    satisfaction_rating: null,
+    sharing_agreement_ids: [],
+    allow_channelback: false,
+    allow_attachments: true,
+  };
+}
+
+function userJson(user: DeskUser, desk: Desk) {
+  return {
+    id: user.id,
+    url: `${desk.baseUrl}/api/v2/users/${user.id}.json`,
+    name: user.name,
+    email: user.email,
+    created_at: user.created_at,
+    updated_at: user.created_at,
+    time_zone: 'UTC',
+    role: user.role,
+    organization_id: user.organization_id,
+    external_id: user.external_id,
+    tags: [],
+    active: true,
+    verified: true,
+    suspended: false,
+  };
+}
+
+function organizationJson(organization: DeskOrganization, desk: Desk) {
+  return {
+    url: `${desk.baseUrl}/api/v2/organizations/${organization.id}.json`,
+    id: organization.id,
+    name: organization.name,
+    shared_tickets: false,
+    shared_comments: false,
+    external_id: organization.external_id,
+    created_at: organization.created_at,
+    updated_at: organization.updated_at,
+    domain_names: [...organization.domain_names],
+    details: '',
+    notes: '',
+    group_id: null,
+    tags: [...organization.tags],
+    organization_fields: {},
+  };
+}
+
+function commentJson(comment: DeskComment) {
+  return {
+    id: comment.id,
+    type: 'Comment',
+    author_id: comment.author_id,
+    body: comment.body,
+    html_body: `<div class="zd-comment"><p>${comment.body.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</p></div>`,
+    plain_body: comment.body,
+    public: comment.public,
+    attachments: [],
+    audit_id: comment.id,
+    via: { channel: 'web', source: { from: {}, to: {}, rel: null } },
+    created_at: comment.created_at,
+    metadata: { system: {}, custom: {} },
+  };
+}

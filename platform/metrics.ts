@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** One service's Prometheus registry and the metrics every service shares. */
 export interface Metrics {
@@ -40,4 +40,32 @@ export function createMetrics(service: string, options: { processMetrics?: boole
       registers: [registry],
     }),
   };
+}
+
+/** What a vendor says of its API allocation: calls used (Salesforce) or left (Zendesk), of a limit. */
+export interface ApiBudget {
+  limit: number;
+  used?: number;
+  remaining?: number;
+}
+
+/**
+ * Exports a vendor's API budget as `concord_vendor_api_budget{system,measure}` (limit, used,
+ * remaining), read from the adapter's last answer at each scrape: every call spends the
+ * allocation, and an operator should see it run low before the vendor refuses.
+ */
+export function exportApiBudget(metrics: Metrics, system: string, read: () => ApiBudget | null): void {
+  new Gauge({
+    name: 'concord_vendor_api_budget',
+    help: "The vendor's API allocation as its last answer reported it, by system and measure (limit, used, remaining).",
+    labelNames: ['system', 'measure'],
+    registers: [metrics.registry],
+    collect() {
+      const budget = read();
+      if (!budget) return;
+      this.set({ system, measure: 'limit' }, budget.limit);
+      if (budget.used !== undefined) this.set({ system, measure: 'used' }, budget.used);
+      if (budget.remaining !== undefined) this.set({ system, measure: 'remaining' }, budget.remaining);
+    },
+  });
 }

@@ -12,7 +12,7 @@ import { createInternalVerifier } from './internal-token.ts';
 import { ensureDevKeys, importPublicPem, INTERNAL_ALGORITHM } from './keys.ts';
 import { startService, type RunningService } from './http-server.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
 import type { RequestScope } from './request-context.ts';
 import type { SubgraphConfig } from './subgraph-config.ts';
 import { systemClock, type Clock } from './time.ts';
@@ -102,7 +102,7 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
   withoutSecurity?: Identity | undefined;
   /** Tells an outage of the system from an adapter bug (see createConnectorTelemetry). */
   isOutage: (error: unknown) => boolean;
-  createConnector: (telemetry: ConnectorTelemetry, logger: Logger) => TConnector;
+  createConnector: (telemetry: ConnectorTelemetry, logger: Logger, metrics: Metrics) => TConnector;
   createServer: (deps: { logger: Logger; enforce?: boolean }) => ApolloServer<TContext>;
   createContext: (deps: {
     connector: TConnector;
@@ -116,7 +116,7 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
     ? async () => unsecured
     : createInternalVerifier(spec.internalPublicKey ?? (await internalPublicKeyOf(spec.config)), spec.name);
   const metrics = createMetrics(spec.name, { processMetrics: true });
-  const connector = spec.createConnector(createConnectorTelemetry(spec.name, metrics, logger, spec.isOutage), logger);
+  const connector = spec.createConnector(createConnectorTelemetry(spec.name, metrics, logger, spec.isOutage), logger, metrics);
   // Every request, _service and _entities included, proves the gateway sent it before anything runs.
   const createContext = spec.createContext({ connector, logger, clock: spec.clock ?? systemClock });
   try {

@@ -72,7 +72,15 @@ describe('the graph on the vendor connectors', () => {
       ['CaseContext', { id: String(caseId) }],
       ['CaseQueue', { first: 25 }],
     ] as const) {
+      const before = [salesforce.requests.length, businessCentral.requests.length, zendesk.requests.length];
       const fromVendors = await vendors.query(operation('agent-console', name), variables);
+      const spent = [
+        salesforce.requests.length - before[0]!,
+        businessCentral.requests.length - before[1]!,
+        zendesk.requests.length - before[2]!,
+      ];
+      if (process.env.PRINT_VENDOR_CALLS)
+        console.log(`${name} vendor calls: Salesforce ${spent[0]}, Business Central ${spent[1]}, Zendesk ${spent[2]}`);
       const fromEmbedded = await embedded.query(operation('agent-console', name), variables);
       expect(fromVendors.body.errors, name).toBeUndefined();
       expect(fromVendors.body, name).toEqual(fromEmbedded.body);
@@ -95,9 +103,15 @@ describe('the graph on the vendor connectors', () => {
       };
     };
     const ten = await calls(10);
+    if (process.env.PRINT_VENDOR_CALLS) console.log('CaseQueue vendor calls', JSON.stringify(ten));
     const hundred = await calls(100);
     expect(hundred).toEqual(ten);
     expect(Math.min(ten.salesforce, ten.businessCentral, ten.zendesk)).toBeGreaterThan(0);
+    // The allocations the vendors report are exported for operators.
+    const crmMetrics = await fetch(vendors.crm.url.replace(/graphql$/, 'metrics')).then((r) => r.text());
+    expect(crmMetrics).toMatch(/concord_vendor_api_budget\{[^}]*measure="used"[^}]*\} \d+/);
+    const deskMetrics = await fetch(vendors.support.url.replace(/graphql$/, 'metrics')).then((r) => r.text());
+    expect(deskMetrics).toMatch(/concord_vendor_api_budget\{[^}]*measure="remaining"[^}]*\} \d+/);
   });
 
   it("answers the other systems' fields at once when Salesforce is down, and names the CRM", async () => {
@@ -118,5 +132,23 @@ describe('the graph on the vendor connectors', () => {
       true,
     );
     expect(elapsed).toBeLessThan(5_000);
+
+    if (process.env.PRINT_VENDOR_CALLS) {
+      salesforce.faults.failNext('unavailable', 1_000);
+      const caseId = (
+        vendors.dbs.support.prepare('SELECT ticket_id AS id FROM ticket_custom_fields WHERE field_id = 360000000102 LIMIT 1').get() as {
+          id: number;
+        }
+      ).id;
+      for (const attempt of ['first', 'breaker open']) {
+        const t0 = Date.now();
+        const context = await vendors.query<{ case: any }>(operation('agent-console', 'CaseContext'), { id: String(caseId) });
+        console.log(
+          `CaseContext with Salesforce down (${attempt}): ${Date.now() - t0} ms; customer.name=${context.body.data?.case.customer.name}; ` +
+            `order.status=${context.body.data?.case.order?.status}; errors=${JSON.stringify(context.body.errors?.map((e) => [e.path?.join('.'), e.extensions?.code, e.extensions?.serviceName]))}`,
+        );
+      }
+      salesforce.reset();
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { pathToFileURL } from 'node:url';
 import type { RunningService } from '../../../platform/http-server.ts';
+import { exportApiBudget } from '../../../platform/metrics.ts';
 import { runMain } from '../../../platform/process.ts';
 import { createResilience, isVendorOutage } from '../../../platform/resilience.ts';
 import { tokenSourceOf } from '../../../platform/vendor-config.ts';
@@ -27,17 +28,21 @@ export async function startCrm(config: CrmConfig, options: SubgraphOptions<Datab
     internalPublicKey: options.internalPublicKey,
     withoutSecurity: options.withoutSecurity,
     isOutage: salesforce ? isVendorOutage : isSqliteOutage,
-    createConnector: (telemetry, logger) => {
-      const connector =
-        salesforce && tokens
-          ? createSalesforceConnector({
-              instanceUrl: salesforce.instanceUrl,
-              apiVersion: salesforce.apiVersion,
-              auth: { kind: 'accessToken', accessToken: initialToken, refresh: tokens.refresh },
-              telemetry,
-              resilience: createResilience('crm', salesforce.policy, { logger }),
-            })
-          : createEmbeddedCrmConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
+    createConnector: (telemetry, logger, metrics) => {
+      let connector: CrmConnector;
+      if (salesforce && tokens) {
+        const org = createSalesforceConnector({
+          instanceUrl: salesforce.instanceUrl,
+          apiVersion: salesforce.apiVersion,
+          auth: { kind: 'accessToken', accessToken: initialToken, refresh: tokens.refresh },
+          telemetry,
+          resilience: createResilience('crm', salesforce.policy, { logger }),
+        });
+        exportApiBudget(metrics, 'crm', () => org.apiUsage());
+        connector = org;
+      } else {
+        connector = createEmbeddedCrmConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
+      }
       return options.wrapConnector ? options.wrapConnector(connector) : connector;
     },
     createServer,

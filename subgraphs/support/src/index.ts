@@ -1,5 +1,6 @@
 import { pathToFileURL } from 'node:url';
 import type { RunningService } from '../../../platform/http-server.ts';
+import { exportApiBudget } from '../../../platform/metrics.ts';
 import { runMain } from '../../../platform/process.ts';
 import { createResilience, isVendorOutage } from '../../../platform/resilience.ts';
 import { isSqliteOutage, type Database } from '../../../platform/sqlite.ts';
@@ -22,14 +23,19 @@ export function startSupport(config: SupportConfig, options: SubgraphOptions<Dat
     internalPublicKey: options.internalPublicKey,
     withoutSecurity: options.withoutSecurity,
     isOutage: config.zendesk ? isVendorOutage : isSqliteOutage,
-    createConnector: (telemetry, logger) => {
-      const connector = config.zendesk
-        ? createZendeskConnector({
-            ...config.zendesk,
-            telemetry,
-            resilience: createResilience('support', config.zendesk.policy, { logger }),
-          })
-        : createEmbeddedSupportConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
+    createConnector: (telemetry, logger, metrics) => {
+      let connector: SupportConnector;
+      if (config.zendesk) {
+        const desk = createZendeskConnector({
+          ...config.zendesk,
+          telemetry,
+          resilience: createResilience('support', config.zendesk.policy, { logger }),
+        });
+        exportApiBudget(metrics, 'support', () => desk.apiBudget());
+        connector = desk;
+      } else {
+        connector = createEmbeddedSupportConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
+      }
       return options.wrapConnector ? options.wrapConnector(connector) : connector;
     },
     createServer,

@@ -379,8 +379,9 @@ interface ZendeskHttp {
   find<T>(operation: string, path: string, query?: QueryParams): Promise<T | null>;
 }
 
-function createZendeskHttp(options: ZendeskConnectorOptions): ZendeskHttp {
+function createZendeskHttp(options: ZendeskConnectorOptions): ZendeskHttp & { budget(): RateBudget | null } {
   const headers = { accept: 'application/json', authorization: authorization(options.auth) };
+  let budget: RateBudget | null = null;
 
   async function send<T>(request: HttpRequest, signal: AbortSignal, expected: readonly ExpectedStatus[]): Promise<Answer<T>> {
     let response: Response;
@@ -397,6 +398,10 @@ function createZendeskHttp(options: ZendeskConnectorOptions): ZendeskHttp {
       throw classifyNetworkError(request, error, signal);
     }
     const status = response.status;
+    // The account's rate limit per minute, and what is left of it: exported as a gauge.
+    const limit = Number(response.headers.get('x-rate-limit'));
+    const remaining = Number(response.headers.get('x-rate-limit-remaining'));
+    if (Number.isFinite(limit) && limit > 0 && Number.isFinite(remaining)) budget = { limit, remaining };
     if (isExpected(status, expected)) return { status };
     if (!response.ok) throw classifyStatus(request, response, text);
     try {
@@ -437,7 +442,7 @@ function createZendeskHttp(options: ZendeskConnectorOptions): ZendeskHttp {
     return answer.body;
   }
 
-  return { exchange, get, find };
+  return { exchange, get, find, budget: () => budget };
 }
 
 function isExpected(status: number, expected: readonly ExpectedStatus[]): status is ExpectedStatus {
@@ -456,7 +461,13 @@ function isExpected(status: number, expected: readonly ExpectedStatus[]): status
  * the search index last saw it. Every HTTP request goes through the resilience layer and counts
  * once in the connector telemetry.
  */
-export function createZendeskConnector(options: ZendeskConnectorOptions): SupportConnector {
+/** What Zendesk says is left of the account's rate limit (X-Rate-Limit, X-Rate-Limit-Remaining). */
+export interface RateBudget {
+  limit: number;
+  remaining: number;
+}
+
+export function createZendeskConnector(options: ZendeskConnectorOptions): SupportConnector & { apiBudget(): RateBudget | null } {
   const http = createZendeskHttp(options);
   const { fieldIds } = options;
 
@@ -809,5 +820,6 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Suppor
 
     // Node's global fetch pools connections process-wide; there is nothing of ours to release.
     async close() {},
+    apiBudget: () => http.budget(),
   };
 }

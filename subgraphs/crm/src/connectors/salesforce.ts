@@ -13,6 +13,7 @@ import type {
   NewActivity,
   SupportTier,
 } from './types.ts';
+import { CONTRACT_STATUSES, SEGMENTS, TIERS } from './vocabulary.ts';
 
 /** How the Salesforce adapter reaches the org. */
 export interface SalesforceConnectorOptions {
@@ -513,15 +514,6 @@ interface TaskRow {
   Description: string | null;
   ActivityDate: string | null;
 }
-
-/** Picklist values of Account.Segment__c, Contract.Status and Contract.SupportTier__c. */
-const SEGMENTS: Record<string, CustomerSegment> = {
-  Enterprise: 'ENTERPRISE',
-  'Mid-Market': 'MID_MARKET',
-  'Small Business': 'SMALL_BUSINESS',
-};
-const CONTRACT_STATUSES: Record<string, ContractStatus> = { Draft: 'DRAFT', Activated: 'ACTIVATED', Expired: 'EXPIRED' };
-const TIERS: Record<string, SupportTier> = { Basic: 'BASIC', Standard: 'STANDARD', Premium: 'PREMIUM' };
 
 /** Accounts; the owner's name comes through the Owner lookup in the same query. */
 const CUSTOMER: View<AccountRow, CustomerRecord> = {

@@ -23,6 +23,7 @@ import type {
   ShipmentRecord,
   WarrantyCoverage,
 } from './types.ts';
+import { BC_INVOICE_STATUSES, COVERAGE, INVOICE_STATUSES, ORDER_STATUSES, RETURN_STATUSES } from './vocabulary.ts';
 
 /**
  * The ERP adapter over Microsoft Dynamics 365 Business Central, through its REST API v2.0
@@ -322,25 +323,6 @@ interface BcReturnedByOrderLine {
   quantity: number;
 }
 
-const ORDER_STATUSES: Record<string, OrderStatus> = { Draft: 'DRAFT', 'In Review': 'IN_REVIEW', Open: 'OPEN' };
-const INVOICE_STATUSES: Record<string, ErpInvoiceStatus> = {
-  Draft: 'DRAFT',
-  'In Review': 'DRAFT',
-  Open: 'OPEN',
-  Paid: 'PAID',
-  Canceled: 'CANCELED',
-  Corrective: 'CANCELED',
-};
-/** Each of our invoice states as the Business Central states that map to it (the inverse of INVOICE_STATUSES). */
-const BC_INVOICE_STATUSES: Record<ErpInvoiceStatus, readonly string[]> = {
-  DRAFT: ['Draft', 'In Review'],
-  OPEN: ['Open'],
-  PAID: ['Paid'],
-  CANCELED: ['Canceled', 'Corrective'],
-};
-const COVERAGE: Record<string, WarrantyCoverage> = { STD: 'STANDARD', EXT: 'EXTENDED', PARTS: 'PARTS_ONLY' };
-// Return orders are Open until released and received; closed once posted.
-const RETURN_STATUSES: Record<string, ReturnStatus> = { Open: 'AUTHORIZED', Released: 'RECEIVED', Posted: 'CLOSED' };
 /** How Business Central writes the blank option of an enum (`blocked: " "`) in OData. */
 const BLANK_ENUM = '_x0020_';
 

@@ -16,6 +16,7 @@ import type {
   SupportConnector,
   SupportTier,
 } from './types.ts';
+import { PRIORITY_FROM_DESK, PRIORITY_TO_DESK, STATUS_FROM_DESK, STATUS_TO_DESK, TIER_TAG, TYPE_FROM_DESK } from './vocabulary.ts';
 
 export type ZendeskAuth = { kind: 'token'; email: string; apiToken: string } | { kind: 'bearer'; token: string };
 
@@ -103,26 +104,6 @@ interface SearchPage {
 // (same Zendesk-shaped data) and this one can be checked against each other line by line.
 // ---------------------------------------------------------------------------------------------
 
-const STATUS_FROM_DESK: Record<string, CaseStatus> = {
-  new: 'NEW',
-  open: 'OPEN',
-  pending: 'PENDING',
-  hold: 'ON_HOLD',
-  solved: 'SOLVED',
-  closed: 'CLOSED',
-};
-const STATUS_TO_DESK: Record<CaseStatus, string> = {
-  NEW: 'new',
-  OPEN: 'open',
-  PENDING: 'pending',
-  ON_HOLD: 'hold',
-  SOLVED: 'solved',
-  CLOSED: 'closed',
-};
-const PRIORITY_FROM_DESK: Record<string, CasePriority> = { low: 'LOW', normal: 'NORMAL', high: 'HIGH', urgent: 'URGENT' };
-const PRIORITY_TO_DESK: Record<CasePriority, string> = { LOW: 'low', NORMAL: 'normal', HIGH: 'high', URGENT: 'urgent' };
-const TYPE_FROM_DESK: Record<string, CaseType> = { question: 'QUESTION', incident: 'INCIDENT', problem: 'PROBLEM', task: 'TASK' };
-const TIER_TAG: Record<SupportTier, string> = { BASIC: 'tier_basic', STANDARD: 'tier_standard', PREMIUM: 'tier_premium' };
 const AGENT_ROLES = new Set(['agent', 'admin']);
 const PRIORITY_ORDER: readonly CasePriority[] = ['URGENT', 'HIGH', 'NORMAL', 'LOW'];
 // Conditions that select tickets by tag: organization tags are copied onto an organization's

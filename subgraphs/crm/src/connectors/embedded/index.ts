@@ -12,6 +12,7 @@ import type {
 } from '../types.ts';
 import { newSalesforceId } from './ids.ts';
 import { migrateCrm } from './tables.ts';
+import { CONTRACT_STATUSES, SEGMENTS, TIERS } from '../vocabulary.ts';
 
 interface AccountRow {
   Id: string;
@@ -57,14 +58,6 @@ interface ContractRow {
   SupportTier__c: string;
   SpecialTerms: string | null;
 }
-
-const SEGMENTS: Record<string, CustomerSegment> = {
-  Enterprise: 'ENTERPRISE',
-  'Mid-Market': 'MID_MARKET',
-  'Small Business': 'SMALL_BUSINESS',
-};
-const CONTRACT_STATUSES: Record<string, ContractStatus> = { Draft: 'DRAFT', Activated: 'ACTIVATED', Expired: 'EXPIRED' };
-const TIERS: Record<string, SupportTier> = { Basic: 'BASIC', Standard: 'STANDARD', Premium: 'PREMIUM' };
 
 const ACCOUNT_COLUMNS = `a.Id, a.Name, a.AccountNumber, a.Industry, a.Segment__c, u.Name AS OwnerName, a.BillingStreet,
   a.BillingCity, a.BillingState, a.BillingPostalCode, a.BillingCountry, a.Phone, a.Website`;

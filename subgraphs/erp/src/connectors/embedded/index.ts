@@ -22,6 +22,7 @@ import type {
   WarrantyCoverage,
 } from '../types.ts';
 import { migrateErp } from './tables.ts';
+import { BC_INVOICE_STATUSES, COVERAGE, INVOICE_STATUSES, ORDER_STATUSES, RETURN_STATUSES } from '../vocabulary.ts';
 
 interface CustomerRow {
   id: string;
@@ -126,29 +127,10 @@ interface InvoiceRow {
   closedDate: string | null;
 }
 
-const ORDER_STATUSES: Record<string, OrderStatus> = { Draft: 'DRAFT', 'In Review': 'IN_REVIEW', Open: 'OPEN' };
-const INVOICE_STATUSES: Record<string, ErpInvoiceStatus> = {
-  Draft: 'DRAFT',
-  'In Review': 'DRAFT',
-  Open: 'OPEN',
-  Paid: 'PAID',
-  Canceled: 'CANCELED',
-  Corrective: 'CANCELED',
-};
-// Each of our states, as the ERP's invoice states that map to it (the inverse of INVOICE_STATUSES).
-const ERP_INVOICE_STATUSES: Record<ErpInvoiceStatus, string[]> = {
-  DRAFT: ['Draft', 'In Review'],
-  OPEN: ['Open'],
-  PAID: ['Paid'],
-  CANCELED: ['Canceled', 'Corrective'],
-};
 /** The embedded company keeps its books, and so its item prices, in US dollars. */
 const LOCAL_CURRENCY = 'USD';
-const COVERAGE: Record<string, WarrantyCoverage> = { STD: 'STANDARD', EXT: 'EXTENDED', PARTS: 'PARTS_ONLY' };
 
 const RETURN_COLUMNS = `number, externalDocumentNumber, customerNumber, caseNumber, resolution, status, currencyCode, createdDateTime`;
-// Business Central return orders are Open until released and received; closed once posted.
-const RETURN_STATUSES: Record<string, ReturnStatus> = { Open: 'AUTHORIZED', Released: 'RECEIVED', Posted: 'CLOSED' };
 const ORDER_COLUMNS = `o.id, o.number, o.orderDate, o.status, o.fullyShipped,
   EXISTS (SELECT 1 FROM salesOrderLines l WHERE l.documentId = o.id AND l.shippedQuantity > 0) AS anyShipped,
   o.customerNumber, o.externalDocumentNumber, o.requestedDeliveryDate, o.currencyCode, o.totalAmountIncludingTax`;
@@ -291,7 +273,7 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
       const conditions: string[] = [];
       const extra: SqlValue[] = [];
       if (query.status) {
-        const statuses = ERP_INVOICE_STATUSES[query.status];
+        const statuses = BC_INVOICE_STATUSES[query.status];
         conditions.push(`status IN (${placeholders(statuses.length)})`);
         extra.push(...statuses);
       }

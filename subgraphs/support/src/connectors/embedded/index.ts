@@ -16,6 +16,7 @@ import type {
   SupportTier,
 } from '../types.ts';
 import { EMBEDDED_FIELD_IDS, migrateSupport } from './tables.ts';
+import { PRIORITY_FROM_DESK, PRIORITY_TO_DESK, STATUS_FROM_DESK, STATUS_TO_DESK, TIER_TAG, TYPE_FROM_DESK } from '../vocabulary.ts';
 
 interface TicketRow {
   id: number;
@@ -54,27 +55,7 @@ interface PolicyMetric {
   business_hours: boolean;
 }
 
-const STATUS_FROM_DESK: Record<string, CaseStatus> = {
-  new: 'NEW',
-  open: 'OPEN',
-  pending: 'PENDING',
-  hold: 'ON_HOLD',
-  solved: 'SOLVED',
-  closed: 'CLOSED',
-};
-const STATUS_TO_DESK: Record<CaseStatus, string> = {
-  NEW: 'new',
-  OPEN: 'open',
-  PENDING: 'pending',
-  ON_HOLD: 'hold',
-  SOLVED: 'solved',
-  CLOSED: 'closed',
-};
-const PRIORITY_FROM_DESK: Record<string, CasePriority> = { low: 'LOW', normal: 'NORMAL', high: 'HIGH', urgent: 'URGENT' };
-const PRIORITY_TO_DESK: Record<CasePriority, string> = { LOW: 'low', NORMAL: 'normal', HIGH: 'high', URGENT: 'urgent' };
-const TYPE_FROM_DESK: Record<string, CaseType> = { question: 'QUESTION', incident: 'INCIDENT', problem: 'PROBLEM', task: 'TASK' };
 const OPEN_DESK_STATUSES = ['new', 'open', 'pending', 'hold'];
-const TIER_TAG: Record<SupportTier, string> = { BASIC: 'tier_basic', STANDARD: 'tier_standard', PREMIUM: 'tier_premium' };
 
 // Field ids are numbers from our own constant, so they are inlined rather than bound: the join
 // sits before the IN list, and bound parameters are positional.

@@ -20,6 +20,9 @@ export interface ResiliencePolicy {
   breakerOpenMs: number;
 }
 
+/** A system that asks us to come back later than this is given up on for this call: nobody waits that long. */
+const MAX_RETRY_AFTER_MS = 30_000;
+
 export const DEFAULT_POLICY: ResiliencePolicy = {
   timeoutMs: 10_000,
   retries: 3,
@@ -92,6 +95,12 @@ export function createResilience(
     openUntil = 0;
     probing = false;
   }
+  /** An answer that is not a failure of the system (a 4xx): the system is up; a probe has passed. */
+  function recordAnswered(): void {
+    failures = 0;
+    openUntil = 0;
+    probing = false;
+  }
   function recordFailure(operation: string): void {
     failures += 1;
     probing = false;
@@ -138,17 +147,29 @@ export function createResilience(
           return result;
         } catch (error) {
           const classified = error instanceof SystemCallError ? error : null;
-          // Only the system's own failures count towards the breaker; a 4xx is the caller's.
-          if (!classified || classified.details.retryable) recordFailure(operation);
-          const retry = classified?.details.retryable && tryNumber < tries && state() !== 'open';
+          const refused = !classified?.details.retryable && (classified?.details.status === 401 || classified?.details.status === 403);
+          if (classified && !classified.details.retryable && !refused) {
+            // The system answered: it is up, and the request was the caller's to fix.
+            recordAnswered();
+            throw classified;
+          }
+          recordFailure(operation);
+          if (refused) {
+            // A refused credential is an outage no client can fix: report it as one, naming the system.
+            throw new ConnectorError(system, `${operation}: the ${system} refused Concord's credentials (${classified.details.status})`, {
+              cause: error,
+            });
+          }
+          const retryAfter = classified?.details.retryAfterMs ?? 0;
+          const retry = classified?.details.retryable && tryNumber < tries && state() !== 'open' && retryAfter <= MAX_RETRY_AFTER_MS;
           if (!retry) {
             if (error instanceof ConnectorError) throw error;
-            if (classified && !classified.details.retryable) throw classified;
-            throw new ConnectorError(system, `${operation}: ${(error as Error).message}`, { cause: error });
+            const why = retryAfter > MAX_RETRY_AFTER_MS ? ` (the ${system} asks to wait ${Math.ceil(retryAfter / 1000)} s)` : '';
+            throw new ConnectorError(system, `${operation}: ${(error as Error).message}${why}`, { cause: error });
           }
           const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (tryNumber - 1));
-          const delay = Math.max(classified.details.retryAfterMs ?? 0, Math.floor(random() * ceiling));
-          options.logger?.warn({ system, operation, try: tryNumber, delayMs: delay, error: classified.message }, 'retrying a failed call');
+          const delay = Math.max(retryAfter, Math.floor(random() * ceiling));
+          options.logger?.warn({ system, operation, try: tryNumber, delayMs: delay, error: classified!.message }, 'retrying a failed call');
           await sleep(delay);
         }
       }

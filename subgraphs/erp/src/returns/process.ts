@@ -126,6 +126,7 @@ export class ReturnsProcess {
         this.record(
           scope,
           key,
+          claim.owner,
           earlier,
           request,
           lines.map((line) => ({ sku: line.sku, quantity: line.quantity, serialNumber: line.serialNumber })),
@@ -142,7 +143,7 @@ export class ReturnsProcess {
         agentLimit: this.deps.agentLimit,
       });
       if (checked.errors.length) {
-        this.deps.idempotency.complete(scope, key, { returnNumber: null, errors: checked.errors });
+        this.deps.idempotency.complete(scope, key, claim.owner, { returnNumber: null, errors: checked.errors });
         audit('rejected', { codes: checked.errors.map((error) => error.code) });
         return { returnOrder: null, errors: checked.errors };
       }
@@ -155,7 +156,7 @@ export class ReturnsProcess {
         currency: checked.currency,
         lines: checked.lines,
       });
-      this.record(scope, key, returnOrder, request, checked.lines, checked.total, correlationId);
+      this.record(scope, key, claim.owner, returnOrder, request, checked.lines, checked.total, correlationId);
       logger.info(
         {
           event: 'return.authorized',
@@ -171,7 +172,7 @@ export class ReturnsProcess {
       return { returnOrder, errors: [] };
     } catch (error) {
       // Nothing was recorded for the key: a retry runs again (and finds an ERP order that did commit).
-      this.deps.idempotency.release(scope, key);
+      this.deps.idempotency.release(scope, key, claim.owner);
       audit('failed', { error: error instanceof Error ? error.message : String(error) });
       throw error;
     }
@@ -181,6 +182,7 @@ export class ReturnsProcess {
   private record(
     scope: string,
     key: string,
+    owner: string,
     returnOrder: ReturnOrderRecord,
     request: ReturnRequest,
     lines: Pick<NewReturnLine, 'sku' | 'quantity' | 'serialNumber'>[],
@@ -188,7 +190,9 @@ export class ReturnsProcess {
     correlationId: string,
   ): void {
     this.deps.outbox.db.transaction(() => {
-      this.deps.idempotency.complete(scope, key, { returnNumber: returnOrder.number, errors: [] });
+      // A holder whose lease was taken over still queues the follow-ons (their keys deduplicate);
+      // the key's result is the taker's to record, and it finds this same order.
+      this.deps.idempotency.complete(scope, key, owner, { returnNumber: returnOrder.number, errors: [] });
       this.enqueueFollowOns(returnOrder, request, lines, total, correlationId);
     })();
   }

@@ -48,6 +48,12 @@ export function loadSubgraphConfig(
     [`${prefix}_DATABASE`]: z.string().optional(),
   });
   const vars = readEnv(schema, env) as Record<string, unknown>;
+  // In production the demo systems are never a silent default: the adapter is chosen, not assumed.
+  if (vars.CONCORD_ENV === 'production' && !env[`${prefix}_CONNECTOR`]) {
+    throw new ConfigError(
+      `Invalid configuration:\n  ${prefix}_CONNECTOR: required when CONCORD_ENV=production (one of ${(system.connectors ?? ['embedded']).join(', ')})`,
+    );
+  }
   const database = vars[`${prefix}_DATABASE`] as string | undefined;
   const publicKey = (vars.INTERNAL_TOKEN_PUBLIC_KEY as string | undefined) ?? null;
   if (vars.CONCORD_ENV === 'production' && publicKey === null) {

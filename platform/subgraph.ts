@@ -117,6 +117,7 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
     : createInternalVerifier(spec.internalPublicKey ?? (await internalPublicKeyOf(spec.config)), spec.name);
   const metrics = createMetrics(spec.name, { processMetrics: true });
   const connector = spec.createConnector(createConnectorTelemetry(spec.name, metrics, logger, spec.isOutage), logger, metrics);
+  logger.info({ connector: spec.config.connectorKind }, `${spec.name} reads its system through the ${spec.config.connectorKind} connector`);
   // Every request, _service and _entities included, proves the gateway sent it before anything runs.
   const createContext = spec.createContext({ connector, logger, clock: spec.clock ?? systemClock });
   try {

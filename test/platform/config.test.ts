@@ -23,6 +23,21 @@ describe('configuration', () => {
     expect(() => loadErpConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
   });
 
+  it('in production, never assumes the demo systems nor the dev keys', () => {
+    const production = {
+      CONCORD_ENV: 'production',
+      INTERNAL_TOKEN_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----',
+    };
+    expect(() => loadErpConfig(production)).toThrow(/ERP_CONNECTOR: required when CONCORD_ENV=production/);
+    expect(() => loadErpConfig({ ...production, ERP_CONNECTOR: 'embedded' })).toThrow(
+      /SERVICE_CLIENT_ID: required when CONCORD_ENV=production/,
+    );
+    expect(loadErpConfig({ ...production, ERP_CONNECTOR: 'embedded', SERVICE_TOKEN: 'x'.repeat(40) }).returns.serviceToken).toEqual({
+      kind: 'static',
+      token: 'x'.repeat(40),
+    });
+  });
+
   it('routes subgraphs by name from SUBGRAPH_<NAME>_URL', () => {
     expect(loadGatewayConfig({ SUBGRAPH_BILLING_URL: 'http://billing:4010/graphql' }).subgraphUrls).toEqual({
       billing: 'http://billing:4010/graphql',

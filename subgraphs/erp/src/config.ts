@@ -12,8 +12,8 @@ export interface ReturnsConfig {
   readonly processDatabase: string;
   /** The gateway, through which the process reads cases and delivers follow-on writes. */
   readonly gatewayUrl: string;
-  /** A bearer token for the integration identity; null: signed with the dev issuer key. */
-  readonly serviceToken: string | null;
+  /** How the process gets tokens for the integration identity; null: signed with the dev issuer key. */
+  readonly serviceToken: TokenConfig | null;
   /** Largest total a support agent may authorize alone. */
   readonly agentLimit: number;
   readonly idempotencyTtlMs: number;
@@ -42,6 +42,10 @@ const schema = z.object({
   PROCESS_DATABASE: z.string().optional(),
   GATEWAY_URL: httpUrl.default('http://localhost:4000/graphql'),
   SERVICE_TOKEN: z.string().min(20, 'must be a bearer token').optional(),
+  SERVICE_TOKEN_URL: httpUrl.optional(),
+  SERVICE_CLIENT_ID: z.string().optional(),
+  SERVICE_CLIENT_SECRET: z.string().optional(),
+  SERVICE_SCOPE: z.string().optional(),
   RMA_AGENT_LIMIT: z.coerce.number({ error: 'must be an amount' }).positive('must be above 0').default(25_000),
   IDEMPOTENCY_TTL_HOURS: positiveInt(24),
   OUTBOX_POLL_MS: positiveInt(500),
@@ -92,6 +96,30 @@ function loadBusinessCentral(env: NodeJS.ProcessEnv): BusinessCentralConfig {
   });
 }
 
+/**
+ * The return process's service identity: a fixed token, or client credentials at the issuer
+ * (the `erp-returns-process` client). Development falls back to the dev key; production may not.
+ */
+function serviceTokenOf(vars: z.infer<typeof schema>, production: boolean): TokenConfig | null {
+  if (vars.SERVICE_TOKEN) return { kind: 'static', token: vars.SERVICE_TOKEN };
+  if (vars.SERVICE_TOKEN_URL || vars.SERVICE_CLIENT_ID) {
+    return {
+      kind: 'client_credentials',
+      tokenUrl: required(vars.SERVICE_TOKEN_URL, 'SERVICE_TOKEN_URL', "with SERVICE_CLIENT_ID (the issuer's token endpoint)"),
+      clientId: required(vars.SERVICE_CLIENT_ID, 'SERVICE_CLIENT_ID', 'with SERVICE_TOKEN_URL'),
+      clientSecret: required(vars.SERVICE_CLIENT_SECRET, 'SERVICE_CLIENT_SECRET', 'with SERVICE_CLIENT_ID'),
+      scope: vars.SERVICE_SCOPE,
+    };
+  }
+  if (production)
+    required(
+      undefined,
+      'SERVICE_CLIENT_ID',
+      'when CONCORD_ENV=production (with SERVICE_TOKEN_URL and SERVICE_CLIENT_SECRET), or SERVICE_TOKEN',
+    );
+  return null;
+}
+
 /** The ERP subgraph's configuration, read once from the environment (ERP_PORT, ERP_CONNECTOR, ERP_DATABASE, …). */
 export function loadErpConfig(env: NodeJS.ProcessEnv = process.env): ErpConfig {
   const base = loadSubgraphConfig(
@@ -105,7 +133,7 @@ export function loadErpConfig(env: NodeJS.ProcessEnv = process.env): ErpConfig {
     returns: Object.freeze({
       processDatabase: vars.PROCESS_DATABASE ?? join(vars.DATA_DIR, 'processes.sqlite'),
       gatewayUrl: vars.GATEWAY_URL,
-      serviceToken: vars.SERVICE_TOKEN ?? null,
+      serviceToken: serviceTokenOf(vars, base.environment === 'production'),
       agentLimit: vars.RMA_AGENT_LIMIT,
       idempotencyTtlMs: vars.IDEMPOTENCY_TTL_HOURS * 3_600_000,
       outbox: Object.freeze({

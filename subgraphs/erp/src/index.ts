@@ -111,10 +111,7 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
 
 /** The integration identity's token: configured, or signed with the dev issuer key (cached). */
 function serviceTokenOf(config: ErpConfig): () => Promise<string> {
-  if (config.returns.serviceToken) {
-    const token = config.returns.serviceToken;
-    return async () => token;
-  }
+  if (config.returns.serviceToken) return tokenSourceOf(config.returns.serviceToken, 'gateway');
   let key: CryptoKey | undefined;
   let cached: { token: string; until: number } | undefined;
   return async () => {

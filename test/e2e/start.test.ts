@@ -9,15 +9,20 @@ import { openDatabase } from '../../platform/sqlite.ts';
 import { signDevToken } from '../../tools/token.ts';
 import { operation, postGraphQL } from '../helpers/stack.ts';
 
+/**
+ * A free port outside the kernel's ephemeral range (32768 and up), so that no service another
+ * test binds to port 0 can be handed it between this check and npm start's own listen.
+ */
 async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+  for (;;) {
+    const candidate = 20_000 + Math.floor(Math.random() * 10_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(candidate, '127.0.0.1', () => server.close(() => resolve(true)));
     });
-  });
+    if (free) return candidate;
+  }
 }
 
 /**

@@ -1,5 +1,4 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadGatewayConfig, type GatewayConfig } from '../../gateway/src/config.ts';
@@ -103,8 +102,8 @@ export async function startStack(
     logLevel: 'silent' as const,
   });
   const common = { clock, internalPublicKey: keys.internal.publicKey };
-  // The return process in the ERP calls the gateway: its port is chosen before anything starts.
-  const gatewayPort = await freePort();
+  // The return process in the ERP calls the gateway, which starts last: it reads the URL at each call.
+  let gatewayUrl = '';
   const crm = await startCrm(
     { ...loadCrmConfig(options.crmEnv ?? {}), ...subgraph('CRM') },
     { ...common, database: dbs.crm, logger: silent('crm'), ...options.crm },
@@ -116,7 +115,7 @@ export async function startStack(
       database: dbs.erp,
       logger: silent('erp'),
       processDatabase: openDatabase(':memory:'),
-      gatewayUrl: `http://127.0.0.1:${gatewayPort}/graphql`,
+      gatewayUrl: () => gatewayUrl,
       serviceToken: () => tokenFor(keys, { subject: 'erp-returns-process', roles: ['integration'], customerId: null }),
       ...options.erp,
     },
@@ -132,13 +131,13 @@ export async function startStack(
   );
   const gateway = await startGateway(
     gatewayConfig({
-      port: gatewayPort,
       subgraphUrls: { crm: crm.url, erp: erp.url, support: support.url },
       subgraphTimeoutMs: 5_000,
       ...options.gateway,
     }),
     { logger: silent('gateway'), keys: { issuerPublicKey: keys.issuer.publicKey, internalPrivateKey: keys.internal.privateKey } },
   );
+  gatewayUrl = gateway.url.replace('localhost', '127.0.0.1');
   return {
     dbs,
     keys,
@@ -155,18 +154,6 @@ export async function startStack(
       await Promise.all([crm.stop(), erp.stop(), support.stop()]);
     },
   };
-}
-
-/** A TCP port free right now on the loopback interface. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createNetServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 /** Who a test speaks as: a role (portal_customer needs its customer), or a whole identity. */

@@ -24,8 +24,8 @@ import { createServer } from './server.ts';
 export interface ErpOptions extends SubgraphOptions<Database, ErpConnector> {
   /** The process store's database in place of the configured file (in-memory in tests). */
   processDatabase?: Database;
-  /** The gateway the return process calls, in place of the configured URL. */
-  gatewayUrl?: string;
+  /** The gateway the return process calls, in place of the configured URL (read at each call). */
+  gatewayUrl?: string | (() => string);
   /** Bearer tokens for the integration identity, in place of the configured or dev ones. */
   serviceToken?: () => Promise<string>;
 }

@@ -116,3 +116,16 @@ describe('resilience, answers that are not outages', () => {
     expect(slept).toEqual([]);
   });
 });
+
+describe('paging guard', () => {
+  it('stops a system that keeps saying "more" with the same cursor, or with no end', async () => {
+    const { pagingGuard, MAX_PAGES } = await import('../../platform/paging.ts');
+    const repeating = pagingGuard('erp', 'ordersByNumbers');
+    repeating.next('page-2');
+    expect(() => repeating.next('page-2')).toThrow(/repeats an earlier one/);
+    const endless = pagingGuard('crm', 'query');
+    expect(() => {
+      for (let page = 2; page <= MAX_PAGES + 1; page += 1) endless.next(`locator-${page}`);
+    }).toThrow(/more than 1000 pages/);
+  });
+});

@@ -1,3 +1,4 @@
+import { pagingGuard } from '../../../../platform/paging.ts';
 import { Connection, type HttpRequest } from 'jsforce';
 import type { ConnectorTelemetry } from '../../../../platform/connector-telemetry.ts';
 import { ConnectorError } from '../../../../platform/errors.ts';
@@ -240,7 +241,9 @@ function createSalesforceClient(options: SalesforceConnectorOptions) {
     const get = (url: string, page: number) => send<QueryPage<Row>>(operation, { ...detail, page }, { method: 'GET', url }, true);
     let page = await get(`/query?q=${encodeURIComponent(soql)}`, 1);
     const rows = [...page.records];
+    const guard = pagingGuard('crm', operation);
     for (let number = 2; page.done !== true && page.nextRecordsUrl; number += 1) {
+      guard.next(page.nextRecordsUrl);
       page = await get(page.nextRecordsUrl, number);
       rows.push(...page.records);
     }

@@ -1,3 +1,4 @@
+import { pagingGuard } from '../../../../platform/paging.ts';
 import type { ConnectorTelemetry } from '../../../../platform/connector-telemetry.ts';
 import { ConnectorError } from '../../../../platform/errors.ts';
 import { SystemCallError, type Resilience } from '../../../../platform/resilience.ts';
@@ -782,6 +783,7 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
     const rows: T[] = [];
     let url: string | null = typeof first === 'string' ? first : null;
     let page: ODataList<T> | null = typeof first === 'string' ? null : first;
+    const guard = pagingGuard('erp', operation);
     for (let pageNumber = 1; ; pageNumber += 1) {
       if (!page) {
         const target: string = url!;
@@ -792,6 +794,7 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
       rows.push(...page.value);
       if (!page.nextLink) return rows;
       url = followable(page.nextLink, url ?? roots.standard);
+      guard.next(url);
       page = null;
     }
   }

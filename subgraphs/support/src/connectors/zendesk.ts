@@ -1,3 +1,4 @@
+import { pagingGuard } from '../../../../platform/paging.ts';
 import { createHash } from 'node:crypto';
 import type { ConnectorTelemetry } from '../../../../platform/connector-telemetry.ts';
 import { ConnectorError } from '../../../../platform/errors.ts';
@@ -560,6 +561,7 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Suppor
   async function exportTickets(operation: string, terms: readonly string[]): Promise<ZendeskTicket[]> {
     const tickets: ZendeskTicket[] = [];
     let after: string | undefined;
+    const guard = pagingGuard('support', operation);
     for (;;) {
       const page = await http.get<{ results: ZendeskTicket[] } & CursorMeta>(operation, '/api/v2/search/export.json', {
         query: ['type:ticket', ...terms].join(' '),
@@ -569,6 +571,7 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Suppor
       });
       tickets.push(...page.results);
       if (!page.meta.has_more || !page.meta.after_cursor) return tickets;
+      guard.next(page.meta.after_cursor);
       after = page.meta.after_cursor;
     }
   }
@@ -597,6 +600,7 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Suppor
     if (ticketId === null) return [];
     const comments: CommentRecord[] = [];
     let after: string | undefined;
+    const guard = pagingGuard('support', 'commentsByCaseIds');
     for (;;) {
       const page = await http.find<{ comments: ZendeskComment[] } & Sideloads & CursorMeta>(
         'commentsByCaseIds',
@@ -607,6 +611,7 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Suppor
       const authors = new Map((page.users ?? []).map((user) => [user.id, user.name]));
       comments.push(...page.comments.map((comment) => toComment(comment, String(ticketId), authors)));
       if (!page.meta.has_more || !page.meta.after_cursor) return comments;
+      guard.next(page.meta.after_cursor);
       after = page.meta.after_cursor;
     }
   }

@@ -118,7 +118,15 @@ describe('Business Central adapter against a Business Central-shaped server', ()
   });
 
   /** A fresh adapter (its own breaker and metrics) on the server. */
-  function connect(options: { policy?: Partial<ResiliencePolicy>; maxPageSize?: number; token?: string; companyId?: string } = {}) {
+  function connect(
+    options: {
+      policy?: Partial<ResiliencePolicy>;
+      maxPageSize?: number;
+      token?: string;
+      companyId?: string;
+      refreshToken?: () => Promise<string>;
+    } = {},
+  ) {
     const metrics = createMetrics('erp');
     const resilience = createResilience('erp', { ...POLICY, ...options.policy });
     const connector = createBusinessCentralConnector({
@@ -126,6 +134,7 @@ describe('Business Central adapter against a Business Central-shaped server', ()
       companyId: options.companyId ?? server.companyId,
       extension: server.extension,
       token: async () => options.token ?? server.token,
+      ...(options.refreshToken ? { refreshToken: options.refreshToken } : {}),
       telemetry: createConnectorTelemetry('erp', metrics, createLogger('erp', 'silent')),
       resilience,
       maxPageSize: options.maxPageSize ?? 1_000,
@@ -368,6 +377,19 @@ describe('Business Central adapter against a Business Central-shaped server', ()
         ['reset', null],
         [null, 200],
       ]);
+    });
+
+    it('fetches a new token once after a 401 and resends, without a loop', async () => {
+      let refreshes = 0;
+      const { connector } = connect({ token: 'revoked-token', refreshToken: async () => ((refreshes += 1), server.token) });
+      const mark = server.requests.length;
+      expect(await connector.customersByIds(['C10001'])).toHaveLength(1);
+      expect(requestsSince(mark).map((r) => r.status)).toEqual([401, 200]);
+      expect(refreshes).toBe(1);
+      const stillRefused = connect({ token: 'revoked-token', refreshToken: async () => 'also-revoked' }).connector;
+      const before = server.requests.length;
+      await expect(stillRefused.customersByIds(['C10001'])).rejects.toBeInstanceOf(ConnectorError);
+      expect(requestsSince(before).map((r) => r.status)).toEqual([401, 401]);
     });
 
     it('does not retry a 401, and reports it as the ERP being unavailable (no client can fix it)', async () => {

@@ -64,16 +64,21 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
     isOutage: config.businessCentral ? isVendorOutage : isSqliteOutage,
     createConnector: (telemetry, logger) => {
       const bc = config.businessCentral;
-      const connector = bc
-        ? createBusinessCentralConnector({
-            baseUrl: bc.baseUrl,
-            companyId: bc.companyId,
-            extension: bc.extension,
-            token: tokenSourceOf(bc.token, 'erp'),
-            telemetry,
-            resilience: createResilience('erp', bc.policy, { logger }),
-          })
-        : createEmbeddedErpConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
+      let connector: ErpConnector;
+      if (bc) {
+        const tokens = tokenSourceOf(bc.token, 'erp');
+        connector = createBusinessCentralConnector({
+          baseUrl: bc.baseUrl,
+          companyId: bc.companyId,
+          extension: bc.extension,
+          token: tokens,
+          refreshToken: tokens.refresh,
+          telemetry,
+          resilience: createResilience('erp', bc.policy, { logger }),
+        });
+      } else {
+        connector = createEmbeddedErpConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
+      }
       return options.wrapConnector ? options.wrapConnector(connector) : connector;
     },
     createServer,

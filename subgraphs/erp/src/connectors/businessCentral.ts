@@ -48,6 +48,8 @@ export interface BusinessCentralOptions {
   extension: { publisher: string; group: string; version: string };
   /** An OAuth 2.0 client-credentials access token, fetched and cached by the caller. */
   token: () => Promise<string>;
+  /** A fresh token after a 401 (the cached one was revoked or expired early); tried once per request. */
+  refreshToken?: () => Promise<string>;
   telemetry: ConnectorTelemetry;
   resilience: Resilience;
   /** Rows per page, asked with `Prefer: odata.maxpagesize` (Business Central serves at most 20,000). */
@@ -724,9 +726,9 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
   const urlOf = (read: Read, params: ListParams) => `${roots[read.api]}/${relativeUrl(companyId, read, params)}`;
 
   /** Sends one HTTP request and reads its answer, whatever the status. */
-  async function send(method: 'GET' | 'POST', url: string, signal: AbortSignal, body?: unknown): Promise<HttpResult> {
+  async function send(method: 'GET' | 'POST', url: string, signal: AbortSignal, body?: unknown, token?: string): Promise<HttpResult> {
     const headers: Record<string, string> = {
-      authorization: `Bearer ${await options.token()}`,
+      authorization: `Bearer ${token ?? (await options.token())}`,
       accept: 'application/json',
     };
     if (method === 'GET') headers.prefer = pagePreference;
@@ -734,6 +736,10 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
     try {
       const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
       const text = await response.text();
+      // One new token per request after a 401, never a loop: a second 401 is the answer.
+      if (response.status === 401 && token === undefined && options.refreshToken) {
+        return send(method, url, signal, body, await options.refreshToken());
+      }
       return { status: response.status, header: (name) => response.headers.get(name), body: parseBody(text) };
     } catch (error) {
       throw transportError(error, signal);

@@ -22,6 +22,8 @@ export interface ResiliencePolicy {
 
 /** A system that asks us to come back later than this is given up on for this call: nobody waits that long. */
 const MAX_RETRY_AFTER_MS = 30_000;
+/** Calls that may wait for a bulkhead slot, per slot. */
+const QUEUE_PER_SLOT = 4;
 
 export const DEFAULT_POLICY: ResiliencePolicy = {
   timeoutMs: 10_000,
@@ -77,10 +79,14 @@ export function createResilience(
 
   const state = (): 'closed' | 'open' | 'half-open' => (openUntil === 0 ? 'closed' : now() < openUntil ? 'open' : 'half-open');
 
-  async function acquire(): Promise<void> {
+  async function acquire(operation: string): Promise<void> {
     if (active < policy.maxConcurrent) {
       active += 1;
       return;
+    }
+    // Past a few calls' worth of waiting, more would only wait out their clients' deadlines.
+    if (waiting.length >= policy.maxConcurrent * QUEUE_PER_SLOT) {
+      throw new ConnectorError(system, `${operation}: ${waiting.length} calls to the ${system} are already waiting`);
     }
     await new Promise<void>((resolve) => waiting.push(resolve));
   }
@@ -110,8 +116,8 @@ export function createResilience(
     }
   }
 
-  async function attempt<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    await acquire();
+  async function attempt<T>(operation: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    await acquire(operation);
     const controller = new AbortController();
     const timer = setTimeout(
       () => controller.abort(new SystemCallError(`timed out after ${policy.timeoutMs} ms`, { retryable: true })),
@@ -142,7 +148,7 @@ export function createResilience(
       const tries = callOptions.idempotent ? policy.retries + 1 : 1;
       for (let tryNumber = 1; ; tryNumber += 1) {
         try {
-          const result = await attempt(fn);
+          const result = await attempt(operation, fn);
           recordSuccess();
           return result;
         } catch (error) {

@@ -129,3 +129,23 @@ describe('paging guard', () => {
     }).toThrow(/more than 1000 pages/);
   });
 });
+
+describe('bulkhead queue', () => {
+  it('refuses calls beyond what may wait for a slot, instead of queueing them without end', async () => {
+    const resilience = createResilience('erp', policy({ maxConcurrent: 1 }));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const calls = Array.from({ length: 6 }, () =>
+      resilience
+        .call('q', { idempotent: true }, () => gate)
+        .then(
+          () => 'ok',
+          (error: Error) => error,
+        ),
+    );
+    release();
+    const results = await Promise.all(calls);
+    expect(results.filter((result) => result === 'ok')).toHaveLength(5);
+    expect(results.filter((result) => result instanceof ConnectorError)).toHaveLength(1);
+  });
+});

@@ -449,6 +449,14 @@ export interface RateBudget {
   remaining: number;
 }
 
+/**
+ * External ids that can travel in a comma-separated `external_ids` list: one holding a comma
+ * would split into several, so it is left out (no desk record has it as our key anyway).
+ */
+function listable(ids: readonly string[]): string[] {
+  return ids.filter((id) => id !== '' && !id.includes(','));
+}
+
 export function createZendeskConnector(options: ZendeskConnectorOptions): SupportConnector & { apiBudget(): RateBudget | null } {
   const http = createZendeskHttp(options);
   const { fieldIds } = options;
@@ -471,7 +479,7 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Suppor
 
   async function organizationsByCustomerIds(operation: string, customerIds: readonly string[]): Promise<ZendeskOrganization[]> {
     const pages = await Promise.all(
-      chunks(customerIds, SHOW_MANY_LIMIT).map((batch) =>
+      chunks(listable(customerIds), SHOW_MANY_LIMIT).map((batch) =>
         http.get<{ organizations: ZendeskOrganization[] }>(operation, '/api/v2/organizations/show_many.json', {
           external_ids: batch.join(','),
         }),
@@ -485,7 +493,7 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Suppor
 
   async function usersByContactIds(operation: string, contactIds: readonly string[]): Promise<ZendeskUser[]> {
     const pages = await Promise.all(
-      chunks(contactIds, SHOW_MANY_LIMIT).map((batch) =>
+      chunks(listable(contactIds), SHOW_MANY_LIMIT).map((batch) =>
         http.get<{ users: ZendeskUser[] }>(operation, '/api/v2/users/show_many.json', { external_ids: batch.join(',') }),
       ),
     );

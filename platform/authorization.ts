@@ -1,7 +1,7 @@
 import { isObjectType, isIntrospectionType, type GraphQLSchema } from 'graphql';
 import { applyMiddleware } from 'graphql-middleware';
 import { allow, deny, rule, shield } from 'graphql-shield';
-import { auditLogger, type Logger } from './logger.ts';
+import type { Logger } from './logger.ts';
 import { forbidden, type Identity, type Role } from './identity.ts';
 
 /**
@@ -115,8 +115,8 @@ export class AuditTrail {
     this.reads.set(key, entry);
   }
 
-  flush(logger: Logger): void {
-    const audit = auditLogger(logger);
+  /** Writes the request's events to `audit` (an auditLogger, made once per service). */
+  flush(audit: Logger): void {
     for (const [key, entry] of this.reads) {
       audit.info(
         {

@@ -11,7 +11,7 @@ import type { Identity } from './identity.ts';
 import { createInternalVerifier } from './internal-token.ts';
 import { ensureDevKeys, importPublicPem, INTERNAL_ALGORITHM } from './keys.ts';
 import { startService, type RunningService } from './http-server.ts';
-import { createLogger, type Logger } from './logger.ts';
+import { auditLogger, createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import type { RequestScope } from './request-context.ts';
 import type { SubgraphConfig } from './subgraph-config.ts';
@@ -38,6 +38,7 @@ export function createSubgraphServer<TContext extends AuthorizedContext>(options
 }): ApolloServer<TContext> {
   const schema = buildSubgraphSchema([{ typeDefs: parse(options.sdl), resolvers: options.resolvers as GraphQLResolverMap<unknown> }]);
   const { policy, owners, sensitive } = options.authorization;
+  const audit = auditLogger(options.logger);
   return new ApolloServer<TContext>({
     schema: options.enforce === false ? schema : authorize(schema, policy, owners, sensitive),
     formatError: subgraphErrorFormatter(options.logger),
@@ -49,7 +50,7 @@ export function createSubgraphServer<TContext extends AuthorizedContext>(options
         async requestDidStart() {
           return {
             async willSendResponse({ contextValue }) {
-              contextValue.audit.flush(options.logger);
+              contextValue.audit.flush(audit);
             },
           };
         },

@@ -5,7 +5,7 @@ import type {
   ReturnAuthorizationLineResolvers,
   ReturnAuthorizationResolvers,
 } from '../__generated__/resolvers-types.ts';
-import { toDecimal } from '../../../../platform/sql.ts';
+import { returnValue } from '../returns/validate.ts';
 
 export const Mutation: MutationResolvers = {
   async createReturnAuthorization(_root, { input }, { returns, identity, correlationId }) {
@@ -37,8 +37,7 @@ export const ReturnAuthorization: ReturnAuthorizationResolvers = {
   lines: (order, _args, { loaders }) => loaders.returnLines.load(order.number),
   async total(order, _args, { loaders }) {
     const lines = await loaders.returnLines.load(order.number);
-    const cents = lines.reduce((sum, line) => sum + Math.round(Number(line.unitPrice) * 100) * line.quantity, 0);
-    return { amount: toDecimal(cents / 100), currency: order.currency };
+    return { amount: returnValue(lines).amount, currency: order.currency };
   },
 };
 

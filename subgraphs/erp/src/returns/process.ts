@@ -8,7 +8,7 @@ import type { Outbox } from '../../../../platform/outbox.ts';
 import type { ServiceClient } from '../../../../platform/service-client.ts';
 import { isoDate, type Clock } from '../../../../platform/time.ts';
 import type { ErpConnector, NewReturnLine, ReturnOrderRecord, ReturnReason, ReturnResolution } from '../connectors/types.ts';
-import { validateReturn, type CaseFacts, type ReturnError, type ReturnLineInput } from './validate.ts';
+import { returnValue, validateReturn, type CaseFacts, type ReturnError, type ReturnLineInput } from './validate.ts';
 
 export interface ReturnRequest {
   caseId: string;
@@ -122,7 +122,6 @@ export class ReturnsProcess {
       const earlier = await this.deps.erp.returnOrderByExternalDocument(externalDocumentNumber(scope, key));
       if (earlier) {
         const lines = await this.deps.erp.returnLinesByReturnNumbers([earlier.number]);
-        const cents = lines.reduce((sum, line) => sum + Math.round(Number(line.unitPrice) * 100) * line.quantity, 0);
         this.record(
           scope,
           key,
@@ -130,7 +129,7 @@ export class ReturnsProcess {
           earlier,
           request,
           lines.map((line) => ({ sku: line.sku, quantity: line.quantity, serialNumber: line.serialNumber })),
-          (cents / 100).toFixed(2),
+          returnValue(lines).amount,
           correlationId,
         );
         audit('recovered', { returnNumber: earlier.number });

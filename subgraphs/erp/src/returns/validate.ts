@@ -106,7 +106,6 @@ export async function validateReturn(
 
   const lines: NewReturnLine[] = [];
   const requestedSoFar = new Map<string, number>();
-  let cents = 0;
   let currency: string | null = null;
   request.lines.forEach((input, i) => {
     let orderNumber: string;
@@ -169,7 +168,6 @@ export async function validateReturn(
       invoiceNumber = settled.number;
     }
     currency ??= orderLine.currency;
-    cents += Math.round(Number(orderLine.unitPrice) * 100) * input.quantity;
     lines.push({
       sku: orderLine.sku,
       quantity: input.quantity,
@@ -181,7 +179,7 @@ export async function validateReturn(
       appliesToInvoiceNumber: invoiceNumber,
     });
   });
-  const total = toDecimal(cents / 100);
+  const { cents, amount: total } = returnValue(lines);
   const unlimited = identity.roles.some((role) => role === 'support_lead' || role === 'integration');
   if (!errors.length && !unlimited && cents > Math.round(context.agentLimit * 100)) {
     fail(
@@ -190,6 +188,12 @@ export async function validateReturn(
     );
   }
   return { errors, lines: errors.length ? [] : lines, total, currency: currency ?? 'USD' };
+}
+
+/** The value of return lines at their prices: cents (exact) and the decimal amount. */
+export function returnValue(lines: readonly { unitPrice: string; quantity: number }[]): { cents: number; amount: string } {
+  const cents = lines.reduce((sum, line) => sum + Math.round(Number(line.unitPrice) * 100) * line.quantity, 0);
+  return { cents, amount: toDecimal(cents / 100) };
 }
 
 function addMonths(date: string, months: number): string {

@@ -19,7 +19,25 @@ export interface ServiceOptions<TContext extends BaseContext> {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly maxBodyBytes?: number;
+  /** The /metrics text in place of this process's registry (a cluster worker answers for all workers). */
+  readonly metricsText?: () => Promise<string>;
+  /** POST endpoints besides /graphql, by path, given the raw body (webhooks verify signatures over it). */
+  readonly routes?: ReadonlyMap<string, RawRoute>;
 }
+
+export interface RawRequest {
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly search: URLSearchParams;
+  readonly body: Buffer;
+}
+
+export interface RawResponse {
+  readonly status: number;
+  readonly body: string;
+  readonly contentType?: string;
+}
+
+export type RawRoute = (request: RawRequest) => Promise<RawResponse>;
 
 /** A service listening on a port. */
 export interface RunningService {
@@ -56,7 +74,7 @@ export async function startService<TContext extends BaseContext>(options: Servic
     const scope: RequestScope = { correlationId: correlationIdFrom(req.headers[CORRELATION_HEADER]) };
     res.setHeader(CORRELATION_HEADER, scope.correlationId);
     const started = performance.now();
-    const route = routeOf(req);
+    const route = options.routes?.has(pathOf(req)) && req.method === 'POST' ? 'hook' : routeOf(req);
     res.once('finish', () => {
       metrics.httpRequests.observe({ route, status: String(res.statusCode) }, (performance.now() - started) / 1000);
     });
@@ -84,12 +102,25 @@ export async function startService<TContext extends BaseContext>(options: Servic
         return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', service: options.name });
       }
       case 'metrics': {
+        const text = options.metricsText ? await options.metricsText() : await metrics.registry.metrics();
         res.writeHead(200, { 'content-type': metrics.registry.contentType });
-        res.end(await metrics.registry.metrics());
+        res.end(text);
         return;
       }
       case 'graphql':
         return serveGraphQL(req, res, scope);
+      case 'hook': {
+        const url = req.url ?? '/';
+        const queryAt = url.indexOf('?');
+        const answer = await options.routes!.get(pathOf(req))!({
+          headers: req.headers,
+          search: new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt)),
+          body: await readBody(req, maxBodyBytes),
+        });
+        res.writeHead(answer.status, { 'content-type': answer.contentType ?? 'application/json; charset=utf-8' });
+        res.end(answer.body);
+        return;
+      }
       default:
         throw new HttpError(404, `No route for ${req.method} ${pathOf(req)}`, 'NOT_FOUND');
     }
@@ -178,8 +209,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
-  const type = req.headers['content-type'] ?? '';
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -187,11 +217,17 @@ async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknow
     if (size > limit) throw new HttpError(413, `Request body larger than ${limit} bytes`, 'PAYLOAD_TOO_LARGE');
     chunks.push(chunk);
   }
+  return Buffer.concat(chunks, size);
+}
+
+async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  const type = req.headers['content-type'] ?? '';
+  const body = await readBody(req, limit);
   // Apollo rejects a POST without a JSON body itself, with the message clients expect.
   if (!/^application\/(.+\+)?json/i.test(type)) return undefined;
-  if (size === 0) return undefined;
+  if (body.length === 0) return undefined;
   try {
-    return JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
+    return JSON.parse(body.toString('utf8'));
   } catch {
     throw new HttpError(400, 'Request body is not valid JSON', 'BAD_REQUEST');
   }

@@ -1,5 +1,7 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ConfigError, environment, flag, host, httpUrl, logLevel, port, positiveInt, readEnv } from '../../platform/config.ts';
+import { parseTierTtls, type TierTtls } from './cache/policy.ts';
 
 /** How client bearer tokens are verified (OAuth 2.0 access tokens, JWT). */
 export interface ClientAuthConfig {
@@ -57,6 +59,32 @@ export interface GatewayConfig {
   readonly subgraphUrls: Readonly<Record<string, string>>;
   /** How long one subgraph call may take before that system's part of the answer is given up. */
   readonly subgraphTimeoutMs: number;
+  readonly cache: GatewayCacheConfig;
+  /** Shared secrets of the change notices each system sends (null: that endpoint is off). */
+  readonly hooks: ChangeHookConfig;
+  /** Worker processes serving the port (GATEWAY_WORKERS; default one per core). */
+  readonly workers: number;
+}
+
+/** The gateway's cache of subgraph answers (see cache/entity-cache.ts). */
+export interface GatewayCacheConfig {
+  readonly store: 'memory' | 'redis' | 'none';
+  readonly redisUrl: string | null;
+  /** Lifetimes of the policy's tiers, in seconds; `volatile` is the bound on staleness. */
+  readonly ttls: TierTtls;
+  /** In-memory store: bytes per cached type, per process. */
+  readonly memoryBytesPerType: number;
+  /** Deadline of one cache operation; a slower store counts as a miss. */
+  readonly timeoutMs: number;
+}
+
+export interface ChangeHookConfig {
+  /** Zendesk webhook signing secret (X-Zendesk-Webhook-Signature). */
+  readonly zendeskSecret: string | null;
+  /** Business Central subscription clientState. */
+  readonly businessCentralClientState: string | null;
+  /** Secret the Salesforce change-event relay signs with. */
+  readonly salesforceSecret: string | null;
 }
 
 const schema = z.object({
@@ -103,6 +131,28 @@ const schema = z.object({
   SUPERGRAPH_WATCH: flag(false),
   SUPERGRAPH_POLL_INTERVAL_MS: positiveInt(2_000),
   SUBGRAPH_TIMEOUT_MS: positiveInt(10_000),
+  CACHE_STORE: z.enum(['memory', 'redis', 'none']).default('memory'),
+  CACHE_REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, { error: 'must be a redis:// or rediss:// URL' })
+    .optional(),
+  CACHE_TTL: z
+    .string()
+    .optional()
+    .transform((value, context) => {
+      try {
+        return parseTierTtls(value);
+      } catch (error) {
+        context.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
+  CACHE_MEMORY_MB_PER_TYPE: positiveInt(16),
+  CACHE_TIMEOUT_MS: positiveInt(100),
+  ZENDESK_WEBHOOK_SECRET: z.string().min(16).optional(),
+  BC_WEBHOOK_CLIENT_STATE: z.string().min(16).optional(),
+  SALESFORCE_WEBHOOK_SECRET: z.string().min(16).optional(),
+  GATEWAY_WORKERS: z.coerce.number().int().min(1).max(256).optional(),
 });
 
 /** Issuer of the embedded default's dev tokens (npm run token). */
@@ -122,6 +172,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
   if (production && !vars.INTERNAL_TOKEN_PRIVATE_KEY) problems.push('INTERNAL_TOKEN_PRIVATE_KEY: required when CONCORD_ENV=production');
   if ((vars.AUTH_JWKS_URL || vars.AUTH_PUBLIC_KEY) && !vars.AUTH_ISSUER)
     problems.push('AUTH_ISSUER: required with AUTH_JWKS_URL or AUTH_PUBLIC_KEY');
+  if (vars.CACHE_STORE === 'redis' && !vars.CACHE_REDIS_URL) problems.push('CACHE_REDIS_URL: required with CACHE_STORE=redis');
   if (problems.length) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
   const key: ClientAuthConfig['key'] = vars.AUTH_JWKS_URL
     ? { kind: 'jwks', url: vars.AUTH_JWKS_URL }
@@ -163,6 +214,19 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     supergraphPollIntervalMs: vars.SUPERGRAPH_POLL_INTERVAL_MS,
     subgraphUrls: Object.freeze(subgraphUrlOverrides(env)),
     subgraphTimeoutMs: vars.SUBGRAPH_TIMEOUT_MS,
+    cache: Object.freeze({
+      store: vars.CACHE_STORE,
+      redisUrl: vars.CACHE_REDIS_URL ?? null,
+      ttls: Object.freeze(vars.CACHE_TTL),
+      memoryBytesPerType: vars.CACHE_MEMORY_MB_PER_TYPE * 1024 * 1024,
+      timeoutMs: vars.CACHE_TIMEOUT_MS,
+    }),
+    hooks: Object.freeze({
+      zendeskSecret: vars.ZENDESK_WEBHOOK_SECRET ?? null,
+      businessCentralClientState: vars.BC_WEBHOOK_CLIENT_STATE ?? null,
+      salesforceSecret: vars.SALESFORCE_WEBHOOK_SECRET ?? null,
+    }),
+    workers: vars.GATEWAY_WORKERS ?? availableParallelism(),
   });
 }
 

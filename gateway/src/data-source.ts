@@ -4,6 +4,7 @@ import { ErrorCode } from '../../platform/errors.ts';
 import type { Identity } from '../../platform/identity.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { CORRELATION_HEADER } from '../../platform/request-context.ts';
+import type { EntityCache } from './cache/entity-cache.ts';
 import type { GatewayContext } from './context.ts';
 
 export type InternalSigner = (identity: Identity, audience: string, correlationId: string) => Promise<string>;
@@ -21,6 +22,7 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     private readonly timeoutMs: number,
     private readonly logger: Logger,
     private readonly signInternal: InternalSigner | null,
+    private readonly cache: EntityCache | null = null,
   ) {
     super({ url, fetcher: timeoutFetcher(timeoutMs) });
   }
@@ -41,7 +43,20 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     request.http?.headers.set('authorization', `Bearer ${await token}`);
   }
 
+  /** A fetch for a client's operation goes through the cache when there is one (cache/entity-cache.ts). */
   override async process(
+    options: GraphQLDataSourceProcessOptions<GatewayContext>,
+  ): ReturnType<RemoteGraphQLDataSource<GatewayContext>['process']> {
+    const context = options.context as Partial<GatewayContext> | undefined;
+    if (this.cache && context?.identity) {
+      return this.cache.process(this.serviceName, context.identity, options as GraphQLDataSourceProcessOptions, (fetchOptions) =>
+        this.send(fetchOptions as GraphQLDataSourceProcessOptions<GatewayContext>),
+      );
+    }
+    return this.send(options);
+  }
+
+  private async send(
     options: GraphQLDataSourceProcessOptions<GatewayContext>,
   ): ReturnType<RemoteGraphQLDataSource<GatewayContext>['process']> {
     try {

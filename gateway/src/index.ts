@@ -1,7 +1,9 @@
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Supergraph } from '@apollo/federation-internals';
 import type { CryptoKey } from 'jose';
+import { createCacheStore } from '../../platform/cache.ts';
 import { startService, type RunningService } from '../../platform/http-server.ts';
 import type { Identity } from '../../platform/identity.ts';
 import { createInternalSigner } from '../../platform/internal-token.ts';
@@ -10,11 +12,14 @@ import { createLogger, type Logger } from '../../platform/logger.ts';
 import { createMetrics } from '../../platform/metrics.ts';
 import { runMain } from '../../platform/process.ts';
 import { createClientVerifier } from './auth.ts';
+import { changeHooks, type Invalidation } from './cache/change-hooks.ts';
+import { EntityCache } from './cache/entity-cache.ts';
 import { checkSubgraphOverrides, loadGatewayConfig, type GatewayConfig } from './config.ts';
 import { createGatewayContextFactory } from './context.ts';
 import { loadRegisteredOperations } from './portal.ts';
 import { createServer } from './server.ts';
 import { supergraphManager, type SupergraphSource } from './supergraph-source.ts';
+import { runPrimary, workerLink } from './workers.ts';
 
 /** Keys tests pass in place of configured or data-folder keys. */
 export interface GatewayKeys {
@@ -32,8 +37,10 @@ export async function startGateway(
     keys?: GatewayKeys;
     /** Serve every request as this identity and send subgraphs no token: npm run bench:security only. */
     withoutSecurity?: Identity;
+    /** This process is one of several workers (workers.ts). */
+    worker?: boolean;
   } = {},
-): Promise<RunningService> {
+): Promise<RunningService & { cache: EntityCache | null }> {
   const logger = options.logger ?? createLogger('gateway', config.logLevel);
   const source = supergraphSourceOf(config);
   if (source.kind !== 'url') {
@@ -49,6 +56,26 @@ export async function startGateway(
       ? await importPrivatePem(config.internalTokenPrivateKey, INTERNAL_ALGORITHM)
       : (await dev()).internal.privateKey);
 
+  const metrics = createMetrics('gateway', { processMetrics: true });
+  const cacheStore =
+    config.cache.store === 'none'
+      ? null
+      : createCacheStore(
+          config.cache.store === 'redis'
+            ? { kind: 'redis', url: config.cache.redisUrl!, prefix: 'concord' }
+            : { kind: 'memory', maxBytesPerNamespace: config.cache.memoryBytesPerType },
+          { logger, registry: metrics.registry, timeoutMs: config.cache.timeoutMs, backoffMs: 5_000 },
+        );
+  if (cacheStore && !(await cacheStore.connected(2_000)))
+    logger.warn('cache store not reachable at start; serving without cache until it is');
+  const cache = cacheStore ? new EntityCache(cacheStore, config.cache.ttls, logger, metrics.registry) : null;
+  const applyLocally = async (changes: Invalidation[]) => {
+    if (cache) for (const change of changes) await cache.invalidate(change.type, change.ids);
+  };
+  const link = options.worker ? workerLink(metrics.registry, applyLocally, logger) : null;
+  // A shared store (Redis) needs the change applied once; per-process memory needs it in every worker.
+  const invalidate = link && cacheStore?.kind === 'memory' ? async (changes: Invalidation[]) => link.broadcast(changes) : applyLocally;
+
   const apollo = createServer({
     supergraph: supergraphManager(source, logger),
     subgraphUrls: config.subgraphUrls,
@@ -59,8 +86,9 @@ export async function startGateway(
     production: config.environment === 'production',
     portalOperations: loadRegisteredOperations(config.portalOperationsDir),
     batching: config.batching,
+    cache,
   });
-  return startService({
+  const service = await startService({
     name: 'gateway',
     host: config.host,
     port: config.port,
@@ -71,8 +99,18 @@ export async function startGateway(
     ),
     ready: () => true,
     logger,
-    metrics: createMetrics('gateway', { processMetrics: true }),
+    metrics,
+    routes: changeHooks(config.hooks, invalidate, logger),
+    ...(link ? { metricsText: () => link.metrics() } : {}),
   });
+  return {
+    ...service,
+    cache,
+    async stop() {
+      await service.stop();
+      await cacheStore?.close();
+    },
+  };
 }
 
 function supergraphSourceOf(config: GatewayConfig): SupergraphSource {
@@ -83,5 +121,12 @@ function supergraphSourceOf(config: GatewayConfig): SupergraphSource {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  runMain('gateway', () => startGateway(loadGatewayConfig()));
+  let config: GatewayConfig | undefined;
+  try {
+    config = loadGatewayConfig();
+  } catch {
+    // runMain reports the configuration error (and exits 78).
+  }
+  if (config && config.workers > 1 && cluster.isPrimary) runPrimary(config.workers, createLogger('gateway', config.logLevel));
+  else runMain('gateway', () => startGateway(config ?? loadGatewayConfig(), { worker: cluster.isWorker }));
 }

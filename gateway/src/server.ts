@@ -10,6 +10,7 @@ import { operationLimits } from './limits.ts';
 import { registeredOperationsOnly, registeredQueryStore, type RegisteredOperations } from './portal.ts';
 import type { GatewayContext } from './context.ts';
 import { SubgraphDataSource, type InternalSigner } from './data-source.ts';
+import type { EntityCache } from './cache/entity-cache.ts';
 
 export interface GatewayDeps {
   /** A composed Federation 2 supergraph, or a manager that follows one (supergraph-source.ts). */
@@ -26,6 +27,8 @@ export interface GatewayDeps {
   /** The only operations a portal customer may run. */
   readonly portalOperations: RegisteredOperations;
   readonly batching: boolean;
+  /** The cache of subgraph answers; null: every fetch goes to the subgraph. */
+  readonly cache?: EntityCache | null;
 }
 
 /**
@@ -40,9 +43,11 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
     buildService: ({ name, url }) => {
       const target = deps.subgraphUrls?.[overrideKey(name)] ?? url;
       if (!target) throw new Error(`Subgraph "${name}" has no routing URL`);
-      return new SubgraphDataSource(name, target, deps.subgraphTimeoutMs, logger, deps.signInternal);
+      return new SubgraphDataSource(name, target, deps.subgraphTimeoutMs, logger, deps.signInternal, deps.cache ?? null);
     },
   });
+  const cache = deps.cache;
+  if (cache) gateway.onSchemaLoadOrUpdate(({ apiSchema, coreSupergraphSdl }) => cache.setSchema(apiSchema, coreSupergraphSdl));
   const armor = operationLimits(deps.limits, deps.production).protect();
   return new ApolloServer<GatewayContext>({
     gateway,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callsBetween, connectorCalls, operation, startStack, type Stack } from '../helpers/stack.ts';
+import { callsBetween, connectorCalls, operation, NO_CACHE, startStack, type Stack } from '../helpers/stack.ts';
 
 /**
  * Every __resolveReference and list edge goes through a per-request DataLoader, so the agent's
@@ -10,7 +10,7 @@ describe('batching', () => {
   let stack: Stack;
   const logLines: string[] = [];
   beforeAll(async () => {
-    stack = await startStack({ logLines });
+    stack = await startStack({ logLines, gateway: NO_CACHE });
   });
   afterAll(async () => {
     await stack?.stop();

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../helpers/stack.ts';
+import { NO_CACHE, startStack, type Stack } from '../helpers/stack.ts';
 
 /** The CRM subgraph is up but the CRM behind it fails: only the CRM's fields are lost. */
 describe('when a system behind a running subgraph fails', () => {
   let stack: Stack;
   beforeAll(async () => {
-    stack = await startStack();
+    stack = await startStack({ gateway: NO_CACHE });
   });
   afterAll(async () => {
     await stack?.stop();

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadGatewayConfig, type GatewayConfig } from '../../gateway/src/config.ts';
 import { startGateway } from '../../gateway/src/index.ts';
+import type { EntityCache } from '../../gateway/src/cache/entity-cache.ts';
 import type { Identity, Role } from '../../platform/identity.ts';
 import { generateDevKeys, type DevKeys } from '../../platform/keys.ts';
 import { loadSubgraphConfig } from '../../platform/subgraph-config.ts';
@@ -53,7 +54,7 @@ export interface Stack {
   crm: RunningService;
   erp: ErpService;
   support: RunningService;
-  gateway: RunningService;
+  gateway: RunningService & { cache: EntityCache | null };
   /** POSTs an operation to the gateway as a support agent (headers may replace the token). */
   query<T = Record<string, unknown>>(
     query: string,
@@ -67,6 +68,11 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+/** The gateway without its cache: every field is fetched from its system (tests that count or break those calls). */
+export const NO_CACHE: Partial<GatewayConfig> = {
+  cache: { ...loadGatewayConfig({}).cache, store: 'none' },
+};
+
 /** The gateway's configuration with its defaults, for tests to adjust. */
 export function gatewayConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
   // The test identities that speak as Concord's own services may hold the integration role.
@@ -78,6 +84,8 @@ export function gatewayConfig(overrides: Partial<GatewayConfig> = {}): GatewayCo
 export async function startStack(
   options: {
     dbs?: Databases;
+    /** Keys in place of new ones (a gateway in another process reads them from its DATA_DIR). */
+    keys?: DevKeys;
     logLines?: string[];
     gateway?: Partial<GatewayConfig>;
     erp?: Partial<ErpOptions>;
@@ -90,7 +98,7 @@ export async function startStack(
   } = {},
 ): Promise<Stack> {
   const dbs = options.dbs ?? seededDatabases();
-  const keys = await generateDevKeys();
+  const keys = options.keys ?? (await generateDevKeys());
   const bearer = async (who: Who) => `Bearer ${await tokenFor(keys, who)}`;
   // With logLines, every service logs at info into that array (one JSON line each); otherwise silent.
   const lines = options.logLines;

@@ -1,0 +1,175 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { RawRequest, RawResponse, RawRoute } from '../../../platform/http-server.ts';
+import type { Logger } from '../../../platform/logger.ts';
+import type { ChangeHookConfig } from '../config.ts';
+
+/** A record (or, without ids, every record) of a graph type whose cached answers are now stale. */
+export interface Invalidation {
+  readonly type: string;
+  readonly ids?: readonly string[];
+}
+
+type HookRequest = RawRequest;
+type HookResponse = RawResponse;
+
+/** Notices older (or further in the future) than this are refused, so a captured one cannot be replayed later. */
+const MAX_SKEW_MS = 5 * 60_000;
+
+/**
+ * The change notices each system sends, turned into cache invalidations:
+ *
+ * - POST /hooks/zendesk: a Zendesk webhook, signed: `X-Zendesk-Webhook-Signature` is
+ *   base64(HMAC-SHA256(secret, timestamp + body)) with the timestamp in
+ *   `X-Zendesk-Webhook-Signature-Timestamp`. Ticket events name the case; organization and user
+ *   events drop customers, contacts and agents.
+ * - POST /hooks/business-central: a Business Central webhook subscription. The subscription
+ *   handshake (`?validationToken=`) is answered with the token; notifications must carry the
+ *   subscription's clientState. Their resource names a record by its systemId, which is not a
+ *   graph key, so the whole type is dropped.
+ * - POST /hooks/salesforce: Change Data Capture events (`ChangeEventHeader` with entityName and
+ *   recordIds) as a relay (a CDC subscriber or a Flow callout) posts them, signed like Zendesk's
+ *   with `X-Concord-Signature` and `X-Concord-Signature-Timestamp`: Salesforce itself has no
+ *   signed HTTP push. Contacts are keyed by their Salesforce Id; accounts (keyed by customer
+ *   number in the graph) and contracts drop the type.
+ *
+ * A notice that fails its check is refused with 401 and changes nothing; one that cannot be
+ * read is refused with 400.
+ */
+export function changeHooks(config: ChangeHookConfig, invalidate: (changes: Invalidation[]) => Promise<void>, logger: Logger) {
+  const hooks = new Map<string, RawRoute>();
+  const accept = async (system: string, changes: Invalidation[]): Promise<HookResponse> => {
+    await invalidate(changes);
+    logger.info({ system, changes }, 'change notice applied to the cache');
+    return { status: 202, body: JSON.stringify({ accepted: changes.length }) };
+  };
+
+  if (config.zendeskSecret) {
+    const secret = config.zendeskSecret;
+    hooks.set('/hooks/zendesk', async (request) => {
+      const refused = checkSignature(secret, request, 'x-zendesk-webhook-signature', 'x-zendesk-webhook-signature-timestamp');
+      if (refused) return refused;
+      const event = parseJson(request.body);
+      if (!event) return badRequest('the body is not JSON');
+      return accept('zendesk', zendeskChanges(event));
+    });
+  }
+  if (config.businessCentralClientState) {
+    const clientState = config.businessCentralClientState;
+    hooks.set('/hooks/business-central', async (request) => {
+      const validationToken = request.search.get('validationToken');
+      if (validationToken !== null) return { status: 200, body: validationToken, contentType: 'text/plain; charset=utf-8' };
+      const body = parseJson(request.body) as { value?: unknown } | undefined;
+      if (!body || !Array.isArray(body.value)) return badRequest('expected {"value": [notifications]}');
+      const notifications = body.value as Array<{ clientState?: unknown; resource?: unknown }>;
+      if (
+        !notifications.every((notification) => typeof notification.clientState === 'string' && same(notification.clientState, clientState))
+      )
+        return unauthorized('clientState does not match the subscription');
+      return accept('business-central', businessCentralChanges(notifications));
+    });
+  }
+  if (config.salesforceSecret) {
+    const secret = config.salesforceSecret;
+    hooks.set('/hooks/salesforce', async (request) => {
+      const refused = checkSignature(secret, request, 'x-concord-signature', 'x-concord-signature-timestamp');
+      if (refused) return refused;
+      const body = parseJson(request.body);
+      if (!body) return badRequest('the body is not JSON');
+      return accept('salesforce', salesforceChanges(Array.isArray(body) ? body : [body]));
+    });
+  }
+  return hooks;
+}
+
+function checkSignature(secret: string, request: HookRequest, signatureHeader: string, timestampHeader: string): HookResponse | null {
+  const signature = header(request, signatureHeader);
+  const timestamp = header(request, timestampHeader);
+  if (!signature || !timestamp) return unauthorized(`${signatureHeader} and ${timestampHeader} are required`);
+  const at = Date.parse(timestamp);
+  if (Number.isNaN(at) || Math.abs(Date.now() - at) > MAX_SKEW_MS) return unauthorized('the timestamp is missing, malformed or too old');
+  const expected = createHmac('sha256', secret).update(timestamp).update(request.body).digest('base64');
+  return same(signature, expected) ? null : unauthorized('the signature does not match');
+}
+
+/** Zendesk event webhooks (`type`, `detail`, `subject`) and trigger webhooks with a `ticket_id`. */
+export function zendeskChanges(event: Record<string, unknown>): Invalidation[] {
+  const type = typeof event.type === 'string' ? event.type : '';
+  const detail = (event.detail ?? {}) as Record<string, unknown>;
+  const subjectId = typeof event.subject === 'string' ? /^zen:ticket:(\d+)$/.exec(event.subject)?.[1] : undefined;
+  if (type.startsWith('zen:event-type:ticket.') || event.ticket_id !== undefined) {
+    const id = detail.id ?? subjectId ?? event.ticket_id;
+    return id === undefined ? [{ type: 'Case' }] : [{ type: 'Case', ids: [String(id)] }];
+  }
+  if (type.startsWith('zen:event-type:organization.')) return [{ type: 'Customer' }];
+  if (type.startsWith('zen:event-type:user.')) return [{ type: 'Agent' }, { type: 'Contact' }];
+  return [];
+}
+
+/** Business Central entity sets (standard API and the extension page) and the graph types they feed. */
+const BUSINESS_CENTRAL_TYPES: Readonly<Record<string, readonly string[]>> = {
+  customers: ['Customer'],
+  salesOrders: ['Order'],
+  salesOrderLines: ['Order'],
+  salesInvoices: ['Invoice', 'Customer'],
+  salesShipments: ['Shipment', 'Order'],
+  shipments: ['Shipment', 'Order'],
+  items: ['Product'],
+  serialNumbers: ['Asset'],
+  salesReturnOrders: ['ReturnAuthorization'],
+};
+
+export function businessCentralChanges(notifications: ReadonlyArray<{ resource?: unknown }>): Invalidation[] {
+  const types = new Set<string>();
+  for (const notification of notifications) {
+    const resource = typeof notification.resource === 'string' ? notification.resource : '';
+    const entitySet = /\/(\w+)(?:\([^)]*\))?\/?$/.exec(resource)?.[1] ?? '';
+    for (const type of BUSINESS_CENTRAL_TYPES[entitySet] ?? []) types.add(type);
+  }
+  return [...types].map((type) => ({ type }));
+}
+
+export function salesforceChanges(events: readonly unknown[]): Invalidation[] {
+  const changes: Invalidation[] = [];
+  for (const event of events) {
+    const header = ((event ?? {}) as { ChangeEventHeader?: { entityName?: unknown; recordIds?: unknown } }).ChangeEventHeader;
+    const ids = Array.isArray(header?.recordIds) ? header.recordIds.map(String) : [];
+    switch (header?.entityName) {
+      case 'Contact':
+        changes.push(ids.length ? { type: 'Contact', ids } : { type: 'Contact' });
+        break;
+      case 'Account':
+        changes.push({ type: 'Customer' });
+        break;
+      case 'Contract':
+        changes.push({ type: 'Contract' });
+        break;
+      case 'User':
+        changes.push({ type: 'Customer' });
+        break;
+    }
+  }
+  return changes;
+}
+
+function header(request: HookRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function parseJson(body: Buffer): Record<string, unknown> | undefined {
+  try {
+    const value = JSON.parse(body.toString('utf8')) as unknown;
+    return value && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function same(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+const unauthorized = (message: string): HookResponse => ({ status: 401, body: JSON.stringify({ error: message }) });
+const badRequest = (message: string): HookResponse => ({ status: 400, body: JSON.stringify({ error: message }) });

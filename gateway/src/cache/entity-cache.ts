@@ -1,0 +1,350 @@
+import { createHash } from 'node:crypto';
+import type { GraphQLDataSourceProcessOptions } from '@apollo/gateway';
+import { getNamedType, Kind, parse, type DocumentNode, type GraphQLSchema } from 'graphql';
+import { LRUCache } from 'lru-cache';
+import { Counter, type Registry } from 'prom-client';
+import type { CacheStore } from '../../../platform/cache.ts';
+import type { Identity } from '../../../platform/identity.ts';
+import type { Logger } from '../../../platform/logger.ts';
+import { CachePolicy, type FetchCachePlan, type TierTtls } from './policy.ts';
+
+/** GraphQLDataSourceRequestKind.INCOMING_OPERATION (the enum is not exported): a client's operation, not a health check. */
+export const INCOMING_OPERATION = 'incoming operation' as GraphQLDataSourceProcessOptions['kind'];
+type Response = Awaited<ReturnType<import('@apollo/gateway').RemoteGraphQLDataSource['process']>>;
+type Representation = Record<string, unknown> & { __typename?: unknown };
+/** One cached entity: its answers by variant (subgraph, caller scope, selection), each with its expiry. */
+type Entry = Record<string, { d: unknown; e: number }>;
+
+/**
+ * The gateway's cache of what subgraphs answer, one entity at a time.
+ *
+ * An `_entities` fetch the query planner sends (customers for 100 cases, the products of an
+ * order's lines) is split: entities cached for this caller's scope and this selection are taken
+ * from the cache, only the others are fetched, and the answer is put back together in the order
+ * asked, errors re-pointed at their entity. A fetch of root fields (`case(id:)`, `cases(…)`) is
+ * cached whole. How long is the policy's: the shortest tier among the fields selected.
+ *
+ * Scope: what a subgraph answers depends on the caller's roles (field rules) and, for a portal
+ * customer, on the customer (row rules), and on nothing else of the identity. Every variant is
+ * keyed by those, by the subgraph and by the exact selection, so one caller's answer is never
+ * served to a caller whose scope differs. Entities are stored under their type and key, all
+ * variants together, so that a change notice for one record drops every variant of it at once.
+ *
+ * Answers with errors are not cached, nor are null entities (unknown, or not this caller's).
+ */
+export class EntityCache {
+  private readonly policy: CachePolicy;
+  private schema: GraphQLSchema | undefined;
+  private keyFields = new Map<string, readonly string[]>();
+  private readonly plans = new LRUCache<string, Plan>({ max: 2_000 });
+  private readonly lookups: Counter<'type' | 'outcome'> | undefined;
+  private readonly writes = new Set<Promise<void>>();
+  private readonly chains = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly store: CacheStore,
+    ttls: TierTtls,
+    private readonly logger: Logger,
+    registry?: Registry,
+  ) {
+    this.policy = new CachePolicy(ttls);
+    this.lookups = registry
+      ? new Counter({
+          name: 'concord_cache_lookups_total',
+          help: 'Entities and root fetches looked up in the gateway cache, by type and outcome (hit, miss, uncacheable).',
+          labelNames: ['type', 'outcome'],
+          registers: [registry],
+        })
+      : undefined;
+  }
+
+  /** Follows the served supergraph: the API schema for lifetimes, the @key fields for cache keys. */
+  setSchema(apiSchema: GraphQLSchema, coreSupergraphSdl: string): void {
+    this.schema = apiSchema;
+    this.keyFields = keyFieldsOf(coreSupergraphSdl);
+    this.plans.clear();
+  }
+
+  /** Runs one subgraph fetch through the cache; `fetch` sends a (possibly smaller) request to the subgraph. */
+  async process(
+    subgraph: string,
+    identity: Identity,
+    options: GraphQLDataSourceProcessOptions,
+    fetch: (options: GraphQLDataSourceProcessOptions) => Promise<Response>,
+  ): Promise<Response> {
+    const query = options.request.query;
+    if (!this.schema || !query || options.kind !== INCOMING_OPERATION) return fetch(options);
+    const plan = this.planOf(query, (options as { document?: DocumentNode }).document);
+    if (plan.kind === 'none') return fetch(options);
+    const variables = options.request.variables ?? {};
+    const scope = scopeOf(identity);
+    if (plan.kind === 'root') return this.root(subgraph, scope, plan, variables, options, fetch);
+    const { representations, ...rest } = variables as { representations?: Representation[] };
+    if (!Array.isArray(representations)) return fetch(options);
+    const variant = `${subgraph}|${scope}|${plan.hash}|${Object.keys(rest).length ? digest(stableJson(rest)) : ''}`;
+    return this.entities(variant, plan.ttlMsByType, representations, options, fetch);
+  }
+
+  /** Drops the cached answers for these records of a type (every caller, every subgraph), or for the whole type. */
+  async invalidate(type: string, ids?: readonly string[]): Promise<void> {
+    const fields = this.keyFields.get(type);
+    if (!ids || !fields || fields.length !== 1) {
+      await this.store.clear(type);
+      this.logger.info({ type }, 'cache: dropped every entry of the type');
+      return;
+    }
+    await this.store.delete(
+      type,
+      ids.map((id) => JSON.stringify(String(id))),
+    );
+    this.logger.info({ type, ids }, 'cache: dropped entries');
+  }
+
+  private planOf(query: string, document: DocumentNode | undefined): Plan {
+    let plan = this.plans.get(query);
+    if (!plan) {
+      const parsed = document ?? parse(query);
+      const fetchPlan = this.policy.planFetch(this.schema!, parsed);
+      plan =
+        fetchPlan.kind === 'root'
+          ? { ...fetchPlan, hash: digest(query), lookup: keyLookupOf(this.schema!, parsed, this.keyFields) }
+          : { ...fetchPlan, hash: digest(query) };
+      this.plans.set(query, plan);
+    }
+    return plan;
+  }
+
+  /**
+   * A root fetch. One that looks a record up by its key (`case(id:)`, `product(sku:)`) is stored
+   * with that record's entries, so a change notice for the record drops it too; any other (a
+   * search, a list) is stored on its own and lives only as long as its lifetime.
+   */
+  private async root(
+    subgraph: string,
+    scope: string,
+    plan: RootPlan,
+    variables: Record<string, unknown>,
+    options: GraphQLDataSourceProcessOptions,
+    fetch: (options: GraphQLDataSourceProcessOptions) => Promise<Response>,
+  ): Promise<Response> {
+    const variant = `root|${subgraph}|${scope}|${plan.hash}|${digest(stableJson(variables))}`;
+    const keyValue = plan.lookup?.variable !== undefined ? variables[plan.lookup.variable] : plan.lookup?.literal;
+    const lookup =
+      plan.lookup && keyValue !== undefined && keyValue !== null && typeof keyValue !== 'object'
+        ? { namespace: plan.lookup.type, key: JSON.stringify(String(keyValue)) }
+        : { namespace: 'root', key: digest(variant) };
+    const now = Date.now();
+    const [cached] = await this.store.getMany(lookup.namespace, [lookup.key]);
+    let entry: Entry | undefined;
+    try {
+      entry = cached === undefined ? undefined : (JSON.parse(cached) as Entry);
+    } catch {
+      entry = undefined;
+    }
+    const hit = entry?.[variant];
+    if (hit && hit.e > now) {
+      this.lookups?.inc({ type: 'root', outcome: 'hit' });
+      return { data: hit.d as Record<string, unknown> };
+    }
+    this.lookups?.inc({ type: 'root', outcome: 'miss' });
+    const response = await fetch(options);
+    if (!response.errors?.length && response.data) void this.write(lookup.namespace, lookup.key, variant, response.data, plan.ttlMs);
+    return response;
+  }
+
+  /** Resolves once every write started so far has reached the store (answers never wait for them). */
+  async flush(): Promise<void> {
+    await Promise.all([...this.writes]);
+  }
+
+  /**
+   * Stores one variant in an entity's entry, keeping its other live variants. Writes to one key
+   * from this process run one after the other, each re-reading the entry: the fetches of one
+   * request often answer for the same entity from several subgraphs at once. (Two replicas
+   * writing one key at the same instant can still lose a variant: that costs one miss.)
+   */
+  private write(namespace: string, key: string, variant: string, value: unknown, ttlMs: number): Promise<void> {
+    const chainKey = `${namespace}\u0000${key}`;
+    const write = (this.chains.get(chainKey) ?? Promise.resolve())
+      .then(async () => {
+        const [raw] = await this.store.getMany(namespace, [key]);
+        let entry: Entry = {};
+        try {
+          if (raw !== undefined) entry = JSON.parse(raw) as Entry;
+        } catch {
+          // Unreadable: replaced.
+        }
+        const now = Date.now();
+        const next: Entry = {};
+        let expires = now + ttlMs;
+        for (const [name, cached] of Object.entries(entry)) {
+          if (cached.e <= now || name === variant) continue;
+          next[name] = cached;
+          expires = Math.max(expires, cached.e);
+        }
+        next[variant] = { d: value, e: now + ttlMs };
+        await this.store.set(namespace, key, JSON.stringify(next), expires - now);
+      })
+      .finally(() => {
+        this.writes.delete(write);
+        if (this.chains.get(chainKey) === write) this.chains.delete(chainKey);
+      });
+    this.chains.set(chainKey, write);
+    this.writes.add(write);
+    return write;
+  }
+
+  private async entities(
+    variant: string,
+    ttlMsByType: ReadonlyMap<string, number>,
+    representations: readonly Representation[],
+    options: GraphQLDataSourceProcessOptions,
+    fetch: (options: GraphQLDataSourceProcessOptions) => Promise<Response>,
+  ): Promise<Response> {
+    const now = Date.now();
+    const keys = representations.map((representation) => this.keyOf(representation, ttlMsByType));
+    // One read per type present, all in parallel.
+    const byType = new Map<string, number[]>();
+    keys.forEach((key, index) => {
+      if (!key) return;
+      const list = byType.get(key.type) ?? byType.set(key.type, []).get(key.type)!;
+      list.push(index);
+    });
+    const entries = new Array<Entry | undefined>(representations.length);
+    await Promise.all(
+      [...byType].map(async ([type, indexes]) => {
+        const values = await this.store.getMany(
+          type,
+          indexes.map((index) => keys[index]!.key),
+        );
+        values.forEach((value, at) => {
+          if (value === undefined) return;
+          try {
+            entries[indexes[at]!] = JSON.parse(value) as Entry;
+          } catch {
+            // A value this version cannot read is a miss.
+          }
+        });
+      }),
+    );
+
+    const result = new Array<unknown>(representations.length).fill(null);
+    const missing: number[] = [];
+    representations.forEach((representation, index) => {
+      const hit = entries[index]?.[variant];
+      const type = String(representation.__typename);
+      if (hit && hit.e > now) {
+        result[index] = hit.d;
+        this.lookups?.inc({ type, outcome: 'hit' });
+      } else {
+        missing.push(index);
+        this.lookups?.inc({ type, outcome: keys[index] ? 'miss' : 'uncacheable' });
+      }
+    });
+    if (!missing.length) return { data: { _entities: result } };
+
+    const partial = missing.length < representations.length;
+    const response = await fetch(
+      partial
+        ? {
+            ...options,
+            request: {
+              ...options.request,
+              variables: { ...options.request.variables, representations: missing.map((index) => representations[index]) },
+            },
+          }
+        : options,
+    );
+    const fetched = (response.data as { _entities?: unknown[] } | null | undefined)?._entities;
+    const failed = new Set<number>();
+    const errors = response.errors?.map((error) => {
+      const path = error.path;
+      if (path?.[0] !== '_entities' || typeof path[1] !== 'number') return error;
+      failed.add(path[1]);
+      return partial ? { ...error, path: ['_entities', missing[path[1]]!, ...path.slice(2)] } : error;
+    });
+    missing.forEach((index, at) => {
+      const value = fetched?.[at] ?? null;
+      result[index] = value;
+      const key = keys[index];
+      if (!key || value === null || failed.has(at)) return;
+      void this.write(key.type, key.key, variant, value, key.ttlMs);
+    });
+    return {
+      ...response,
+      data: fetched || !response.data ? { ...(response.data ?? {}), _entities: result } : response.data,
+      ...(errors ? { errors } : {}),
+    };
+  }
+
+  private keyOf(representation: Representation, ttlMsByType: ReadonlyMap<string, number>) {
+    const type = representation.__typename;
+    if (typeof type !== 'string') return undefined;
+    const ttlMs = ttlMsByType.get(type) ?? 0;
+    const fields = this.keyFields.get(type);
+    if (ttlMs <= 0 || !fields?.length) return undefined;
+    const values = fields.map((field) => representation[field]);
+    if (values.some((value) => value === undefined || value === null || typeof value === 'object')) return undefined;
+    return { type, key: values.map((value) => JSON.stringify(String(value))).join('|'), ttlMs };
+  }
+}
+
+type RootPlan = Extract<FetchCachePlan, { kind: 'root' }> & {
+  hash: string;
+  /** The record the fetch looks up by its key, if that is what it does. */
+  lookup: { type: string; variable?: string; literal?: string } | undefined;
+};
+type Plan = RootPlan | (Exclude<FetchCachePlan, { kind: 'root' }> & { hash: string });
+
+/** `case(id: $id)`: one root field whose only argument is the @key field of the type it returns. */
+function keyLookupOf(schema: GraphQLSchema, document: DocumentNode, keyFields: ReadonlyMap<string, readonly string[]>) {
+  const operation = document.definitions.find((definition) => definition.kind === Kind.OPERATION_DEFINITION);
+  const selections = operation?.selectionSet.selections.filter(
+    (selection) => !(selection.kind === Kind.FIELD && selection.name.value === '__typename'),
+  );
+  const field = selections?.length === 1 && selections[0]!.kind === Kind.FIELD ? selections[0] : undefined;
+  if (!field || field.arguments?.length !== 1) return undefined;
+  const definition = schema.getQueryType()?.getFields()[field.name.value];
+  if (!definition) return undefined;
+  const type = getNamedType(definition.type).name;
+  const argument = field.arguments[0]!;
+  if (keyFields.get(type)?.[0] !== argument.name.value || keyFields.get(type)?.length !== 1) return undefined;
+  const value = argument.value;
+  if (value.kind === Kind.VARIABLE) return { type, variable: value.name.value };
+  if (value.kind === Kind.STRING || value.kind === Kind.INT) return { type, literal: value.value };
+  return undefined;
+}
+
+/**
+ * What a subgraph's answer depends on besides the request: the roles (field rules) and the
+ * portal customer (row rules). Subjects with the same roles see the same data.
+ */
+export function scopeOf(identity: Identity): string {
+  return `${[...identity.roles].sort().join(',')}|${identity.customerId ?? ''}`;
+}
+
+/** Each entity type's @key fields (the first key of the first subgraph that declares one). */
+export function keyFieldsOf(coreSupergraphSdl: string): Map<string, readonly string[]> {
+  const keys = new Map<string, readonly string[]>();
+  const typeBlock = /^type (\w+)\n((?:\s+@[^\n]+\n)+)/gm;
+  for (const match of coreSupergraphSdl.matchAll(typeBlock)) {
+    const key = /@join__type\(graph: \w+, key: "([^"]+)"/.exec(match[2]!)?.[1];
+    // Composite or nested keys are left uncached rather than keyed wrongly.
+    if (key && /^\w+$/.test(key.trim())) keys.set(match[1]!, [key.trim()]);
+  }
+  return keys;
+}
+
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, 22);
+}
+
+/** JSON with object keys sorted, so equal variables give equal keys. */
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${stableJson(item)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}

@@ -1,0 +1,109 @@
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { Logger } from '../../platform/logger.ts';
+import type { Invalidation } from './cache/change-hooks.ts';
+
+/**
+ * The gateway on several cores: a primary process forks `count` workers that share the port
+ * (node:cluster hands connections out round-robin) and does no GraphQL itself. It
+ *
+ * - replaces a worker that dies (with a pause when they keep dying, so a broken start does not spin);
+ * - passes a change notice one worker received to every worker, whose in-memory caches would
+ *   otherwise keep serving what it made stale;
+ * - answers a worker's /metrics with the sum over all workers, so a scrape sees the whole gateway.
+ *
+ * SIGINT/SIGTERM to the primary stop the workers gracefully (each drains its requests).
+ */
+export function runPrimary(count: number, logger: Logger): void {
+  const aggregator = new AggregatorRegistry();
+  let stopping = false;
+  const recentDeaths: number[] = [];
+
+  const fork = (): Worker => {
+    const worker = cluster.fork();
+    worker.on('message', (message: WorkerMessage) => {
+      if (message?.concord === 'invalidate') {
+        for (const other of Object.values(cluster.workers ?? {})) other?.send(message);
+      } else if (message?.concord === 'metrics') {
+        aggregator.clusterMetrics().then(
+          (text) => worker.send({ concord: 'metrics', id: message.id, text }),
+          (error: unknown) => worker.send({ concord: 'metrics', id: message.id, error: String(error) }),
+        );
+      }
+    });
+    return worker;
+  };
+
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) return;
+    const now = Date.now();
+    recentDeaths.push(now);
+    while (recentDeaths.length && recentDeaths[0]! < now - 60_000) recentDeaths.shift();
+    const delayMs = recentDeaths.length > count ? 5_000 : 0;
+    logger.error({ pid: worker.process.pid, code, signal, restartInMs: delayMs }, 'gateway worker exited; starting another');
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, delayMs);
+  });
+
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined);
+    for (const worker of workers) worker.process.kill('SIGTERM');
+    const killer = setTimeout(() => process.exit(0), 15_000);
+    Promise.all(workers.map((worker) => new Promise((done) => worker.once('exit', done)))).then(() => {
+      clearTimeout(killer);
+      process.exit(0);
+    });
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+
+  logger.info({ workers: count }, 'gateway starting its workers');
+  for (let index = 0; index < count; index++) fork();
+}
+
+type WorkerMessage =
+  | { concord: 'invalidate'; changes: Invalidation[] }
+  | { concord: 'metrics'; id: number; text?: string; error?: string }
+  | undefined;
+
+/** In a worker: what connects it to the primary. */
+export function workerLink(registry: Registry, applyLocally: (changes: Invalidation[]) => Promise<void>, logger: Logger) {
+  AggregatorRegistry.setRegistries([registry]);
+  // Constructing one is what makes a worker answer the primary's requests for its metrics.
+  new AggregatorRegistry();
+  const pending = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void }>();
+  let nextId = 0;
+  process.on('message', (message: WorkerMessage) => {
+    if (message?.concord === 'invalidate') {
+      applyLocally(message.changes).catch((error: unknown) => logger.warn({ err: error }, 'applying a change notice failed'));
+    } else if (message?.concord === 'metrics') {
+      const waiter = pending.get(message.id);
+      pending.delete(message.id);
+      if (message.text !== undefined) waiter?.resolve(message.text);
+      else waiter?.reject(new Error(message.error ?? 'no metrics'));
+    }
+  });
+  return {
+    broadcast(changes: Invalidation[]): void {
+      process.send?.({ concord: 'invalidate', changes });
+    },
+    /** The whole gateway's metrics, summed over the workers by the primary. */
+    metrics(): Promise<string> {
+      const id = nextId++;
+      return new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          reject(new Error('the primary did not answer for metrics within 5 s'));
+        }, 5_000);
+        pending.set(id, {
+          resolve: (text) => (clearTimeout(timer), resolve(text)),
+          reject: (error) => (clearTimeout(timer), reject(error)),
+        });
+        process.send?.({ concord: 'metrics', id });
+      });
+    },
+  };
+}

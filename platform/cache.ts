@@ -1,0 +1,177 @@
+import KeyvRedis, { createClient, type RedisClientType } from '@keyv/redis';
+import Keyv from 'keyv';
+import { LRUCache } from 'lru-cache';
+import { Counter, type Registry } from 'prom-client';
+import type { Logger } from './logger.ts';
+
+/**
+ * A cache of namespaced entries (one namespace per kind of record) on Keyv: in memory by
+ * default, Redis when several replicas must share it. A namespace can be dropped whole, which is
+ * how a change notice that names no record (or one the cache cannot key) takes effect.
+ *
+ * The cache is an optimisation and nothing more: every operation has a deadline, an error or a
+ * timeout counts as a miss (or a lost write), and after one the cache is left alone for a while
+ * rather than making every request wait on a store that is down.
+ */
+export interface CacheStore {
+  readonly kind: 'memory' | 'redis';
+  /** Values for `keys` in the namespace, undefined where missing or expired; all undefined when the store fails. */
+  getMany(namespace: string, keys: readonly string[]): Promise<Array<string | undefined>>;
+  set(namespace: string, key: string, value: string, ttlMs: number): Promise<void>;
+  delete(namespace: string, keys: readonly string[]): Promise<void>;
+  /** Drops every entry of the namespace. */
+  clear(namespace: string): Promise<void>;
+  /** Resolves once the store can serve, or after `timeoutMs` (a store that is down is served around, not waited for). */
+  connected(timeoutMs: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+const FAILURES_BEFORE_BYPASS = 3;
+
+export type CacheStoreConfig =
+  | { readonly kind: 'memory'; readonly maxBytesPerNamespace: number }
+  | { readonly kind: 'redis'; readonly url: string; readonly prefix: string };
+
+export interface CacheStoreOptions {
+  readonly logger: Logger;
+  readonly registry?: Registry;
+  /** Deadline of one cache operation. */
+  readonly timeoutMs: number;
+  /** After a failure, how long the store is bypassed. */
+  readonly backoffMs: number;
+}
+
+export function createCacheStore(config: CacheStoreConfig, options: CacheStoreOptions): CacheStore {
+  const { logger } = options;
+  const failures = options.registry
+    ? new Counter({
+        name: 'concord_cache_failures_total',
+        help: 'Cache operations that failed, timed out or found the store unavailable, treated as misses, by operation.',
+        labelNames: ['operation'],
+        registers: [options.registry],
+      })
+    : undefined;
+  let redis: RedisClientType | undefined;
+  if (config.kind === 'redis') {
+    // No offline queue: while Redis is away, commands fail at once instead of piling up.
+    redis = createClient({
+      url: config.url,
+      disableOfflineQueue: true,
+      socket: { connectTimeout: 2_000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 5_000) },
+    }) as RedisClientType;
+    let lastLogged = 0;
+    redis.on('error', (error: Error) => {
+      // A down Redis reports on every reconnect attempt; one line a minute is enough.
+      if (Date.now() - lastLogged > 60_000) {
+        lastLogged = Date.now();
+        logger.warn({ err: error }, 'cache store (Redis) unavailable; serving without cache');
+      }
+    });
+  }
+  const connecting = redis?.connect().then(
+    () => true,
+    () => false,
+  );
+
+  const namespaces = new Map<string, Keyv<string>>();
+  const keyvOf = (namespace: string): Keyv<string> => {
+    let keyv = namespaces.get(namespace);
+    if (keyv) return keyv;
+    if (config.kind === 'memory') {
+      const lru = new LRUCache<string, string>({
+        maxSize: config.maxBytesPerNamespace,
+        sizeCalculation: (value) => value.length * 2 + 64,
+      });
+      // lru-cache takes its TTL in an options object, not as Keyv's third argument.
+      const store = {
+        get: (key: string) => lru.get(key),
+        set: (key: string, value: string, ttl?: number) => void lru.set(key, value, ttl ? { ttl } : {}),
+        delete: (key: string) => lru.delete(key),
+        clear: () => lru.clear(),
+        has: (key: string) => lru.has(key),
+      };
+      keyv = new Keyv<string>({ store: store as never, namespace, useKeyPrefix: false, throwOnErrors: true });
+    } else {
+      const store = new KeyvRedis<string>(redis!, { namespace: `${config.prefix}:${namespace}`, throwOnErrors: true });
+      keyv = new Keyv<string>({ store, namespace: `${config.prefix}:${namespace}`, useKeyPrefix: false, throwOnErrors: true });
+    }
+    keyv.on('error', () => undefined);
+    namespaces.set(namespace, keyv);
+    return keyv;
+  };
+
+  // A slow operation is one miss; only several failures in a row make the store be left alone.
+  let bypassUntil = 0;
+  let failuresInARow = 0;
+  const guarded = async <T>(operation: string, fallback: T, run: () => Promise<T>): Promise<T> => {
+    if (config.kind === 'memory') return run();
+    if (Date.now() < bypassUntil) return fallback;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const result = await Promise.race([
+        run(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`cache ${operation} took longer than ${options.timeoutMs} ms`)), options.timeoutMs);
+        }),
+      ]);
+      failuresInARow = 0;
+      return result;
+    } catch (error) {
+      failures?.inc({ operation });
+      if (++failuresInARow >= FAILURES_BEFORE_BYPASS) {
+        bypassUntil = Date.now() + options.backoffMs;
+        failuresInARow = 0;
+        logger.warn({ err: error, operation, bypassMs: options.backoffMs }, 'cache store failing; served around for a while');
+      }
+      return fallback;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const redisUp = () => config.kind === 'memory' || redis!.isReady;
+
+  return {
+    kind: config.kind,
+    getMany(namespace, keys) {
+      const none = keys.map(() => undefined);
+      if (!keys.length) return Promise.resolve(none);
+      if (!redisUp()) {
+        failures?.inc({ operation: 'unavailable' });
+        return Promise.resolve(none);
+      }
+      return guarded('get', none, async () => {
+        const values = await keyvOf(namespace).getMany<string>([...keys]);
+        return values.map((value) => (typeof value === 'string' ? value : undefined));
+      });
+    },
+    async set(namespace, key, value, ttlMs) {
+      if (ttlMs <= 0 || !redisUp()) return;
+      await guarded('set', undefined, async () => {
+        await keyvOf(namespace).set(key, value, ttlMs);
+      });
+    },
+    async delete(namespace, keys) {
+      if (!keys.length) return;
+      // Invalidation must not be skipped because an earlier read failed: no bypass here.
+      bypassUntil = 0;
+      await guarded('delete', undefined, async () => {
+        await keyvOf(namespace).deleteMany([...keys]);
+      });
+    },
+    async clear(namespace) {
+      bypassUntil = 0;
+      await guarded('clear', undefined, () => keyvOf(namespace).clear());
+    },
+    async connected(timeoutMs) {
+      if (!connecting) return true;
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+      const ready = await Promise.race([connecting, timedOut]);
+      clearTimeout(timer);
+      return ready;
+    },
+    async close() {
+      if (redis?.isOpen) await redis.close().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,140 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureDevKeys } from '../../platform/keys.ts';
+import { postGraphQL, startStack, tokenFor, type Stack } from '../helpers/stack.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const ZENDESK_SECRET = 'zendesk-signing-secret-for-tests';
+const SUBJECT = 'query($id: ID!) { case(id: $id) { id subject } }';
+
+/**
+ * The gateway as it runs in production with GATEWAY_WORKERS: its own process, a primary and two
+ * workers sharing the port. Requests land on both, /metrics counts both, a change notice that
+ * reaches one worker empties the in-memory caches of both, and a worker that dies is replaced.
+ */
+describe('the gateway with two workers', () => {
+  let stack: Stack;
+  let gateway: ChildProcess;
+  let url: string;
+  let token: string;
+
+  beforeAll(async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'concord-workers-'));
+    const keys = await ensureDevKeys(dataDir);
+    stack = await startStack({ keys });
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}/graphql`;
+    gateway = spawn(process.execPath, ['--import', 'tsx', 'gateway/src/index.ts'], {
+      cwd: root,
+      stdio: 'ignore',
+      env: {
+        ...process.env,
+        DATA_DIR: dataDir,
+        GATEWAY_PORT: String(port),
+        HOST: '127.0.0.1',
+        GATEWAY_WORKERS: '2',
+        LOG_LEVEL: 'silent',
+        CACHE_TTL: 'volatile=300',
+        ZENDESK_WEBHOOK_SECRET: ZENDESK_SECRET,
+        SUBGRAPH_CRM_URL: stack.crm.url,
+        SUBGRAPH_ERP_URL: stack.erp.url,
+        SUBGRAPH_SUPPORT_URL: stack.support.url,
+      },
+    });
+    token = `Bearer ${await tokenFor(keys, 'support_agent')}`;
+    const deadline = Date.now() + 30_000;
+    while (
+      !(await fetch(url.replace('/graphql', '/ready')).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    ) {
+      if (Date.now() > deadline) throw new Error('the gateway did not become ready');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }, 60_000);
+  afterAll(async () => {
+    if (gateway && gateway.exitCode === null) {
+      const exited = new Promise((resolve) => gateway.once('exit', resolve));
+      gateway.kill('SIGTERM');
+      await exited;
+    }
+    await stack?.stop();
+  });
+
+  const workers = () =>
+    spawnSync('pgrep', ['-P', String(gateway.pid), '-f', 'gateway/src/index.ts'], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter(Boolean)
+      .map(Number);
+  const subject = async (id: string) =>
+    (await postGraphQL<{ case: { subject: string } }>(url, SUBJECT, { id }, { authorization: token })).body.data!.case.subject;
+
+  it('serves from two worker processes and reports their metrics together', async () => {
+    expect(workers()).toHaveLength(2);
+    const before = await graphqlRequestsCounted();
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => postGraphQL(url, '{ cases(first: 1) { totalCount } }', {}, { authorization: token })),
+    );
+    expect(answers.every((answer) => answer.status === 200 && !answer.body.errors)).toBe(true);
+    expect((await graphqlRequestsCounted()) - before).toBe(20);
+  });
+
+  it("passes a change notice that reached one worker to the other's cache", async () => {
+    const id = (stack.dbs.support.prepare('SELECT id FROM tickets ORDER BY id LIMIT 1').get() as { id: number }).id.toString();
+    // Round robin: a few requests warm both workers' caches.
+    const original = await subject(id);
+    for (let i = 0; i < 5; i++) expect(await subject(id)).toBe(original);
+    stack.dbs.support.prepare('UPDATE tickets SET subject = ? WHERE id = ?').run('Changed while cached twice', Number(id));
+    expect(await subject(id)).toBe(original);
+
+    const body = JSON.stringify({ type: 'zen:event-type:ticket.subject_changed', detail: { id } });
+    const timestamp = new Date().toISOString();
+    const answer = await fetch(url.replace('/graphql', '/hooks/zendesk'), {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-zendesk-webhook-signature': createHmac('sha256', ZENDESK_SECRET).update(timestamp).update(body).digest('base64'),
+        'x-zendesk-webhook-signature-timestamp': timestamp,
+      },
+      body,
+    });
+    expect(answer.status).toBe(202);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the primary relays it to both workers
+    for (let i = 0; i < 6; i++) expect(await subject(id)).toBe('Changed while cached twice');
+  });
+
+  it('replaces a worker that dies', async () => {
+    const [victim] = workers();
+    process.kill(victim!, 'SIGKILL');
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && (workers().length !== 2 || workers().includes(victim!))) await new Promise((r) => setTimeout(r, 200));
+    expect(workers()).toHaveLength(2);
+    expect(workers()).not.toContain(victim);
+  });
+
+  async function graphqlRequestsCounted(): Promise<number> {
+    const text = await fetch(url.replace('/graphql', '/metrics')).then((response) => response.text());
+    return text
+      .split('\n')
+      .filter((line) => line.startsWith('concord_http_request_duration_seconds_count') && line.includes('route="graphql"'))
+      .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
+  }
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}

@@ -78,19 +78,27 @@ export function createCacheStore(config: CacheStoreConfig, options: CacheStoreOp
     let keyv = namespaces.get(namespace);
     if (keyv) return keyv;
     if (config.kind === 'memory') {
-      const lru = new LRUCache<string, string>({
+      // Values are strings already: kept as Keyv's {value, expires} envelope, not encoded again.
+      const lru = new LRUCache<string, { value: string; expires?: number }>({
         maxSize: config.maxBytesPerNamespace,
-        sizeCalculation: (value) => value.length * 2 + 64,
+        sizeCalculation: (entry) => entry.value.length * 2 + 96,
       });
       // lru-cache takes its TTL in an options object, not as Keyv's third argument.
       const store = {
         get: (key: string) => lru.get(key),
-        set: (key: string, value: string, ttl?: number) => void lru.set(key, value, ttl ? { ttl } : {}),
+        set: (key: string, entry: { value: string; expires?: number }, ttl?: number) => void lru.set(key, entry, ttl ? { ttl } : {}),
         delete: (key: string) => lru.delete(key),
         clear: () => lru.clear(),
         has: (key: string) => lru.has(key),
       };
-      keyv = new Keyv<string>({ store: store as never, namespace, useKeyPrefix: false, throwOnErrors: true });
+      keyv = new Keyv<string>({
+        store: store as never,
+        namespace,
+        useKeyPrefix: false,
+        throwOnErrors: true,
+        serialize: undefined,
+        deserialize: undefined,
+      });
     } else {
       const store = new KeyvRedis<string>(redis!, { namespace: `${config.prefix}:${namespace}`, throwOnErrors: true });
       keyv = new Keyv<string>({ store, namespace: `${config.prefix}:${namespace}`, useKeyPrefix: false, throwOnErrors: true });

@@ -1,5 +1,6 @@
 import { GraphQLError } from 'graphql';
 import { createRemoteJWKSet, errors, importSPKI, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { ErrorCode } from '../../platform/errors.ts';
 import { isRole, type Identity } from '../../platform/identity.ts';
 import { unauthenticated } from '../../platform/internal-token.ts';
@@ -16,9 +17,14 @@ export type ClientVerifier = (authorization: string | undefined) => Promise<Iden
  */
 export async function createClientVerifier(config: ClientAuthConfig, devIssuerKey?: CryptoKey): Promise<ClientVerifier> {
   const key = await keyOf(config, devIssuerKey);
+  // A client sends the same token with every request until it expires: verified once, the
+  // identity is kept until the token's expiry or maximum age (whichever is first), never longer.
+  const verified = new LRUCache<string, Identity>({ max: 10_000 });
   return async (authorization) => {
     const token = /^Bearer ([A-Za-z0-9._~+/=-]+)$/i.exec(authorization ?? '')?.[1];
     if (!token) throw unauthenticated('send a bearer token in the Authorization header');
+    const known = verified.get(token);
+    if (known) return known;
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, key as JWTVerifyGetKey, {
@@ -40,7 +46,11 @@ export async function createClientVerifier(config: ClientAuthConfig, devIssuerKe
     const customer = payload[config.customerClaim];
     const customerId = typeof customer === 'string' && customer !== '' ? customer : null;
     if (roles.includes('portal_customer') && customerId === null) throw refused(`a portal token needs the "${config.customerClaim}" claim`);
-    return { subject: payload.sub ?? '', roles, customerId };
+    const identity: Identity = Object.freeze({ subject: payload.sub ?? '', roles: Object.freeze(roles) as Identity['roles'], customerId });
+    const validUntilMs = Math.min(payload.exp! * 1000, (payload.iat! + config.maxTokenAgeSeconds) * 1000);
+    const ttl = validUntilMs - Date.now();
+    if (ttl > 1_000) verified.set(token, identity, { ttl });
+    return identity;
   };
 }
 

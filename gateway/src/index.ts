@@ -42,11 +42,7 @@ export async function startGateway(
   } = {},
 ): Promise<RunningService & { cache: EntityCache | null }> {
   const logger = options.logger ?? createLogger('gateway', config.logLevel);
-  const source = supergraphSourceOf(config);
-  if (source.kind !== 'url') {
-    const sdl = source.kind === 'static' ? source.sdl : readFileSync(source.path, 'utf8');
-    checkSubgraphOverrides(config.subgraphUrls, Supergraph.build(sdl).subgraphs().names());
-  }
+  const source = checkSupergraph(config);
   let devKeys: DevKeys | undefined;
   const dev = async () => (devKeys ??= await ensureDevKeys(config.dataDir));
   const issuerPublicKey = options.keys?.issuerPublicKey ?? (config.auth.key.kind === 'dev' ? (await dev()).issuer.publicKey : undefined);
@@ -113,6 +109,16 @@ export async function startGateway(
   };
 }
 
+/** Reads the supergraph the configuration names and checks the routing overrides against it. */
+function checkSupergraph(config: GatewayConfig): SupergraphSource {
+  const source = supergraphSourceOf(config);
+  if (source.kind !== 'url') {
+    const sdl = source.kind === 'static' ? source.sdl : readFileSync(source.path, 'utf8');
+    checkSubgraphOverrides(config.subgraphUrls, Supergraph.build(sdl).subgraphs().names());
+  }
+  return source;
+}
+
 function supergraphSourceOf(config: GatewayConfig): SupergraphSource {
   const intervalMs = config.supergraphPollIntervalMs;
   if (config.supergraphUrl) return { kind: 'url', url: config.supergraphUrl, intervalMs };
@@ -124,8 +130,10 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   let config: GatewayConfig | undefined;
   try {
     config = loadGatewayConfig();
+    // The primary checks what it can before forking, so a bad setting stops it with 78 at once.
+    if (config.workers > 1 && cluster.isPrimary) checkSupergraph(config);
   } catch {
-    // runMain reports the configuration error (and exits 78).
+    config = undefined; // runMain reports the configuration error (and exits 78).
   }
   if (config && config.workers > 1 && cluster.isPrimary) runPrimary(config.workers, createLogger('gateway', config.logLevel));
   else runMain('gateway', () => startGateway(config ?? loadGatewayConfig(), { worker: cluster.isWorker }));

@@ -14,6 +14,9 @@ import type { Invalidation } from './cache/change-hooks.ts';
  *
  * SIGINT/SIGTERM to the primary stop the workers gracefully (each drains its requests).
  */
+/** The exit code of a configuration error (EX_CONFIG), as every service uses it. */
+const EX_CONFIG = 78;
+
 export function runPrimary(count: number, logger: Logger): void {
   const aggregator = new AggregatorRegistry();
   let stopping = false;
@@ -36,6 +39,12 @@ export function runPrimary(count: number, logger: Logger): void {
 
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return;
+    if (code === EX_CONFIG) {
+      // A configuration error does not go away by starting again.
+      logger.error({ pid: worker.process.pid }, 'a gateway worker refused its configuration; stopping');
+      stop(EX_CONFIG);
+      return;
+    }
     const now = Date.now();
     recentDeaths.push(now);
     while (recentDeaths.length && recentDeaths[0]! < now - 60_000) recentDeaths.shift();
@@ -46,28 +55,27 @@ export function runPrimary(count: number, logger: Logger): void {
     }, delayMs);
   });
 
-  const stop = () => {
+  const stop = (code = 0) => {
     if (stopping) return;
     stopping = true;
+    process.exitCode = code;
     const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined);
     for (const worker of workers) worker.process.kill('SIGTERM');
-    const killer = setTimeout(() => process.exit(0), 15_000);
-    Promise.all(workers.map((worker) => new Promise((done) => worker.once('exit', done)))).then(() => {
+    const killer = setTimeout(() => process.exit(code), 15_000);
+    Promise.all(workers.map((worker) => (worker.isDead() ? undefined : new Promise((done) => worker.once('exit', done))))).then(() => {
       clearTimeout(killer);
-      process.exit(0);
+      process.exit(code);
     });
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.once('SIGINT', () => stop());
+  process.once('SIGTERM', () => stop());
 
   logger.info({ workers: count }, 'gateway starting its workers');
   for (let index = 0; index < count; index++) fork();
 }
 
 type WorkerMessage =
-  | { concord: 'invalidate'; changes: Invalidation[] }
-  | { concord: 'metrics'; id: number; text?: string; error?: string }
-  | undefined;
+  { concord: 'invalidate'; changes: Invalidation[] } | { concord: 'metrics'; id: number; text?: string; error?: string } | undefined;
 
 /** In a worker: what connects it to the primary. */
 export function workerLink(registry: Registry, applyLocally: (changes: Invalidation[]) => Promise<void>, logger: Logger) {

@@ -23,12 +23,17 @@ export interface SubgraphConfig {
   readonly port: number;
   readonly logLevel: z.infer<typeof logLevel>;
   readonly connector: EmbeddedConnectorConfig;
+  /**
+   * Simulated latency of every call to the embedded system, in ms (<PREFIX>_LATENCY_MS; 0: none),
+   * so a benchmark sees what round trips to a real vendor would cost. Embedded connector only.
+   */
+  readonly latencyMs: number;
 }
 
 /**
  * A subgraph's configuration from the environment: <PREFIX>_PORT, HOST, LOG_LEVEL, CONCORD_ENV,
- * INTERNAL_TOKEN_PUBLIC_KEY, <PREFIX>_CONNECTOR and the embedded database (<PREFIX>_DATABASE, or
- * <file> in DATA_DIR).
+ * INTERNAL_TOKEN_PUBLIC_KEY, <PREFIX>_CONNECTOR, the embedded database (<PREFIX>_DATABASE, or
+ * <file> in DATA_DIR) and its simulated latency (<PREFIX>_LATENCY_MS).
  */
 export function loadSubgraphConfig(
   system: { prefix: string; defaultPort: number; databaseFile: string; connectors?: readonly [string, ...string[]] },
@@ -46,12 +51,25 @@ export function loadSubgraphConfig(
       .enum(system.connectors ?? ['embedded'], { error: `must be one of ${(system.connectors ?? ['embedded']).join(', ')}` })
       .default('embedded'),
     [`${prefix}_DATABASE`]: z.string().optional(),
+    [`${prefix}_LATENCY_MS`]: z.coerce
+      .number({ error: 'must be a number of milliseconds' })
+      .int('must be a whole number of milliseconds')
+      .min(0, 'must be 0 (off) or more')
+      .max(60_000, 'must be at most 60000')
+      .default(0),
   });
   const vars = readEnv(schema, env) as Record<string, unknown>;
   // In production the demo systems are never a silent default: the adapter is chosen, not assumed.
   if (vars.CONCORD_ENV === 'production' && !env[`${prefix}_CONNECTOR`]) {
     throw new ConfigError(
       `Invalid configuration:\n  ${prefix}_CONNECTOR: required when CONCORD_ENV=production (one of ${(system.connectors ?? ['embedded']).join(', ')})`,
+    );
+  }
+  const latencyMs = vars[`${prefix}_LATENCY_MS`] as number;
+  // A vendor's latency is real: simulating more on top of it would only falsify measurements.
+  if (latencyMs > 0 && vars[`${prefix}_CONNECTOR`] !== 'embedded') {
+    throw new ConfigError(
+      `Invalid configuration:\n  ${prefix}_LATENCY_MS: simulates latency for the embedded connector only (got ${latencyMs} with ${prefix}_CONNECTOR=${vars[`${prefix}_CONNECTOR`] as string})`,
     );
   }
   const database = vars[`${prefix}_DATABASE`] as string | undefined;
@@ -74,6 +92,7 @@ export function loadSubgraphConfig(
       database: database ?? join(vars.DATA_DIR as string, system.databaseFile),
       databaseVariable: database ? `${prefix}_DATABASE` : 'DATA_DIR',
     }),
+    latencyMs,
   });
 }
 

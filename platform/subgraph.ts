@@ -10,6 +10,7 @@ import { subgraphErrorFormatter } from './errors.ts';
 import type { Identity } from './identity.ts';
 import { createInternalVerifier } from './internal-token.ts';
 import { ensureDevKeys, importPublicPem, INTERNAL_ALGORITHM } from './keys.ts';
+import { withLatency } from './latency.ts';
 import { startService, type RunningService } from './http-server.ts';
 import { auditLogger, createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -91,8 +92,9 @@ async function internalPublicKeyOf(config: SubgraphConfig): Promise<CryptoKey> {
 
 /**
  * Starts a subgraph: its logger, metrics and connector telemetry, the connector its entry point
- * picked, and an HTTP server that is ready while the connector answers. If start-up fails, the
- * connector is closed again; stop() closes it too.
+ * picked (delayed by the simulated latency, when configured), and an HTTP server that is ready
+ * while the connector answers. If start-up fails, the connector is closed again; stop() closes it
+ * too.
  */
 export async function startSubgraph<TContext extends BaseContext, TConnector extends Closable>(spec: {
   name: string;
@@ -117,8 +119,13 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
     ? async () => unsecured
     : createInternalVerifier(spec.internalPublicKey ?? (await internalPublicKeyOf(spec.config)), spec.name);
   const metrics = createMetrics(spec.name, { processMetrics: true });
-  const connector = spec.createConnector(createConnectorTelemetry(spec.name, metrics, logger, spec.isOutage), logger, metrics);
+  const connector = withLatency(
+    spec.createConnector(createConnectorTelemetry(spec.name, metrics, logger, spec.isOutage), logger, metrics),
+    spec.config.latencyMs,
+  );
   logger.info({ connector: spec.config.connectorKind }, `${spec.name} reads its system through the ${spec.config.connectorKind} connector`);
+  if (spec.config.latencyMs > 0)
+    logger.warn({ latencyMs: spec.config.latencyMs }, `${spec.name} delays every system call by ${spec.config.latencyMs} ms`);
   // Every request, _service and _entities included, proves the gateway sent it before anything runs.
   const createContext = spec.createContext({ connector, logger, clock: spec.clock ?? systemClock });
   try {

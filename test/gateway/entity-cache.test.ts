@@ -194,3 +194,44 @@ describe('root fetches in the gateway cache', () => {
     expect((await cache.process('erp', AGENT, rootRequest(PRODUCT, { sku: 'B' }), fetch)).data).toEqual({ product: { name: 'B v2' } });
   });
 });
+
+describe('hot entries and bursts', () => {
+  it('fetches a hot entry again before it expires, so callers keep finding a fresh one', async () => {
+    const store = createCacheStore({ kind: 'memory', maxBytesPerNamespace: 1_000_000 }, { logger, timeoutMs: 50, backoffMs: 1_000 });
+    const cache = settled(new EntityCache(store, { ...DEFAULT_TIER_TTLS_S, volatile: 1 }, logger));
+    cache.setSchema(apiSchema, sdl);
+    let version = 0;
+    const subgraph = fakeSubgraph(() => ({ openBalance: { amount: ++version } }));
+    await cache.process('erp', AGENT, request(BALANCES, ['1']), subgraph.fetch);
+    await new Promise((resolve) => setTimeout(resolve, 800)); // in the last 30% of its life
+    const beforeExpiry = await cache.process('erp', AGENT, request(BALANCES, ['1']), subgraph.fetch);
+    expect(beforeExpiry.data).toEqual({ _entities: [{ openBalance: { amount: 1 } }] }); // still the live entry…
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(subgraph.asked).toHaveLength(2); // …while the next one was fetched in the background
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the first entry has expired by now
+    const afterExpiry = await cache.process('erp', AGENT, request(BALANCES, ['1']), subgraph.fetch);
+    expect(afterExpiry.data).toEqual({ _entities: [{ openBalance: { amount: 2 } }] });
+    expect(subgraph.asked).toHaveLength(2);
+  });
+
+  it('sends identical fetches in flight at once to the subgraph once, each caller with its own copy', async () => {
+    const cache = newCache();
+    let calls = 0;
+    const fetch = async (options: GraphQLDataSourceProcessOptions) => {
+      calls++;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const ids = (options.request.variables!.representations as Array<{ id: string }>).map((r) => r.id);
+      return { data: { _entities: ids.map((id) => ({ name: `name of ${id}` })) } };
+    };
+    const [first, second, third] = await Promise.all([
+      cache.process('crm', AGENT, request(CUSTOMERS, ['1', '2']), fetch),
+      cache.process('crm', OTHER_AGENT, request(CUSTOMERS, ['1', '2']), fetch),
+      cache.process('crm', SALES, request(CUSTOMERS, ['1', '2']), fetch), // another scope: its own fetch
+    ]);
+    expect(calls).toBe(2);
+    expect(second!.data).toEqual(first!.data);
+    (first!.data as { _entities: Array<{ name: string }> })._entities[0]!.name = 'changed by the first caller';
+    expect((second!.data as { _entities: Array<{ name: string }> })._entities[0]!.name).toBe('name of 1');
+    expect(third!.data).toEqual({ _entities: [{ name: 'name of 1' }, { name: 'name of 2' }] });
+  });
+});

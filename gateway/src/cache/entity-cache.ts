@@ -12,6 +12,10 @@ import { CachePolicy, type FetchCachePlan, type TierTtls } from './policy.ts';
 export const INCOMING_OPERATION = 'incoming operation' as GraphQLDataSourceProcessOptions['kind'];
 type Response = Awaited<ReturnType<import('@apollo/gateway').RemoteGraphQLDataSource['process']>>;
 type Representation = Record<string, unknown> & { __typename?: unknown };
+/** Hot entries are refreshed in the background in the last 30% of their life… */
+const REFRESH_AHEAD_SHARE = 0.3;
+/** …when that life is long enough for it to matter. */
+const MIN_REFRESH_TTL_MS = 1_000;
 /** One cached entity: its answers by variant (subgraph, caller scope, selection), each with its expiry. */
 type Entry = Record<string, { d: unknown; e: number }>;
 
@@ -40,6 +44,10 @@ export class EntityCache {
   private readonly lookups: Counter<'type' | 'outcome'> | undefined;
   private readonly writes = new Set<Promise<void>>();
   private readonly chains = new Map<string, Promise<void>>();
+  private readonly refreshing = new Set<string>();
+  private readonly inFlight = new Map<string, { joiners: number; pristine: Promise<Response> }>();
+  private readonly refreshes: Counter | undefined;
+  private readonly shared: Counter | undefined;
 
   constructor(
     private readonly store: CacheStore,
@@ -53,6 +61,20 @@ export class EntityCache {
           name: 'concord_cache_lookups_total',
           help: 'Entities and root fetches looked up in the gateway cache, by type and outcome (hit, miss, uncacheable).',
           labelNames: ['type', 'outcome'],
+          registers: [registry],
+        })
+      : undefined;
+    this.refreshes = registry
+      ? new Counter({
+          name: 'concord_cache_refreshes_total',
+          help: 'Hot cache entries fetched again in the background before they expired.',
+          registers: [registry],
+        })
+      : undefined;
+    this.shared = registry
+      ? new Counter({
+          name: 'concord_subgraph_fetches_shared_total',
+          help: 'Subgraph fetches answered by an identical fetch already in flight.',
           registers: [registry],
         })
       : undefined;
@@ -142,14 +164,74 @@ export class EntityCache {
       entry = undefined;
     }
     const hit = entry?.[variant];
+    const store = (response: Response) => {
+      if (!response.errors?.length && response.data) void this.write(lookup.namespace, lookup.key, variant, response.data, plan.ttlMs);
+    };
     if (hit && hit.e > now) {
       this.lookups?.inc({ type: 'root', outcome: 'hit' });
+      if (this.dueForRefresh(hit.e, plan.ttlMs, now)) {
+        this.refreshAhead([`${lookup.namespace}|${lookup.key}|${variant}`], async () => store(await fetch(options)));
+      }
       return { data: hit.d as Record<string, unknown> };
     }
     this.lookups?.inc({ type: 'root', outcome: 'miss' });
-    const response = await fetch(options);
-    if (!response.errors?.length && response.data) void this.write(lookup.namespace, lookup.key, variant, response.data, plan.ttlMs);
+    const response = await this.once(variant, () => fetch(options));
+    store(response);
     return response;
+  }
+
+  /**
+   * A hot entry in the last part of its life is fetched again in the background, so the callers
+   * that keep asking for it find a fresh one instead of all waiting on a miss when it expires.
+   * What is served is always within its lifetime: this shortens waits, not the bound on staleness.
+   */
+  private dueForRefresh(expires: number, ttlMs: number, now: number): boolean {
+    return ttlMs >= MIN_REFRESH_TTL_MS && expires - now < ttlMs * REFRESH_AHEAD_SHARE;
+  }
+
+  private refreshAhead(keys: readonly string[], refresh: () => Promise<void>): void {
+    if (keys.some((key) => this.refreshing.has(key))) return;
+    for (const key of keys) this.refreshing.add(key);
+    this.refreshes?.inc();
+    refresh()
+      .catch((error: unknown) => this.logger.debug({ err: error }, 'cache: a refresh ahead of expiry failed'))
+      .finally(() => {
+        for (const key of keys) this.refreshing.delete(key);
+      });
+  }
+
+  /**
+   * Identical fetches in flight at once (same subgraph, scope, selection and variables: a burst
+   * of agents opening the same case when its entry expires) go to the subgraph once; each caller
+   * gets its own copy of the answer, since the executor merges answers into its result in place.
+   */
+  private async once(key: string, fetch: () => Promise<Response>): Promise<Response> {
+    const inFlight = this.inFlight.get(key);
+    if (inFlight) {
+      inFlight.joiners++;
+      this.shared?.inc();
+      return structuredClone(await inFlight.pristine);
+    }
+    const flight = { joiners: 0, pristine: undefined as unknown as Promise<Response> };
+    const started = fetch();
+    // Copied as it arrives, before the first caller's executor can touch it.
+    // No one joins once the answer is in: the entry goes in the same step the copy is made.
+    const leave = () => {
+      if (this.inFlight.get(key) === flight) this.inFlight.delete(key);
+    };
+    flight.pristine = started.then(
+      (response) => {
+        leave();
+        return flight.joiners ? structuredClone(response) : response;
+      },
+      (error: unknown) => {
+        leave();
+        throw error;
+      },
+    );
+    flight.pristine.catch(() => undefined);
+    this.inFlight.set(key, flight);
+    return started;
   }
 
   /** Resolves once every write started so far has reached the store (answers never wait for them). */
@@ -230,31 +312,50 @@ export class EntityCache {
 
     const result = new Array<unknown>(representations.length).fill(null);
     const missing: number[] = [];
+    const stale: number[] = [];
     representations.forEach((representation, index) => {
       const hit = entries[index]?.[variant];
       const type = String(representation.__typename);
       if (hit && hit.e > now) {
         result[index] = hit.d;
         this.lookups?.inc({ type, outcome: 'hit' });
+        if (this.dueForRefresh(hit.e, keys[index]!.ttlMs, now)) stale.push(index);
       } else {
         missing.push(index);
         this.lookups?.inc({ type, outcome: keys[index] ? 'miss' : 'uncacheable' });
       }
     });
-    if (!missing.length) return { data: { _entities: result } };
-
-    const partial = missing.length < representations.length;
-    const response = await fetch(
-      partial
-        ? {
+    const only = (indexes: number[]): GraphQLDataSourceProcessOptions =>
+      indexes.length === representations.length
+        ? options
+        : {
             ...options,
             request: {
               ...options.request,
-              variables: { ...options.request.variables, representations: missing.map((index) => representations[index]) },
+              variables: { ...options.request.variables, representations: indexes.map((index) => representations[index]) },
             },
-          }
-        : options,
-    );
+          };
+    if (stale.length) {
+      const refreshKey = (index: number) => `${keys[index]!.type}|${keys[index]!.key}|${variant}`;
+      const due = stale.filter((index) => !this.refreshing.has(refreshKey(index)));
+      if (due.length) {
+        this.refreshAhead(due.map(refreshKey), async () => {
+          const fresh = await fetch(only(due));
+          const failed = new Set(fresh.errors?.map((error) => error.path?.[1]).filter((at) => typeof at === 'number'));
+          const values = (fresh.data as { _entities?: unknown[] } | null | undefined)?._entities;
+          due.forEach((index, at) => {
+            const value = values?.[at];
+            if (value !== undefined && value !== null && !failed.has(at))
+              void this.write(keys[index]!.type, keys[index]!.key, variant, value, keys[index]!.ttlMs);
+          });
+        });
+      }
+    }
+    if (!missing.length) return { data: { _entities: result } };
+
+    const partial = missing.length < representations.length;
+    const missingKey = `${variant}|${stableJson(missing.map((index) => representations[index]))}`;
+    const response = await this.once(missingKey, () => fetch(only(missing)));
     const fetched = (response.data as { _entities?: unknown[] } | null | undefined)?._entities;
     const failed = new Set<number>();
     const errors = response.errors?.map((error) => {

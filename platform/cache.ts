@@ -28,9 +28,13 @@ export interface CacheStore {
 
 const FAILURES_BEFORE_BYPASS = 3;
 
+interface MemoryEntry {
+  value: string;
+  expires?: number;
+}
+
 export type CacheStoreConfig =
-  | { readonly kind: 'memory'; readonly maxBytesPerNamespace: number }
-  | { readonly kind: 'redis'; readonly url: string; readonly prefix: string };
+  { readonly kind: 'memory'; readonly maxBytes: number } | { readonly kind: 'redis'; readonly url: string; readonly prefix: string };
 
 export interface CacheStoreOptions {
   readonly logger: Logger;
@@ -73,23 +77,29 @@ export function createCacheStore(config: CacheStoreConfig, options: CacheStoreOp
     () => false,
   );
 
+  // Values are strings already: kept as Keyv's {value, expires} envelope, not encoded again.
+  const memory =
+    config.kind === 'memory'
+      ? new LRUCache<string, MemoryEntry>({
+          maxSize: config.maxBytes,
+          sizeCalculation: (entry, key) => (entry.value.length + key.length) * 2 + 96,
+        })
+      : undefined;
   const namespaces = new Map<string, Keyv<string>>();
   const keyvOf = (namespace: string): Keyv<string> => {
     let keyv = namespaces.get(namespace);
     if (keyv) return keyv;
     if (config.kind === 'memory') {
-      // Values are strings already: kept as Keyv's {value, expires} envelope, not encoded again.
-      const lru = new LRUCache<string, { value: string; expires?: number }>({
-        maxSize: config.maxBytesPerNamespace,
-        sizeCalculation: (entry) => entry.value.length * 2 + 96,
-      });
-      // lru-cache takes its TTL in an options object, not as Keyv's third argument.
+      // One LRU for every namespace, so the budget is one number; a namespace is a key prefix.
+      const prefix = `${namespace}\u0000`;
       const store = {
-        get: (key: string) => lru.get(key),
-        set: (key: string, entry: { value: string; expires?: number }, ttl?: number) => void lru.set(key, entry, ttl ? { ttl } : {}),
-        delete: (key: string) => lru.delete(key),
-        clear: () => lru.clear(),
-        has: (key: string) => lru.has(key),
+        get: (key: string) => memory!.get(prefix + key),
+        set: (key: string, entry: MemoryEntry, ttl?: number) => void memory!.set(prefix + key, entry, ttl ? { ttl } : {}),
+        delete: (key: string) => memory!.delete(prefix + key),
+        clear: () => {
+          for (const key of [...memory!.keys()]) if (key.startsWith(prefix)) memory!.delete(key);
+        },
+        has: (key: string) => memory!.has(prefix + key),
       };
       keyv = new Keyv<string>({
         store: store as never,

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadGatewayConfig } from '../gateway/src/config.ts';
+import { GATEWAY_NODE_FLAGS } from '../gateway/src/node-flags.ts';
 import { ConfigError } from '../platform/config.ts';
 import { loadCrmConfig } from '../subgraphs/crm/src/config.ts';
 import { loadErpConfig } from '../subgraphs/erp/src/config.ts';
@@ -21,6 +22,7 @@ interface Service {
   name: string;
   entry: string;
   port: number;
+  flags?: readonly string[];
 }
 
 const children: ChildProcess[] = [];
@@ -54,7 +56,7 @@ async function main(): Promise<void> {
     { name: 'crm', entry: 'subgraphs/crm/src/index.ts', port: crm.port },
     { name: 'erp', entry: 'subgraphs/erp/src/index.ts', port: erp.port },
     { name: 'support', entry: 'subgraphs/support/src/index.ts', port: support.port },
-    { name: 'gateway', entry: 'gateway/src/index.ts', port: gateway.port },
+    { name: 'gateway', entry: 'gateway/src/index.ts', port: gateway.port, flags: GATEWAY_NODE_FLAGS },
   ];
   const databases = { crm: crm.connector.database, erp: erp.connector.database, support: support.connector.database };
   if (await ensureSeeded(databases, { info: (message: string) => console.log(message) })) console.log('');
@@ -62,7 +64,11 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => stopAll(0));
   process.once('SIGTERM', () => stopAll(0));
   for (const service of services) {
-    const child = spawn(process.execPath, ['--import', 'tsx', service.entry], { cwd: root, env: process.env, stdio: 'inherit' });
+    const child = spawn(process.execPath, [...(service.flags ?? []), '--import', 'tsx', service.entry], {
+      cwd: root,
+      env: process.env,
+      stdio: 'inherit',
+    });
     child.once('exit', (code, signal) => {
       if (stopping) return;
       console.error(`\n${service.name} exited (${signal ?? `code ${code}`}); stopping the others.`);

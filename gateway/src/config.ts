@@ -72,8 +72,8 @@ export interface GatewayCacheConfig {
   readonly redisUrl: string | null;
   /** Lifetimes of the policy's tiers, in seconds; `volatile` is the bound on staleness. */
   readonly ttls: TierTtls;
-  /** In-memory store: bytes per cached type, per process. */
-  readonly memoryBytesPerType: number;
+  /** In-memory store: bytes for all cached answers of one process (it lives in the V8 heap). */
+  readonly memoryBytes: number;
   /** Deadline of one cache operation; a slower store counts as a miss. */
   readonly timeoutMs: number;
 }
@@ -147,7 +147,7 @@ const schema = z.object({
         return z.NEVER;
       }
     }),
-  CACHE_MEMORY_MB_PER_TYPE: positiveInt(16),
+  CACHE_MEMORY_MB: positiveInt(48),
   CACHE_TIMEOUT_MS: positiveInt(100),
   ZENDESK_WEBHOOK_SECRET: z.string().min(16).optional(),
   BC_WEBHOOK_CLIENT_STATE: z.string().min(16).optional(),
@@ -218,7 +218,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       store: vars.CACHE_STORE,
       redisUrl: vars.CACHE_REDIS_URL ?? null,
       ttls: Object.freeze(vars.CACHE_TTL),
-      memoryBytesPerType: vars.CACHE_MEMORY_MB_PER_TYPE * 1024 * 1024,
+      memoryBytes: vars.CACHE_MEMORY_MB * 1024 * 1024,
       timeoutMs: vars.CACHE_TIMEOUT_MS,
     }),
     hooks: Object.freeze({

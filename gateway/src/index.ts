@@ -59,7 +59,7 @@ export async function startGateway(
       : createCacheStore(
           config.cache.store === 'redis'
             ? { kind: 'redis', url: config.cache.redisUrl!, prefix: 'concord' }
-            : { kind: 'memory', maxBytesPerNamespace: config.cache.memoryBytesPerType },
+            : { kind: 'memory', maxBytes: config.cache.memoryBytes },
           { logger, registry: metrics.registry, timeoutMs: config.cache.timeoutMs, backoffMs: 5_000 },
         );
   if (cacheStore && !(await cacheStore.connected(2_000)))

@@ -35,7 +35,7 @@ function settled(cache: EntityCache): EntityCache {
 }
 
 function newCache() {
-  const store = createCacheStore({ kind: 'memory', maxBytesPerNamespace: 1_000_000 }, { logger, timeoutMs: 50, backoffMs: 1_000 });
+  const store = createCacheStore({ kind: 'memory', maxBytes: 1_000_000 }, { logger, timeoutMs: 50, backoffMs: 1_000 });
   const cache = new EntityCache(store, DEFAULT_TIER_TTLS_S, logger);
   cache.setSchema(apiSchema, sdl);
   return settled(cache);
@@ -157,7 +157,7 @@ describe('the gateway cache', () => {
   });
 
   it('serves volatile fields no longer than the bound', async () => {
-    const store = createCacheStore({ kind: 'memory', maxBytesPerNamespace: 1_000_000 }, { logger, timeoutMs: 50, backoffMs: 1_000 });
+    const store = createCacheStore({ kind: 'memory', maxBytes: 1_000_000 }, { logger, timeoutMs: 50, backoffMs: 1_000 });
     const cache = settled(new EntityCache(store, { ...DEFAULT_TIER_TTLS_S, volatile: 0.2 }, logger));
     cache.setSchema(apiSchema, sdl);
     const subgraph = fakeSubgraph((id) => ({ openBalance: { amount: Number(id) } }));
@@ -197,7 +197,7 @@ describe('root fetches in the gateway cache', () => {
 
 describe('hot entries and bursts', () => {
   it('fetches a hot entry again before it expires, so callers keep finding a fresh one', async () => {
-    const store = createCacheStore({ kind: 'memory', maxBytesPerNamespace: 1_000_000 }, { logger, timeoutMs: 50, backoffMs: 1_000 });
+    const store = createCacheStore({ kind: 'memory', maxBytes: 1_000_000 }, { logger, timeoutMs: 50, backoffMs: 1_000 });
     const cache = settled(new EntityCache(store, { ...DEFAULT_TIER_TTLS_S, volatile: 1 }, logger));
     cache.setSchema(apiSchema, sdl);
     let version = 0;

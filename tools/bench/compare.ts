@@ -1,3 +1,4 @@
+import { GATEWAY_NODE_FLAGS } from '../../gateway/src/node-flags.ts';
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -190,7 +191,7 @@ function gateways(setup: Setup): Gateway[] {
     id,
     label,
     token: 'client',
-    args: () => ['--import', 'tsx', 'gateway/src/index.ts'],
+    args: () => [...GATEWAY_NODE_FLAGS, '--import', 'tsx', 'gateway/src/index.ts'],
     env: (port) => ({
       ...baseEnv(),
       GATEWAY_PORT: String(port),

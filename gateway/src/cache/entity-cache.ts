@@ -210,7 +210,7 @@ export class EntityCache {
     if (inFlight) {
       inFlight.joiners++;
       this.shared?.inc();
-      return structuredClone(await inFlight.pristine);
+      return copyOf(await inFlight.pristine);
     }
     const flight = { joiners: 0, pristine: undefined as unknown as Promise<Response> };
     const started = fetch();
@@ -222,7 +222,7 @@ export class EntityCache {
     flight.pristine = started.then(
       (response) => {
         leave();
-        return flight.joiners ? structuredClone(response) : response;
+        return flight.joiners ? copyOf(response) : response;
       },
       (error: unknown) => {
         leave();
@@ -434,6 +434,12 @@ export function keyFieldsOf(coreSupergraphSdl: string): Map<string, readonly str
     if (key && /^\w+$/.test(key.trim())) keys.set(match[1]!, [key.trim()]);
   }
   return keys;
+}
+
+/** A deep copy of what a caller may change (data, errors, extensions); the HTTP response object is shared. */
+function copyOf(response: Response): Response {
+  const { http, ...rest } = response as Response & { http?: unknown };
+  return { ...structuredClone(rest), ...(http === undefined ? {} : { http }) } as Response;
 }
 
 function digest(text: string): string {

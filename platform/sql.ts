@@ -45,8 +45,35 @@ export function createInQuery(db: Database) {
         statements.set(text, statement);
       }
       const padded = chunk.concat(Array<SqlValue>(size - chunk.length).fill(chunk[chunk.length - 1] ?? null));
-      for (const row of statement.all(...padded, ...extra)) rows.push(row as Row);
+      for (const row of allRows<Row>(statement, [...padded, ...extra])) rows.push(row);
     }
     return rows;
   };
+}
+
+const columnNames = new WeakMap<Statement<SqlValue[], unknown>, readonly string[]>();
+
+/**
+ * `statement.all(...params)`: every row, as an object keyed by column name in column order.
+ * The rows are read as arrays and made into objects here: better-sqlite3 builds each row object
+ * property by property through V8's C++ API, which costs more than the query itself for a page
+ * of rows with many columns. The statement is switched to raw mode for good, so it must be read
+ * through this function only.
+ */
+export function allRows<Row>(statement: Statement<SqlValue[], unknown>, params: readonly SqlValue[]): Row[] {
+  let names = columnNames.get(statement);
+  if (!names) {
+    names = statement.columns().map((column) => column.name);
+    statement.raw(true);
+    columnNames.set(statement, names);
+  }
+  const values = statement.all(...params) as unknown[][];
+  const rows = new Array<Row>(values.length);
+  for (let r = 0; r < values.length; r++) {
+    const value = values[r]!;
+    const row: Record<string, unknown> = {};
+    for (let i = 0; i < names.length; i++) row[names[i]!] = value[i];
+    rows[r] = row as Row;
+  }
+  return rows;
 }

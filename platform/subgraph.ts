@@ -5,6 +5,7 @@ import type { CryptoKey } from 'jose';
 import { buildSubgraphSchema, type GraphQLResolverMap } from '@apollo/subgraph';
 import { parse } from 'graphql';
 import { createConnectorTelemetry, type ConnectorTelemetry } from './connector-telemetry.ts';
+import { withoutPerFieldHooks } from './subgraph-context.ts';
 import { authorize, type AuthorizedContext, type Owners, type PolicyTable, type SensitiveFields } from './authorization.ts';
 import { subgraphErrorFormatter } from './errors.ts';
 import type { Identity } from './identity.ts';
@@ -40,7 +41,7 @@ export function createSubgraphServer<TContext extends AuthorizedContext>(options
   const schema = buildSubgraphSchema([{ typeDefs: parse(options.sdl), resolvers: options.resolvers as GraphQLResolverMap<unknown> }]);
   const { policy, owners, sensitive } = options.authorization;
   const audit = auditLogger(options.logger);
-  return new ApolloServer<TContext>({
+  const server = new ApolloServer<TContext>({
     schema: options.enforce === false ? schema : authorize(schema, policy, owners, sensitive),
     formatError: subgraphErrorFormatter(options.logger),
     includeStacktraceInErrorResponses: false,
@@ -58,6 +59,7 @@ export function createSubgraphServer<TContext extends AuthorizedContext>(options
       },
     ],
   });
+  return withoutPerFieldHooks(server);
 }
 
 /** A system adapter as a service sees it: can be asked whether it answers, and closed. */

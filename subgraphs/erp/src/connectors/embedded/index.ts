@@ -131,8 +131,11 @@ interface InvoiceRow {
 const LOCAL_CURRENCY = 'USD';
 
 const RETURN_COLUMNS = `number, externalDocumentNumber, customerNumber, caseNumber, resolution, status, currencyCode, createdDateTime`;
+// Whether any line shipped is asked only of orders not fully shipped: a fully shipped one is
+// SHIPPED whatever its lines say.
 const ORDER_COLUMNS = `o.id, o.number, o.orderDate, o.status, o.fullyShipped,
-  EXISTS (SELECT 1 FROM salesOrderLines l WHERE l.documentId = o.id AND l.shippedQuantity > 0) AS anyShipped,
+  CASE WHEN o.fullyShipped THEN 0
+    ELSE EXISTS (SELECT 1 FROM salesOrderLines l WHERE l.documentId = o.id AND l.shippedQuantity > 0) END AS anyShipped,
   o.customerNumber, o.externalDocumentNumber, o.requestedDeliveryDate, o.currencyCode, o.totalAmountIncludingTax`;
 const INVOICE_COLUMNS = `number, invoiceDate, dueDate, customerNumber, orderNumber, currencyCode, totalAmountIncludingTax,
   remainingAmount, status, closedDate`;

@@ -1,6 +1,6 @@
 import type { Statement } from 'better-sqlite3';
 import type { ConnectorTelemetry } from '../../../../../platform/connector-telemetry.ts';
-import { createInQuery, placeholders, type SqlValue } from '../../../../../platform/sql.ts';
+import { allRows, createInQuery, placeholders, type SqlValue } from '../../../../../platform/sql.ts';
 import type { Database } from '../../../../../platform/sqlite.ts';
 import type {
   AgentRecord,
@@ -59,11 +59,13 @@ const OPEN_DESK_STATUSES = ['new', 'open', 'pending', 'hold'];
 
 // Field ids are numbers from our own constant, so they are inlined rather than bound: the join
 // sits before the IN list, and bound parameters are positional.
-const TICKET_FROM = `FROM tickets t
-  LEFT JOIN organizations o ON o.id = t.organization_id
+const ORGANIZATION_JOIN = `
+  LEFT JOIN organizations o ON o.id = t.organization_id`;
+const TICKET_JOINS = `${ORGANIZATION_JOIN}
   LEFT JOIN users r ON r.id = t.requester_id
   LEFT JOIN ticket_custom_fields fo ON fo.ticket_id = t.id AND fo.field_id = ${Number(EMBEDDED_FIELD_IDS.orderNumber)}
   LEFT JOIN ticket_custom_fields fs ON fs.ticket_id = t.id AND fs.field_id = ${Number(EMBEDDED_FIELD_IDS.serialNumber)}`;
+const TICKET_FROM = `FROM tickets t ${TICKET_JOINS}`;
 const TICKET_COLUMNS = `t.id, t.subject, t.description, t.status, t.priority, t.type, t.tags, t.created_at, t.updated_at,
   t.due_at, t.assignee_id, r.external_id AS requester_external_id, o.external_id AS organization_external_id,
   fo.value AS order_number, fs.value AS serial_number`;
@@ -105,13 +107,23 @@ export function createEmbeddedSupportConnector(db: Database, telemetry: Connecto
         where.push('t.id < ?');
         params.push(Number(afterId));
       }
-      const sql = `SELECT ${TICKET_COLUMNS} ${TICKET_FROM} ${whereSql(where)} ORDER BY t.id DESC LIMIT ?`;
-      const rows = await telemetry.call('searchCases', { limit }, () => prepared(sql).all(...params, limit + 1) as TicketRow[]);
+      // With a status filter, the page's ids come first from the (status, id) index alone, and
+      // only that page is joined: several statuses are several index ranges, and ordering them
+      // otherwise sorts every matching ticket with all its joined columns. Without one, tickets
+      // are read newest first and the scan stops at the page's end.
+      const sql = filter.statuses?.length
+        ? `SELECT ${TICKET_COLUMNS} FROM (
+             SELECT t.id FROM tickets t${filter.customerId !== undefined ? ORGANIZATION_JOIN : ''} ${whereSql(where)}
+             ORDER BY t.id DESC LIMIT ?
+           ) page JOIN tickets t ON t.id = page.id ${TICKET_JOINS} ORDER BY t.id DESC`
+        : `SELECT ${TICKET_COLUMNS} ${TICKET_FROM} ${whereSql(where)} ORDER BY t.id DESC LIMIT ?`;
+      const rows = await telemetry.call('searchCases', { limit }, () => allRows<TicketRow>(prepared(sql), [...params, limit + 1]));
       return { records: rows.slice(0, limit).map(toCase), hasNextPage: rows.length > limit };
     },
     async countCases(filter) {
       const { where, params } = filterClause(filter);
-      const sql = `SELECT COUNT(*) AS n FROM tickets t LEFT JOIN organizations o ON o.id = t.organization_id ${whereSql(where)}`;
+      // The organization is joined only to filter on its customer number: a ticket has at most one.
+      const sql = `SELECT COUNT(*) AS n FROM tickets t${filter.customerId !== undefined ? ORGANIZATION_JOIN : ''} ${whereSql(where)}`;
       const row = await telemetry.call('countCases', {}, () => prepared(sql).get(...params) as { n: number });
       return row.n;
     },

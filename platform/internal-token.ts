@@ -1,28 +1,42 @@
 import { GraphQLError } from 'graphql';
 import { SignJWT, jwtVerify, type CryptoKey } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { ErrorCode } from './errors.ts';
 import { isRole, type Identity } from './identity.ts';
 import { INTERNAL_ALGORITHM } from './keys.ts';
 
 /** Issuer of the tokens the gateway signs for subgraphs. */
 export const INTERNAL_ISSUER = 'concord-gateway';
-/** Lifetime of one internal token: long enough for one subgraph call, no longer. */
+/** Lifetime of one internal token: short, so a leaked one is soon worthless. */
 const TTL_SECONDS = 30;
+/** A signed token is used again for the same identity and subgraph while it has this long left. */
+const REUSE_WHILE_SECONDS_LEFT = 10;
 
 /**
  * Signs the identity the gateway verified into a short-lived token for one subgraph (the
- * audience), with the request's correlation id.
+ * audience). The correlation id travels in its own header, so the token depends only on the
+ * identity and the subgraph: it is signed once and used for every call of that identity to that
+ * subgraph during the first 20 s of its 30 s life, instead of once per call.
  */
 export function createInternalSigner(privateKey: CryptoKey) {
-  return (identity: Identity, audience: string, correlationId: string): Promise<string> =>
-    new SignJWT({ roles: identity.roles, customer: identity.customerId, cid: correlationId })
+  const signed = new LRUCache<string, { token: Promise<string>; reuseUntil: number }>({ max: 10_000 });
+  return (identity: Identity, audience: string, _correlationId?: string): Promise<string> => {
+    const key = `${audience}\u0000${identity.subject}\u0000${[...identity.roles].sort().join(',')}\u0000${identity.customerId ?? ''}`;
+    const now = Date.now();
+    const known = signed.get(key);
+    if (known && known.reuseUntil > now) return known.token;
+    const token = new SignJWT({ roles: identity.roles, customer: identity.customerId })
       .setProtectedHeader({ alg: INTERNAL_ALGORITHM, typ: 'JWT' })
       .setIssuer(INTERNAL_ISSUER)
       .setAudience(audience)
       .setSubject(identity.subject)
-      .setIssuedAt()
-      .setExpirationTime(`${TTL_SECONDS}s`)
+      .setIssuedAt(Math.floor(now / 1000))
+      .setExpirationTime(Math.floor(now / 1000) + TTL_SECONDS)
       .sign(privateKey);
+    signed.set(key, { token, reuseUntil: now + (TTL_SECONDS - REUSE_WHILE_SECONDS_LEFT) * 1000 });
+    token.catch(() => signed.delete(key));
+    return token;
+  };
 }
 
 export type InternalVerifier = (authorization: string | undefined) => Promise<Identity>;
@@ -32,9 +46,14 @@ export type InternalVerifier = (authorization: string | undefined) => Promise<Id
  * subgraph, not expired. Anything else is UNAUTHENTICATED with HTTP 401, before any execution.
  */
 export function createInternalVerifier(publicKey: CryptoKey, audience: string): InternalVerifier {
+  // The gateway reuses a token for the calls of one identity: verified once, it is remembered
+  // until it expires, never longer.
+  const verified = new LRUCache<string, Identity>({ max: 10_000 });
   return async (authorization) => {
     const token = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(authorization ?? '')?.[1];
     if (!token) throw unauthenticated('a gateway-signed bearer token is required');
+    const known = verified.get(token);
+    if (known) return known;
     try {
       const { payload } = await jwtVerify(token, publicKey, {
         algorithms: [INTERNAL_ALGORITHM],
@@ -45,7 +64,10 @@ export function createInternalVerifier(publicKey: CryptoKey, audience: string): 
       });
       const roles = Array.isArray(payload.roles) ? payload.roles.filter(isRole) : [];
       const customer = typeof payload.customer === 'string' ? payload.customer : null;
-      return { subject: payload.sub ?? '', roles, customerId: customer };
+      const identity: Identity = Object.freeze({ subject: payload.sub ?? '', roles: Object.freeze(roles) as Identity['roles'], customerId: customer });
+      const ttl = payload.exp! * 1000 - Date.now();
+      if (ttl > 1_000) verified.set(token, identity, { ttl });
+      return identity;
     } catch {
       throw unauthenticated('the internal token is not valid for this service');
     }

@@ -49,7 +49,7 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
 
   /**
    * Sends the correlation id and, in place of anything the client sent, a short-lived token the
-   * gateway signs for this subgraph with the verified identity (one per request and subgraph).
+   * gateway signs for this subgraph with the verified identity (reused for that identity while young).
    */
   override async willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<void> {
     if (!context || !('identity' in context)) return;

@@ -313,18 +313,26 @@ export class EntityCache {
     const result = new Array<unknown>(representations.length).fill(null);
     const missing: number[] = [];
     const stale: number[] = [];
+    // Counted per type and outcome, one metric update each rather than one per entity.
+    const counts = new Map<string, number>();
     representations.forEach((representation, index) => {
       const hit = entries[index]?.[variant];
-      const type = String(representation.__typename);
+      let outcome: string;
       if (hit && hit.e > now) {
         result[index] = hit.d;
-        this.lookups?.inc({ type, outcome: 'hit' });
+        outcome = 'hit';
         if (this.dueForRefresh(hit.e, keys[index]!.ttlMs, now)) stale.push(index);
       } else {
         missing.push(index);
-        this.lookups?.inc({ type, outcome: keys[index] ? 'miss' : 'uncacheable' });
+        outcome = keys[index] ? 'miss' : 'uncacheable';
       }
+      const counted = `${String(representation.__typename)}\u0000${outcome}`;
+      counts.set(counted, (counts.get(counted) ?? 0) + 1);
     });
+    for (const [counted, count] of counts) {
+      const [type, outcome] = counted.split('\u0000');
+      this.lookups?.inc({ type: type!, outcome: outcome! }, count);
+    }
     const only = (indexes: number[]): GraphQLDataSourceProcessOptions =>
       indexes.length === representations.length
         ? options

@@ -16,8 +16,12 @@ import type { Logger } from './logger.ts';
 export interface CacheStore {
   readonly kind: 'memory' | 'redis';
   /** Values for `keys` in the namespace, undefined where missing or expired; all undefined when the store fails. */
-  getMany(namespace: string, keys: readonly string[]): Promise<Array<string | undefined>>;
-  set(namespace: string, key: string, value: string, ttlMs: number): Promise<void>;
+  getMany(namespace: string, keys: readonly string[]): Promise<Array<CacheValue | undefined>>;
+  /**
+   * Stores a value: JSON data, whose large parts are strings (Redis stores it as JSON, memory as
+   * it is, so it must not be changed once stored).
+   */
+  set(namespace: string, key: string, value: CacheValue, ttlMs: number): Promise<void>;
   delete(namespace: string, keys: readonly string[]): Promise<void>;
   /** Drops every entry of the namespace. */
   clear(namespace: string): Promise<void>;
@@ -28,9 +32,21 @@ export interface CacheStore {
 
 const FAILURES_BEFORE_BYPASS = 3;
 
+/** A stored value: plain JSON data. */
+export type CacheValue = Readonly<Record<string, unknown>>;
+
 interface MemoryEntry {
-  value: string;
+  value: CacheValue;
   expires?: number;
+}
+
+/** Roughly what a value holds, for the memory budget: its strings, up to two levels down. */
+function approximateBytes(value: unknown, depth = 0): number {
+  if (typeof value === 'string') return value.length * 2 + 16;
+  if (!value || typeof value !== 'object' || depth > 2) return 16;
+  let bytes = 32;
+  for (const [key, item] of Object.entries(value)) bytes += key.length * 2 + approximateBytes(item, depth + 1);
+  return bytes;
 }
 
 export type CacheStoreConfig =
@@ -77,16 +93,16 @@ export function createCacheStore(config: CacheStoreConfig, options: CacheStoreOp
     () => false,
   );
 
-  // Values are strings already: kept as Keyv's {value, expires} envelope, not encoded again.
+  // In memory, values are kept as they are in Keyv's {value, expires} envelope: no encoding.
   const memory =
     config.kind === 'memory'
       ? new LRUCache<string, MemoryEntry>({
           maxSize: config.maxBytes,
-          sizeCalculation: (entry, key) => (entry.value.length + key.length) * 2 + 96,
+          sizeCalculation: (entry, key) => approximateBytes(entry.value) + key.length * 2 + 64,
         })
       : undefined;
-  const namespaces = new Map<string, Keyv<string>>();
-  const keyvOf = (namespace: string): Keyv<string> => {
+  const namespaces = new Map<string, Keyv<CacheValue>>();
+  const keyvOf = (namespace: string): Keyv<CacheValue> => {
     let keyv = namespaces.get(namespace);
     if (keyv) return keyv;
     if (config.kind === 'memory') {
@@ -101,7 +117,7 @@ export function createCacheStore(config: CacheStoreConfig, options: CacheStoreOp
         },
         has: (key: string) => memory!.has(prefix + key),
       };
-      keyv = new Keyv<string>({
+      keyv = new Keyv<CacheValue>({
         store: store as never,
         namespace,
         useKeyPrefix: false,
@@ -110,8 +126,8 @@ export function createCacheStore(config: CacheStoreConfig, options: CacheStoreOp
         deserialize: undefined,
       });
     } else {
-      const store = new KeyvRedis<string>(redis!, { namespace: `${config.prefix}:${namespace}`, throwOnErrors: true });
-      keyv = new Keyv<string>({ store, namespace: `${config.prefix}:${namespace}`, useKeyPrefix: false, throwOnErrors: true });
+      const store = new KeyvRedis<CacheValue>(redis!, { namespace: `${config.prefix}:${namespace}`, throwOnErrors: true });
+      keyv = new Keyv<CacheValue>({ store, namespace: `${config.prefix}:${namespace}`, useKeyPrefix: false, throwOnErrors: true });
     }
     keyv.on('error', () => undefined);
     namespaces.set(namespace, keyv);
@@ -158,8 +174,8 @@ export function createCacheStore(config: CacheStoreConfig, options: CacheStoreOp
         return Promise.resolve(none);
       }
       return guarded('get', none, async () => {
-        const values = await keyvOf(namespace).getMany<string>([...keys]);
-        return values.map((value) => (typeof value === 'string' ? value : undefined));
+        const values = await keyvOf(namespace).getMany<CacheValue>([...keys]);
+        return values.map((value) => (value && typeof value === 'object' ? value : undefined));
       });
     },
     async set(namespace, key, value, ttlMs) {

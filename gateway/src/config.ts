@@ -76,6 +76,8 @@ export interface GatewayCacheConfig {
   readonly memoryBytes: number;
   /** Deadline of one cache operation; a slower store counts as a miss. */
   readonly timeoutMs: number;
+  /** Also cache whole answers (same query, variables and scope), as long as their parts live. */
+  readonly wholeAnswers: boolean;
 }
 
 export interface ChangeHookConfig {
@@ -149,6 +151,7 @@ const schema = z.object({
     }),
   CACHE_MEMORY_MB: positiveInt(48),
   CACHE_TIMEOUT_MS: positiveInt(100),
+  CACHE_WHOLE_ANSWERS: flag(true),
   ZENDESK_WEBHOOK_SECRET: z.string().min(16).optional(),
   BC_WEBHOOK_CLIENT_STATE: z.string().min(16).optional(),
   SALESFORCE_WEBHOOK_SECRET: z.string().min(16).optional(),
@@ -220,6 +223,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       ttls: Object.freeze(vars.CACHE_TTL),
       memoryBytes: vars.CACHE_MEMORY_MB * 1024 * 1024,
       timeoutMs: vars.CACHE_TIMEOUT_MS,
+      wholeAnswers: vars.CACHE_WHOLE_ANSWERS,
     }),
     hooks: Object.freeze({
       zendeskSecret: vars.ZENDESK_WEBHOOK_SECRET ?? null,

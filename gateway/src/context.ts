@@ -3,6 +3,7 @@ import type { Identity } from '../../platform/identity.ts';
 import { auditLogger, type Logger } from '../../platform/logger.ts';
 import type { RequestScope } from '../../platform/request-context.ts';
 import type { ClientVerifier } from './auth.ts';
+import { AnswerLifetime } from './cache/response-cache.ts';
 
 /** What the gateway keeps per request and hands to each subgraph call. */
 export interface GatewayContext {
@@ -11,6 +12,8 @@ export interface GatewayContext {
   readonly identity: Identity;
   /** Internal tokens signed for this request, one per subgraph. */
   readonly internalTokens: Map<string, Promise<string>>;
+  /** How long this request's answer may be served again (cache/response-cache.ts). */
+  readonly answerLifetime: AnswerLifetime;
 }
 
 /** Builds each request's context; an unverifiable token fails the request here, with 401. */
@@ -35,6 +38,6 @@ export function createGatewayContextFactory(verify: ClientVerifier, logger?: Log
       }
       throw error;
     }
-    return { correlationId: scope.correlationId, identity, internalTokens: new Map() };
+    return { correlationId: scope.correlationId, identity, internalTokens: new Map(), answerLifetime: new AnswerLifetime() };
   };
 }

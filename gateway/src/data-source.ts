@@ -69,8 +69,12 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
   ): ReturnType<RemoteGraphQLDataSource<GatewayContext>['process']> {
     const context = options.context as Partial<GatewayContext> | undefined;
     if (this.cache && context?.identity) {
-      return this.cache.process(this.serviceName, context.identity, options as GraphQLDataSourceProcessOptions, (fetchOptions) =>
-        this.send(fetchOptions as GraphQLDataSourceProcessOptions<GatewayContext>),
+      return this.cache.process(
+        this.serviceName,
+        context.identity,
+        options as GraphQLDataSourceProcessOptions,
+        (fetchOptions) => this.send(fetchOptions as GraphQLDataSourceProcessOptions<GatewayContext>),
+        context.answerLifetime,
       );
     }
     return this.send(options);

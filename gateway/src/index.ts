@@ -14,6 +14,7 @@ import { runMain } from '../../platform/process.ts';
 import { createClientVerifier } from './auth.ts';
 import { changeHooks, type Invalidation } from './cache/change-hooks.ts';
 import { EntityCache } from './cache/entity-cache.ts';
+import { responseCache } from './cache/response-cache.ts';
 import { checkSubgraphOverrides, loadGatewayConfig, type GatewayConfig } from './config.ts';
 import { createGatewayContextFactory } from './context.ts';
 import { loadRegisteredOperations } from './portal.ts';
@@ -83,6 +84,7 @@ export async function startGateway(
     portalOperations: loadRegisteredOperations(config.portalOperationsDir),
     batching: config.batching,
     cache,
+    responseCache: cacheStore && config.cache.wholeAnswers ? responseCache(cacheStore) : null,
   });
   const service = await startService({
     name: 'gateway',

@@ -1,5 +1,6 @@
 import { ApolloGateway, type SupergraphManager } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginCacheControl } from '@apollo/server/plugin/cacheControl';
 import type { GraphQLFormattedError } from 'graphql';
 import { CLIENT_ERROR_CODES, ErrorCode } from '../../platform/errors.ts';
 import { auditLogger, type Logger } from '../../platform/logger.ts';
@@ -29,6 +30,8 @@ export interface GatewayDeps {
   readonly batching: boolean;
   /** The cache of subgraph answers; null: every fetch goes to the subgraph. */
   readonly cache?: EntityCache | null;
+  /** The cache of whole answers, over the same store (with `cache` only). */
+  readonly responseCache?: ApolloServerPlugin<GatewayContext> | null;
 }
 
 /**
@@ -63,6 +66,12 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
       ...(armor.plugins as ApolloServerPlugin<GatewayContext>[]),
       costLimit(deps.limits.maxCost) as ApolloServerPlugin<GatewayContext>,
       registeredOperationsOnly(deps.portalOperations),
+      // After the checks above (cost, registered operations), which a cached answer must pass too.
+      ...(deps.responseCache ? [deps.responseCache] : []),
+      // Answers are per caller: no shared cache (a CDN, a proxy) may keep one, whatever the
+      // gateway's own cache does with it.
+      ApolloServerPluginCacheControl({ calculateHttpHeaders: false }),
+      privateNoStore,
       auditMutations(logger),
       requestLogPlugin(logger),
     ],
@@ -119,6 +128,16 @@ function auditMutations(logger: Logger): ApolloServerPlugin<GatewayContext> {
     },
   };
 }
+
+const privateNoStore: ApolloServerPlugin<GatewayContext> = {
+  async requestDidStart() {
+    return {
+      async willSendResponse({ response }) {
+        response.http.headers.set('cache-control', 'private, no-store');
+      },
+    };
+  },
+};
 
 /** One log line per operation: name, duration, and the systems that failed, if any. */
 function requestLogPlugin(logger: Logger): ApolloServerPlugin<GatewayContext> {

@@ -186,3 +186,49 @@ describe('the gateway cache, end to end', () => {
     expect(whileDown.body).toEqual(warm.body);
   });
 });
+
+describe('whole answers in the gateway cache', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ gateway: { cache: { ...gatewayConfig().cache, ttls: { ...DEFAULT_TIER_TTLS_S, volatile: 2 } } } });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const subgraphRequests = async () => {
+    let total = 0;
+    for (const service of [stack.crm, stack.erp, stack.support]) {
+      const text = await fetch(service.url.replace(/\/graphql$/, '/metrics')).then((response) => response.text());
+      for (const line of text.split('\n'))
+        if (line.startsWith('concord_http_request_duration_seconds_count') && line.includes('route="graphql"'))
+          total += Number(line.split(' ').at(-1));
+    }
+    return total;
+  };
+
+  it('serves the same query of the same scope again without asking any subgraph, and tells no shared cache to keep it', async () => {
+    const first = await stack.query(operation('agent-console', 'CaseQueue'), { first: 25 });
+    await stack.gateway.cache?.flush();
+    const before = await subgraphRequests();
+    const again = await stack.query(operation('agent-console', 'CaseQueue'), { first: 25 });
+    expect(await subgraphRequests()).toBe(before);
+    expect(again.body).toEqual(first.body);
+    expect(again.headers.get('cache-control')).toBe('private, no-store');
+    expect(first.headers.get('age')).toBeNull();
+    expect(again.headers.get('age')).not.toBeNull(); // served whole, not rebuilt from entities
+    // Another scope (a lead) gets its own answer from the subgraphs.
+    await stack.queryAs('support_lead', operation('agent-console', 'CaseQueue'), { first: 25 });
+    expect(await subgraphRequests()).toBeGreaterThan(before);
+  });
+
+  it('keeps a whole answer no longer than its shortest-lived part', async () => {
+    const id = (stack.dbs.support.prepare("SELECT id FROM tickets WHERE status = 'open' LIMIT 1").get() as { id: number }).id;
+    const subject = async () => (await stack.query<{ case: { subject: string } }>(SUBJECT, { id: String(id) })).body.data!.case.subject;
+    const original = await subject();
+    stack.dbs.support.prepare('UPDATE tickets SET subject = ? WHERE id = ?').run('Changed, no notice sent', id);
+    expect(await subject()).toBe(original);
+    await new Promise((resolve) => setTimeout(resolve, 2_300)); // past the 2 s volatile bound
+    expect(await subject()).toBe('Changed, no notice sent');
+  });
+});

@@ -8,16 +8,39 @@ import type { Identity } from '../../../platform/identity.ts';
 import type { Logger } from '../../../platform/logger.ts';
 import { CachePolicy, type FetchCachePlan, type TierTtls } from './policy.ts';
 
+/** The store namespace whole answers live in (response-cache.ts); every change notice drops it. */
+export const RESPONSE_NAMESPACE = 'response';
+
 /** GraphQLDataSourceRequestKind.INCOMING_OPERATION (the enum is not exported): a client's operation, not a health check. */
 export const INCOMING_OPERATION = 'incoming operation' as GraphQLDataSourceProcessOptions['kind'];
 type Response = Awaited<ReturnType<import('@apollo/gateway').RemoteGraphQLDataSource['process']>>;
 type Representation = Record<string, unknown> & { __typename?: unknown };
+/** Hears when each part of an answer expires (see response-cache.ts). */
+export interface Lifetime {
+  note(expires: number): void;
+}
+const NO_LIFETIME: Lifetime = { note: () => undefined };
+
 /** Hot entries are refreshed in the background in the last 30% of their life… */
 const REFRESH_AHEAD_SHARE = 0.3;
 /** …when that life is long enough for it to matter. */
 const MIN_REFRESH_TTL_MS = 1_000;
-/** One cached entity: its answers by variant (subgraph, caller scope, selection), each with its expiry. */
-type Entry = Record<string, { d: unknown; e: number }>;
+/**
+ * One cached entity: its answers by variant (subgraph, caller scope, selection), each as JSON
+ * with its expiry. Only the variant asked for is parsed, into a copy of the caller's own: the
+ * executor merges answers into its result in place.
+ */
+type Variant = { s: string; e: number };
+type Entry = Record<string, Variant>;
+
+function readVariant(variant: Variant): unknown {
+  if (typeof variant.s !== 'string') return undefined;
+  try {
+    return JSON.parse(variant.s) as unknown;
+  } catch {
+    return undefined; // a value this version cannot read is a miss
+  }
+}
 
 /**
  * The gateway's cache of what subgraphs answer, one entity at a time.
@@ -87,28 +110,39 @@ export class EntityCache {
     this.plans.clear();
   }
 
-  /** Runs one subgraph fetch through the cache; `fetch` sends a (possibly smaller) request to the subgraph. */
+  /**
+   * Runs one subgraph fetch through the cache; `fetch` sends a (possibly smaller) request to the
+   * subgraph. `lifetime` hears when each part of the answer expires (0: may not be cached), for
+   * the whole-answer cache.
+   */
   async process(
     subgraph: string,
     identity: Identity,
     options: GraphQLDataSourceProcessOptions,
     fetch: (options: GraphQLDataSourceProcessOptions) => Promise<Response>,
+    lifetime: Lifetime = NO_LIFETIME,
   ): Promise<Response> {
     const query = options.request.query;
-    if (!this.schema || !query || options.kind !== INCOMING_OPERATION) return fetch(options);
+    const uncached = () => {
+      lifetime.note(0);
+      return fetch(options);
+    };
+    if (!this.schema || !query || options.kind !== INCOMING_OPERATION) return uncached();
     const plan = this.planOf(query, (options as { document?: DocumentNode }).document);
-    if (plan.kind === 'none') return fetch(options);
+    if (plan.kind === 'none') return uncached();
     const variables = options.request.variables ?? {};
     const scope = scopeOf(identity);
-    if (plan.kind === 'root') return this.root(subgraph, scope, plan, variables, options, fetch);
+    if (plan.kind === 'root') return this.root(subgraph, scope, plan, variables, options, fetch, lifetime);
     const { representations, ...rest } = variables as { representations?: Representation[] };
-    if (!Array.isArray(representations)) return fetch(options);
+    if (!Array.isArray(representations)) return uncached();
     const variant = `${subgraph}|${scope}|${plan.hash}|${Object.keys(rest).length ? digest(stableJson(rest)) : ''}`;
-    return this.entities(variant, plan.ttlMsByType, representations, options, fetch);
+    return this.entities(variant, plan.ttlMsByType, representations, options, fetch, lifetime);
   }
 
   /** Drops the cached answers for these records of a type (every caller, every subgraph), or for the whole type. */
   async invalidate(type: string, ids?: readonly string[]): Promise<void> {
+    // Whole answers are not indexed by what they hold: any change drops them all (they live seconds).
+    await this.store.clear(RESPONSE_NAMESPACE);
     const fields = this.keyFields.get(type);
     if (!ids || !fields || fields.length !== 1) {
       await this.store.clear(type);
@@ -148,6 +182,7 @@ export class EntityCache {
     variables: Record<string, unknown>,
     options: GraphQLDataSourceProcessOptions,
     fetch: (options: GraphQLDataSourceProcessOptions) => Promise<Response>,
+    lifetime: Lifetime,
   ): Promise<Response> {
     const variant = `root|${subgraph}|${scope}|${plan.hash}|${digest(stableJson(variables))}`;
     const keyValue = plan.lookup?.variable !== undefined ? variables[plan.lookup.variable] : plan.lookup?.literal;
@@ -157,26 +192,23 @@ export class EntityCache {
         : { namespace: 'root', key: digest(variant) };
     const now = Date.now();
     const [cached] = await this.store.getMany(lookup.namespace, [lookup.key]);
-    let entry: Entry | undefined;
-    try {
-      entry = cached === undefined ? undefined : (JSON.parse(cached) as Entry);
-    } catch {
-      entry = undefined;
-    }
-    const hit = entry?.[variant];
+    const hit = (cached as Entry | undefined)?.[variant];
     const store = (response: Response) => {
       if (!response.errors?.length && response.data) void this.write(lookup.namespace, lookup.key, variant, response.data, plan.ttlMs);
     };
-    if (hit && hit.e > now) {
+    const data = hit && hit.e > now ? readVariant(hit) : undefined;
+    if (data !== undefined) {
       this.lookups?.inc({ type: 'root', outcome: 'hit' });
-      if (this.dueForRefresh(hit.e, plan.ttlMs, now)) {
+      if (this.dueForRefresh(hit!.e, plan.ttlMs, now)) {
         this.refreshAhead([`${lookup.namespace}|${lookup.key}|${variant}`], async () => store(await fetch(options)));
       }
-      return { data: hit.d as Record<string, unknown> };
+      lifetime.note(hit!.e);
+      return { data: data as Record<string, unknown> };
     }
     this.lookups?.inc({ type: 'root', outcome: 'miss' });
     const response = await this.once(variant, () => fetch(options));
     store(response);
+    lifetime.note(!response.errors?.length && response.data ? Date.now() + plan.ttlMs : 0);
     return response;
   }
 
@@ -249,23 +281,18 @@ export class EntityCache {
     const chainKey = `${namespace}\u0000${key}`;
     const write = (this.chains.get(chainKey) ?? Promise.resolve())
       .then(async () => {
-        const [raw] = await this.store.getMany(namespace, [key]);
-        let entry: Entry = {};
-        try {
-          if (raw !== undefined) entry = JSON.parse(raw) as Entry;
-        } catch {
-          // Unreadable: replaced.
-        }
+        const [stored] = await this.store.getMany(namespace, [key]);
+        const entry = (stored ?? {}) as Entry;
         const now = Date.now();
         const next: Entry = {};
         let expires = now + ttlMs;
         for (const [name, cached] of Object.entries(entry)) {
-          if (cached.e <= now || name === variant) continue;
+          if (!cached || typeof cached.e !== 'number' || cached.e <= now || name === variant) continue;
           next[name] = cached;
           expires = Math.max(expires, cached.e);
         }
-        next[variant] = { d: value, e: now + ttlMs };
-        await this.store.set(namespace, key, JSON.stringify(next), expires - now);
+        next[variant] = { s: JSON.stringify(value), e: now + ttlMs };
+        await this.store.set(namespace, key, next, expires - now);
       })
       .finally(() => {
         this.writes.delete(write);
@@ -282,6 +309,7 @@ export class EntityCache {
     representations: readonly Representation[],
     options: GraphQLDataSourceProcessOptions,
     fetch: (options: GraphQLDataSourceProcessOptions) => Promise<Response>,
+    lifetime: Lifetime,
   ): Promise<Response> {
     const now = Date.now();
     const keys = representations.map((representation) => this.keyOf(representation, ttlMsByType));
@@ -300,12 +328,7 @@ export class EntityCache {
           indexes.map((index) => keys[index]!.key),
         );
         values.forEach((value, at) => {
-          if (value === undefined) return;
-          try {
-            entries[indexes[at]!] = JSON.parse(value) as Entry;
-          } catch {
-            // A value this version cannot read is a miss.
-          }
+          if (value !== undefined) entries[indexes[at]!] = value as Entry;
         });
       }),
     );
@@ -317,11 +340,13 @@ export class EntityCache {
     const counts = new Map<string, number>();
     representations.forEach((representation, index) => {
       const hit = entries[index]?.[variant];
+      const data = hit && hit.e > now ? readVariant(hit) : undefined;
       let outcome: string;
-      if (hit && hit.e > now) {
-        result[index] = hit.d;
+      if (data !== undefined) {
+        result[index] = data;
         outcome = 'hit';
-        if (this.dueForRefresh(hit.e, keys[index]!.ttlMs, now)) stale.push(index);
+        lifetime.note(hit!.e);
+        if (this.dueForRefresh(hit!.e, keys[index]!.ttlMs, now)) stale.push(index);
       } else {
         missing.push(index);
         outcome = keys[index] ? 'miss' : 'uncacheable';
@@ -372,13 +397,19 @@ export class EntityCache {
       failed.add(path[1]);
       return partial ? { ...error, path: ['_entities', missing[path[1]]!, ...path.slice(2)] } : error;
     });
+    const fetchedAt = Date.now();
     missing.forEach((index, at) => {
       const value = fetched?.[at] ?? null;
       result[index] = value;
       const key = keys[index];
-      if (!key || value === null || failed.has(at)) return;
+      if (!key || value === null || failed.has(at)) {
+        lifetime.note(0);
+        return;
+      }
+      lifetime.note(fetchedAt + key.ttlMs);
       void this.write(key.type, key.key, variant, value, key.ttlMs);
     });
+    if (response.errors?.length) lifetime.note(0);
     return {
       ...response,
       data: fetched || !response.data ? { ...(response.data ?? {}), _entities: result } : response.data,

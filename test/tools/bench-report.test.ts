@@ -60,7 +60,7 @@ describe('gateway comparison report', () => {
       warmup: 3,
       workers: 1,
       latency: { crm: 80, erp: 120, support: 60 },
-      only: ['concord', 'concord-no-cache', 'apollo-gateway', 'hive-gateway'],
+      only: ['concord', 'concord-entities', 'concord-no-cache', 'apollo-gateway', 'hive-gateway'],
       out: 'docs/benchmarks.md',
       write: true,
     });

@@ -25,6 +25,7 @@ import {
 import {
   APOLLO,
   CONCORD,
+  CONCORD_ENTITIES,
   CONCORD_NO_CACHE,
   formatConsole,
   formatMarkdown,
@@ -50,6 +51,7 @@ Seeds a temporary data folder (the default demo world), starts the three subgrap
 processes, then each gateway in turn on the same subgraphs and supergraph:
 
   concord            gateway/src/index.ts, CACHE_STORE=memory, GATEWAY_WORKERS=--workers
+  concord-entities   the same with CACHE_WHOLE_ANSWERS=false (entity cache only)
   concord-no-cache   the same with CACHE_STORE=none
   apollo-gateway     @apollo/gateway defaults under Apollo Server (tools/bench/peers/apollo-gateway.ts)
   hive-gateway       Hive Gateway defaults (tools/bench/peers/hive-gateway.config.ts)
@@ -64,7 +66,7 @@ with half the connections, against the physical limit of its query plan.
   --warmup N        unmeasured seconds before each measurement (default 3)
   --workers N       Concord's GATEWAY_WORKERS (default 1)
   --latency LIST    per-system latency of the second phase, e.g. crm=80,erp=120,support=60; "off" skips it
-  --only LIST       gateways to run, of: concord, concord-no-cache, apollo-gateway, hive-gateway
+  --only LIST       gateways to run, of: concord, concord-entities, concord-no-cache, apollo-gateway, hive-gateway
   --out FILE        where to write the report (default docs/benchmarks.md)
   --no-write        print only
   --help            this text`;
@@ -93,7 +95,7 @@ export interface BenchOptions {
   help: boolean;
 }
 
-const GATEWAY_IDS = ['concord', 'concord-no-cache', 'apollo-gateway', 'hive-gateway'] as const;
+const GATEWAY_IDS = ['concord', 'concord-entities', 'concord-no-cache', 'apollo-gateway', 'hive-gateway'] as const;
 type GatewayId = (typeof GATEWAY_IDS)[number];
 
 /** The command line, validated; throws a RangeError naming the option at fault. */
@@ -187,7 +189,7 @@ function baseEnv(): Record<string, string> {
 }
 
 function gateways(setup: Setup): Gateway[] {
-  const concord = (id: GatewayId, label: string, cache: string): Gateway => ({
+  const concord = (id: GatewayId, label: string, cache: string, wholeAnswers = true): Gateway => ({
     id,
     label,
     token: 'client',
@@ -202,12 +204,14 @@ function gateways(setup: Setup): Gateway[] {
       LOG_LEVEL: 'warn',
       GATEWAY_WORKERS: String(setup.options.workers),
       CACHE_STORE: cache,
+      CACHE_WHOLE_ANSWERS: String(wholeAnswers),
     }),
   });
   // The real entry point, not the .bin shim, so the process measured is the gateway itself.
   const hiveBin = realpathSync(join(root, 'node_modules/.bin/hive-gateway'));
   const all: Gateway[] = [
     concord('concord', CONCORD, 'memory'),
+    concord('concord-entities', CONCORD_ENTITIES, 'memory', false),
     concord('concord-no-cache', CONCORD_NO_CACHE, 'none'),
     {
       id: 'apollo-gateway',

@@ -14,6 +14,7 @@ export const END_MARKER = '<!-- bench:end -->';
 /** The gateway labels the report compares Concord against, and Concord's own. */
 export const CONCORD = 'concord';
 export const CONCORD_NO_CACHE = 'concord (no cache)';
+export const CONCORD_ENTITIES = 'concord (entity cache only)';
 export const APOLLO = 'apollo-gateway';
 export const HIVE = 'hive-gateway';
 
@@ -158,7 +159,7 @@ function ratioTable(rows: readonly Row[]): Table {
   };
   const operations = [...new Set(rows.map((row) => row.operation))];
   for (const operation of operations) {
-    for (const gateway of [CONCORD, CONCORD_NO_CACHE]) {
+    for (const gateway of [CONCORD, CONCORD_ENTITIES, CONCORD_NO_CACHE]) {
       const own = find(rows, gateway, operation);
       if (!own) continue;
       const apollo = find(rows, APOLLO, operation);
@@ -238,7 +239,7 @@ export function evaluateTargets(report: BenchReport): Target[] {
   });
 
   const concordRss = [...report.throughput, ...report.latency]
-    .filter((row) => row.gateway === CONCORD || row.gateway === CONCORD_NO_CACHE)
+    .filter((row) => row.gateway === CONCORD || row.gateway === CONCORD_ENTITIES || row.gateway === CONCORD_NO_CACHE)
     .map(measured)
     .filter((m): m is Measurement => m !== null)
     .map((m) => m.peakRssMb);

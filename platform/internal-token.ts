@@ -64,7 +64,11 @@ export function createInternalVerifier(publicKey: CryptoKey, audience: string): 
       });
       const roles = Array.isArray(payload.roles) ? payload.roles.filter(isRole) : [];
       const customer = typeof payload.customer === 'string' ? payload.customer : null;
-      const identity: Identity = Object.freeze({ subject: payload.sub ?? '', roles: Object.freeze(roles) as Identity['roles'], customerId: customer });
+      const identity: Identity = Object.freeze({
+        subject: payload.sub ?? '',
+        roles: Object.freeze(roles) as Identity['roles'],
+        customerId: customer,
+      });
       const ttl = payload.exp! * 1000 - Date.now();
       if (ttl > 1_000) verified.set(token, identity, { ttl });
       return identity;

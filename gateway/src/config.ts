@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ConfigError, environment, flag, host, httpUrl, logLevel, port, positiveInt, readEnv } from '../../platform/config.ts';
-import { parseTierTtls, type TierTtls } from './cache/policy.ts';
+import { parseTierTtls, type TierTtls } from './cache/tiers.ts';
 
 /** How client bearer tokens are verified (OAuth 2.0 access tokens, JWT). */
 export interface ClientAuthConfig {

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_TIER_TTLS_S } from '../../gateway/src/cache/policy.ts';
-import { startGateway } from '../../gateway/src/index.ts';
+import { startGateway } from '../../gateway/src/gateway.ts';
 import type { RunningService } from '../../platform/http-server.ts';
 import { createLogger } from '../../platform/logger.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway } from '../../gateway/src/index.ts';
+import { startGateway } from '../../gateway/src/gateway.ts';
 import { DEFAULT_TIER_TTLS_S } from '../../gateway/src/cache/policy.ts';
 import type { RunningService } from '../../platform/http-server.ts';
 import { createLogger } from '../../platform/logger.ts';

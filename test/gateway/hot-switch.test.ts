@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway } from '../../gateway/src/index.ts';
+import { startGateway } from '../../gateway/src/gateway.ts';
 import type { GatewayConfig } from '../../gateway/src/config.ts';
 import { startService, type RunningService } from '../../platform/http-server.ts';
 import { createLogger } from '../../platform/logger.ts';

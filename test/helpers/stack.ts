@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadGatewayConfig, type GatewayConfig } from '../../gateway/src/config.ts';
-import { startGateway } from '../../gateway/src/index.ts';
+import { startGateway } from '../../gateway/src/gateway.ts';
 import type { EntityCache } from '../../gateway/src/cache/entity-cache.ts';
 import type { Identity, Role } from '../../platform/identity.ts';
 import { generateDevKeys, type DevKeys } from '../../platform/keys.ts';

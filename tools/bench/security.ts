@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { loadGatewayConfig } from '../../gateway/src/config.ts';
-import { startGateway } from '../../gateway/src/index.ts';
+import { startGateway } from '../../gateway/src/gateway.ts';
 import type { RunningService } from '../../platform/http-server.ts';
 import type { Identity } from '../../platform/identity.ts';
 import { generateDevKeys } from '../../platform/keys.ts';

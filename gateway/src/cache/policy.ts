@@ -9,6 +9,7 @@ import {
   type GraphQLSchema,
   type SelectionSetNode,
 } from 'graphql';
+import type { Tier, TierTtls } from './tiers.ts';
 
 /**
  * How long what a subgraph answers may be served again, by type and field. Each type has a
@@ -27,11 +28,7 @@ import {
  * them decides. A type or field missing here is never cached: a new type must be placed in a
  * tier (a test checks that every type of the supergraph is).
  */
-export type Tier = 'reference' | 'profile' | 'record' | 'volatile' | 'never';
-export type TierTtls = Readonly<Record<Exclude<Tier, 'never'>, number>>;
-
-/** Seconds, overridable with CACHE_TTL (e.g. `reference=3600,profile=600,record=300,volatile=5`). */
-export const DEFAULT_TIER_TTLS_S: TierTtls = { reference: 3600, profile: 600, record: 300, volatile: 5 };
+export { DEFAULT_TIER_TTLS_S, parseTierTtls, type Tier, type TierTtls } from './tiers.ts';
 
 export const TYPE_TIERS: Readonly<Record<string, Tier | 'value'>> = {
   Query: 'value',
@@ -181,18 +178,4 @@ class SelectionWalk {
     }
     return ms;
   }
-}
-
-/** TIER=seconds pairs, e.g. `reference=3600,volatile=5`; the rest keep their defaults. */
-export function parseTierTtls(value: string | undefined): TierTtls {
-  const ttls = { ...DEFAULT_TIER_TTLS_S };
-  if (!value) return ttls;
-  for (const pair of value.split(',')) {
-    const [tier, seconds] = pair.split('=').map((part) => part.trim());
-    if (!tier || !(tier in ttls)) throw new Error(`unknown tier "${tier}" (reference, profile, record, volatile)`);
-    const parsed = Number(seconds);
-    if (!Number.isFinite(parsed) || parsed < 0) throw new Error(`${tier} must be a number of seconds ≥ 0`);
-    ttls[tier as keyof TierTtls] = parsed;
-  }
-  return ttls;
 }

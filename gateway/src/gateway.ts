@@ -1,0 +1,126 @@
+import { readFileSync } from 'node:fs';
+import { Supergraph } from '@apollo/federation-internals';
+import type { CryptoKey } from 'jose';
+import { createCacheStore } from '../../platform/cache.ts';
+import { startService, type RunningService } from '../../platform/http-server.ts';
+import type { Identity } from '../../platform/identity.ts';
+import { createInternalSigner } from '../../platform/internal-token.ts';
+import { ensureDevKeys, importPrivatePem, INTERNAL_ALGORITHM, type DevKeys } from '../../platform/keys.ts';
+import { createLogger, type Logger } from '../../platform/logger.ts';
+import { createMetrics } from '../../platform/metrics.ts';
+import { createClientVerifier } from './auth.ts';
+import { changeHooks, type Invalidation } from './cache/change-hooks.ts';
+import { EntityCache } from './cache/entity-cache.ts';
+import { responseCache } from './cache/response-cache.ts';
+import { checkSubgraphOverrides, type GatewayConfig } from './config.ts';
+import { createGatewayContextFactory } from './context.ts';
+import { loadRegisteredOperations } from './portal.ts';
+import { createServer } from './server.ts';
+import { supergraphManager, type SupergraphSource } from './supergraph-source.ts';
+import { workerLink } from './workers.ts';
+
+/** Keys tests pass in place of configured or data-folder keys. */
+export interface GatewayKeys {
+  /** Verifies client tokens when the configuration names no issuer key. */
+  issuerPublicKey?: CryptoKey;
+  /** Signs internal tokens for the subgraphs. */
+  internalPrivateKey?: CryptoKey;
+}
+
+/** Loads the supergraph the configuration names (and follows it when asked) and serves it. */
+export async function startGateway(
+  config: GatewayConfig,
+  options: {
+    logger?: Logger;
+    keys?: GatewayKeys;
+    /** Serve every request as this identity and send subgraphs no token: npm run bench:security only. */
+    withoutSecurity?: Identity;
+    /** This process is one of several workers (workers.ts). */
+    worker?: boolean;
+  } = {},
+): Promise<RunningService & { cache: EntityCache | null }> {
+  const logger = options.logger ?? createLogger('gateway', config.logLevel);
+  const source = checkSupergraph(config);
+  let devKeys: DevKeys | undefined;
+  const dev = async () => (devKeys ??= await ensureDevKeys(config.dataDir));
+  const issuerPublicKey = options.keys?.issuerPublicKey ?? (config.auth.key.kind === 'dev' ? (await dev()).issuer.publicKey : undefined);
+  const internalPrivateKey =
+    options.keys?.internalPrivateKey ??
+    (config.internalTokenPrivateKey
+      ? await importPrivatePem(config.internalTokenPrivateKey, INTERNAL_ALGORITHM)
+      : (await dev()).internal.privateKey);
+
+  const metrics = createMetrics('gateway', { processMetrics: true });
+  const cacheStore =
+    config.cache.store === 'none'
+      ? null
+      : createCacheStore(
+          config.cache.store === 'redis'
+            ? { kind: 'redis', url: config.cache.redisUrl!, prefix: 'concord' }
+            : { kind: 'memory', maxBytes: config.cache.memoryBytes },
+          { logger, registry: metrics.registry, timeoutMs: config.cache.timeoutMs, backoffMs: 5_000 },
+        );
+  if (cacheStore && !(await cacheStore.connected(2_000)))
+    logger.warn('cache store not reachable at start; serving without cache until it is');
+  const cache = cacheStore ? new EntityCache(cacheStore, config.cache.ttls, logger, metrics.registry) : null;
+  const applyLocally = async (changes: Invalidation[]) => {
+    if (cache) for (const change of changes) await cache.invalidate(change.type, change.ids);
+  };
+  const link = options.worker ? workerLink(metrics.registry, applyLocally, logger) : null;
+  // A shared store (Redis) needs the change applied once; per-process memory needs it in every worker.
+  const invalidate = link && cacheStore?.kind === 'memory' ? async (changes: Invalidation[]) => link.broadcast(changes) : applyLocally;
+
+  const apollo = createServer({
+    supergraph: supergraphManager(source, logger),
+    subgraphUrls: config.subgraphUrls,
+    subgraphTimeoutMs: config.subgraphTimeoutMs,
+    logger,
+    signInternal: options.withoutSecurity ? null : createInternalSigner(internalPrivateKey),
+    limits: config.limits,
+    production: config.environment === 'production',
+    portalOperations: loadRegisteredOperations(config.portalOperationsDir),
+    batching: config.batching,
+    cache,
+    responseCache: cacheStore && config.cache.wholeAnswers ? responseCache(cacheStore) : null,
+  });
+  const service = await startService({
+    name: 'gateway',
+    host: config.host,
+    port: config.port,
+    apollo,
+    context: createGatewayContextFactory(
+      options.withoutSecurity ? async () => options.withoutSecurity! : await createClientVerifier(config.auth, issuerPublicKey),
+      logger,
+    ),
+    ready: () => true,
+    logger,
+    metrics,
+    routes: changeHooks(config.hooks, invalidate, logger),
+    ...(link ? { metricsText: () => link.metrics() } : {}),
+  });
+  return {
+    ...service,
+    cache,
+    async stop() {
+      await service.stop();
+      await cacheStore?.close();
+    },
+  };
+}
+
+/** Reads the supergraph the configuration names and checks the routing overrides against it. */
+function checkSupergraph(config: GatewayConfig): SupergraphSource {
+  const source = supergraphSourceOf(config);
+  if (source.kind !== 'url') {
+    const sdl = source.kind === 'static' ? source.sdl : readFileSync(source.path, 'utf8');
+    checkSubgraphOverrides(config.subgraphUrls, Supergraph.build(sdl).subgraphs().names());
+  }
+  return source;
+}
+
+function supergraphSourceOf(config: GatewayConfig): SupergraphSource {
+  const intervalMs = config.supergraphPollIntervalMs;
+  if (config.supergraphUrl) return { kind: 'url', url: config.supergraphUrl, intervalMs };
+  if (config.supergraphWatch) return { kind: 'file', path: config.supergraphPath, intervalMs };
+  return { kind: 'static', sdl: readFileSync(config.supergraphPath, 'utf8') };
+}

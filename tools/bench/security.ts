@@ -60,7 +60,13 @@ async function run(label: string, secure: boolean, options: { duration: number; 
     const support = await startSupport({ ...loadSupportConfig({}), ...subgraph('SUPPORT') }, { ...common, database: dbs.support });
     services.push(support);
     const gateway = await startGateway(
-      { ...loadGatewayConfig({}), host: '127.0.0.1', port: 0, subgraphUrls: { crm: crm.url, erp: erp.url, support: support.url } },
+      // No cache: every request must reach the subgraphs and their rules, or there is nothing to measure.
+      {
+        ...loadGatewayConfig({ CACHE_STORE: 'none' }),
+        host: '127.0.0.1',
+        port: 0,
+        subgraphUrls: { crm: crm.url, erp: erp.url, support: support.url },
+      },
       {
         logger,
         keys: { issuerPublicKey: keys.issuer.publicKey, internalPrivateKey: keys.internal.privateKey },

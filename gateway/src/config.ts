@@ -64,6 +64,8 @@ export interface GatewayConfig {
   readonly hooks: ChangeHookConfig;
   /** Worker processes serving the port (GATEWAY_WORKERS; default one per core). */
   readonly workers: number;
+  /** Size bound of the query-plan cache in MiB (QUERY_PLAN_CACHE_MB). */
+  readonly queryPlanCacheMb: number;
 }
 
 /** The gateway's cache of subgraph answers (see cache/entity-cache.ts). */
@@ -156,6 +158,7 @@ const schema = z.object({
   BC_WEBHOOK_CLIENT_STATE: z.string().min(16).optional(),
   SALESFORCE_WEBHOOK_SECRET: z.string().min(16).optional(),
   GATEWAY_WORKERS: z.coerce.number().int().min(1).max(256).optional(),
+  QUERY_PLAN_CACHE_MB: positiveInt(30),
 });
 
 /** Issuer of the embedded default's dev tokens (npm run token). */
@@ -231,6 +234,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       salesforceSecret: vars.SALESFORCE_WEBHOOK_SECRET ?? null,
     }),
     workers: vars.GATEWAY_WORKERS ?? availableParallelism(),
+    queryPlanCacheMb: vars.QUERY_PLAN_CACHE_MB,
   });
 }
 

@@ -80,6 +80,7 @@ export async function startGateway(
     production: config.environment === 'production',
     portalOperations: loadRegisteredOperations(config.portalOperationsDir),
     batching: config.batching,
+    queryPlanCacheMb: config.queryPlanCacheMb,
     cache,
     responseCache: cacheStore && config.cache.wholeAnswers ? responseCache(cacheStore) : null,
   });

@@ -28,6 +28,8 @@ export interface GatewayDeps {
   /** The only operations a portal customer may run. */
   readonly portalOperations: RegisteredOperations;
   readonly batching: boolean;
+  /** Size bound of the query-plan cache, in MiB. */
+  readonly queryPlanCacheMb?: number;
   /** The cache of subgraph answers; null: every fetch goes to the subgraph. */
   readonly cache?: EntityCache | null;
   /** The cache of whole answers, over the same store (with `cache` only). */
@@ -43,6 +45,8 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
   const gateway = new ApolloGateway({
     supergraphSdl: deps.supergraph,
     logger,
+    // Plans are computed once per operation and kept in an LRU bounded by (approximate) size.
+    experimental_approximateQueryPlanStoreMiB: deps.queryPlanCacheMb,
     buildService: ({ name, url }) => {
       const target = deps.subgraphUrls?.[overrideKey(name)] ?? url;
       if (!target) throw new Error(`Subgraph "${name}" has no routing URL`);

@@ -22,15 +22,18 @@ export interface CacheStore {
    * it is, so it must not be changed once stored).
    */
   set(namespace: string, key: string, value: CacheValue, ttlMs: number): Promise<void>;
-  delete(namespace: string, keys: readonly string[]): Promise<void>;
-  /** Drops every entry of the namespace. */
-  clear(namespace: string): Promise<void>;
+  /** Drops entries; false when the store could not be told (an invalidation that must be retried). */
+  delete(namespace: string, keys: readonly string[]): Promise<boolean>;
+  /** Drops every entry of the namespace; false when the store could not be told. */
+  clear(namespace: string): Promise<boolean>;
   /** Resolves once the store can serve, or after `timeoutMs` (a store that is down is served around, not waited for). */
   connected(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
 const FAILURES_BEFORE_BYPASS = 3;
+/** Deadline of a delete or clear (a change notice): long enough for a scan, short enough to answer the notice. */
+const INVALIDATION_TIMEOUT_MS = 5_000;
 
 /** A stored value: plain JSON data. */
 export type CacheValue = Readonly<Record<string, unknown>>;
@@ -137,15 +140,23 @@ export function createCacheStore(config: CacheStoreConfig, options: CacheStoreOp
   // A slow operation is one miss; only several failures in a row make the store be left alone.
   let bypassUntil = 0;
   let failuresInARow = 0;
-  const guarded = async <T>(operation: string, fallback: T, run: () => Promise<T>): Promise<T> => {
-    if (config.kind === 'memory') return run();
+  const guarded = async <T>(operation: string, fallback: T, run: () => Promise<T>, timeoutMs = options.timeoutMs): Promise<T> => {
+    if (config.kind === 'memory') {
+      try {
+        return await run();
+      } catch (error) {
+        failures?.inc({ operation });
+        logger.warn({ err: error, operation }, 'cache operation failed; treated as a miss');
+        return fallback;
+      }
+    }
     if (Date.now() < bypassUntil) return fallback;
     let timer: NodeJS.Timeout | undefined;
     try {
       const result = await Promise.race([
         run(),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`cache ${operation} took longer than ${options.timeoutMs} ms`)), options.timeoutMs);
+          timer = setTimeout(() => reject(new Error(`cache ${operation} took longer than ${timeoutMs} ms`)), timeoutMs);
         }),
       ]);
       failuresInARow = 0;
@@ -185,16 +196,31 @@ export function createCacheStore(config: CacheStoreConfig, options: CacheStoreOp
       });
     },
     async delete(namespace, keys) {
-      if (!keys.length) return;
+      if (!keys.length) return true;
       // Invalidation must not be skipped because an earlier read failed: no bypass here.
       bypassUntil = 0;
-      await guarded('delete', undefined, async () => {
-        await keyvOf(namespace).deleteMany([...keys]);
-      });
+      return guarded(
+        'delete',
+        false,
+        async () => {
+          await keyvOf(namespace).deleteMany([...keys]);
+          return true;
+        },
+        INVALIDATION_TIMEOUT_MS,
+      );
     },
     async clear(namespace) {
       bypassUntil = 0;
-      await guarded('clear', undefined, () => keyvOf(namespace).clear());
+      // Redis scans the namespace's keys to drop them: a longer deadline than a read's.
+      return guarded(
+        'clear',
+        false,
+        async () => {
+          await keyvOf(namespace).clear();
+          return true;
+        },
+        INVALIDATION_TIMEOUT_MS,
+      );
     },
     async connected(timeoutMs) {
       if (!connecting) return true;

@@ -63,12 +63,20 @@ export async function startGateway(
   if (cacheStore && !(await cacheStore.connected(2_000)))
     logger.warn('cache store not reachable at start; serving without cache until it is');
   const cache = cacheStore ? new EntityCache(cacheStore, config.cache.ttls, logger, metrics.registry) : null;
-  const applyLocally = async (changes: Invalidation[]) => {
-    if (cache) for (const change of changes) await cache.invalidate(change.type, change.ids);
+  const applyLocally = async (changes: Invalidation[]): Promise<boolean> => {
+    let applied = true;
+    if (cache) for (const change of changes) applied = (await cache.invalidate(change.type, change.ids)) && applied;
+    return applied;
   };
   const link = options.worker ? workerLink(metrics.registry, applyLocally, logger) : null;
   // A shared store (Redis) needs the change applied once; per-process memory needs it in every worker.
-  const invalidate = link && cacheStore?.kind === 'memory' ? async (changes: Invalidation[]) => link.broadcast(changes) : applyLocally;
+  const invalidate =
+    link && cacheStore?.kind === 'memory'
+      ? async (changes: Invalidation[]) => {
+          link.broadcast(changes);
+          return true;
+        }
+      : applyLocally;
 
   const apollo = createServer({
     supergraph: supergraphManager(source, logger),
@@ -82,7 +90,7 @@ export async function startGateway(
     batching: config.batching,
     queryPlanCacheMb: config.queryPlanCacheMb,
     cache,
-    responseCache: cacheStore && config.cache.wholeAnswers ? responseCache(cacheStore) : null,
+    responseCache: cache && cacheStore && config.cache.wholeAnswers ? responseCache(cacheStore, cache) : null,
   });
   const service = await startService({
     name: 'gateway',

@@ -78,7 +78,7 @@ type WorkerMessage =
   { concord: 'invalidate'; changes: Invalidation[] } | { concord: 'metrics'; id: number; text?: string; error?: string } | undefined;
 
 /** In a worker: what connects it to the primary. */
-export function workerLink(registry: Registry, applyLocally: (changes: Invalidation[]) => Promise<void>, logger: Logger) {
+export function workerLink(registry: Registry, applyLocally: (changes: Invalidation[]) => Promise<unknown>, logger: Logger) {
   AggregatorRegistry.setRegistries([registry]);
   // Constructing one is what makes a worker answer the primary's requests for its metrics.
   new AggregatorRegistry();

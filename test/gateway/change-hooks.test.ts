@@ -46,9 +46,13 @@ describe('change notices', () => {
 
   it('applies a signed Salesforce relay notice, and refuses an unsigned or tampered one', async () => {
     const applied: Invalidation[][] = [];
+    let storeAnswers = true;
     const hooks = changeHooks(
       { zendeskSecret: null, businessCentralClientState: null, salesforceSecret: SECRET },
-      async (changes) => void applied.push(changes),
+      async (changes) => {
+        applied.push(changes);
+        return storeAnswers;
+      },
       createLogger('test', 'silent'),
     );
     expect([...hooks.keys()]).toEqual(['/hooks/salesforce']);
@@ -69,12 +73,21 @@ describe('change notices', () => {
     const answer = await hook({ headers: { 'x-concord-signature': signature, 'x-concord-signature-timestamp': timestamp }, search, body });
     expect(answer.status).toBe(202);
     expect(applied).toEqual([[{ type: 'Contact', ids: ['003000000000001AAA'] }]]);
+
+    // A cache store that could not be told: not acknowledged, so that the system sends it again.
+    storeAnswers = false;
+    const unapplied = await hook({
+      headers: { 'x-concord-signature': signature, 'x-concord-signature-timestamp': timestamp },
+      search,
+      body,
+    });
+    expect(unapplied.status).toBe(503);
   });
 
   it('serves no endpoint for a system whose secret is not configured', () => {
     const hooks = changeHooks(
       { zendeskSecret: null, businessCentralClientState: null, salesforceSecret: null },
-      async () => {},
+      async () => true,
       createLogger('test', 'silent'),
     );
     expect(hooks.size).toBe(0);

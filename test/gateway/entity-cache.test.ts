@@ -235,3 +235,90 @@ describe('hot entries and bursts', () => {
     expect(third!.data).toEqual({ _entities: [{ name: 'name of 1' }, { name: 'name of 2' }] });
   });
 });
+
+describe('what the cache never keeps', () => {
+  const slowSubgraph = (ms: number, answer: (id: string) => unknown = (id) => ({ name: `name of ${id}` })) => {
+    const asked: string[][] = [];
+    const fetch = async (options: GraphQLDataSourceProcessOptions) => {
+      const ids = (options.request.variables!.representations as Array<{ id: string }>).map((r) => r.id);
+      asked.push(ids);
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      return { data: { _entities: ids.map(answer) } };
+    };
+    return { asked, fetch };
+  };
+
+  it('an answer fetched before a change notice, nor the variants the notice dropped', async () => {
+    const cache = newCache();
+    const fast = fakeSubgraph();
+    await cache.process('crm', AGENT, request(CUSTOMERS, ['1']), fast.fetch);
+    const slow = slowSubgraph(100);
+    const inFlight = cache.process('crm', SALES, request(CUSTOMERS, ['1']), slow.fetch);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await cache.invalidate('Customer', ['1']); // while the sales rep's fetch is under way
+    await inFlight;
+    await cache.process('crm', AGENT, request(CUSTOMERS, ['1']), fast.fetch);
+    await cache.process('crm', SALES, request(CUSTOMERS, ['1']), slow.fetch);
+    expect(fast.asked).toHaveLength(2); // the agent's dropped variant did not come back
+    expect(slow.asked).toHaveLength(2); // nor was the answer fetched before the notice kept
+  });
+
+  it('an answer whose lifetime ran out while it was being fetched', async () => {
+    const store = createCacheStore({ kind: 'memory', maxBytes: 1_000_000 }, { logger, timeoutMs: 50, backoffMs: 1_000 });
+    const cache = settled(new EntityCache(store, { ...DEFAULT_TIER_TTLS_S, volatile: 0.1 }, logger));
+    cache.setSchema(apiSchema, sdl);
+    const slow = slowSubgraph(150, (id) => ({ openBalance: { amount: Number(id) } }));
+    await cache.process('erp', AGENT, request(BALANCES, ['1']), slow.fetch);
+    await cache.process('erp', AGENT, request(BALANCES, ['1']), slow.fetch);
+    expect(slow.asked).toHaveLength(2);
+  });
+
+  it('what the executor merged into an answer after the cache handed it over', async () => {
+    const cache = newCache();
+    const subgraph = fakeSubgraph();
+    const first = await cache.process('crm', AGENT, request(CUSTOMERS, ['1']), subgraph.fetch);
+    (first.data as { _entities: Array<Record<string, unknown>> })._entities[0]!.openBalance = { amount: 1 };
+    await cache.flush();
+    const again = await cache.process('crm', AGENT, request(CUSTOMERS, ['1']), subgraph.fetch);
+    expect(subgraph.asked).toHaveLength(1);
+    expect(again.data).toEqual({ _entities: [{ name: 'name of 1' }] });
+  });
+
+  it('entities of an answer with an error that names none of them', async () => {
+    const cache = newCache();
+    let calls = 0;
+    const fetch = async (options: GraphQLDataSourceProcessOptions) => {
+      calls++;
+      const ids = (options.request.variables!.representations as Array<{ id: string }>).map((r) => r.id);
+      return {
+        data: { _entities: ids.map(() => ({ name: null })) },
+        errors: [{ message: 'Something failed', extensions: { code: 'INTERNAL' } }],
+      };
+    };
+    await cache.process('crm', AGENT, request(CUSTOMERS, ['1', '2']), fetch);
+    await cache.process('crm', AGENT, request(CUSTOMERS, ['1', '2']), fetch);
+    expect(calls).toBe(2);
+  });
+
+  it('one answer for representations that differ beyond their key (@requires fields)', async () => {
+    const cache = newCache();
+    const SLA = 'query($representations:[_Any!]!){_entities(representations:$representations){...on Contract{sla{name}}}}';
+    const asked: unknown[] = [];
+    const fetch = async (options: GraphQLDataSourceProcessOptions) => {
+      const reps = options.request.variables!.representations as Array<{ supportTier: string }>;
+      asked.push(reps);
+      return { data: { _entities: reps.map((rep) => ({ sla: { name: `${rep.supportTier} SLA` } })) } };
+    };
+    const contract = (supportTier: string) =>
+      ({
+        kind: INCOMING_OPERATION,
+        request: { query: SLA, variables: { representations: [{ __typename: 'Contract', id: 'K1', supportTier }] } },
+      }) as unknown as GraphQLDataSourceProcessOptions;
+    expect((await cache.process('support', AGENT, contract('GOLD'), fetch)).data).toEqual({ _entities: [{ sla: { name: 'GOLD SLA' } }] });
+    expect((await cache.process('support', AGENT, contract('SILVER'), fetch)).data).toEqual({
+      _entities: [{ sla: { name: 'SILVER SLA' } }],
+    });
+    expect((await cache.process('support', AGENT, contract('GOLD'), fetch)).data).toEqual({ _entities: [{ sla: { name: 'GOLD SLA' } }] });
+    expect(asked).toHaveLength(2);
+  });
+});

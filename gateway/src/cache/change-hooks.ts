@@ -33,12 +33,17 @@ const MAX_SKEW_MS = 5 * 60_000;
  *   number in the graph) and contracts drop the type.
  *
  * A notice that fails its check is refused with 401 and changes nothing; one that cannot be
- * read is refused with 400.
+ * read is refused with 400; one the cache store could not apply is answered 503, so that the
+ * system sends it again.
  */
-export function changeHooks(config: ChangeHookConfig, invalidate: (changes: Invalidation[]) => Promise<void>, logger: Logger) {
+export function changeHooks(config: ChangeHookConfig, invalidate: (changes: Invalidation[]) => Promise<boolean>, logger: Logger) {
   const hooks = new Map<string, RawRoute>();
   const accept = async (system: string, changes: Invalidation[]): Promise<HookResponse> => {
-    await invalidate(changes);
+    if (!(await invalidate(changes))) {
+      // The systems send a notice again when it is not acknowledged: better than a stale entry.
+      logger.warn({ system, changes }, 'change notice not applied: the cache store did not answer');
+      return { status: 503, body: JSON.stringify({ error: 'the cache could not be updated; send the notice again' }) };
+    }
     logger.info({ system, changes }, 'change notice applied to the cache');
     return { status: 202, body: JSON.stringify({ accepted: changes.length }) };
   };

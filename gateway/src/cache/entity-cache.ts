@@ -30,7 +30,7 @@ const MIN_REFRESH_TTL_MS = 1_000;
  * with its expiry. Only the variant asked for is parsed, into a copy of the caller's own: the
  * executor merges answers into its result in place.
  */
-type Variant = { s: string; e: number };
+type Variant = { s: string; e: number; t: number };
 type Entry = Record<string, Variant>;
 
 function readVariant(variant: Variant): unknown {
@@ -67,6 +67,8 @@ export class EntityCache {
   private readonly lookups: Counter<'type' | 'outcome'> | undefined;
   private readonly writes = new Set<Promise<void>>();
   private readonly chains = new Map<string, Promise<void>>();
+  /** When each record (or type, `*`) was last invalidated here: writes fetched before it are dropped. */
+  private readonly tombstones = new LRUCache<string, number>({ max: 100_000, ttl: 2 * 3_600_000 });
   private readonly refreshing = new Set<string>();
   private readonly inFlight = new Map<string, { joiners: number; pristine: Promise<Response> }>();
   private readonly refreshes: Counter | undefined;
@@ -139,21 +141,38 @@ export class EntityCache {
     return this.entities(variant, plan.ttlMsByType, representations, options, fetch, lifetime);
   }
 
-  /** Drops the cached answers for these records of a type (every caller, every subgraph), or for the whole type. */
-  async invalidate(type: string, ids?: readonly string[]): Promise<void> {
-    // Whole answers are not indexed by what they hold: any change drops them all (they live seconds).
-    await this.store.clear(RESPONSE_NAMESPACE);
+  /**
+   * Drops the cached answers for these records of a type (every caller, every subgraph), or for
+   * the whole type, then every whole answer. It also marks the time: anything fetched before it
+   * (a fetch in flight, a refresh, a whole answer being built) is not stored afterwards, and
+   * variants stored before it are not carried over by a later write. False when the store could
+   * not be told (the caller should have the notice sent again).
+   */
+  async invalidate(type: string, ids?: readonly string[]): Promise<boolean> {
+    const at = Date.now();
+    this.lastInvalidation = at;
     const fields = this.keyFields.get(type);
+    let done: boolean;
     if (!ids || !fields || fields.length !== 1) {
-      await this.store.clear(type);
-      this.logger.info({ type }, 'cache: dropped every entry of the type');
-      return;
+      this.tombstones.set(`${type}\u0000*`, at);
+      done = await this.store.clear(type);
+      this.logger.info({ type, done }, 'cache: dropped every entry of the type');
+    } else {
+      const keys = ids.map((id) => JSON.stringify(String(id)));
+      for (const key of keys) this.tombstones.set(`${type}\u0000${key}`, at);
+      done = await this.store.delete(type, keys);
+      this.logger.info({ type, ids, done }, 'cache: dropped entries');
     }
-    await this.store.delete(
-      type,
-      ids.map((id) => JSON.stringify(String(id))),
-    );
-    this.logger.info({ type, ids }, 'cache: dropped entries');
+    // Whole answers are not indexed by what they hold: any change drops them all (they live seconds).
+    return (await this.store.clear(RESPONSE_NAMESPACE)) && done;
+  }
+
+  /** When the last change notice was applied here (whole answers begun before it are not kept). */
+  lastInvalidation = 0;
+
+  /** The latest invalidation of this record or its whole type, 0 if none is remembered. */
+  private invalidatedAt(namespace: string, key: string): number {
+    return Math.max(this.tombstones.get(`${namespace}\u0000${key}`) ?? 0, this.tombstones.get(`${namespace}\u0000*`) ?? 0);
   }
 
   private planOf(query: string, document: DocumentNode | undefined): Plan {
@@ -193,22 +212,30 @@ export class EntityCache {
     const now = Date.now();
     const [cached] = await this.store.getMany(lookup.namespace, [lookup.key]);
     const hit = (cached as Entry | undefined)?.[variant];
-    const store = (response: Response) => {
-      if (!response.errors?.length && response.data) void this.write(lookup.namespace, lookup.key, variant, response.data, plan.ttlMs);
+    // A look-up that found nothing is not kept: any caller could fill the cache with misses.
+    const storable = (response: Response) =>
+      !response.errors?.length && !!response.data && !(plan.lookup && Object.values(response.data).every((value) => value === null));
+    const store = (response: Response, startedAt: number) => {
+      if (storable(response))
+        void this.write(lookup.namespace, lookup.key, variant, JSON.stringify(response.data), startedAt + plan.ttlMs, startedAt);
     };
     const data = hit && hit.e > now ? readVariant(hit) : undefined;
     if (data !== undefined) {
       this.lookups?.inc({ type: 'root', outcome: 'hit' });
       if (this.dueForRefresh(hit!.e, plan.ttlMs, now)) {
-        this.refreshAhead([`${lookup.namespace}|${lookup.key}|${variant}`], async () => store(await fetch(options)));
+        this.refreshAhead([`${lookup.namespace}|${lookup.key}|${variant}`], async () => {
+          const startedAt = Date.now();
+          store(await fetch(options), startedAt);
+        });
       }
       lifetime.note(hit!.e);
       return { data: data as Record<string, unknown> };
     }
     this.lookups?.inc({ type: 'root', outcome: 'miss' });
+    const startedAt = Date.now();
     const response = await this.once(variant, () => fetch(options));
-    store(response);
-    lifetime.note(!response.errors?.length && response.data ? Date.now() + plan.ttlMs : 0);
+    store(response, startedAt);
+    lifetime.note(storable(response) ? startedAt + plan.ttlMs : 0);
     return response;
   }
 
@@ -277,23 +304,29 @@ export class EntityCache {
    * request often answer for the same entity from several subgraphs at once. (Two replicas
    * writing one key at the same instant can still lose a variant: that costs one miss.)
    */
-  private write(namespace: string, key: string, variant: string, value: unknown, ttlMs: number): Promise<void> {
+  private write(namespace: string, key: string, variant: string, json: string, expires: number, startedAt: number): Promise<void> {
     const chainKey = `${namespace}\u0000${key}`;
     const write = (this.chains.get(chainKey) ?? Promise.resolve())
       .then(async () => {
+        const now = Date.now();
+        const invalidatedAt = this.invalidatedAt(namespace, key);
+        // Fetched before a change notice, or already past its lifetime: not stored.
+        if (startedAt <= invalidatedAt || expires <= now) return;
         const [stored] = await this.store.getMany(namespace, [key]);
         const entry = (stored ?? {}) as Entry;
-        const now = Date.now();
         const next: Entry = {};
-        let expires = now + ttlMs;
+        let longest = expires;
         for (const [name, cached] of Object.entries(entry)) {
           if (!cached || typeof cached.e !== 'number' || cached.e <= now || name === variant) continue;
+          // A variant fetched before the last notice for this record is not carried over.
+          if (typeof cached.t !== 'number' || cached.t <= invalidatedAt) continue;
           next[name] = cached;
-          expires = Math.max(expires, cached.e);
+          longest = Math.max(longest, cached.e);
         }
-        next[variant] = { s: JSON.stringify(value), e: now + ttlMs };
-        await this.store.set(namespace, key, next, expires - now);
+        next[variant] = { s: json, e: expires, t: startedAt };
+        await this.store.set(namespace, key, next, longest - now);
       })
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'cache: a write failed; the entry stays a miss'))
       .finally(() => {
         this.writes.delete(write);
         if (this.chains.get(chainKey) === write) this.chains.delete(chainKey);
@@ -312,7 +345,7 @@ export class EntityCache {
     lifetime: Lifetime,
   ): Promise<Response> {
     const now = Date.now();
-    const keys = representations.map((representation) => this.keyOf(representation, ttlMsByType));
+    const keys = representations.map((representation) => this.keyOf(representation, ttlMsByType, variant));
     // One read per type present, all in parallel.
     const byType = new Map<string, number[]>();
     keys.forEach((key, index) => {
@@ -339,7 +372,7 @@ export class EntityCache {
     // Counted per type and outcome, one metric update each rather than one per entity.
     const counts = new Map<string, number>();
     representations.forEach((representation, index) => {
-      const hit = entries[index]?.[variant];
+      const hit = keys[index] ? entries[index]?.[keys[index]!.variant] : undefined;
       const data = hit && hit.e > now ? readVariant(hit) : undefined;
       let outcome: string;
       if (data !== undefined) {
@@ -369,17 +402,20 @@ export class EntityCache {
             },
           };
     if (stale.length) {
-      const refreshKey = (index: number) => `${keys[index]!.type}|${keys[index]!.key}|${variant}`;
+      const refreshKey = (index: number) => `${keys[index]!.type}|${keys[index]!.key}|${keys[index]!.variant}`;
       const due = stale.filter((index) => !this.refreshing.has(refreshKey(index)));
       if (due.length) {
         this.refreshAhead(due.map(refreshKey), async () => {
+          const startedAt = Date.now();
           const fresh = await fetch(only(due));
-          const failed = new Set(fresh.errors?.map((error) => error.path?.[1]).filter((at) => typeof at === 'number'));
+          const { failed, untied } = failuresOf(fresh);
+          if (untied) return;
           const values = (fresh.data as { _entities?: unknown[] } | null | undefined)?._entities;
           due.forEach((index, at) => {
             const value = values?.[at];
+            const key = keys[index]!;
             if (value !== undefined && value !== null && !failed.has(at))
-              void this.write(keys[index]!.type, keys[index]!.key, variant, value, keys[index]!.ttlMs);
+              void this.write(key.type, key.key, key.variant, JSON.stringify(value), startedAt + key.ttlMs, startedAt);
           });
         });
       }
@@ -388,26 +424,27 @@ export class EntityCache {
 
     const partial = missing.length < representations.length;
     const missingKey = `${variant}|${stableJson(missing.map((index) => representations[index]))}`;
+    const startedAt = Date.now();
     const response = await this.once(missingKey, () => fetch(only(missing)));
     const fetched = (response.data as { _entities?: unknown[] } | null | undefined)?._entities;
-    const failed = new Set<number>();
+    // An error that names no entity may concern any of them: then none is kept.
+    const { failed, untied } = failuresOf(response);
     const errors = response.errors?.map((error) => {
       const path = error.path;
-      if (path?.[0] !== '_entities' || typeof path[1] !== 'number') return error;
-      failed.add(path[1]);
-      return partial ? { ...error, path: ['_entities', missing[path[1]]!, ...path.slice(2)] } : error;
+      if (path?.[0] !== '_entities' || typeof path[1] !== 'number' || !partial) return error;
+      return { ...error, path: ['_entities', missing[path[1]]!, ...path.slice(2)] };
     });
-    const fetchedAt = Date.now();
     missing.forEach((index, at) => {
       const value = fetched?.[at] ?? null;
       result[index] = value;
       const key = keys[index];
-      if (!key || value === null || failed.has(at)) {
+      if (!key || value === null || failed.has(at) || untied) {
         lifetime.note(0);
         return;
       }
-      lifetime.note(fetchedAt + key.ttlMs);
-      void this.write(key.type, key.key, variant, value, key.ttlMs);
+      lifetime.note(startedAt + key.ttlMs);
+      // Serialised now: the executor merges later fetches into this very object.
+      void this.write(key.type, key.key, key.variant, JSON.stringify(value), startedAt + key.ttlMs, startedAt);
     });
     if (response.errors?.length) lifetime.note(0);
     return {
@@ -417,7 +454,12 @@ export class EntityCache {
     };
   }
 
-  private keyOf(representation: Representation, ttlMsByType: ReadonlyMap<string, number>) {
+  /**
+   * Where an entity is stored (its type and key) and under which variant. A representation that
+   * carries more than its key (fields an @requires asks for, such as a contract's support tier)
+   * gets a variant of its own for those values: the answer depends on them.
+   */
+  private keyOf(representation: Representation, ttlMsByType: ReadonlyMap<string, number>, variant: string) {
     const type = representation.__typename;
     if (typeof type !== 'string') return undefined;
     const ttlMs = ttlMsByType.get(type) ?? 0;
@@ -425,7 +467,9 @@ export class EntityCache {
     if (ttlMs <= 0 || !fields?.length) return undefined;
     const values = fields.map((field) => representation[field]);
     if (values.some((value) => value === undefined || value === null || typeof value === 'object')) return undefined;
-    return { type, key: values.map((value) => JSON.stringify(String(value))).join('|'), ttlMs };
+    const extra = Object.keys(representation).filter((field) => field !== '__typename' && !fields.includes(field));
+    const required = extra.length ? `|${digest(stableJson(Object.fromEntries(extra.map((field) => [field, representation[field]]))))}` : '';
+    return { type, key: values.map((value) => JSON.stringify(String(value))).join('|'), ttlMs, variant: variant + required };
   }
 }
 
@@ -473,6 +517,18 @@ export function keyFieldsOf(coreSupergraphSdl: string): Map<string, readonly str
     if (key && /^\w+$/.test(key.trim())) keys.set(match[1]!, [key.trim()]);
   }
   return keys;
+}
+
+/** Entities an answer's errors point at, and whether one names none (it may concern any). */
+function failuresOf(response: Response): { failed: Set<number>; untied: boolean } {
+  const failed = new Set<number>();
+  let untied = false;
+  for (const error of response.errors ?? []) {
+    const path = error.path;
+    if (path?.[0] === '_entities' && typeof path[1] === 'number') failed.add(path[1]);
+    else untied = true;
+  }
+  return { failed, untied };
 }
 
 /** A deep copy of what a caller may change (data, errors, extensions); the HTTP response object is shared. */

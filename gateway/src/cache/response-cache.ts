@@ -3,7 +3,7 @@ import responseCachePlugin from '@apollo/server-plugin-response-cache';
 import type { KeyValueCache } from '@apollo/utils.keyvaluecache';
 import type { CacheStore } from '../../../platform/cache.ts';
 import type { GatewayContext } from '../context.ts';
-import { RESPONSE_NAMESPACE, scopeOf } from './entity-cache.ts';
+import { RESPONSE_NAMESPACE, scopeOf, type EntityCache } from './entity-cache.ts';
 
 /**
  * How long the answer being built may be served again: the earliest expiry of anything it was
@@ -12,6 +12,8 @@ import { RESPONSE_NAMESPACE, scopeOf } from './entity-cache.ts';
  */
 export class AnswerLifetime {
   private expires = Infinity;
+  /** When the request began: a change notice applied since then may concern what it read. */
+  readonly startedAt = Date.now();
 
   note(expires: number): void {
     if (expires < this.expires) this.expires = expires;
@@ -34,13 +36,14 @@ export class AnswerLifetime {
  * caller's scope (roles and portal customer), like the entity cache's. The gateway's own checks
  * (token, registered portal operations, cost) run before the cache is read.
  */
-export function responseCache(store: CacheStore): ApolloServerPlugin<GatewayContext> {
+export function responseCache(store: CacheStore, entities: EntityCache): ApolloServerPlugin<GatewayContext> {
   return responseCachePlugin<GatewayContext>({
     cache: keyValueCacheOver(store),
     extraCacheKeyData: async ({ contextValue }) => scopeOf(contextValue.identity),
     shouldWriteToCache: async ({ contextValue, overallCachePolicy }) => {
-      const seconds = contextValue.answerLifetime.secondsLeft();
-      if (seconds < 1) return false;
+      const lifetime = contextValue.answerLifetime;
+      const seconds = lifetime.secondsLeft();
+      if (seconds < 1 || entities.lastInvalidation >= lifetime.startedAt) return false;
       // Subgraphs answer no-store, which the gateway folds into this policy: the lifetime the
       // gateway computed from its cache policy replaces it.
       overallCachePolicy.replace({ maxAge: seconds, scope: 'PUBLIC' });

@@ -94,9 +94,14 @@ describe('gateway comparison report', () => {
     expect(text).toMatch(/hive-gateway\s+CaseQueue\s+failed: did not start: exited \(code 1\)/);
     expect(text).toMatch(/CaseQueue\s+concord\s+2\.00×/);
     expect(text).not.toMatch(/NOTE/);
+    // A high load average alone (it trails by minutes) is no warning; load during a window is.
+    const trailing = report();
+    trailing.machine.loadAverage = 6;
+    expect(formatConsole(trailing)).not.toMatch(/NOTE/);
     const busy = report();
     busy.machine.loadAverage = 6;
-    expect(formatConsole(busy)).toMatch(/NOTE: the machine was shared: load average 6\.00/);
+    busy.throughput[0] = { ...busy.throughput[0]!, result: m({ otherCores: 0.8 }) };
+    expect(formatConsole(busy)).toMatch(/NOTE: the machine was shared: load average 6\.00 .* up to 0\.80 cores busy/);
   });
 
   it('replaces only the generated part of the document', () => {

@@ -27,24 +27,10 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     private readonly logger: Logger,
     private readonly signInternal: InternalSigner | null,
     private readonly cache: EntityCache | null = null,
+    pools: SubgraphPools = new SubgraphPools(timeoutMs),
   ) {
     const target = new URL(url);
-    const pool = new Pool(target.origin, {
-      connections: POOL_CONNECTIONS,
-      keepAliveTimeout: 60_000,
-      keepAliveMaxTimeout: 600_000,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-    });
-    super({ url, fetcher: poolFetcher(pool, target.pathname + target.search) });
-    this.pool = pool;
-  }
-
-  private readonly pool: Pool;
-
-  /** Closes this subgraph's connections (the gateway stopping, or a supergraph that no longer has it). */
-  async close(): Promise<void> {
-    await this.pool.close();
+    super({ url, fetcher: poolFetcher(pools.for(target.origin), target.pathname + target.search) });
   }
 
   /**
@@ -100,6 +86,38 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
         { extensions: { code: ErrorCode.SystemUnavailable, serviceName: this.serviceName } },
       );
     }
+  }
+}
+
+/**
+ * The gateway's keep-alive connection pools, one per subgraph origin. A new supergraph makes new
+ * data sources; they reuse the pool of an origin they share with the old ones, and close() (the
+ * gateway stopping) ends them all.
+ */
+export class SubgraphPools {
+  private readonly pools = new Map<string, Pool>();
+
+  constructor(private readonly timeoutMs: number) {}
+
+  for(origin: string): Pool {
+    let pool = this.pools.get(origin);
+    if (!pool) {
+      pool = new Pool(origin, {
+        connections: POOL_CONNECTIONS,
+        keepAliveTimeout: 60_000,
+        keepAliveMaxTimeout: 600_000,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
+      this.pools.set(origin, pool);
+    }
+    return pool;
+  }
+
+  async close(): Promise<void> {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((pool) => pool.close()));
   }
 }
 

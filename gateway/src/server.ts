@@ -10,7 +10,7 @@ import { costLimit } from './cost.ts';
 import { operationLimits } from './limits.ts';
 import { registeredOperationsOnly, registeredQueryStore, type RegisteredOperations } from './portal.ts';
 import type { GatewayContext } from './context.ts';
-import { SubgraphDataSource, type InternalSigner } from './data-source.ts';
+import { SubgraphDataSource, SubgraphPools, type InternalSigner } from './data-source.ts';
 import type { EntityCache } from './cache/entity-cache.ts';
 
 export interface GatewayDeps {
@@ -42,6 +42,7 @@ export interface GatewayDeps {
  */
 export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
   const { logger } = deps;
+  const pools = new SubgraphPools(deps.subgraphTimeoutMs);
   const gateway = new ApolloGateway({
     supergraphSdl: deps.supergraph,
     logger,
@@ -50,7 +51,7 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
     buildService: ({ name, url }) => {
       const target = deps.subgraphUrls?.[overrideKey(name)] ?? url;
       if (!target) throw new Error(`Subgraph "${name}" has no routing URL`);
-      return new SubgraphDataSource(name, target, deps.subgraphTimeoutMs, logger, deps.signInternal, deps.cache ?? null);
+      return new SubgraphDataSource(name, target, deps.subgraphTimeoutMs, logger, deps.signInternal, deps.cache ?? null, pools);
     },
   });
   const cache = deps.cache;
@@ -76,6 +77,16 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
       // gateway's own cache does with it.
       ApolloServerPluginCacheControl({ calculateHttpHeaders: false }),
       privateNoStore,
+      {
+        // The subgraph connections end with the server (after requests in flight have drained).
+        async serverWillStart() {
+          return {
+            async serverWillStop() {
+              await pools.close();
+            },
+          };
+        },
+      },
       auditMutations(logger),
       requestLogPlugin(logger),
     ],

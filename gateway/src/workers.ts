@@ -7,7 +7,8 @@ import type { Invalidation } from './cache/change-hooks.ts';
  * The gateway on several cores: a primary process forks `count` workers that share the port
  * (node:cluster hands connections out round-robin) and does no GraphQL itself. It
  *
- * - replaces a worker that dies (with a pause when they keep dying, so a broken start does not spin);
+ * - replaces a worker that dies (with a pause when they keep dying, so a broken start does not
+ *   spin, and exits 1 when they die more than five times each within a minute);
  * - passes a change notice one worker received to every worker, whose in-memory caches would
  *   otherwise keep serving what it made stale;
  * - answers a worker's /metrics with the sum over all workers, so a scrape sees the whole gateway.
@@ -16,6 +17,8 @@ import type { Invalidation } from './cache/change-hooks.ts';
  */
 /** The exit code of a configuration error (EX_CONFIG), as every service uses it. */
 const EX_CONFIG = 78;
+/** Deaths per worker within a minute after which the primary gives up and exits 1. */
+const GIVE_UP_AFTER_DEATHS_PER_WORKER = 5;
 
 export function runPrimary(count: number, logger: Logger): void {
   const aggregator = new AggregatorRegistry();
@@ -48,6 +51,12 @@ export function runPrimary(count: number, logger: Logger): void {
     const now = Date.now();
     recentDeaths.push(now);
     while (recentDeaths.length && recentDeaths[0]! < now - 60_000) recentDeaths.shift();
+    if (recentDeaths.length > count * GIVE_UP_AFTER_DEATHS_PER_WORKER) {
+      // Workers that keep dying will not get better here; let the supervisor see a failed gateway.
+      logger.error({ deaths: recentDeaths.length }, 'gateway workers keep exiting; stopping');
+      stop(1);
+      return;
+    }
     const delayMs = recentDeaths.length > count ? 5_000 : 0;
     logger.error({ pid: worker.process.pid, code, signal, restartInMs: delayMs }, 'gateway worker exited; starting another');
     setTimeout(() => {

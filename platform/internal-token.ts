@@ -20,7 +20,7 @@ const REUSE_WHILE_SECONDS_LEFT = 10;
  */
 export function createInternalSigner(privateKey: CryptoKey) {
   const signed = new LRUCache<string, { token: Promise<string>; reuseUntil: number }>({ max: 10_000 });
-  return (identity: Identity, audience: string, _correlationId?: string): Promise<string> => {
+  return (identity: Identity, audience: string): Promise<string> => {
     const key = `${audience}\u0000${identity.subject}\u0000${[...identity.roles].sort().join(',')}\u0000${identity.customerId ?? ''}`;
     const now = Date.now();
     const known = signed.get(key);

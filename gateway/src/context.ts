@@ -10,8 +10,6 @@ export interface GatewayContext {
   readonly correlationId: string;
   /** Verified from the client's bearer token before anything executes. */
   readonly identity: Identity;
-  /** Internal tokens signed for this request, one per subgraph. */
-  readonly internalTokens: Map<string, Promise<string>>;
   /** How long this request's answer may be served again (cache/response-cache.ts). */
   readonly answerLifetime: AnswerLifetime;
 }
@@ -38,6 +36,6 @@ export function createGatewayContextFactory(verify: ClientVerifier, logger?: Log
       }
       throw error;
     }
-    return { correlationId: scope.correlationId, identity, internalTokens: new Map(), answerLifetime: new AnswerLifetime() };
+    return { correlationId: scope.correlationId, identity, answerLifetime: new AnswerLifetime() };
   };
 }

@@ -11,7 +11,7 @@ import type { GatewayContext } from './context.ts';
 /** Connections kept per subgraph: more than a gateway process has fetches in flight to one subgraph at once. */
 const POOL_CONNECTIONS = 64;
 
-export type InternalSigner = (identity: Identity, audience: string, correlationId: string) => Promise<string>;
+export type InternalSigner = (identity: Identity, audience: string) => Promise<string>;
 
 /**
  * Calls one subgraph. Every call carries the request's correlation id and has a deadline
@@ -41,12 +41,7 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     if (!context || !('identity' in context)) return;
     request.http?.headers.set(CORRELATION_HEADER, context.correlationId);
     if (!this.signInternal) return;
-    let token = context.internalTokens.get(this.serviceName);
-    if (!token) {
-      token = this.signInternal(context.identity, this.serviceName, context.correlationId);
-      context.internalTokens.set(this.serviceName, token);
-    }
-    request.http?.headers.set('authorization', `Bearer ${await token}`);
+    request.http?.headers.set('authorization', `Bearer ${await this.signInternal(context.identity, this.serviceName)}`);
   }
 
   /** A fetch for a client's operation goes through the cache when there is one (cache/entity-cache.ts). */

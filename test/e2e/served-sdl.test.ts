@@ -24,7 +24,7 @@ describe('served subgraph SDL', () => {
     stack = await startStack();
     const signInternal = createInternalSigner(stack.keys.internal.privateKey);
     for (const name of SUBGRAPHS) {
-      const token = await signInternal({ subject: 'test', roles: ['integration'], customerId: null }, name, 'sdl-check');
+      const token = await signInternal({ subject: 'test', roles: ['integration'], customerId: null }, name);
       const { body } = await postGraphQL<{ _service: { sdl: string } }>(
         stack[name].url,
         '{ _service { sdl } }',

@@ -5,7 +5,7 @@ import { startGateway } from '../../gateway/src/gateway.ts';
 import type { RunningService } from '../../platform/http-server.ts';
 import { createLogger } from '../../platform/logger.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
-import { callsBetween, connectorCalls, gatewayConfig, operation, postGraphQL, startStack, type Stack } from '../helpers/stack.ts';
+import { gatewayConfig, operation, postGraphQL, startStack, type Stack, vendorCallsDuring } from '../helpers/stack.ts';
 
 const ZENDESK_SECRET = 'zendesk-signing-secret-for-tests';
 const SUBJECT = 'query($id: ID!) { case(id: $id) { id subject } }';
@@ -47,13 +47,7 @@ describe('the gateway cache on Redis, shared by two replicas', () => {
   const onSecond = async (query: string, variables: Record<string, unknown>) =>
     postGraphQL<Record<string, unknown>>(second.url, query, variables, { authorization: await stack.bearer('support_agent') });
 
-  const vendorCalls = async (run: () => Promise<unknown>) => {
-    const services = [stack.crm, stack.erp, stack.support];
-    const before = await Promise.all(services.map(connectorCalls));
-    await run();
-    const after = await Promise.all(services.map(connectorCalls));
-    return services.reduce((sum, _service, i) => sum + Object.values(callsBetween(before[i]!, after[i]!)).reduce((a, b) => a + b, 0), 0);
-  };
+  const vendorCalls = (run: () => Promise<unknown>) => vendorCallsDuring([stack.crm, stack.erp, stack.support], run);
 
   it('serves on one replica what the other cached', async () => {
     const id = caseIds[0]!;

@@ -4,7 +4,16 @@ import { startGateway } from '../../gateway/src/gateway.ts';
 import { DEFAULT_TIER_TTLS_S } from '../../gateway/src/cache/policy.ts';
 import type { RunningService } from '../../platform/http-server.ts';
 import { createLogger } from '../../platform/logger.ts';
-import { callsBetween, connectorCalls, gatewayConfig, NO_CACHE, operation, postGraphQL, startStack, type Stack } from '../helpers/stack.ts';
+import {
+  gatewayConfig,
+  graphqlRequestsServed,
+  NO_CACHE,
+  operation,
+  postGraphQL,
+  startStack,
+  type Stack,
+  vendorCallsDuring,
+} from '../helpers/stack.ts';
 
 const ZENDESK_SECRET = 'zendesk-signing-secret-for-tests';
 const BC_CLIENT_STATE = 'bc-client-state-for-tests';
@@ -44,13 +53,7 @@ describe('the gateway cache, end to end', () => {
     await stack?.stop();
   });
 
-  const vendorCalls = async (run: () => Promise<unknown>) => {
-    const services = [stack.crm, stack.erp, stack.support];
-    const before = await Promise.all(services.map(connectorCalls));
-    await run();
-    const after = await Promise.all(services.map(connectorCalls));
-    return services.reduce((sum, _service, i) => sum + Object.values(callsBetween(before[i]!, after[i]!)).reduce((a, b) => a + b, 0), 0);
-  };
+  const vendorCalls = (run: () => Promise<unknown>) => vendorCallsDuring([stack.crm, stack.erp, stack.support], run);
 
   it('answers CaseContext and CaseQueue exactly as the systems do, cold and warm', async () => {
     const asAgent = { authorization: await stack.bearer('support_agent') };
@@ -196,16 +199,11 @@ describe('whole answers in the gateway cache', () => {
     await stack?.stop();
   });
 
-  const subgraphRequests = async () => {
-    let total = 0;
-    for (const service of [stack.crm, stack.erp, stack.support]) {
-      const text = await fetch(service.url.replace(/\/graphql$/, '/metrics')).then((response) => response.text());
-      for (const line of text.split('\n'))
-        if (line.startsWith('concord_http_request_duration_seconds_count') && line.includes('route="graphql"'))
-          total += Number(line.split(' ').at(-1));
-    }
-    return total;
-  };
+  const subgraphRequests = async () =>
+    (await Promise.all([stack.crm, stack.erp, stack.support].map((service) => graphqlRequestsServed(service.url)))).reduce(
+      (a, b) => a + b,
+      0,
+    );
 
   it('serves the same query of the same scope again without asking any subgraph, and tells no shared cache to keep it', async () => {
     const first = await stack.query(operation('agent-console', 'CaseQueue'), { first: 25 });

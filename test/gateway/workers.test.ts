@@ -1,13 +1,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDevKeys } from '../../platform/keys.ts';
-import { postGraphQL, startStack, tokenFor, type Stack } from '../helpers/stack.ts';
+import { freePort } from '../../tools/bench/processes.ts';
+import { graphqlRequestsServed, postGraphQL, startStack, tokenFor, type Stack } from '../helpers/stack.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const ZENDESK_SECRET = 'zendesk-signing-secret-for-tests';
@@ -78,12 +78,12 @@ describe('the gateway with two workers', () => {
 
   it('serves from two worker processes and reports their metrics together', async () => {
     expect(workers()).toHaveLength(2);
-    const before = await graphqlRequestsCounted();
+    const before = await graphqlRequestsServed(url);
     const answers = await Promise.all(
       Array.from({ length: 20 }, () => postGraphQL(url, '{ cases(first: 1) { totalCount } }', {}, { authorization: token })),
     );
     expect(answers.every((answer) => answer.status === 200 && !answer.body.errors)).toBe(true);
-    expect((await graphqlRequestsCounted()) - before).toBe(20);
+    expect((await graphqlRequestsServed(url)) - before).toBe(20);
   });
 
   it("passes a change notice that reached one worker to the other's cache", async () => {
@@ -118,23 +118,4 @@ describe('the gateway with two workers', () => {
     expect(workers()).toHaveLength(2);
     expect(workers()).not.toContain(victim);
   });
-
-  async function graphqlRequestsCounted(): Promise<number> {
-    const text = await fetch(url.replace('/graphql', '/metrics')).then((response) => response.text());
-    return text
-      .split('\n')
-      .filter((line) => line.startsWith('concord_http_request_duration_seconds_count') && line.includes('route="graphql"'))
-      .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
-  }
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}

@@ -198,6 +198,23 @@ export function operation(client: string, name: string): string {
   return readFileSync(new URL(`../../schema/operations/${client}/${name}.graphql`, import.meta.url), 'utf8');
 }
 
+/** How many calls the services made to their systems while `run` ran (connector calls, summed). */
+export async function vendorCallsDuring(services: readonly RunningService[], run: () => Promise<unknown>): Promise<number> {
+  const before = await Promise.all(services.map(connectorCalls));
+  await run();
+  const after = await Promise.all(services.map(connectorCalls));
+  return services.reduce((sum, _service, i) => sum + Object.values(callsBetween(before[i]!, after[i]!)).reduce((a, b) => a + b, 0), 0);
+}
+
+/** GraphQL requests a service has served, read from its /metrics (all workers' for a gateway with several). */
+export async function graphqlRequestsServed(serviceUrl: string): Promise<number> {
+  const text = await fetch(serviceUrl.replace(/\/graphql$/, '/metrics')).then((response) => response.text());
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('concord_http_request_duration_seconds_count') && line.includes('route="graphql"'))
+    .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
+}
+
 /** Sum of concord_connector_calls_total per "system/operation" read from a service's /metrics. */
 export async function connectorCalls(service: RunningService): Promise<Map<string, number>> {
   const text = await fetch(service.url.replace(/\/graphql$/, '/metrics')).then((response) => response.text());

@@ -48,15 +48,19 @@ export function changeHooks(config: ChangeHookConfig, invalidate: (changes: Inva
     return { status: 202, body: JSON.stringify({ accepted: changes.length }) };
   };
 
-  if (config.zendeskSecret) {
-    const secret = config.zendeskSecret;
-    hooks.set('/hooks/zendesk', async (request) => {
-      const refused = checkSignature(secret, request, 'x-zendesk-webhook-signature', 'x-zendesk-webhook-signature-timestamp');
+  // Zendesk, and the Salesforce relay, sign the timestamp and the body the same way.
+  const signedJson =
+    (system: string, secret: string, signatureHeader: string, toChanges: (body: Record<string, unknown>) => Invalidation[]): RawRoute =>
+    async (request) => {
+      const refused = checkSignature(secret, request, signatureHeader, `${signatureHeader}-timestamp`);
       if (refused) return refused;
-      const event = parseJson(request.body);
-      if (!event) return badRequest('the body is not JSON');
-      return accept('zendesk', zendeskChanges(event));
-    });
+      const body = parseJson(request.body);
+      if (!body) return badRequest('the body is not JSON');
+      return accept(system, toChanges(body));
+    };
+
+  if (config.zendeskSecret) {
+    hooks.set('/hooks/zendesk', signedJson('zendesk', config.zendeskSecret, 'x-zendesk-webhook-signature', zendeskChanges));
   }
   if (config.businessCentralClientState) {
     const clientState = config.businessCentralClientState;
@@ -74,14 +78,12 @@ export function changeHooks(config: ChangeHookConfig, invalidate: (changes: Inva
     });
   }
   if (config.salesforceSecret) {
-    const secret = config.salesforceSecret;
-    hooks.set('/hooks/salesforce', async (request) => {
-      const refused = checkSignature(secret, request, 'x-concord-signature', 'x-concord-signature-timestamp');
-      if (refused) return refused;
-      const body = parseJson(request.body);
-      if (!body) return badRequest('the body is not JSON');
-      return accept('salesforce', salesforceChanges(Array.isArray(body) ? body : [body]));
-    });
+    hooks.set(
+      '/hooks/salesforce',
+      signedJson('salesforce', config.salesforceSecret, 'x-concord-signature', (body) =>
+        salesforceChanges(Array.isArray(body) ? body : [body]),
+      ),
+    );
   }
   return hooks;
 }

@@ -24,7 +24,7 @@ import type {
   ShipmentRecord,
   WarrantyCoverage,
 } from './types.ts';
-import { BC_INVOICE_STATUSES, COVERAGE, INVOICE_STATUSES, ORDER_STATUSES, RETURN_STATUSES } from './vocabulary.ts';
+import { BC_INVOICE_STATUSES, INVOICE_STATUSES, ORDER_STATUSES, RETURN_STATUSES, toAsset, type BcSerialNumber } from './vocabulary.ts';
 
 /**
  * The ERP adapter over Microsoft Dynamics 365 Business Central, through its REST API v2.0
@@ -272,16 +272,6 @@ interface BcSalesShipmentLines {
   number: string;
   salesShipmentLines?: { sequence: number; lineObjectNumber: string; quantity: number }[];
 }
-interface BcSerialNumber {
-  serialNumber: string;
-  itemNumber: string;
-  customerNumber: string;
-  orderNumber: string;
-  shipmentNumber: string;
-  warrantyStartDate: string;
-  warrantyEndDate: string;
-  warrantyCode: string;
-}
 interface BcInvoice {
   number: string;
   invoiceDate: string;
@@ -417,19 +407,6 @@ function toShipmentLines(shipment: BcSalesShipmentLines): ShipmentLineRecord[] {
   return (shipment.salesShipmentLines ?? [])
     .map((line) => ({ shipmentId: shipment.number, sequence: line.sequence, sku: line.lineObjectNumber, quantity: line.quantity }))
     .sort((a, b) => a.sequence - b.sequence);
-}
-
-function toAsset(row: BcSerialNumber): AssetRecord {
-  return {
-    serialNumber: row.serialNumber,
-    sku: row.itemNumber,
-    customerId: row.customerNumber,
-    orderNumber: row.orderNumber,
-    shipmentId: row.shipmentNumber,
-    warrantyStartDate: row.warrantyStartDate,
-    warrantyEndDate: row.warrantyEndDate,
-    warrantyCoverage: COVERAGE[row.warrantyCode] ?? 'STANDARD',
-  };
 }
 
 function toInvoice(row: BcInvoice): InvoiceRecord {

@@ -1,4 +1,4 @@
-import type { ErpInvoiceStatus, OrderStatus, ReturnStatus, WarrantyCoverage } from './types.ts';
+import type { AssetRecord, ErpInvoiceStatus, OrderStatus, ReturnStatus, WarrantyCoverage } from './types.ts';
 
 // Business Central's values and ours, for every adapter that reads BC-shaped records (the
 // embedded ERP keeps BC's values too).
@@ -27,3 +27,28 @@ export const COVERAGE: Readonly<Record<string, WarrantyCoverage>> = { STD: 'STAN
 
 /** Return orders are Open until released and received; closed once posted. */
 export const RETURN_STATUSES: Readonly<Record<string, ReturnStatus>> = { Open: 'AUTHORIZED', Released: 'RECEIVED', Posted: 'CLOSED' };
+
+/** A serial number as the extension page shapes it (the embedded ERP keeps the same shape). */
+export interface BcSerialNumber {
+  serialNumber: string;
+  itemNumber: string;
+  customerNumber: string;
+  orderNumber: string;
+  shipmentNumber: string;
+  warrantyStartDate: string;
+  warrantyEndDate: string;
+  warrantyCode: string;
+}
+
+export function toAsset(row: BcSerialNumber): AssetRecord {
+  return {
+    serialNumber: row.serialNumber,
+    sku: row.itemNumber,
+    customerId: row.customerNumber,
+    orderNumber: row.orderNumber,
+    shipmentId: row.shipmentNumber,
+    warrantyStartDate: row.warrantyStartDate,
+    warrantyEndDate: row.warrantyEndDate,
+    warrantyCoverage: COVERAGE[row.warrantyCode] ?? 'STANDARD',
+  };
+}

@@ -22,7 +22,14 @@ import type {
   WarrantyCoverage,
 } from '../types.ts';
 import { migrateErp } from './tables.ts';
-import { BC_INVOICE_STATUSES, COVERAGE, INVOICE_STATUSES, ORDER_STATUSES, RETURN_STATUSES } from '../vocabulary.ts';
+import {
+  BC_INVOICE_STATUSES,
+  INVOICE_STATUSES,
+  ORDER_STATUSES,
+  RETURN_STATUSES,
+  toAsset,
+  type BcSerialNumber as SerialRow,
+} from '../vocabulary.ts';
 
 interface CustomerRow {
   id: string;
@@ -83,16 +90,6 @@ interface ShipmentLineRow {
   sequence: number;
   lineObjectNumber: string;
   quantity: number;
-}
-interface SerialRow {
-  serialNumber: string;
-  itemNumber: string;
-  customerNumber: string;
-  orderNumber: string;
-  shipmentNumber: string;
-  warrantyStartDate: string;
-  warrantyEndDate: string;
-  warrantyCode: string;
 }
 interface ReturnOrderRow {
   number: string;
@@ -501,19 +498,6 @@ function toShipment(row: ShipmentRow): ShipmentRecord {
     trackingNumber: row.packageTrackingNumber,
     shippedDate: row.postingDate,
     deliveredDate: row.deliveredDate,
-  };
-}
-
-function toAsset(row: SerialRow): AssetRecord {
-  return {
-    serialNumber: row.serialNumber,
-    sku: row.itemNumber,
-    customerId: row.customerNumber,
-    orderNumber: row.orderNumber,
-    shipmentId: row.shipmentNumber,
-    warrantyStartDate: row.warrantyStartDate,
-    warrantyEndDate: row.warrantyEndDate,
-    warrantyCoverage: COVERAGE[row.warrantyCode] ?? 'STANDARD',
   };
 }
 

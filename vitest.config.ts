@@ -12,6 +12,8 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
+    // The servers tests start (redis-server, …) are installed here when missing (test/setup/servers.ts).
+    globalSetup: ['test/setup/global.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // End-to-end suites each start their own services on free ports; two workers fit CI's cores.

@@ -15,8 +15,12 @@ import type { Logger } from './logger.ts';
  */
 export interface CacheStore {
   readonly kind: 'memory' | 'redis';
-  /** Values for `keys` in the namespace, undefined where missing or expired; all undefined when the store fails. */
-  getMany(namespace: string, keys: readonly string[]): Promise<Array<CacheValue | undefined>>;
+  /**
+   * Values for `keys` in the namespace, undefined where missing or expired; all undefined when the
+   * store fails. `forWrite`: the read of a read-modify-write, off the answer's path, so it has a
+   * write's deadline and no part in the bypass.
+   */
+  getMany(namespace: string, keys: readonly string[], options?: { readonly forWrite?: boolean }): Promise<Array<CacheValue | undefined>>;
   /**
    * Stores a value: JSON data, whose large parts are strings (Redis stores it as JSON, memory as
    * it is, so it must not be changed once stored).
@@ -34,6 +38,14 @@ export interface CacheStore {
 const FAILURES_BEFORE_BYPASS = 3;
 /** Deadline of a delete or clear (a change notice): long enough for a scan, short enough to answer the notice. */
 const INVALIDATION_TIMEOUT_MS = 5_000;
+/**
+ * Deadline of a write. No answer waits for one, so a slow write costs only the memory it holds:
+ * it is given far longer than a read, and it never makes reads bypass the store (on a busy
+ * machine, writes that queued behind each other for a read's 100 ms used to turn the cache off).
+ */
+const WRITE_TIMEOUT_MS = 2_000;
+/** Writes waiting on the store at once; past this a write is dropped (a later miss), so a stalled store cannot grow the heap. */
+const MAX_PENDING_WRITES = 1_000;
 
 /** A stored value: plain JSON data. */
 export type CacheValue = Readonly<Record<string, unknown>>;
@@ -137,10 +149,16 @@ export function createCacheStore(config: CacheStoreConfig, options: CacheStoreOp
     return keyv;
   };
 
-  // A slow operation is one miss; only several failures in a row make the store be left alone.
+  // A slow read is one miss; only several failed reads in a row make the store be left alone.
   let bypassUntil = 0;
   let failuresInARow = 0;
-  const guarded = async <T>(operation: string, fallback: T, run: () => Promise<T>, timeoutMs = options.timeoutMs): Promise<T> => {
+  let pendingWrites = 0;
+  const guarded = async <T>(
+    operation: string,
+    fallback: T,
+    run: () => Promise<T>,
+    { timeoutMs = options.timeoutMs, bypass = true }: { timeoutMs?: number; bypass?: boolean } = {},
+  ): Promise<T> => {
     if (config.kind === 'memory') {
       try {
         return await run();
@@ -150,48 +168,53 @@ export function createCacheStore(config: CacheStoreConfig, options: CacheStoreOp
         return fallback;
       }
     }
-    if (Date.now() < bypassUntil) return fallback;
-    let timer: NodeJS.Timeout | undefined;
+    if (bypass && Date.now() < bypassUntil) return fallback;
     try {
-      const result = await Promise.race([
-        run(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`cache ${operation} took longer than ${timeoutMs} ms`)), timeoutMs);
-        }),
-      ]);
-      failuresInARow = 0;
+      const result = await withDeadline(run(), timeoutMs, `cache ${operation}`);
+      if (bypass) failuresInARow = 0;
       return result;
     } catch (error) {
       failures?.inc({ operation });
-      if (++failuresInARow >= FAILURES_BEFORE_BYPASS) {
+      if (bypass && ++failuresInARow >= FAILURES_BEFORE_BYPASS) {
         bypassUntil = Date.now() + options.backoffMs;
         failuresInARow = 0;
         logger.warn({ err: error, operation, bypassMs: options.backoffMs }, 'cache store failing; served around for a while');
       }
       return fallback;
+    }
+  };
+  const written = async <T>(operation: string, fallback: T, run: () => Promise<T>): Promise<T> => {
+    if (pendingWrites >= MAX_PENDING_WRITES) {
+      failures?.inc({ operation: 'dropped' });
+      return fallback;
+    }
+    pendingWrites++;
+    try {
+      return await guarded(operation, fallback, run, { timeoutMs: WRITE_TIMEOUT_MS, bypass: false });
     } finally {
-      clearTimeout(timer);
+      pendingWrites--;
     }
   };
   const redisUp = () => config.kind === 'memory' || redis!.isReady;
 
   return {
     kind: config.kind,
-    getMany(namespace, keys) {
+    getMany(namespace, keys, { forWrite = false } = {}) {
       const none = keys.map(() => undefined);
       if (!keys.length) return Promise.resolve(none);
       if (!redisUp()) {
         failures?.inc({ operation: 'unavailable' });
         return Promise.resolve(none);
       }
-      return guarded('get', none, async () => {
+      const read = async () => {
         const values = await keyvOf(namespace).getMany<CacheValue>([...keys]);
         return values.map((value) => (value && typeof value === 'object' ? value : undefined));
-      });
+      };
+      return forWrite ? written('get', none, read) : guarded('get', none, read);
     },
     async set(namespace, key, value, ttlMs) {
       if (ttlMs <= 0 || !redisUp()) return;
-      await guarded('set', undefined, async () => {
+      await written('set', undefined, async () => {
         await keyvOf(namespace).set(key, value, ttlMs);
       });
     },
@@ -206,7 +229,7 @@ export function createCacheStore(config: CacheStoreConfig, options: CacheStoreOp
           await keyvOf(namespace).deleteMany([...keys]);
           return true;
         },
-        INVALIDATION_TIMEOUT_MS,
+        { timeoutMs: INVALIDATION_TIMEOUT_MS },
       );
     },
     async clear(namespace) {
@@ -219,7 +242,7 @@ export function createCacheStore(config: CacheStoreConfig, options: CacheStoreOp
           await keyvOf(namespace).clear();
           return true;
         },
-        INVALIDATION_TIMEOUT_MS,
+        { timeoutMs: INVALIDATION_TIMEOUT_MS },
       );
     },
     async connected(timeoutMs) {
@@ -234,4 +257,37 @@ export function createCacheStore(config: CacheStoreConfig, options: CacheStoreOp
       if (redis?.isOpen) await redis.close().catch(() => undefined);
     },
   };
+}
+
+/**
+ * `work`, or a rejection once `ms` have passed. When the timer fires, an answer may already be
+ * waiting in the socket (a busy process runs its late timers before it reads I/O): the store is
+ * given that one turn of the event loop before it is called late, so the deadline measures the
+ * store, not this process's own delays.
+ */
+export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(() => {
+      setImmediate(() => {
+        if (settled) return;
+        settled = true;
+        reject(new Error(`${what} took longer than ${ms} ms`));
+      });
+    }, ms);
+    work.then(
+      (value) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }

@@ -1,8 +1,9 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { freePort } from '../../tools/bench/processes.ts';
+import { locate } from '../setup/servers.ts';
 
-/** A real redis-server (Debian's package; .ci/run installs it) on a free port, with nothing persisted. */
+/** A real redis-server (Debian's package; the test setup installs it) on a free port, with nothing persisted. */
 export interface RedisServer {
   readonly url: string;
   /** Stops the server (the cache's outage); start() brings it back on the same port. */
@@ -11,8 +12,9 @@ export interface RedisServer {
 }
 
 export function redisServerPath(): string {
-  const found = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).stdout.trim();
-  if (!found) throw new Error('redis-server is not installed: `apt-get install -y redis-server` (.ci/run does this)');
+  const found = locate('redis-server');
+  if (!found)
+    throw new Error('redis-server is not installed: `apt-get install -y redis-server` (test/setup/servers.ts does it when it may)');
   return found;
 }
 

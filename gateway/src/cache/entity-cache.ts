@@ -312,7 +312,7 @@ export class EntityCache {
         const invalidatedAt = this.invalidatedAt(namespace, key);
         // Fetched before a change notice, or already past its lifetime: not stored.
         if (startedAt <= invalidatedAt || expires <= now) return;
-        const [stored] = await this.store.getMany(namespace, [key]);
+        const [stored] = await this.store.getMany(namespace, [key], { forWrite: true });
         const entry = (stored ?? {}) as Entry;
         const next: Entry = {};
         let longest = expires;

@@ -58,6 +58,20 @@ async function main(): Promise<void> {
     { name: 'support', entry: 'subgraphs/support/src/index.ts', port: support.port },
     { name: 'gateway', entry: 'gateway/src/index.ts', port: gateway.port, flags: GATEWAY_NODE_FLAGS },
   ];
+  const at = (service: Service) => `http://${dialHost(process.env.HOST)}:${service.port}`;
+  const [crmService, erpService, supportService, gatewayService] = services as [Service, Service, Service, Service];
+  // The services find each other at the ports they were given here, unless told otherwise: a
+  // gateway on the supergraph's default URLs would call other ports than these.
+  const envOf = (service: Service): NodeJS.ProcessEnv => {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    if (service === gatewayService) {
+      for (const subgraph of [crmService, erpService, supportService]) {
+        env[`SUBGRAPH_${subgraph.name.toUpperCase()}_URL`] ??= `${at(subgraph)}/graphql`;
+      }
+    }
+    if (service === erpService) env.GATEWAY_URL ??= `${at(gatewayService)}/graphql`;
+    return env;
+  };
   const databases = { crm: crm.connector.database, erp: erp.connector.database, support: support.connector.database };
   if (await ensureSeeded(databases, { info: (message: string) => console.log(message) })) console.log('');
 
@@ -66,7 +80,7 @@ async function main(): Promise<void> {
   for (const service of services) {
     const child = spawn(process.execPath, [...(service.flags ?? []), '--import', 'tsx', service.entry], {
       cwd: root,
-      env: process.env,
+      env: envOf(service),
       stdio: 'inherit',
     });
     child.once('exit', (code, signal) => {
@@ -77,24 +91,39 @@ async function main(): Promise<void> {
     children.push(child);
   }
 
-  await Promise.all(services.map((service) => waitReady(service)));
-  const graphql = `http://localhost:${gateway.port}/graphql`;
-  const agentToken =
-    gateway.auth.key.kind === 'dev'
-      ? await signDevToken((await ensureDevKeys(gateway.dataDir)).issuer.privateKey, {
-          roles: ['support_agent'],
-          subject: 'npm-start@concord.example',
-          ttlSeconds: 300,
-        })
-      : null;
-  const caseId = agentToken ? await newestOpenCase(graphql, agentToken).catch(() => null) : null;
-  console.log(banner(services, graphql, caseId));
+  await Promise.all(services.map((service) => waitReady(service, at(service))));
+  const graphql = `${at(gatewayService)}/graphql`;
+  if (gateway.auth.key.kind !== 'dev') {
+    // Tokens come from the configured issuer: the graph cannot be asked from here.
+    console.log(banner(services, graphql, null, false));
+    return;
+  }
+  const agentToken = await signDevToken((await ensureDevKeys(gateway.dataDir)).issuer.privateKey, {
+    roles: ['support_agent'],
+    subject: 'npm-start@concord.example',
+    ttlSeconds: 300,
+  });
+  const checked = await firstAnswer(graphql, agentToken);
+  if ('problem' in checked) {
+    console.error(`\nThe services started, but the graph does not answer as it should: ${checked.problem}\nStopping.`);
+    stopAll(1);
+    return;
+  }
+  const embedded = [crm, erp, support].every((system) => system.connectorKind === 'embedded');
+  console.log(banner(services, graphql, checked.caseId, embedded));
 }
 
-async function waitReady(service: Service): Promise<void> {
+/** The host a client dials for a service listening on `host` (all interfaces: this machine). */
+function dialHost(host: string | undefined): string {
+  if (!host || host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+async function waitReady(service: Service, origin: string): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    const ok = await fetch(`http://localhost:${service.port}/ready`).then(
+    const ok = await fetch(`${origin}/ready`).then(
       (response) => response.ok,
       () => false,
     );
@@ -104,37 +133,68 @@ async function waitReady(service: Service): Promise<void> {
   throw new Error(`${service.name} was not ready on port ${service.port} after ${READY_TIMEOUT_MS / 1000} s`);
 }
 
-/** The newest open case about a unit of an order, so the first query shows all three systems. */
-async function newestOpenCase(graphql: string, token: string): Promise<string | null> {
-  const response = await fetch(graphql, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({
-      query: '{ cases(first: 100, filter: { status: [OPEN] }) { nodes { id order { number } asset { serialNumber } } } }',
-    }),
-  });
+/**
+ * The query the banner offers, asked for real before it is offered: the newest open case about a
+ * unit of an order, with a field from each system. The case is shown only when every system
+ * answered it; otherwise what failed.
+ */
+async function firstAnswer(graphql: string, token: string): Promise<{ caseId: string } | { problem: string }> {
+  const ask = async (query: string, variables: Record<string, unknown> = {}) => {
+    const response = await fetch(graphql, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query, variables }),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const body = (await response.json().catch(() => ({}))) as {
+      data?: Record<string, unknown> | null;
+      errors?: { message: string; extensions?: { serviceName?: string } }[];
+    };
+    const failed = body.errors?.map((error) => `${error.extensions?.serviceName ?? 'gateway'}: ${error.message}`);
+    if (!response.ok || failed?.length) throw new Error(failed?.join('; ') || `HTTP ${response.status}`);
+    return body.data ?? {};
+  };
   type Node = { id: string; order: unknown; asset: unknown };
-  const body = (await response.json()) as { data?: { cases?: { nodes?: Node[] } } };
-  const nodes = body.data?.cases?.nodes ?? [];
-  return (nodes.find((node) => node.order && node.asset) ?? nodes[0])?.id ?? null;
+  try {
+    const list = await ask('{ cases(first: 100, filter: { status: [OPEN] }) { nodes { id order { number } asset { serialNumber } } } }');
+    const nodes = (list.cases as { nodes?: Node[] } | undefined)?.nodes ?? [];
+    const caseId = (nodes.find((node) => node.order && node.asset) ?? nodes[0])?.id;
+    if (!caseId) return { problem: 'the support desk holds no open case' };
+    const answer = await ask(FIRST_QUERY, { id: caseId });
+    const found = answer.case as { subject?: string; customer?: { name?: string; openBalance?: unknown } | null } | null;
+    if (!found?.subject) return { problem: `case ${caseId} has no subject (support desk)` };
+    if (!found.customer?.name) return { problem: `case ${caseId} has no customer name (CRM)` };
+    if (!found.customer.openBalance) return { problem: `case ${caseId}'s customer has no open balance (ERP)` };
+    return { caseId };
+  } catch (error) {
+    return { problem: (error as Error).message };
+  }
 }
 
-function banner(services: Service[], graphql: string, caseId: string | null): string {
+const FIRST_QUERY =
+  'query($id: ID!) { case(id: $id) { subject status customer { name openBalance { amount currency } } order { number status shipments { carrier trackingNumber } } asset { serialNumber warranty { status endDate } } } }';
+
+function banner(services: Service[], graphql: string, caseId: string | null, embedded: boolean): string {
   const lines = services.map(
     (service) => `  ${service.name.padEnd(8)} http://localhost:${service.port}/graphql   (/health /ready /metrics)`,
   );
-  const query = `query { case(id: \\"${caseId ?? '1'}\\") { subject status customer { name openBalance { amount currency } } order { number status shipments { carrier trackingNumber } } asset { serialNumber warranty { status endDate } } } }`;
+  const firstQuery = caseId
+    ? [
+        'A first query as a support agent, one case with fields from the support desk, the CRM and the ERP',
+        '(asked once already, and every system answered it):',
+        '',
+        '  TOKEN=$(npm run -s token -- --role support_agent)',
+        `  curl -s ${graphql} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\`,
+        `    -d '{"query":"${FIRST_QUERY.replace(/"/g, '\\"')}","variables":{"id":"${caseId}"}}'`,
+        '',
+      ]
+    : ['Tokens come from the configured issuer (AUTH_JWKS_URL or AUTH_PUBLIC_KEY).', ''];
   return [
     '',
-    'Concord is running on the embedded demo systems.',
+    `Concord is running${embedded ? ' on the embedded demo systems' : ''}.`,
     ...lines,
     '',
-    'A first query as a support agent, one case with fields from the support desk, the CRM and the ERP:',
-    '',
-    '  TOKEN=$(npm run -s token -- --role support_agent)',
-    `  curl -s ${graphql} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\`,
-    `    -d '{"query":"${query}"}'`,
-    '',
+    ...firstQuery,
     'Stop with Ctrl+C.',
     '',
   ].join('\n');

@@ -25,6 +25,35 @@ async function freePort(): Promise<number> {
   }
 }
 
+/** Starts `npm start` on ports of its own (none of them the defaults) and collects what it prints. */
+async function npmStart(dataDir: string, env: Record<string, string> = {}) {
+  const ports = {
+    GATEWAY_PORT: await freePort(),
+    CRM_PORT: await freePort(),
+    ERP_PORT: await freePort(),
+    SUPPORT_PORT: await freePort(),
+  };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'tools/start.ts'], {
+    env: {
+      ...process.env,
+      ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const started = { child, ports, output: '' };
+  child.stdout.on('data', (chunk: Buffer) => (started.output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (started.output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 90_000;
+  while (!started.output.includes('Stop with Ctrl+C') && child.exitCode === null && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { ...started, exited };
+}
+
 /**
  * `npm start` as a user runs it: on an empty data folder it seeds, starts the four services as
  * separate processes, prints a first query, and serves CaseContext across all three systems.
@@ -33,38 +62,14 @@ describe('npm start', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'concord-start-'));
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-  it('seeds, starts every service and serves CaseContext from all three systems', async () => {
-    const ports = {
-      GATEWAY_PORT: await freePort(),
-      CRM_PORT: await freePort(),
-      ERP_PORT: await freePort(),
-      SUPPORT_PORT: await freePort(),
-    };
-    const child = spawn(process.execPath, ['--import', 'tsx', 'tools/start.ts'], {
-      env: {
-        ...process.env,
-        ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
-        SUBGRAPH_CRM_URL: `http://127.0.0.1:${ports.CRM_PORT}/graphql`,
-        SUBGRAPH_ERP_URL: `http://127.0.0.1:${ports.ERP_PORT}/graphql`,
-        SUBGRAPH_SUPPORT_URL: `http://127.0.0.1:${ports.SUPPORT_PORT}/graphql`,
-        DATA_DIR: dataDir,
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  it('seeds, starts every service on the ports it is given and serves CaseContext from all three systems', async () => {
+    // Only the ports are set: the gateway must find the subgraphs there without SUBGRAPH_*_URL.
+    const { child, ports, exited, output } = await npmStart(dataDir);
     try {
-      const deadline = Date.now() + 90_000;
-      while (!output.includes('Stop with Ctrl+C') && child.exitCode === null && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
       expect(output).toContain('Concord is running');
       expect(output).toContain(`http://localhost:${ports.GATEWAY_PORT}/graphql`);
-      const caseId = /case\(id: \\"(\d+)\\"\)/.exec(output)?.[1];
-      expect(caseId).toBeDefined();
+      const caseId = /"variables":\{"id":"(\d+)"\}/.exec(output)?.[1];
+      expect(caseId, output).toBeDefined();
 
       expect(output).toContain('npm run -s token -- --role support_agent');
       const keys = await ensureDevKeys(dataDir);
@@ -90,5 +95,13 @@ describe('npm start', () => {
       child.kill('SIGINT');
     }
     expect(await exited).toBe(0);
+  }, 120_000);
+
+  it('says what does not answer, and stops, instead of announcing a broken graph', async () => {
+    const nobody = await freePort();
+    const { exited, output } = await npmStart(dataDir, { SUBGRAPH_ERP_URL: `http://127.0.0.1:${nobody}/graphql` });
+    expect(await exited).toBe(1);
+    expect(output).not.toContain('Concord is running');
+    expect(output).toMatch(/the graph does not answer as it should: .*erp/);
   }, 120_000);
 });

@@ -123,7 +123,7 @@ const schema = z.object({
   LIMIT_MAX_DEPTH: positiveInt(10),
   LIMIT_MAX_ALIASES: positiveInt(15),
   LIMIT_MAX_TOKENS: positiveInt(2_000),
-  LIMIT_MAX_COST: positiveInt(5_000),
+  LIMIT_MAX_COST: positiveInt(20_000),
   LIMIT_MAX_DIRECTIVES: positiveInt(20),
   PORTAL_OPERATIONS_DIR: z.string().default('schema/operations/portal'),
   GATEWAY_BATCHING: flag(false),

@@ -11,8 +11,8 @@ export const INTERNAL_ISSUER = 'concord-gateway';
 const TTL_SECONDS = 30;
 /** Life a token must have left beyond what the caller needs, for clock skew and the trip to the subgraph. */
 const SPARE_LIFE_MS = 5_000;
-/** Signed tokens remembered, by identity and subgraph; each entry is small (a key and a token). */
-const SIGNED_MAX_BYTES = 8 * 1024 * 1024;
+/** Bytes for the tokens remembered (signed by the gateway, verified by a subgraph): small entries, bounded all the same. */
+const TOKEN_CACHE_BYTES = 8 * 1024 * 1024;
 
 /**
  * Signs the identity the gateway verified into a short-lived token for one subgraph (the
@@ -26,7 +26,7 @@ const SIGNED_MAX_BYTES = 8 * 1024 * 1024;
  */
 export function createInternalSigner(privateKey: CryptoKey) {
   const signed = new LRUCache<string, { token: Promise<string>; expiresAt: number }>({
-    maxSize: SIGNED_MAX_BYTES,
+    maxSize: TOKEN_CACHE_BYTES,
     sizeCalculation: (_entry, key) => key.length * 2 + 1_024,
   });
   return (identity: Identity, audience: string, minLifeMs = 0): Promise<string> => {
@@ -62,7 +62,10 @@ export type InternalVerifier = (authorization: string | undefined) => Promise<Id
 export function createInternalVerifier(publicKey: CryptoKey, audience: string): InternalVerifier {
   // The gateway reuses a token for the calls of one identity: verified once, it is remembered
   // until it expires, never longer.
-  const verified = new LRUCache<string, Identity>({ max: 10_000 });
+  const verified = new LRUCache<string, Identity>({
+    maxSize: TOKEN_CACHE_BYTES,
+    sizeCalculation: (identity, token) => token.length * 2 + identity.subject.length * 2 + 256,
+  });
   return async (authorization) => {
     const token = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(authorization ?? '')?.[1];
     if (!token) throw unauthenticated('a gateway-signed bearer token is required');

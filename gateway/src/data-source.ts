@@ -69,11 +69,10 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
   constructor(
     private readonly serviceName: string,
     url: string,
-    /** Kept for the caller's sake; the pools' limits are the ones applied. */
-    _timeoutMs: number,
     private readonly logger: Logger,
     private readonly signInternal: InternalSigner | null,
     private readonly cache: EntityCache | null,
+    /** The connections, and the deadline and answer size every call gets. */
     pools: SubgraphPools,
   ) {
     const target = new URL(url);

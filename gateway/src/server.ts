@@ -53,7 +53,7 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
     buildService: ({ name, url }) => {
       const target = deps.subgraphUrls?.[overrideKey(name)] ?? url;
       if (!target) throw new Error(`Subgraph "${name}" has no routing URL`);
-      return new SubgraphDataSource(name, target, deps.subgraphTimeoutMs, logger, deps.signInternal, deps.cache ?? null, pools);
+      return new SubgraphDataSource(name, target, logger, deps.signInternal, deps.cache ?? null, pools);
     },
   });
   const cache = deps.cache;

@@ -10,6 +10,8 @@ export enum ErrorCode {
   Forbidden = 'FORBIDDEN',
   /** The system behind a subgraph (or the subgraph itself) did not answer. */
   SystemUnavailable = 'SYSTEM_UNAVAILABLE',
+  /** A system's answer was larger than the gateway reads (SUBGRAPH_MAX_RESPONSE_MB): ask for less. */
+  ResponseTooLarge = 'RESPONSE_TOO_LARGE',
   InternalServerError = 'INTERNAL_SERVER_ERROR',
 }
 
@@ -41,6 +43,7 @@ export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.Unauthenticated,
   ErrorCode.Forbidden,
   ErrorCode.SystemUnavailable,
+  ErrorCode.ResponseTooLarge,
   'GRAPHQL_PARSE_FAILED',
   'GRAPHQL_VALIDATION_FAILED',
   'PERSISTED_QUERY_NOT_FOUND',

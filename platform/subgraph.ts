@@ -12,6 +12,7 @@ import type { Identity } from './identity.ts';
 import { createInternalVerifier } from './internal-token.ts';
 import { ensureDevKeys, importPublicPem, INTERNAL_ALGORITHM } from './keys.ts';
 import { withLatency } from './latency.ts';
+import { enforceListSizes, listSizesOf } from './paging.ts';
 import { startService, type RunningService } from './http-server.ts';
 import { auditLogger, createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -38,7 +39,13 @@ export function createSubgraphServer<TContext extends AuthorizedContext>(options
   /** False only to measure what the rules cost (npm run bench:security); never from configuration. */
   enforce?: boolean;
 }): ApolloServer<TContext> {
-  const schema = buildSubgraphSchema([{ typeDefs: parse(options.sdl), resolvers: options.resolvers as GraphQLResolverMap<unknown> }]);
+  const typeDefs = parse(options.sdl);
+  // Page sizes and list bounds come from the SDL's @listSize, the same the gateway costs by.
+  const schema = enforceListSizes(
+    buildSubgraphSchema([{ typeDefs, resolvers: options.resolvers as GraphQLResolverMap<unknown> }]),
+    listSizesOf(typeDefs),
+    options.logger,
+  );
   const { policy, owners, sensitive } = options.authorization;
   const audit = auditLogger(options.logger);
   const server = new ApolloServer<TContext>({

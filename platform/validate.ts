@@ -18,12 +18,3 @@ export function listFilter<T extends string>(argument: string, values: readonly 
   if (values.length === 0) throw badUserInput(argument, 'must name at least one value, or be left out');
   return [...new Set(values)].sort();
 }
-
-/** A page size argument between 1 and `max`. */
-export function requirePageSize(argument: string, value: number | null | undefined, max: number, fallback: number): number {
-  const size = value ?? fallback;
-  if (!Number.isInteger(size) || size < 1 || size > max) {
-    throw badUserInput(argument, `must be between 1 and ${max}, but got ${size}`);
-  }
-  return size;
-}

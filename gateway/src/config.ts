@@ -59,6 +59,8 @@ export interface GatewayConfig {
   readonly subgraphUrls: Readonly<Record<string, string>>;
   /** How long one subgraph call may take before that system's part of the answer is given up. */
   readonly subgraphTimeoutMs: number;
+  /** A subgraph answer larger than this many bytes is refused while it arrives (SUBGRAPH_MAX_RESPONSE_MB). */
+  readonly subgraphMaxResponseBytes: number;
   readonly cache: GatewayCacheConfig;
   /** Shared secrets of the change notices each system sends (null: that endpoint is off). */
   readonly hooks: ChangeHookConfig;
@@ -123,7 +125,7 @@ const schema = z.object({
   LIMIT_MAX_DEPTH: positiveInt(10),
   LIMIT_MAX_ALIASES: positiveInt(15),
   LIMIT_MAX_TOKENS: positiveInt(2_000),
-  LIMIT_MAX_COST: positiveInt(5_000),
+  LIMIT_MAX_COST: positiveInt(20_000),
   LIMIT_MAX_DIRECTIVES: positiveInt(20),
   PORTAL_OPERATIONS_DIR: z.string().default('schema/operations/portal'),
   GATEWAY_BATCHING: flag(false),
@@ -135,6 +137,7 @@ const schema = z.object({
   SUPERGRAPH_WATCH: flag(false),
   SUPERGRAPH_POLL_INTERVAL_MS: positiveInt(2_000),
   SUBGRAPH_TIMEOUT_MS: positiveInt(10_000),
+  SUBGRAPH_MAX_RESPONSE_MB: positiveInt(8),
   CACHE_STORE: z.enum(['memory', 'redis', 'none']).default('memory'),
   CACHE_REDIS_URL: z
     .string()
@@ -220,6 +223,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     supergraphPollIntervalMs: vars.SUPERGRAPH_POLL_INTERVAL_MS,
     subgraphUrls: Object.freeze(subgraphUrlOverrides(env)),
     subgraphTimeoutMs: vars.SUBGRAPH_TIMEOUT_MS,
+    subgraphMaxResponseBytes: vars.SUBGRAPH_MAX_RESPONSE_MB * 1024 * 1024,
     cache: Object.freeze({
       store: vars.CACHE_STORE,
       redisUrl: vars.CACHE_REDIS_URL ?? null,

@@ -82,6 +82,7 @@ export async function startGateway(
     supergraph: supergraphManager(source, logger),
     subgraphUrls: config.subgraphUrls,
     subgraphTimeoutMs: config.subgraphTimeoutMs,
+    subgraphMaxResponseBytes: config.subgraphMaxResponseBytes,
     logger,
     signInternal: options.withoutSecurity ? null : createInternalSigner(internalPrivateKey),
     limits: config.limits,

@@ -19,6 +19,8 @@ export interface GatewayDeps {
   /** Routing URLs replacing the supergraph's, by subgraph name. */
   readonly subgraphUrls?: Readonly<Record<string, string>>;
   readonly subgraphTimeoutMs: number;
+  /** A subgraph answer larger than this is refused (SUBGRAPH_MAX_RESPONSE_MB). */
+  readonly subgraphMaxResponseBytes: number;
   readonly logger: Logger;
   /** Signs the internal token each subgraph call carries (null only when measuring without security). */
   readonly signInternal: InternalSigner | null;
@@ -42,7 +44,7 @@ export interface GatewayDeps {
  */
 export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
   const { logger } = deps;
-  const pools = new SubgraphPools(deps.subgraphTimeoutMs);
+  const pools = new SubgraphPools(deps.subgraphTimeoutMs, deps.subgraphMaxResponseBytes);
   const gateway = new ApolloGateway({
     supergraphSdl: deps.supergraph,
     logger,
@@ -51,7 +53,7 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
     buildService: ({ name, url }) => {
       const target = deps.subgraphUrls?.[overrideKey(name)] ?? url;
       if (!target) throw new Error(`Subgraph "${name}" has no routing URL`);
-      return new SubgraphDataSource(name, target, deps.subgraphTimeoutMs, logger, deps.signInternal, deps.cache ?? null, pools);
+      return new SubgraphDataSource(name, target, logger, deps.signInternal, deps.cache ?? null, pools);
     },
   });
   const cache = deps.cache;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Lexer, Source, TokenKind, parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { operationCost } from '../../gateway/src/cost.ts';
+import { listSizesOfSupergraph, operationCost } from '../../gateway/src/cost.ts';
 import { apiSchemaOf } from '../../tools/lib/api-schema.ts';
 import { gatewayConfig, operation, startStack, SUPERGRAPH_PATH, type Stack } from '../helpers/stack.ts';
 
@@ -12,11 +12,12 @@ function tokenCount(query: string): number {
   return count;
 }
 
-const API_SCHEMA = apiSchemaOf(readFileSync(SUPERGRAPH_PATH, 'utf8'));
+const SUPERGRAPH = readFileSync(SUPERGRAPH_PATH, 'utf8');
+const COST_MODEL = { schema: apiSchemaOf(SUPERGRAPH), sizes: listSizesOfSupergraph(SUPERGRAPH) };
 
 /** An operation's cost with its variables, as the gateway computes it. */
 function costOf(query: string, variables: Record<string, unknown> = {}): number {
-  return operationCost(API_SCHEMA, parse(query), variables);
+  return operationCost(COST_MODEL, parse(query), variables);
 }
 
 const TOKENS_QUERY = '{ cases(first: 2) { totalCount nodes { id subject } } }';

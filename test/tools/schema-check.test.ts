@@ -125,8 +125,8 @@ describe('npm run schema:check', () => {
         sdls.support += '\ntype SatisfactionRating {\n  score: Int!\n  comment: String\n}\n';
         sdls.support = replaceOnce(
           sdls.support,
-          '  comments: [CaseComment!]!\n',
-          '  comments: [CaseComment!]!\n  satisfaction: SatisfactionRating\n',
+          '  comments: [CaseComment!]! @listSize(assumedSize: 200)\n',
+          '  comments: [CaseComment!]! @listSize(assumedSize: 200)\n  satisfaction: SatisfactionRating\n',
         );
       }),
     );
@@ -158,7 +158,7 @@ describe('npm run schema:check', () => {
 
   it('reports readably when two subgraphs disagree on a shared type', async () => {
     const dir = await fixture((sdls) => {
-      sdls.support = replaceOnce(sdls.support, '["@key", "@external", "@requires"]', '["@key", "@external", "@requires", "@shareable"]');
+      sdls.support = replaceOnce(sdls.support, '"@requires", "@listSize"]', '"@requires", "@listSize", "@shareable"]');
       sdls.support +=
         '\ntype Address @shareable {\n  street: Int\n  city: String\n  state: String\n  postalCode: String\n  country: String\n}\n';
       sdls.support = replaceOnce(

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { getNamedType, Kind, parse, type DocumentNode, type GraphQLSchema } from 'graphql';
 import { LRUCache } from 'lru-cache';
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { CacheStore } from '../../../platform/cache.ts';
 import type { Identity } from '../../../platform/identity.ts';
 import type { Logger } from '../../../platform/logger.ts';
@@ -20,6 +20,16 @@ export interface Lifetime {
   note(expires: number): void;
 }
 const NO_LIFETIME: Lifetime = { note: () => undefined };
+
+/**
+ * Bytes for the cache plans of subgraph queries. The query planner writes a client's literals
+ * into the subgraph queries, so their text is the client's to choose: the bound is in bytes (a
+ * query counted at its length), not entries, and a plan of a query larger than a sixteenth of
+ * it is computed each time instead of kept.
+ */
+const PLAN_CACHE_BYTES = 8 * 1024 * 1024;
+/** Bytes for the invalidation marks kept (keyed by record ids from change notices). */
+const TOMBSTONE_BYTES = 8 * 1024 * 1024;
 
 /** Hot entries are refreshed in the background in the last 30% of their life… */
 const REFRESH_AHEAD_SHARE = 0.3;
@@ -63,12 +73,20 @@ export class EntityCache {
   private readonly policy: CachePolicy;
   private schema: GraphQLSchema | undefined;
   private keyFields = new Map<string, readonly string[]>();
-  private readonly plans = new LRUCache<string, Plan>({ max: 2_000 });
+  private readonly plans = new LRUCache<string, Plan>({
+    maxSize: PLAN_CACHE_BYTES,
+    maxEntrySize: PLAN_CACHE_BYTES / 16,
+    sizeCalculation: (plan, query) => query.length * 2 + planBytes(plan),
+  });
   private readonly lookups: Counter<'type' | 'outcome'> | undefined;
   private readonly writes = new Set<Promise<void>>();
   private readonly chains = new Map<string, Promise<void>>();
   /** When each record (or type, `*`) was last invalidated here: writes fetched before it are dropped. */
-  private readonly tombstones = new LRUCache<string, number>({ max: 100_000, ttl: 2 * 3_600_000 });
+  private readonly tombstones = new LRUCache<string, number>({
+    maxSize: TOMBSTONE_BYTES,
+    sizeCalculation: (_at, key) => key.length * 2 + 64,
+    ttl: 2 * 3_600_000,
+  });
   private readonly refreshing = new Set<string>();
   private readonly inFlight = new Map<string, { joiners: number; pristine: Promise<Response> }>();
   private readonly refreshes: Counter | undefined;
@@ -103,6 +121,17 @@ export class EntityCache {
           registers: [registry],
         })
       : undefined;
+    if (registry) {
+      const plans = this.plans;
+      new Gauge({
+        name: 'concord_cache_plan_bytes',
+        help: `Bytes held by the cache plans of subgraph queries (bounded at ${PLAN_CACHE_BYTES}).`,
+        registers: [registry],
+        collect() {
+          this.set(plans.calculatedSize);
+        },
+      });
+    }
   }
 
   /** Follows the served supergraph: the API schema for lifetimes, the @key fields for cache keys. */
@@ -535,6 +564,12 @@ function failuresOf(response: Response): { failed: Set<number>; untied: boolean 
 function copyOf(response: Response): Response {
   const { http, ...rest } = response as Response & { http?: unknown };
   return { ...structuredClone(rest), ...(http === undefined ? {} : { http }) } as Response;
+}
+
+/** About what a plan holds besides its query: a few strings and numbers, one per type it caches. */
+function planBytes(plan: Plan): number {
+  const types = 'ttlMsByType' in plan ? plan.ttlMsByType.size : 1;
+  return 256 + 96 * types;
 }
 
 function digest(text: string): string {

@@ -71,7 +71,9 @@ export type Customer = {
   /** The contract in force today, if any. */
   activeContract: Maybe<Contract>;
   billingAddress: Maybe<Address>;
+  /** At most 100. */
   contacts: Maybe<Array<Contact>>;
+  /** Newest first, at most 50. */
   contracts: Maybe<Array<Contract>>;
   /** Customer number, shared by the CRM, the ERP and the support desk. */
   id: Scalars['ID']['output'];

@@ -46,7 +46,7 @@ export type BillingProfile = {
 export type Case = {
   __typename?: 'Case';
   id: Scalars['ID']['output'];
-  /** Return authorizations created from this case. */
+  /** Return authorizations created from this case (at most 20). */
   returnAuthorizations: Maybe<Array<ReturnAuthorization>>;
 };
 
@@ -139,11 +139,14 @@ export type Order = {
   __typename?: 'Order';
   customer: Maybe<Customer>;
   customerPurchaseOrder: Maybe<Scalars['String']['output']>;
+  /** At most 20. */
   invoices: Maybe<Array<Invoice>>;
+  /** At most 50. */
   lines: Maybe<Array<OrderLine>>;
   number: Scalars['ID']['output'];
   orderDate: Maybe<Scalars['Date']['output']>;
   requestedDeliveryDate: Maybe<Scalars['Date']['output']>;
+  /** At most 20. */
   shipments: Maybe<Array<Shipment>>;
   status: Maybe<OrderStatus>;
   total: Maybe<Money>;
@@ -231,6 +234,7 @@ export type ReturnAuthorization = {
   case: Maybe<Case>;
   createdAt: Scalars['DateTime']['output'];
   customer: Maybe<Customer>;
+  /** At most 100. */
   lines: Array<ReturnAuthorizationLine>;
   number: Scalars['ID']['output'];
   resolution: ReturnResolution;
@@ -301,12 +305,13 @@ export type ReturnResolution =
 
 export type Shipment = {
   __typename?: 'Shipment';
-  /** Serialized units that left in this shipment. */
+  /** Serialized units that left in this shipment (at most 200). */
   assets: Array<Asset>;
   carrier: Maybe<Scalars['String']['output']>;
   deliveredDate: Maybe<Scalars['Date']['output']>;
   /** Shipment number. */
   id: Scalars['ID']['output'];
+  /** At most 50. */
   lines: Array<ShipmentLine>;
   order: Maybe<Order>;
   shippedDate: Maybe<Scalars['Date']['output']>;

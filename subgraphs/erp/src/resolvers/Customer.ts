@@ -1,8 +1,6 @@
-import { requirePageSize } from '../../../../platform/validate.ts';
+import { pageSize } from '../../../../platform/paging.ts';
 import type { InvoiceListQuery } from '../connectors/types.ts';
 import type { CustomerResolvers, InvoiceStatus } from '../__generated__/resolvers-types.ts';
-
-const MAX_PAGE = 100;
 
 /** The ERP query for an invoice status as clients see it (OVERDUE is OPEN past its due date). */
 function invoiceQuery(status: InvoiceStatus | null | undefined, limit: number, today: string): InvoiceListQuery {
@@ -27,10 +25,9 @@ export const Customer: CustomerResolvers = {
     const record = await loaders.customer.load(customer.id);
     return record ? { amount: record.balanceDue, currency: record.currency } : null;
   },
-  orders: (customer, { first }, { loaders }) =>
-    loaders.ordersByCustomer.load({ key: customer.id, args: requirePageSize('first', first, MAX_PAGE, 20) }),
+  orders: (customer, { first }, { loaders }) => loaders.ordersByCustomer.load({ key: customer.id, args: pageSize(first) }),
   invoices: (customer, { status, first }, { loaders, today }) =>
-    loaders.invoicesByCustomer.load({ key: customer.id, args: invoiceQuery(status, requirePageSize('first', first, MAX_PAGE, 20), today) }),
+    loaders.invoicesByCustomer.load({ key: customer.id, args: invoiceQuery(status, pageSize(first), today) }),
 };
 
 export const BillingProfile = {

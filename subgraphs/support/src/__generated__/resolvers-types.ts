@@ -29,7 +29,7 @@ export type Agent = {
 
 export type Asset = {
   __typename?: 'Asset';
-  /** Cases about this unit. */
+  /** Cases about this unit (at most 100). */
   cases: Maybe<Array<Case>>;
   serialNumber: Scalars['ID']['output'];
 };
@@ -40,7 +40,7 @@ export type Case = {
   /** The serialized unit the case is about, if any. */
   asset: Maybe<Asset>;
   assignee: Maybe<Agent>;
-  /** Oldest first; `public: false` marks an internal note. */
+  /** Oldest first, at most 200; `public: false` marks an internal note. */
   comments: Array<CaseComment>;
   createdAt: Scalars['DateTime']['output'];
   customer: Maybe<Customer>;
@@ -164,7 +164,7 @@ export type MutationRecordCaseUpdateArgs = {
 
 export type Order = {
   __typename?: 'Order';
-  /** Cases about this order. */
+  /** Cases about this order (at most 100). */
   cases: Maybe<Array<Case>>;
   number: Scalars['ID']['output'];
 };

@@ -1,6 +1,7 @@
 import { badUserInput } from '../../../../platform/errors.ts';
 import { forbidden, isCustomerScoped, withinScope, type Identity } from '../../../../platform/identity.ts';
-import { listFilter, requireId, requirePageSize } from '../../../../platform/validate.ts';
+import { pageSize } from '../../../../platform/paging.ts';
+import { listFilter, requireId } from '../../../../platform/validate.ts';
 import type { CaseFilterInput, CasePage } from '../connectors/types.ts';
 import type { CaseConnectionResolvers, QueryResolvers } from '../__generated__/resolvers-types.ts';
 
@@ -10,7 +11,6 @@ export interface CaseConnectionModel {
   filter: CaseFilterInput;
 }
 
-const MAX_PAGE = 100;
 const CURSOR_PREFIX = 'case:';
 
 /** Desk ids (tickets, agents) are positive integers that fit a JavaScript number exactly. */
@@ -56,7 +56,7 @@ export const Query: QueryResolvers = {
   case: async (_root, { id }, { loaders, identity }) =>
     withinScope(identity, await loaders.case.load(requireCaseId('id', id)), (record) => record.customerId),
   async cases(_root, { filter, first, after }, { loaders, desk, identity }) {
-    const limit = requirePageSize('first', first, MAX_PAGE, 25);
+    const limit = pageSize(first);
     // Present-but-empty values are errors, never a wider search: a filter that silently fell
     // away would hand back every customer's cases.
     const afterId = after == null ? undefined : decodeCursor(after);

@@ -1,5 +1,6 @@
 import { isCustomerScoped, type Identity } from '../../../../platform/identity.ts';
-import { listFilter, requirePageSize } from '../../../../platform/validate.ts';
+import { pageSize } from '../../../../platform/paging.ts';
+import { listFilter } from '../../../../platform/validate.ts';
 import type { CaseRecord } from '../connectors/types.ts';
 import type {
   AssetResolvers,
@@ -8,8 +9,6 @@ import type {
   CustomerResolvers,
   OrderResolvers,
 } from '../__generated__/resolvers-types.ts';
-
-const MAX_PAGE = 100;
 
 /** A customer-scoped identity sees only its own customer's cases in a list; others see all. */
 function ownCases(identity: Identity, cases: CaseRecord[]): CaseRecord[] {
@@ -24,15 +23,14 @@ export const Customer: CustomerResolvers = {
   cases: ({ id }, { status, first }, { loaders }) =>
     loaders.casesByCustomer.load({
       key: id,
-      args: { statuses: listFilter('status', status), limit: requirePageSize('first', first, MAX_PAGE, 20) },
+      args: { statuses: listFilter('status', status), limit: pageSize(first) },
     }),
   openCaseCount: ({ id }, _args, { loaders }) => loaders.openCaseCount.load(id),
 };
 
 export const Contact: ContactResolvers = {
   __resolveReference: ({ id }) => ({ id }),
-  requestedCases: ({ id }, { first }, { loaders }) =>
-    loaders.casesByContact.load({ key: id, args: requirePageSize('first', first, MAX_PAGE, 20) }),
+  requestedCases: ({ id }, { first }, { loaders }) => loaders.casesByContact.load({ key: id, args: pageSize(first) }),
 };
 
 export const Order: OrderResolvers = {

@@ -75,6 +75,13 @@ export function operationCost(
 }
 
 class CostWalk {
+  /**
+   * A fragment's cost by fragment, type and sizing: a document may spread one fragment many
+   * times, and fragments that each spread the next twice would otherwise be walked 2^n times
+   * (a 1 KB document that held the event loop for minutes).
+   */
+  private readonly fragmentCosts = new Map<string, number>();
+
   constructor(
     private readonly model: CostModel,
     private readonly fragments: ReadonlyMap<string, FragmentDefinitionNode>,
@@ -101,9 +108,15 @@ class CostWalk {
         const fragment = this.fragments.get(name);
         const condition = fragment && this.model.schema.getType(fragment.typeCondition.name.value);
         if (!fragment || !condition || !isCompositeType(condition) || activeFragments.has(name)) continue;
-        activeFragments.add(name);
-        cost += this.selectionCost(fragment.selectionSet, condition, sized, activeFragments);
-        activeFragments.delete(name);
+        const key = `${name}\u0000${condition.name}\u0000${sized ? `${sized.fields.join(',')}\u0000${sized.items}` : ''}`;
+        let fragmentCost = this.fragmentCosts.get(key);
+        if (fragmentCost === undefined) {
+          activeFragments.add(name);
+          fragmentCost = this.selectionCost(fragment.selectionSet, condition, sized, activeFragments);
+          activeFragments.delete(name);
+          this.fragmentCosts.set(key, fragmentCost);
+        }
+        cost += fragmentCost;
         continue;
       }
       const name = selection.name.value;

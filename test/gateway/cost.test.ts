@@ -135,3 +135,15 @@ function isList(type: TypeNode): boolean {
 function namedTypeOf(type: TypeNode): string {
   return type.kind === Kind.NAMED_TYPE ? type.name.value : namedTypeOf(type.type);
 }
+
+describe('the cost estimate of a document that spreads fragments many times', () => {
+  it('walks each fragment once, so a 1 KB document cannot hold the gateway (depth limits are configuration)', () => {
+    // Each fragment spreads the next twice: 2^40 walks if every spread were walked again.
+    const levels = 40;
+    let document = 'query Bomb { case(id: "1") { ...F0 } }\n';
+    for (let i = 0; i < levels; i++) document += `fragment F${i} on Case { ...F${i + 1} ...F${i + 1} }\n`;
+    document += `fragment F${levels} on Case { id }\n`;
+    // Still counted as the full expansion: far past any limit.
+    expect(costOf(document)).toBeGreaterThan(2 ** 40);
+  });
+});

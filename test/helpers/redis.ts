@@ -9,6 +9,9 @@ export interface RedisServer {
   /** Stops the server (the cache's outage); start() brings it back on the same port. */
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** Freezes the server (SIGSTOP): connections stay open and nothing answers, as a hung Redis. */
+  pause(): void;
+  resume(): void;
 }
 
 export function redisServerPath(): string {
@@ -32,7 +35,14 @@ export async function startRedis(): Promise<RedisServer> {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     },
+    pause() {
+      child?.kill('SIGSTOP');
+    },
+    resume() {
+      child?.kill('SIGCONT');
+    },
     async stop() {
+      child?.kill('SIGCONT');
       if (!child || child.exitCode !== null) return;
       const exited = new Promise((resolve) => child!.once('exit', resolve));
       child.kill('SIGKILL');

@@ -51,4 +51,25 @@ describe('the Redis cache store on a busy process', () => {
     const read = await store.getMany('Case', keys);
     expect(read, `cache failures: ${await failures()}`).toEqual(keys.map((key) => ({ key })));
   });
+
+  it('still cuts off a Redis that does not answer, whether or not this process was held up', async () => {
+    await store.set('Case', 'hung', { subject: 'kept' }, 60_000);
+    redis.pause();
+    try {
+      let started = performance.now();
+      expect(await store.getMany('Case', ['hung'])).toEqual([undefined]);
+      const free = performance.now() - started;
+      started = performance.now();
+      const read = store.getMany('Case', ['hung']);
+      busyFor(250);
+      expect(await read).toEqual([undefined]);
+      const held = performance.now() - started;
+      // 100 ms deadline: a free process gives up after about one; a held one after the time it
+      // lost and at most a few more deadlines, never waiting on Redis for good.
+      expect(free).toBeLessThan(1_000);
+      expect(held).toBeLessThan(250 + 1_000);
+    } finally {
+      redis.resume();
+    }
+  });
 });

@@ -29,7 +29,7 @@ interface Candidate {
 }
 
 /** Switches that make one write path of a system fail, as if the system were down. */
-const faults = { crmDown: false, deskWritesDown: false, deskDown: false, erpTimesOutAfterCommit: 0 };
+const faults = { crmDown: false, deskWritesDown: false, deskDown: false, erpTimesOutAfterCommit: 0, erpReadDelayMs: 0 };
 
 describe('return authorizations from a support case', () => {
   let stack: Stack;
@@ -55,6 +55,12 @@ describe('return authorizations from a support case', () => {
         processDatabase: processDb,
         wrapConnector: (erp: ErpConnector): ErpConnector => ({
           ...erp,
+          // A remote ERP answers after a while: time for another request to read the same facts.
+          async returnedQuantities(query) {
+            const answer = await erp.returnedQuantities(query);
+            if (faults.erpReadDelayMs) await new Promise((resolve) => setTimeout(resolve, faults.erpReadDelayMs));
+            return answer;
+          },
           async createReturnOrder(order) {
             const created = await erp.createReturnOrder(order);
             if (faults.erpTimesOutAfterCommit > 0) {
@@ -90,6 +96,7 @@ describe('return authorizations from a support case', () => {
     faults.deskWritesDown = false;
     faults.deskDown = false;
     faults.erpTimesOutAfterCommit = 0;
+    faults.erpReadDelayMs = 0;
   });
 
   let used = new Set<string>();
@@ -473,6 +480,7 @@ describe('return authorizations from a support case', () => {
 
   it('returns a unit once when requests with different keys ask for it at the same moment', async () => {
     const c = candidate();
+    faults.erpReadDelayMs = 50;
     const results = await Promise.all(
       Array.from({ length: 10 }, (_, i) =>
         create({

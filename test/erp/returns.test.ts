@@ -11,6 +11,7 @@ import type { CrmConnector } from '../../subgraphs/crm/src/connectors/types.ts';
 import type { ErpConnector } from '../../subgraphs/erp/src/connectors/types.ts';
 import type { SupportConnector } from '../../subgraphs/support/src/connectors/types.ts';
 import { createLogger } from '../../platform/logger.ts';
+import { loadErpConfig } from '../../subgraphs/erp/src/config.ts';
 import { requestHash } from '../../subgraphs/erp/src/returns/process.ts';
 import { AS_OF, operation, startStack, STACK_SUBGRAPH_TIMEOUT_MS, type Stack, type Who } from '../helpers/stack.ts';
 
@@ -607,5 +608,14 @@ describe('the return process’s audit trail', () => {
     } finally {
       await stack.stop();
     }
+  });
+});
+
+describe('the return process’s configuration', () => {
+  it('waits for a key in progress less than the gateway’s deadline, and refuses to start otherwise', () => {
+    expect(loadErpConfig({}).returns.idempotencyWaitMs).toBe(5_000);
+    expect(loadErpConfig({ SUBGRAPH_TIMEOUT_MS: '3000' }).returns.idempotencyWaitMs).toBe(1_500);
+    expect(() => loadErpConfig({ IDEMPOTENCY_WAIT_MS: '10000' })).toThrow(/IDEMPOTENCY_WAIT_MS: must be less than SUBGRAPH_TIMEOUT_MS/);
+    expect(loadErpConfig({ RMA_AGENT_LIMIT_WINDOW_HOURS: '8' }).returns.agentLimitWindowHours).toBe(8);
   });
 });

@@ -33,6 +33,7 @@ export class IdempotencyStore<R> {
 
   /** Marks this holder alive; claims of a holder silent for holderTimeoutMs may be taken over. */
   heartbeat(): void {
+    if (!this.db.open) return;
     this.db
       .prepare(
         'INSERT INTO idempotency_holders (holder, pid, heartbeat_at) VALUES (?, ?, ?) ON CONFLICT (holder) DO UPDATE SET heartbeat_at = excluded.heartbeat_at',
@@ -42,6 +43,8 @@ export class IdempotencyStore<R> {
 
   /** Forgets this holder (its process stops): its remaining claims are free at once. */
   retire(): void {
+    // A store whose database is already closed holds nothing any more.
+    if (!this.db.open) return;
     this.db.prepare('DELETE FROM idempotency_holders WHERE holder = ?').run(this.holder);
   }
 

@@ -12,9 +12,15 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
   state TEXT NOT NULL,              -- in_progress | done
   response TEXT,                    -- JSON of the first result, once done
   owner TEXT,                       -- which claim holds the key: only it may complete or release it
+  holder TEXT,                      -- which process holds the claim (idempotency_holders)
   lease_until INTEGER NOT NULL,     -- an in_progress key older than this may be taken over
   expires_at INTEGER NOT NULL,
   PRIMARY KEY (scope, key)
+);
+CREATE TABLE IF NOT EXISTS idempotency_holders (
+  holder TEXT PRIMARY KEY,          -- one running process's store
+  pid INTEGER,
+  heartbeat_at INTEGER NOT NULL     -- its last sign of life: a silent holder's claims may be taken over
 );
 CREATE TABLE IF NOT EXISTS outbox (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -36,4 +42,5 @@ export function migrateProcessStore(db: Database): void {
   db.exec(PROCESS_TABLES);
   const columns = db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('idempotency_keys')`).all();
   if (!columns.some((column) => column.name === 'owner')) db.exec('ALTER TABLE idempotency_keys ADD COLUMN owner TEXT');
+  if (!columns.some((column) => column.name === 'holder')) db.exec('ALTER TABLE idempotency_keys ADD COLUMN holder TEXT');
 }

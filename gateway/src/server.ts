@@ -104,6 +104,10 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
 export function gatewayErrorFormatter(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const { response: _response, stacktrace: _stacktrace, exception: _exception, ...extensions } = formatted.extensions ?? {};
+    // A subgraph that failed because a system behind it did not answer names that system
+    // (extensions.system): it, not the subgraph that relayed the failure, is the one down.
+    if (extensions.code === ErrorCode.SystemUnavailable && typeof extensions.system === 'string')
+      extensions.serviceName = extensions.system;
     if (typeof extensions.code === 'string' && CLIENT_ERROR_CODES.has(extensions.code)) return { ...formatted, extensions };
     const serviceName = typeof extensions.serviceName === 'string' ? extensions.serviceName : undefined;
     logger.error({ err: error, path: formatted.path, serviceName, code: extensions.code }, 'unexpected error, masked for the client');

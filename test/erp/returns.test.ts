@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -9,7 +10,10 @@ import { openDatabase, type Database } from '../../platform/sqlite.ts';
 import type { CrmConnector } from '../../subgraphs/crm/src/connectors/types.ts';
 import type { ErpConnector } from '../../subgraphs/erp/src/connectors/types.ts';
 import type { SupportConnector } from '../../subgraphs/support/src/connectors/types.ts';
-import { AS_OF, operation, startStack, type Stack, type Who } from '../helpers/stack.ts';
+import { createLogger } from '../../platform/logger.ts';
+import { loadErpConfig } from '../../subgraphs/erp/src/config.ts';
+import { requestHash } from '../../subgraphs/erp/src/returns/process.ts';
+import { AS_OF, operation, startStack, STACK_SUBGRAPH_TIMEOUT_MS, type Stack, type Who } from '../helpers/stack.ts';
 
 const CREATE = operation('agent-console', 'CreateReturnAuthorization');
 
@@ -26,7 +30,7 @@ interface Candidate {
 }
 
 /** Switches that make one write path of a system fail, as if the system were down. */
-const faults = { crmDown: false, deskWritesDown: false, erpTimesOutAfterCommit: 0 };
+const faults = { crmDown: false, deskWritesDown: false, deskDown: false, erpTimesOutAfterCommit: 0, erpReadDelayMs: 0 };
 
 describe('return authorizations from a support case', () => {
   let stack: Stack;
@@ -52,6 +56,12 @@ describe('return authorizations from a support case', () => {
         processDatabase: processDb,
         wrapConnector: (erp: ErpConnector): ErpConnector => ({
           ...erp,
+          // A remote ERP answers after a while: time for another request to read the same facts.
+          async returnedQuantities(query) {
+            const answer = await erp.returnedQuantities(query);
+            if (faults.erpReadDelayMs) await new Promise((resolve) => setTimeout(resolve, faults.erpReadDelayMs));
+            return answer;
+          },
           async createReturnOrder(order) {
             const created = await erp.createReturnOrder(order);
             if (faults.erpTimesOutAfterCommit > 0) {
@@ -72,6 +82,7 @@ describe('return authorizations from a support case', () => {
       support: {
         wrapConnector: (desk: SupportConnector): SupportConnector => ({
           ...desk,
+          casesByIds: (ids) => (faults.deskDown ? Promise.reject(outage()) : desk.casesByIds(ids)),
           applyCaseUpdate: (update) => (faults.deskWritesDown ? Promise.reject(outage()) : desk.applyCaseUpdate(update)),
         }),
       },
@@ -84,7 +95,9 @@ describe('return authorizations from a support case', () => {
   beforeEach(() => {
     faults.crmDown = false;
     faults.deskWritesDown = false;
+    faults.deskDown = false;
     faults.erpTimesOutAfterCommit = 0;
+    faults.erpReadDelayMs = 0;
   });
 
   let used = new Set<string>();
@@ -401,5 +414,208 @@ describe('return authorizations from a support case', () => {
     await drain();
     expect(outbox.get(dead!.id)!.status).toBe('delivered');
     expect(tasksAbout(rma)).toHaveLength(1);
+  });
+
+  /** An open case of the customer who owns a shipped line, and that line (not returned before) with its units. */
+  function shippedLine(where: string) {
+    return stack.dbs.erp
+      .prepare(
+        `SELECT o.number AS orderNumber, o.customerNumber AS customerId, l.sequence, l.shippedQuantity AS shipped, l.unitPrice,
+           (SELECT MIN(s.serialNumber) FROM serialNumbers s WHERE s.orderNumber = o.number AND s.itemNumber = l.lineObjectNumber) AS serialNumber
+         FROM salesOrderLines l JOIN salesOrders o ON o.id = l.documentId
+         WHERE l.shippedQuantity > 0 AND ${where}
+           AND o.number IN (SELECT orderNumber FROM salesInvoices WHERE status = 'Paid')
+           AND NOT EXISTS (SELECT 1 FROM salesReturnOrderLines r WHERE r.orderNumber = o.number)
+         ORDER BY o.number`,
+      )
+      .all()
+      .map((row: any) => {
+        if (used.has(row.orderNumber)) return null;
+        const ticket = stack.dbs.support
+          .prepare(
+            `SELECT t.id FROM tickets t JOIN organizations o ON o.id = t.organization_id
+             WHERE o.external_id = ? AND t.status IN ('new', 'open', 'pending', 'hold') ORDER BY t.id LIMIT 1`,
+          )
+          .get(row.customerId) as { id: number } | undefined;
+        return ticket ? { ...row, caseId: String(ticket.id) } : null;
+      })
+      .find((row) => row !== null) as
+      | {
+          orderNumber: string;
+          customerId: string;
+          sequence: number;
+          shipped: number;
+          unitPrice: number;
+          serialNumber: string | null;
+          caseId: string;
+        }
+      | undefined;
+  }
+  const codes = (body: { data: any }) => body.data.createReturnAuthorization.errors.map((e: any) => e.code);
+  const refund = (caseId: string, key: string, lines: Record<string, unknown>[]) => ({
+    input: { caseId, resolution: 'REFUND', idempotencyKey: key, lines },
+  });
+
+  it('returns a unit once whether it is named by serial number or by its order line, across requests and within one', async () => {
+    const line = shippedLine('l.lineObjectNumber IN (SELECT itemNumber FROM serialNumbers s WHERE s.orderNumber = o.number)');
+    expect(line?.serialNumber).toBeTruthy();
+    used.add(line!.orderNumber);
+    const { caseId, orderNumber, sequence, shipped, serialNumber } = line!;
+    const byLine = (quantity: number) => ({ orderLine: { orderNumber, sequence }, quantity, reason: 'DEFECTIVE' });
+    const bySerial = { serialNumber, quantity: 1, reason: 'DEFECTIVE' };
+    const lead = 'support_lead' as const;
+
+    // Both forms in one request: the unit and the whole line is one unit too many.
+    expect(codes(await create(refund(caseId, 'unit-both', [bySerial, byLine(shipped)]), lead))).toEqual(['QUANTITY_EXCEEDS_SHIPPED']);
+    // By serial number, then the whole line by its order line: the line has one unit less left.
+    expect(codes(await create(refund(caseId, 'unit-serial', [bySerial]), lead))).toEqual([]);
+    expect(codes(await create(refund(caseId, 'unit-line-all', [byLine(shipped)]), lead))).toEqual(['QUANTITY_EXCEEDS_SHIPPED']);
+    if (shipped > 1) expect(codes(await create(refund(caseId, 'unit-line-rest', [byLine(shipped - 1)]), lead))).toEqual([]);
+    // Everything is returned now: neither form finds a unit left.
+    expect(codes(await create(refund(caseId, 'unit-line-more', [byLine(1)]), lead))).toEqual(['QUANTITY_EXCEEDS_SHIPPED']);
+    const returned = stack.dbs.erp
+      .prepare('SELECT SUM(quantity) AS n FROM salesReturnOrderLines WHERE orderNumber = ?')
+      .get(orderNumber) as { n: number };
+    expect(returned.n).toBe(shipped);
+  });
+
+  it('returns a unit once when requests with different keys ask for it at the same moment', async () => {
+    const c = candidate();
+    faults.erpReadDelayMs = 50;
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        create({
+          input: { ...serialReturn(c, `race-${i}`).input, lines: [{ serialNumber: c.serialNumber, quantity: 1, reason: 'DEFECTIVE' }] },
+        }),
+      ),
+    );
+    expect(results.every((body) => body.errors === undefined)).toBe(true);
+    const created = results.filter((body) => body.data.createReturnAuthorization.returnAuthorization);
+    expect(created).toHaveLength(1);
+    expect(returnOrders(c.caseId)).toHaveLength(1);
+    for (const body of results.filter((b) => !b.data.createReturnAuthorization.returnAuthorization))
+      expect(codes(body)).toEqual(['QUANTITY_EXCEEDS_SHIPPED']);
+  });
+
+  it('applies the approval limit to what one agent authorizes on one case, so a split return does not pass it', async () => {
+    // RMA_AGENT_LIMIT is 20000 here: each unit is below it, the line above it.
+    const line = shippedLine('l.unitPrice < 20000 AND l.unitPrice * l.shippedQuantity > 20000');
+    expect(line).toBeDefined();
+    used.add(line!.orderNumber);
+    const { caseId, orderNumber, sequence, shipped, unitPrice } = line!;
+    const agent = { subject: 'splitter@example.com', roles: ['support_agent'] as const, customerId: null };
+    const results: string[][] = [];
+    for (let i = 0; i < shipped; i += 1) {
+      const body = await create(refund(caseId, `split-${i}`, [{ orderLine: { orderNumber, sequence }, quantity: 1, reason: 'OTHER' }]), {
+        ...agent,
+        roles: [...agent.roles],
+      });
+      results.push(codes(body));
+    }
+    const authorized = results.filter((r) => r.length === 0).length;
+    expect(authorized * unitPrice).toBeLessThanOrEqual(20000);
+    expect(results.flat()).toContain('EXCEEDS_APPROVAL_LIMIT');
+    // A lead may authorize the rest.
+    const rest = shipped - authorized;
+    const lead = await create(
+      refund(caseId, 'split-lead', [{ orderLine: { orderNumber, sequence }, quantity: rest, reason: 'OTHER' }]),
+      'support_lead',
+    );
+    expect(codes(lead)).toEqual([]);
+  });
+
+  it('refuses over-long free text as BAD_USER_INPUT naming the field, writing nothing', async () => {
+    const c = candidate();
+    const long = await create({ input: { ...serialReturn(c, 'long-note').input, note: 'x'.repeat(100_000) } });
+    expect(long.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(long.errors?.[0]?.message).toContain('input.note');
+    const serial = await create({
+      input: { ...serialReturn(c, 'long-serial').input, lines: [{ serialNumber: 'S'.repeat(10_000), quantity: 1, reason: 'DEFECTIVE' }] },
+    });
+    expect(serial.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(serial.errors?.[0]?.message).toContain('input.lines[0].serialNumber');
+    expect(returnOrders(c.caseId)).toEqual([]);
+  });
+
+  it('names the desk when the desk is down during a return', async () => {
+    const c = candidate();
+    faults.deskDown = true;
+    const body = await create(serialReturn(c, 'desk-down'));
+    expect(body.errors?.[0]?.extensions).toMatchObject({ code: 'SYSTEM_UNAVAILABLE', serviceName: 'support' });
+    expect(returnOrders(c.caseId)).toEqual([]);
+  });
+
+  it('answers IDEMPOTENCY_KEY_IN_PROGRESS with a retry hint within the gateway deadline, and frees a dead holder’s key long before its lease', async () => {
+    const c = candidate();
+    const variables = serialReturn(c, 'held-1');
+    const scope = 'support_agent@test.example';
+    const hash = requestHash({ ...variables.input, resolution: 'REPLACE' } as never);
+    // Another ERP process holds the key (and beats, as a live one does), then dies.
+    const script = join(processDir, 'holder.ts');
+    writeFileSync(
+      script,
+      `import { IdempotencyStore } from ${JSON.stringify(new URL('../../platform/idempotency.ts', import.meta.url).pathname)};
+       import { openDatabase } from ${JSON.stringify(new URL('../../platform/sqlite.ts', import.meta.url).pathname)};
+       const store = new IdempotencyStore(openDatabase(${JSON.stringify(processFile)}), { ttlMs: 86_400_000, leaseMs: 300_000, holderTimeoutMs: 5_000 });
+       setInterval(() => store.heartbeat(), 1_000);
+       console.log(JSON.stringify(store.claim(${JSON.stringify(scope)}, 'held-1', ${JSON.stringify(hash)})));`,
+    );
+    const holder = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const claimed = await new Promise<string>((resolve) => holder.stdout.once('data', (chunk) => resolve(String(chunk))));
+    expect(JSON.parse(claimed).kind).toBe('new');
+
+    const started = Date.now();
+    const busy = await create(variables);
+    const waited = Date.now() - started;
+    expect(busy.errors?.[0]?.extensions?.code).toBe('IDEMPOTENCY_KEY_IN_PROGRESS');
+    expect(busy.errors?.[0]?.extensions?.retryAfterMs).toBeGreaterThan(0);
+    expect(waited).toBeLessThan(STACK_SUBGRAPH_TIMEOUT_MS);
+
+    holder.kill('SIGKILL');
+    const killed = Date.now();
+    let body = busy;
+    for (let tries = 0; tries < 10 && body.errors?.[0]?.extensions?.code === 'IDEMPOTENCY_KEY_IN_PROGRESS'; tries += 1) {
+      await new Promise((resolve) => setTimeout(resolve, Number(body.errors![0]!.extensions!.retryAfterMs)));
+      body = await create(variables);
+    }
+    const freedAfter = Date.now() - killed;
+    expect(body.errors).toBeUndefined();
+    expect(body.data.createReturnAuthorization.returnAuthorization.number).toMatch(/^RMA-/);
+    // The claim's lease is five minutes; the dead holder's key is free within seconds.
+    expect(freedAfter).toBeLessThan(15_000);
+    console.log(`in progress answered after ${waited} ms; dead holder's key free ${freedAfter} ms after the kill`);
+  }, 40_000);
+});
+
+describe('the return process’s audit trail', () => {
+  it('is logged at LOG_LEVEL=warn', async () => {
+    const lines: string[] = [];
+    const stack = await startStack({
+      erp: { logger: createLogger('erp', 'warn', { write: (line: string) => void lines.push(line) }) },
+    });
+    try {
+      const ticket = stack.dbs.support.prepare(`SELECT id FROM tickets WHERE status = 'closed' LIMIT 1`).get() as { id: number };
+      await stack.queryAs('support_agent', CREATE, {
+        input: {
+          caseId: String(ticket.id),
+          resolution: 'REPLACE',
+          idempotencyKey: 'audit-1',
+          lines: [{ serialNumber: 'SNNOSUCH1', quantity: 1, reason: 'DEFECTIVE' }],
+        },
+      });
+      const audits = lines.map((line) => JSON.parse(line)).filter((entry) => entry.event === 'return_authorization');
+      expect(audits).toEqual([expect.objectContaining({ audit: true, outcome: 'rejected', caseId: String(ticket.id) })]);
+    } finally {
+      await stack.stop();
+    }
+  });
+});
+
+describe('the return process’s configuration', () => {
+  it('waits for a key in progress less than the gateway’s deadline, and refuses to start otherwise', () => {
+    expect(loadErpConfig({}).returns.idempotencyWaitMs).toBe(5_000);
+    expect(loadErpConfig({ SUBGRAPH_TIMEOUT_MS: '3000' }).returns.idempotencyWaitMs).toBe(1_500);
+    expect(() => loadErpConfig({ IDEMPOTENCY_WAIT_MS: '10000' })).toThrow(/IDEMPOTENCY_WAIT_MS: must be less than SUBGRAPH_TIMEOUT_MS/);
+    expect(loadErpConfig({ RMA_AGENT_LIMIT_WINDOW_HOURS: '8' }).returns.agentLimitWindowHours).toBe(8);
   });
 });

@@ -26,6 +26,9 @@ import { seedDatabases, type SeedOptions } from '../../tools/seed/index.ts';
 export const AS_OF = '2026-11-01';
 export const clock = () => new Date(`${AS_OF}T12:00:00Z`);
 
+/** The gateway's deadline for one subgraph call in a test stack. */
+export const STACK_SUBGRAPH_TIMEOUT_MS = 5_000;
+
 export const SUPERGRAPH_PATH = new URL('../../schema/supergraph.graphql', import.meta.url).pathname;
 
 export interface Databases {
@@ -117,7 +120,11 @@ export async function startStack(
     { ...common, database: dbs.crm, logger: silent('crm'), ...options.crm },
   );
   const erp = await startErp(
-    { ...loadErpConfig(options.erpEnv ?? {}), ...subgraph('ERP') },
+    // The ERP sizes its waits from the gateway's deadline (SUBGRAPH_TIMEOUT_MS), as when they share an environment.
+    {
+      ...loadErpConfig({ SUBGRAPH_TIMEOUT_MS: String(options.gateway?.subgraphTimeoutMs ?? STACK_SUBGRAPH_TIMEOUT_MS), ...options.erpEnv }),
+      ...subgraph('ERP'),
+    },
     {
       ...common,
       database: dbs.erp,
@@ -140,7 +147,7 @@ export async function startStack(
   const gateway = await startGateway(
     gatewayConfig({
       subgraphUrls: { crm: crm.url, erp: erp.url, support: support.url },
-      subgraphTimeoutMs: 5_000,
+      subgraphTimeoutMs: STACK_SUBGRAPH_TIMEOUT_MS,
       ...options.gateway,
     }),
     { logger: silent('gateway'), keys: { issuerPublicKey: keys.issuer.publicKey, internalPrivateKey: keys.internal.privateKey } },

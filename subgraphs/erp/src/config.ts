@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { httpUrl, positiveInt, readEnv } from '../../../platform/config.ts';
+import { ConfigError, httpUrl, positiveInt, readEnv } from '../../../platform/config.ts';
 import type { ResiliencePolicy } from '../../../platform/resilience.ts';
 import { loadResiliencePolicy, required, type TokenConfig } from '../../../platform/vendor-config.ts';
 import { loadSubgraphConfig, type SubgraphConfig } from '../../../platform/subgraph-config.ts';
@@ -14,9 +14,14 @@ export interface ReturnsConfig {
   readonly gatewayUrl: string;
   /** How the process gets tokens for the integration identity; null: signed with the dev issuer key. */
   readonly serviceToken: TokenConfig | null;
-  /** Largest total a support agent may authorize alone. */
+  /** Largest total a support agent may authorize alone on one case within agentLimitWindowHours. */
   readonly agentLimit: number;
+  readonly agentLimitWindowHours: number;
   readonly idempotencyTtlMs: number;
+  /** How long a request waits for a concurrent one with its key: less than the gateway's deadline. */
+  readonly idempotencyWaitMs: number;
+  /** A claim whose holding process has been silent this long is taken over (long before its lease). */
+  readonly idempotencyHolderTimeoutMs: number;
   readonly outbox: { readonly pollMs: number; readonly maxAttempts: number; readonly baseDelayMs: number; readonly maxDelayMs: number };
 }
 
@@ -48,6 +53,12 @@ const schema = z.object({
   SERVICE_SCOPE: z.string().optional(),
   RMA_AGENT_LIMIT: z.coerce.number({ error: 'must be an amount' }).positive('must be above 0').default(25_000),
   IDEMPOTENCY_TTL_HOURS: positiveInt(24),
+  RMA_AGENT_LIMIT_WINDOW_HOURS: positiveInt(24),
+  // The gateway's deadline for one subgraph call (the variable the gateway reads): the wait for a
+  // key in progress is sized from it.
+  SUBGRAPH_TIMEOUT_MS: positiveInt(10_000),
+  IDEMPOTENCY_WAIT_MS: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(0, 'must be 0 or more').optional(),
+  IDEMPOTENCY_HOLDER_TIMEOUT_MS: positiveInt(5_000),
   OUTBOX_POLL_MS: positiveInt(500),
   OUTBOX_MAX_ATTEMPTS: positiveInt(10),
   OUTBOX_BASE_DELAY_MS: positiveInt(1_000),
@@ -127,6 +138,13 @@ export function loadErpConfig(env: NodeJS.ProcessEnv = process.env): ErpConfig {
     env,
   );
   const vars = readEnv(schema, env);
+  const idempotencyWaitMs = vars.IDEMPOTENCY_WAIT_MS ?? Math.floor(vars.SUBGRAPH_TIMEOUT_MS / 2);
+  if (idempotencyWaitMs >= vars.SUBGRAPH_TIMEOUT_MS) {
+    throw new ConfigError(
+      `Invalid configuration:\n  IDEMPOTENCY_WAIT_MS: must be less than SUBGRAPH_TIMEOUT_MS (${vars.SUBGRAPH_TIMEOUT_MS}), ` +
+        `or the gateway gives up before the client hears IDEMPOTENCY_KEY_IN_PROGRESS (got ${idempotencyWaitMs})`,
+    );
+  }
   return Object.freeze({
     ...base,
     businessCentral: base.connectorKind === 'business-central' ? loadBusinessCentral(env) : null,
@@ -135,7 +153,10 @@ export function loadErpConfig(env: NodeJS.ProcessEnv = process.env): ErpConfig {
       gatewayUrl: vars.GATEWAY_URL,
       serviceToken: serviceTokenOf(vars, base.environment === 'production'),
       agentLimit: vars.RMA_AGENT_LIMIT,
+      agentLimitWindowHours: vars.RMA_AGENT_LIMIT_WINDOW_HOURS,
       idempotencyTtlMs: vars.IDEMPOTENCY_TTL_HOURS * 3_600_000,
+      idempotencyWaitMs,
+      idempotencyHolderTimeoutMs: vars.IDEMPOTENCY_HOLDER_TIMEOUT_MS,
       outbox: Object.freeze({
         pollMs: vars.OUTBOX_POLL_MS,
         maxAttempts: vars.OUTBOX_MAX_ATTEMPTS,

@@ -18,6 +18,7 @@ import { createEmbeddedErpConnector } from './connectors/embedded/index.ts';
 import type { ErpConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
 import { returnDeliveries } from './returns/deliveries.ts';
+import { ReturnApprovals } from './returns/approvals.ts';
 import { ReturnsProcess, type StoredOutcome } from './returns/process.ts';
 import { createServer } from './server.ts';
 
@@ -46,11 +47,20 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
   const token = options.serviceToken ?? serviceTokenOf(config);
   let worker: OutboxWorker | undefined;
   // A claim outlives the longest a request can take (retried ERP and graph calls), so no second
-  // request takes over a key whose first is still running.
-  const idempotency = new IdempotencyStore<StoredOutcome>(processDb, { ttlMs: config.returns.idempotencyTtlMs, leaseMs: 5 * 60_000 });
-  // Expired keys and week-old deliveries are removed hourly, so the process store stays small.
+  // request takes over a key whose first is still running; a claim of a process that died is
+  // free once that process has been silent for the holder timeout.
+  const idempotency = new IdempotencyStore<StoredOutcome>(processDb, {
+    ttlMs: config.returns.idempotencyTtlMs,
+    leaseMs: 5 * 60_000,
+    holderTimeoutMs: config.returns.idempotencyHolderTimeoutMs,
+  });
+  const heartbeat = setInterval(() => idempotency.heartbeat(), Math.max(100, Math.floor(config.returns.idempotencyHolderTimeoutMs / 5)));
+  heartbeat.unref();
+  const approvals = new ReturnApprovals(processDb, config.returns.agentLimitWindowHours * 3_600_000);
+  // Expired keys, approvals and week-old deliveries are removed hourly, so the process store stays small.
   const housekeeping = setInterval(() => {
     idempotency.purge();
+    approvals.purge(Date.now());
     outbox.prune(7 * 86_400_000);
   }, 3_600_000);
   housekeeping.unref();
@@ -97,6 +107,9 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
         logger: deps.logger,
         clock: deps.clock,
         agentLimit: config.returns.agentLimit,
+        approvals,
+        approvalWindowHours: config.returns.agentLimitWindowHours,
+        waitMs: config.returns.idempotencyWaitMs,
       });
       worker = startOutboxWorker({ outbox, handlers: returnDeliveries(graph), logger: deps.logger, ...config.returns.outbox });
       return createContextFactory({ ...deps, returns });
@@ -106,8 +119,10 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
     ...service,
     async stop() {
       clearInterval(housekeeping);
+      clearInterval(heartbeat);
       await worker?.stop();
       await service.stop();
+      idempotency.retire();
       processDb.close();
     },
     drainOutbox: () => worker?.drain() ?? Promise.resolve(0),

@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { GraphQLError } from 'graphql';
-import { ConnectorError, ErrorCode } from '../../../../platform/errors.ts';
+import { badUserInput, ConnectorError, ErrorCode } from '../../../../platform/errors.ts';
 import type { Identity } from '../../../../platform/identity.ts';
 import type { IdempotencyStore } from '../../../../platform/idempotency.ts';
-import type { Logger } from '../../../../platform/logger.ts';
+import { auditLogger, type Logger } from '../../../../platform/logger.ts';
 import type { Outbox } from '../../../../platform/outbox.ts';
 import type { ServiceClient } from '../../../../platform/service-client.ts';
 import { isoDate, type Clock } from '../../../../platform/time.ts';
 import type { ErpConnector, NewReturnLine, ReturnOrderRecord, ReturnReason, ReturnResolution } from '../connectors/types.ts';
+import type { ReturnApprovals } from './approvals.ts';
 import { returnValue, validateReturn, type CaseFacts, type ReturnError, type ReturnLineInput } from './validate.ts';
 
 export interface ReturnRequest {
@@ -61,25 +62,30 @@ export class ReturnsProcess {
       outbox: Outbox;
       logger: Logger;
       clock: Clock;
-      /** Above this total an agent needs a lead; null means no limit. */
+      /** Above this total (everything one agent authorized on one case within the window) an agent needs a lead. */
       agentLimit: number;
-      /** How long a request waits for a concurrent one with the same key. */
-      waitMs?: number;
+      /** What each agent authorized on each case within the approval window. */
+      approvals: ReturnApprovals;
+      approvalWindowHours: number;
+      /** How long a request waits for a concurrent one with the same key: less than the gateway's deadline. */
+      waitMs: number;
     },
   ) {}
+
+  /** Validation and creation of one customer's returns, one at a time (see exclusive). */
+  private readonly queues = new Map<string, Promise<void>>();
 
   async create(request: ReturnRequest, identity: Identity, correlationId: string): Promise<ReturnOutcome> {
     const { logger } = this.deps;
     const key = request.idempotencyKey.trim();
-    if (key === '' || key.length > 128) {
-      throw new GraphQLError('Argument "input.idempotencyKey" must be 1 to 128 characters', {
-        extensions: { code: ErrorCode.BadUserInput },
-      });
-    }
+    if (key === '' || key.length > 128) throw badUserInput('input.idempotencyKey', 'must be 1 to 128 characters');
+    checkTextLengths(request);
     const scope = identity.subject;
     const hash = requestHash(request);
+    // The audit trail is kept whatever LOG_LEVEL says.
+    const auditLog = auditLogger(logger);
     const audit = (outcome: string, extra: Record<string, unknown> = {}) =>
-      logger.info(
+      auditLog.info(
         {
           audit: true,
           event: 'return_authorization',
@@ -136,26 +142,40 @@ export class ReturnsProcess {
         return { returnOrder: earlier, errors: [] };
       }
       const caseFacts = await this.readCase(request.caseId, correlationId);
-      const checked = await validateReturn(request, caseFacts, identity, {
-        erp: this.deps.erp,
-        today: isoDate(this.deps.clock()),
-        agentLimit: this.deps.agentLimit,
+      // What was returned before and what this agent authorized before are read and the order
+      // created with no other return of the customer in between: two requests (whatever their
+      // keys) cannot both count the same unit or the same room under the limit.
+      const authorized = await this.exclusive(caseFacts?.customerId ?? `case:${request.caseId}`, async () => {
+        const checked = await validateReturn(request, caseFacts, identity, {
+          erp: this.deps.erp,
+          today: isoDate(this.deps.clock()),
+          agentLimit: this.deps.agentLimit,
+          authorizedBefore: {
+            cents: this.deps.approvals.authorizedWithinWindow(scope, request.caseId, Date.now()),
+            windowHours: this.deps.approvalWindowHours,
+          },
+        });
+        if (checked.errors.length) {
+          this.deps.idempotency.complete(scope, key, claim.owner, { returnNumber: null, errors: checked.errors });
+          return { checked, returnOrder: null };
+        }
+        const returnOrder = await this.deps.erp.createReturnOrder({
+          externalDocumentNumber: externalDocumentNumber(scope, key),
+          customerId: caseFacts!.customerId!,
+          caseId: request.caseId,
+          resolution: request.resolution,
+          currency: checked.currency,
+          lines: checked.lines,
+        });
+        this.record(scope, key, claim.owner, returnOrder, request, checked.lines, checked.total, correlationId);
+        return { checked, returnOrder };
       });
-      if (checked.errors.length) {
-        this.deps.idempotency.complete(scope, key, claim.owner, { returnNumber: null, errors: checked.errors });
+      const { checked, returnOrder } = authorized;
+      if (!returnOrder) {
         audit('rejected', { codes: checked.errors.map((error) => error.code) });
         return { returnOrder: null, errors: checked.errors };
       }
-      const customerId = caseFacts!.customerId!;
-      const returnOrder = await this.deps.erp.createReturnOrder({
-        externalDocumentNumber: externalDocumentNumber(scope, key),
-        customerId,
-        caseId: request.caseId,
-        resolution: request.resolution,
-        currency: checked.currency,
-        lines: checked.lines,
-      });
-      this.record(scope, key, claim.owner, returnOrder, request, checked.lines, checked.total, correlationId);
+      const customerId = returnOrder.customerId;
       logger.info(
         {
           event: 'return.authorized',
@@ -192,22 +212,51 @@ export class ReturnsProcess {
       // A holder whose lease was taken over still queues the follow-ons (their keys deduplicate);
       // the key's result is the taker's to record, and it finds this same order.
       this.deps.idempotency.complete(scope, key, owner, { returnNumber: returnOrder.number, errors: [] });
+      this.deps.approvals.record({
+        returnNumber: returnOrder.number,
+        approver: scope,
+        caseId: request.caseId,
+        cents: Math.round(Number(total) * 100),
+        at: Date.now(),
+      });
       this.enqueueFollowOns(returnOrder, request, lines, total, correlationId);
     })();
   }
 
-  /** Claims the key, waiting (bounded) while a concurrent request with it is in progress. */
+  /**
+   * Claims the key, waiting while a concurrent request with it is in progress, but no longer than
+   * waitMs (less than the gateway's deadline, so the client hears IDEMPOTENCY_KEY_IN_PROGRESS
+   * and when to retry, not a timeout).
+   */
   private async claim(scope: string, key: string, hash: string) {
-    const deadline = Date.now() + (this.deps.waitMs ?? 15_000);
+    const deadline = Date.now() + this.deps.waitMs;
     for (;;) {
       const claim = this.deps.idempotency.claim(scope, key, hash);
       if (claim.kind !== 'in_progress') return claim;
-      if (Date.now() > deadline) {
-        throw new GraphQLError('A request with this idempotency key is still in progress; retry it shortly', {
-          extensions: { code: 'IDEMPOTENCY_KEY_IN_PROGRESS' },
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        const retryAfterMs = Math.max(250, claim.retryAfterMs);
+        throw new GraphQLError(`A request with this idempotency key is still in progress; retry it in ${retryAfterMs} ms`, {
+          extensions: { code: 'IDEMPOTENCY_KEY_IN_PROGRESS', retryAfterMs },
         });
       }
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, left)));
+    }
+  }
+
+  /** Runs `work` after every earlier work with the same key has finished. */
+  private async exclusive<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const before = this.queues.get(key) ?? Promise.resolve();
+    let finish!: () => void;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    const mine = before.then(() => done);
+    this.queues.set(key, mine);
+    await before;
+    try {
+      return await work();
+    } finally {
+      finish();
+      if (this.queues.get(key) === mine) this.queues.delete(key);
     }
   }
 
@@ -270,8 +319,26 @@ export class ReturnsProcess {
   }
 }
 
+/** Longest free text accepted in a return's input, per field. */
+export const TEXT_LIMITS = { note: 2_000, caseId: 64, serialNumber: 64, orderNumber: 64, lines: 200 } as const;
+
+/** Refuses over-long free text and too many lines as BAD_USER_INPUT naming the field. */
+function checkTextLengths(request: ReturnRequest): void {
+  const tooLong = (field: string, value: string | null | undefined, max: number) => {
+    if (value != null && value.length > max) throw badUserInput(field, `must be at most ${max} characters (got ${value.length})`);
+  };
+  tooLong('input.caseId', request.caseId, TEXT_LIMITS.caseId);
+  tooLong('input.note', request.note, TEXT_LIMITS.note);
+  if (request.lines.length > TEXT_LIMITS.lines)
+    throw badUserInput('input.lines', `must hold at most ${TEXT_LIMITS.lines} lines (got ${request.lines.length})`);
+  request.lines.forEach((line, i) => {
+    tooLong(`input.lines[${i}].serialNumber`, line.serialNumber, TEXT_LIMITS.serialNumber);
+    tooLong(`input.lines[${i}].orderLine.orderNumber`, line.orderLine?.orderNumber, TEXT_LIMITS.orderNumber);
+  });
+}
+
 /** The same input (whatever the order of its fields) hashes the same; the key is not part of it. */
-function requestHash(request: ReturnRequest): string {
+export function requestHash(request: ReturnRequest): string {
   const canonical = {
     caseId: request.caseId.trim(),
     resolution: request.resolution,

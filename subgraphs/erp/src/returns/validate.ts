@@ -53,7 +53,13 @@ export async function validateReturn(
   request: { lines: ReturnLineInput[]; resolution: ReturnResolution },
   caseFacts: CaseFacts | null,
   identity: Identity,
-  context: { erp: ErpConnector; today: string; agentLimit: number },
+  context: {
+    erp: ErpConnector;
+    today: string;
+    agentLimit: number;
+    /** What this caller already authorized on this case within the approval window, in cents. */
+    authorizedBefore?: { cents: number; windowHours: number };
+  },
 ): Promise<{ errors: ReturnError[]; lines: NewReturnLine[]; total: string; currency: string }> {
   const errors: ReturnError[] = [];
   const fail = (code: ReturnErrorCode, message: string, line: number | null = null) => errors.push({ code, message, line });
@@ -99,9 +105,18 @@ export async function validateReturn(
     orderLines.find((line) => line.orderNumber === orderNumber && match(line));
   const skus = [...new Set(orderLines.flatMap((line) => (line.sku ? [line.sku] : [])))];
   const products = new Map((await erp.productsBySkus(skus)).map((product) => [product.sku, product]));
+  // A unit is a unit of its order line: returns are counted per order line whichever way they
+  // name it, so a unit returned by serial number cannot be returned again by its line, or back.
+  const lineOfAsset = (asset: { orderNumber: string; sku: string }) => lineOf(asset.orderNumber, (line) => line.sku === asset.sku);
   const returned = await erp.returnedQuantities({
     serialNumbers: serials,
-    orderLines: request.lines.flatMap((line) => (line.orderLine ? [line.orderLine] : [])),
+    orderLines: [
+      ...request.lines.flatMap((line) => (line.orderLine ? [line.orderLine] : [])),
+      ...[...assets.values()].flatMap((asset) => {
+        const line = lineOfAsset(asset);
+        return line ? [{ orderNumber: asset.orderNumber, sequence: line.sequence }] : [];
+      }),
+    ],
   });
 
   const lines: NewReturnLine[] = [];
@@ -111,20 +126,19 @@ export async function validateReturn(
     let orderNumber: string;
     let orderLine: OrderLineRecord | undefined;
     let warrantyEnd: string | null;
-    let returnedBefore: number;
-    let shipped: number;
-    let counted: string;
     if (input.serialNumber) {
       const asset = assets.get(input.serialNumber);
       if (!asset) return fail('UNKNOWN_ASSET', `Serial number ${input.serialNumber} is not in the ERP's installed base.`, i);
       if (asset.customerId !== customerId)
         return fail('NOT_CUSTOMERS_ASSET', `Unit ${input.serialNumber} does not belong to the case's customer.`, i);
       orderNumber = asset.orderNumber;
-      orderLine = lineOf(orderNumber, (line) => line.sku === asset.sku);
+      orderLine = lineOfAsset(asset);
       warrantyEnd = asset.warrantyEndDate;
-      returnedBefore = returned.bySerialNumber.get(asset.serialNumber) ?? 0;
-      shipped = 1;
-      counted = `serial:${asset.serialNumber}`;
+      const unit = `serial:${asset.serialNumber}`;
+      const askedUnit = (requestedSoFar.get(unit) ?? 0) + 1;
+      requestedSoFar.set(unit, askedUnit);
+      if ((returned.bySerialNumber.get(asset.serialNumber) ?? 0) + askedUnit > 1)
+        return fail('QUANTITY_EXCEEDS_SHIPPED', `Unit ${asset.serialNumber} is already returned.`, i);
     } else {
       const ref = input.orderLine!;
       const order = orderByNumber.get(ref.orderNumber);
@@ -135,18 +149,22 @@ export async function validateReturn(
       orderNumber = ref.orderNumber;
       const product = orderLine.sku ? products.get(orderLine.sku) : undefined;
       warrantyEnd = orderLine.shipmentDate && product?.warrantyMonths ? addMonths(orderLine.shipmentDate, product.warrantyMonths) : null;
-      returnedBefore = returned.byOrderLine.get(`${ref.orderNumber}#${ref.sequence}`) ?? 0;
-      shipped = orderLine.shippedQuantity;
-      counted = `line:${ref.orderNumber}#${ref.sequence}`;
+      if (orderLine.shippedQuantity <= 0)
+        return fail('NOT_SHIPPED', `Line ${orderLine.sequence} of order ${orderNumber} has not been shipped yet.`, i);
     }
     if (!orderLine || !orderLine.sku) return fail('UNKNOWN_ORDER_LINE', `No order line of ${orderNumber} carries this item.`, i);
-    if (shipped <= 0) return fail('NOT_SHIPPED', `Line ${orderLine.sequence} of order ${orderNumber} has not been shipped yet.`, i);
+    const lineKey = `${orderNumber}#${orderLine.sequence}`;
+    const shipped = orderLine.shippedQuantity;
+    const returnedBefore = returned.byOrderLine.get(lineKey) ?? 0;
+    const counted = `line:${lineKey}`;
     const asked = (requestedSoFar.get(counted) ?? 0) + input.quantity;
     requestedSoFar.set(counted, asked);
     if (returnedBefore + asked > shipped) {
       return fail(
         'QUANTITY_EXCEEDS_SHIPPED',
-        `${shipped} shipped, ${returnedBefore} already returned: at most ${Math.max(0, shipped - returnedBefore)} more can be returned.`,
+        `Line ${orderLine.sequence} of order ${orderNumber}: ${shipped} shipped, ${returnedBefore} already returned` +
+          `${asked > input.quantity ? `, ${asked - input.quantity} on earlier lines of this return` : ''}: ` +
+          `at most ${Math.max(0, shipped - returnedBefore - (asked - input.quantity))} more can be returned.`,
         i,
       );
     }
@@ -175,16 +193,21 @@ export async function validateReturn(
       reason: input.reason,
       serialNumber: input.serialNumber ?? null,
       orderNumber,
-      orderLineSequence: input.orderLine ? orderLine.sequence : null,
+      orderLineSequence: orderLine.sequence,
       appliesToInvoiceNumber: invoiceNumber,
     });
   });
   const { cents, amount: total } = returnValue(lines);
   const unlimited = identity.roles.some((role) => role === 'support_lead' || role === 'integration');
-  if (!errors.length && !unlimited && cents > Math.round(context.agentLimit * 100)) {
+  const before = context.authorizedBefore?.cents ?? 0;
+  if (!errors.length && !unlimited && before + cents > Math.round(context.agentLimit * 100)) {
     fail(
       'EXCEEDS_APPROVAL_LIMIT',
-      `The return is worth ${total}; an agent may authorize up to ${toDecimal(context.agentLimit)}. Ask a support lead.`,
+      `The return is worth ${total}` +
+        (before > 0
+          ? ` and you authorized ${toDecimal(before / 100)} on this case in the last ${context.authorizedBefore!.windowHours} h`
+          : '') +
+        `; an agent may authorize up to ${toDecimal(context.agentLimit)} per case. Ask a support lead.`,
     );
   }
   return { errors, lines: errors.length ? [] : lines, total, currency: currency ?? 'USD' };

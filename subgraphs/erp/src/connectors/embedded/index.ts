@@ -361,8 +361,16 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
         if (orders.length) {
           for (const row of inQuery<{ orderNumber: string; orderLineSequence: number; quantity: number }>(
             (list) =>
-              `SELECT orderNumber, orderLineSequence, SUM(quantity) AS quantity FROM salesReturnOrderLines
-               WHERE orderNumber IN (${list}) AND orderLineSequence IS NOT NULL GROUP BY orderNumber, orderLineSequence`,
+              // A unit returned by serial number before its line was recorded with it counts on
+              // the line that shipped it (the order's first line of that item).
+              `SELECT orderNumber, orderLineSequence, SUM(quantity) AS quantity FROM (
+                 SELECT r.orderNumber, r.quantity, COALESCE(r.orderLineSequence, (
+                   SELECT MIN(l.sequence) FROM serialNumbers s
+                   JOIN salesOrders o ON o.number = s.orderNumber
+                   JOIN salesOrderLines l ON l.documentId = o.id AND l.lineObjectNumber = s.itemNumber
+                   WHERE s.serialNumber = r.serialNumber)) AS orderLineSequence
+                 FROM salesReturnOrderLines r WHERE r.orderNumber IN (${list}))
+               WHERE orderLineSequence IS NOT NULL GROUP BY orderNumber, orderLineSequence`,
             orders,
           )) {
             byOrderLine.set(`${row.orderNumber}#${row.orderLineSequence}`, row.quantity);

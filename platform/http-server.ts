@@ -81,6 +81,7 @@ export async function startService<TContext extends BaseContext>(options: Servic
     runInScope(scope, () => {
       handle(req, res, route, scope).catch((error: unknown) => {
         if (error instanceof HttpError) {
+          if (error.status === 413) hangUpAfter(req, res);
           sendJson(res, error.status, { errors: [{ message: error.message, extensions: { code: error.code } }] });
           return;
         }
@@ -209,15 +210,46 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/** How long a client that keeps sending after a 413 has to read it before the connection is cut. */
+const HANG_UP_GRACE_MS = 1_000;
+
+/**
+ * A refused body is not read to its end (it may be gigabytes, or never end): the answer says
+ * `Connection: close`, the connection is ended after it, reading stops, and a client still
+ * sending is cut off after a short grace, in which it can read the answer.
+ */
+function hangUpAfter(req: IncomingMessage, res: ServerResponse): void {
+  res.setHeader('connection', 'close');
+  res.once('finish', () => {
+    const socket = req.socket;
+    socket.end();
+    socket.pause();
+    setTimeout(() => socket.destroy(), HANG_UP_GRACE_MS).unref();
+  });
+}
+
 async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new HttpError(413, `Request body larger than ${limit} bytes`, 'PAYLOAD_TOO_LARGE');
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
+  // A declared length over the limit is refused before a byte of the body is read.
+  if (Number(req.headers['content-length']) > limit)
+    throw new HttpError(413, `Request body larger than ${limit} bytes`, 'PAYLOAD_TOO_LARGE');
+  // Read by events, not `for await`: leaving that loop early destroys the request under the
+  // response still to be sent; hangUpAfter ends the connection instead.
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off('data', onData).off('end', onEnd).off('error', reject);
+        req.pause();
+        reject(new HttpError(413, `Request body larger than ${limit} bytes`, 'PAYLOAD_TOO_LARGE'));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => resolve(Buffer.concat(chunks, size));
+    req.on('data', onData).once('end', onEnd).once('error', reject);
+  });
 }
 
 async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {

@@ -105,7 +105,7 @@ export async function startGateway(
     ready: () => true,
     logger,
     metrics,
-    routes: changeHooks(config.hooks, invalidate, logger),
+    routes: changeHooks(config.hooks, invalidate, logger, link?.ledger),
     ...(link ? { metricsText: () => link.metrics() } : {}),
   });
   return {

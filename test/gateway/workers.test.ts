@@ -110,6 +110,27 @@ describe('the gateway with two workers', () => {
     for (let i = 0; i < 6; i++) expect(await subject(id)).toBe('Changed while cached twice');
   });
 
+  it('applies a change notice once, whichever worker the same notice reaches again', async () => {
+    const body = JSON.stringify({ type: 'zen:event-type:ticket.status_changed', detail: { id: '1' } });
+    const timestamp = new Date().toISOString();
+    const headers = {
+      'content-type': 'application/json',
+      'x-zendesk-webhook-signature': createHmac('sha256', ZENDESK_SECRET).update(timestamp).update(body).digest('base64'),
+      'x-zendesk-webhook-signature-timestamp': timestamp,
+    };
+    // Round robin over two workers, one new connection each: both see the notice.
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const answer = await fetch(url.replace('/graphql', '/hooks/zendesk'), {
+        method: 'POST',
+        headers: { ...headers, connection: 'close' },
+        body,
+      });
+      statuses.push(answer.status);
+    }
+    expect(statuses).toEqual([202, 200, 200, 200, 200, 200]);
+  });
+
   it('replaces a worker that dies', async () => {
     const [victim] = workers();
     process.kill(victim!, 'SIGKILL');

@@ -4,6 +4,7 @@ import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
+import { metricsAllowed, startMetricsServer, type MetricsEndpoint } from './metrics-endpoint.ts';
 import { CORRELATION_HEADER, correlationIdFrom, runInScope, type RequestScope } from './request-context.ts';
 
 /** What a service needs to serve GraphQL and its operational endpoints over HTTP. */
@@ -23,6 +24,10 @@ export interface ServiceOptions<TContext extends BaseContext> {
   readonly metricsText?: () => Promise<string>;
   /** POST endpoints besides /graphql, by path, given the raw body (webhooks verify signatures over it). */
   readonly routes?: ReadonlyMap<string, RawRoute>;
+  /** Where /metrics is served (default: on the API port, open). */
+  readonly metricsEndpoint?: MetricsEndpoint;
+  /** Its own metrics port is served by another process (a cluster's primary), not this one. */
+  readonly metricsServedElsewhere?: boolean;
 }
 
 export interface RawRequest {
@@ -45,6 +50,8 @@ export interface RunningService {
   readonly url: string;
   readonly port: number;
   readonly httpServer: http.Server;
+  /** GET /metrics when it has a port of its own (served by this process); null: on the API port, or elsewhere. */
+  readonly metricsUrl: string | null;
   /** Stops accepting requests, lets those in flight finish, then closes. */
   stop(): Promise<void>;
 }
@@ -69,6 +76,11 @@ class HttpError extends Error {
 export async function startService<TContext extends BaseContext>(options: ServiceOptions<TContext>): Promise<RunningService> {
   const { apollo, logger, metrics } = options;
   const maxBodyBytes = options.maxBodyBytes ?? 1_000_000;
+  const metricsEndpoint = options.metricsEndpoint ?? { port: null, token: null };
+  const metricsText = async () => ({
+    contentType: metrics.registry.contentType,
+    text: options.metricsText ? await options.metricsText() : await metrics.registry.metrics(),
+  });
 
   const httpServer = http.createServer((req, res) => {
     const scope: RequestScope = { correlationId: correlationIdFrom(req.headers[CORRELATION_HEADER]) };
@@ -103,8 +115,12 @@ export async function startService<TContext extends BaseContext>(options: Servic
         return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', service: options.name });
       }
       case 'metrics': {
-        const text = options.metricsText ? await options.metricsText() : await metrics.registry.metrics();
-        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        // On a port of its own, /metrics is not on the public API port at all.
+        if (metricsEndpoint.port !== null) throw new HttpError(404, `No route for ${req.method} ${pathOf(req)}`, 'NOT_FOUND');
+        if (!metricsAllowed(metricsEndpoint, req.headers.authorization))
+          throw new HttpError(401, 'send the metrics token: Authorization: Bearer <METRICS_TOKEN>', 'UNAUTHENTICATED');
+        const { contentType, text } = await metricsText();
+        res.writeHead(200, { 'content-type': contentType });
         res.end(text);
         return;
       }
@@ -173,6 +189,22 @@ export async function startService<TContext extends BaseContext>(options: Servic
   const shownHost = options.host === '0.0.0.0' || options.host === '::' ? 'localhost' : options.host;
   const url = `http://${shownHost}:${port}${GRAPHQL_PATH}`;
   logger.info({ url }, `${options.name} listening`);
+  let metricsServer: http.Server | undefined;
+  let metricsUrl: string | null = null;
+  if (metricsEndpoint.port !== null && !options.metricsServedElsewhere) {
+    try {
+      const started = await startMetricsServer({ ...metricsEndpoint, port: metricsEndpoint.port }, options.host, metricsText, (error) =>
+        logger.error({ err: error }, 'metrics failed'),
+      );
+      metricsServer = started.server;
+      metricsUrl = `http://${shownHost}:${started.port}/metrics`;
+      logger.info({ url: metricsUrl }, `${options.name} metrics listening`);
+    } catch (error) {
+      await new Promise((resolve) => httpServer.close(resolve));
+      await apollo.stop();
+      throw error;
+    }
+  }
 
   let stopping: Promise<void> | undefined;
   return {
@@ -180,8 +212,12 @@ export async function startService<TContext extends BaseContext>(options: Servic
     url,
     port,
     httpServer,
+    metricsUrl,
     stop() {
-      stopping ??= apollo.stop().then(() => logger.info(`${options.name} stopped`));
+      stopping ??= apollo
+        .stop()
+        .then(() => new Promise((resolve) => (metricsServer ? metricsServer.close(resolve) : resolve(undefined))))
+        .then(() => logger.info(`${options.name} stopped`));
       return stopping;
     },
   };

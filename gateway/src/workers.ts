@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { Logger } from '../../platform/logger.ts';
+import { startMetricsServer, type MetricsEndpoint } from '../../platform/metrics-endpoint.ts';
 import { SeenNotices, type Invalidation, type NoticeLedger } from './cache/change-hooks.ts';
 
 /**
@@ -13,7 +14,8 @@ import { SeenNotices, type Invalidation, type NoticeLedger } from './cache/chang
  *   otherwise keep serving what it made stale;
  * - answers a worker's /metrics with the sum over all workers, so a scrape sees the whole gateway;
  * - remembers the change notices applied, for all workers: a replay is refused whichever worker
- *   it reaches.
+ *   it reaches;
+ * - serves the metrics port itself (METRICS_PORT), with the same sum, off the workers' API port.
  *
  * SIGINT/SIGTERM to the primary stop the workers gracefully (each drains its requests).
  */
@@ -22,7 +24,7 @@ const EX_CONFIG = 78;
 /** Deaths per worker within a minute after which the primary gives up and exits 1. */
 const GIVE_UP_AFTER_DEATHS_PER_WORKER = 5;
 
-export function runPrimary(count: number, logger: Logger): void {
+export function runPrimary(count: number, logger: Logger, metrics: MetricsEndpoint = { port: null, token: null }, host = '0.0.0.0'): void {
   const aggregator = new AggregatorRegistry();
   let stopping = false;
   const recentDeaths: number[] = [];
@@ -86,6 +88,23 @@ export function runPrimary(count: number, logger: Logger): void {
   process.once('SIGINT', () => stop());
   process.once('SIGTERM', () => stop());
 
+  if (metrics.port !== null) {
+    startMetricsServer(
+      { ...metrics, port: metrics.port },
+      host,
+      async () => ({ contentType: aggregator.contentType, text: await aggregator.clusterMetrics() }),
+      (error) => logger.error({ err: error }, 'metrics of the workers failed'),
+    ).then(
+      ({ server, port }) => {
+        logger.info({ port }, 'gateway metrics listening');
+        process.once('exit', () => server.close());
+      },
+      (error: unknown) => {
+        logger.error({ err: error, port: metrics.port }, 'the metrics port cannot be served; stopping');
+        stop(1);
+      },
+    );
+  }
   logger.info({ workers: count }, 'gateway starting its workers');
   for (let index = 0; index < count; index++) fork();
 }

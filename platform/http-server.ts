@@ -4,6 +4,7 @@ import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
+import { metricsAllowed, startMetricsServer, type MetricsEndpoint } from './metrics-endpoint.ts';
 import { CORRELATION_HEADER, correlationIdFrom, runInScope, type RequestScope } from './request-context.ts';
 
 /** What a service needs to serve GraphQL and its operational endpoints over HTTP. */
@@ -23,6 +24,10 @@ export interface ServiceOptions<TContext extends BaseContext> {
   readonly metricsText?: () => Promise<string>;
   /** POST endpoints besides /graphql, by path, given the raw body (webhooks verify signatures over it). */
   readonly routes?: ReadonlyMap<string, RawRoute>;
+  /** Where /metrics is served (default: on the API port, open). */
+  readonly metricsEndpoint?: MetricsEndpoint;
+  /** Its own metrics port is served by another process (a cluster's primary), not this one. */
+  readonly metricsServedElsewhere?: boolean;
 }
 
 export interface RawRequest {
@@ -45,6 +50,8 @@ export interface RunningService {
   readonly url: string;
   readonly port: number;
   readonly httpServer: http.Server;
+  /** GET /metrics when it has a port of its own (served by this process); null: on the API port, or elsewhere. */
+  readonly metricsUrl: string | null;
   /** Stops accepting requests, lets those in flight finish, then closes. */
   stop(): Promise<void>;
 }
@@ -69,6 +76,11 @@ class HttpError extends Error {
 export async function startService<TContext extends BaseContext>(options: ServiceOptions<TContext>): Promise<RunningService> {
   const { apollo, logger, metrics } = options;
   const maxBodyBytes = options.maxBodyBytes ?? 1_000_000;
+  const metricsEndpoint = options.metricsEndpoint ?? { port: null, token: null };
+  const metricsText = async () => ({
+    contentType: metrics.registry.contentType,
+    text: options.metricsText ? await options.metricsText() : await metrics.registry.metrics(),
+  });
 
   const httpServer = http.createServer((req, res) => {
     const scope: RequestScope = { correlationId: correlationIdFrom(req.headers[CORRELATION_HEADER]) };
@@ -81,6 +93,7 @@ export async function startService<TContext extends BaseContext>(options: Servic
     runInScope(scope, () => {
       handle(req, res, route, scope).catch((error: unknown) => {
         if (error instanceof HttpError) {
+          if (error.status === 413) hangUpAfter(req, res);
           sendJson(res, error.status, { errors: [{ message: error.message, extensions: { code: error.code } }] });
           return;
         }
@@ -102,8 +115,12 @@ export async function startService<TContext extends BaseContext>(options: Servic
         return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', service: options.name });
       }
       case 'metrics': {
-        const text = options.metricsText ? await options.metricsText() : await metrics.registry.metrics();
-        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        // On a port of its own, /metrics is not on the public API port at all.
+        if (metricsEndpoint.port !== null) throw new HttpError(404, `No route for ${req.method} ${pathOf(req)}`, 'NOT_FOUND');
+        if (!metricsAllowed(metricsEndpoint, req.headers.authorization))
+          throw new HttpError(401, 'send the metrics token: Authorization: Bearer <METRICS_TOKEN>', 'UNAUTHENTICATED');
+        const { contentType, text } = await metricsText();
+        res.writeHead(200, { 'content-type': contentType });
         res.end(text);
         return;
       }
@@ -172,6 +189,22 @@ export async function startService<TContext extends BaseContext>(options: Servic
   const shownHost = options.host === '0.0.0.0' || options.host === '::' ? 'localhost' : options.host;
   const url = `http://${shownHost}:${port}${GRAPHQL_PATH}`;
   logger.info({ url }, `${options.name} listening`);
+  let metricsServer: http.Server | undefined;
+  let metricsUrl: string | null = null;
+  if (metricsEndpoint.port !== null && !options.metricsServedElsewhere) {
+    try {
+      const started = await startMetricsServer({ ...metricsEndpoint, port: metricsEndpoint.port }, options.host, metricsText, (error) =>
+        logger.error({ err: error }, 'metrics failed'),
+      );
+      metricsServer = started.server;
+      metricsUrl = `http://${shownHost}:${started.port}/metrics`;
+      logger.info({ url: metricsUrl }, `${options.name} metrics listening`);
+    } catch (error) {
+      await new Promise((resolve) => httpServer.close(resolve));
+      await apollo.stop();
+      throw error;
+    }
+  }
 
   let stopping: Promise<void> | undefined;
   return {
@@ -179,8 +212,12 @@ export async function startService<TContext extends BaseContext>(options: Servic
     url,
     port,
     httpServer,
+    metricsUrl,
     stop() {
-      stopping ??= apollo.stop().then(() => logger.info(`${options.name} stopped`));
+      stopping ??= apollo
+        .stop()
+        .then(() => new Promise((resolve) => (metricsServer ? metricsServer.close(resolve) : resolve(undefined))))
+        .then(() => logger.info(`${options.name} stopped`));
       return stopping;
     },
   };
@@ -209,15 +246,46 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/** How long a client that keeps sending after a 413 has to read it before the connection is cut. */
+const HANG_UP_GRACE_MS = 1_000;
+
+/**
+ * A refused body is not read to its end (it may be gigabytes, or never end): the answer says
+ * `Connection: close`, the connection is ended after it, reading stops, and a client still
+ * sending is cut off after a short grace, in which it can read the answer.
+ */
+function hangUpAfter(req: IncomingMessage, res: ServerResponse): void {
+  res.setHeader('connection', 'close');
+  res.once('finish', () => {
+    const socket = req.socket;
+    socket.end();
+    socket.pause();
+    setTimeout(() => socket.destroy(), HANG_UP_GRACE_MS).unref();
+  });
+}
+
 async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new HttpError(413, `Request body larger than ${limit} bytes`, 'PAYLOAD_TOO_LARGE');
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
+  // A declared length over the limit is refused before a byte of the body is read.
+  if (Number(req.headers['content-length']) > limit)
+    throw new HttpError(413, `Request body larger than ${limit} bytes`, 'PAYLOAD_TOO_LARGE');
+  // Read by events, not `for await`: leaving that loop early destroys the request under the
+  // response still to be sent; hangUpAfter ends the connection instead.
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off('data', onData).off('end', onEnd).off('error', reject);
+        req.pause();
+        reject(new HttpError(413, `Request body larger than ${limit} bytes`, 'PAYLOAD_TOO_LARGE'));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => resolve(Buffer.concat(chunks, size));
+    req.on('data', onData).once('end', onEnd).once('error', reject);
+  });
 }
 
 async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {

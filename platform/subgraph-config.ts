@@ -2,7 +2,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, environment, host, logLevel, port, readEnv } from './config.ts';
+import { metricsEndpointOf, metricsPort, metricsToken, type MetricsEndpoint } from './metrics-endpoint.ts';
 import { openDatabase, type Database } from './sqlite.ts';
+
+/** A subgraph's metrics port in production when <PREFIX>_METRICS_PORT is not given: its default API port plus this. */
+const PRODUCTION_METRICS_PORT_OFFSET = 5400;
 
 /** Where an embedded adapter keeps its database, and which variable said so. */
 export interface EmbeddedConnectorConfig {
@@ -28,6 +32,8 @@ export interface SubgraphConfig {
    * so a benchmark sees what round trips to a real vendor would cost. Embedded connector only.
    */
   readonly latencyMs: number;
+  /** Where GET /metrics is served (<PREFIX>_METRICS_PORT, METRICS_TOKEN). */
+  readonly metrics: MetricsEndpoint;
 }
 
 /**
@@ -57,6 +63,8 @@ export function loadSubgraphConfig(
       .min(0, 'must be 0 (off) or more')
       .max(60_000, 'must be at most 60000')
       .default(0),
+    [`${prefix}_METRICS_PORT`]: metricsPort,
+    METRICS_TOKEN: metricsToken,
   });
   const vars = readEnv(schema, env) as Record<string, unknown>;
   // In production the demo systems are never a silent default: the adapter is chosen, not assumed.
@@ -93,6 +101,16 @@ export function loadSubgraphConfig(
       databaseVariable: database ? `${prefix}_DATABASE` : 'DATA_DIR',
     }),
     latencyMs,
+    metrics: metricsEndpointOf({
+      port: vars[`${prefix}_METRICS_PORT`] as number | undefined,
+      token: vars.METRICS_TOKEN as string | undefined,
+      production: vars.CONCORD_ENV === 'production',
+      // In production, off the API port: 9401 for the API's 4001, and so on.
+      productionPort: system.defaultPort === 0 ? 0 : system.defaultPort + PRODUCTION_METRICS_PORT_OFFSET,
+      portVariable: `${prefix}_METRICS_PORT`,
+      apiPort: vars[`${prefix}_PORT`] as number,
+      apiPortVariable: `${prefix}_PORT`,
+    }),
   });
 }
 

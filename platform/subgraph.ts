@@ -147,6 +147,7 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
       logger,
       metrics,
       ready: () => connector.ping().then(() => true),
+      metricsEndpoint: spec.config.metrics,
     });
     return {
       ...service,

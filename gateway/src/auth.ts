@@ -1,6 +1,8 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { GraphQLError } from 'graphql';
-import { createRemoteJWKSet, errors, importSPKI, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { LRUCache } from 'lru-cache';
+import { ConfigError } from '../../platform/config.ts';
 import { ErrorCode } from '../../platform/errors.ts';
 import { isRole, type Identity } from '../../platform/identity.ts';
 import { unauthenticated } from '../../platform/internal-token.ts';
@@ -16,7 +18,7 @@ export type ClientVerifier = (authorization: string | undefined) => Promise<Iden
  * token without its customer, is FORBIDDEN (HTTP 403). Either way nothing is executed.
  */
 export async function createClientVerifier(config: ClientAuthConfig, devIssuerKey?: CryptoKey): Promise<ClientVerifier> {
-  const key = await keyOf(config, devIssuerKey);
+  const { key, algorithms } = keyOf(config, devIssuerKey);
   // A client sends the same token with every request until it expires: verified once, the
   // identity is kept until the token's expiry or maximum age (whichever is first), never longer.
   const verified = new LRUCache<string, Identity>({ max: 10_000 });
@@ -30,7 +32,7 @@ export async function createClientVerifier(config: ClientAuthConfig, devIssuerKe
       ({ payload } = await jwtVerify(token, key as JWTVerifyGetKey, {
         issuer: config.issuer,
         audience: config.audience,
-        algorithms: [...config.algorithms],
+        algorithms,
         clockTolerance: config.clockToleranceSeconds,
         maxTokenAge: config.maxTokenAgeSeconds,
         requiredClaims: ['exp', 'sub', 'iat'],
@@ -54,19 +56,72 @@ export async function createClientVerifier(config: ClientAuthConfig, devIssuerKe
   };
 }
 
-async function keyOf(config: ClientAuthConfig, devIssuerKey: CryptoKey | undefined): Promise<CryptoKey | JWTVerifyGetKey> {
+function keyOf(
+  config: ClientAuthConfig,
+  devIssuerKey: CryptoKey | undefined,
+): { key: CryptoKey | KeyObject | JWTVerifyGetKey; algorithms: string[] } {
   switch (config.key.kind) {
     case 'jwks':
-      return createRemoteJWKSet(new URL(config.key.url), { cooldownDuration: config.jwksCooldownSeconds * 1000, cacheMaxAge: 10 * 60_000 });
-    case 'pem': {
-      const algorithm = config.algorithms[0];
-      if (!algorithm) throw new Error('AUTH_ALGORITHMS is empty');
-      return importSPKI(config.key.pem, algorithm);
-    }
+      return {
+        key: createRemoteJWKSet(new URL(config.key.url), { cooldownDuration: config.jwksCooldownSeconds * 1000, cacheMaxAge: 10 * 60_000 }),
+        algorithms: [...config.algorithms],
+      };
+    case 'pem':
+      return pemKeyOf(config.key.pem, config.algorithms);
     case 'dev':
       if (!devIssuerKey) throw new Error('the dev issuer key is missing');
-      return devIssuerKey;
+      return { key: devIssuerKey, algorithms: [...config.algorithms] };
   }
+}
+
+/**
+ * A PEM public key, not bound to one algorithm: jose checks each token's `alg` against the key's
+ * type, and only the algorithms of AUTH_ALGORITHMS this key can verify are accepted (an RSA key
+ * under `RS256,PS256` verifies both; an Ed25519 key EdDSA). A key that can verify none of them
+ * is a configuration error at start, not a gateway that refuses every token.
+ */
+function pemKeyOf(pem: string, configured: readonly string[]): { key: KeyObject; algorithms: string[] } {
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem);
+  } catch (error) {
+    throw new ConfigError(`Invalid configuration:\n  AUTH_PUBLIC_KEY: not a readable PEM public key (${(error as Error).message})`);
+  }
+  const usable = algorithmsOf(key);
+  const algorithms = configured.filter((algorithm) => usable.includes(algorithm));
+  if (algorithms.length === 0) {
+    throw new ConfigError(
+      `Invalid configuration:\n  AUTH_PUBLIC_KEY: an ${keyTypeName(key)} key verifies ${usable.join(', ') || 'no JWS algorithm'}, ` +
+        `none of AUTH_ALGORITHMS (${configured.join(', ')})`,
+    );
+  }
+  return { key, algorithms };
+}
+
+/** Node's names of the curves, and the one algorithm each verifies. */
+const EC_ALGORITHMS: Readonly<Record<string, string[]>> = { prime256v1: ['ES256'], secp384r1: ['ES384'], secp521r1: ['ES512'] };
+
+/** The JWS algorithms a public key of this type (and curve) can verify. */
+function algorithmsOf(key: KeyObject): string[] {
+  switch (key.asymmetricKeyType) {
+    case 'rsa':
+      return ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
+    case 'rsa-pss':
+      return ['PS256', 'PS384', 'PS512'];
+    case 'ec':
+      return EC_ALGORITHMS[String(key.asymmetricKeyDetails?.namedCurve)] ?? [];
+    case 'ed25519':
+      return ['EdDSA'];
+    default:
+      return [];
+  }
+}
+
+function keyTypeName(key: KeyObject): string {
+  const type = key.asymmetricKeyType;
+  if (type === 'ed25519') return 'Ed25519';
+  if (type === 'ec') return `EC (${String(key.asymmetricKeyDetails?.namedCurve)})`;
+  return (type ?? 'unknown').toUpperCase();
 }
 
 function claimedRoles(claim: unknown): Identity['roles'] {

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ConfigError, environment, flag, host, httpUrl, logLevel, port, positiveInt, readEnv } from '../../platform/config.ts';
+import { metricsEndpointOf, metricsPort, metricsToken, type MetricsEndpoint } from '../../platform/metrics-endpoint.ts';
 import { parseTierTtls, type TierTtls } from './cache/tiers.ts';
 
 /** How client bearer tokens are verified (OAuth 2.0 access tokens, JWT). */
@@ -68,6 +69,8 @@ export interface GatewayConfig {
   readonly workers: number;
   /** Size bound of the query-plan cache in MiB (QUERY_PLAN_CACHE_MB). */
   readonly queryPlanCacheMb: number;
+  /** Where GET /metrics is served (METRICS_PORT, METRICS_TOKEN). */
+  readonly metrics: MetricsEndpoint;
 }
 
 /** The gateway's cache of subgraph answers (see cache/entity-cache.ts). */
@@ -162,7 +165,12 @@ const schema = z.object({
   SALESFORCE_WEBHOOK_SECRET: z.string().min(16).optional(),
   GATEWAY_WORKERS: z.coerce.number().int().min(1).max(256).optional(),
   QUERY_PLAN_CACHE_MB: positiveInt(30),
+  METRICS_PORT: metricsPort,
+  METRICS_TOKEN: metricsToken,
 });
+
+/** The gateway's metrics port in production when METRICS_PORT is not given. */
+export const PRODUCTION_METRICS_PORT = 9400;
 
 /** Issuer of the embedded default's dev tokens (npm run token). */
 export const DEV_ISSUER = 'concord-dev';
@@ -239,6 +247,15 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     }),
     workers: vars.GATEWAY_WORKERS ?? availableParallelism(),
     queryPlanCacheMb: vars.QUERY_PLAN_CACHE_MB,
+    metrics: metricsEndpointOf({
+      port: vars.METRICS_PORT,
+      token: vars.METRICS_TOKEN,
+      production,
+      productionPort: PRODUCTION_METRICS_PORT,
+      portVariable: 'METRICS_PORT',
+      apiPort: vars.GATEWAY_PORT,
+      apiPortVariable: 'GATEWAY_PORT',
+    }),
   });
 }
 

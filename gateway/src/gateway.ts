@@ -105,8 +105,11 @@ export async function startGateway(
     ready: () => true,
     logger,
     metrics,
-    routes: changeHooks(config.hooks, invalidate, logger),
+    routes: changeHooks(config.hooks, invalidate, logger, link?.ledger),
     ...(link ? { metricsText: () => link.metrics() } : {}),
+    metricsEndpoint: config.metrics,
+    // With workers, the primary serves the metrics port for all of them (workers.ts).
+    metricsServedElsewhere: link !== null,
   });
   return {
     ...service,

@@ -18,7 +18,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   } catch {
     config = undefined; // runMain reports the configuration error (and exits 78).
   }
-  if (config && config.workers > 1 && cluster.isPrimary) runPrimary(config.workers, createLogger('gateway', config.logLevel));
+  if (config && config.workers > 1 && cluster.isPrimary)
+    runPrimary(config.workers, createLogger('gateway', config.logLevel), config.metrics, config.host);
   else
     runMain('gateway', async () => {
       const { startGateway } = await import('./gateway.ts');

@@ -1,7 +1,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { Logger } from '../../platform/logger.ts';
-import type { Invalidation } from './cache/change-hooks.ts';
+import { startMetricsServer, type MetricsEndpoint } from '../../platform/metrics-endpoint.ts';
+import { SeenNotices, type Invalidation, type NoticeLedger } from './cache/change-hooks.ts';
 
 /**
  * The gateway on several cores: a primary process forks `count` workers that share the port
@@ -11,7 +12,10 @@ import type { Invalidation } from './cache/change-hooks.ts';
  *   spin, and exits 1 when they die more than five times each within a minute);
  * - passes a change notice one worker received to every worker, whose in-memory caches would
  *   otherwise keep serving what it made stale;
- * - answers a worker's /metrics with the sum over all workers, so a scrape sees the whole gateway.
+ * - answers a worker's /metrics with the sum over all workers, so a scrape sees the whole gateway;
+ * - remembers the change notices applied, for all workers: a replay is refused whichever worker
+ *   it reaches;
+ * - serves the metrics port itself (METRICS_PORT), with the same sum, off the workers' API port.
  *
  * SIGINT/SIGTERM to the primary stop the workers gracefully (each drains its requests).
  */
@@ -20,10 +24,11 @@ const EX_CONFIG = 78;
 /** Deaths per worker within a minute after which the primary gives up and exits 1. */
 const GIVE_UP_AFTER_DEATHS_PER_WORKER = 5;
 
-export function runPrimary(count: number, logger: Logger): void {
+export function runPrimary(count: number, logger: Logger, metrics: MetricsEndpoint = { port: null, token: null }, host = '0.0.0.0'): void {
   const aggregator = new AggregatorRegistry();
   let stopping = false;
   const recentDeaths: number[] = [];
+  const seenNotices = new SeenNotices();
 
   const fork = (): Worker => {
     const worker = cluster.fork();
@@ -35,6 +40,10 @@ export function runPrimary(count: number, logger: Logger): void {
           (text) => worker.send({ concord: 'metrics', id: message.id, text }),
           (error: unknown) => worker.send({ concord: 'metrics', id: message.id, error: String(error) }),
         );
+      } else if (message?.concord === 'notice-claim') {
+        worker.send({ concord: 'notice-claim', id: message.id, text: seenNotices.claimNow(message.keys, message.untilMs) });
+      } else if (message?.concord === 'notice-release') {
+        seenNotices.releaseNow(message.keys);
       }
     });
     return worker;
@@ -79,12 +88,33 @@ export function runPrimary(count: number, logger: Logger): void {
   process.once('SIGINT', () => stop());
   process.once('SIGTERM', () => stop());
 
+  if (metrics.port !== null) {
+    startMetricsServer(
+      { ...metrics, port: metrics.port },
+      host,
+      async () => ({ contentType: aggregator.contentType, text: await aggregator.clusterMetrics() }),
+      (error) => logger.error({ err: error }, 'metrics of the workers failed'),
+    ).then(
+      ({ server, port }) => {
+        logger.info({ port }, 'gateway metrics listening');
+        process.once('exit', () => server.close());
+      },
+      (error: unknown) => {
+        logger.error({ err: error, port: metrics.port }, 'the metrics port cannot be served; stopping');
+        stop(1);
+      },
+    );
+  }
   logger.info({ workers: count }, 'gateway starting its workers');
   for (let index = 0; index < count; index++) fork();
 }
 
 type WorkerMessage =
-  { concord: 'invalidate'; changes: Invalidation[] } | { concord: 'metrics'; id: number; text?: string; error?: string } | undefined;
+  | { concord: 'invalidate'; changes: Invalidation[] }
+  | { concord: 'metrics'; id: number; text?: string; error?: string }
+  | { concord: 'notice-claim'; id: number; keys: string[]; untilMs: number[]; text?: string; error?: string }
+  | { concord: 'notice-release'; keys: string[] }
+  | undefined;
 
 /** In a worker: what connects it to the primary. */
 export function workerLink(registry: Registry, applyLocally: (changes: Invalidation[]) => Promise<unknown>, logger: Logger) {
@@ -96,31 +126,46 @@ export function workerLink(registry: Registry, applyLocally: (changes: Invalidat
   process.on('message', (message: WorkerMessage) => {
     if (message?.concord === 'invalidate') {
       applyLocally(message.changes).catch((error: unknown) => logger.warn({ err: error }, 'applying a change notice failed'));
-    } else if (message?.concord === 'metrics') {
+    } else if (message?.concord === 'metrics' || message?.concord === 'notice-claim') {
       const waiter = pending.get(message.id);
       pending.delete(message.id);
       if (message.text !== undefined) waiter?.resolve(message.text);
-      else waiter?.reject(new Error(message.error ?? 'no metrics'));
+      else waiter?.reject(new Error(message.error ?? 'no answer'));
     }
   });
+  /** Asks the primary, which answers with the same id within 5 s. */
+  const ask = (what: string, message: Record<string, unknown>): Promise<string> => {
+    const id = nextId++;
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        reject(new Error(`the primary did not answer for ${what} within 5 s`));
+      }, 5_000);
+      pending.set(id, {
+        resolve: (text) => (clearTimeout(timer), resolve(text)),
+        reject: (error) => (clearTimeout(timer), reject(error)),
+      });
+      process.send?.({ ...message, id });
+    });
+  };
+  const ledger: NoticeLedger = {
+    // A primary that does not answer: not applied, so that the system sends it again.
+    claim: (keys, untilMs) =>
+      ask('a change notice', { concord: 'notice-claim', keys, untilMs }).then(
+        (answer) => answer as 'fresh' | 'seen' | 'full',
+        () => 'full' as const,
+      ),
+    release: async (keys) => void process.send?.({ concord: 'notice-release', keys }),
+  };
   return {
     broadcast(changes: Invalidation[]): void {
       process.send?.({ concord: 'invalidate', changes });
     },
     /** The whole gateway's metrics, summed over the workers by the primary. */
     metrics(): Promise<string> {
-      const id = nextId++;
-      return new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          pending.delete(id);
-          reject(new Error('the primary did not answer for metrics within 5 s'));
-        }, 5_000);
-        pending.set(id, {
-          resolve: (text) => (clearTimeout(timer), resolve(text)),
-          reject: (error) => (clearTimeout(timer), reject(error)),
-        });
-        process.send?.({ concord: 'metrics', id });
-      });
+      return ask('metrics', { concord: 'metrics' });
     },
+    /** The change notices applied by any worker, remembered by the primary. */
+    ledger,
   };
 }

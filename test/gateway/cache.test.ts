@@ -146,7 +146,8 @@ describe('the gateway cache, end to end', () => {
             {
               subscriptionId: 'items-subscription',
               clientState,
-              expirationDateTime: '2026-12-01T00:00:00Z',
+              // A subscription lives three days; a notification past its expiry is refused.
+              expirationDateTime: new Date(Date.now() + 3 * 86_400_000).toISOString(),
               resource: 'api/v2.0/companies(00000000-0000-0000-0000-000000000001)/items(5f7bbd5c-0000-0000-0000-000000000002)',
               changeType: 'updated',
               lastModifiedDateTime: new Date().toISOString(),

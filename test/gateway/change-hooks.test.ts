@@ -74,14 +74,17 @@ describe('change notices', () => {
     expect(answer.status).toBe(202);
     expect(applied).toEqual([[{ type: 'Contact', ids: ['003000000000001AAA'] }]]);
 
-    // A cache store that could not be told: not acknowledged, so that the system sends it again.
+    // A cache store that could not be told: not acknowledged, so that the system sends it again,
+    // and the notice sent again is applied (it was not remembered as seen).
     storeAnswers = false;
-    const unapplied = await hook({
-      headers: { 'x-concord-signature': signature, 'x-concord-signature-timestamp': timestamp },
-      search,
-      body,
-    });
-    expect(unapplied.status).toBe(503);
+    const later = new Date(Date.now() + 1_000).toISOString();
+    const resent = {
+      'x-concord-signature': createHmac('sha256', SECRET).update(later).update(body).digest('base64'),
+      'x-concord-signature-timestamp': later,
+    };
+    expect((await hook({ headers: resent, search, body })).status).toBe(503);
+    storeAnswers = true;
+    expect((await hook({ headers: resent, search, body })).status).toBe(202);
   });
 
   it('serves no endpoint for a system whose secret is not configured', () => {

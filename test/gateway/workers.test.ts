@@ -22,6 +22,7 @@ describe('the gateway with two workers', () => {
   let stack: Stack;
   let gateway: ChildProcess;
   let url: string;
+  let metricsUrl: string;
   let token: string;
 
   beforeAll(async () => {
@@ -30,6 +31,8 @@ describe('the gateway with two workers', () => {
     stack = await startStack({ keys });
     const port = await freePort();
     url = `http://127.0.0.1:${port}/graphql`;
+    const metricsPort = await freePort();
+    metricsUrl = `http://127.0.0.1:${metricsPort}/graphql`;
     gateway = spawn(process.execPath, ['--import', 'tsx', 'gateway/src/index.ts'], {
       cwd: root,
       stdio: 'ignore',
@@ -39,6 +42,7 @@ describe('the gateway with two workers', () => {
         GATEWAY_PORT: String(port),
         HOST: '127.0.0.1',
         GATEWAY_WORKERS: '2',
+        METRICS_PORT: String(metricsPort),
         LOG_LEVEL: 'silent',
         CACHE_TTL: 'volatile=300',
         ZENDESK_WEBHOOK_SECRET: ZENDESK_SECRET,
@@ -76,14 +80,16 @@ describe('the gateway with two workers', () => {
   const subject = async (id: string) =>
     (await postGraphQL<{ case: { subject: string } }>(url, SUBJECT, { id }, { authorization: token })).body.data!.case.subject;
 
-  it('serves from two worker processes and reports their metrics together', async () => {
+  it('serves from two worker processes and reports their metrics together, on the metrics port only', async () => {
     expect(workers()).toHaveLength(2);
-    const before = await graphqlRequestsServed(url);
+    // The primary answers METRICS_PORT for all workers; the API port has no /metrics.
+    expect((await fetch(url.replace('/graphql', '/metrics'))).status).toBe(404);
+    const before = await graphqlRequestsServed(metricsUrl);
     const answers = await Promise.all(
       Array.from({ length: 20 }, () => postGraphQL(url, '{ cases(first: 1) { totalCount } }', {}, { authorization: token })),
     );
     expect(answers.every((answer) => answer.status === 200 && !answer.body.errors)).toBe(true);
-    expect((await graphqlRequestsServed(url)) - before).toBe(20);
+    expect((await graphqlRequestsServed(metricsUrl)) - before).toBe(20);
   });
 
   it("passes a change notice that reached one worker to the other's cache", async () => {
@@ -108,6 +114,27 @@ describe('the gateway with two workers', () => {
     expect(answer.status).toBe(202);
     await new Promise((resolve) => setTimeout(resolve, 200)); // the primary relays it to both workers
     for (let i = 0; i < 6; i++) expect(await subject(id)).toBe('Changed while cached twice');
+  });
+
+  it('applies a change notice once, whichever worker the same notice reaches again', async () => {
+    const body = JSON.stringify({ type: 'zen:event-type:ticket.status_changed', detail: { id: '1' } });
+    const timestamp = new Date().toISOString();
+    const headers = {
+      'content-type': 'application/json',
+      'x-zendesk-webhook-signature': createHmac('sha256', ZENDESK_SECRET).update(timestamp).update(body).digest('base64'),
+      'x-zendesk-webhook-signature-timestamp': timestamp,
+    };
+    // Round robin over two workers, one new connection each: both see the notice.
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const answer = await fetch(url.replace('/graphql', '/hooks/zendesk'), {
+        method: 'POST',
+        headers: { ...headers, connection: 'close' },
+        body,
+      });
+      statuses.push(answer.status);
+    }
+    expect(statuses).toEqual([202, 200, 200, 200, 200, 200]);
   });
 
   it('replaces a worker that dies', async () => {

@@ -251,15 +251,17 @@ const HANG_UP_GRACE_MS = 1_000;
 
 /**
  * A refused body is not read to its end (it may be gigabytes, or never end): the answer says
- * `Connection: close`, the connection is ended after it, reading stops, and a client still
- * sending is cut off after a short grace, in which it can read the answer.
+ * `Connection: close`, the connection is ended after it, and a client still sending is cut off
+ * after a short grace, in which it can read the answer.
  */
 function hangUpAfter(req: IncomingMessage, res: ServerResponse): void {
   res.setHeader('connection', 'close');
   res.once('finish', () => {
     const socket = req.socket;
     socket.end();
-    socket.pause();
+    // Lingering close: what the client still sends is read and dropped until the grace ends, so
+    // the kernel does not answer it with a reset that can discard the 413 before it is read.
+    req.resume();
     setTimeout(() => socket.destroy(), HANG_UP_GRACE_MS).unref();
   });
 }

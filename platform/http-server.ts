@@ -14,7 +14,7 @@ export interface ServiceOptions<TContext extends BaseContext> {
   readonly port: number;
   readonly apollo: ApolloServer<TContext>;
   /** Builds the per-request context; runs inside the request's scope. */
-  readonly context: (req: IncomingMessage, scope: RequestScope) => Promise<TContext>;
+  readonly context: (req: IncomingMessage, scope: RequestScope, body: unknown) => Promise<TContext>;
   /** True when the service can serve (its system reachable, its schema loaded). */
   readonly ready: () => boolean | Promise<boolean>;
   readonly logger: Logger;
@@ -158,7 +158,7 @@ export async function startService<TContext extends BaseContext>(options: Servic
         search: queryAt === -1 ? '' : url.slice(queryAt),
         body,
       },
-      context: () => options.context(req, scope),
+      context: () => options.context(req, scope, body),
     });
     for (const [key, value] of response.headers) res.setHeader(key, value);
     res.statusCode = response.status ?? 200;

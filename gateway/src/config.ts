@@ -32,6 +32,8 @@ export interface OperationLimits {
   readonly maxTokens: number;
   readonly maxCost: number;
   readonly maxDirectives: number;
+  /** Fields one document may hold, counted before validation. */
+  readonly maxFields: number;
 }
 
 export interface GatewayConfig {
@@ -130,6 +132,7 @@ const schema = z.object({
   LIMIT_MAX_TOKENS: positiveInt(2_000),
   LIMIT_MAX_COST: positiveInt(20_000),
   LIMIT_MAX_DIRECTIVES: positiveInt(20),
+  LIMIT_MAX_FIELDS: positiveInt(500),
   PORTAL_OPERATIONS_DIR: z.string().default('schema/operations/portal'),
   GATEWAY_BATCHING: flag(false),
   GATEWAY_PORT: port(4000),
@@ -219,6 +222,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       maxTokens: vars.LIMIT_MAX_TOKENS,
       maxCost: vars.LIMIT_MAX_COST,
       maxDirectives: vars.LIMIT_MAX_DIRECTIVES,
+      maxFields: vars.LIMIT_MAX_FIELDS,
     }),
     portalOperationsDir: vars.PORTAL_OPERATIONS_DIR,
     batching: vars.GATEWAY_BATCHING,

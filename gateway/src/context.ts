@@ -15,8 +15,8 @@ export interface GatewayContext {
 }
 
 /** Builds each request's context; an unverifiable token fails the request here, with 401. */
-export function createGatewayContextFactory(verify: ClientVerifier, logger?: Logger) {
-  return async (req: IncomingMessage, scope: RequestScope): Promise<GatewayContext> => {
+export function createGatewayContextFactory(verify: ClientVerifier, logger?: Logger, screen?: (body: unknown, identity: Identity) => void) {
+  return async (req: IncomingMessage, scope: RequestScope, body?: unknown): Promise<GatewayContext> => {
     let identity: Identity;
     try {
       identity = await verify(req.headers.authorization);
@@ -36,6 +36,8 @@ export function createGatewayContextFactory(verify: ClientVerifier, logger?: Log
       }
       throw error;
     }
+    // Client mistakes refused before parsing and validation, with their 4xx (request-guard.ts).
+    screen?.(body, identity);
     return { correlationId: scope.correlationId, identity, answerLifetime: new AnswerLifetime() };
   };
 }

@@ -15,6 +15,7 @@ import { responseCache } from './cache/response-cache.ts';
 import { checkSubgraphOverrides, type GatewayConfig } from './config.ts';
 import { createGatewayContextFactory } from './context.ts';
 import { loadRegisteredOperations } from './portal.ts';
+import { screenRequest } from './request-guard.ts';
 import { createServer } from './server.ts';
 import { supergraphManager, type SupergraphSource } from './supergraph-source.ts';
 import { workerLink } from './workers.ts';
@@ -78,6 +79,7 @@ export async function startGateway(
         }
       : applyLocally;
 
+  const portalOperations = loadRegisteredOperations(config.portalOperationsDir);
   const apollo = createServer({
     supergraph: supergraphManager(source, logger),
     subgraphUrls: config.subgraphUrls,
@@ -87,7 +89,7 @@ export async function startGateway(
     signInternal: options.withoutSecurity ? null : createInternalSigner(internalPrivateKey),
     limits: config.limits,
     production: config.environment === 'production',
-    portalOperations: loadRegisteredOperations(config.portalOperationsDir),
+    portalOperations,
     batching: config.batching,
     queryPlanCacheMb: config.queryPlanCacheMb,
     cache,
@@ -101,6 +103,7 @@ export async function startGateway(
     context: createGatewayContextFactory(
       options.withoutSecurity ? async () => options.withoutSecurity! : await createClientVerifier(config.auth, issuerPublicKey),
       logger,
+      (body, identity) => screenRequest(body, identity, { ...config.limits, registered: portalOperations }),
     ),
     ready: () => true,
     logger,

@@ -3,17 +3,19 @@ import type { OperationLimits } from './config.ts';
 
 /**
  * graphql-armor's checks, run while an operation is validated, before it is planned or sent to
- * a subgraph: depth, aliases, tokens and directives (cost: cost.ts). Field suggestions ("did you mean …")
- * are blocked in production, where they would map the schema for a stranger.
+ * a subgraph: depth, aliases and directives (cost: cost.ts; tokens: the parser; fields and
+ * early directive counts: request-guard.ts).
  */
-export function operationLimits(limits: OperationLimits, production: boolean): ApolloArmor {
+export function operationLimits(limits: OperationLimits): ApolloArmor {
   return new ApolloArmor({
     maxDepth: { n: limits.maxDepth, ignoreIntrospection: true, exposeLimits: true },
     maxAliases: { n: limits.maxAliases, exposeLimits: true },
-    maxTokens: { n: limits.maxTokens, exposeLimits: true },
+    // Tokens: graphql's own parser (parseOptions.maxTokens), whose refusal is a parse error (400).
+    maxTokens: { enabled: false },
     maxDirectives: { n: limits.maxDirectives, exposeLimits: true },
     // Cost is computed with the request's variables by cost.ts.
     costLimit: { enabled: false },
-    blockFieldSuggestion: { enabled: production },
+    // Suggestions: removed whole, for enums and arguments too, by the error formatter (server.ts).
+    blockFieldSuggestion: { enabled: false },
   });
 }

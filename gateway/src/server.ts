@@ -8,6 +8,7 @@ import { currentScope } from '../../platform/request-context.ts';
 import { overrideKey, type OperationLimits } from './config.ts';
 import { costLimit } from './cost.ts';
 import { operationLimits } from './limits.ts';
+import { loggedName, requestGuard } from './request-guard.ts';
 import { registeredOperationsOnly, registeredQueryStore, type RegisteredOperations } from './portal.ts';
 import type { GatewayContext } from './context.ts';
 import { SubgraphDataSource, SubgraphPools, type InternalSigner } from './data-source.ts';
@@ -58,7 +59,7 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
   });
   const cache = deps.cache;
   if (cache) gateway.onSchemaLoadOrUpdate(({ apiSchema, coreSupergraphSdl }) => cache.setSchema(apiSchema, coreSupergraphSdl));
-  const armor = operationLimits(deps.limits, deps.production).protect();
+  const armor = operationLimits(deps.limits).protect();
   return new ApolloServer<GatewayContext>({
     gateway,
     logger,
@@ -68,8 +69,11 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
     includeStacktraceInErrorResponses: false,
     persistedQueries: { cache: registeredQueryStore(deps.portalOperations) as never },
     validationRules: armor.validationRules,
-    formatError: gatewayErrorFormatter(logger),
+    // graphql's parser counts tokens and stops at the limit; its refusal is a parse error (400).
+    parseOptions: { maxTokens: deps.limits.maxTokens },
+    formatError: gatewayErrorFormatter(logger, { hideSuggestions: deps.production }),
     plugins: [
+      requestGuard(),
       ...(armor.plugins as ApolloServerPlugin<GatewayContext>[]),
       costLimit(deps.limits.maxCost) as ApolloServerPlugin<GatewayContext>,
       registeredOperationsOnly(deps.portalOperations),
@@ -101,9 +105,13 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
  * gateway's own or a subgraph's, is logged and shown only as an internal error with the
  * correlation id to quote. Never a stack, a subgraph URL or a subgraph's response body.
  */
-export function gatewayErrorFormatter(logger: Logger) {
+export function gatewayErrorFormatter(logger: Logger, { hideSuggestions = false }: { hideSuggestions?: boolean } = {}) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const { response: _response, stacktrace: _stacktrace, exception: _exception, ...extensions } = formatted.extensions ?? {};
+    // In production no message suggests a name (a field, an argument, an enum value, a type):
+    // suggestions would map the schema for a stranger. The sentence goes whole, leaving no marker.
+    if (hideSuggestions && / Did you mean /.test(formatted.message))
+      formatted = { ...formatted, message: formatted.message.replace(/ Did you mean [\s\S]*$/, '') };
     // A subgraph that failed because a system behind it did not answer names that system
     // (extensions.system): it, not the subgraph that relayed the failure, is the one down.
     if (extensions.code === ErrorCode.SystemUnavailable && typeof extensions.system === 'string')
@@ -136,7 +144,7 @@ function auditMutations(logger: Logger): ApolloServerPlugin<GatewayContext> {
               roles: contextValue.identity.roles,
               customer: contextValue.identity.customerId,
               what:
-                request.operationName ??
+                loggedName(request.operationName) ??
                 operation.selectionSet.selections.map((s) => ('name' in s && s.name ? s.name.value : '?')).join(','),
               outcome: errors.length ? 'failed' : 'succeeded',
               errors: errors.map((error) => error.extensions?.code),
@@ -172,7 +180,7 @@ function requestLogPlugin(logger: Logger): ApolloServerPlugin<GatewayContext> {
           const failedSystems = [...new Set(resultErrors.map((e) => e.extensions?.serviceName).filter(Boolean))];
           logger.info(
             {
-              operationName: request.operationName,
+              operationName: loggedName(request.operationName),
               ms: Math.round((performance.now() - started) * 100) / 100,
               errors: (errors?.length ?? 0) || resultErrors.length,
               ...(failedSystems.length ? { failedSystems } : {}),

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, environment, host, logLevel, port, readEnv } from './config.ts';
 import { metricsEndpointOf, metricsPort, metricsToken, type MetricsEndpoint } from './metrics-endpoint.ts';
-import { openDatabase, type Database } from './sqlite.ts';
+import { openDatabase, problemWithDatabase, type Database, type ExpectedSchema } from './sqlite.ts';
 
 /** A subgraph's metrics port in production when <PREFIX>_METRICS_PORT is not given: its default API port plus this. */
 const PRODUCTION_METRICS_PORT_OFFSET = 5400;
@@ -115,15 +115,26 @@ export function loadSubgraphConfig(
 }
 
 /**
- * Opens an embedded system's database, which must exist: a service pointed at the wrong file
- * stops at start-up, naming the variable, instead of serving an empty system.
+ * Opens an embedded system's database, which must exist and hold the system's tables and rows: a
+ * service pointed at the wrong, an empty or a damaged file stops at start-up, naming the file and
+ * the variable, instead of serving an empty system.
  */
-export function openEmbeddedDatabase(connector: EmbeddedConnectorConfig): Database {
-  if (connector.database !== ':memory:' && !existsSync(connector.database)) {
-    throw new ConfigError(
-      `Invalid configuration:\n  ${connector.databaseVariable}: ${connector.database} does not exist ` +
-        '(npm run seed writes the demo databases; npm start does so when the data folder is empty)',
-    );
+export function openEmbeddedDatabase(connector: EmbeddedConnectorConfig, expected: ExpectedSchema): Database {
+  const refuse = (problem: string) =>
+    new ConfigError(`Invalid configuration:\n  ${connector.databaseVariable}: ${connector.database} ${problem} (${SEED_HINT})`);
+  if (connector.database !== ':memory:' && !existsSync(connector.database)) throw refuse('does not exist');
+  let db: Database;
+  try {
+    db = openDatabase(connector.database);
+  } catch (error) {
+    throw refuse(`is not a readable SQLite database (${(error as Error).message})`);
   }
-  return openDatabase(connector.database);
+  const problem = problemWithDatabase(db, expected);
+  if (problem) {
+    db.close();
+    throw refuse(problem);
+  }
+  return db;
 }
+
+const SEED_HINT = 'npm run seed writes the demo databases, --force replaces them; npm start does so when the data folder is empty';

@@ -9,6 +9,7 @@ import { openEmbeddedDatabase } from '../../../platform/subgraph-config.ts';
 import { startSubgraph, type SubgraphOptions } from '../../../platform/subgraph.ts';
 import { loadCrmConfig, type CrmConfig } from './config.ts';
 import { createEmbeddedCrmConnector } from './connectors/embedded/index.ts';
+import { CRM_SCHEMA } from './connectors/embedded/tables.ts';
 import { createSalesforceConnector } from './connectors/salesforce.ts';
 import type { CrmConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
@@ -41,7 +42,7 @@ export async function startCrm(config: CrmConfig, options: SubgraphOptions<Datab
         exportApiBudget(metrics, 'crm', () => org.apiUsage());
         connector = org;
       } else {
-        connector = createEmbeddedCrmConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
+        connector = createEmbeddedCrmConnector(options.database ?? openEmbeddedDatabase(config.connector, CRM_SCHEMA), telemetry);
       }
       return options.wrapConnector ? options.wrapConnector(connector) : connector;
     },

@@ -15,6 +15,7 @@ import { signDevToken } from '../../../tools/token.ts';
 import { loadErpConfig, type ErpConfig } from './config.ts';
 import { createBusinessCentralConnector } from './connectors/businessCentral.ts';
 import { createEmbeddedErpConnector } from './connectors/embedded/index.ts';
+import { ERP_SCHEMA } from './connectors/embedded/tables.ts';
 import type { ErpConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
 import { returnDeliveries } from './returns/deliveries.ts';
@@ -87,7 +88,7 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
           resilience: createResilience('erp', bc.policy, { logger }),
         });
       } else {
-        connector = createEmbeddedErpConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
+        connector = createEmbeddedErpConnector(options.database ?? openEmbeddedDatabase(config.connector, ERP_SCHEMA), telemetry);
       }
       return options.wrapConnector ? options.wrapConnector(connector) : connector;
     },

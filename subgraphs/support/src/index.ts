@@ -8,6 +8,7 @@ import { openEmbeddedDatabase } from '../../../platform/subgraph-config.ts';
 import { startSubgraph, type SubgraphOptions } from '../../../platform/subgraph.ts';
 import { loadSupportConfig, type SupportConfig } from './config.ts';
 import { createEmbeddedSupportConnector } from './connectors/embedded/index.ts';
+import { SUPPORT_SCHEMA } from './connectors/embedded/tables.ts';
 import { createZendeskConnector } from './connectors/zendesk.ts';
 import type { SupportConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
@@ -34,7 +35,7 @@ export function startSupport(config: SupportConfig, options: SubgraphOptions<Dat
         exportApiBudget(metrics, 'support', () => desk.apiBudget());
         connector = desk;
       } else {
-        connector = createEmbeddedSupportConnector(options.database ?? openEmbeddedDatabase(config.connector), telemetry);
+        connector = createEmbeddedSupportConnector(options.database ?? openEmbeddedDatabase(config.connector, SUPPORT_SCHEMA), telemetry);
       }
       return options.wrapConnector ? options.wrapConnector(connector) : connector;
     },

@@ -1,6 +1,6 @@
 import type { ConnectorTelemetry } from '../../../../../platform/connector-telemetry.ts';
 import { createInQuery } from '../../../../../platform/sql.ts';
-import type { Database } from '../../../../../platform/sqlite.ts';
+import { probeDatabase, type Database } from '../../../../../platform/sqlite.ts';
 import type {
   ContactRecord,
   ContractRecord,
@@ -11,7 +11,7 @@ import type {
   SupportTier,
 } from '../types.ts';
 import { newSalesforceId } from './ids.ts';
-import { migrateCrm } from './tables.ts';
+import { CRM_SCHEMA, migrateCrm } from './tables.ts';
 import { CONTRACT_STATUSES, SEGMENTS, TIERS } from '../vocabulary.ts';
 
 interface AccountRow {
@@ -147,7 +147,7 @@ export function createEmbeddedCrmConnector(db: Database, telemetry: ConnectorTel
       );
     },
     async ping() {
-      await telemetry.call('ping', {}, () => db.prepare('SELECT 1').get());
+      await telemetry.call('ping', {}, () => probeDatabase(db, CRM_SCHEMA.rowsIn));
     },
     async close() {
       db.close();

@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import type { ExpectedSchema } from '../../../../../platform/sqlite.ts';
 
 /**
  * The embedded CRM: tables shaped like the Salesforce objects the CRM adapter reads (field names
@@ -68,6 +69,12 @@ CREATE TABLE IF NOT EXISTS Task (
 );
 CREATE INDEX IF NOT EXISTS Task_AccountId ON Task(AccountId);
 `;
+
+/**
+ * What a crm database must hold to be served: the tables every seeded database has (the
+ * migration adds the others) and rows in Account.
+ */
+export const CRM_SCHEMA: ExpectedSchema = { tables: ['User', 'Account', 'Contact', 'Contract'], rowsIn: 'Account' };
 
 /** Creates the tables when missing and adds columns an older database lacks; safe on every start. */
 export function migrateCrm(db: Database): void {

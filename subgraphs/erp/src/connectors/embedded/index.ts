@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ConnectorTelemetry } from '../../../../../platform/connector-telemetry.ts';
 import { createInQuery, placeholders, toDecimal, type SqlValue } from '../../../../../platform/sql.ts';
-import type { Database } from '../../../../../platform/sqlite.ts';
+import { probeDatabase, type Database } from '../../../../../platform/sqlite.ts';
 import type {
   AssetRecord,
   ErpConnector,
@@ -21,7 +21,7 @@ import type {
   ShipmentRecord,
   WarrantyCoverage,
 } from '../types.ts';
-import { migrateErp } from './tables.ts';
+import { ERP_SCHEMA, migrateErp } from './tables.ts';
 import {
   BC_INVOICE_STATUSES,
   INVOICE_STATUSES,
@@ -431,7 +431,7 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
       });
     },
     async ping() {
-      await telemetry.call('ping', {}, () => db.prepare('SELECT 1').get());
+      await telemetry.call('ping', {}, () => probeDatabase(db, ERP_SCHEMA.rowsIn));
     },
     async close() {
       db.close();

@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import type { ExpectedSchema } from '../../../../../platform/sqlite.ts';
 
 /**
  * The embedded ERP: tables shaped like Business Central API v2.0 entities (camelCase fields,
@@ -164,6 +165,15 @@ CREATE INDEX IF NOT EXISTS salesReturnOrderLines_orderLine ON salesReturnOrderLi
 const ADDED_COLUMNS: Record<string, Record<string, string>> = {
   salesReturnOrders: { caseNumber: 'TEXT', resolution: 'TEXT', currencyCode: 'TEXT' },
   salesReturnOrderLines: { orderLineSequence: 'INTEGER', unitPrice: 'REAL', returnReasonCode: 'TEXT' },
+};
+
+/**
+ * What a erp database must hold to be served: the tables every seeded database has (the
+ * migration adds the others) and rows in customers.
+ */
+export const ERP_SCHEMA: ExpectedSchema = {
+  tables: ['paymentTerms', 'customers', 'items', 'salesOrders', 'salesOrderLines', 'salesShipments', 'salesInvoices'],
+  rowsIn: 'customers',
 };
 
 /** Creates the tables when missing and adds columns an older database lacks; safe on every start. */

@@ -1,7 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { ConnectorTelemetry } from '../../../../../platform/connector-telemetry.ts';
 import { allRows, createInQuery, placeholders, type SqlValue } from '../../../../../platform/sql.ts';
-import type { Database } from '../../../../../platform/sqlite.ts';
+import { probeDatabase, type Database } from '../../../../../platform/sqlite.ts';
 import type {
   AgentRecord,
   CaseFilterInput,
@@ -15,7 +15,7 @@ import type {
   SupportConnector,
   SupportTier,
 } from '../types.ts';
-import { EMBEDDED_FIELD_IDS, migrateSupport } from './tables.ts';
+import { EMBEDDED_FIELD_IDS, migrateSupport, SUPPORT_SCHEMA } from './tables.ts';
 import { PRIORITY_FROM_DESK, PRIORITY_TO_DESK, STATUS_FROM_DESK, STATUS_TO_DESK, TIER_TAG, TYPE_FROM_DESK } from '../vocabulary.ts';
 
 interface TicketRow {
@@ -246,7 +246,7 @@ export function createEmbeddedSupportConnector(db: Database, telemetry: Connecto
       return record ?? null;
     },
     async ping() {
-      await telemetry.call('ping', {}, () => db.prepare('SELECT 1').get());
+      await telemetry.call('ping', {}, () => probeDatabase(db, SUPPORT_SCHEMA.rowsIn));
     },
     async close() {
       db.close();

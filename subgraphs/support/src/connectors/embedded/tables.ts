@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import type { ExpectedSchema } from '../../../../../platform/sqlite.ts';
 
 /**
  * The embedded support desk: tables shaped like Zendesk Support resources (snake_case fields,
@@ -81,6 +82,12 @@ CREATE TABLE IF NOT EXISTS sla_policies (
 
 /** Zendesk custom field ids the embedded desk uses for the order and serial number. */
 export const EMBEDDED_FIELD_IDS = { orderNumber: 360000000101, serialNumber: 360000000102 } as const;
+
+/**
+ * What a support database must hold to be served: the tables every seeded database has (the
+ * migration adds the others) and rows in organizations.
+ */
+export const SUPPORT_SCHEMA: ExpectedSchema = { tables: ['organizations', 'users', 'tickets', 'ticket_comments'], rowsIn: 'organizations' };
 
 /** Creates the tables when missing; safe to run on every start. */
 export function migrateSupport(db: Database): void {

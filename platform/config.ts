@@ -58,3 +58,11 @@ export const flag = (fallback: boolean) =>
 export const environment = z.enum(['development', 'production'], { error: 'must be development or production' }).default('development');
 
 export const host = z.string().min(1).default('0.0.0.0');
+
+/** How long a stopping service lets requests in flight finish (SHUTDOWN_GRACE_MS), in ms. */
+export const shutdownGraceMs = z.coerce
+  .number({ error: 'must be a number of milliseconds' })
+  .int('must be a whole number of milliseconds')
+  .min(0, 'must be 0 (cut at once) or more')
+  .max(600_000, 'must be at most 600000')
+  .default(10_000);

@@ -1,7 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
-import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { metricsAllowed, startMetricsServer, type MetricsEndpoint } from './metrics-endpoint.ts';
@@ -28,6 +27,10 @@ export interface ServiceOptions<TContext extends BaseContext> {
   readonly metricsEndpoint?: MetricsEndpoint;
   /** Its own metrics port is served by another process (a cluster's primary), not this one. */
   readonly metricsServedElsewhere?: boolean;
+  /** How long stop() lets requests in flight finish before it cuts them (SHUTDOWN_GRACE_MS; default 10 s). */
+  readonly shutdownGraceMs?: number;
+  /** Closes what requests use (connectors, stores) once they have finished; "<name> stopped" is logged after it. */
+  readonly closeAfterDrain?: () => Promise<void>;
 }
 
 export interface RawRequest {
@@ -52,7 +55,13 @@ export interface RunningService {
   readonly httpServer: http.Server;
   /** GET /metrics when it has a port of its own (served by this process); null: on the API port, or elsewhere. */
   readonly metricsUrl: string | null;
-  /** Stops accepting requests, lets those in flight finish, then closes. */
+  /** How long stop() waits for requests in flight. */
+  readonly shutdownGraceMs: number;
+  /**
+   * Drains and closes: /ready answers 503, new requests are turned away with 503 and a retry hint,
+   * requests in flight finish (for up to the grace), then the server, its connectors and stores
+   * close and "<name> stopped" is logged.
+   */
   stop(): Promise<void>;
 }
 
@@ -82,7 +91,22 @@ export async function startService<TContext extends BaseContext>(options: Servic
     text: options.metricsText ? await options.metricsText() : await metrics.registry.metrics(),
   });
 
+  const shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
+  /** Set by stop(): from then on the service only finishes what it has. */
+  let draining = false;
+  /** Requests being answered, with what to call when the last one ends while draining. */
+  let inFlight = 0;
+  let onIdle: (() => void) | undefined;
+
   const httpServer = http.createServer((req, res) => {
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) onIdle?.();
+    });
+    // While draining, every answer ends its connection: a client's next request opens a new one,
+    // which reaches a replica that is still serving.
+    if (draining) res.setHeader('connection', 'close');
     const scope: RequestScope = { correlationId: correlationIdFrom(req.headers[CORRELATION_HEADER]) };
     res.setHeader(CORRELATION_HEADER, scope.correlationId);
     const started = performance.now();
@@ -94,6 +118,7 @@ export async function startService<TContext extends BaseContext>(options: Servic
       handle(req, res, route, scope).catch((error: unknown) => {
         if (error instanceof HttpError) {
           if (error.status === 413) hangUpAfter(req, res);
+          if (error.status === 503) res.setHeader('retry-after', '1');
           sendJson(res, error.status, { errors: [{ message: error.message, extensions: { code: error.code } }] });
           return;
         }
@@ -107,10 +132,13 @@ export async function startService<TContext extends BaseContext>(options: Servic
   httpServer.keepAliveTimeout = 65_000;
 
   async function handle(req: IncomingMessage, res: ServerResponse, route: string, scope: RequestScope): Promise<void> {
+    if (draining && (route === 'graphql' || route === 'hook'))
+      throw new HttpError(503, `${options.name} is stopping; send the request again`, 'SERVICE_STOPPING');
     switch (route) {
       case 'health':
         return sendJson(res, 200, { status: 'ok', service: options.name });
       case 'ready': {
+        if (draining) return sendJson(res, 503, { status: 'stopping', service: options.name });
         const ready = await Promise.resolve(options.ready()).catch(() => false);
         return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', service: options.name });
       }
@@ -170,7 +198,6 @@ export async function startService<TContext extends BaseContext>(options: Servic
     res.end();
   }
 
-  apollo.addPlugin(ApolloServerPluginDrainHttpServer({ httpServer }));
   await apollo.start();
   try {
     await new Promise<void>((resolve, reject) => {
@@ -206,18 +233,49 @@ export async function startService<TContext extends BaseContext>(options: Servic
     }
   }
 
+  /** Resolves when no request is in flight, or after the grace, when those left are cut. */
+  const drained = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      if (inFlight === 0) return resolve();
+      const timer = setTimeout(() => {
+        logger.warn({ inFlight, graceMs: shutdownGraceMs }, `${options.name}: requests still running after the grace are cut`);
+        httpServer.closeAllConnections();
+        resolve();
+      }, shutdownGraceMs);
+      onIdle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+
   let stopping: Promise<void> | undefined;
+  const stop = async (): Promise<void> => {
+    draining = true;
+    logger.info({ inFlight, graceMs: shutdownGraceMs }, `${options.name} stopping`);
+    // Still listening while requests finish, so /ready answers 503 and a new request a 503 with a
+    // retry hint (a refused connection would tell a balancer nothing); idle keep-alives close now.
+    httpServer.closeIdleConnections();
+    await drained();
+    // Nothing in flight: the connections left are idle keep-alives, which would hold close() open.
+    await new Promise<void>((resolve) => {
+      httpServer.close(() => resolve());
+      httpServer.closeAllConnections();
+    });
+    // The requests are done: what served them can go (subgraph pools, plugins' hooks).
+    await apollo.stop();
+    if (metricsServer) await new Promise((resolve) => metricsServer!.close(resolve));
+    await options.closeAfterDrain?.();
+    logger.info(`${options.name} stopped`);
+  };
   return {
     name: options.name,
     url,
     port,
     httpServer,
     metricsUrl,
+    shutdownGraceMs,
     stop() {
-      stopping ??= apollo
-        .stop()
-        .then(() => new Promise((resolve) => (metricsServer ? metricsServer.close(resolve) : resolve(undefined))))
-        .then(() => logger.info(`${options.name} stopped`));
+      stopping ??= stop();
       return stopping;
     },
   };

@@ -1,19 +1,38 @@
 import { ConfigError } from './config.ts';
 
+/** What runMain runs: a service that can stop, and how long it may take to. */
+export interface Stoppable {
+  stop(): Promise<void>;
+  /** How long stop() lets requests in flight finish (its hard deadline is 5 s more). */
+  readonly shutdownGraceMs?: number;
+}
+
+/** What a stop may take beyond the grace (closing connectors and stores) before the process is ended anyway. */
+export const STOP_MARGIN_MS = 5_000;
+
 /**
  * Runs a service as the process's main program: a configuration error stops start-up with its
- * message (naming the variable) and exit code 78 (EX_CONFIG); SIGINT/SIGTERM stop it gracefully.
+ * message (naming the variable) and exit code 78 (EX_CONFIG), any other start-up failure with
+ * exit code 1. SIGINT/SIGTERM stop it gracefully (exit code 0); a stop that outlasts its grace by
+ * more than five seconds ends the process with exit code 1. Signals after the first change
+ * nothing: a terminal's Ctrl-C reaches a whole process group, whose parent (npm start, a cluster's
+ * primary) then passes on a SIGTERM of its own.
  */
-export function runMain(name: string, start: () => Promise<{ stop(): Promise<void> }>): void {
+export function runMain(name: string, start: () => Promise<Stoppable>): void {
   // start() may throw before it returns a promise (configuration is read first): same path.
   Promise.resolve()
     .then(start)
     .then(
       (service) => {
         let stopping = false;
-        const shutdown = (signal: string) => {
+        const shutdown = (signal: NodeJS.Signals) => {
           if (stopping) return;
           stopping = true;
+          const limitMs = (service.shutdownGraceMs ?? 10_000) + STOP_MARGIN_MS;
+          setTimeout(() => {
+            console.error(`${name}: still stopping ${limitMs} ms after ${signal}; exiting`);
+            process.exit(1);
+          }, limitMs).unref();
           service.stop().then(
             () => process.exit(0),
             (error: unknown) => {
@@ -22,8 +41,8 @@ export function runMain(name: string, start: () => Promise<{ stop(): Promise<voi
             },
           );
         };
-        process.once('SIGINT', () => shutdown('SIGINT'));
-        process.once('SIGTERM', () => shutdown('SIGTERM'));
+        process.on('SIGINT', shutdown);
+        process.on('SIGTERM', shutdown);
       },
       (error: unknown) => {
         if (error instanceof ConfigError) {

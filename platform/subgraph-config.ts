@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, environment, host, logLevel, port, readEnv } from './config.ts';
+import { ConfigError, environment, host, logLevel, port, readEnv, shutdownGraceMs } from './config.ts';
 import { metricsEndpointOf, metricsPort, metricsToken, type MetricsEndpoint } from './metrics-endpoint.ts';
 import { openDatabase, problemWithDatabase, type Database, type ExpectedSchema } from './sqlite.ts';
 
@@ -34,6 +34,8 @@ export interface SubgraphConfig {
   readonly latencyMs: number;
   /** Where GET /metrics is served (<PREFIX>_METRICS_PORT, METRICS_TOKEN). */
   readonly metrics: MetricsEndpoint;
+  /** How long a stop lets requests in flight finish (SHUTDOWN_GRACE_MS); default 10 s. */
+  readonly shutdownGraceMs?: number;
 }
 
 /**
@@ -65,6 +67,7 @@ export function loadSubgraphConfig(
       .default(0),
     [`${prefix}_METRICS_PORT`]: metricsPort,
     METRICS_TOKEN: metricsToken,
+    SHUTDOWN_GRACE_MS: shutdownGraceMs,
   });
   const vars = readEnv(schema, env) as Record<string, unknown>;
   // In production the demo systems are never a silent default: the adapter is chosen, not assumed.
@@ -101,6 +104,7 @@ export function loadSubgraphConfig(
       databaseVariable: database ? `${prefix}_DATABASE` : 'DATA_DIR',
     }),
     latencyMs,
+    shutdownGraceMs: vars.SHUTDOWN_GRACE_MS as number,
     metrics: metricsEndpointOf({
       port: vars[`${prefix}_METRICS_PORT`] as number | undefined,
       token: vars.METRICS_TOKEN as string | undefined,

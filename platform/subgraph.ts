@@ -102,8 +102,8 @@ async function internalPublicKeyOf(config: SubgraphConfig): Promise<CryptoKey> {
 /**
  * Starts a subgraph: its logger, metrics and connector telemetry, the connector its entry point
  * picked (delayed by the simulated latency, when configured), and an HTTP server that is ready
- * while the connector answers. If start-up fails, the connector is closed again; stop() closes it
- * too.
+ * while the connector answers. If start-up fails, the connector is closed again; stop() drains the
+ * requests in flight, then closes what the subgraph holds and its connector.
  */
 export async function startSubgraph<TContext extends BaseContext, TConnector extends Closable>(spec: {
   name: string;
@@ -121,6 +121,8 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
     logger: Logger;
     clock: Clock;
   }) => (req: IncomingMessage, scope: RequestScope, identity: Identity) => Promise<TContext>;
+  /** Closes what the subgraph holds besides its connector, after its requests have finished. */
+  close?: () => Promise<void>;
 }): Promise<RunningService> {
   const logger = spec.logger ?? createLogger(spec.name, spec.config.logLevel);
   const unsecured = spec.withoutSecurity;
@@ -148,14 +150,13 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
       metrics,
       ready: () => connector.ping().then(() => true),
       metricsEndpoint: spec.config.metrics,
-    });
-    return {
-      ...service,
-      async stop() {
-        await service.stop();
+      shutdownGraceMs: spec.config.shutdownGraceMs,
+      async closeAfterDrain() {
+        await spec.close?.();
         await connector.close();
       },
-    };
+    });
+    return service;
   } catch (error) {
     await connector.close();
     throw error;

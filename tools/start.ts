@@ -7,6 +7,7 @@ import { loadCrmConfig } from '../subgraphs/crm/src/config.ts';
 import { loadErpConfig } from '../subgraphs/erp/src/config.ts';
 import { loadSupportConfig } from '../subgraphs/support/src/config.ts';
 import { ensureDevKeys } from '../platform/keys.ts';
+import { STOP_MARGIN_MS } from '../platform/process.ts';
 import { ensureSeeded } from './seed/index.ts';
 import { signDevToken } from './token.ts';
 
@@ -30,7 +31,10 @@ let stopping = false;
 
 const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
 
-/** Stops every service, waits for them (SIGKILL after 5 s), then exits with `code`. */
+/** How long a service may take to stop: its grace (SHUTDOWN_GRACE_MS) and the margin after it. */
+let stopLimitMs = 10_000 + STOP_MARGIN_MS;
+
+/** Stops every service, waits for them to drain (SIGKILL after their stop limit), then exits with `code`. */
 function stopAll(code: number): void {
   if (stopping) return;
   stopping = true;
@@ -40,7 +44,7 @@ function stopAll(code: number): void {
   const killer = setTimeout(() => {
     for (const child of alive.filter(running)) child.kill('SIGKILL');
     process.exit(code);
-  }, 5_000);
+  }, stopLimitMs + 1_000);
   Promise.all(alive.map((child) => new Promise((done) => child.once('exit', done)))).then(() => {
     clearTimeout(killer);
     process.exit(code);
@@ -52,6 +56,8 @@ async function main(): Promise<void> {
   const crm = loadCrmConfig();
   const erp = loadErpConfig();
   const support = loadSupportConfig();
+  stopLimitMs =
+    Math.max(gateway.shutdownGraceMs, crm.shutdownGraceMs ?? 0, erp.shutdownGraceMs ?? 0, support.shutdownGraceMs ?? 0) + STOP_MARGIN_MS;
   const services: Service[] = [
     { name: 'crm', entry: 'subgraphs/crm/src/index.ts', port: crm.port },
     { name: 'erp', entry: 'subgraphs/erp/src/index.ts', port: erp.port },

@@ -1,6 +1,17 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
-import { ConfigError, environment, flag, host, httpUrl, logLevel, port, positiveInt, readEnv } from '../../platform/config.ts';
+import {
+  ConfigError,
+  environment,
+  flag,
+  host,
+  httpUrl,
+  logLevel,
+  port,
+  positiveInt,
+  readEnv,
+  shutdownGraceMs,
+} from '../../platform/config.ts';
 import { metricsEndpointOf, metricsPort, metricsToken, type MetricsEndpoint } from '../../platform/metrics-endpoint.ts';
 import { parseTierTtls, type TierTtls } from './cache/tiers.ts';
 
@@ -73,6 +84,8 @@ export interface GatewayConfig {
   readonly queryPlanCacheMb: number;
   /** Where GET /metrics is served (METRICS_PORT, METRICS_TOKEN). */
   readonly metrics: MetricsEndpoint;
+  /** How long a stop lets requests in flight finish (SHUTDOWN_GRACE_MS). */
+  readonly shutdownGraceMs: number;
 }
 
 /** The gateway's cache of subgraph answers (see cache/entity-cache.ts). */
@@ -170,6 +183,7 @@ const schema = z.object({
   QUERY_PLAN_CACHE_MB: positiveInt(30),
   METRICS_PORT: metricsPort,
   METRICS_TOKEN: metricsToken,
+  SHUTDOWN_GRACE_MS: shutdownGraceMs,
 });
 
 /** The gateway's metrics port in production when METRICS_PORT is not given. */
@@ -250,6 +264,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       salesforceSecret: vars.SALESFORCE_WEBHOOK_SECRET ?? null,
     }),
     workers: vars.GATEWAY_WORKERS ?? availableParallelism(),
+    shutdownGraceMs: vars.SHUTDOWN_GRACE_MS,
     queryPlanCacheMb: vars.QUERY_PLAN_CACHE_MB,
     metrics: metricsEndpointOf({
       port: vars.METRICS_PORT,

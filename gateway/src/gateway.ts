@@ -113,15 +113,10 @@ export async function startGateway(
     metricsEndpoint: config.metrics,
     // With workers, the primary serves the metrics port for all of them (workers.ts).
     metricsServedElsewhere: link !== null,
+    shutdownGraceMs: config.shutdownGraceMs,
+    closeAfterDrain: async () => void (await cacheStore?.close()),
   });
-  return {
-    ...service,
-    cache,
-    async stop() {
-      await service.stop();
-      await cacheStore?.close();
-    },
-  };
+  return { ...service, cache };
 }
 
 /** Reads the supergraph the configuration names and checks the routing overrides against it. */

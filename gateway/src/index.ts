@@ -19,7 +19,13 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     config = undefined; // runMain reports the configuration error (and exits 78).
   }
   if (config && config.workers > 1 && cluster.isPrimary)
-    runPrimary(config.workers, createLogger('gateway', config.logLevel), config.metrics, config.host);
+    runPrimary({
+      count: config.workers,
+      logger: createLogger('gateway', config.logLevel),
+      metrics: config.metrics,
+      host: config.host,
+      shutdownGraceMs: config.shutdownGraceMs,
+    });
   else
     runMain('gateway', async () => {
       const { startGateway } = await import('./gateway.ts');

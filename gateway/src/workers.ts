@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { Logger } from '../../platform/logger.ts';
 import { startMetricsServer, type MetricsEndpoint } from '../../platform/metrics-endpoint.ts';
+import { STOP_MARGIN_MS } from '../../platform/process.ts';
 import { SeenNotices, type Invalidation, type NoticeLedger } from './cache/change-hooks.ts';
 
 /**
@@ -17,18 +18,37 @@ import { SeenNotices, type Invalidation, type NoticeLedger } from './cache/chang
  *   it reaches;
  * - serves the metrics port itself (METRICS_PORT), with the same sum, off the workers' API port.
  *
- * SIGINT/SIGTERM to the primary stop the workers gracefully (each drains its requests).
+ * It stops with exit code 1 when a worker exits before it ever served during start-up (a port
+ * in use, a supergraph that does not load): starting it again would fail the same way. SIGINT and
+ * SIGTERM to the primary stop the workers gracefully (each drains its requests for up to the
+ * grace); the primary logs "gateway stopped" when the last has exited, and exits 0.
  */
 /** The exit code of a configuration error (EX_CONFIG), as every service uses it. */
 const EX_CONFIG = 78;
 /** Deaths per worker within a minute after which the primary gives up and exits 1. */
 const GIVE_UP_AFTER_DEATHS_PER_WORKER = 5;
 
-export function runPrimary(count: number, logger: Logger, metrics: MetricsEndpoint = { port: null, token: null }, host = '0.0.0.0'): void {
+export interface PrimaryOptions {
+  readonly count: number;
+  readonly logger: Logger;
+  readonly metrics?: MetricsEndpoint;
+  readonly host?: string;
+  /** How long a stopping worker may finish its requests (SHUTDOWN_GRACE_MS). */
+  readonly shutdownGraceMs?: number;
+}
+
+export function runPrimary(options: PrimaryOptions): void {
+  const { count, logger } = options;
+  const metrics = options.metrics ?? { port: null, token: null };
+  const host = options.host ?? '0.0.0.0';
+  const shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
   const aggregator = new AggregatorRegistry();
   let stopping = false;
   const recentDeaths: number[] = [];
   const seenNotices = new SeenNotices();
+  /** Workers that have listened; start-up is over once every first worker has. */
+  const served = new Set<number>();
+  let startedUp = false;
 
   const fork = (): Worker => {
     const worker = cluster.fork();
@@ -49,12 +69,26 @@ export function runPrimary(count: number, logger: Logger, metrics: MetricsEndpoi
     return worker;
   };
 
+  cluster.on('listening', (worker) => {
+    served.add(worker.id);
+    if (!startedUp && served.size >= count) {
+      startedUp = true;
+      logger.info({ workers: count }, 'gateway workers serving');
+    }
+  });
+
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return;
     if (code === EX_CONFIG) {
       // A configuration error does not go away by starting again.
       logger.error({ pid: worker.process.pid }, 'a gateway worker refused its configuration; stopping');
       stop(EX_CONFIG);
+      return;
+    }
+    if (!startedUp && !served.has(worker.id)) {
+      // A worker that could not start (its error is on stderr) would fail again the same way.
+      logger.error({ pid: worker.process.pid, code, signal }, 'a gateway worker exited before it served; the gateway cannot start');
+      stop(1);
       return;
     }
     const now = Date.now();
@@ -76,12 +110,21 @@ export function runPrimary(count: number, logger: Logger, metrics: MetricsEndpoi
   const stop = (code = 0) => {
     if (stopping) return;
     stopping = true;
-    process.exitCode = code;
-    const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined);
+    const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined && !worker.isDead());
+    logger.info({ workers: workers.length, graceMs: shutdownGraceMs }, 'gateway stopping');
     for (const worker of workers) worker.process.kill('SIGTERM');
-    const killer = setTimeout(() => process.exit(code), 15_000);
+    // A worker ends itself 5 s after its grace; one that has not by then is killed.
+    const killer = setTimeout(
+      () => {
+        for (const worker of workers) if (!worker.isDead()) worker.process.kill('SIGKILL');
+        logger.error({ graceMs: shutdownGraceMs }, 'gateway workers did not stop in time; killed');
+        process.exit(1);
+      },
+      shutdownGraceMs + STOP_MARGIN_MS + 1_000,
+    );
     Promise.all(workers.map((worker) => (worker.isDead() ? undefined : new Promise((done) => worker.once('exit', done))))).then(() => {
       clearTimeout(killer);
+      logger.info('gateway stopped');
       process.exit(code);
     });
   };

@@ -93,6 +93,15 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
       return options.wrapConnector ? options.wrapConnector(connector) : connector;
     },
     createServer,
+    // After the requests in flight: they hold idempotency claims (kept alive by the heartbeat)
+    // and write deliveries to the outbox.
+    async close() {
+      clearInterval(housekeeping);
+      clearInterval(heartbeat);
+      await worker?.stop();
+      idempotency.retire();
+      processDb.close();
+    },
     createContext: (deps) => {
       const graph = createServiceClient({
         url: options.gatewayUrl ?? config.returns.gatewayUrl,
@@ -118,14 +127,6 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
   });
   return {
     ...service,
-    async stop() {
-      clearInterval(housekeeping);
-      clearInterval(heartbeat);
-      await worker?.stop();
-      await service.stop();
-      idempotency.retire();
-      processDb.close();
-    },
     drainOutbox: () => worker?.drain() ?? Promise.resolve(0),
   };
 }

@@ -54,6 +54,8 @@ export function createSubgraphServer<TContext extends AuthorizedContext>(options
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
     logger: options.logger,
+    // The service stops itself on SIGTERM (platform/http-server.ts drains first, then stops this).
+    stopOnTerminationSignals: false,
     plugins: [
       {
         async requestDidStart() {

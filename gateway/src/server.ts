@@ -64,6 +64,8 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
     gateway,
     logger,
     csrfPrevention: true,
+    // The service stops itself on SIGTERM (platform/http-server.ts drains first, then stops this).
+    stopOnTerminationSignals: false,
     introspection: !deps.production,
     allowBatchedHttpRequests: deps.batching,
     includeStacktraceInErrorResponses: false,

@@ -26,9 +26,11 @@ interface Child {
 }
 
 function run(entry: string, env: Record<string, string>): Child {
+  // As deployed: NODE_ENV=test (set by the test runner) changes what libraries do on a signal.
+  const { NODE_ENV: _testEnv, ...inherited } = process.env;
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: root,
-    env: { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    env: { ...inherited, HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
+import { VERSION } from './version.ts';
 import { metricsAllowed, startMetricsServer, type MetricsEndpoint } from './metrics-endpoint.ts';
 import { CORRELATION_HEADER, correlationIdFrom, runInScope, type RequestScope } from './request-context.ts';
 
@@ -136,7 +137,7 @@ export async function startService<TContext extends BaseContext>(options: Servic
       throw new HttpError(503, `${options.name} is stopping; send the request again`, 'SERVICE_STOPPING');
     switch (route) {
       case 'health':
-        return sendJson(res, 200, { status: 'ok', service: options.name });
+        return sendJson(res, 200, { status: 'ok', service: options.name, version: VERSION });
       case 'ready': {
         if (draining) return sendJson(res, 503, { status: 'stopping', service: options.name });
         const ready = await Promise.resolve(options.ready()).catch(() => false);

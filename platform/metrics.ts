@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { VERSION } from './version.ts';
 
 /** One service's Prometheus registry and the metrics every service shares. */
 export interface Metrics {
@@ -17,6 +18,14 @@ export function createMetrics(service: string, options: { processMetrics?: boole
   const registry = new Registry();
   registry.setDefaultLabels({ service });
   if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'concord_' });
+  new Gauge({
+    name: 'concord_build_info',
+    help: 'Always 1; its labels say which Concord version runs, on which Node.js.',
+    labelNames: ['version', 'node'],
+    // One process or several workers of one gateway: the same release, reported once.
+    aggregator: 'first',
+    registers: [registry],
+  }).set({ version: VERSION, node: process.versions.node }, 1);
   return {
     registry,
     connectorCalls: new Counter({

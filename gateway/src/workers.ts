@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import type { Logger } from '../../platform/logger.ts';
 import { startMetricsServer, type MetricsEndpoint } from '../../platform/metrics-endpoint.ts';
 import { STOP_MARGIN_MS } from '../../platform/process.ts';
@@ -13,10 +13,12 @@ import { SeenNotices, type Invalidation, type NoticeLedger } from './cache/chang
  *   spin, and exits 1 when they die more than five times each within a minute);
  * - passes a change notice one worker received to every worker, whose in-memory caches would
  *   otherwise keep serving what it made stale;
- * - answers a worker's /metrics with the sum over all workers, so a scrape sees the whole gateway;
+ * - answers a worker's /metrics for all workers, so a scrape sees the whole gateway: counters and
+ *   histograms summed, gauges (memory, heap, event loop, cache sizes) one series per worker,
+ *   labelled `worker`, since a sum would hide the one worker near its limit;
  * - remembers the change notices applied, for all workers: a replay is refused whichever worker
  *   it reaches;
- * - serves the metrics port itself (METRICS_PORT), with the same sum, off the workers' API port.
+ * - serves the metrics port itself (METRICS_PORT), with the same answer, off the workers' API port.
  *
  * It stops with exit code 1 when a worker exits before it ever served during start-up (a port
  * in use, a supergraph that does not load): starting it again would fail the same way. SIGINT and
@@ -42,7 +44,30 @@ export function runPrimary(options: PrimaryOptions): void {
   const metrics = options.metrics ?? { port: null, token: null };
   const host = options.host ?? '0.0.0.0';
   const shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
-  const aggregator = new AggregatorRegistry();
+  const scrapes = new Map<number, (metrics: WorkerMetrics | null) => void>();
+  let nextScrape = 0;
+  /** One worker's registry, or null when it does not answer within 2 s (it is left out of the scrape). */
+  const scrape = (worker: Worker): Promise<WorkerMetrics | null> =>
+    new Promise((resolve) => {
+      const id = nextScrape++;
+      const timer = setTimeout(() => {
+        scrapes.delete(id);
+        logger.warn({ pid: worker.process.pid }, 'a gateway worker did not answer for its metrics within 2 s');
+        resolve(null);
+      }, 2_000);
+      scrapes.set(id, (metrics) => {
+        clearTimeout(timer);
+        scrapes.delete(id);
+        resolve(metrics);
+      });
+      worker.send({ concord: 'scrape', id });
+    });
+  const clusterMetrics = async (): Promise<string> => {
+    const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined && worker.isConnected());
+    const answers = await Promise.all(workers.map(async (worker) => ({ worker, metrics: await scrape(worker) })));
+    const perWorker = answers.flatMap(({ worker, metrics }) => (metrics ? [labelGauges(metrics, worker.id)] : []));
+    return AggregatorRegistry.aggregate(perWorker).metrics();
+  };
   let stopping = false;
   const recentDeaths: number[] = [];
   const seenNotices = new SeenNotices();
@@ -55,8 +80,10 @@ export function runPrimary(options: PrimaryOptions): void {
     worker.on('message', (message: WorkerMessage) => {
       if (message?.concord === 'invalidate') {
         for (const other of Object.values(cluster.workers ?? {})) other?.send(message);
+      } else if (message?.concord === 'scrape') {
+        scrapes.get(message.id)?.(message.metrics);
       } else if (message?.concord === 'metrics') {
-        aggregator.clusterMetrics().then(
+        clusterMetrics().then(
           (text) => worker.send({ concord: 'metrics', id: message.id, text }),
           (error: unknown) => worker.send({ concord: 'metrics', id: message.id, error: String(error) }),
         );
@@ -135,7 +162,7 @@ export function runPrimary(options: PrimaryOptions): void {
     startMetricsServer(
       { ...metrics, port: metrics.port },
       host,
-      async () => ({ contentType: aggregator.contentType, text: await aggregator.clusterMetrics() }),
+      async () => ({ contentType: AggregatorRegistry.PROMETHEUS_CONTENT_TYPE, text: await clusterMetrics() }),
       (error) => logger.error({ err: error }, 'metrics of the workers failed'),
     ).then(
       ({ server, port }) => {
@@ -152,8 +179,25 @@ export function runPrimary(options: PrimaryOptions): void {
   for (let index = 0; index < count; index++) fork();
 }
 
+type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
+
+/**
+ * Gauges summed over workers would add up what is per process (a heap near its limit, an event
+ * loop lag): each gets its worker's `worker` label, so the sum keeps them apart. Gauges that say
+ * how they combine (the Node version, the build: 'first'; start times: 'omit') keep that.
+ */
+function labelGauges(metrics: WorkerMetrics, worker: number): WorkerMetrics {
+  return metrics.map((metric) =>
+    // The type is 'gauge' at run time (prom-client's typings declare a numeric enum).
+    String(metric.type) === 'gauge' && (metric.aggregator ?? 'sum') === 'sum'
+      ? { ...metric, values: metric.values.map((value) => ({ ...value, labels: { ...value.labels, worker: String(worker) } })) }
+      : metric,
+  );
+}
+
 type WorkerMessage =
   | { concord: 'invalidate'; changes: Invalidation[] }
+  | { concord: 'scrape'; id: number; metrics: WorkerMetrics | null }
   | { concord: 'metrics'; id: number; text?: string; error?: string }
   | { concord: 'notice-claim'; id: number; keys: string[]; untilMs: number[]; text?: string; error?: string }
   | { concord: 'notice-release'; keys: string[] }
@@ -161,13 +205,16 @@ type WorkerMessage =
 
 /** In a worker: what connects it to the primary. */
 export function workerLink(registry: Registry, applyLocally: (changes: Invalidation[]) => Promise<unknown>, logger: Logger) {
-  AggregatorRegistry.setRegistries([registry]);
-  // Constructing one is what makes a worker answer the primary's requests for its metrics.
-  new AggregatorRegistry();
   const pending = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void }>();
   let nextId = 0;
   process.on('message', (message: WorkerMessage) => {
-    if (message?.concord === 'invalidate') {
+    if (message?.concord === 'scrape') {
+      const id = message.id;
+      registry.getMetricsAsJSON().then(
+        (metrics) => process.send?.({ concord: 'scrape', id, metrics }),
+        () => process.send?.({ concord: 'scrape', id, metrics: null }),
+      );
+    } else if (message?.concord === 'invalidate') {
       applyLocally(message.changes).catch((error: unknown) => logger.warn({ err: error }, 'applying a change notice failed'));
     } else if (message?.concord === 'metrics' || message?.concord === 'notice-claim') {
       const waiter = pending.get(message.id);

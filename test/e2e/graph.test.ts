@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AS_OF, operation, startStack, type Stack } from '../helpers/stack.ts';
 
@@ -223,13 +224,17 @@ describe('the federated graph, end to end', () => {
     expect(made.headers.get('x-correlation-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  it('answers /health, /ready and /metrics on every service', async () => {
+  it('answers /health (with the version of package.json), /ready and /metrics (with the build) on every service', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     for (const service of [stack.gateway, stack.crm, stack.erp, stack.support]) {
       const base = service.url.replace(/\/graphql$/, '');
-      expect((await fetch(`${base}/health`)).status).toBe(200);
+      const health = await fetch(`${base}/health`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toEqual({ status: 'ok', service: service.name, version });
       expect((await fetch(`${base}/ready`)).status).toBe(200);
       const metrics = await fetch(`${base}/metrics`).then((r) => r.text());
       expect(metrics).toContain('concord_http_request_duration_seconds');
+      expect(metrics).toContain(`concord_build_info{version="${version}",node="${process.versions.node}",service="${service.name}"} 1`);
     }
   });
 });

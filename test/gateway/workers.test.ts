@@ -92,6 +92,20 @@ describe('the gateway with two workers', () => {
     expect((await graphqlRequestsServed(metricsUrl)) - before).toBe(20);
   });
 
+  it('reports per-process gauges once per worker, labelled, and the build once', async () => {
+    const text = await fetch(metricsUrl.replace('/graphql', '/metrics')).then((r) => r.text());
+    const series = (name: string) => text.split('\n').filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `));
+    // A heap near its limit in one worker must not hide in a sum over two.
+    const heap = series('concord_nodejs_heap_size_used_bytes');
+    expect(heap).toHaveLength(2);
+    expect(new Set(heap.map((line) => /worker="(\d+)"/.exec(line)?.[1])).size).toBe(2);
+    expect(series('concord_process_resident_memory_bytes')).toHaveLength(2);
+    // The release is the same in both: one series, value 1.
+    const build = series('concord_build_info');
+    expect(build).toHaveLength(1);
+    expect(build[0]).toMatch(/ 1$/);
+  });
+
   it("passes a change notice that reached one worker to the other's cache", async () => {
     const id = (stack.dbs.support.prepare('SELECT id FROM tickets ORDER BY id LIMIT 1').get() as { id: number }).id.toString();
     // Round robin: a few requests warm both workers' caches.

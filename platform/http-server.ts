@@ -32,6 +32,8 @@ export interface ServiceOptions<TContext extends BaseContext> {
   readonly shutdownGraceMs?: number;
   /** Closes what requests use (connectors, stores) once they have finished; "<name> stopped" is logged after it. */
   readonly closeAfterDrain?: () => Promise<void>;
+  /** Browser origins (scheme://host[:port]) that may call /graphql from their pages; empty: none (CORS off). */
+  readonly corsOrigins?: ReadonlySet<string>;
 }
 
 export interface RawRequest {
@@ -99,6 +101,35 @@ export async function startService<TContext extends BaseContext>(options: Servic
   let inFlight = 0;
   let onIdle: (() => void) | undefined;
 
+  const corsOrigins = options.corsOrigins ?? new Set<string>();
+  /**
+   * CORS for /graphql: an allowed origin's requests carry Access-Control-Allow-Origin (and its
+   * preflight is answered here, 204); another origin's get no CORS headers, so its page cannot
+   * read the answer, and its preflight is refused (403). Tokens go in Authorization, never in
+   * cookies, so credentials are not allowed. False when the request has been answered.
+   */
+  const allowCrossOrigin = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const origin = req.headers.origin;
+    const preflight = req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined;
+    res.setHeader('vary', 'Origin');
+    if (origin === undefined || !corsOrigins.has(origin)) {
+      if (!preflight) return true;
+      sendJson(res, 403, { errors: [{ message: `Origin ${String(origin)} may not call this API`, extensions: { code: 'FORBIDDEN' } }] });
+      return false;
+    }
+    res.setHeader('access-control-allow-origin', origin);
+    res.setHeader('access-control-expose-headers', `${CORRELATION_HEADER}, retry-after`);
+    if (!preflight) return true;
+    res.writeHead(204, {
+      'access-control-allow-methods': 'GET, POST',
+      'access-control-allow-headers': `authorization, content-type, ${CORRELATION_HEADER}, apollo-require-preflight, x-apollo-operation-name`,
+      'access-control-max-age': '600',
+      'content-length': '0',
+    });
+    res.end();
+    return false;
+  };
+
   const httpServer = http.createServer((req, res) => {
     inFlight++;
     res.once('close', () => {
@@ -112,6 +143,7 @@ export async function startService<TContext extends BaseContext>(options: Servic
     res.setHeader(CORRELATION_HEADER, scope.correlationId);
     const started = performance.now();
     const route = options.routes?.has(pathOf(req)) && req.method === 'POST' ? 'hook' : routeOf(req);
+    if (route === 'graphql' && corsOrigins.size > 0 && !allowCrossOrigin(req, res)) return;
     res.once('finish', () => {
       metrics.httpRequests.observe({ route, status: String(res.statusCode) }, (performance.now() - started) / 1000);
     });

@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import {
   ConfigError,
@@ -12,6 +11,7 @@ import {
   readEnv,
   shutdownGraceMs,
 } from '../../platform/config.ts';
+import { usableCpus } from '../../platform/cpus.ts';
 import { metricsEndpointOf, metricsPort, metricsToken, type MetricsEndpoint } from '../../platform/metrics-endpoint.ts';
 import { parseTierTtls, type TierTtls } from './cache/tiers.ts';
 
@@ -78,7 +78,7 @@ export interface GatewayConfig {
   readonly cache: GatewayCacheConfig;
   /** Shared secrets of the change notices each system sends (null: that endpoint is off). */
   readonly hooks: ChangeHookConfig;
-  /** Worker processes serving the port (GATEWAY_WORKERS; default one per core). */
+  /** Worker processes serving the port (GATEWAY_WORKERS; default: the CPUs the process may use, its cgroup quota included). */
   readonly workers: number;
   /** Size bound of the query-plan cache in MiB (QUERY_PLAN_CACHE_MB). */
   readonly queryPlanCacheMb: number;
@@ -86,6 +86,8 @@ export interface GatewayConfig {
   readonly metrics: MetricsEndpoint;
   /** How long a stop lets requests in flight finish (SHUTDOWN_GRACE_MS). */
   readonly shutdownGraceMs: number;
+  /** Browser origins allowed to call the API (CORS_ORIGINS, comma-separated); empty: CORS off. */
+  readonly corsOrigins: ReadonlySet<string>;
 }
 
 /** The gateway's cache of subgraph answers (see cache/entity-cache.ts). */
@@ -184,6 +186,32 @@ const schema = z.object({
   METRICS_PORT: metricsPort,
   METRICS_TOKEN: metricsToken,
   SHUTDOWN_GRACE_MS: shutdownGraceMs,
+  CORS_ORIGINS: z
+    .string()
+    .transform((text, context) => {
+      const origins = text
+        .split(',')
+        .map((part) => part.trim())
+        .filter(Boolean);
+      for (const origin of origins) {
+        let parsed: URL | undefined;
+        try {
+          parsed = new URL(origin);
+        } catch {
+          parsed = undefined;
+        }
+        // An origin is exactly scheme://host[:port]: no path, no wildcard, as browsers send it.
+        if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.origin !== origin || origin.includes('*')) {
+          context.addIssue({
+            code: 'custom',
+            message: `each entry must be an origin such as https://portal.example.com (not ${JSON.stringify(origin)})`,
+          });
+          return z.NEVER;
+        }
+      }
+      return new Set(origins);
+    })
+    .optional(),
 });
 
 /** The gateway's metrics port in production when METRICS_PORT is not given. */
@@ -263,8 +291,9 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       businessCentralClientState: vars.BC_WEBHOOK_CLIENT_STATE ?? null,
       salesforceSecret: vars.SALESFORCE_WEBHOOK_SECRET ?? null,
     }),
-    workers: vars.GATEWAY_WORKERS ?? availableParallelism(),
+    workers: vars.GATEWAY_WORKERS ?? usableCpus(),
     shutdownGraceMs: vars.SHUTDOWN_GRACE_MS,
+    corsOrigins: vars.CORS_ORIGINS ?? new Set<string>(),
     queryPlanCacheMb: vars.QUERY_PLAN_CACHE_MB,
     metrics: metricsEndpointOf({
       port: vars.METRICS_PORT,

@@ -114,6 +114,7 @@ export async function startGateway(
     // With workers, the primary serves the metrics port for all of them (workers.ts).
     metricsServedElsewhere: link !== null,
     shutdownGraceMs: config.shutdownGraceMs,
+    corsOrigins: config.corsOrigins,
     closeAfterDrain: async () => void (await cacheStore?.close()),
   });
   return { ...service, cache };

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { VERSION } from './version.ts';
+import { VERSION } from './package-root.ts';
 import { metricsAllowed, startMetricsServer, type MetricsEndpoint } from './metrics-endpoint.ts';
 import { CORRELATION_HEADER, correlationIdFrom, runInScope, type RequestScope } from './request-context.ts';
 

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { VERSION } from './version.ts';
+import { VERSION } from './package-root.ts';
 
 /** One service's Prometheus registry and the metrics every service shares. */
 export interface Metrics {

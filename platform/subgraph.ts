@@ -20,9 +20,9 @@ import type { RequestScope } from './request-context.ts';
 import type { SubgraphConfig } from './subgraph-config.ts';
 import { systemClock, type Clock } from './time.ts';
 
-/** Reads a subgraph's SDL from a file next to its code (a URL from `import.meta.url`). */
-export function readSdl(url: URL): string {
-  return readFileSync(url, 'utf8');
+/** Reads a subgraph's SDL from its file in the package (fromPackageRoot), for sources and compiled code alike. */
+export function readSdl(path: string): string {
+  return readFileSync(path, 'utf8');
 }
 
 /**

@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { loadGatewayConfig } from '../gateway/src/config.ts';
 import { GATEWAY_NODE_FLAGS } from '../gateway/src/node-flags.ts';
 import { ConfigError } from '../platform/config.ts';
@@ -7,6 +6,7 @@ import { loadCrmConfig } from '../subgraphs/crm/src/config.ts';
 import { loadErpConfig } from '../subgraphs/erp/src/config.ts';
 import { loadSupportConfig } from '../subgraphs/support/src/config.ts';
 import { ensureDevKeys } from '../platform/keys.ts';
+import { PACKAGE_ROOT } from '../platform/package-root.ts';
 import { STOP_MARGIN_MS } from '../platform/process.ts';
 import { ensureSeeded } from './seed/index.ts';
 import { signDevToken } from './token.ts';
@@ -16,7 +16,11 @@ import { signDevToken } from './token.ts';
  * subgraphs and the gateway as separate processes (as they are deployed), waits until each
  * answers /ready, and prints where they are and a first query to try.
  */
-const root = fileURLToPath(new URL('..', import.meta.url));
+const root = PACKAGE_ROOT;
+/** Run compiled (npm run build, then npm run start:prod): the services are started from dist/ with plain node. */
+const compiled = import.meta.url.endsWith('.js');
+/** How a service's entry point (its source path) is run: compiled, or its TypeScript through tsx. */
+const commandOf = (entry: string): string[] => (compiled ? [`dist/${entry.replace(/\.ts$/, '.js')}`] : ['--import', 'tsx', entry]);
 const READY_TIMEOUT_MS = 60_000;
 
 interface Service {
@@ -84,7 +88,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => stopAll(0));
   process.once('SIGTERM', () => stopAll(0));
   for (const service of services) {
-    const child = spawn(process.execPath, [...(service.flags ?? []), '--import', 'tsx', service.entry], {
+    const child = spawn(process.execPath, [...(service.flags ?? []), ...commandOf(service.entry)], {
       cwd: root,
       env: envOf(service),
       stdio: 'inherit',

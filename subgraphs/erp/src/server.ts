@@ -1,3 +1,4 @@
+import { fromPackageRoot } from '../../../platform/package-root.ts';
 import type { ApolloServer } from '@apollo/server';
 import type { Logger } from '../../../platform/logger.ts';
 import { createSubgraphServer, readSdl } from '../../../platform/subgraph.ts';
@@ -5,7 +6,7 @@ import type { Context } from './context.ts';
 import { ERP_OWNERS, ERP_POLICY, ERP_SENSITIVE } from './policy.ts';
 import { resolvers } from './resolvers/index.ts';
 
-export const ERP_SDL = readSdl(new URL('../schema.graphql', import.meta.url));
+export const ERP_SDL = readSdl(fromPackageRoot('subgraphs/erp/schema.graphql'));
 
 /** The ERP subgraph's Apollo Server (not listening); tests call executeOperation on it. */
 export function createServer(deps: { logger: Logger; enforce?: boolean }): ApolloServer<Context> {

@@ -1,3 +1,4 @@
+import { fromPackageRoot } from '../../../platform/package-root.ts';
 import type { ApolloServer } from '@apollo/server';
 import type { Logger } from '../../../platform/logger.ts';
 import { createSubgraphServer, readSdl } from '../../../platform/subgraph.ts';
@@ -5,7 +6,7 @@ import type { Context } from './context.ts';
 import { SUPPORT_OWNERS, SUPPORT_POLICY } from './policy.ts';
 import { resolvers } from './resolvers/index.ts';
 
-export const SUPPORT_SDL = readSdl(new URL('../schema.graphql', import.meta.url));
+export const SUPPORT_SDL = readSdl(fromPackageRoot('subgraphs/support/schema.graphql'));
 
 /** The support subgraph's Apollo Server (not listening); tests call executeOperation on it. */
 export function createServer(deps: { logger: Logger; enforce?: boolean }): ApolloServer<Context> {

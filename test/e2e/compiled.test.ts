@@ -1,7 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +27,8 @@ describe('the compiled services', () => {
   }, 120_000);
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-  it('serve CaseContext with plain node (no tsx in the process tree) and stop with exit code 0', async () => {
+  /** Starts the compiled stack from `cwd` as `npm run start:prod` does, asks CaseContext, stops it. */
+  async function serveCaseContext(cwd: string): Promise<void> {
     const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
     const [gateway, crm, erp, support] = ports.map(String) as [string, string, string, string];
     // As deployed: without the test runner's NODE_ENV=test.
@@ -38,7 +39,7 @@ describe('the compiled services', () => {
     ];
     expect(script).toBe('node dist/tools/start.js');
     const start = spawn(process.execPath, ['dist/tools/start.js'], {
-      cwd: root,
+      cwd,
       env: {
         ...inherited,
         DATA_DIR: dataDir,
@@ -85,5 +86,35 @@ describe('the compiled services', () => {
       start.kill('SIGTERM');
     }
     expect(await closed).toBe(0);
-  }, 120_000);
+  }
+
+  it('serve CaseContext with plain node (no tsx in the process tree) and stop with exit code 0', () => serveCaseContext(root), 120_000);
+
+  it("serve it from the image's files alone: the Dockerfile's runtime stage, production dependencies only", async () => {
+    const image = mkdtempSync(join(tmpdir(), 'concord-image-'));
+    try {
+      // What the runtime stage copies from the build stage, read from the Dockerfile itself.
+      const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+      const copies = [...dockerfile.matchAll(/^COPY --from=build (.+)$/gm)].map((match) => match[1]!.split(/\s+/));
+      expect(copies.length).toBeGreaterThan(3);
+      for (const parts of copies) {
+        const target = parts.at(-1)!;
+        for (const source of parts.slice(0, -1)) {
+          const from = source.replace(/^\/app\//, '');
+          const to = target.endsWith('/') || parts.length > 2 ? join(image, target, basename(from)) : join(image, target);
+          if (from === 'node_modules') continue; // pruned below, as the build stage does
+          cpSync(join(root, from), to, { recursive: true });
+        }
+      }
+      // The build stage's `npm prune --omit=dev`, over a copy of this tree's modules.
+      cpSync(join(root, 'node_modules'), join(image, 'node_modules'), { recursive: true, verbatimSymlinks: true });
+      cpSync(join(root, 'package-lock.json'), join(image, 'package-lock.json'));
+      execFileSync('npm', ['prune', '--omit=dev', '--offline', '--no-audit', '--no-fund'], { cwd: image, stdio: 'pipe' });
+      expect(existsSync(join(image, 'node_modules', 'tsx'))).toBe(false);
+      expect(existsSync(join(image, 'node_modules', 'typescript'))).toBe(false);
+      await serveCaseContext(image);
+    } finally {
+      rmSync(image, { recursive: true, force: true });
+    }
+  }, 240_000);
 });

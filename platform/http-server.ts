@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
-import type { Logger } from './logger.ts';
+import { flushed, type Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { VERSION } from './package-root.ts';
 import { metricsAllowed, startMetricsServer, type MetricsEndpoint } from './metrics-endpoint.ts';
@@ -299,6 +299,8 @@ export async function startService<TContext extends BaseContext>(options: Servic
     if (metricsServer) await new Promise((resolve) => metricsServer!.close(resolve));
     await options.closeAfterDrain?.();
     logger.info(`${options.name} stopped`);
+    // Written before the process exits: the log's writes are asynchronous.
+    await flushed(logger);
   };
   return {
     name: options.name,

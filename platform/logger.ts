@@ -32,3 +32,14 @@ export function createLogger(service: string, level: LevelWithSilent = 'info', d
   };
   return destination ? pino(options, destination) : pino(options);
 }
+
+/** Resolves once what the logger has been given is written (at most 1 s). */
+export function flushed(logger: Logger): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 1_000);
+    logger.flush(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
-import type { Logger } from '../../platform/logger.ts';
+import { flushed, type Logger } from '../../platform/logger.ts';
 import { startMetricsServer, type MetricsEndpoint } from '../../platform/metrics-endpoint.ts';
 import { STOP_MARGIN_MS } from '../../platform/process.ts';
 import { SeenNotices, type Invalidation, type NoticeLedger } from './cache/change-hooks.ts';
@@ -152,7 +152,7 @@ export function runPrimary(options: PrimaryOptions): void {
     Promise.all(workers.map((worker) => (worker.isDead() ? undefined : new Promise((done) => worker.once('exit', done))))).then(() => {
       clearTimeout(killer);
       logger.info('gateway stopped');
-      process.exit(code);
+      void flushed(logger).then(() => process.exit(code));
     });
   };
   process.once('SIGINT', () => stop());

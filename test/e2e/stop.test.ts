@@ -175,6 +175,12 @@ describe('starting right or not at all, and stopping cleanly', () => {
       });
       const base = `http://127.0.0.1:${port}`;
       await waitReady(`${base}/ready`, gateway);
+      // One worker answers /ready while the other may still be starting: wait for both (a worker
+      // signalled before it serves just ends, with nothing to drain and nothing to log).
+      if (workers > 1) {
+        const deadline = Date.now() + 30_000;
+        while (!messages(gateway.lines).includes('gateway workers serving') && Date.now() < deadline) await sleep(50);
+      }
       const headers = { authorization: `Bearer ${await tokenFor(keys, 'support_agent')}` };
       const name = (stack.dbs.crm.prepare('SELECT Name AS name FROM Account WHERE AccountNumber = ?').get('C10001') as { name: string })
         .name;

@@ -3,6 +3,7 @@ import Keyv from 'keyv';
 import { LRUCache } from 'lru-cache';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from './logger.ts';
+import { lagTolerantTimer } from './time.ts';
 
 /**
  * A cache of namespaced entries (one namespace per kind of record) on Keyv: in memory by
@@ -259,53 +260,22 @@ export function createCacheStore(config: CacheStoreConfig, options: CacheStoreOp
   };
 }
 
-/** How late a deadline timer may fire before the lateness is taken as this process's own delay. */
-const LATE_TIMER_SLACK_MS = 10;
-/** How many times a deadline is re-armed for a process that kept being held up. */
-const MAX_LATE_REARMS = 3;
-
 /**
- * `work`, or a rejection once `ms` have passed while this process was free to hear the answer.
- * A busy or descheduled process runs its timers late, and the store's answer may have been
- * waiting in the socket, or not yet sent by a store that was starved of CPU at the same moment:
- * when the timer fires, the store is given one turn of the event loop to be read, and when the
- * timer fired late (the process itself was held up), the deadline is armed again for the time
- * the process lost, up to `ms` and a few times. So the deadline measures the store, not this
+ * `work`, or a rejection once `ms` have passed while this process was free to hear the answer
+ * (lagTolerantTimer): the store's answer may have been waiting in the socket, or not yet sent by
+ * a store starved of CPU at the same moment, so the deadline measures the store, not this
  * process's own delays, and a store that is really slow is still cut off within a few deadlines.
  */
 export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    let settled = false;
-    let timer: NodeJS.Timeout | undefined;
-    let rearms = 0;
-    const arm = (wait: number) => {
-      const due = performance.now() + wait;
-      timer = setTimeout(() => {
-        const late = performance.now() - due;
-        setImmediate(() => {
-          if (settled) return;
-          if (late > LATE_TIMER_SLACK_MS && rearms < MAX_LATE_REARMS) {
-            rearms++;
-            arm(Math.min(late, ms));
-            return;
-          }
-          settled = true;
-          reject(new Error(`${what} took longer than ${ms} ms`));
-        });
-      }, wait);
-    };
-    arm(ms);
+    const deadline = lagTolerantTimer(ms, () => reject(new Error(`${what} took longer than ${ms} ms`)));
     work.then(
       (value) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
+        deadline.clear();
         resolve(value);
       },
       (error: unknown) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
+        deadline.clear();
         reject(error);
       },
     );

@@ -4,6 +4,7 @@ import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
 import { flushed, type Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { VERSION } from './package-root.ts';
+import { lagTolerantTimer } from './time.ts';
 import { metricsAllowed, startMetricsServer, type MetricsEndpoint } from './metrics-endpoint.ts';
 import { CORRELATION_HEADER, correlationIdFrom, runInScope, type RequestScope } from './request-context.ts';
 
@@ -355,21 +356,9 @@ function hangUpAfter(req: IncomingMessage, res: ServerResponse): void {
     // Lingering close: what the client still sends is read and dropped until the grace ends, so
     // the kernel does not answer it with a reset that can discard the 413 before it is read.
     req.resume();
-    // A grace the process did not live through (a stalled event loop: the timer fires late, before
-    // pending reads) is given again, at most three times: a client's read of the answer may be
-    // among the work that was held up.
-    let armedAt = performance.now();
-    let rearms = 0;
-    const cut = () => {
-      const lateMs = performance.now() - armedAt - HANG_UP_GRACE_MS;
-      if (lateMs > HANG_UP_GRACE_MS / 4 && rearms++ < 3) {
-        armedAt = performance.now();
-        setTimeout(cut, HANG_UP_GRACE_MS).unref();
-        return;
-      }
-      socket.destroy();
-    };
-    setTimeout(cut, HANG_UP_GRACE_MS).unref();
+    // A grace the process did not live through (a stalled event loop) is given again: a client's
+    // read of the answer may be among the work that was held up.
+    lagTolerantTimer(HANG_UP_GRACE_MS, () => socket.destroy(), { unref: true });
   });
 }
 

@@ -17,6 +17,11 @@ export function fromPackageRoot(...parts: string[]): string {
   return join(PACKAGE_ROOT, ...parts);
 }
 
+/** An entry point's compiled file under dist/ ('gateway/src/index.ts' → 'dist/gateway/src/index.js'), as npm run build writes it. */
+export function compiledEntry(entry: string): string {
+  return `dist/${entry.replace(/\.ts$/, '.js')}`;
+}
+
 function findRoot(from: string): string {
   for (let dir = from; ; dir = dirname(dir)) {
     if (readPackage(dir)) return dir;

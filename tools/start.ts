@@ -6,7 +6,7 @@ import { loadCrmConfig } from '../subgraphs/crm/src/config.ts';
 import { loadErpConfig } from '../subgraphs/erp/src/config.ts';
 import { loadSupportConfig } from '../subgraphs/support/src/config.ts';
 import { ensureDevKeys } from '../platform/keys.ts';
-import { PACKAGE_ROOT } from '../platform/package-root.ts';
+import { compiledEntry, PACKAGE_ROOT } from '../platform/package-root.ts';
 import { STOP_MARGIN_MS } from '../platform/process.ts';
 import { ensureSeeded } from './seed/index.ts';
 import { signDevToken } from './token.ts';
@@ -20,7 +20,7 @@ const root = PACKAGE_ROOT;
 /** Run compiled (npm run build, then npm run start:prod): the services are started from dist/ with plain node. */
 const compiled = import.meta.url.endsWith('.js');
 /** How a service's entry point (its source path) is run: compiled, or its TypeScript through tsx. */
-const commandOf = (entry: string): string[] => (compiled ? [`dist/${entry.replace(/\.ts$/, '.js')}`] : ['--import', 'tsx', entry]);
+const commandOf = (entry: string): string[] => (compiled ? [compiledEntry(entry)] : ['--import', 'tsx', entry]);
 const READY_TIMEOUT_MS = 60_000;
 
 interface Service {

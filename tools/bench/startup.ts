@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { PACKAGE_ROOT } from '../../platform/package-root.ts';
+import { compiledEntry, PACKAGE_ROOT } from '../../platform/package-root.ts';
 import { ensureSeeded } from '../seed/index.ts';
 import { freePort, rssMb, startService, stopAllServices } from './processes.ts';
 import { GATEWAY_NODE_FLAGS } from '../../gateway/src/node-flags.ts';
@@ -22,7 +22,7 @@ const services = [
 
 async function measure(service: (typeof services)[number], compiled: boolean): Promise<{ readyMs: number; rssMb: number }> {
   const port = await freePort();
-  const args = [...service.flags, ...(compiled ? [`dist/${service.entry.replace(/\.ts$/, '.js')}`] : ['--import', 'tsx', service.entry])];
+  const args = [...service.flags, ...(compiled ? [compiledEntry(service.entry)] : ['--import', 'tsx', service.entry])];
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     HOST: '127.0.0.1',

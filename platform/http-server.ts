@@ -350,8 +350,13 @@ const HANG_UP_GRACE_MS = 1_000;
  */
 function hangUpAfter(req: IncomingMessage, res: ServerResponse): void {
   res.setHeader('connection', 'close');
+  const socket = req.socket;
+  // Node's server ends an answer marked `Connection: close` with `socket.destroySoon()`: the
+  // socket is destroyed as soon as the answer is written, with the client's unread body in the
+  // kernel's buffer, and that sends a reset that discards the answer where the client has not
+  // read it yet. Only the write side is ended here; the grace below destroys the socket.
+  socket.destroySoon = () => socket.end();
   res.once('finish', () => {
-    const socket = req.socket;
     socket.end();
     // Lingering close: what the client still sends is read and dropped until the grace ends, so
     // the kernel does not answer it with a reset that can discard the 413 before it is read.

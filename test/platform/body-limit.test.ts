@@ -16,10 +16,21 @@ interface Outcome {
 /**
  * Sends a POST whose body is larger than the server accepts and keeps sending (64 KiB every
  * 5 ms, as a client uploading a huge file would) for up to `keepSendingMs` after the answer.
+ * With `readAfterMs`, the client does not read for that long.
  */
-function oversizedPost(port: number, path: string, options: { chunked: boolean; keepSendingMs: number }): Promise<Outcome> {
+function oversizedPost(
+  port: number,
+  path: string,
+  options: { chunked: boolean; keepSendingMs: number; readAfterMs?: number },
+): Promise<Outcome> {
   return new Promise((resolve) => {
     const socket: Socket = connect(port, '127.0.0.1');
+    // A client busy sending (or on a loaded machine) reads its answer late: until then the
+    // answer waits in its receive buffer, which a reset from the server would discard.
+    if (options.readAfterMs) {
+      socket.pause();
+      setTimeout(() => socket.resume(), options.readAfterMs);
+    }
     const chunk = Buffer.alloc(64 * 1024, 'x');
     let response = '';
     let answeredAt: number | null = null;
@@ -74,6 +85,16 @@ describe('a request body that is too large', () => {
       expect(outcome.closedAfterMs).not.toBeNull();
       expect(outcome.closedAfterMs!).toBeLessThan(3_000);
       expect(outcome.sent).toBeLessThan(64 * 1024 * 1024);
+    });
+  }
+
+  for (const chunked of [false, true]) {
+    it(`reaches a client that reads it late, while still sending (${chunked ? 'chunked' : 'with a Content-Length'})`, async () => {
+      const outcome = await oversizedPost(gateway.gateway.port, '/graphql', { chunked, keepSendingMs: 5_000, readAfterMs: 300 });
+      expect(outcome.response).toMatch(/^HTTP\/1\.1 413 /);
+      expect(outcome.response).toContain('PAYLOAD_TOO_LARGE');
+      expect(outcome.closedAfterMs).not.toBeNull();
+      expect(outcome.closedAfterMs!).toBeLessThan(3_000);
     });
   }
 

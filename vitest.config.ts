@@ -14,6 +14,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // The servers tests start (redis-server, …) are installed here when missing (test/setup/servers.ts).
     globalSetup: ['test/setup/global.ts'],
+    // A developer's own concord.yaml or .env never reaches the tests, nor the services they start.
+    env: { CONCORD_CONFIG: '/dev/null', CONCORD_ENV_FILE: '/dev/null' },
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // End-to-end suites each start their own services on free ports; two workers fit CI's cores.

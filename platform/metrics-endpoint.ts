@@ -14,7 +14,13 @@ export interface MetricsEndpoint {
 }
 
 /** The shared secret a scrape sends (METRICS_TOKEN): long enough not to be guessed. */
-export const metricsToken = z.string().min(16, 'must be at least 16 characters').optional();
+export const metricsToken = z
+  .string()
+  .min(16, 'must be at least 16 characters')
+  .optional()
+  .describe(
+    '`GET /metrics` only with `Authorization: Bearer <token>` (at least 16 characters). In production, without a token or a metrics port, /metrics moves to its own port.',
+  );
 /** A metrics port; 0 asks the system for a free one. Unset: see metricsEndpointOf. */
 export const metricsPort = z.coerce
   .number({ error: 'must be a port number' })

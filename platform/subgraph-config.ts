@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, environment, host, logLevel, port, readEnv, shutdownGraceMs } from './config.ts';
+import { ConfigError, dataDir, environment, host, logLevel, port, readEnv, shutdownGraceMs } from './config.ts';
 import { metricsEndpointOf, metricsPort, metricsToken, type MetricsEndpoint } from './metrics-endpoint.ts';
 import { openDatabase, problemWithDatabase, type Database, type ExpectedSchema } from './sqlite.ts';
 
@@ -38,37 +38,70 @@ export interface SubgraphConfig {
   readonly shutdownGraceMs?: number;
 }
 
-/**
- * A subgraph's configuration from the environment: <PREFIX>_PORT, HOST, LOG_LEVEL, CONCORD_ENV,
- * INTERNAL_TOKEN_PUBLIC_KEY, <PREFIX>_CONNECTOR, the embedded database (<PREFIX>_DATABASE, or
- * <file> in DATA_DIR) and its simulated latency (<PREFIX>_LATENCY_MS).
- */
-export function loadSubgraphConfig(
-  system: { prefix: string; defaultPort: number; databaseFile: string; connectors?: readonly [string, ...string[]] },
-  env: NodeJS.ProcessEnv = process.env,
-): SubgraphConfig {
+/** Which system a subgraph serves, as its configuration sees it. */
+export interface SubgraphSystem {
+  readonly prefix: string;
+  readonly defaultPort: number;
+  readonly databaseFile: string;
+  readonly connectors?: readonly [string, ...string[]];
+}
+
+/** The variables every subgraph reads, for the system with this prefix (CRM_PORT, CRM_CONNECTOR, …). */
+export function subgraphEnvSchema(system: SubgraphSystem) {
   const { prefix } = system;
-  const schema = z.object({
-    [`${prefix}_PORT`]: port(system.defaultPort),
+  const name = prefix.toLowerCase();
+  const connectors = system.connectors ?? ['embedded'];
+  return z.object({
+    [`${prefix}_PORT`]: port(system.defaultPort).describe(`Port of the ${name} subgraph (POST /graphql, /health, /ready).`),
     CONCORD_ENV: environment,
-    INTERNAL_TOKEN_PUBLIC_KEY: z.string().includes('PUBLIC KEY', { error: 'must be a PEM public key (SPKI)' }).optional(),
+    INTERNAL_TOKEN_PUBLIC_KEY: z.string().includes('PUBLIC KEY', { error: 'must be a PEM public key (SPKI)' }).optional().meta({
+      description:
+        'PEM (SPKI) public half of `INTERNAL_TOKEN_PRIVATE_KEY`: subgraphs verify the tokens the gateway signs for each call with it. Required in production.',
+      defaultText: 'the development key in `DATA_DIR`',
+    }),
     HOST: host,
     LOG_LEVEL: logLevel,
-    DATA_DIR: z.string().default('data'),
+    DATA_DIR: dataDir,
     [`${prefix}_CONNECTOR`]: z
-      .enum(system.connectors ?? ['embedded'], { error: `must be one of ${(system.connectors ?? ['embedded']).join(', ')}` })
-      .default('embedded'),
-    [`${prefix}_DATABASE`]: z.string().optional(),
+      .enum(connectors, { error: `must be one of ${connectors.join(', ')}` })
+      .default('embedded')
+      .describe(
+        `Which adapter serves the ${name}: ${connectors.map((connector) => `\`${connector}\``).join(', ')} (the vendors' settings are in docs/connectors.md). Required in production, where the demo system is never a silent default.`,
+      ),
+    [`${prefix}_DATABASE`]: z
+      .string()
+      .optional()
+      .meta({
+        description: `The embedded ${name} database file. It must exist and hold the ${name}'s tables (\`npm start\` seeds missing ones, \`npm run seed\` writes them): a wrong path stops the service instead of serving an empty system.`,
+        defaultText: `\`DATA_DIR/${system.databaseFile}\``,
+      }),
     [`${prefix}_LATENCY_MS`]: z.coerce
       .number({ error: 'must be a number of milliseconds' })
       .int('must be a whole number of milliseconds')
       .min(0, 'must be 0 (off) or more')
       .max(60_000, 'must be at most 60000')
-      .default(0),
-    [`${prefix}_METRICS_PORT`]: metricsPort,
+      .default(0)
+      .describe('Simulated latency of every call to the embedded system, in ms, for benchmarks (embedded connector only).'),
+    [`${prefix}_METRICS_PORT`]: metricsPort.meta({
+      description: 'Serve `GET /metrics` on this port only, not on the API port.',
+      defaultText:
+        system.defaultPort === 0
+          ? 'unset'
+          : `unset: the API port; \`${system.defaultPort + PRODUCTION_METRICS_PORT_OFFSET}\` in production`,
+    }),
     METRICS_TOKEN: metricsToken,
     SHUTDOWN_GRACE_MS: shutdownGraceMs,
   });
+}
+
+/**
+ * A subgraph's configuration from the environment: <PREFIX>_PORT, HOST, LOG_LEVEL, CONCORD_ENV,
+ * INTERNAL_TOKEN_PUBLIC_KEY, <PREFIX>_CONNECTOR, the embedded database (<PREFIX>_DATABASE, or
+ * <file> in DATA_DIR) and its simulated latency (<PREFIX>_LATENCY_MS).
+ */
+export function loadSubgraphConfig(system: SubgraphSystem, env: NodeJS.ProcessEnv): SubgraphConfig {
+  const { prefix } = system;
+  const schema = subgraphEnvSchema(system);
   const vars = readEnv(schema, env) as Record<string, unknown>;
   // In production the demo systems are never a silent default: the adapter is chosen, not assumed.
   if (vars.CONCORD_ENV === 'production' && !env[`${prefix}_CONNECTOR`]) {

@@ -3,22 +3,40 @@ import { ConfigError, httpUrl, positiveInt, readEnv } from './config.ts';
 import { oauthTokenSource, type OAuthGrant } from './oauth.ts';
 import { DEFAULT_POLICY, type ResiliencePolicy } from './resilience.ts';
 
+/** The variables of how a vendor system is called (<PREFIX>_TIMEOUT_MS, …), with the adapter's defaults. */
+export function resilienceEnvSchema(prefix: string, defaults: Partial<ResiliencePolicy> = {}) {
+  const base = { ...DEFAULT_POLICY, ...defaults };
+  const vendorOnly = ' Vendor adapters only.';
+  return z.object({
+    [`${prefix}_TIMEOUT_MS`]: positiveInt(base.timeoutMs).describe(`Deadline of one call to the vendor system, in ms.${vendorOnly}`),
+    [`${prefix}_RETRIES`]: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(10)
+      .default(base.retries)
+      .describe(
+        `Retries of a read or an idempotent write that failed for a passing reason (timeout, 429, 5xx), with capped exponential backoff and jitter; \`Retry-After\` is honoured.${vendorOnly}`,
+      ),
+    [`${prefix}_MAX_CONCURRENT`]: positiveInt(base.maxConcurrent).describe(
+      `Calls in flight to the vendor at most (a bulkhead under its rate limits); more wait.${vendorOnly}`,
+    ),
+    [`${prefix}_BREAKER_THRESHOLD`]: positiveInt(base.breakerThreshold).describe(
+      `Consecutive failures that open the circuit breaker: while it is open, calls fail at once instead of waiting on a system that is down.${vendorOnly}`,
+    ),
+    [`${prefix}_BREAKER_OPEN_MS`]: positiveInt(base.breakerOpenMs).describe(
+      `How long an open breaker refuses calls before it lets one through to try, in ms.${vendorOnly}`,
+    ),
+  });
+}
+
 /**
  * How a system is called, from <PREFIX>_TIMEOUT_MS, _RETRIES, _MAX_CONCURRENT,
  * _BREAKER_THRESHOLD and _BREAKER_OPEN_MS; the defaults keep well below vendors' limits.
  */
 export function loadResiliencePolicy(prefix: string, env: NodeJS.ProcessEnv, defaults: Partial<ResiliencePolicy> = {}): ResiliencePolicy {
   const base = { ...DEFAULT_POLICY, ...defaults };
-  const vars = readEnv(
-    z.object({
-      [`${prefix}_TIMEOUT_MS`]: positiveInt(base.timeoutMs),
-      [`${prefix}_RETRIES`]: z.coerce.number().int().min(0).max(10).default(base.retries),
-      [`${prefix}_MAX_CONCURRENT`]: positiveInt(base.maxConcurrent),
-      [`${prefix}_BREAKER_THRESHOLD`]: positiveInt(base.breakerThreshold),
-      [`${prefix}_BREAKER_OPEN_MS`]: positiveInt(base.breakerOpenMs),
-    }),
-    env,
-  ) as Record<string, number>;
+  const vars = readEnv(resilienceEnvSchema(prefix, defaults), env) as Record<string, number>;
   return {
     ...base,
     timeoutMs: vars[`${prefix}_TIMEOUT_MS`]!,

@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Outbox, type OutboxEntry, type OutboxStatus } from '../platform/outbox.ts';
 import { openDatabase } from '../platform/sqlite.ts';
+import { configuredEnv } from '../platform/config-file.ts';
 import { loadErpConfig } from '../subgraphs/erp/src/config.ts';
 
 const HELP = `Usage:
@@ -20,7 +21,7 @@ const STATUSES: readonly OutboxStatus[] = ['pending', 'delivered', 'dead'];
 export function runOutboxCli(
   argv: readonly string[],
   out: (line: string) => void = console.log,
-  env: NodeJS.ProcessEnv = process.env,
+  env: NodeJS.ProcessEnv = configuredEnv('erp'),
 ): number {
   const { values, positionals } = parseArgs({
     args: [...argv],

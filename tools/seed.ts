@@ -3,6 +3,7 @@ import { basename, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { EMBEDDED_DATABASE_FILES } from '../platform/sqlite.ts';
+import { configuredEnv } from '../platform/config-file.ts';
 import {
   SEED_LIMITS,
   databasePaths,
@@ -39,7 +40,10 @@ export interface SeedCliIo {
 const processIo: SeedCliIo = {
   out: (line) => process.stdout.write(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`),
-  env: process.env,
+  // What every service shares: DATA_DIR from the environment, .env or concord.yaml.
+  get env() {
+    return configuredEnv(null);
+  },
   cwd: process.cwd(),
 };
 

@@ -2,6 +2,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { loadGatewayConfig } from '../gateway/src/config.ts';
 import { GATEWAY_NODE_FLAGS } from '../gateway/src/node-flags.ts';
 import { ConfigError } from '../platform/config.ts';
+import {
+  CONFIG_FILE_VARIABLE,
+  configFileOf,
+  configuredEnv,
+  ENV_FILE_VARIABLE,
+  envFileOf,
+  type ServiceSection,
+} from '../platform/config-file.ts';
 import { loadCrmConfig } from '../subgraphs/crm/src/config.ts';
 import { loadErpConfig } from '../subgraphs/erp/src/config.ts';
 import { loadSupportConfig } from '../subgraphs/support/src/config.ts';
@@ -27,6 +35,7 @@ interface Service {
   name: string;
   entry: string;
   port: number;
+  host: string;
   flags?: readonly string[];
 }
 
@@ -56,30 +65,37 @@ function stopAll(code: number): void {
 }
 
 async function main(): Promise<void> {
-  const gateway = loadGatewayConfig();
-  const crm = loadCrmConfig();
-  const erp = loadErpConfig();
-  const support = loadSupportConfig();
+  // The services start in the package folder: they are handed the files found from here.
+  const files: NodeJS.ProcessEnv = {};
+  const configFile = configFileOf(process.env, process.cwd());
+  const envFile = envFileOf(process.env, process.cwd());
+  if (configFile) files[CONFIG_FILE_VARIABLE] = configFile;
+  if (envFile) files[ENV_FILE_VARIABLE] = envFile;
+  const settingsOf = (service: ServiceSection) => configuredEnv(service, { ...process.env, ...files });
+  const gateway = loadGatewayConfig(settingsOf('gateway'));
+  const crm = loadCrmConfig(settingsOf('crm'));
+  const erp = loadErpConfig(settingsOf('erp'));
+  const support = loadSupportConfig(settingsOf('support'));
   stopLimitMs =
     Math.max(gateway.shutdownGraceMs, crm.shutdownGraceMs ?? 0, erp.shutdownGraceMs ?? 0, support.shutdownGraceMs ?? 0) + STOP_MARGIN_MS;
   const services: Service[] = [
-    { name: 'crm', entry: 'subgraphs/crm/src/index.ts', port: crm.port },
-    { name: 'erp', entry: 'subgraphs/erp/src/index.ts', port: erp.port },
-    { name: 'support', entry: 'subgraphs/support/src/index.ts', port: support.port },
-    { name: 'gateway', entry: 'gateway/src/index.ts', port: gateway.port, flags: GATEWAY_NODE_FLAGS },
+    { name: 'crm', entry: 'subgraphs/crm/src/index.ts', port: crm.port, host: crm.host },
+    { name: 'erp', entry: 'subgraphs/erp/src/index.ts', port: erp.port, host: erp.host },
+    { name: 'support', entry: 'subgraphs/support/src/index.ts', port: support.port, host: support.host },
+    { name: 'gateway', entry: 'gateway/src/index.ts', port: gateway.port, host: gateway.host, flags: GATEWAY_NODE_FLAGS },
   ];
-  const at = (service: Service) => `http://${dialHost(process.env.HOST)}:${service.port}`;
+  const at = (service: Service) => `http://${dialHost(service.host)}:${service.port}`;
   const [crmService, erpService, supportService, gatewayService] = services as [Service, Service, Service, Service];
   // The services find each other at the ports they were given here, unless told otherwise: a
   // gateway on the supergraph's default URLs would call other ports than these.
   const envOf = (service: Service): NodeJS.ProcessEnv => {
-    const env: NodeJS.ProcessEnv = { ...process.env };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...files };
     if (service === gatewayService) {
       for (const subgraph of [crmService, erpService, supportService]) {
-        env[`SUBGRAPH_${subgraph.name.toUpperCase()}_URL`] ??= `${at(subgraph)}/graphql`;
+        if (!gateway.subgraphUrls[subgraph.name]) env[`SUBGRAPH_${subgraph.name.toUpperCase()}_URL`] = `${at(subgraph)}/graphql`;
       }
     }
-    if (service === erpService) env.GATEWAY_URL ??= `${at(gatewayService)}/graphql`;
+    if (service === erpService && !settingsOf('erp').GATEWAY_URL) env.GATEWAY_URL = `${at(gatewayService)}/graphql`;
     return env;
   };
   const databases = { crm: crm.connector.database, erp: erp.connector.database, support: support.connector.database };

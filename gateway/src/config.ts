@@ -10,7 +10,10 @@ import {
   positiveInt,
   readEnv,
   shutdownGraceMs,
+  subgraphTimeoutMs,
+  dataDir,
 } from '../../platform/config.ts';
+import { configuredEnv } from '../../platform/config-file.ts';
 import { usableCpus } from '../../platform/cpus.ts';
 import { metricsEndpointOf, metricsPort, metricsToken, type MetricsEndpoint } from '../../platform/metrics-endpoint.ts';
 import { parseTierTtls, type TierTtls } from './cache/tiers.ts';
@@ -115,22 +118,50 @@ export interface ChangeHookConfig {
 
 const schema = z.object({
   CONCORD_ENV: environment,
-  DATA_DIR: z.string().default('data'),
-  AUTH_ISSUER: z.string().optional(),
-  AUTH_AUDIENCE: z.string().default('concord'),
-  AUTH_JWKS_URL: httpUrl.optional(),
-  AUTH_PUBLIC_KEY: z.string().includes('PUBLIC KEY', { error: 'must be a PEM public key (SPKI)' }).optional(),
+  DATA_DIR: dataDir,
+  AUTH_ISSUER: z.string().optional().meta({
+    description: 'The `iss` client tokens must carry; required with a real key and in production.',
+    defaultText: '`concord-dev` (the development issuer, `npm run token`)',
+  }),
+  AUTH_AUDIENCE: z.string().default('concord').describe('The `aud` client tokens must carry.'),
+  AUTH_JWKS_URL: httpUrl.optional().meta({
+    description:
+      "The issuer's JWKS URL: keys are cached and fetched again for an unknown `kid` (at most every `AUTH_JWKS_COOLDOWN_S`). Give it or `AUTH_PUBLIC_KEY` in production.",
+    defaultText: 'the development key in `DATA_DIR`',
+  }),
+  AUTH_PUBLIC_KEY: z
+    .string()
+    .includes('PUBLIC KEY', { error: 'must be a PEM public key (SPKI)' })
+    .optional()
+    .describe("The issuer's PEM public key (RSA, EC or Ed25519), instead of a JWKS URL."),
   AUTH_ALGORITHMS: z
     .string()
     .default('RS256,ES256,EdDSA')
     .transform((value) => value.split(',').map((algorithm) => algorithm.trim()))
     .refine((algorithms) => algorithms.every((algorithm) => /^(RS|PS|ES)(256|384|512)$|^EdDSA$/.test(algorithm)), {
       error: 'must list asymmetric JWS algorithms (RS256, PS256, ES256, EdDSA, …)',
+    })
+    .meta({
+      description:
+        'The only signature algorithms accepted, comma-separated; with `AUTH_PUBLIC_KEY`, those of them the key can verify (a key that verifies none stops the start).',
+      list: true,
     }),
-  AUTH_CLOCK_TOLERANCE_S: z.coerce.number().int().min(0).max(300).default(30),
-  AUTH_JWKS_COOLDOWN_S: z.coerce.number().int().min(0).max(3600).default(30),
-  AUTH_ROLES_CLAIM: z.string().min(1).default('roles'),
-  AUTH_CUSTOMER_CLAIM: z.string().min(1).default('customer'),
+  AUTH_CLOCK_TOLERANCE_S: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(300)
+    .default(30)
+    .describe("Leeway on a token's expiry and not-before, in seconds."),
+  AUTH_JWKS_COOLDOWN_S: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(3600)
+    .default(30)
+    .describe('After fetching the JWKS, how long before a token with an unknown `kid` may fetch it again, in seconds.'),
+  AUTH_ROLES_CLAIM: z.string().min(1).default('roles').describe('The claim holding the roles (an array, or a space-separated string).'),
+  AUTH_CUSTOMER_CLAIM: z.string().min(1).default('customer').describe("The claim holding a portal customer's customer number."),
   AUTH_SERVICE_SUBJECTS: z
     .string()
     .default('erp-returns-process')
@@ -139,31 +170,50 @@ const schema = z.object({
         .split(',')
         .map((subject) => subject.trim())
         .filter(Boolean),
-    ),
-  AUTH_MAX_TOKEN_AGE_S: positiveInt(86_400),
-  INTERNAL_TOKEN_PRIVATE_KEY: z.string().includes('PRIVATE KEY', { error: 'must be a PEM private key (PKCS #8)' }).optional(),
-  LIMIT_MAX_DEPTH: positiveInt(10),
-  LIMIT_MAX_ALIASES: positiveInt(15),
-  LIMIT_MAX_TOKENS: positiveInt(2_000),
-  LIMIT_MAX_COST: positiveInt(20_000),
-  LIMIT_MAX_DIRECTIVES: positiveInt(20),
-  LIMIT_MAX_FIELDS: positiveInt(500),
-  PORTAL_OPERATIONS_DIR: z.string().default('schema/operations/portal'),
-  GATEWAY_BATCHING: flag(false),
-  GATEWAY_PORT: port(4000),
+    )
+    .meta({
+      description:
+        'The service clients (token subjects) whose tokens may carry the `integration` role, comma-separated; other tokens lose it.',
+      list: true,
+    }),
+  AUTH_MAX_TOKEN_AGE_S: positiveInt(86_400).describe('Tokens issued longer ago than this many seconds are refused, whatever their expiry.'),
+  INTERNAL_TOKEN_PRIVATE_KEY: z.string().includes('PRIVATE KEY', { error: 'must be a PEM private key (PKCS #8)' }).optional().meta({
+    description: 'PEM (PKCS #8) Ed25519 key the gateway signs the token of each subgraph call with. Required in production.',
+    defaultText: 'the development key in `DATA_DIR`',
+  }),
+  LIMIT_MAX_DEPTH: positiveInt(10).describe('Deepest selection one operation may have (docs/security.md).'),
+  LIMIT_MAX_ALIASES: positiveInt(15).describe('Aliases one operation may use.'),
+  LIMIT_MAX_TOKENS: positiveInt(2_000).describe('Tokens one document may hold (refused while it is parsed).'),
+  LIMIT_MAX_COST: positiveInt(20_000).describe('Largest estimated cost of one operation, from the page sizes its resolvers really use.'),
+  LIMIT_MAX_DIRECTIVES: positiveInt(20).describe('Directives one operation may use.'),
+  LIMIT_MAX_FIELDS: positiveInt(500).describe('Fields one document may hold, counted before validation.'),
+  PORTAL_OPERATIONS_DIR: z
+    .string()
+    .default('schema/operations/portal')
+    .describe('The registered operations: the only ones a portal customer may run.'),
+  GATEWAY_BATCHING: flag(false).describe('Accept arrays of operations in one HTTP request.'),
+  GATEWAY_PORT: port(4000).describe('Port of the graph (POST /graphql, /health, /ready, the change hooks).'),
   HOST: host,
   LOG_LEVEL: logLevel,
-  SUPERGRAPH_PATH: z.string().default('schema/supergraph.graphql'),
-  SUPERGRAPH_URL: httpUrl.optional(),
-  SUPERGRAPH_WATCH: flag(false),
-  SUPERGRAPH_POLL_INTERVAL_MS: positiveInt(2_000),
-  SUBGRAPH_TIMEOUT_MS: positiveInt(10_000),
-  SUBGRAPH_MAX_RESPONSE_MB: positiveInt(8),
-  CACHE_STORE: z.enum(['memory', 'redis', 'none']).default('memory'),
+  SUPERGRAPH_PATH: z.string().default('schema/supergraph.graphql').describe('The composed supergraph to serve.'),
+  SUPERGRAPH_URL: httpUrl.optional().describe('Poll this URL for the supergraph instead of reading the file.'),
+  SUPERGRAPH_WATCH: flag(false).describe('Follow changes to the supergraph file (or URL) and switch to a new one that validates.'),
+  SUPERGRAPH_POLL_INTERVAL_MS: positiveInt(2_000).describe('How often the supergraph is looked at for changes, in ms.'),
+  SUBGRAPH_TIMEOUT_MS: subgraphTimeoutMs,
+  SUBGRAPH_MAX_RESPONSE_MB: positiveInt(8).describe(
+    "A subgraph answer larger than this many MiB is refused while it arrives (that system's fields fail with `RESPONSE_TOO_LARGE`).",
+  ),
+  CACHE_STORE: z
+    .enum(['memory', 'redis', 'none'])
+    .default('memory')
+    .describe(
+      "The gateway's cache of subgraph answers: in each process's `memory`, in `redis` (shared by replicas), or `none` (docs/caching.md).",
+    ),
   CACHE_REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\//, { error: 'must be a redis:// or rediss:// URL' })
-    .optional(),
+    .optional()
+    .describe('The Redis server of `CACHE_STORE=redis` (redis:// or rediss://).'),
   CACHE_TTL: z
     .string()
     .optional()
@@ -174,16 +224,38 @@ const schema = z.object({
         context.addIssue({ code: 'custom', message: (error as Error).message });
         return z.NEVER;
       }
+    })
+    .meta({
+      description: 'Cache lifetimes in seconds by tier; `volatile` bounds how stale a case status or a balance may be (docs/caching.md).',
+      defaultText: '`reference=3600,profile=600,record=300,volatile=5`',
     }),
-  CACHE_MEMORY_MB: positiveInt(48),
-  CACHE_TIMEOUT_MS: positiveInt(100),
-  CACHE_WHOLE_ANSWERS: flag(true),
-  ZENDESK_WEBHOOK_SECRET: z.string().min(16).optional(),
-  BC_WEBHOOK_CLIENT_STATE: z.string().min(16).optional(),
-  SALESFORCE_WEBHOOK_SECRET: z.string().min(16).optional(),
-  GATEWAY_WORKERS: z.coerce.number().int().min(1).max(256).optional(),
-  QUERY_PLAN_CACHE_MB: positiveInt(30),
-  METRICS_PORT: metricsPort,
+  CACHE_MEMORY_MB: positiveInt(48).describe('In-memory cache of one process, in MiB (it lives in the V8 heap).'),
+  CACHE_TIMEOUT_MS: positiveInt(100).describe('Deadline of one cache operation, in ms: a slower store counts as a miss.'),
+  CACHE_WHOLE_ANSWERS: flag(true).describe(
+    'Also cache whole answers per query, variables and caller scope, for as long as their shortest-lived part.',
+  ),
+  ZENDESK_WEBHOOK_SECRET: z
+    .string()
+    .min(16)
+    .optional()
+    .meta({ description: 'Signing secret of the Zendesk webhook at `POST /hooks/zendesk`.', defaultText: 'unset: the endpoint is off' }),
+  BC_WEBHOOK_CLIENT_STATE: z.string().min(16).optional().meta({
+    description: 'The clientState of the Business Central subscription at `POST /hooks/business-central`.',
+    defaultText: 'unset: the endpoint is off',
+  }),
+  SALESFORCE_WEBHOOK_SECRET: z.string().min(16).optional().meta({
+    description: 'Secret the Salesforce change-event relay signs `POST /hooks/salesforce` with.',
+    defaultText: 'unset: the endpoint is off',
+  }),
+  GATEWAY_WORKERS: z.coerce.number().int().min(1).max(256).optional().meta({
+    description: 'Worker processes sharing the port; one per container is recommended (docs/caching.md).',
+    defaultText: 'the CPUs the process may use (its cgroup quota included)',
+  }),
+  QUERY_PLAN_CACHE_MB: positiveInt(30).describe('Size bound of the query-plan cache, in MiB (plans are computed once per operation).'),
+  METRICS_PORT: metricsPort.meta({
+    description: 'Serve `GET /metrics` on this port only, not on the API port; with workers, the primary serves it for all of them.',
+    defaultText: `unset: the API port; \`${9400}\` in production`,
+  }),
   METRICS_TOKEN: metricsToken,
   SHUTDOWN_GRACE_MS: shutdownGraceMs,
   CORS_ORIGINS: z
@@ -211,8 +283,27 @@ const schema = z.object({
       }
       return new Set(origins);
     })
-    .optional(),
+    .optional()
+    .meta({
+      description: 'Origins whose browser pages may call `/graphql`, comma-separated, exactly as browsers send them (docs/security.md).',
+      defaultText: 'unset: CORS off',
+      list: true,
+    }),
 });
+
+/** SUBGRAPH_<NAME>_URL, a family of variables named by pattern, for the configuration reference. */
+export const SUBGRAPH_URL_VARIABLES = {
+  name: 'SUBGRAPH_<NAME>_URL',
+  pattern: '^SUBGRAPH_[A-Z][A-Z0-9_]*_URL$',
+  description:
+    'Routes the subgraph `<name>` to this URL instead of the one in the supergraph, e.g. `SUBGRAPH_CRM_URL=http://crm:4001/graphql`.',
+  defaultText: 'the URL in the supergraph',
+} as const;
+
+/** Every variable the gateway reads (besides SUBGRAPH_<NAME>_URL), for the configuration reference. */
+export function gatewayVariables() {
+  return [schema];
+}
 
 /** The gateway's metrics port in production when METRICS_PORT is not given. */
 export const PRODUCTION_METRICS_PORT = 9400;
@@ -223,7 +314,7 @@ export const DEV_ISSUER = 'concord-dev';
 const SUBGRAPH_URL_VARIABLE = /^SUBGRAPH_([A-Z][A-Z0-9_]*)_URL$/;
 
 /** The gateway's configuration, read once from the environment. */
-export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+export function loadGatewayConfig(env: NodeJS.ProcessEnv = configuredEnv('gateway')): GatewayConfig {
   const vars = readEnv(schema, env);
   const production = vars.CONCORD_ENV === 'production';
   const problems: string[] = [];

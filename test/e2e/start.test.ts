@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,18 +25,22 @@ async function freePort(): Promise<number> {
   }
 }
 
-/** Starts `npm start` on ports of its own (none of them the defaults) and collects what it prints. */
-async function npmStart(dataDir: string, env: Record<string, string> = {}) {
+/**
+ * Starts `npm start` on ports of its own (none of them the defaults) and collects what it prints.
+ * `portsIn` writes the ports somewhere else instead of the environment (a settings file).
+ */
+async function npmStart(dataDir: string, env: Record<string, string> = {}, portsIn?: (ports: Record<string, number>) => void) {
   const ports = {
     GATEWAY_PORT: await freePort(),
     CRM_PORT: await freePort(),
     ERP_PORT: await freePort(),
     SUPPORT_PORT: await freePort(),
   };
+  portsIn?.(ports);
   const child = spawn(process.execPath, ['--import', 'tsx', 'tools/start.ts'], {
     env: {
       ...process.env,
-      ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
+      ...(portsIn ? {} : Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)]))),
       DATA_DIR: dataDir,
       LOG_LEVEL: 'warn',
       ...env,
@@ -96,6 +100,57 @@ describe('npm start', () => {
     }
     expect(await exited).toBe(0);
   }, 120_000);
+
+  it('takes its settings from concord.yaml, its sections and .env, and wires the services by them', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'concord-settings-'));
+    try {
+      const { child, ports, exited, output } = await npmStart(
+        dataDir,
+        { CONCORD_CONFIG: join(folder, 'concord.yaml'), CONCORD_ENV_FILE: join(folder, '.env') },
+        (ports) => {
+          // The gateway's port at the top level, two subgraphs' in their sections, one in .env.
+          writeFileSync(
+            join(folder, 'concord.yaml'),
+            `GATEWAY_PORT: ${ports.GATEWAY_PORT}\ncrm:\n  CRM_PORT: ${ports.CRM_PORT}\nerp:\n  ERP_PORT: ${ports.ERP_PORT}\n`,
+          );
+          writeFileSync(join(folder, '.env'), `SUPPORT_PORT=${ports.SUPPORT_PORT}\n`);
+        },
+      );
+      try {
+        expect(output).toContain('Concord is running');
+        for (const port of Object.values(ports)) expect(output).toContain(`http://localhost:${port}/graphql`);
+        const caseId = /"variables":\{"id":"(\d+)"\}/.exec(output)?.[1];
+        const keys = await ensureDevKeys(dataDir);
+        const token = await signDevToken(keys.issuer.privateKey, { roles: ['support_agent'], subject: 'test', ttlSeconds: 60 });
+        const { body } = await postGraphQL<{ case: any }>(
+          `http://127.0.0.1:${ports.GATEWAY_PORT}/graphql`,
+          operation('agent-console', 'CaseContext'),
+          { id: caseId },
+          { authorization: `Bearer ${token}` },
+        );
+        expect(body.errors).toBeUndefined();
+        expect(body.data!.case.customer.openBalance).not.toBeNull(); // the erp, at the port its section gave
+      } finally {
+        child.kill('SIGINT');
+      }
+      expect(await exited).toBe(0);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('stops with the file and the variable named when concord.yaml holds a mistake', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'concord-settings-'));
+    try {
+      writeFileSync(join(folder, 'concord.yaml'), 'erp:\n  ERP_PROT: 4102\n');
+      const { exited, output } = await npmStart(dataDir, { CONCORD_CONFIG: join(folder, 'concord.yaml') });
+      expect(await exited).toBe(78);
+      expect(output).toContain(`Invalid configuration in ${join(folder, 'concord.yaml')}`);
+      expect(output).toContain('erp.ERP_PROT: the erp reads no such variable');
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('says what does not answer, and stops, instead of announcing a broken graph', async () => {
     const nobody = await freePort();

@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { readEnv } from '../../../platform/config.ts';
 import type { ResiliencePolicy } from '../../../platform/resilience.ts';
-import { loadSubgraphConfig, type SubgraphConfig } from '../../../platform/subgraph-config.ts';
+import { configuredEnv } from '../../../platform/config-file.ts';
+import { loadSubgraphConfig, subgraphEnvSchema, type SubgraphConfig, type SubgraphSystem } from '../../../platform/subgraph-config.ts';
 import { EMBEDDED_DATABASE_FILES } from '../../../platform/sqlite.ts';
-import { httpUrl, loadResiliencePolicy, required, type TokenConfig } from '../../../platform/vendor-config.ts';
+import { httpUrl, loadResiliencePolicy, required, resilienceEnvSchema, type TokenConfig } from '../../../platform/vendor-config.ts';
 
 /** Connecting to a real Salesforce org (CRM_CONNECTOR=salesforce). */
 export interface SalesforceConfig {
@@ -18,27 +19,47 @@ export interface CrmConfig extends SubgraphConfig {
   readonly salesforce: SalesforceConfig | null;
 }
 
+const salesforce = ' With `CRM_CONNECTOR=salesforce`.';
 const schema = z.object({
-  SALESFORCE_INSTANCE_URL: httpUrl.optional(),
+  SALESFORCE_INSTANCE_URL: httpUrl.optional().describe(`The org's URL (https://<domain>.my.salesforce.com).${salesforce}`),
   SALESFORCE_API_VERSION: z
     .string()
     .regex(/^\d+\.\d$/, 'must look like 59.0')
-    .default('59.0'),
-  SALESFORCE_LOGIN_URL: httpUrl.default('https://login.salesforce.com'),
-  SALESFORCE_CLIENT_ID: z.string().optional(),
-  SALESFORCE_CLIENT_SECRET: z.string().optional(),
-  SALESFORCE_USERNAME: z.string().optional(),
-  SALESFORCE_PRIVATE_KEY: z.string().includes('PRIVATE KEY', { error: 'must be a PEM private key (PKCS #8)' }).optional(),
-  SALESFORCE_REFRESH_TOKEN: z.string().optional(),
-  SALESFORCE_ACCESS_TOKEN: z.string().optional(),
+    .default('59.0')
+    .describe(`The REST API version called.${salesforce}`),
+  SALESFORCE_LOGIN_URL: httpUrl
+    .default('https://login.salesforce.com')
+    .describe(`Where tokens are issued (https://test.salesforce.com for a sandbox).${salesforce}`),
+  SALESFORCE_CLIENT_ID: z.string().optional().describe(`The connected app's consumer key (JWT bearer or refresh token).${salesforce}`),
+  SALESFORCE_CLIENT_SECRET: z.string().optional().describe(`The connected app's consumer secret, with a refresh token.${salesforce}`),
+  SALESFORCE_USERNAME: z.string().optional().describe(`The integration user the JWT bearer flow acts as.${salesforce}`),
+  SALESFORCE_PRIVATE_KEY: z
+    .string()
+    .includes('PRIVATE KEY', { error: 'must be a PEM private key (PKCS #8)' })
+    .optional()
+    .describe(`PEM (PKCS #8) key of the certificate uploaded to the connected app, for the JWT bearer flow.${salesforce}`),
+  SALESFORCE_REFRESH_TOKEN: z.string().optional().describe(`A refresh token instead of the JWT bearer flow.${salesforce}`),
+  SALESFORCE_ACCESS_TOKEN: z.string().optional().describe(`A fixed access token instead of either grant (tests, short jobs).${salesforce}`),
 });
 
+/** Salesforce allows 25 long-running requests per org; stay well below. */
+const SALESFORCE_POLICY = { maxConcurrent: 10 };
+
+/** Every variable the CRM subgraph reads, for the configuration reference. */
+export function crmVariables() {
+  return [subgraphEnvSchema(CRM_SYSTEM), schema, resilienceEnvSchema('CRM', SALESFORCE_POLICY)];
+}
+
+const CRM_SYSTEM: SubgraphSystem = {
+  prefix: 'CRM',
+  defaultPort: 4001,
+  databaseFile: EMBEDDED_DATABASE_FILES.crm,
+  connectors: ['embedded', 'salesforce'],
+};
+
 /** The CRM subgraph's configuration, read once from the environment (CRM_PORT, CRM_CONNECTOR, CRM_DATABASE, SALESFORCE_*, …). */
-export function loadCrmConfig(env: NodeJS.ProcessEnv = process.env): CrmConfig {
-  const base = loadSubgraphConfig(
-    { prefix: 'CRM', defaultPort: 4001, databaseFile: EMBEDDED_DATABASE_FILES.crm, connectors: ['embedded', 'salesforce'] },
-    env,
-  );
+export function loadCrmConfig(env: NodeJS.ProcessEnv = configuredEnv('crm')): CrmConfig {
+  const base = loadSubgraphConfig(CRM_SYSTEM, env);
   if (base.connectorKind !== 'salesforce') return Object.freeze({ ...base, salesforce: null });
   const vars = readEnv(schema, env);
   const why = 'with CRM_CONNECTOR=salesforce';
@@ -73,8 +94,7 @@ export function loadCrmConfig(env: NodeJS.ProcessEnv = process.env): CrmConfig {
       instanceUrl: required(vars.SALESFORCE_INSTANCE_URL, 'SALESFORCE_INSTANCE_URL', why),
       apiVersion: vars.SALESFORCE_API_VERSION,
       token,
-      // Salesforce allows 25 long-running requests per org; stay well below.
-      policy: loadResiliencePolicy('CRM', env, { maxConcurrent: 10 }),
+      policy: loadResiliencePolicy('CRM', env, SALESFORCE_POLICY),
     }),
   });
 }

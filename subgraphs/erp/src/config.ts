@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, httpUrl, positiveInt, readEnv } from '../../../platform/config.ts';
+import { ConfigError, dataDir, httpUrl, positiveInt, readEnv, subgraphTimeoutMs } from '../../../platform/config.ts';
+import { configuredEnv } from '../../../platform/config-file.ts';
 import type { ResiliencePolicy } from '../../../platform/resilience.ts';
-import { loadResiliencePolicy, required, type TokenConfig } from '../../../platform/vendor-config.ts';
-import { loadSubgraphConfig, type SubgraphConfig } from '../../../platform/subgraph-config.ts';
+import { loadResiliencePolicy, required, resilienceEnvSchema, type TokenConfig } from '../../../platform/vendor-config.ts';
+import { loadSubgraphConfig, subgraphEnvSchema, type SubgraphConfig, type SubgraphSystem } from '../../../platform/subgraph-config.ts';
 import { EMBEDDED_DATABASE_FILES } from '../../../platform/sqlite.ts';
 
 /** The return process: where it keeps its state, how it reaches the graph, its limits. */
@@ -43,41 +44,99 @@ export interface ErpConfig extends SubgraphConfig {
 }
 
 const schema = z.object({
-  DATA_DIR: z.string().default('data'),
-  PROCESS_DATABASE: z.string().optional(),
-  GATEWAY_URL: httpUrl.default('http://localhost:4000/graphql'),
-  SERVICE_TOKEN: z.string().min(20, 'must be a bearer token').optional(),
-  SERVICE_TOKEN_URL: httpUrl.optional(),
-  SERVICE_CLIENT_ID: z.string().optional(),
-  SERVICE_CLIENT_SECRET: z.string().optional(),
-  SERVICE_SCOPE: z.string().optional(),
-  RMA_AGENT_LIMIT: z.coerce.number({ error: 'must be an amount' }).positive('must be above 0').default(25_000),
-  IDEMPOTENCY_TTL_HOURS: positiveInt(24),
-  RMA_AGENT_LIMIT_WINDOW_HOURS: positiveInt(24),
+  DATA_DIR: dataDir,
+  PROCESS_DATABASE: z.string().optional().meta({
+    description: "SQLite file of the return process's store: idempotency keys and the outbox.",
+    defaultText: '`DATA_DIR/processes.sqlite`',
+  }),
+  GATEWAY_URL: httpUrl
+    .default('http://localhost:4000/graphql')
+    .describe('The graph the return process reads cases from and delivers its follow-on writes through.'),
+  SERVICE_TOKEN: z
+    .string()
+    .min(20, 'must be a bearer token')
+    .optional()
+    .describe("A fixed token for the return process's `integration` identity."),
+  SERVICE_TOKEN_URL: httpUrl.optional().meta({
+    description: "The issuer's token endpoint, where the return process gets its tokens by client credentials.",
+    defaultText: 'signed with the development key (development only)',
+  }),
+  SERVICE_CLIENT_ID: z
+    .string()
+    .optional()
+    .describe("The return process's client at the issuer (a subject in the gateway's `AUTH_SERVICE_SUBJECTS`)."),
+  SERVICE_CLIENT_SECRET: z.string().optional().describe('Its client secret.'),
+  SERVICE_SCOPE: z.string().optional().describe('The scope asked for with client credentials, if the issuer wants one.'),
+  RMA_AGENT_LIMIT: z.coerce
+    .number({ error: 'must be an amount' })
+    .positive('must be above 0')
+    .default(25_000)
+    .describe(
+      'The largest total a support agent may authorize alone on one case within `RMA_AGENT_LIMIT_WINDOW_HOURS`; more needs a support lead, who has no limit.',
+    ),
+  IDEMPOTENCY_TTL_HOURS: positiveInt(24).describe('How long an idempotency key (and the answer it gave) is remembered.'),
+  RMA_AGENT_LIMIT_WINDOW_HOURS: positiveInt(24).describe(
+    'The window `RMA_AGENT_LIMIT` applies to: all one agent authorized on one case within it counts.',
+  ),
   // The gateway's deadline for one subgraph call (the variable the gateway reads): the wait for a
   // key in progress is sized from it.
-  SUBGRAPH_TIMEOUT_MS: positiveInt(10_000),
-  IDEMPOTENCY_WAIT_MS: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(0, 'must be 0 or more').optional(),
-  IDEMPOTENCY_HOLDER_TIMEOUT_MS: positiveInt(5_000),
-  OUTBOX_POLL_MS: positiveInt(500),
-  OUTBOX_MAX_ATTEMPTS: positiveInt(10),
-  OUTBOX_BASE_DELAY_MS: positiveInt(1_000),
-  OUTBOX_MAX_DELAY_MS: positiveInt(300_000),
+  SUBGRAPH_TIMEOUT_MS: subgraphTimeoutMs,
+  IDEMPOTENCY_WAIT_MS: z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(0, 'must be 0 or more')
+    .optional()
+    .meta({
+      description:
+        'How long a request waits for another one with its idempotency key before it is answered `IDEMPOTENCY_KEY_IN_PROGRESS`; must be below `SUBGRAPH_TIMEOUT_MS`.',
+      defaultText: 'half of `SUBGRAPH_TIMEOUT_MS`',
+    }),
+  IDEMPOTENCY_HOLDER_TIMEOUT_MS: positiveInt(5_000).describe(
+    'A key held by an erp process silent this long (no heartbeat: it died) is taken over at once, not after its lease.',
+  ),
+  OUTBOX_POLL_MS: positiveInt(500).describe('How often the outbox looks for follow-on writes to deliver, in ms.'),
+  OUTBOX_MAX_ATTEMPTS: positiveInt(10).describe(
+    'Deliveries of one outbox entry before it is dead-lettered (`npm run outbox` lists and replays them).',
+  ),
+  OUTBOX_BASE_DELAY_MS: positiveInt(1_000).describe('First backoff between delivery attempts, in ms; it doubles per attempt.'),
+  OUTBOX_MAX_DELAY_MS: positiveInt(300_000).describe('Longest backoff between delivery attempts, in ms.'),
 });
 
+const bc = ' With `ERP_CONNECTOR=business-central`.';
 const bcSchema = z.object({
-  BC_BASE_URL: httpUrl.optional(),
-  BC_COMPANY_ID: z.string().optional(),
-  BC_EXTENSION_PUBLISHER: z.string().default('concord'),
-  BC_EXTENSION_GROUP: z.string().default('integration'),
-  BC_EXTENSION_VERSION: z.string().default('v1.0'),
-  BC_TENANT_ID: z.string().optional(),
-  BC_CLIENT_ID: z.string().optional(),
-  BC_CLIENT_SECRET: z.string().optional(),
-  BC_TOKEN_URL: httpUrl.optional(),
-  BC_SCOPE: z.string().default('https://api.businesscentral.dynamics.com/.default'),
-  BC_ACCESS_TOKEN: z.string().optional(),
+  BC_BASE_URL: httpUrl.optional().describe(`https://api.businesscentral.dynamics.com/v2.0/{tenant}/{environment}.${bc}`),
+  BC_COMPANY_ID: z.string().optional().describe(`The company's id (a GUID).${bc}`),
+  BC_EXTENSION_PUBLISHER: z
+    .string()
+    .default('concord')
+    .describe(`Publisher of the extension API page for carriers, serial numbers, warranty and return orders.${bc}`),
+  BC_EXTENSION_GROUP: z.string().default('integration').describe(`Its API group.${bc}`),
+  BC_EXTENSION_VERSION: z.string().default('v1.0').describe(`Its API version.${bc}`),
+  BC_TENANT_ID: z.string().optional().describe(`The Entra tenant, for the token endpoint (or give \`BC_TOKEN_URL\`).${bc}`),
+  BC_CLIENT_ID: z.string().optional().describe(`The Entra app registration's client id (client credentials).${bc}`),
+  BC_CLIENT_SECRET: z.string().optional().describe(`Its client secret.${bc}`),
+  BC_TOKEN_URL: httpUrl.optional().meta({
+    description: `The token endpoint.${bc}`,
+    defaultText: '`https://login.microsoftonline.com/{BC_TENANT_ID}/oauth2/v2.0/token`',
+  }),
+  BC_SCOPE: z.string().default('https://api.businesscentral.dynamics.com/.default').describe(`The scope asked for.${bc}`),
+  BC_ACCESS_TOKEN: z.string().optional().describe(`A fixed access token instead of client credentials.${bc}`),
 });
+
+/** Business Central allows 6,000 requests per 5 minutes and few in parallel per user. */
+const BUSINESS_CENTRAL_POLICY = { maxConcurrent: 5 };
+
+const ERP_SYSTEM: SubgraphSystem = {
+  prefix: 'ERP',
+  defaultPort: 4002,
+  databaseFile: EMBEDDED_DATABASE_FILES.erp,
+  connectors: ['embedded', 'business-central'],
+};
+
+/** Every variable the ERP subgraph reads, for the configuration reference. */
+export function erpVariables() {
+  return [subgraphEnvSchema(ERP_SYSTEM), schema, bcSchema, resilienceEnvSchema('ERP', BUSINESS_CENTRAL_POLICY)];
+}
 
 function loadBusinessCentral(env: NodeJS.ProcessEnv): BusinessCentralConfig {
   const vars = readEnv(bcSchema, env);
@@ -102,8 +161,7 @@ function loadBusinessCentral(env: NodeJS.ProcessEnv): BusinessCentralConfig {
       version: vars.BC_EXTENSION_VERSION,
     }),
     token,
-    // Business Central allows 6,000 requests per 5 minutes and few in parallel per user.
-    policy: loadResiliencePolicy('ERP', env, { maxConcurrent: 5 }),
+    policy: loadResiliencePolicy('ERP', env, BUSINESS_CENTRAL_POLICY),
   });
 }
 
@@ -132,11 +190,8 @@ function serviceTokenOf(vars: z.infer<typeof schema>, production: boolean): Toke
 }
 
 /** The ERP subgraph's configuration, read once from the environment (ERP_PORT, ERP_CONNECTOR, ERP_DATABASE, …). */
-export function loadErpConfig(env: NodeJS.ProcessEnv = process.env): ErpConfig {
-  const base = loadSubgraphConfig(
-    { prefix: 'ERP', defaultPort: 4002, databaseFile: EMBEDDED_DATABASE_FILES.erp, connectors: ['embedded', 'business-central'] },
-    env,
-  );
+export function loadErpConfig(env: NodeJS.ProcessEnv = configuredEnv('erp')): ErpConfig {
+  const base = loadSubgraphConfig(ERP_SYSTEM, env);
   const vars = readEnv(schema, env);
   const idempotencyWaitMs = vars.IDEMPOTENCY_WAIT_MS ?? Math.floor(vars.SUBGRAPH_TIMEOUT_MS / 2);
   if (idempotencyWaitMs >= vars.SUBGRAPH_TIMEOUT_MS) {

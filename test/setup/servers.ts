@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { accessSync, constants, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 /**
  * The real servers the suite runs against, each a Debian package. The suite gets them itself:
@@ -8,13 +10,45 @@ import { spawnSync } from 'node:child_process';
  */
 export const REQUIRED_SERVERS: readonly { readonly binary: string; readonly debianPackage: string; readonly usedBy: string }[] = [
   { binary: 'redis-server', debianPackage: 'redis-server', usedBy: 'the gateway cache shared by replicas' },
+  { binary: 'postgres', debianPackage: 'postgresql', usedBy: "the process layer's durable workflows" },
 ];
 
-/** The absolute path of `binary` on PATH (or in the sbin folders apt installs servers to), or null. */
+/**
+ * Where Debian puts each PostgreSQL major's server programs (initdb, postgres, pg_ctl): off PATH,
+ * since several majors can be installed side by side and /usr/bin only has pg_wrapper's clients.
+ */
+export const DEBIAN_POSTGRES_ROOT = '/usr/lib/postgresql';
+
+/**
+ * The absolute path of `binary` on PATH (or in the sbin folders apt installs servers to), else in
+ * the newest PostgreSQL major's folder Debian installed, or null.
+ */
 export function locate(binary: string): string | null {
   const found = spawnSync('sh', ['-c', `PATH="$PATH:/usr/sbin:/sbin:/usr/local/sbin" command -v ${binary}`], { encoding: 'utf8' });
   const path = found.stdout.trim();
-  return found.status === 0 && path ? path : null;
+  return found.status === 0 && path ? path : inDebianPostgres(binary);
+}
+
+function inDebianPostgres(binary: string): string | null {
+  let majors: number[];
+  try {
+    majors = readdirSync(DEBIAN_POSTGRES_ROOT)
+      .filter((name) => /^\d+$/.test(name))
+      .map(Number)
+      .sort((a, b) => b - a);
+  } catch {
+    return null;
+  }
+  for (const major of majors) {
+    const path = join(DEBIAN_POSTGRES_ROOT, String(major), 'bin', binary);
+    try {
+      accessSync(path, constants.X_OK);
+      return path;
+    } catch {
+      // Not in this major (a client-only install has no server programs); an older one may have it.
+    }
+  }
+  return null;
 }
 
 function canInstall(): 'root' | 'sudo' | null {

@@ -1,0 +1,688 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Logger } from '../logger.ts';
+import type { SqlExecutor } from './sql.ts';
+import {
+  appendHistory,
+  claimDue,
+  countByState,
+  historyOf,
+  insertInstance,
+  instanceById,
+  listInstances,
+  migrateWorkflowStore,
+  releaseLeases,
+  renewLease,
+  stepsOf,
+  updateInstance,
+  upsertStep,
+  type HistoryRow,
+  type InstanceFilter,
+  type InstanceRow,
+  type StepRow,
+  type StepState,
+  type WorkflowPhase,
+  type WorkflowState,
+} from './store.ts';
+
+export type { InstanceFilter, WorkflowPhase, WorkflowState } from './store.ts';
+
+/** How a step that failed for a passing reason is tried again, then parked. */
+export interface RetryPolicy {
+  /** Attempts in all, the first included; then the instance is parked for an operator. */
+  readonly maxAttempts: number;
+  /** Backoff before the second attempt (ms); it doubles per attempt, with full jitter. */
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+}
+
+/** About twenty minutes of retries: a system down for a while delays a step, it does not fail it. */
+export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 12, baseDelayMs: 1_000, maxDelayMs: 5 * 60_000 };
+
+/** What a step's code is given. */
+export interface StepContext<I> {
+  readonly instanceId: string;
+  readonly correlationId: string;
+  readonly input: I;
+  /** What the steps done so far gave, by step name. */
+  readonly results: Readonly<Record<string, unknown>>;
+  /**
+   * The key to send with the step's write: the same on every attempt of this step of this
+   * instance, whichever replica makes it, so the system applies the write once.
+   */
+  readonly idempotencyKey: string;
+  /** 1 on the first attempt. */
+  readonly attempt: number;
+  /** Aborted when this replica lost the step's lease (another one has it now) or stops. */
+  readonly signal: AbortSignal;
+}
+
+export interface StepDefinition<I> {
+  readonly name: string;
+  /** Does the step's work and resolves to what later steps may use (JSON). */
+  run(context: StepContext<I>): Promise<unknown>;
+  /** Undoes the step where the business allows it, after a later step failed for good. */
+  compensate?(context: StepContext<I> & { readonly output: unknown }): Promise<void>;
+  readonly retry?: Partial<RetryPolicy>;
+}
+
+export interface WorkflowDefinition<I = any> {
+  readonly type: string;
+  readonly steps: readonly StepDefinition<I>[];
+  /** The customer an instance concerns, for filters (from its input). */
+  customerOf?(input: I): string | null;
+}
+
+/**
+ * Thrown by a step that can never succeed as asked (a business refusal): no retry; the steps
+ * done before are compensated, and the instance shows why.
+ */
+export class PermanentStepError extends Error {
+  override name = 'PermanentStepError';
+  constructor(
+    message: string,
+    readonly code: string = 'STEP_REFUSED',
+  ) {
+    super(message);
+  }
+}
+
+/** Thrown by `start` when the key was used before with a different input. */
+export class WorkflowKeyReusedError extends Error {
+  override name = 'WorkflowKeyReusedError';
+  readonly code = 'IDEMPOTENCY_KEY_REUSED';
+}
+
+/** One step of an instance as people see it: done, to do, or where it went wrong. */
+export interface StepView {
+  readonly name: string;
+  readonly phase: WorkflowPhase;
+  readonly state: StepState | 'pending';
+  readonly attempts: number;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+  readonly lastError: string | null;
+}
+
+export interface WorkflowInstance<I = unknown> {
+  readonly id: string;
+  readonly type: string;
+  readonly correlationId: string;
+  readonly idempotencyKey: string;
+  readonly sequenceKey: string | null;
+  readonly customerId: string | null;
+  readonly input: I;
+  readonly state: WorkflowState;
+  readonly phase: WorkflowPhase;
+  /** The step to run (or to undo) next; null once settled. */
+  readonly currentStep: string | null;
+  readonly results: Readonly<Record<string, unknown>>;
+  readonly attempts: number;
+  readonly nextRunAt: number;
+  readonly lastError: string | null;
+  /** Why the instance waits for an operator (state failed). */
+  readonly parkedReason: string | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export interface WorkflowDetail<I = unknown> extends WorkflowInstance<I> {
+  readonly steps: readonly StepView[];
+  readonly history: readonly { readonly at: number; readonly event: string; readonly detail: string | null }[];
+}
+
+export interface StartOptions {
+  /** The caller's key: the same key (and input) starts one instance, however often it is sent. */
+  readonly idempotencyKey: string;
+  readonly correlationId: string;
+  /** Instances with one sequence key (a subscription, say) run one after the other, in the order started. */
+  readonly sequenceKey?: string | null;
+}
+
+/** What an operator may do with a parked instance. */
+export type OperatorAction = 'retry' | 'skip' | 'compensate';
+
+export interface WorkflowEngine {
+  /** This replica's name in leases. */
+  readonly owner: string;
+  /** Starts an instance, or finds the one its key started. */
+  start<I>(type: string, input: I, options: StartOptions): Promise<{ instance: WorkflowInstance<I>; created: boolean }>;
+  get(id: string): Promise<WorkflowDetail | null>;
+  list(filter?: InstanceFilter): Promise<WorkflowInstance[]>;
+  counts(): Promise<Record<WorkflowState, number>>;
+  /** Claims what is due and runs it; resolves when those instances have stopped (settled, waiting or leased away). */
+  runDue(): Promise<number>;
+  /** Polls for due steps every pollMs until stop(). */
+  startPolling(): void;
+  /** Wakes the poller now (after a start, say) instead of at its next turn. */
+  wake(): void;
+  /** An operator's decision on a parked instance (state failed); the instance as it is after it. */
+  act(id: string, action: OperatorAction, operator: string): Promise<WorkflowDetail>;
+  /** Stops claiming, lets the steps in flight finish (at most `graceMs`), gives up the leases. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface EngineOptions {
+  readonly sql: SqlExecutor;
+  readonly workflows: readonly WorkflowDefinition[];
+  readonly logger: Logger;
+  /** This replica's name in leases (default: host, pid and a random part). */
+  readonly owner?: string;
+  /** How long a claimed step is this replica's without renewal (renewed every third of it while the step runs). */
+  readonly leaseMs?: number;
+  readonly pollMs?: number;
+  /** Instances this replica runs at once. */
+  readonly concurrency?: number;
+  readonly retry?: Partial<RetryPolicy>;
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+/** Thrown by `act` when the action does not apply to the instance as it is. */
+export class OperatorActionError extends Error {
+  override name = 'OperatorActionError';
+  constructor(
+    message: string,
+    readonly code: 'NOT_FOUND' | 'NOT_PARKED' | 'NOTHING_TO_SKIP',
+  ) {
+    super(message);
+  }
+}
+
+const ERROR_TEXT_LIMIT = 2_000;
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, ERROR_TEXT_LIMIT);
+
+/** The same input, whatever the order of its fields, hashes the same. */
+function inputHash(type: string, input: unknown): string {
+  const canonical = (value: unknown): unknown =>
+    Array.isArray(value)
+      ? value.map(canonical)
+      : value && typeof value === 'object'
+        ? Object.fromEntries(
+            Object.keys(value)
+              .sort()
+              .map((key) => [key, canonical((value as Record<string, unknown>)[key])]),
+          )
+        : value;
+  return createHash('sha256')
+    .update(JSON.stringify([type, canonical(input)]))
+    .digest('hex');
+}
+
+/**
+ * The durable workflow mechanism every process uses. An instance runs its steps in order, one
+ * at a time, each under a lease held by one replica (renewed while the step runs): a replica
+ * that dies mid-step loses the lease when it runs out, and another replica runs the step again
+ * with the same idempotency key, so the system it writes to applies the write once. A step that
+ * fails for a passing reason is retried with capped exponential backoff and full jitter, then
+ * parked (state failed, with its reason) for an operator to retry, skip or compensate. A step
+ * that fails for good (PermanentStepError) has the steps done before it compensated, newest
+ * first, where they can be. Every transition is kept in the instance's history.
+ */
+export async function createWorkflowEngine(options: EngineOptions): Promise<WorkflowEngine> {
+  const { sql, logger } = options;
+  const now = options.now ?? Date.now;
+  const random = options.random ?? Math.random;
+  const leaseMs = options.leaseMs ?? 30_000;
+  const pollMs = options.pollMs ?? 500;
+  const concurrency = options.concurrency ?? 8;
+  const owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  const definitions = new Map(options.workflows.map((workflow) => [workflow.type, workflow]));
+  const retryOf = (step: StepDefinition<unknown>): RetryPolicy => ({ ...DEFAULT_RETRY, ...options.retry, ...step.retry });
+
+  await migrateWorkflowStore(sql);
+
+  const running = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  let stopping = false;
+  let poller: NodeJS.Timeout | null = null;
+
+  const history = (executor: SqlExecutor, id: string, event: string, detail: string | null = null) =>
+    appendHistory(executor, id, now(), event, detail);
+
+  /**
+   * Runs the instance's current step (and the next ones, while it holds the lease and they are
+   * due at once) until it settles, waits, is parked or its lease is lost.
+   */
+  async function drive(claimed: InstanceRow, abort: AbortController): Promise<void> {
+    let row = claimed;
+    const definition = definitions.get(row.type);
+    const log = logger.child({ workflowId: row.id, workflowType: row.type, correlationId: row.correlation_id });
+    if (!definition) {
+      // Another version of the service knows this type: the lease runs out and a replica that does takes it.
+      log.warn({ event: 'workflow.unknown_type' }, 'workflow of a type this replica does not run');
+      return;
+    }
+    const renew = setInterval(
+      () => {
+        void renewLease(sql, row.id, owner, now() + leaseMs).then(
+          (held) => {
+            if (!held) abort.abort(new Error('lease lost'));
+          },
+          () => undefined,
+        );
+      },
+      Math.max(50, Math.floor(leaseMs / 3)),
+    );
+    try {
+      while (!abort.signal.aborted) {
+        const next = await step(row, definition, abort.signal, log);
+        if (!next) return;
+        row = next;
+      }
+    } finally {
+      clearInterval(renew);
+    }
+  }
+
+  /** One step of the instance; the row to go on with when the next step is due now (lease kept), else null. */
+  async function step(row: InstanceRow, definition: WorkflowDefinition, signal: AbortSignal, log: Logger): Promise<InstanceRow | null> {
+    const results = JSON.parse(row.results) as Record<string, unknown>;
+    const input = JSON.parse(row.input) as unknown;
+    const compensating = row.phase === 'compensating';
+    // Compensation walks back over the steps done, skipping those that cannot be undone.
+    if (compensating) {
+      let index = row.step;
+      while (index >= 0 && !definition.steps[index]?.compensate) index--;
+      if (index < 0) {
+        // Nothing (more) to undo. Where nothing was undone at all, the failure stands, for an operator.
+        const recorded = await stepsOf(sql, row.id);
+        const undone = recorded.some((step) => step.phase === 'compensating' && step.state === 'compensated');
+        if (undone) {
+          await settle(row, { state: 'compensated', step: -1 }, 'compensated', null);
+          log.info({ event: 'workflow.compensated' }, 'workflow compensated');
+        } else {
+          // Parked at the step that was refused: an operator who fixed its cause retries it.
+          const refused = recorded.filter((step) => step.phase === 'forward' && step.state === 'failed').at(-1)?.step ?? 0;
+          const reason = `failed for good with nothing to undo: ${row.last_error ?? 'no reason given'}`;
+          await settle(row, { state: 'failed', phase: 'forward', step: refused, parked_reason: reason }, 'parked', reason);
+          log.error({ event: 'workflow.parked', reason }, 'workflow parked for an operator');
+        }
+        return null;
+      }
+      if (index !== row.step) row = { ...row, step: index, attempts: 0 };
+    }
+    const definitionStep = definition.steps[row.step];
+    if (!definitionStep) {
+      await settle(row, { state: 'done' }, 'done', null);
+      return null;
+    }
+    const attempt = row.attempts + 1;
+    const startedAt = now();
+    const stepRow: StepRow = {
+      instance_id: row.id,
+      phase: row.phase,
+      step: row.step,
+      name: definitionStep.name,
+      state: 'running',
+      attempts: attempt,
+      started_at: startedAt,
+      finished_at: null,
+      last_error: null,
+    };
+    await upsertStep(sql, stepRow);
+    const context: StepContext<unknown> = {
+      instanceId: row.id,
+      correlationId: row.correlation_id,
+      input,
+      results,
+      idempotencyKey: `${row.id}:${compensating ? 'undo:' : ''}${definitionStep.name}`,
+      attempt,
+      signal,
+    };
+    let output: unknown;
+    try {
+      if (compensating) await definitionStep.compensate!({ ...context, output: results[definitionStep.name] ?? null });
+      else output = (await definitionStep.run(context)) ?? null;
+    } catch (error) {
+      if (signal.aborted) {
+        log.warn({ event: 'workflow.lease_lost', step: definitionStep.name }, 'step abandoned: another replica has it');
+        return null;
+      }
+      return failed(row, definitionStep, stepRow, error, log);
+    }
+    // The step's work is done; what follows records it, only while this replica holds the lease.
+    const last = !compensating && row.step === definition.steps.length - 1;
+    const nextStep = compensating ? row.step - 1 : row.step + 1;
+    const update = {
+      state: 'running' as WorkflowState,
+      step: nextStep,
+      results: compensating ? row.results : JSON.stringify({ ...results, [definitionStep.name]: output }),
+      attempts: 0,
+      next_run_at: now(),
+      // While compensating, the error that made it necessary stays on the instance.
+      last_error: compensating ? row.last_error : null,
+      lease_until: now() + leaseMs,
+    };
+    const recorded = await sql.transaction(async (tx) => {
+      const settledNow = last ? { state: 'done' as WorkflowState, lease_owner: null, lease_until: null } : {};
+      if (!(await updateInstance(tx, row.id, { ...update, ...settledNow }, now(), { owner }))) return false;
+      await upsertStep(tx, { ...stepRow, state: compensating ? 'compensated' : 'done', finished_at: now() });
+      await history(tx, row.id, compensating ? 'step compensated' : 'step done', `${definitionStep.name} (attempt ${attempt})`);
+      if (last) await history(tx, row.id, 'done');
+      return true;
+    });
+    if (!recorded) {
+      log.warn({ event: 'workflow.lease_lost', step: definitionStep.name }, 'step done, but another replica had taken it over');
+      return null;
+    }
+    log.info(
+      { event: compensating ? 'workflow.step_compensated' : 'workflow.step_done', step: definitionStep.name, attempt },
+      compensating ? 'step compensated' : 'step done',
+    );
+    if (last) {
+      log.info({ event: 'workflow.done' }, 'workflow done');
+      return null;
+    }
+    if (stopping) {
+      await releaseLeases(sql, owner, [row.id]);
+      return null;
+    }
+    return { ...row, ...update };
+  }
+
+  /** A step threw: retried later, parked, or (failed for good) the compensation begins. */
+  async function failed(
+    row: InstanceRow,
+    definitionStep: StepDefinition<unknown>,
+    stepRow: StepRow,
+    error: unknown,
+    log: Logger,
+  ): Promise<null> {
+    const message = errorText(error);
+    const attempt = stepRow.attempts;
+    const policy = retryOf(definitionStep);
+    const compensating = row.phase === 'compensating';
+    const permanent = error instanceof PermanentStepError;
+    await sql.transaction(async (tx) => {
+      let update: Parameters<typeof updateInstance>[2];
+      let event: string;
+      if (permanent && !compensating) {
+        // Failed for good: undo what was done, newest first.
+        update = { state: 'running', phase: 'compensating', step: row.step - 1, attempts: 0, next_run_at: now(), last_error: message };
+        event = 'step failed for good; compensating';
+        log.warn({ event: 'workflow.step_refused', step: definitionStep.name, error: message }, 'step failed for good; compensating');
+      } else if (!permanent && attempt < policy.maxAttempts) {
+        const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+        const delay = Math.floor(random() * ceiling);
+        update = { state: 'waiting', attempts: attempt, next_run_at: now() + delay, last_error: message };
+        event = `step failed; retry in ${delay} ms`;
+        log.warn(
+          { event: 'workflow.retry_scheduled', step: definitionStep.name, attempt, delayMs: delay, error: message },
+          'step failed; will retry',
+        );
+      } else {
+        const reason = permanent
+          ? `${definitionStep.name} could not be undone: ${message}`
+          : `${definitionStep.name} failed ${attempt} times: ${message}`;
+        update = { state: 'failed', attempts: attempt, last_error: message, parked_reason: reason };
+        event = 'parked';
+        log.error({ event: 'workflow.parked', step: definitionStep.name, attempt, reason }, 'workflow parked for an operator');
+      }
+      const applied = await updateInstance(tx, row.id, { ...update, lease_owner: null, lease_until: null }, now(), { owner });
+      if (!applied) return;
+      await upsertStep(tx, { ...stepRow, state: 'failed', finished_at: now(), last_error: message });
+      await history(tx, row.id, event, `${definitionStep.name} (attempt ${attempt}): ${message}`);
+    });
+    return null;
+  }
+
+  async function settle(row: InstanceRow, update: Parameters<typeof updateInstance>[2], event: string, detail: string | null) {
+    await sql.transaction(async (tx) => {
+      if (await updateInstance(tx, row.id, { ...update, lease_owner: null, lease_until: null }, now(), { owner }))
+        await history(tx, row.id, event, detail);
+    });
+  }
+
+  /** Runs one claimed instance in the background; when it stops, the poller claims again at once. */
+  function launch(row: InstanceRow): Promise<void> {
+    const abort = new AbortController();
+    const done = drive(row, abort)
+      .catch((error: unknown) => {
+        // The store failed under the step (a database outage): the lease runs out and the step is tried again.
+        logger.error({ err: error, workflowId: row.id }, 'workflow step could not be recorded');
+      })
+      .finally(() => {
+        running.delete(row.id);
+        if (poller) tick();
+      });
+    running.set(row.id, { abort, done });
+    return done;
+  }
+
+  /** Claims as many due instances as there are free slots (one claim at a time in this process). */
+  let claiming: Promise<Promise<void>[]> = Promise.resolve([]);
+  const claimAndLaunch = (): Promise<Promise<void>[]> => {
+    claiming = claiming.then(
+      async () => {
+        const free = concurrency - running.size;
+        if (free <= 0 || stopping) return [];
+        return (await claimDue(sql, owner, now(), leaseMs, free)).map(launch);
+      },
+      () => [],
+    );
+    return claiming;
+  };
+
+  async function runDue(): Promise<number> {
+    const runs = await claimAndLaunch();
+    await Promise.all(runs);
+    return runs.length;
+  }
+
+  let ticking = false;
+  let tickAgain = false;
+  function tick(): void {
+    if (stopping) return;
+    if (ticking) {
+      tickAgain = true;
+      return;
+    }
+    ticking = true;
+    claimAndLaunch()
+      .catch((error: unknown) => logger.error({ err: error }, 'claiming due workflow steps failed'))
+      .finally(() => {
+        ticking = false;
+        if (tickAgain) {
+          tickAgain = false;
+          tick();
+        }
+      });
+  }
+
+  function viewOf<I>(row: InstanceRow): WorkflowInstance<I> {
+    const definition = definitions.get(row.type);
+    const settled = row.state === 'done' || row.state === 'compensated';
+    return {
+      id: row.id,
+      type: row.type,
+      correlationId: row.correlation_id,
+      idempotencyKey: row.idempotency_key,
+      sequenceKey: row.sequence_key,
+      customerId: row.customer_id,
+      input: JSON.parse(row.input) as I,
+      state: row.state,
+      phase: row.phase,
+      currentStep: settled ? null : (definition?.steps[row.step]?.name ?? null),
+      results: JSON.parse(row.results) as Record<string, unknown>,
+      attempts: row.attempts,
+      nextRunAt: row.next_run_at,
+      lastError: row.last_error,
+      parkedReason: row.parked_reason,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+    };
+  }
+
+  async function detailOf(row: InstanceRow): Promise<WorkflowDetail> {
+    const [stepRows, historyRows] = await Promise.all([stepsOf(sql, row.id), historyOf(sql, row.id)]);
+    const definition = definitions.get(row.type);
+    const recorded = new Map(stepRows.map((step) => [`${step.phase}:${step.step}`, step]));
+    const forward: StepView[] = (definition?.steps ?? []).map((step, index) =>
+      viewOfStep(recorded.get(`forward:${index}`), step.name, 'forward'),
+    );
+    const undone = stepRows.filter((step) => step.phase === 'compensating').map((step) => viewOfStep(step, step.name, 'compensating'));
+    return {
+      ...viewOf(row),
+      steps: [...forward, ...undone],
+      history: historyRows.map((entry: HistoryRow) => ({ at: entry.at, event: entry.event, detail: entry.detail })),
+    };
+  }
+
+  function viewOfStep(row: StepRow | undefined, name: string, phase: WorkflowPhase): StepView {
+    return {
+      name,
+      phase,
+      state: row?.state ?? 'pending',
+      attempts: row?.attempts ?? 0,
+      startedAt: row?.started_at ?? null,
+      finishedAt: row?.finished_at ?? null,
+      lastError: row?.last_error ?? null,
+    };
+  }
+
+  async function get(id: string): Promise<WorkflowDetail | null> {
+    const row = await instanceById(sql, id);
+    return row ? detailOf(row) : null;
+  }
+
+  return {
+    owner,
+
+    async start<I>(type: string, input: I, startOptions: StartOptions) {
+      const definition = definitions.get(type);
+      if (!definition) throw new Error(`no workflow of type ${type}`);
+      const at = now();
+      const hash = inputHash(type, input);
+      const { row, created } = await sql.transaction(async (tx) => {
+        const result = await insertInstance(tx, {
+          id: `wf_${randomUUID()}`,
+          type,
+          idempotency_key: startOptions.idempotencyKey,
+          request_hash: hash,
+          correlation_id: startOptions.correlationId,
+          sequence_key: startOptions.sequenceKey ?? null,
+          customer_id: definition.customerOf?.(input) ?? null,
+          input: JSON.stringify(input),
+          state: 'running',
+          phase: 'forward',
+          step: 0,
+          results: '{}',
+          attempts: 0,
+          next_run_at: at,
+          lease_owner: null,
+          lease_until: null,
+          last_error: null,
+          parked_reason: null,
+          created_at: at,
+          updated_at: at,
+        });
+        if (result.created) await appendHistory(tx, result.row.id, at, 'started', null);
+        return result;
+      });
+      if (!created && row.request_hash !== hash)
+        throw new WorkflowKeyReusedError(`The idempotency key was used before for a different ${type}; use a new key for a new request.`);
+      if (created) {
+        logger.info(
+          { event: 'workflow.started', workflowId: row.id, workflowType: type, correlationId: row.correlation_id },
+          'workflow started',
+        );
+        if (poller) tick();
+      }
+      return { instance: viewOf<I>(row), created };
+    },
+
+    get,
+
+    async list(filter = {}) {
+      return (await listInstances(sql, filter)).map((row) => viewOf(row));
+    },
+
+    counts: () => countByState(sql),
+
+    runDue,
+
+    startPolling() {
+      if (poller || stopping) return;
+      poller = setInterval(tick, pollMs);
+      poller.unref();
+      tick();
+    },
+
+    wake: tick,
+
+    async act(id, action, operator) {
+      const row = await instanceById(sql, id);
+      if (!row) throw new OperatorActionError(`No workflow ${id}`, 'NOT_FOUND');
+      if (row.state !== 'failed')
+        throw new OperatorActionError(`Workflow ${id} is ${row.state}, not parked: nothing to ${action}`, 'NOT_PARKED');
+      const definition = definitions.get(row.type);
+      const at = now();
+      let update: Parameters<typeof updateInstance>[2];
+      let detail: string;
+      if (action === 'retry') {
+        update = { state: 'running', attempts: 0, next_run_at: at, parked_reason: null };
+        detail = `retry ${definition?.steps[row.step]?.name ?? `step ${row.step}`}`;
+      } else if (action === 'skip') {
+        const skipped = definition?.steps[row.step];
+        if (!skipped) throw new OperatorActionError(`Workflow ${id} has no step to skip`, 'NOTHING_TO_SKIP');
+        update = {
+          state: 'running',
+          step: row.phase === 'compensating' ? row.step - 1 : row.step + 1,
+          attempts: 0,
+          next_run_at: at,
+          parked_reason: null,
+        };
+        detail = `skip ${skipped.name}`;
+      } else {
+        // Undo what was done; in the compensating phase already, the step that failed is tried again.
+        update =
+          row.phase === 'compensating'
+            ? { state: 'running', attempts: 0, next_run_at: at, parked_reason: null }
+            : { state: 'running', phase: 'compensating', step: row.step - 1, attempts: 0, next_run_at: at, parked_reason: null };
+        detail = 'compensate';
+      }
+      const applied = await sql.transaction(async (tx) => {
+        if (!(await updateInstance(tx, id, update, at, { states: ['failed'] }))) return false;
+        if (action === 'skip' && definition?.steps[row.step])
+          await upsertStep(tx, {
+            instance_id: id,
+            phase: row.phase,
+            step: row.step,
+            name: definition.steps[row.step]!.name,
+            state: 'skipped',
+            attempts: row.attempts,
+            started_at: null,
+            finished_at: at,
+            last_error: row.last_error,
+          });
+        await appendHistory(tx, id, at, `operator: ${action}`, `${detail} (by ${operator})`);
+        return true;
+      });
+      if (!applied) throw new OperatorActionError(`Workflow ${id} changed meanwhile; look again`, 'NOT_PARKED');
+      logger.warn({ event: 'workflow.operator', workflowId: id, action, operator, audit: true }, 'operator acted on a workflow');
+      if (poller) tick();
+      return (await get(id))!;
+    },
+
+    async stop(graceMs = 10_000) {
+      stopping = true;
+      if (poller) clearInterval(poller);
+      poller = null;
+      const inFlight = [...running.entries()];
+      const finished = Promise.all(inFlight.map(([, run]) => run.done));
+      let timer: NodeJS.Timeout | undefined;
+      const late = await Promise.race([
+        finished.then(() => false),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs))),
+      ]);
+      clearTimeout(timer);
+      if (late) for (const [, run] of running) run.abort.abort(new Error('stopping'));
+      // Whatever is still ours is handed on at once, not when its lease runs out.
+      await releaseLeases(
+        sql,
+        owner,
+        inFlight.map(([id]) => id),
+      ).catch(() => undefined);
+    },
+  };
+}

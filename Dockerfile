@@ -26,10 +26,11 @@ COPY --from=build /app/schema ./schema
 COPY --from=build /app/subgraphs/crm/schema.graphql ./subgraphs/crm/schema.graphql
 COPY --from=build /app/subgraphs/erp/schema.graphql ./subgraphs/erp/schema.graphql
 COPY --from=build /app/subgraphs/support/schema.graphql ./subgraphs/support/schema.graphql
+COPY --from=build /app/processes/schema.graphql ./processes/schema.graphql
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
 # One process per container; the orchestrator adds replicas (docs/caching.md#workers).
 ENV GATEWAY_WORKERS=1 HOST=0.0.0.0
-EXPOSE 4000 4001 4002 4003 9400 9401 9402 9403
+EXPOSE 4000 4001 4002 4003 4004 9400 9401 9402 9403 9404
 HEALTHCHECK --interval=10s --timeout=3s CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.SERVICE_PORT || 4000) + '/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "--max-old-space-size=160", "dist/gateway/src/index.js"]

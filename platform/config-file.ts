@@ -13,7 +13,7 @@ import { fromPackageRoot } from './package-root.ts';
  */
 
 /** The services that have a section of their own in concord.yaml. */
-export const SERVICE_SECTIONS = ['gateway', 'crm', 'erp', 'support'] as const;
+export const SERVICE_SECTIONS = ['gateway', 'crm', 'erp', 'support', 'processes'] as const;
 export type ServiceSection = (typeof SERVICE_SECTIONS)[number];
 
 /** Names the configuration file (default: concord.yaml in the working directory, if there is one). */

@@ -2,7 +2,15 @@ import { GraphQLError } from 'graphql';
 import { ErrorCode } from './errors.ts';
 
 /** The roles a bearer token can carry (../docs/security.md has what each may see). */
-export const ROLES = ['support_agent', 'support_lead', 'sales_rep', 'finance', 'portal_customer', 'integration'] as const;
+export const ROLES = [
+  'support_agent',
+  'support_lead',
+  'sales_rep',
+  'finance',
+  'portal_customer',
+  'integration',
+  'integration_operator',
+] as const;
 export type Role = (typeof ROLES)[number];
 
 /** Who is asking: verified at the gateway, carried to each subgraph in a signed internal token. */

@@ -44,6 +44,8 @@ export interface SubgraphSystem {
   readonly defaultPort: number;
   readonly databaseFile: string;
   readonly connectors?: readonly [string, ...string[]];
+  /** False for a service over no system of its own (the process service): no connector to choose in production. */
+  readonly hasSystem?: boolean;
 }
 
 /** The variables every subgraph reads, for the system with this prefix (CRM_PORT, CRM_CONNECTOR, …). */
@@ -104,7 +106,7 @@ export function loadSubgraphConfig(system: SubgraphSystem, env: NodeJS.ProcessEn
   const schema = subgraphEnvSchema(system);
   const vars = readEnv(schema, env) as Record<string, unknown>;
   // In production the demo systems are never a silent default: the adapter is chosen, not assumed.
-  if (vars.CONCORD_ENV === 'production' && !env[`${prefix}_CONNECTOR`]) {
+  if (vars.CONCORD_ENV === 'production' && system.hasSystem !== false && !env[`${prefix}_CONNECTOR`]) {
     throw new ConfigError(
       `Invalid configuration:\n  ${prefix}_CONNECTOR: required when CONCORD_ENV=production (one of ${(system.connectors ?? ['embedded']).join(', ')})`,
     );

@@ -114,6 +114,8 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
   clock?: Clock | undefined;
   internalPublicKey?: CryptoKey | undefined;
   withoutSecurity?: Identity | undefined;
+  /** False for a service over no system of its own (the process service, whose "connector" is its store). */
+  overSystem?: boolean;
   /** Tells an outage of the system from an adapter bug (see createConnectorTelemetry). */
   isOutage: (error: unknown) => boolean;
   createConnector: (telemetry: ConnectorTelemetry, logger: Logger, metrics: Metrics) => TConnector;
@@ -136,7 +138,11 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
     spec.createConnector(createConnectorTelemetry(spec.name, metrics, logger, spec.isOutage), logger, metrics),
     spec.config.latencyMs,
   );
-  logger.info({ connector: spec.config.connectorKind }, `${spec.name} reads its system through the ${spec.config.connectorKind} connector`);
+  if (spec.overSystem !== false)
+    logger.info(
+      { connector: spec.config.connectorKind },
+      `${spec.name} reads its system through the ${spec.config.connectorKind} connector`,
+    );
   if (spec.config.latencyMs > 0)
     logger.warn({ latencyMs: spec.config.latencyMs }, `${spec.name} delays every system call by ${spec.config.latencyMs} ms`);
   // Every request, _service and _entities included, proves the gateway sent it before anything runs.

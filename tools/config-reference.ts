@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { gatewayVariables, SUBGRAPH_URL_VARIABLES } from '../gateway/src/config.ts';
 import { CONFIG_FILE_VARIABLE, ENV_FILE_VARIABLE, SERVICE_SECTIONS, type ServiceSection } from '../platform/config-file.ts';
 import { fromPackageRoot } from '../platform/package-root.ts';
+import { processesVariables } from '../processes/src/config.ts';
 import { crmVariables } from '../subgraphs/crm/src/config.ts';
 import { erpVariables } from '../subgraphs/erp/src/config.ts';
 import { supportVariables } from '../subgraphs/support/src/config.ts';
@@ -20,6 +21,7 @@ const SERVICES: Record<ServiceSection, { title: string; schemas: () => readonly 
   crm: { title: 'CRM subgraph', schemas: crmVariables },
   erp: { title: 'ERP subgraph', schemas: erpVariables },
   support: { title: 'Support subgraph', schemas: supportVariables },
+  processes: { title: 'Process service', schemas: processesVariables },
 };
 
 /** What the reference says about one variable. */
@@ -214,7 +216,9 @@ erp:
 /** One variable as a list item. */
 function item(variable: Variable, section: ServiceSection | null): string {
   const others = section ? variable.services.filter((service) => service !== section) : [];
-  const names = others.map((service) => (service === 'gateway' ? 'the gateway' : `the ${service} subgraph`));
+  const names = others.map((service) =>
+    service === 'gateway' ? 'the gateway' : service === 'processes' ? 'the process service' : `the ${service} subgraph`,
+  );
   const also = names.length ? ` Also read by ${names.length > 1 ? `${names.slice(0, -1).join(', ')} and ${names.at(-1)}` : names[0]}.` : '';
   return `- **\`${variable.name}\`**: ${variable.description} Default: ${variable.defaultText}. Accepts ${variable.accepts}.${also}`;
 }

@@ -13,15 +13,16 @@ import {
 import { loadCrmConfig } from '../subgraphs/crm/src/config.ts';
 import { loadErpConfig } from '../subgraphs/erp/src/config.ts';
 import { loadSupportConfig } from '../subgraphs/support/src/config.ts';
+import { loadProcessesConfig } from '../processes/src/config.ts';
 import { ensureDevKeys } from '../platform/keys.ts';
 import { compiledEntry, PACKAGE_ROOT } from '../platform/package-root.ts';
 import { STOP_MARGIN_MS } from '../platform/process.ts';
 import { ensureSeeded } from './seed/index.ts';
-import { signDevToken } from './token.ts';
+import { signDevToken } from '../platform/dev-token.ts';
 
 /**
  * `npm start`: seeds the embedded systems when they hold no data yet, starts the three
- * subgraphs and the gateway as separate processes (as they are deployed), waits until each
+ * subgraphs, the process service and the gateway as separate processes (as they are deployed), waits until each
  * answers /ready, and prints where they are and a first query to try.
  */
 const root = PACKAGE_ROOT;
@@ -76,26 +77,35 @@ async function main(): Promise<void> {
   const crm = loadCrmConfig(settingsOf('crm'));
   const erp = loadErpConfig(settingsOf('erp'));
   const support = loadSupportConfig(settingsOf('support'));
+  const processes = loadProcessesConfig(settingsOf('processes'));
   stopLimitMs =
-    Math.max(gateway.shutdownGraceMs, crm.shutdownGraceMs ?? 0, erp.shutdownGraceMs ?? 0, support.shutdownGraceMs ?? 0) + STOP_MARGIN_MS;
+    Math.max(gateway.shutdownGraceMs, ...[crm, erp, support, processes].map((service) => service.shutdownGraceMs ?? 0)) + STOP_MARGIN_MS;
   const services: Service[] = [
     { name: 'crm', entry: 'subgraphs/crm/src/index.ts', port: crm.port, host: crm.host },
     { name: 'erp', entry: 'subgraphs/erp/src/index.ts', port: erp.port, host: erp.host },
     { name: 'support', entry: 'subgraphs/support/src/index.ts', port: support.port, host: support.host },
+    { name: 'processes', entry: 'processes/src/index.ts', port: processes.port, host: processes.host },
     { name: 'gateway', entry: 'gateway/src/index.ts', port: gateway.port, host: gateway.host, flags: GATEWAY_NODE_FLAGS },
   ];
   const at = (service: Service) => `http://${dialHost(service.host)}:${service.port}`;
-  const [crmService, erpService, supportService, gatewayService] = services as [Service, Service, Service, Service];
+  const [crmService, erpService, supportService, processesService, gatewayService] = services as [
+    Service,
+    Service,
+    Service,
+    Service,
+    Service,
+  ];
   // The services find each other at the ports they were given here, unless told otherwise: a
   // gateway on the supergraph's default URLs would call other ports than these.
   const envOf = (service: Service): NodeJS.ProcessEnv => {
     const env: NodeJS.ProcessEnv = { ...process.env, ...files };
     if (service === gatewayService) {
-      for (const subgraph of [crmService, erpService, supportService]) {
+      for (const subgraph of [crmService, erpService, supportService, processesService]) {
         if (!gateway.subgraphUrls[subgraph.name]) env[`SUBGRAPH_${subgraph.name.toUpperCase()}_URL`] = `${at(subgraph)}/graphql`;
       }
     }
     if (service === erpService && !settingsOf('erp').GATEWAY_URL) env.GATEWAY_URL = `${at(gatewayService)}/graphql`;
+    if (service === processesService && !settingsOf('processes').GATEWAY_URL) env.GATEWAY_URL = `${at(gatewayService)}/graphql`;
     return env;
   };
   const databases = { crm: crm.connector.database, erp: erp.connector.database, support: support.connector.database };
@@ -202,7 +212,7 @@ const FIRST_QUERY =
 
 function banner(services: Service[], graphql: string, caseId: string | null, embedded: boolean): string {
   const lines = services.map(
-    (service) => `  ${service.name.padEnd(8)} http://localhost:${service.port}/graphql   (/health /ready /metrics)`,
+    (service) => `  ${service.name.padEnd(10)} http://localhost:${service.port}/graphql   (/health /ready /metrics)`,
   );
   const firstQuery = caseId
     ? [

@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { SignJWT, type CryptoKey } from 'jose';
-import { DEV_ISSUER, loadGatewayConfig } from '../gateway/src/config.ts';
+import { loadGatewayConfig } from '../gateway/src/config.ts';
+import { signDevToken } from '../platform/dev-token.ts';
 import { isRole, ROLES, type Role } from '../platform/identity.ts';
-import { ensureDevKeys, INTERNAL_ALGORITHM } from '../platform/keys.ts';
+import { ensureDevKeys } from '../platform/keys.ts';
 
 const HELP = `Usage: npm run token -- --role <role> [--role <role>…] [--customer <id>] [--sub <user>] [--ttl <seconds>]
 
@@ -14,25 +14,6 @@ A portal_customer token needs --customer (a customer number, e.g. C10001).
   TOKEN=$(npm run -s token -- --role support_agent)
   curl -s http://localhost:4000/graphql -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
     -d '{"query":"{ cases(first: 3) { nodes { id subject } } }"}'`;
-
-export interface TokenRequest {
-  roles: Role[];
-  customer?: string | undefined;
-  subject: string;
-  ttlSeconds: number;
-}
-
-/** Signs a development token as the dev issuer (the claims the gateway reads by default). */
-export function signDevToken(key: CryptoKey, request: TokenRequest, audience = 'concord'): Promise<string> {
-  return new SignJWT({ roles: request.roles, ...(request.customer ? { customer: request.customer } : {}) })
-    .setProtectedHeader({ alg: INTERNAL_ALGORITHM, typ: 'JWT' })
-    .setIssuer(DEV_ISSUER)
-    .setAudience(audience)
-    .setSubject(request.subject)
-    .setIssuedAt()
-    .setExpirationTime(Math.floor(Date.now() / 1000) + request.ttlSeconds)
-    .sign(key);
-}
 
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({

@@ -15,6 +15,7 @@ import {
 } from '../../platform/config.ts';
 import { configuredEnv } from '../../platform/config-file.ts';
 import { usableCpus } from '../../platform/cpus.ts';
+import { DEV_ISSUER } from '../../platform/dev-token.ts';
 import { metricsEndpointOf, metricsPort, metricsToken, type MetricsEndpoint } from '../../platform/metrics-endpoint.ts';
 import { parseTierTtls, type TierTtls } from './cache/tiers.ts';
 
@@ -307,9 +308,6 @@ export function gatewayVariables() {
 
 /** The gateway's metrics port in production when METRICS_PORT is not given. */
 export const PRODUCTION_METRICS_PORT = 9400;
-
-/** Issuer of the embedded default's dev tokens (npm run token). */
-export const DEV_ISSUER = 'concord-dev';
 
 const SUBGRAPH_URL_VARIABLE = /^SUBGRAPH_([A-Z][A-Z0-9_]*)_URL$/;
 

@@ -105,6 +105,8 @@ export interface StepView {
 }
 
 export interface WorkflowInstance<I = unknown> {
+  /** Creation order, across replicas: the cursor of a listing. */
+  readonly seq: number;
   readonly id: string;
   readonly type: string;
   readonly correlationId: string;
@@ -493,6 +495,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
     const definition = definitions.get(row.type);
     const settled = row.state === 'done' || row.state === 'compensated';
     return {
+      seq: Number(row.seq),
       id: row.id,
       type: row.type,
       correlationId: row.correlation_id,

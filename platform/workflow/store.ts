@@ -264,6 +264,8 @@ export interface InstanceFilter {
   customerId?: string;
   /** Created at or after (ms). */
   since?: number;
+  /** Created before the instance with this seq (the next page of a listing, newest first). */
+  before?: number;
   limit?: number;
 }
 
@@ -274,6 +276,7 @@ export async function listInstances(sql: SqlExecutor, filter: InstanceFilter): P
   if (filter.state) (where.push('state = ?'), params.push(filter.state));
   if (filter.customerId) (where.push('customer_id = ?'), params.push(filter.customerId));
   if (filter.since !== undefined) (where.push('created_at >= ?'), params.push(filter.since));
+  if (filter.before !== undefined) (where.push('seq < ?'), params.push(filter.before));
   params.push(Math.min(filter.limit ?? 100, 1_000));
   return sql.query<InstanceRow>(
     `SELECT * FROM workflow_instances ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`,

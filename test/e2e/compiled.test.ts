@@ -29,8 +29,8 @@ describe('the compiled services', () => {
 
   /** Starts the compiled stack from `cwd` as `npm run start:prod` does, asks CaseContext, stops it. */
   async function serveCaseContext(cwd: string): Promise<void> {
-    const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-    const [gateway, crm, erp, support] = ports.map(String) as [string, string, string, string];
+    const ports = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+    const [gateway, crm, erp, support, processes] = ports.map(String) as [string, string, string, string, string];
     // As deployed: without the test runner's NODE_ENV=test.
     const { NODE_ENV: _testEnv, ...inherited } = process.env;
     // What `npm run start:prod` runs (package.json), started directly so that the signal reaches it.
@@ -49,6 +49,7 @@ describe('the compiled services', () => {
         CRM_PORT: crm,
         ERP_PORT: erp,
         SUPPORT_PORT: support,
+        PROCESSES_PORT: processes,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -64,8 +65,10 @@ describe('the compiled services', () => {
       }
       const commands = processTree(start.pid!).map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' '));
       const services = commands.filter((command) => command.includes('dist/'));
-      // The tools' start, four services, and the gateway's workers: all compiled JavaScript.
-      expect(services.filter((command) => /dist\/(subgraphs\/\w+|gateway)\/src\/index\.js/.test(command)).length).toBeGreaterThanOrEqual(4);
+      // The tools' start, five services, and the gateway's workers: all compiled JavaScript.
+      expect(
+        services.filter((command) => /dist\/(subgraphs\/\w+|processes|gateway)\/src\/index\.js/.test(command)).length,
+      ).toBeGreaterThanOrEqual(5);
       expect(commands.filter((command) => /tsx|\.ts\b/.test(command))).toEqual([]);
 
       const keys = await ensureDevKeys(dataDir);

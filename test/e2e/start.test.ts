@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ensureDevKeys } from '../../platform/keys.ts';
 import { openDatabase } from '../../platform/sqlite.ts';
-import { signDevToken } from '../../tools/token.ts';
+import { signDevToken } from '../../platform/dev-token.ts';
 import { operation, postGraphQL } from '../helpers/stack.ts';
 
 /**
@@ -35,6 +35,7 @@ async function npmStart(dataDir: string, env: Record<string, string> = {}, ports
     CRM_PORT: await freePort(),
     ERP_PORT: await freePort(),
     SUPPORT_PORT: await freePort(),
+    PROCESSES_PORT: await freePort(),
   };
   portsIn?.(ports);
   const child = spawn(process.execPath, ['--import', 'tsx', 'tools/start.ts'], {
@@ -113,7 +114,7 @@ describe('npm start', () => {
             join(folder, 'concord.yaml'),
             `GATEWAY_PORT: ${ports.GATEWAY_PORT}\ncrm:\n  CRM_PORT: ${ports.CRM_PORT}\nerp:\n  ERP_PORT: ${ports.ERP_PORT}\n`,
           );
-          writeFileSync(join(folder, '.env'), `SUPPORT_PORT=${ports.SUPPORT_PORT}\n`);
+          writeFileSync(join(folder, '.env'), `SUPPORT_PORT=${ports.SUPPORT_PORT}\nPROCESSES_PORT=${ports.PROCESSES_PORT}\n`);
         },
       );
       try {

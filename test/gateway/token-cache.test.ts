@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createClientVerifier } from '../../gateway/src/auth.ts';
 import { gatewayConfig } from '../helpers/stack.ts';
 import { generateDevKeys } from '../../platform/keys.ts';
-import { signDevToken } from '../../tools/token.ts';
+import { signDevToken } from '../../platform/dev-token.ts';
 
 /**
  * The gateway verifies a client's token once and remembers the identity, but never past the

@@ -7,7 +7,7 @@ import type { EntityCache } from '../../gateway/src/cache/entity-cache.ts';
 import type { Identity, Role } from '../../platform/identity.ts';
 import { generateDevKeys, type DevKeys } from '../../platform/keys.ts';
 import { loadSubgraphConfig } from '../../platform/subgraph-config.ts';
-import { signDevToken } from '../../tools/token.ts';
+import { signDevToken } from '../../platform/dev-token.ts';
 import type { RunningService } from '../../platform/http-server.ts';
 import { createLogger } from '../../platform/logger.ts';
 import { openDatabase, type Database } from '../../platform/sqlite.ts';
@@ -21,6 +21,9 @@ import { startErp, type ErpOptions, type ErpService } from '../../subgraphs/erp/
 import { loadSupportConfig } from '../../subgraphs/support/src/config.ts';
 import { startSupport } from '../../subgraphs/support/src/index.ts';
 import { seedDatabases, type SeedOptions } from '../../tools/seed/index.ts';
+import { loadProcessesConfig } from '../../processes/src/config.ts';
+import { startProcesses, type ProcessesOptions, type ProcessesService } from '../../processes/src/index.ts';
+import { sqliteExecutor } from '../../platform/workflow/sql.ts';
 
 /** The date the test data is seeded around, and the services' clock. */
 export const AS_OF = '2026-11-01';
@@ -57,6 +60,7 @@ export interface Stack {
   crm: RunningService;
   erp: ErpService;
   support: RunningService;
+  processes: ProcessesService;
   gateway: RunningService & { cache: EntityCache | null };
   /** POSTs an operation to the gateway as a support agent (headers may replace the token). */
   query<T = Record<string, unknown>>(
@@ -79,11 +83,11 @@ export const NO_CACHE: Partial<GatewayConfig> = {
 /** The gateway's configuration with its defaults, for tests to adjust. */
 export function gatewayConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
   // The test identities that speak as Concord's own services may hold the integration role.
-  const defaults = loadGatewayConfig({ AUTH_SERVICE_SUBJECTS: 'erp-returns-process,integration@test.example,test' });
+  const defaults = loadGatewayConfig({ AUTH_SERVICE_SUBJECTS: 'erp-returns-process,concord-processes,integration@test.example,test' });
   return { ...defaults, host: '127.0.0.1', port: 0, logLevel: 'silent', supergraphPath: SUPERGRAPH_PATH, ...overrides };
 }
 
-/** The three subgraphs and the gateway on free ports, over seeded in-memory systems. */
+/** The three subgraphs, the process service and the gateway on free ports, over seeded in-memory systems. */
 export async function startStack(
   options: {
     dbs?: Databases;
@@ -98,6 +102,9 @@ export async function startStack(
     supportEnv?: NodeJS.ProcessEnv;
     crm?: Partial<SubgraphOptions<Database, CrmConnector>>;
     support?: Partial<SubgraphOptions<Database, SupportConnector>>;
+    /** The process service's options (its store, extra workflow types) and environment. */
+    processes?: Partial<ProcessesOptions>;
+    processesEnv?: NodeJS.ProcessEnv;
   } = {},
 ): Promise<Stack> {
   const dbs = options.dbs ?? seededDatabases();
@@ -144,9 +151,20 @@ export async function startStack(
       ...options.support,
     },
   );
+  const processes = await startProcesses(
+    { ...loadProcessesConfig({ WORKFLOW_POLL_MS: '100', ...options.processesEnv }), ...subgraph('PROCESSES') },
+    {
+      ...common,
+      logger: silent('processes'),
+      sql: sqliteExecutor(openDatabase(':memory:')),
+      gatewayUrl: () => gatewayUrl,
+      serviceToken: () => tokenFor(keys, { subject: 'concord-processes', roles: ['integration'], customerId: null }),
+      ...options.processes,
+    },
+  );
   const gateway = await startGateway(
     gatewayConfig({
-      subgraphUrls: { crm: crm.url, erp: erp.url, support: support.url },
+      subgraphUrls: { crm: crm.url, erp: erp.url, support: support.url, processes: processes.url },
       subgraphTimeoutMs: STACK_SUBGRAPH_TIMEOUT_MS,
       ...options.gateway,
     }),
@@ -159,6 +177,7 @@ export async function startStack(
     crm,
     erp,
     support,
+    processes,
     gateway,
     query: async (query, variables, headers) =>
       postGraphQL(gateway.url, query, variables, { authorization: await bearer('support_agent'), ...headers }),
@@ -166,7 +185,7 @@ export async function startStack(
     bearer,
     async stop() {
       await gateway.stop();
-      await Promise.all([crm.stop(), erp.stop(), support.stop()]);
+      await Promise.all([crm.stop(), erp.stop(), support.stop(), processes.stop()]);
     },
   };
 }

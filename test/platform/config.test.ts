@@ -50,7 +50,7 @@ describe('configuration', () => {
       'an override for a subgraph that does not exist',
       'gateway/src/index.ts',
       { SUBGRAPH_CMR_URL: 'http://crm:4001/graphql' },
-      /SUBGRAPH_CMR_URL.*no subgraph "cmr".*crm, erp, support/,
+      /SUBGRAPH_CMR_URL.*no subgraph "cmr".*crm, erp, processes, support/,
     ],
     [
       'a database file that does not exist',

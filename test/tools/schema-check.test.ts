@@ -36,6 +36,9 @@ async function fixture(change: (sdls: Sdls) => void, options: { stale?: boolean 
     writeFileSync(join(dir, 'subgraphs', name, 'schema.graphql'), sdls[name]);
   }
   mkdirSync(join(dir, 'schema'));
+  // The process service's SDL is not changed by any case here: copied as it is.
+  mkdirSync(join(dir, 'processes'));
+  cpSync(join(ROOT, 'processes/schema.graphql'), join(dir, 'processes/schema.graphql'));
   cpSync(join(ROOT, 'schema/supergraph.yaml'), join(dir, 'schema/supergraph.yaml'));
   cpSync(join(ROOT, 'schema/supergraph.graphql'), join(dir, 'schema/supergraph.graphql'));
   cpSync(join(ROOT, 'schema/operations'), join(dir, 'schema/operations'), { recursive: true });

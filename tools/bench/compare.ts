@@ -9,7 +9,7 @@ import * as prettier from 'prettier';
 import { INTERNAL_ISSUER } from '../../platform/internal-token.ts';
 import { ensureDevKeys, INTERNAL_ALGORITHM, type DevKeys } from '../../platform/keys.ts';
 import { ensureSeeded } from '../seed/index.ts';
-import { signDevToken } from '../token.ts';
+import { signDevToken } from '../../platform/dev-token.ts';
 import { measure, type LoadSpec, type Subgraph } from './load.ts';
 import { buildQueryPlan, formatPlanSteps, planLimit, sequentialSteps, type Latencies } from './plan-limit.ts';
 import {

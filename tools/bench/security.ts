@@ -16,7 +16,7 @@ import { startErp } from '../../subgraphs/erp/src/index.ts';
 import { loadSupportConfig } from '../../subgraphs/support/src/config.ts';
 import { startSupport } from '../../subgraphs/support/src/index.ts';
 import { defaultSeedOptions, seedDatabases } from '../seed/index.ts';
-import { signDevToken } from '../token.ts';
+import { signDevToken } from '../../platform/dev-token.ts';
 
 const HELP = `Usage: npm run bench:security -- [--duration 10] [--connections 16] [--warmup 3]
 

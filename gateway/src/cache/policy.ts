@@ -53,6 +53,12 @@ export const TYPE_TIERS: Readonly<Record<string, Tier | 'value'>> = {
   CustomerActivity: 'never',
   CreateReturnAuthorizationPayload: 'never',
   ReturnAuthorizationError: 'never',
+  // A workflow changes as its steps run, and an operator acts on what it is now: never cached.
+  Workflow: 'never',
+  WorkflowConnection: 'never',
+  WorkflowPageInfo: 'never',
+  WorkflowStep: 'never',
+  WorkflowEvent: 'never',
   Address: 'value',
   BillingProfile: 'value',
   Money: 'value',

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ConfigError, dataDir, httpUrl, positiveInt, readEnv, subgraphTimeoutMs } from '../../../platform/config.ts';
 import { configuredEnv } from '../../../platform/config-file.ts';
 import type { ResiliencePolicy } from '../../../platform/resilience.ts';
+import { serviceIdentityEnvSchema, serviceTokenConfigOf } from '../../../platform/service-identity.ts';
 import { loadResiliencePolicy, required, resilienceEnvSchema, type TokenConfig } from '../../../platform/vendor-config.ts';
 import { loadSubgraphConfig, subgraphEnvSchema, type SubgraphConfig, type SubgraphSystem } from '../../../platform/subgraph-config.ts';
 import { EMBEDDED_DATABASE_FILES } from '../../../platform/sqlite.ts';
@@ -43,30 +44,12 @@ export interface ErpConfig extends SubgraphConfig {
   readonly businessCentral: BusinessCentralConfig | null;
 }
 
-const schema = z.object({
+const schema = serviceIdentityEnvSchema().extend({
   DATA_DIR: dataDir,
   PROCESS_DATABASE: z.string().optional().meta({
     description: "SQLite file of the return process's store: idempotency keys and the outbox.",
     defaultText: '`DATA_DIR/processes.sqlite`',
   }),
-  GATEWAY_URL: httpUrl
-    .default('http://localhost:4000/graphql')
-    .describe('The graph the return process reads cases from and delivers its follow-on writes through.'),
-  SERVICE_TOKEN: z
-    .string()
-    .min(20, 'must be a bearer token')
-    .optional()
-    .describe("A fixed token for the return process's `integration` identity."),
-  SERVICE_TOKEN_URL: httpUrl.optional().meta({
-    description: "The issuer's token endpoint, where the return process gets its tokens by client credentials.",
-    defaultText: 'signed with the development key (development only)',
-  }),
-  SERVICE_CLIENT_ID: z
-    .string()
-    .optional()
-    .describe("The return process's client at the issuer (a subject in the gateway's `AUTH_SERVICE_SUBJECTS`)."),
-  SERVICE_CLIENT_SECRET: z.string().optional().describe('Its client secret.'),
-  SERVICE_SCOPE: z.string().optional().describe('The scope asked for with client credentials, if the issuer wants one.'),
   RMA_AGENT_LIMIT: z.coerce
     .number({ error: 'must be an amount' })
     .positive('must be above 0')
@@ -165,30 +148,6 @@ function loadBusinessCentral(env: NodeJS.ProcessEnv): BusinessCentralConfig {
   });
 }
 
-/**
- * The return process's service identity: a fixed token, or client credentials at the issuer
- * (the `erp-returns-process` client). Development falls back to the dev key; production may not.
- */
-function serviceTokenOf(vars: z.infer<typeof schema>, production: boolean): TokenConfig | null {
-  if (vars.SERVICE_TOKEN) return { kind: 'static', token: vars.SERVICE_TOKEN };
-  if (vars.SERVICE_TOKEN_URL || vars.SERVICE_CLIENT_ID) {
-    return {
-      kind: 'client_credentials',
-      tokenUrl: required(vars.SERVICE_TOKEN_URL, 'SERVICE_TOKEN_URL', "with SERVICE_CLIENT_ID (the issuer's token endpoint)"),
-      clientId: required(vars.SERVICE_CLIENT_ID, 'SERVICE_CLIENT_ID', 'with SERVICE_TOKEN_URL'),
-      clientSecret: required(vars.SERVICE_CLIENT_SECRET, 'SERVICE_CLIENT_SECRET', 'with SERVICE_CLIENT_ID'),
-      scope: vars.SERVICE_SCOPE,
-    };
-  }
-  if (production)
-    required(
-      undefined,
-      'SERVICE_CLIENT_ID',
-      'when CONCORD_ENV=production (with SERVICE_TOKEN_URL and SERVICE_CLIENT_SECRET), or SERVICE_TOKEN',
-    );
-  return null;
-}
-
 /** The ERP subgraph's configuration, read once from the environment (ERP_PORT, ERP_CONNECTOR, ERP_DATABASE, …). */
 export function loadErpConfig(env: NodeJS.ProcessEnv = configuredEnv('erp')): ErpConfig {
   const base = loadSubgraphConfig(ERP_SYSTEM, env);
@@ -206,7 +165,7 @@ export function loadErpConfig(env: NodeJS.ProcessEnv = configuredEnv('erp')): Er
     returns: Object.freeze({
       processDatabase: vars.PROCESS_DATABASE ?? join(vars.DATA_DIR, 'processes.sqlite'),
       gatewayUrl: vars.GATEWAY_URL,
-      serviceToken: serviceTokenOf(vars, base.environment === 'production'),
+      serviceToken: serviceTokenConfigOf(vars, base.environment === 'production'),
       agentLimit: vars.RMA_AGENT_LIMIT,
       agentLimitWindowHours: vars.RMA_AGENT_LIMIT_WINDOW_HOURS,
       idempotencyTtlMs: vars.IDEMPOTENCY_TTL_HOURS * 3_600_000,

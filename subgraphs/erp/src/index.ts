@@ -1,17 +1,15 @@
 import { pathToFileURL } from 'node:url';
-import type { CryptoKey } from 'jose';
 import type { RunningService } from '../../../platform/http-server.ts';
 import { IdempotencyStore } from '../../../platform/idempotency.ts';
-import { ensureDevKeys } from '../../../platform/keys.ts';
 import { Outbox, startOutboxWorker, type OutboxWorker } from '../../../platform/outbox.ts';
 import { runMain } from '../../../platform/process.ts';
 import { createResilience, isVendorOutage } from '../../../platform/resilience.ts';
 import { tokenSourceOf } from '../../../platform/vendor-config.ts';
+import { serviceTokens } from '../../../platform/service-identity.ts';
 import { createServiceClient } from '../../../platform/service-client.ts';
 import { isSqliteOutage, openDatabase, type Database } from '../../../platform/sqlite.ts';
 import { openEmbeddedDatabase } from '../../../platform/subgraph-config.ts';
 import { startSubgraph, type SubgraphOptions } from '../../../platform/subgraph.ts';
-import { signDevToken } from '../../../tools/token.ts';
 import { loadErpConfig, type ErpConfig } from './config.ts';
 import { createBusinessCentralConnector } from './connectors/businessCentral.ts';
 import { createEmbeddedErpConnector } from './connectors/embedded/index.ts';
@@ -45,7 +43,7 @@ export interface ErpService extends RunningService {
 export async function startErp(config: ErpConfig, options: ErpOptions = {}): Promise<ErpService> {
   const processDb = options.processDatabase ?? openDatabase(config.returns.processDatabase);
   const outbox = new Outbox(processDb);
-  const token = options.serviceToken ?? serviceTokenOf(config);
+  const token = options.serviceToken ?? serviceTokens(config.returns.serviceToken, config.dataDir, 'erp-returns-process');
   let worker: OutboxWorker | undefined;
   // A claim outlives the longest a request can take (retried ERP and graph calls), so no second
   // request takes over a key whose first is still running; a claim of a process that died is
@@ -128,20 +126,6 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
   return {
     ...service,
     drainOutbox: () => worker?.drain() ?? Promise.resolve(0),
-  };
-}
-
-/** The integration identity's token: configured, or signed with the dev issuer key (cached). */
-function serviceTokenOf(config: ErpConfig): () => Promise<string> {
-  if (config.returns.serviceToken) return tokenSourceOf(config.returns.serviceToken, 'gateway');
-  let key: CryptoKey | undefined;
-  let cached: { token: string; until: number } | undefined;
-  return async () => {
-    if (cached && cached.until > Date.now()) return cached.token;
-    key ??= (await ensureDevKeys(config.dataDir)).issuer.privateKey;
-    const token = await signDevToken(key, { roles: ['integration'], subject: 'erp-returns-process', ttlSeconds: 600 });
-    cached = { token, until: Date.now() + 540_000 };
-    return token;
   };
 }
 

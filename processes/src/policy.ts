@@ -1,0 +1,23 @@
+import type { Owners, PolicyTable } from '../../platform/authorization.ts';
+
+/** Who watches the workflows: support leads (their escalations) and the operators who run them. */
+const WATCHERS = ['support_lead', 'integration_operator'] as const;
+
+/**
+ * Who sees what of the process service. A field not listed is visible to no one; `integration`
+ * sees all. A workflow's input is not in the graph: it may hold what an operator may not see
+ * (case notes, credit data).
+ */
+export const PROCESSES_POLICY: PolicyTable = {
+  'Query.workflow': [...WATCHERS],
+  'Query.workflows': [...WATCHERS],
+  'WorkflowConnection.*': [...WATCHERS],
+  'WorkflowPageInfo.*': [...WATCHERS],
+  'Workflow.*': [...WATCHERS],
+  'WorkflowStep.*': [...WATCHERS],
+  'WorkflowEvent.*': [...WATCHERS],
+  'Customer.id': [...WATCHERS],
+};
+
+/** No portal customer reaches a workflow: nothing is owned. */
+export const PROCESSES_OWNERS: Owners = {};

@@ -1,13 +1,15 @@
 /**
- * One replica of a process service, as the replica tests run it in a process of its own: an
- * engine over PostgreSQL that runs a three-step workflow whose every step writes to a system
- * (an HTTP server of the test) with the step's idempotency key. It polls until it is killed.
+ * One replica of the process service, as the replica tests run it in a process of its own: the
+ * real service over PostgreSQL (its engine, store, subgraph and stop), running besides its own
+ * workflows a three-step test workflow whose every step writes to a system (an HTTP server of the
+ * test) with the step's idempotency key. It runs until it is killed or stopped.
  *
- *   PROCESS_DATABASE_URL=postgres://… SYSTEM_URL=http://127.0.0.1:…/write REPLICA=r1 node --import tsx test/helpers/workflow-replica.ts
+ *   PROCESS_DATABASE_URL=postgres://… SYSTEM_URL=http://127.0.0.1:…/write REPLICA=r1 DATA_DIR=… node --import tsx test/helpers/workflow-replica.ts
  */
-import { createLogger } from '../../platform/logger.ts';
-import { createWorkflowEngine, type WorkflowDefinition } from '../../platform/workflow/engine.ts';
-import { postgresExecutor } from '../../platform/workflow/sql.ts';
+import { runMain } from '../../platform/process.ts';
+import type { WorkflowDefinition } from '../../platform/workflow/engine.ts';
+import { loadProcessesConfig } from '../../processes/src/config.ts';
+import { startProcesses } from '../../processes/src/index.ts';
 
 export const REPLICA_WORKFLOW = 'test.replicated';
 export const REPLICA_STEPS = ['erp-order', 'crm-confirmation', 'desk-entitlement'] as const;
@@ -18,7 +20,8 @@ export function replicatedWorkflow(systemUrl: string): WorkflowDefinition<{ n: n
     type: REPLICA_WORKFLOW,
     steps: REPLICA_STEPS.map((name) => ({
       name,
-      retry: { maxAttempts: 50, baseDelayMs: 50, maxDelayMs: 500 },
+      // Enough attempts, at most 5 s apart, to wait out a system down for a minute or more.
+      retry: { maxAttempts: 60, baseDelayMs: 50, maxDelayMs: 5_000 },
       run: async (context) => {
         const response = await fetch(systemUrl, {
           method: 'POST',
@@ -34,19 +37,22 @@ export function replicatedWorkflow(systemUrl: string): WorkflowDefinition<{ n: n
 }
 
 if (process.env.REPLICA) {
-  const sql = postgresExecutor({ url: process.env.PROCESS_DATABASE_URL!, max: 4, applicationName: process.env.REPLICA });
-  const engine = await createWorkflowEngine({
-    sql,
-    workflows: [replicatedWorkflow(process.env.SYSTEM_URL!)],
-    logger: createLogger(process.env.REPLICA, 'warn'),
-    owner: process.env.REPLICA,
-    leaseMs: Number(process.env.LEASE_MS ?? 1_000),
-    pollMs: 50,
-    concurrency: Number(process.env.CONCURRENCY ?? 4),
+  // The real process service (its entry point's code path), with the test's workflow beside its own.
+  const config = loadProcessesConfig({
+    ...process.env,
+    PROCESSES_PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    PROCESS_REPLICA: process.env.REPLICA,
+    WORKFLOW_LEASE_MS: process.env.LEASE_MS ?? '1000',
+    WORKFLOW_POLL_MS: '50',
+    WORKFLOW_CONCURRENCY: process.env.CONCURRENCY ?? '4',
+    PROCESS_DATABASE_POOL: '4',
+    SHUTDOWN_GRACE_MS: '2000',
   });
-  engine.startPolling();
-  process.stdout.write('replica ready\n');
-  process.once('SIGTERM', () => {
-    void engine.stop(2_000).then(() => sql.close().then(() => process.exit(0)));
+  runMain('processes', async () => {
+    const service = await startProcesses(config, { extraWorkflows: [replicatedWorkflow(process.env.SYSTEM_URL!)] });
+    process.stdout.write(`replica ready ${service.url}\n`);
+    return service;
   });
 }

@@ -72,6 +72,7 @@ const config: CodegenConfig = {
       WorkflowStep: '../../../platform/workflow/engine.ts#StepView',
       WorkflowConnection: '../resolvers/Query.ts#WorkflowConnectionModel',
       Customer: '../resolvers/Workflow.ts#CustomerRefModel',
+      ReturnAuthorization: '../resolvers/Workflow.ts#ReturnAuthorizationRefModel',
     }),
   },
 };

@@ -83,7 +83,7 @@ export const host = z.string().min(1).default('0.0.0.0').describe('The interface
 export const dataDir = z
   .string()
   .default('data')
-  .describe("Folder of the embedded systems' databases, the return process's store and the development keys.");
+  .describe("Folder of the embedded systems' databases, the process service's workflow store and the development keys.");
 
 /** How long a stopping service lets requests in flight finish (SHUTDOWN_GRACE_MS), in ms. */
 export const shutdownGraceMs = z.coerce
@@ -98,5 +98,5 @@ export const shutdownGraceMs = z.coerce
 
 /** The deadline of one subgraph call (the gateway's; the erp sizes its idempotency wait from it). */
 export const subgraphTimeoutMs = positiveInt(10_000).describe(
-  "Deadline of one subgraph call, in ms, from waiting for a connection to the last byte of its answer; past it that system's fields are given up. The erp sizes `IDEMPOTENCY_WAIT_MS` from it.",
+  "Deadline of one subgraph call, in ms, from waiting for a connection to the last byte of its answer; past it that system's fields are given up. The process service sizes `IDEMPOTENCY_WAIT_MS` from it.",
 );

@@ -51,6 +51,7 @@ export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set<string>([
   'OPERATION_RESOLUTION_FAILURE',
   'OPERATION_TOO_COSTLY',
   'IDEMPOTENCY_KEY_IN_PROGRESS',
+  'WORKFLOW_PARKED',
   'BAD_REQUEST',
 ]);
 

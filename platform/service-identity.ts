@@ -11,14 +11,12 @@ export function serviceIdentityEnvSchema() {
   return z.object({
     GATEWAY_URL: httpUrl
       .default('http://localhost:4000/graphql')
-      .describe(
-        "The graph the service calls as its own `integration` identity: the process service reaches every system's API through it, the erp's return process reads cases and delivers its follow-on writes through it.",
-      ),
+      .describe("The graph the process service calls as its own `integration` identity: it reaches every system's API through it."),
     SERVICE_TOKEN: z
       .string()
       .min(20, 'must be a bearer token')
       .optional()
-      .describe("A fixed token for the service's own `integration` identity (the process service, the erp's return process)."),
+      .describe("A fixed token for the process service's own `integration` identity."),
     SERVICE_TOKEN_URL: httpUrl.optional().meta({
       description: "The issuer's token endpoint, where the service gets its identity's tokens by client credentials.",
       defaultText: 'signed with the development key (development only)',

@@ -18,3 +18,13 @@ export function listFilter<T extends string>(argument: string, values: readonly 
   if (values.length === 0) throw badUserInput(argument, 'must name at least one value, or be left out');
   return [...new Set(values)].sort();
 }
+
+/** Free text of at most `max` characters (null and absent pass); longer is BAD_USER_INPUT naming it. */
+export function maxLength(argument: string, value: string | null | undefined, max: number): void {
+  if (value != null && value.length > max) throw badUserInput(argument, `must be at most ${max} characters (got ${value.length})`);
+}
+
+/** A list of at most `max` items; longer is BAD_USER_INPUT naming it. */
+export function maxItems(argument: string, values: readonly unknown[], max: number): void {
+  if (values.length > max) throw badUserInput(argument, `must hold at most ${max} items (got ${values.length})`);
+}

@@ -117,9 +117,18 @@ export async function runWorkflowsCli(
       throw new Error('the workflows command runs no step: the process service does');
     },
   };
+  const noLedger = { authorizedWithinWindow: unreachable.request, record: unreachable.request };
   const engine = await createWorkflowEngine({
     sql,
-    workflows: [...workflowsOf({ graph: unreachable, logger, clock: systemClock }), ...(options.extraWorkflows ?? [])],
+    workflows: [
+      ...workflowsOf({
+        graph: unreachable,
+        logger,
+        clock: systemClock,
+        returns: { agentLimit: 0, agentLimitWindowHours: 24, approvals: noLedger },
+      }),
+      ...(options.extraWorkflows ?? []),
+    ],
     logger,
     owner: 'workflows-cli',
   });

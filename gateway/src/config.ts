@@ -165,7 +165,7 @@ const schema = z.object({
   AUTH_CUSTOMER_CLAIM: z.string().min(1).default('customer').describe("The claim holding a portal customer's customer number."),
   AUTH_SERVICE_SUBJECTS: z
     .string()
-    .default('erp-returns-process')
+    .default('concord-processes')
     .transform((value) =>
       value
         .split(',')

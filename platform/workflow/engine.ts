@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Logger } from '../logger.ts';
 import type { SqlExecutor } from './sql.ts';
@@ -9,11 +10,14 @@ import {
   historyOf,
   insertInstance,
   instanceById,
+  instanceByKey,
   listInstances,
   migrateWorkflowStore,
   releaseLeases,
+  releaseLock,
   renewLease,
   stepsOf,
+  takeLock,
   updateInstance,
   upsertStep,
   type HistoryRow,
@@ -55,7 +59,26 @@ export interface StepContext<I> {
   readonly attempt: number;
   /** Aborted when this replica lost the step's lease (another one has it now) or stops. */
   readonly signal: AbortSignal;
+  /**
+   * Runs `work` holding the named lock, shared by every replica on the store: no other step
+   * holding it runs meanwhile (e.g. two returns of one customer checked and created one after the
+   * other). Waits for it at most `waitMs` (default: the lease), then fails the attempt (retried).
+   */
+  exclusive<T>(name: string, work: () => Promise<T>, waitMs?: number): Promise<T>;
 }
+
+/**
+ * What a step returns to end its workflow there, done, with the steps after it skipped: the
+ * business said no (a return refused on ERP facts) and nothing is left to do or undo.
+ */
+export class WorkflowEnd {
+  constructor(
+    readonly output: unknown,
+    readonly reason: string,
+  ) {}
+}
+
+export const endWorkflow = (output: unknown, reason: string) => new WorkflowEnd(output, reason);
 
 export interface StepDefinition<I> {
   readonly name: string;
@@ -111,6 +134,8 @@ export interface WorkflowInstance<I = unknown> {
   readonly type: string;
   readonly correlationId: string;
   readonly idempotencyKey: string;
+  /** What the first request with the key asked (a digest of its fingerprint). */
+  readonly requestHash: string;
   readonly sequenceKey: string | null;
   readonly customerId: string | null;
   readonly input: I;
@@ -139,6 +164,11 @@ export interface StartOptions {
   readonly correlationId: string;
   /** Instances with one sequence key (a subscription, say) run one after the other, in the order started. */
   readonly sequenceKey?: string | null;
+  /**
+   * What makes two requests with one key the same request (default: the input). The input may
+   * hold more, read when the first one came (the facts it was decided on).
+   */
+  readonly fingerprint?: unknown;
 }
 
 /** What an operator may do with a parked instance. */
@@ -150,6 +180,15 @@ export interface WorkflowEngine {
   /** Starts an instance, or finds the one its key started. */
   start<I>(type: string, input: I, options: StartOptions): Promise<{ instance: WorkflowInstance<I>; created: boolean }>;
   get(id: string): Promise<WorkflowDetail | null>;
+  /** The instance of `type` a caller's idempotency key started, if any. */
+  find<I = unknown>(type: string, idempotencyKey: string): Promise<WorkflowInstance<I> | null>;
+  /** Whether `fingerprint` (or an input) is what the instance was started with. */
+  sameRequest(instance: WorkflowInstance, fingerprint: unknown): boolean;
+  /**
+   * Resolves to the instance once `until` holds for it, or as it is when `timeoutMs` has passed
+   * (whichever replica runs it); null when there is no such instance.
+   */
+  waitFor(id: string, until: (instance: WorkflowInstance) => boolean, timeoutMs: number): Promise<WorkflowInstance | null>;
   list(filter?: InstanceFilter): Promise<WorkflowInstance[]>;
   counts(): Promise<Record<WorkflowState, number>>;
   /** Claims what is due and runs it; resolves when those instances have stopped (settled, waiting or leased away). */
@@ -235,6 +274,10 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
   await migrateWorkflowStore(sql);
 
   const running = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  /** Emits an instance's id when this replica recorded a transition of it (waitFor listens). */
+  const changes = new EventEmitter();
+  changes.setMaxListeners(0);
+  const changed = (id: string) => changes.emit('change', id);
   let stopping = false;
   let poller: NodeJS.Timeout | null = null;
 
@@ -330,6 +373,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       idempotencyKey: `${row.id}:${compensating ? 'undo:' : ''}${definitionStep.name}`,
       attempt,
       signal,
+      exclusive: (name, work, waitMs = leaseMs) => exclusive(name, `${owner}:${row.id}`, work, waitMs, signal),
     };
     let output: unknown;
     try {
@@ -343,7 +387,9 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       return failed(row, definitionStep, stepRow, error, log);
     }
     // The step's work is done; what follows records it, only while this replica holds the lease.
-    const last = !compensating && row.step === definition.steps.length - 1;
+    const ended = !compensating && output instanceof WorkflowEnd ? output : null;
+    if (ended) output = ended.output ?? null;
+    const last = !compensating && (ended !== null || row.step === definition.steps.length - 1);
     const nextStep = compensating ? row.step - 1 : row.step + 1;
     const update = {
       state: 'running' as WorkflowState,
@@ -360,9 +406,21 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       if (!(await updateInstance(tx, row.id, { ...update, ...settledNow }, now(), { owner }))) return false;
       await upsertStep(tx, { ...stepRow, state: compensating ? 'compensated' : 'done', finished_at: now() });
       await history(tx, row.id, compensating ? 'step compensated' : 'step done', `${definitionStep.name} (attempt ${attempt})`);
-      if (last) await history(tx, row.id, 'done');
+      if (ended)
+        for (let index = row.step + 1; index < definition.steps.length; index++)
+          await upsertStep(tx, {
+            ...stepRow,
+            step: index,
+            name: definition.steps[index]!.name,
+            state: 'skipped',
+            attempts: 0,
+            started_at: null,
+            finished_at: now(),
+          });
+      if (last) await history(tx, row.id, 'done', ended ? `ended after ${definitionStep.name}: ${ended.reason}` : null);
       return true;
     });
+    changed(row.id);
     if (!recorded) {
       log.warn({ event: 'workflow.lease_lost', step: definitionStep.name }, 'step done, but another replica had taken it over');
       return null;
@@ -425,6 +483,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       await upsertStep(tx, { ...stepRow, state: 'failed', finished_at: now(), last_error: message });
       await history(tx, row.id, event, `${definitionStep.name} (attempt ${attempt}): ${message}`);
     });
+    changed(row.id);
     return null;
   }
 
@@ -433,6 +492,26 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       if (await updateInstance(tx, row.id, { ...update, lease_owner: null, lease_until: null }, now(), { owner }))
         await history(tx, row.id, event, detail);
     });
+    changed(row.id);
+  }
+
+  /** Runs `work` holding a lock of the store (see StepContext.exclusive), renewed while it runs. */
+  async function exclusive<T>(name: string, holder: string, work: () => Promise<T>, waitMs: number, signal: AbortSignal): Promise<T> {
+    const waitUntil = Date.now() + waitMs;
+    while (!(await takeLock(sql, name, holder, now(), now() + leaseMs))) {
+      if (Date.now() >= waitUntil || signal.aborted) throw new Error(`${name} is held by another workflow (waited ${waitMs} ms)`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const renew = setInterval(
+      () => void takeLock(sql, name, holder, now(), now() + leaseMs).catch(() => undefined),
+      Math.max(50, Math.floor(leaseMs / 3)),
+    );
+    try {
+      return await work();
+    } finally {
+      clearInterval(renew);
+      await releaseLock(sql, name, holder).catch(() => undefined);
+    }
   }
 
   /** Runs one claimed instance in the background; when it stops, the poller claims again at once. */
@@ -500,6 +579,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       type: row.type,
       correlationId: row.correlation_id,
       idempotencyKey: row.idempotency_key,
+      requestHash: row.request_hash,
       sequenceKey: row.sequence_key,
       customerId: row.customer_id,
       input: JSON.parse(row.input) as I,
@@ -555,7 +635,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       const definition = definitions.get(type);
       if (!definition) throw new Error(`no workflow of type ${type}`);
       const at = now();
-      const hash = inputHash(type, input);
+      const hash = inputHash(type, startOptions.fingerprint ?? input);
       const { row, created } = await sql.transaction(async (tx) => {
         const result = await insertInstance(tx, {
           id: `wf_${randomUUID()}`,
@@ -595,6 +675,44 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
     },
 
     get,
+
+    async find<I>(type: string, idempotencyKey: string) {
+      const row = await instanceByKey(sql, type, idempotencyKey);
+      return row ? viewOf<I>(row) : null;
+    },
+
+    sameRequest(instance, fingerprint) {
+      return instance.requestHash === inputHash(instance.type, fingerprint);
+    },
+
+    async waitFor(id, until, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      let wake: (() => void) | null = null;
+      const onChange = (changedId: string) => {
+        if (changedId === id) wake?.();
+      };
+      changes.on('change', onChange);
+      try {
+        for (;;) {
+          const row = await instanceById(sql, id);
+          if (!row) return null;
+          const instance = viewOf(row);
+          const left = deadline - Date.now();
+          if (until(instance) || left <= 0) return instance;
+          // Woken by this replica's own transitions at once; another replica's are seen by polling.
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, Math.min(100, left));
+            wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          wake = null;
+        }
+      } finally {
+        changes.off('change', onChange);
+      }
+    },
 
     async list(filter = {}) {
       return (await listInstances(sql, filter)).map((row) => viewOf(row));
@@ -663,6 +781,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       });
       if (!applied) throw new OperatorActionError(`Workflow ${id} changed meanwhile; look again`, 'NOT_PARKED');
       logger.warn({ event: 'workflow.operator', workflowId: id, action, operator, audit: true }, 'operator acted on a workflow');
+      changed(id);
       if (poller) tick();
       return (await get(id))!;
     },

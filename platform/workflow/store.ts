@@ -108,6 +108,11 @@ function schemaOf(dialect: SqlExecutor['dialect']): string[] {
       detail TEXT
     )`,
     'CREATE INDEX IF NOT EXISTS workflow_history_instance ON workflow_history (instance_id, n)',
+    `CREATE TABLE IF NOT EXISTS workflow_locks (
+      name TEXT PRIMARY KEY,           -- what is held, e.g. the returns of one customer
+      owner TEXT NOT NULL,             -- the step holding it (replica and instance)
+      until_at BIGINT NOT NULL         -- past this, the holder is taken for dead
+    )`,
   ];
 }
 
@@ -242,6 +247,30 @@ export async function insertInstance(sql: SqlExecutor, row: Omit<InstanceRow, 's
   ]);
   if (!existing) throw new Error(`workflow ${row.type} with key ${row.idempotency_key} was neither inserted nor found`);
   return { row: existing, created: false };
+}
+
+export async function instanceByKey(sql: SqlExecutor, type: string, key: string): Promise<InstanceRow | null> {
+  const [row] = await sql.query<InstanceRow>('SELECT * FROM workflow_instances WHERE type = ? AND idempotency_key = ?', [type, key]);
+  return row ?? null;
+}
+
+/**
+ * Takes (or renews) a named lock for `owner` until `until`: true when it is the owner's now. A
+ * lock whose holder let it run out (a replica that died) is taken over.
+ */
+export async function takeLock(sql: SqlExecutor, name: string, owner: string, now: number, until: number): Promise<boolean> {
+  const rows = await sql.query<{ owner: string }>(
+    `INSERT INTO workflow_locks (name, owner, until_at) VALUES (?, ?, ?)
+     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until_at = excluded.until_at
+       WHERE workflow_locks.owner = excluded.owner OR workflow_locks.until_at < ?
+     RETURNING owner`,
+    [name, owner, until, now],
+  );
+  return rows[0]?.owner === owner;
+}
+
+export async function releaseLock(sql: SqlExecutor, name: string, owner: string): Promise<void> {
+  await sql.run('DELETE FROM workflow_locks WHERE name = ? AND owner = ?', [name, owner]);
 }
 
 export async function instanceById(sql: SqlExecutor, id: string): Promise<InstanceRow | null> {

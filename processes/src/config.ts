@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, httpUrl, positiveInt, readEnv } from '../../platform/config.ts';
+import { ConfigError, positiveInt, readEnv, subgraphTimeoutMs } from '../../platform/config.ts';
 import { configuredEnv } from '../../platform/config-file.ts';
 import { serviceIdentityEnvSchema, serviceTokenConfigOf } from '../../platform/service-identity.ts';
 import { loadSubgraphConfig, type SubgraphConfig, subgraphEnvSchema, type SubgraphSystem } from '../../platform/subgraph-config.ts';
@@ -28,6 +28,16 @@ export interface ProcessesConfig extends SubgraphConfig {
   readonly retry: RetryPolicy;
   /** Deadline of one call to the graph, in ms. */
   readonly callTimeoutMs: number;
+  /**
+   * How long a request that starts a workflow (or repeats one's key) waits for the answer it
+   * needs before it is answered IDEMPOTENCY_KEY_IN_PROGRESS: less than the gateway's deadline.
+   */
+  readonly answerWaitMs: number;
+  readonly returns: {
+    /** Largest total a support agent may authorize alone on one case within agentLimitWindowHours. */
+    readonly agentLimit: number;
+    readonly agentLimitWindowHours: number;
+  };
 }
 
 const PROCESSES_SYSTEM: SubgraphSystem = { prefix: 'PROCESSES', defaultPort: 4004, databaseFile: 'workflows.sqlite', hasSystem: false };
@@ -67,6 +77,29 @@ const schema = serviceIdentityEnvSchema().extend({
   ),
   WORKFLOW_MAX_DELAY_MS: positiveInt(300_000).describe('Longest backoff between attempts of a step, in ms.'),
   PROCESS_CALL_TIMEOUT_MS: positiveInt(10_000).describe("Deadline of one step's call to the graph, in ms."),
+  // The gateway's deadline for one subgraph call (the variable the gateway reads): the wait for
+  // an answer is sized from it.
+  SUBGRAPH_TIMEOUT_MS: subgraphTimeoutMs,
+  IDEMPOTENCY_WAIT_MS: z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(0, 'must be 0 or more')
+    .optional()
+    .meta({
+      description:
+        'How long a request waits for its workflow to decide (a return authorized or refused by the ERP, say) before it is answered `IDEMPOTENCY_KEY_IN_PROGRESS`, to be sent again with its key; must be below `SUBGRAPH_TIMEOUT_MS`.',
+      defaultText: 'half of `SUBGRAPH_TIMEOUT_MS`',
+    }),
+  RMA_AGENT_LIMIT: z.coerce
+    .number({ error: 'must be an amount' })
+    .positive('must be above 0')
+    .default(25_000)
+    .describe(
+      'The largest total a support agent may authorize alone on one case within `RMA_AGENT_LIMIT_WINDOW_HOURS`; more needs a support lead, who has no limit.',
+    ),
+  RMA_AGENT_LIMIT_WINDOW_HOURS: positiveInt(24).describe(
+    'The window `RMA_AGENT_LIMIT` applies to: all one agent authorized on one case within it counts.',
+  ),
 });
 
 /** Every variable the process service reads, for the configuration reference. */
@@ -86,6 +119,12 @@ export function loadProcessesConfig(env: NodeJS.ProcessEnv = configuredEnv('proc
   if (vars.WORKFLOW_BASE_DELAY_MS > vars.WORKFLOW_MAX_DELAY_MS)
     throw new ConfigError(
       `Invalid configuration:\n  WORKFLOW_BASE_DELAY_MS: must be at most WORKFLOW_MAX_DELAY_MS (${vars.WORKFLOW_MAX_DELAY_MS}, got ${vars.WORKFLOW_BASE_DELAY_MS})`,
+    );
+  const answerWaitMs = vars.IDEMPOTENCY_WAIT_MS ?? Math.floor(vars.SUBGRAPH_TIMEOUT_MS / 2);
+  if (answerWaitMs >= vars.SUBGRAPH_TIMEOUT_MS)
+    throw new ConfigError(
+      `Invalid configuration:\n  IDEMPOTENCY_WAIT_MS: must be less than SUBGRAPH_TIMEOUT_MS (${vars.SUBGRAPH_TIMEOUT_MS}), ` +
+        `or the gateway gives up before the client hears IDEMPOTENCY_KEY_IN_PROGRESS (got ${answerWaitMs})`,
     );
   const url = vars.PROCESS_DATABASE_URL;
   const store: WorkflowStoreConfig = url?.startsWith('postgres')
@@ -109,5 +148,7 @@ export function loadProcessesConfig(env: NodeJS.ProcessEnv = configuredEnv('proc
       maxDelayMs: vars.WORKFLOW_MAX_DELAY_MS,
     }),
     callTimeoutMs: vars.PROCESS_CALL_TIMEOUT_MS,
+    answerWaitMs,
+    returns: Object.freeze({ agentLimit: vars.RMA_AGENT_LIMIT, agentLimitWindowHours: vars.RMA_AGENT_LIMIT_WINDOW_HOURS }),
   });
 }

@@ -14,7 +14,9 @@ import { postgresExecutor, sqliteExecutor, type SqlExecutor } from '../../platfo
 import { loadProcessesConfig, type ProcessesConfig } from './config.ts';
 import { createContextFactory } from './context.ts';
 import { createServer } from './server.ts';
+import { ReturnApprovals } from './workflows/approvals.ts';
 import { workflowsOf } from './workflows/index.ts';
+import { ReturnRequests } from './workflows/returns.ts';
 
 export interface ProcessesOptions {
   logger?: Logger;
@@ -52,10 +54,12 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
     logger,
   });
   let engine: WorkflowEngine;
+  let approvals: ReturnApprovals;
   try {
+    approvals = await ReturnApprovals.open(sql, config.returns.agentLimitWindowHours * 3_600_000);
     engine = await createWorkflowEngine({
       sql,
-      workflows: [...workflowsOf({ graph, logger, clock }), ...(options.extraWorkflows ?? [])],
+      workflows: [...workflowsOf({ graph, logger, clock, returns: { ...config.returns, approvals } }), ...(options.extraWorkflows ?? [])],
       logger,
       owner: config.replica,
       leaseMs: config.leaseMs,
@@ -68,6 +72,10 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
     throw error;
   }
   logger.info({ store: config.store.kind, replica: config.replica }, `processes keeps its workflows in ${describeStore(config)}`);
+  const returns = new ReturnRequests({ engine, graph, logger, waitMs: config.answerWaitMs });
+  // Approvals older than their window count no more: removed hourly, so the store stays small.
+  const housekeeping = setInterval(() => void approvals.purge(Date.now()).catch(() => undefined), 3_600_000);
+  housekeeping.unref();
   const service = await startSubgraph({
     name: 'processes',
     config,
@@ -93,13 +101,14 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
         },
         // After the requests in flight: the steps running finish (within the grace) and give up their leases.
         close: async () => {
+          clearInterval(housekeeping);
           await engine.stop(config.shutdownGraceMs);
           await sql.close();
         },
       };
     },
     createServer,
-    createContext: (deps) => createContextFactory({ engine, logger: deps.logger, clock: deps.clock }),
+    createContext: (deps) => createContextFactory({ engine, returns, logger: deps.logger, clock: deps.clock }),
   });
   engine.startPolling();
   return { ...service, engine };

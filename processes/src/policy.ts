@@ -1,4 +1,5 @@
 import type { Owners, PolicyTable } from '../../platform/authorization.ts';
+import { AGENTS } from '../../platform/identity.ts';
 
 /** Who watches the workflows: support leads (their escalations) and the operators who run them. */
 const WATCHERS = ['support_lead', 'integration_operator'] as const;
@@ -17,6 +18,14 @@ export const PROCESSES_POLICY: PolicyTable = {
   'WorkflowStep.*': [...WATCHERS],
   'WorkflowEvent.*': [...WATCHERS],
   'Customer.id': [...WATCHERS],
+
+  // Returns: agents authorize them (up to a limit, leads any) and see the workflow's id and state.
+  'Mutation.createReturnAuthorization': [...AGENTS],
+  'CreateReturnAuthorizationPayload.*': [...AGENTS],
+  'ReturnAuthorizationError.*': [...AGENTS],
+  'ReturnAuthorization.number': [...AGENTS],
+  'Workflow.id': [...WATCHERS, ...AGENTS],
+  'Workflow.state': [...WATCHERS, ...AGENTS],
 };
 
 /** No portal customer reaches a workflow: nothing is owned. */

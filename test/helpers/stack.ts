@@ -83,7 +83,7 @@ export const NO_CACHE: Partial<GatewayConfig> = {
 /** The gateway's configuration with its defaults, for tests to adjust. */
 export function gatewayConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
   // The test identities that speak as Concord's own services may hold the integration role.
-  const defaults = loadGatewayConfig({ AUTH_SERVICE_SUBJECTS: 'erp-returns-process,concord-processes,integration@test.example,test' });
+  const defaults = loadGatewayConfig({ AUTH_SERVICE_SUBJECTS: 'concord-processes,integration@test.example,test' });
   return { ...defaults, host: '127.0.0.1', port: 0, logLevel: 'silent', supergraphPath: SUPERGRAPH_PATH, ...overrides };
 }
 
@@ -120,25 +120,18 @@ export async function startStack(
     logLevel: 'silent' as const,
   });
   const common = { clock, internalPublicKey: keys.internal.publicKey };
-  // The return process in the ERP calls the gateway, which starts last: it reads the URL at each call.
+  // The process service calls the gateway, which starts last: it reads the URL at each call.
   let gatewayUrl = '';
   const crm = await startCrm(
     { ...loadCrmConfig(options.crmEnv ?? {}), ...subgraph('CRM') },
     { ...common, database: dbs.crm, logger: silent('crm'), ...options.crm },
   );
   const erp = await startErp(
-    // The ERP sizes its waits from the gateway's deadline (SUBGRAPH_TIMEOUT_MS), as when they share an environment.
-    {
-      ...loadErpConfig({ SUBGRAPH_TIMEOUT_MS: String(options.gateway?.subgraphTimeoutMs ?? STACK_SUBGRAPH_TIMEOUT_MS), ...options.erpEnv }),
-      ...subgraph('ERP'),
-    },
+    { ...loadErpConfig(options.erpEnv ?? {}), ...subgraph('ERP') },
     {
       ...common,
       database: dbs.erp,
       logger: silent('erp'),
-      processDatabase: openDatabase(':memory:'),
-      gatewayUrl: () => gatewayUrl,
-      serviceToken: () => tokenFor(keys, { subject: 'erp-returns-process', roles: ['integration'], customerId: null }),
       ...options.erp,
     },
   );
@@ -152,7 +145,15 @@ export async function startStack(
     },
   );
   const processes = await startProcesses(
-    { ...loadProcessesConfig({ WORKFLOW_POLL_MS: '100', ...options.processesEnv }), ...subgraph('PROCESSES') },
+    // The process service sizes its waits from the gateway's deadline (SUBGRAPH_TIMEOUT_MS), as when they share an environment.
+    {
+      ...loadProcessesConfig({
+        WORKFLOW_POLL_MS: '100',
+        SUBGRAPH_TIMEOUT_MS: String(options.gateway?.subgraphTimeoutMs ?? STACK_SUBGRAPH_TIMEOUT_MS),
+        ...options.processesEnv,
+      }),
+      ...subgraph('PROCESSES'),
+    },
     {
       ...common,
       logger: silent('processes'),

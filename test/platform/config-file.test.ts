@@ -7,6 +7,7 @@ import { ConfigError } from '../../platform/config.ts';
 import { configuredEnv } from '../../platform/config-file.ts';
 import { fromPackageRoot } from '../../platform/package-root.ts';
 import { loadCrmConfig } from '../../subgraphs/crm/src/config.ts';
+import { loadProcessesConfig } from '../../processes/src/config.ts';
 import { loadErpConfig } from '../../subgraphs/erp/src/config.ts';
 import { loadSupportConfig } from '../../subgraphs/support/src/config.ts';
 
@@ -21,6 +22,7 @@ const write = (name: string, text: string) => writeFileSync(join(dir, name), tex
 const gateway = (env: NodeJS.ProcessEnv = {}) => loadGatewayConfig(configuredEnv('gateway', env, dir));
 const erp = (env: NodeJS.ProcessEnv = {}) => loadErpConfig(configuredEnv('erp', env, dir));
 const crm = (env: NodeJS.ProcessEnv = {}) => loadCrmConfig(configuredEnv('crm', env, dir));
+const processes = (env: NodeJS.ProcessEnv = {}) => loadProcessesConfig(configuredEnv('processes', env, dir));
 
 describe('concord.yaml and .env', () => {
   it('layers defaults, the file, its service section, .env and the environment, the environment winning', () => {
@@ -52,10 +54,10 @@ describe('concord.yaml and .env', () => {
         '  CACHE_WHOLE_ANSWERS: off',
         '  CORS_ORIGINS: [https://portal.example.com, https://agents.example.com]',
         '  AUTH_SERVICE_SUBJECTS:',
-        '    - erp-returns-process',
+        '    - concord-processes',
         '    - nightly-sync',
         '  SUBGRAPH_CRM_URL: http://crm.internal:4001/graphql',
-        'erp:',
+        'processes:',
         '  RMA_AGENT_LIMIT: 1250.5',
         '',
       ].join('\n'),
@@ -64,9 +66,9 @@ describe('concord.yaml and .env', () => {
     expect(config.batching).toBe(true);
     expect(config.cache.wholeAnswers).toBe(false);
     expect([...config.corsOrigins]).toEqual(['https://portal.example.com', 'https://agents.example.com']);
-    expect(config.auth.serviceSubjects).toEqual(['erp-returns-process', 'nightly-sync']);
+    expect(config.auth.serviceSubjects).toEqual(['concord-processes', 'nightly-sync']);
     expect(config.subgraphUrls).toEqual({ crm: 'http://crm.internal:4001/graphql' });
-    expect(erp().returns.agentLimit).toBe(1250.5);
+    expect(processes().returns.agentLimit).toBe(1250.5);
   });
 
   it('refuses a key no service reads, or one in the section of a service that does not read it, naming the file', () => {
@@ -128,7 +130,12 @@ describe('concord.yaml and .env', () => {
     expect(gateway()).toMatchObject({ port: 4000, workers: 1, cache: { store: 'memory' } });
     expect(gateway().corsOrigins.size).toBe(0);
     expect(crm()).toMatchObject({ port: 4001, connectorKind: 'embedded' });
-    expect(erp()).toMatchObject({ port: 4002, returns: { agentLimit: 25_000 } });
+    expect(erp()).toMatchObject({ port: 4002, connectorKind: 'embedded' });
     expect(loadSupportConfig(configuredEnv('support', {}, dir))).toMatchObject({ port: 4003 });
+    expect(processes()).toMatchObject({
+      port: 4004,
+      store: { kind: 'sqlite', file: 'data/workflows.sqlite' },
+      returns: { agentLimit: 25_000 },
+    });
   });
 });

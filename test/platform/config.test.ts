@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { loadGatewayConfig } from '../../gateway/src/config.ts';
 import { ConfigError } from '../../platform/config.ts';
+import { loadProcessesConfig } from '../../processes/src/config.ts';
 import { loadErpConfig } from '../../subgraphs/erp/src/config.ts';
 
 describe('configuration', () => {
@@ -29,10 +30,9 @@ describe('configuration', () => {
       INTERNAL_TOKEN_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----',
     };
     expect(() => loadErpConfig(production)).toThrow(/ERP_CONNECTOR: required when CONCORD_ENV=production/);
-    expect(() => loadErpConfig({ ...production, ERP_CONNECTOR: 'embedded' })).toThrow(
-      /SERVICE_CLIENT_ID: required when CONCORD_ENV=production/,
-    );
-    expect(loadErpConfig({ ...production, ERP_CONNECTOR: 'embedded', SERVICE_TOKEN: 'x'.repeat(40) }).returns.serviceToken).toEqual({
+    const processes = { ...production, PROCESS_DATABASE_URL: 'postgres://concord@db.internal/concord' };
+    expect(() => loadProcessesConfig(processes)).toThrow(/SERVICE_CLIENT_ID: required when CONCORD_ENV=production/);
+    expect(loadProcessesConfig({ ...processes, SERVICE_TOKEN: 'x'.repeat(40) }).serviceToken).toEqual({
       kind: 'static',
       token: 'x'.repeat(40),
     });

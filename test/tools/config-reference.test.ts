@@ -72,7 +72,7 @@ describe('the configuration reference', () => {
         BC_CLIENT_ID: 'client',
         BC_CLIENT_SECRET: 'secret',
         SERVICE_TOKEN_URL: 'https://login.example.com/token',
-        SERVICE_CLIENT_ID: 'erp-returns-process',
+        SERVICE_CLIENT_ID: 'concord-processes',
         SERVICE_CLIENT_SECRET: 'secret',
       }),
       ...variablesRead(loadSupportConfig, {

@@ -52,10 +52,7 @@ async function run(label: string, secure: boolean, options: { duration: number; 
   try {
     const crm = await startCrm({ ...loadCrmConfig({}), ...subgraph('CRM') }, { ...common, database: dbs.crm });
     services.push(crm);
-    const erp = await startErp(
-      { ...loadErpConfig({}), ...subgraph('ERP') },
-      { ...common, database: dbs.erp, processDatabase: openDatabase(':memory:') },
-    );
+    const erp = await startErp({ ...loadErpConfig({}), ...subgraph('ERP') }, { ...common, database: dbs.erp });
     services.push(erp);
     const support = await startSupport({ ...loadSupportConfig({}), ...subgraph('SUPPORT') }, { ...common, database: dbs.support });
     services.push(support);

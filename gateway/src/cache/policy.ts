@@ -53,6 +53,8 @@ export const TYPE_TIERS: Readonly<Record<string, Tier | 'value'>> = {
   CustomerActivity: 'never',
   CreateReturnAuthorizationPayload: 'never',
   ReturnAuthorizationError: 'never',
+  CreateReturnOrderPayload: 'never',
+  ReturnOrderError: 'never',
   // A workflow changes as its steps run, and an operator acts on what it is now: never cached.
   Workflow: 'never',
   WorkflowConnection: 'never',

@@ -2,10 +2,11 @@
 import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } from 'graphql';
 import type { WorkflowInstance as WorkflowInstanceModel, StepView as StepViewModel } from '../../../platform/workflow/engine.ts';
 import type { WorkflowConnectionModel as WorkflowConnectionModelModel } from '../resolvers/Query.ts';
-import type { CustomerRefModel as CustomerRefModelModel } from '../resolvers/Workflow.ts';
+import type { CustomerRefModel as CustomerRefModelModel, ReturnAuthorizationRefModel as ReturnAuthorizationRefModelModel } from '../resolvers/Workflow.ts';
 import type { Context } from '../context.ts';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
+export type Omit<T, K extends keyof T> = Pick<T, Exclude<keyof T, K>>;
 export type RequireFields<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: NonNullable<T[P]> };
 /** All built-in and custom scalars, mapped to their actual values */
 export type Scalars = {
@@ -19,9 +20,52 @@ export type Scalars = {
   _FieldSet: { input: unknown; output: unknown; }
 };
 
+export type CreateReturnAuthorizationInput = {
+  /** The support case the return resolves. */
+  caseId: Scalars['ID']['input'];
+  /** Chosen by the caller, scoped to it: the same key with the same input returns the first result. */
+  idempotencyKey: Scalars['String']['input'];
+  lines: Array<ReturnLineInput>;
+  note?: InputMaybe<Scalars['String']['input']>;
+  resolution: ReturnResolution;
+};
+
+export type CreateReturnAuthorizationPayload = {
+  __typename?: 'CreateReturnAuthorizationPayload';
+  /** Why no return was authorized; empty on success. */
+  errors: Array<ReturnAuthorizationError>;
+  /** The return authorization, when one was created (or had been, for this idempotency key). */
+  returnAuthorization: Maybe<ReturnAuthorization>;
+  /** The workflow that carries the return through the systems; null when the key was refused. */
+  workflow: Maybe<Workflow>;
+};
+
 export type Customer = {
   __typename?: 'Customer';
   id: Scalars['ID']['output'];
+};
+
+export type Mutation = {
+  __typename?: 'Mutation';
+  /**
+   * Authorizes a return from a support case, as a workflow: the ERP creates the return order
+   * after checking it against its facts, then the case gets an internal note with the RMA number
+   * and moves to pending, and the customer's CRM account gets an activity. The same idempotency
+   * key (scoped to the caller) with the same input starts one workflow and returns its result
+   * however often it is sent; an outage of the desk or the CRM delays its step, never the RMA.
+   * Business rule failures come back in `errors`, not as GraphQL errors.
+   */
+  createReturnAuthorization: CreateReturnAuthorizationPayload;
+};
+
+
+export type MutationCreateReturnAuthorizationArgs = {
+  input: CreateReturnAuthorizationInput;
+};
+
+export type OrderLineInput = {
+  orderNumber: Scalars['ID']['input'];
+  sequence: Scalars['Int']['input'];
 };
 
 export type Query = {
@@ -43,6 +87,56 @@ export type QueryWorkflowsArgs = {
   filter?: InputMaybe<WorkflowFilter>;
   first?: InputMaybe<Scalars['Int']['input']>;
 };
+
+export type ReturnAuthorization = {
+  __typename?: 'ReturnAuthorization';
+  number: Scalars['ID']['output'];
+};
+
+/** A business rule the return does not meet, with a message an agent can act on. */
+export type ReturnAuthorizationError = {
+  __typename?: 'ReturnAuthorizationError';
+  code: ReturnAuthorizationErrorCode;
+  /** Index of the input line the error is about, if any. */
+  line: Maybe<Scalars['Int']['output']>;
+  message: Scalars['String']['output'];
+};
+
+export type ReturnAuthorizationErrorCode =
+  | 'CASE_CLOSED'
+  | 'CASE_HAS_NO_CUSTOMER'
+  | 'CASE_NOT_FOUND'
+  | 'EXCEEDS_APPROVAL_LIMIT'
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'INVALID_LINE'
+  | 'INVOICE_NOT_PAID'
+  | 'NOT_CUSTOMERS_ASSET'
+  | 'NOT_CUSTOMERS_ORDER'
+  | 'NOT_SHIPPED'
+  | 'QUANTITY_EXCEEDS_SHIPPED'
+  | 'UNKNOWN_ASSET'
+  | 'UNKNOWN_ORDER_LINE'
+  | 'WARRANTY_EXPIRED';
+
+/** One thing to return: a serialized unit, or a quantity of an order line (exactly one of them). */
+export type ReturnLineInput = {
+  orderLine?: InputMaybe<OrderLineInput>;
+  quantity: Scalars['Int']['input'];
+  reason: ReturnReason;
+  serialNumber?: InputMaybe<Scalars['ID']['input']>;
+};
+
+export type ReturnReason =
+  | 'DAMAGED_IN_TRANSIT'
+  | 'DEFECTIVE'
+  | 'NOT_AS_DESCRIBED'
+  | 'OTHER'
+  | 'WRONG_ITEM';
+
+export type ReturnResolution =
+  | 'REFUND'
+  | 'REPAIR'
+  | 'REPLACE';
 
 /** One run of a workflow: what was asked, where it is, what each step did. */
 export type Workflow = {
@@ -234,12 +328,22 @@ export type FederationReferenceTypes = ResolversObject<{
 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = ResolversObject<{
-  Customer: ResolverTypeWrapper<CustomerRefModelModel>;
+  CreateReturnAuthorizationInput: CreateReturnAuthorizationInput;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
-  DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
-  Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  CreateReturnAuthorizationPayload: ResolverTypeWrapper<Omit<CreateReturnAuthorizationPayload, 'returnAuthorization' | 'workflow'> & { returnAuthorization?: Maybe<ResolversTypes['ReturnAuthorization']>, workflow?: Maybe<ResolversTypes['Workflow']> }>;
+  Customer: ResolverTypeWrapper<CustomerRefModelModel>;
+  DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
+  Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  OrderLineInput: OrderLineInput;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
+  Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  ReturnAuthorization: ResolverTypeWrapper<ReturnAuthorizationRefModelModel>;
+  ReturnAuthorizationError: ResolverTypeWrapper<ReturnAuthorizationError>;
+  ReturnAuthorizationErrorCode: ReturnAuthorizationErrorCode;
+  ReturnLineInput: ReturnLineInput;
+  ReturnReason: ReturnReason;
+  ReturnResolution: ReturnResolution;
   Workflow: ResolverTypeWrapper<WorkflowInstanceModel>;
   WorkflowConnection: ResolverTypeWrapper<WorkflowConnectionModelModel>;
   WorkflowEvent: ResolverTypeWrapper<WorkflowEvent>;
@@ -254,12 +358,19 @@ export type ResolversTypes = ResolversObject<{
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = ResolversObject<{
-  Customer: CustomerRefModelModel;
+  CreateReturnAuthorizationInput: CreateReturnAuthorizationInput;
   ID: Scalars['ID']['output'];
-  DateTime: Scalars['DateTime']['output'];
-  Query: Record<PropertyKey, never>;
   String: Scalars['String']['output'];
+  CreateReturnAuthorizationPayload: Omit<CreateReturnAuthorizationPayload, 'returnAuthorization' | 'workflow'> & { returnAuthorization?: Maybe<ResolversParentTypes['ReturnAuthorization']>, workflow?: Maybe<ResolversParentTypes['Workflow']> };
+  Customer: CustomerRefModelModel;
+  DateTime: Scalars['DateTime']['output'];
+  Mutation: Record<PropertyKey, never>;
+  OrderLineInput: OrderLineInput;
   Int: Scalars['Int']['output'];
+  Query: Record<PropertyKey, never>;
+  ReturnAuthorization: ReturnAuthorizationRefModelModel;
+  ReturnAuthorizationError: ReturnAuthorizationError;
+  ReturnLineInput: ReturnLineInput;
   Workflow: WorkflowInstanceModel;
   WorkflowConnection: WorkflowConnectionModelModel;
   WorkflowEvent: WorkflowEvent;
@@ -267,6 +378,12 @@ export type ResolversParentTypes = ResolversObject<{
   WorkflowPageInfo: WorkflowPageInfo;
   Boolean: Scalars['Boolean']['output'];
   WorkflowStep: StepViewModel;
+}>;
+
+export type CreateReturnAuthorizationPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['CreateReturnAuthorizationPayload'] = ResolversParentTypes['CreateReturnAuthorizationPayload']> = ResolversObject<{
+  errors?: Resolver<Array<ResolversTypes['ReturnAuthorizationError']>, ParentType, ContextType>;
+  returnAuthorization?: Resolver<Maybe<ResolversTypes['ReturnAuthorization']>, ParentType, ContextType>;
+  workflow?: Resolver<Maybe<ResolversTypes['Workflow']>, ParentType, ContextType>;
 }>;
 
 export type CustomerResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Customer'] = ResolversParentTypes['Customer']> = ResolversObject<{
@@ -277,9 +394,23 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
   name: 'DateTime';
 }
 
+export type MutationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = ResolversObject<{
+  createReturnAuthorization?: Resolver<ResolversTypes['CreateReturnAuthorizationPayload'], ParentType, ContextType, RequireFields<MutationCreateReturnAuthorizationArgs, 'input'>>;
+}>;
+
 export type QueryResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = ResolversObject<{
   workflow?: Resolver<Maybe<ResolversTypes['Workflow']>, ParentType, ContextType, RequireFields<QueryWorkflowArgs, 'id'>>;
   workflows?: Resolver<ResolversTypes['WorkflowConnection'], ParentType, ContextType, RequireFields<QueryWorkflowsArgs, 'first'>>;
+}>;
+
+export type ReturnAuthorizationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ReturnAuthorization'] = ResolversParentTypes['ReturnAuthorization']> = ResolversObject<{
+  number?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+}>;
+
+export type ReturnAuthorizationErrorResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ReturnAuthorizationError'] = ResolversParentTypes['ReturnAuthorizationError']> = ResolversObject<{
+  code?: Resolver<ResolversTypes['ReturnAuthorizationErrorCode'], ParentType, ContextType>;
+  line?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 
 export type WorkflowResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Workflow'] = ResolversParentTypes['Workflow'], FederationReferenceType extends FederationReferenceTypes['Workflow'] = FederationReferenceTypes['Workflow']> = ResolversObject<{
@@ -328,9 +459,13 @@ export type WorkflowStepResolvers<ContextType = Context, ParentType extends Reso
 }>;
 
 export type Resolvers<ContextType = Context> = ResolversObject<{
+  CreateReturnAuthorizationPayload?: CreateReturnAuthorizationPayloadResolvers<ContextType>;
   Customer?: CustomerResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
+  Mutation?: MutationResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  ReturnAuthorization?: ReturnAuthorizationResolvers<ContextType>;
+  ReturnAuthorizationError?: ReturnAuthorizationErrorResolvers<ContextType>;
   Workflow?: WorkflowResolvers<ContextType>;
   WorkflowConnection?: WorkflowConnectionResolvers<ContextType>;
   WorkflowEvent?: WorkflowEventResolvers<ContextType>;

@@ -6,6 +6,11 @@ export interface CustomerRefModel {
   id: string;
 }
 
+/** A return order the process service knows only by its number; the ERP resolves the rest. */
+export interface ReturnAuthorizationRefModel {
+  number: string;
+}
+
 const iso = (ms: number) => new Date(ms).toISOString();
 const phaseOf = (phase: WorkflowInstance['phase']): WorkflowPhase => (phase === 'forward' ? 'FORWARD' : 'COMPENSATING');
 

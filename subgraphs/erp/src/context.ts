@@ -5,16 +5,16 @@ import { baseContext, type BaseContext } from '../../../platform/subgraph-contex
 import type { Clock } from '../../../platform/time.ts';
 import type { ErpConnector } from './connectors/types.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
-import type { ReturnsProcess } from './returns/process.ts';
+import type { ReturnOrders } from './returns/orders.ts';
 
 /** What every erp resolver gets: one instance per request. */
 export interface Context extends BaseContext {
   readonly loaders: Loaders;
-  /** The return authorization process (mutations only; absent where a suite tests reads). */
-  readonly returns: ReturnsProcess | null;
+  /** Return orders: checked on ERP facts and created (mutations only; absent where a suite tests reads). */
+  readonly returns: ReturnOrders | null;
 }
 
-export function createContextFactory(deps: { connector: ErpConnector; logger: Logger; clock: Clock; returns?: ReturnsProcess }) {
+export function createContextFactory(deps: { connector: ErpConnector; logger: Logger; clock: Clock; returns?: ReturnOrders }) {
   return async (_req: unknown, scope: RequestScope, identity: Identity): Promise<Context> => ({
     ...baseContext(deps, scope, identity),
     loaders: createLoaders(deps.connector),

@@ -50,10 +50,11 @@ export const ERP_POLICY: PolicyTable = {
   'Invoice.balance': [...AGENTS, 'finance', OWN],
   'Invoice.paidDate': ['finance', OWN],
 
-  // Returns: agents authorize them (up to a limit, leads any) and see them on their cases.
-  'Mutation.createReturnAuthorization': [...AGENTS],
-  'CreateReturnAuthorizationPayload.*': [...AGENTS],
-  'ReturnAuthorizationError.*': [...AGENTS],
+  // Returns: agents see them on their cases. The process layer authorizes them: it alone, as
+  // the integration identity, creates return orders.
+  'Mutation.createReturnOrder': ['integration'],
+  'CreateReturnOrderPayload.*': ['integration'],
+  'ReturnOrderError.*': ['integration'],
   'ReturnAuthorization.*': [...AGENTS],
   'ReturnAuthorizationLine.*': [...AGENTS],
   'Case.id': [...AGENTS],

@@ -50,22 +50,27 @@ export type Case = {
   returnAuthorizations: Maybe<Array<ReturnAuthorization>>;
 };
 
-export type CreateReturnAuthorizationInput = {
+export type CreateReturnOrderInput = {
+  /** What the approver may still authorize on the case; null when the approver has no limit. */
+  approval?: InputMaybe<ReturnApprovalInput>;
   /** The support case the return resolves. */
   caseId: Scalars['ID']['input'];
-  /** Chosen by the caller, scoped to it: the same key with the same input returns the first result. */
-  idempotencyKey: Scalars['String']['input'];
+  /** The customer whose units and order lines are returned. */
+  customerId: Scalars['ID']['input'];
   lines: Array<ReturnLineInput>;
-  note?: InputMaybe<Scalars['String']['input']>;
+  /** The caller's key for this order: the same reference finds the order made before (1 to 128 characters). */
+  reference: Scalars['ID']['input'];
   resolution: ReturnResolution;
 };
 
-export type CreateReturnAuthorizationPayload = {
-  __typename?: 'CreateReturnAuthorizationPayload';
-  /** Why no return was authorized; empty on success. */
-  errors: Array<ReturnAuthorizationError>;
-  /** The return authorization, when one was created (or had been, for this idempotency key). */
+export type CreateReturnOrderPayload = {
+  __typename?: 'CreateReturnOrderPayload';
+  /** Why no return order was created; empty on success. */
+  errors: Array<ReturnOrderError>;
+  /** The return order, when one was created (or had been, for this reference). */
   returnAuthorization: Maybe<ReturnAuthorization>;
+  /** What the order is worth (also when it was refused for its value). */
+  total: Maybe<Money>;
 };
 
 export type Customer = {
@@ -121,18 +126,16 @@ export type Money = {
 export type Mutation = {
   __typename?: 'Mutation';
   /**
-   * Authorizes a return in the ERP from a support case: validated against ERP facts, created
-   * once per idempotency key however often it is sent. The case then gets an internal note with
-   * the RMA number and moves to pending, and the customer's CRM account gets an activity; those
-   * two follow through a durable outbox, so an outage of the desk or the CRM never fails or
-   * repeats the RMA. Business rule failures come back in `errors`, not as GraphQL errors.
+   * Concord's own processes only (the integration identity): creates a return order for a case of
+   * the customer, after checking every line against ERP facts, once per reference however often it
+   * is sent. Business rule failures come back in `errors`, not as GraphQL errors.
    */
-  createReturnAuthorization: CreateReturnAuthorizationPayload;
+  createReturnOrder: CreateReturnOrderPayload;
 };
 
 
-export type MutationCreateReturnAuthorizationArgs = {
-  input: CreateReturnAuthorizationInput;
+export type MutationCreateReturnOrderArgs = {
+  input: CreateReturnOrderInput;
 };
 
 export type Order = {
@@ -227,6 +230,14 @@ export type QueryShipmentArgs = {
   id: Scalars['ID']['input'];
 };
 
+export type ReturnApprovalInput = {
+  /** What the approver authorized on this case within the window before. */
+  authorizedBefore: Scalars['Decimal']['input'];
+  /** The most one approver may authorize on one case within the window. */
+  limit: Scalars['Decimal']['input'];
+  windowHours: Scalars['Int']['input'];
+};
+
 /** A return order in the ERP (an extension of the standard API), created from a support case. */
 export type ReturnAuthorization = {
   __typename?: 'ReturnAuthorization';
@@ -243,31 +254,6 @@ export type ReturnAuthorization = {
   total: Money;
 };
 
-/** A business rule the return does not meet, with a message an agent can act on. */
-export type ReturnAuthorizationError = {
-  __typename?: 'ReturnAuthorizationError';
-  code: ReturnAuthorizationErrorCode;
-  /** Index of the input line the error is about, if any. */
-  line: Maybe<Scalars['Int']['output']>;
-  message: Scalars['String']['output'];
-};
-
-export type ReturnAuthorizationErrorCode =
-  | 'CASE_CLOSED'
-  | 'CASE_HAS_NO_CUSTOMER'
-  | 'CASE_NOT_FOUND'
-  | 'EXCEEDS_APPROVAL_LIMIT'
-  | 'IDEMPOTENCY_KEY_REUSED'
-  | 'INVALID_LINE'
-  | 'INVOICE_NOT_PAID'
-  | 'NOT_CUSTOMERS_ASSET'
-  | 'NOT_CUSTOMERS_ORDER'
-  | 'NOT_SHIPPED'
-  | 'QUANTITY_EXCEEDS_SHIPPED'
-  | 'UNKNOWN_ASSET'
-  | 'UNKNOWN_ORDER_LINE'
-  | 'WARRANTY_EXPIRED';
-
 export type ReturnAuthorizationLine = {
   __typename?: 'ReturnAuthorizationLine';
   order: Maybe<Order>;
@@ -283,13 +269,33 @@ export type ReturnAuthorizationStatus =
   | 'CLOSED'
   | 'RECEIVED';
 
-/** One thing to return: a serialized unit, or a quantity of an order line (exactly one of them). */
 export type ReturnLineInput = {
   orderLine?: InputMaybe<OrderLineInput>;
   quantity: Scalars['Int']['input'];
   reason: ReturnReason;
   serialNumber?: InputMaybe<Scalars['ID']['input']>;
 };
+
+/** A rule of the ERP's facts the return does not meet, with a message an agent can act on. */
+export type ReturnOrderError = {
+  __typename?: 'ReturnOrderError';
+  code: ReturnOrderErrorCode;
+  /** Index of the input line the error is about, if any. */
+  line: Maybe<Scalars['Int']['output']>;
+  message: Scalars['String']['output'];
+};
+
+export type ReturnOrderErrorCode =
+  | 'EXCEEDS_APPROVAL_LIMIT'
+  | 'INVALID_LINE'
+  | 'INVOICE_NOT_PAID'
+  | 'NOT_CUSTOMERS_ASSET'
+  | 'NOT_CUSTOMERS_ORDER'
+  | 'NOT_SHIPPED'
+  | 'QUANTITY_EXCEEDS_SHIPPED'
+  | 'UNKNOWN_ASSET'
+  | 'UNKNOWN_ORDER_LINE'
+  | 'WARRANTY_EXPIRED';
 
 export type ReturnReason =
   | 'DAMAGED_IN_TRANSIT'
@@ -478,8 +484,8 @@ export type ResolversTypes = ResolversObject<{
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   Case: ResolverTypeWrapper<CaseRefModel>;
-  CreateReturnAuthorizationInput: CreateReturnAuthorizationInput;
-  CreateReturnAuthorizationPayload: ResolverTypeWrapper<Omit<CreateReturnAuthorizationPayload, 'returnAuthorization'> & { returnAuthorization?: Maybe<ResolversTypes['ReturnAuthorization']> }>;
+  CreateReturnOrderInput: CreateReturnOrderInput;
+  CreateReturnOrderPayload: ResolverTypeWrapper<Omit<CreateReturnOrderPayload, 'returnAuthorization'> & { returnAuthorization?: Maybe<ResolversTypes['ReturnAuthorization']> }>;
   Customer: ResolverTypeWrapper<CustomerRefModel>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   Date: ResolverTypeWrapper<Scalars['Date']['output']>;
@@ -496,12 +502,13 @@ export type ResolversTypes = ResolversObject<{
   OrderStatus: OrderStatus;
   Product: ResolverTypeWrapper<ProductRecordModel>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  ReturnApprovalInput: ReturnApprovalInput;
   ReturnAuthorization: ResolverTypeWrapper<ReturnOrderRecordModel>;
-  ReturnAuthorizationError: ResolverTypeWrapper<ReturnAuthorizationError>;
-  ReturnAuthorizationErrorCode: ReturnAuthorizationErrorCode;
   ReturnAuthorizationLine: ResolverTypeWrapper<ReturnLineRecordModel>;
   ReturnAuthorizationStatus: ReturnAuthorizationStatus;
   ReturnLineInput: ReturnLineInput;
+  ReturnOrderError: ResolverTypeWrapper<ReturnOrderError>;
+  ReturnOrderErrorCode: ReturnOrderErrorCode;
   ReturnReason: ReturnReason;
   ReturnResolution: ReturnResolution;
   Shipment: ResolverTypeWrapper<ShipmentRecordModel>;
@@ -520,8 +527,8 @@ export type ResolversParentTypes = ResolversObject<{
   Boolean: Scalars['Boolean']['output'];
   String: Scalars['String']['output'];
   Case: CaseRefModel;
-  CreateReturnAuthorizationInput: CreateReturnAuthorizationInput;
-  CreateReturnAuthorizationPayload: Omit<CreateReturnAuthorizationPayload, 'returnAuthorization'> & { returnAuthorization?: Maybe<ResolversParentTypes['ReturnAuthorization']> };
+  CreateReturnOrderInput: CreateReturnOrderInput;
+  CreateReturnOrderPayload: Omit<CreateReturnOrderPayload, 'returnAuthorization'> & { returnAuthorization?: Maybe<ResolversParentTypes['ReturnAuthorization']> };
   Customer: CustomerRefModel;
   Int: Scalars['Int']['output'];
   Date: Scalars['Date']['output'];
@@ -536,10 +543,11 @@ export type ResolversParentTypes = ResolversObject<{
   OrderLineInput: OrderLineInput;
   Product: ProductRecordModel;
   Query: Record<PropertyKey, never>;
+  ReturnApprovalInput: ReturnApprovalInput;
   ReturnAuthorization: ReturnOrderRecordModel;
-  ReturnAuthorizationError: ReturnAuthorizationError;
   ReturnAuthorizationLine: ReturnLineRecordModel;
   ReturnLineInput: ReturnLineInput;
+  ReturnOrderError: ReturnOrderError;
   Shipment: ShipmentRecordModel;
   ShipmentLine: ShipmentLineRecordModel;
   Warranty: AssetRecordModel;
@@ -569,9 +577,10 @@ export type CaseResolvers<ContextType = Context, ParentType extends ResolversPar
   returnAuthorizations?: Resolver<Maybe<Array<ResolversTypes['ReturnAuthorization']>>, ParentType, ContextType>;
 }>;
 
-export type CreateReturnAuthorizationPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['CreateReturnAuthorizationPayload'] = ResolversParentTypes['CreateReturnAuthorizationPayload']> = ResolversObject<{
-  errors?: Resolver<Array<ResolversTypes['ReturnAuthorizationError']>, ParentType, ContextType>;
+export type CreateReturnOrderPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['CreateReturnOrderPayload'] = ResolversParentTypes['CreateReturnOrderPayload']> = ResolversObject<{
+  errors?: Resolver<Array<ResolversTypes['ReturnOrderError']>, ParentType, ContextType>;
   returnAuthorization?: Resolver<Maybe<ResolversTypes['ReturnAuthorization']>, ParentType, ContextType>;
+  total?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
 }>;
 
 export type CustomerResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Customer'] = ResolversParentTypes['Customer'], FederationReferenceType extends FederationReferenceTypes['Customer'] = FederationReferenceTypes['Customer']> = ResolversObject<{
@@ -614,7 +623,7 @@ export type MoneyResolvers<ContextType = Context, ParentType extends ResolversPa
 }>;
 
 export type MutationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = ResolversObject<{
-  createReturnAuthorization?: Resolver<ResolversTypes['CreateReturnAuthorizationPayload'], ParentType, ContextType, RequireFields<MutationCreateReturnAuthorizationArgs, 'input'>>;
+  createReturnOrder?: Resolver<ResolversTypes['CreateReturnOrderPayload'], ParentType, ContextType, RequireFields<MutationCreateReturnOrderArgs, 'input'>>;
 }>;
 
 export type OrderResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Order'] = ResolversParentTypes['Order'], FederationReferenceType extends FederationReferenceTypes['Order'] = FederationReferenceTypes['Order']> = ResolversObject<{
@@ -672,12 +681,6 @@ export type ReturnAuthorizationResolvers<ContextType = Context, ParentType exten
   total?: Resolver<ResolversTypes['Money'], ParentType, ContextType>;
 }>;
 
-export type ReturnAuthorizationErrorResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ReturnAuthorizationError'] = ResolversParentTypes['ReturnAuthorizationError']> = ResolversObject<{
-  code?: Resolver<ResolversTypes['ReturnAuthorizationErrorCode'], ParentType, ContextType>;
-  line?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
-  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
-}>;
-
 export type ReturnAuthorizationLineResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ReturnAuthorizationLine'] = ResolversParentTypes['ReturnAuthorizationLine']> = ResolversObject<{
   order?: Resolver<Maybe<ResolversTypes['Order']>, ParentType, ContextType>;
   product?: Resolver<Maybe<ResolversTypes['Product']>, ParentType, ContextType>;
@@ -685,6 +688,12 @@ export type ReturnAuthorizationLineResolvers<ContextType = Context, ParentType e
   reason?: Resolver<ResolversTypes['ReturnReason'], ParentType, ContextType>;
   sequence?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   serialNumber?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+}>;
+
+export type ReturnOrderErrorResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ReturnOrderError'] = ResolversParentTypes['ReturnOrderError']> = ResolversObject<{
+  code?: Resolver<ResolversTypes['ReturnOrderErrorCode'], ParentType, ContextType>;
+  line?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 
 export type ShipmentResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Shipment'] = ResolversParentTypes['Shipment'], FederationReferenceType extends FederationReferenceTypes['Shipment'] = FederationReferenceTypes['Shipment']> = ResolversObject<{
@@ -718,7 +727,7 @@ export type Resolvers<ContextType = Context> = ResolversObject<{
   Asset?: AssetResolvers<ContextType>;
   BillingProfile?: BillingProfileResolvers<ContextType>;
   Case?: CaseResolvers<ContextType>;
-  CreateReturnAuthorizationPayload?: CreateReturnAuthorizationPayloadResolvers<ContextType>;
+  CreateReturnOrderPayload?: CreateReturnOrderPayloadResolvers<ContextType>;
   Customer?: CustomerResolvers<ContextType>;
   Date?: GraphQLScalarType;
   DateTime?: GraphQLScalarType;
@@ -731,8 +740,8 @@ export type Resolvers<ContextType = Context> = ResolversObject<{
   Product?: ProductResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
   ReturnAuthorization?: ReturnAuthorizationResolvers<ContextType>;
-  ReturnAuthorizationError?: ReturnAuthorizationErrorResolvers<ContextType>;
   ReturnAuthorizationLine?: ReturnAuthorizationLineResolvers<ContextType>;
+  ReturnOrderError?: ReturnOrderErrorResolvers<ContextType>;
   Shipment?: ShipmentResolvers<ContextType>;
   ShipmentLine?: ShipmentLineResolvers<ContextType>;
   Warranty?: WarrantyResolvers<ContextType>;

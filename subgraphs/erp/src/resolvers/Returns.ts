@@ -1,3 +1,4 @@
+import { badUserInput } from '../../../../platform/errors.ts';
 import { requireId } from '../../../../platform/validate.ts';
 import type {
   CaseResolvers,
@@ -8,25 +9,24 @@ import type {
 import { returnValue } from '../returns/validate.ts';
 
 export const Mutation: MutationResolvers = {
-  async createReturnAuthorization(_root, { input }, { returns, identity, correlationId }) {
-    if (!returns) throw new Error('the return process is not running in this ERP subgraph');
-    const outcome = await returns.create(
-      {
-        caseId: requireId('input.caseId', input.caseId),
-        lines: input.lines.map((line) => ({
-          serialNumber: line.serialNumber ?? null,
-          orderLine: line.orderLine ?? null,
-          quantity: line.quantity,
-          reason: line.reason,
-        })),
-        resolution: input.resolution,
-        idempotencyKey: input.idempotencyKey,
-        note: input.note ?? null,
-      },
-      identity,
-      correlationId,
-    );
-    return { returnAuthorization: outcome.returnOrder, errors: outcome.errors };
+  async createReturnOrder(_root, { input }, { returns }) {
+    if (!returns) throw new Error('return orders are not written by this ERP subgraph');
+    if (input.reference.trim() === '') throw badUserInput('input.reference', 'must be 1 to 128 characters');
+    if (input.approval && !(input.approval.windowHours > 0)) throw badUserInput('input.approval.windowHours', 'must be above 0');
+    const outcome = await returns.create({
+      reference: input.reference,
+      caseId: requireId('input.caseId', input.caseId),
+      customerId: requireId('input.customerId', input.customerId),
+      resolution: input.resolution,
+      lines: input.lines.map((line) => ({
+        serialNumber: line.serialNumber ?? null,
+        orderLine: line.orderLine ?? null,
+        quantity: line.quantity,
+        reason: line.reason,
+      })),
+      approval: input.approval ?? null,
+    });
+    return { returnAuthorization: outcome.returnOrder, errors: outcome.errors, total: outcome.total };
   },
 };
 

@@ -1,11 +1,7 @@
-import type { Identity } from '../../../../platform/identity.ts';
 import { toDecimal } from '../../../../platform/sql.ts';
 import type { ErpConnector, NewReturnLine, OrderLineRecord, ReturnReason, ReturnResolution } from '../connectors/types.ts';
 
 export type ReturnErrorCode =
-  | 'CASE_NOT_FOUND'
-  | 'CASE_CLOSED'
-  | 'CASE_HAS_NO_CUSTOMER'
   | 'INVALID_LINE'
   | 'UNKNOWN_ASSET'
   | 'UNKNOWN_ORDER_LINE'
@@ -15,8 +11,7 @@ export type ReturnErrorCode =
   | 'QUANTITY_EXCEEDS_SHIPPED'
   | 'WARRANTY_EXPIRED'
   | 'INVOICE_NOT_PAID'
-  | 'EXCEEDS_APPROVAL_LIMIT'
-  | 'IDEMPOTENCY_KEY_REUSED';
+  | 'EXCEEDS_APPROVAL_LIMIT';
 
 /** A business rule the return breaks: a code, a message an agent can act on, the input line. */
 export interface ReturnError {
@@ -32,48 +27,35 @@ export interface ReturnLineInput {
   reason: ReturnReason;
 }
 
-/** What the desk says of the case (read through the graph). */
-export interface CaseFacts {
-  id: string;
-  status: string;
-  customerId: string | null;
+/** How much more the approver may authorize on the case (decimal amounts), and over which window. */
+export interface ApprovalRoom {
+  limit: string;
+  authorizedBefore: string;
+  windowHours: number;
 }
-
-const CLOSED = new Set(['SOLVED', 'CLOSED']);
 const WARRANTY_RESOLUTIONS = new Set<ReturnResolution>(['REPLACE', 'REPAIR']);
 
 /**
- * Checks a return against ERP facts before anything is written: the case is open and has a
- * customer; every line is that customer's, was shipped and is not returned beyond what was
- * shipped; REPLACE and REPAIR are under warranty on `today`; REFUND has a paid (or credited)
- * invoice; an agent stays within its approval limit. Returns every error found, or the lines
- * to create with their prices and the total.
+ * Checks a return against ERP facts before anything is written: every line is the customer's,
+ * was shipped and is not returned beyond what was shipped; REPLACE and REPAIR are under warranty
+ * on `today`; REFUND has a paid (or credited) invoice; the approver stays within its room.
+ * Returns every error found, or the lines to create with their prices and the total.
  */
 export async function validateReturn(
-  request: { lines: ReturnLineInput[]; resolution: ReturnResolution },
-  caseFacts: CaseFacts | null,
-  identity: Identity,
-  context: {
-    erp: ErpConnector;
-    today: string;
-    agentLimit: number;
-    /** What this caller already authorized on this case within the approval window, in cents. */
-    authorizedBefore?: { cents: number; windowHours: number };
-  },
-): Promise<{ errors: ReturnError[]; lines: NewReturnLine[]; total: string; currency: string }> {
+  request: { customerId: string; lines: ReturnLineInput[]; resolution: ReturnResolution; approval: ApprovalRoom | null },
+  context: { erp: ErpConnector; today: string },
+): Promise<{
+  errors: ReturnError[];
+  lines: NewReturnLine[];
+  total: string;
+  currency: string;
+  /** What the lines asked are worth, when they were valued (also when refused for their value). */
+  valued: { amount: string; currency: string } | null;
+}> {
   const errors: ReturnError[] = [];
   const fail = (code: ReturnErrorCode, message: string, line: number | null = null) => errors.push({ code, message, line });
-  const empty = { errors, lines: [], total: '0.00', currency: 'USD' };
-
-  if (!caseFacts) return (fail('CASE_NOT_FOUND', 'No such case in the support desk.'), empty);
-  if (CLOSED.has(caseFacts.status)) {
-    return (
-      fail('CASE_CLOSED', `Case ${caseFacts.id} is ${caseFacts.status.toLowerCase()}; reopen it before authorizing a return.`),
-      empty
-    );
-  }
-  const customerId = caseFacts.customerId;
-  if (!customerId) return (fail('CASE_HAS_NO_CUSTOMER', `Case ${caseFacts.id} has no customer; link the organization first.`), empty);
+  const empty = { errors, lines: [], total: '0.00', currency: 'USD', valued: null };
+  const customerId = request.customerId;
   if (request.lines.length === 0) return (fail('INVALID_LINE', 'A return needs at least one line.'), empty);
 
   request.lines.forEach((line, i) => {
@@ -198,19 +180,18 @@ export async function validateReturn(
     });
   });
   const { cents, amount: total } = returnValue(lines);
-  const unlimited = identity.roles.some((role) => role === 'support_lead' || role === 'integration');
-  const before = context.authorizedBefore?.cents ?? 0;
-  if (!errors.length && !unlimited && before + cents > Math.round(context.agentLimit * 100)) {
+  const approval = request.approval;
+  const before = approval ? Math.round(Number(approval.authorizedBefore) * 100) : 0;
+  if (!errors.length && approval && before + cents > Math.round(Number(approval.limit) * 100)) {
     fail(
       'EXCEEDS_APPROVAL_LIMIT',
       `The return is worth ${total}` +
-        (before > 0
-          ? ` and you authorized ${toDecimal(before / 100)} on this case in the last ${context.authorizedBefore!.windowHours} h`
-          : '') +
-        `; an agent may authorize up to ${toDecimal(context.agentLimit)} per case. Ask a support lead.`,
+        (before > 0 ? ` and you authorized ${toDecimal(before / 100)} on this case in the last ${approval.windowHours} h` : '') +
+        `; an agent may authorize up to ${toDecimal(Number(approval.limit))} per case. Ask a support lead.`,
     );
   }
-  return { errors, lines: errors.length ? [] : lines, total, currency: currency ?? 'USD' };
+  const valued = errors.every((error) => error.code === 'EXCEEDS_APPROVAL_LIMIT') ? { amount: total, currency: currency ?? 'USD' } : null;
+  return { errors, lines: errors.length ? [] : lines, total, currency: currency ?? 'USD', valued };
 }
 
 /** The value of return lines at their prices: cents (exact) and the decimal amount. */

@@ -1,0 +1,28 @@
+import { requireId } from '../../../platform/validate.ts';
+import type { MutationResolvers, ReturnAuthorizationErrorCode } from '../__generated__/resolvers-types.ts';
+
+export const Mutation: MutationResolvers = {
+  async createReturnAuthorization(_root, { input }, { returns, details, identity, correlationId }) {
+    const outcome = await returns.create(
+      {
+        caseId: requireId('input.caseId', input.caseId),
+        lines: input.lines.map((line) => ({
+          serialNumber: line.serialNumber ?? null,
+          orderLine: line.orderLine ?? null,
+          quantity: line.quantity,
+          reason: line.reason,
+        })),
+        resolution: input.resolution,
+        idempotencyKey: input.idempotencyKey,
+        note: input.note ?? null,
+      },
+      identity,
+      correlationId,
+    );
+    return {
+      returnAuthorization: outcome.returnNumber ? { number: outcome.returnNumber } : null,
+      errors: outcome.errors.map((error) => ({ ...error, code: error.code as ReturnAuthorizationErrorCode })),
+      workflow: outcome.workflowId ? await details.load(outcome.workflowId) : null,
+    };
+  },
+};

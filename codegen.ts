@@ -39,6 +39,9 @@ const config: CodegenConfig = {
       Contract: port('ContractRecord'),
       Address: port('AddressRecord'),
       CustomerActivity: port('ActivityRecord'),
+      Opportunity: port('OpportunityRecord'),
+      OpportunityLine: port('OpportunityLineRecord'),
+      Order: '../resolvers/Opportunity.ts#OrderRefModel',
     }),
     ...subgraph('subgraphs/erp', {
       Customer: port('CustomerRef'),
@@ -66,6 +69,7 @@ const config: CodegenConfig = {
       Order: port('OrderRef'),
       Asset: port('AssetRef'),
       Contract: port('ContractRef'),
+      InstalledProduct: port('InstalledProductRecord'),
     }),
     ...subgraph('processes', {
       Workflow: '../../../platform/workflow/engine.ts#WorkflowInstance',
@@ -73,6 +77,7 @@ const config: CodegenConfig = {
       WorkflowConnection: '../resolvers/Query.ts#WorkflowConnectionModel',
       Customer: '../resolvers/Workflow.ts#CustomerRefModel',
       ReturnAuthorization: '../resolvers/Workflow.ts#ReturnAuthorizationRefModel',
+      Order: '../resolvers/Workflow.ts#OrderRefModel',
     }),
   },
 };

@@ -13,12 +13,21 @@ export enum ErrorCode {
   /** A system's answer was larger than the gateway reads (SUBGRAPH_MAX_RESPONSE_MB): ask for less. */
   ResponseTooLarge = 'RESPONSE_TOO_LARGE',
   InternalServerError = 'INTERNAL_SERVER_ERROR',
+  /** A system refused a write by its own rules (a validation rule, a locked record): sending it again changes nothing. */
+  RefusedBySystem = 'REFUSED_BY_SYSTEM',
 }
 
 /** A bad argument: the message names it and says what is accepted. */
 export function badUserInput(argument: string, message: string): GraphQLError {
   return new GraphQLError(`Argument "${argument}" ${message}`, {
     extensions: { code: ErrorCode.BadUserInput, argumentName: argument },
+  });
+}
+
+/** A write the system refused by its own rules, naming the system and its reason. */
+export function refusedBySystem(system: string, reason: string, message: string): GraphQLError {
+  return new GraphQLError(`The ${system} refused the change (${reason}): ${message}`, {
+    extensions: { code: ErrorCode.RefusedBySystem, system, reason },
   });
 }
 
@@ -44,6 +53,7 @@ export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.Forbidden,
   ErrorCode.SystemUnavailable,
   ErrorCode.ResponseTooLarge,
+  ErrorCode.RefusedBySystem,
   'GRAPHQL_PARSE_FAILED',
   'GRAPHQL_VALIDATION_FAILED',
   'PERSISTED_QUERY_NOT_FOUND',

@@ -28,3 +28,10 @@ export function maxLength(argument: string, value: string | null | undefined, ma
 export function maxItems(argument: string, values: readonly unknown[], max: number): void {
   if (values.length > max) throw badUserInput(argument, `must hold at most ${max} items (got ${values.length})`);
 }
+
+/** An idempotency key: non-blank, at most 128 characters. Returns it trimmed. */
+export function requireKey(argument: string, value: string): string {
+  const trimmed = value.trim();
+  if (trimmed === '' || trimmed.length > 128) throw badUserInput(argument, 'must be 1 to 128 characters');
+  return trimmed;
+}

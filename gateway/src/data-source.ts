@@ -6,7 +6,7 @@ import { ErrorCode } from '../../platform/errors.ts';
 import type { Identity } from '../../platform/identity.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { CORRELATION_HEADER } from '../../platform/request-context.ts';
-import type { EntityCache } from './cache/entity-cache.ts';
+import { readsFresh, type EntityCache } from './cache/entity-cache.ts';
 import type { GatewayContext } from './context.ts';
 
 /** Connections kept per subgraph: more than a gateway process has fetches in flight to one subgraph at once. */
@@ -92,7 +92,7 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     options: GraphQLDataSourceProcessOptions<GatewayContext>,
   ): ReturnType<RemoteGraphQLDataSource<GatewayContext>['process']> {
     const context = options.context as Partial<GatewayContext> | undefined;
-    if (this.cache && context?.identity) {
+    if (this.cache && context?.identity && !readsFresh(context.identity)) {
       return this.cache.process(
         this.serviceName,
         context.identity,

@@ -5,6 +5,7 @@ import type { RequestScope } from '../../platform/request-context.ts';
 import { baseContext, type BaseContext } from '../../platform/subgraph-context.ts';
 import type { Clock } from '../../platform/time.ts';
 import type { WorkflowDetail, WorkflowEngine } from '../../platform/workflow/engine.ts';
+import type { QuoteToOrderRequests } from './workflows/quoteToOrder.ts';
 import type { ReturnRequests } from './workflows/returns.ts';
 
 /** What every processes resolver gets: one instance per request. */
@@ -13,13 +14,21 @@ export interface Context extends BaseContext {
   /** An instance with its steps and history, once per request however many fields ask. */
   readonly details: DataLoader<string, WorkflowDetail | null>;
   readonly returns: ReturnRequests;
+  readonly quoteToOrder: QuoteToOrderRequests;
 }
 
-export function createContextFactory(deps: { engine: WorkflowEngine; returns: ReturnRequests; logger: Logger; clock: Clock }) {
+export function createContextFactory(deps: {
+  engine: WorkflowEngine;
+  returns: ReturnRequests;
+  quoteToOrder: QuoteToOrderRequests;
+  logger: Logger;
+  clock: Clock;
+}) {
   return async (_req: unknown, scope: RequestScope, identity: Identity): Promise<Context> => ({
     ...baseContext(deps, scope, identity),
     engine: deps.engine,
     returns: deps.returns,
+    quoteToOrder: deps.quoteToOrder,
     details: new DataLoader((ids) => Promise.all(ids.map((id) => deps.engine.get(id)))),
   });
 }

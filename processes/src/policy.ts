@@ -3,6 +3,8 @@ import { AGENTS } from '../../platform/identity.ts';
 
 /** Who watches the workflows: support leads (their escalations) and the operators who run them. */
 const WATCHERS = ['support_lead', 'integration_operator'] as const;
+/** Who turns won opportunities into orders. */
+const ORDER_DESK = ['sales_rep', 'finance'] as const;
 
 /**
  * Who sees what of the process service. A field not listed is visible to no one; `integration`
@@ -24,8 +26,15 @@ export const PROCESSES_POLICY: PolicyTable = {
   'CreateReturnAuthorizationPayload.*': [...AGENTS],
   'ReturnAuthorizationError.*': [...AGENTS],
   'ReturnAuthorization.number': [...AGENTS],
-  'Workflow.id': [...WATCHERS, ...AGENTS],
-  'Workflow.state': [...WATCHERS, ...AGENTS],
+  // Quote to order: sales reps and finance's order desk turn won opportunities into orders.
+  'Mutation.convertOpportunityToOrder': [...ORDER_DESK],
+  'ConvertOpportunityToOrderPayload.*': [...ORDER_DESK],
+  'QuoteToOrderError.*': [...ORDER_DESK],
+  'Order.number': [...ORDER_DESK],
+
+  // Who starts a workflow sees its id and state.
+  'Workflow.id': [...WATCHERS, ...AGENTS, ...ORDER_DESK],
+  'Workflow.state': [...WATCHERS, ...AGENTS, ...ORDER_DESK],
 };
 
 /** No portal customer reaches a workflow: nothing is owned. */

@@ -5,9 +5,10 @@ import { ConnectorError } from '../../platform/errors.ts';
 import { createLogger } from '../../platform/logger.ts';
 import { createMetrics } from '../../platform/metrics.ts';
 import { createResilience, DEFAULT_POLICY, type ResiliencePolicy } from '../../platform/resilience.ts';
+import { newSalesforceId } from '../../subgraphs/crm/src/connectors/embedded/ids.ts';
 import { createEmbeddedCrmConnector } from '../../subgraphs/crm/src/connectors/embedded/index.ts';
 import { createSalesforceConnector, SalesforceError, type SalesforceConnector } from '../../subgraphs/crm/src/connectors/salesforce.ts';
-import type { NewActivity } from '../../subgraphs/crm/src/connectors/types.ts';
+import { CrmRefusal, type NewActivity, type OpportunityOrderUpdate } from '../../subgraphs/crm/src/connectors/types.ts';
 import { seededDatabases } from '../helpers/stack.ts';
 import { startSalesforceServer, type LoggedRequest, type SalesforceServer } from '../vendors/salesforce/server.ts';
 
@@ -19,6 +20,7 @@ const customerIds = column('SELECT AccountNumber FROM Account ORDER BY AccountNu
 const accountIds = column('SELECT Id FROM Account ORDER BY Id');
 const contactIds = column('SELECT Id FROM Contact ORDER BY Id');
 const contractNumbers = column('SELECT ContractNumber FROM Contract ORDER BY ContractNumber');
+const opportunity = addOpportunities();
 
 let server: SalesforceServer;
 beforeAll(async () => {
@@ -60,6 +62,20 @@ function inList(request: LoggedRequest): { values: string[]; whereChars: number 
   const list = /IN \((.*)\)$/.exec(where)?.[1] ?? '';
   return { values: list.split(',').map((literal) => literal.slice(1, -1)), whereChars: where.length };
 }
+const tasksWithKey = (key: string) => server.records('Task').filter((task) => task.Concord_Key__c === key);
+const orgOpportunity = (id: string) => server.records('Opportunity').find((record) => record.Id === id);
+const composites = () => server.requests.filter((request) => request.path === '/composite');
+const order = (key: string, opportunityId: string, changes: Partial<OpportunityOrderUpdate> = {}): OpportunityOrderUpdate => ({
+  key,
+  opportunityId,
+  orderNumber: 'SO-2001',
+  orderStatus: 'Open',
+  expectedShipDate: '2026-11-20',
+  subject: 'Order SO-2001 placed',
+  description: 'Booked from the won opportunity',
+  activityDate: '2026-11-01',
+  ...changes,
+});
 const activity = (key: string, customerId = customerIds[3]!): NewActivity => ({
   key,
   customerId,
@@ -131,6 +147,88 @@ describe('Salesforce adapter: the same records as the embedded adapter over the 
     await embedded.logActivity(first);
     expect(await connector.logActivity(again)).toEqual(logged);
     expect(await embedded.logActivity(again)).toMatchObject({ subject: first.subject, activityDate: first.activityDate });
+  });
+
+  it('opportunitiesByIds: the same opportunities, customer number through Account.AccountNumber; unknown, malformed and 15-character ids left out', async () => {
+    const keys = [...opportunity.ids, 'not-an-id', opportunity.open.slice(0, 15), `006${'0'.repeat(15)}`];
+    const found = await connector.opportunitiesByIds(keys);
+    expect(found).toHaveLength(opportunity.ids.length);
+    expect(byId(found)).toEqual(byId(await embedded.opportunitiesByIds(keys)));
+    expect(found.find((record) => record.id === opportunity.open)).toMatchObject({
+      customerId: customerNumberOf(opportunity.accountOf[opportunity.open]!),
+      amount: '12500.50',
+      currency: 'EUR',
+      isClosed: false,
+    });
+    expect(found.find((record) => record.id === opportunity.won)).toMatchObject({ isWon: true, erpOrderNumber: 'SO-1001' });
+    expect(found.find((record) => record.id === opportunity.unassigned)).toMatchObject({ customerId: null, amount: null });
+  });
+
+  it('opportunityLinesByOpportunityIds: the same lines in the same order (by opportunity, SortOrder, then line)', async () => {
+    const keys = [...opportunity.ids, 'not-an-id'];
+    const found = await connector.opportunityLinesByOpportunityIds(keys);
+    expect(found).toEqual(await embedded.opportunityLinesByOpportunityIds(keys));
+    expect(found).toHaveLength(opportunity.lines);
+    expect(found.filter((line) => line.opportunityId === opportunity.open).map((line) => line.sortOrder)).toEqual([1, 1, 2]);
+    expect(await connector.opportunityLinesByOpportunityIds([opportunity.unassigned])).toEqual([]);
+  });
+
+  it('opportunities in a single-currency org (no CurrencyIsoCode field): the same records, every one in USD', async () => {
+    server.faults.hideField('Opportunity', 'CurrencyIsoCode');
+    const singleCurrency = salesforce().connector;
+    const found = await singleCurrency.opportunitiesByIds(opportunity.ids);
+    const reference = (await embedded.opportunitiesByIds(opportunity.ids)).map((record) => ({ ...record, currency: 'USD' }));
+    expect(byId(found)).toEqual(byId(reference));
+    expect(server.requests.map((request) => `${request.method} ${request.path} ${request.status}`)).toEqual([
+      'GET /sobjects/Opportunity/describe 200',
+      'GET /query 200',
+    ]);
+  });
+
+  it('recordOpportunityOrder: the same opportunity as the embedded adapter, its order fields written and one completed Task on it', async () => {
+    const id = opportunity.writes[0]!;
+    const update = order('order-parity-1', id);
+    const written = await connector.recordOpportunityOrder(update);
+    expect(written).toEqual(await embedded.recordOpportunityOrder(update));
+    expect(written).toMatchObject({ id, erpOrderNumber: 'SO-2001', erpOrderStatus: 'Open', expectedShipDate: '2026-11-20' });
+    expect(orgOpportunity(id)).toMatchObject({
+      ERP_Order_Number__c: 'SO-2001',
+      ERP_Order_Status__c: 'Open',
+      Expected_Ship_Date__c: '2026-11-20',
+    });
+    const tasks = tasksWithKey('order-parity-1');
+    expect(tasks).toHaveLength(1);
+    expect(tasks[0]).toMatchObject({
+      WhatId: id,
+      AccountId: opportunity.accountOf[id],
+      Subject: 'Order SO-2001 placed',
+      Description: 'Booked from the won opportunity',
+      ActivityDate: '2026-11-01',
+      Status: 'Completed',
+    });
+  });
+
+  it('recordOpportunityOrder: a used key changes nothing again and returns the opportunity, as the embedded adapter does', async () => {
+    const id = opportunity.writes[1]!;
+    const first = order('order-parity-2', id);
+    const again = { ...first, orderNumber: 'SO-9999', orderStatus: 'Released', subject: 'Something else' };
+    const written = await connector.recordOpportunityOrder(first);
+    expect(await embedded.recordOpportunityOrder(first)).toEqual(written);
+    server.requests.length = 0;
+    expect(await connector.recordOpportunityOrder(again)).toEqual(written);
+    expect(await embedded.recordOpportunityOrder(again)).toEqual(written);
+    expect(tasksWithKey('order-parity-2')).toHaveLength(1);
+    expect(orgOpportunity(id)).toMatchObject({ ERP_Order_Number__c: 'SO-2001', ERP_Order_Status__c: 'Open' });
+    expect(server.requests.every((request) => request.method === 'GET')).toBe(true);
+  });
+
+  it('recordOpportunityOrder: null for an unknown, malformed or 15-character opportunity id, as in the embedded CRM, and nothing written', async () => {
+    for (const id of [`006${'0'.repeat(15)}`, 'not-an-id', opportunity.open.slice(0, 15)]) {
+      expect(await connector.recordOpportunityOrder(order('order-unknown', id))).toBeNull();
+      expect(await embedded.recordOpportunityOrder(order('order-unknown', id))).toBeNull();
+    }
+    expect(tasksWithKey('order-unknown')).toHaveLength(0);
+    expect(composites()).toHaveLength(0);
   });
 
   it('ping: one GET /limits', async () => {
@@ -218,6 +316,37 @@ describe('Salesforce adapter: requests', () => {
         .map((request) => request.status)
         .sort(),
     ).toEqual([201, 400]);
+  });
+
+  it('recordOpportunityOrder: two reads, then one Composite request; a used key costs the two reads only', async () => {
+    const { connector, counted } = salesforce();
+    const update = order('order-once-1', opportunity.writes[2]!);
+    await connector.recordOpportunityOrder(update);
+    expect(server.requests.map((request) => `${request.method} ${request.path} ${request.status}`)).toEqual([
+      'GET /sobjects/Opportunity/describe 200',
+      'GET /query 200',
+      'GET /query 200',
+      'POST /composite 200',
+    ]);
+    expect(await counted()).toBe(4);
+    server.requests.length = 0;
+    await connector.recordOpportunityOrder(update);
+    expect(server.requests.map((request) => `${request.method} ${request.path}`)).toEqual(['GET /query', 'GET /query']);
+    expect(tasksWithKey('order-once-1')).toHaveLength(1);
+  });
+
+  it('recordOpportunityOrder racing itself with one key: one Task, and the loser’s update rolled back with its Task', async () => {
+    const { connector } = salesforce();
+    const id = opportunity.writes[3]!;
+    const update = order('order-race-1', id);
+    const [a, b] = await Promise.all([
+      connector.recordOpportunityOrder(update),
+      connector.recordOpportunityOrder({ ...update, orderNumber: 'SO-2002' }),
+    ]);
+    expect(composites()).toHaveLength(2);
+    expect(a).toEqual(b);
+    expect(tasksWithKey('order-race-1')).toHaveLength(1);
+    expect(orgOpportunity(id)?.ERP_Order_Number__c).toBe(a?.erpOrderNumber);
   });
 });
 
@@ -331,6 +460,49 @@ describe('Salesforce adapter: failures', () => {
     expect(server.requests.length).toBeGreaterThan(6);
     expect(await counted()).toBe(server.requests.length);
   });
+
+  it('a validation rule refusing the opportunity update: a CrmRefusal with its code and message, nothing written, not retried', async () => {
+    const { connector } = salesforce();
+    server.faults.addValidationRule('Opportunity', {
+      message: 'A lost opportunity takes no order',
+      field: 'ERP_Order_Number__c',
+      when: (record) => record.IsClosed === true && record.IsWon === false,
+    });
+    const update = order('order-refused-1', opportunity.lost);
+    const refusal = await connector.recordOpportunityOrder(update).catch((error: unknown) => error);
+    expect(refusal).toBeInstanceOf(CrmRefusal);
+    expect(refusal).toMatchObject({ code: 'FIELD_CUSTOM_VALIDATION_EXCEPTION', message: 'A lost opportunity takes no order' });
+    expect(composites()).toHaveLength(1);
+    expect(tasksWithKey('order-refused-1')).toHaveLength(0);
+    expect(orgOpportunity(opportunity.lost)).toMatchObject({ ERP_Order_Number__c: null, ERP_Order_Status__c: null });
+
+    // The refused call used nothing up: without the rule, the same key records the order.
+    server.reset();
+    expect(await connector.recordOpportunityOrder(update)).toMatchObject({ erpOrderNumber: 'SO-2001', isClosed: true });
+    expect(tasksWithKey('order-refused-1')).toHaveLength(1);
+  });
+
+  it('recordOpportunityOrder retries a 503 on the Composite request: the order written once, one Task', async () => {
+    const { connector, counted } = salesforce();
+    server.faults.failNext('unavailable', 2, '/composite');
+    const id = opportunity.writes[4]!;
+    expect(await connector.recordOpportunityOrder(order('order-503-1', id))).toMatchObject({ id, erpOrderNumber: 'SO-2001' });
+    expect(composites().map((request) => request.status)).toEqual([503, 503, 200]);
+    expect(tasksWithKey('order-503-1')).toHaveLength(1);
+    expect(await counted()).toBe(server.requests.length);
+  });
+
+  it('recordOpportunityOrder with Salesforce down through every try: a ConnectorError naming the crm, nothing written', async () => {
+    const { connector } = salesforce();
+    server.faults.failNext('unavailable', 10, '/composite');
+    const id = opportunity.writes[5]!;
+    const failure = await connector.recordOpportunityOrder(order('order-503-2', id)).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ConnectorError);
+    expect((failure as ConnectorError).system).toBe('crm');
+    expect(composites()).toHaveLength(DEFAULT_POLICY.retries + 1);
+    expect(tasksWithKey('order-503-2')).toHaveLength(0);
+    expect(orgOpportunity(id)).toMatchObject({ ERP_Order_Number__c: null });
+  });
 });
 
 describe('the Salesforce stand-in answers as Salesforce does', () => {
@@ -385,7 +557,129 @@ describe('the Salesforce stand-in answers as Salesforce does', () => {
     expect(updated).toMatchObject({ id: (created as { id: string }).id, success: true, created: false });
     expect(statuses().slice(-2)).toEqual([201, 200]);
   });
+
+  it('runs a Composite request all or none: a failing subrequest rolls back the others, which answer 400 PROCESSING_HALTED', async () => {
+    const base = '/services/data/v59.0';
+    const composite = async (allOrNone: boolean) => {
+      const response = await fetch(`${server.instanceUrl}${base}/composite`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${server.accessToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          allOrNone,
+          compositeRequest: [
+            {
+              method: 'PATCH',
+              url: `${base}/sobjects/Task/Concord_Key__c/composite-1`,
+              referenceId: 'task',
+              body: { WhatId: opportunity.open, Subject: 'Call' },
+            },
+            {
+              method: 'GET',
+              url: `${base}/query?q=${encodeURIComponent("SELECT Id, Account.AccountNumber FROM Task WHERE Id = '")}@{task.id}'`,
+              referenceId: 'read',
+            },
+            { method: 'PATCH', url: `${base}/sobjects/Opportunity/${opportunity.open}`, referenceId: 'bad', body: { NoSuch__c: 'x' } },
+          ],
+        }),
+      });
+      expect(response.status).toBe(200);
+      return ((await response.json()) as { compositeResponse: { body: unknown; httpStatusCode: number; referenceId: string }[] })
+        .compositeResponse;
+    };
+    const errorCode = (body: unknown) => (body as { errorCode: string }[])[0]?.errorCode;
+
+    const atomic = await composite(true);
+    expect(atomic.map((result) => [result.referenceId, result.httpStatusCode, errorCode(result.body)])).toEqual([
+      ['task', 400, 'PROCESSING_HALTED'],
+      ['read', 400, 'PROCESSING_HALTED'],
+      ['bad', 400, 'INVALID_FIELD'],
+    ]);
+    expect(tasksWithKey('composite-1')).toHaveLength(0);
+
+    const partial = await composite(false);
+    expect(partial.map((result) => result.httpStatusCode)).toEqual([201, 200, 400]);
+    // Upserted by external id; its AccountId is the opportunity's account's.
+    expect((partial[1]!.body as { records: { Account: { AccountNumber: string } }[] }).records).toEqual([
+      expect.objectContaining({
+        Account: expect.objectContaining({ AccountNumber: customerNumberOf(opportunity.accountOf[opportunity.open]!) }),
+      }),
+    ]);
+    expect(tasksWithKey('composite-1')).toHaveLength(1);
+    expect(server.requests).toHaveLength(2);
+  });
+
+  it('describes an sObject with the fields the org has: no CurrencyIsoCode in a single-currency org', async () => {
+    const fields = async () => (await conn().sobject('Opportunity').describe()).fields.map((field) => field.name);
+    expect(await fields()).toEqual(expect.arrayContaining(['Id', 'CurrencyIsoCode', 'ERP_Order_Number__c', 'Expected_Ship_Date__c']));
+    server.faults.hideField('Opportunity', 'CurrencyIsoCode');
+    expect(await fields()).not.toContain('CurrencyIsoCode');
+  });
 });
+
+function customerNumberOf(accountId: string): string {
+  return (dbs.crm.prepare('SELECT AccountNumber FROM Account WHERE Id = ?').get(accountId) as { AccountNumber: string }).AccountNumber;
+}
+
+/**
+ * Opportunities with products in the embedded CRM (the seed has none), added before the stand-in
+ * copies it: an open one in EUR whose lines have a SortOrder tie, a won one already ordered, one
+ * without an account or amount, a lost one, and open ones for the writes to change.
+ */
+function addOpportunities() {
+  const insert = dbs.crm.prepare(
+    `INSERT INTO Opportunity (Id, AccountId, Name, StageName, IsClosed, IsWon, CloseDate, Amount, CurrencyIsoCode,
+       ERP_Order_Number__c, ERP_Order_Status__c, Expected_Ship_Date__c, LastModifiedDate)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '2026-10-01T09:00:00.000Z')`,
+  );
+  const insertLine = dbs.crm.prepare(
+    `INSERT INTO OpportunityLineItem (Id, OpportunityId, ProductCode, Name, Quantity, UnitPrice, TotalPrice, SortOrder)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const accountOf: Record<string, string | null> = {};
+  let lines = 0;
+  const add = (
+    accountId: string | null,
+    name: string,
+    stage: [string, number, number],
+    amount: number | null,
+    currency: string,
+    ordered: [string, string, string] | null,
+    products: [string, number, number, number][],
+  ) => {
+    const id = newSalesforceId('006');
+    accountOf[id] = accountId;
+    const [number, status, ship] = ordered ?? [null, null, null];
+    insert.run(id, accountId, name, ...stage, '2026-11-30', amount, currency, number, status, ship);
+    for (const [sku, quantity, unitPrice, sortOrder] of products) {
+      insertLine.run(newSalesforceId('00k'), id, sku, `${name} ${sku}`, quantity, unitPrice, quantity * unitPrice, sortOrder);
+      lines += 1;
+    }
+    return id;
+  };
+  const open = add(accountIds[0]!, 'Pump retrofit', ['Negotiation/Review', 0, 0], 12_500.5, 'EUR', null, [
+    ['PMP-4410', 2, 4_800, 2],
+    ['SEAL-KIT-20', 10, 89.9, 1],
+    ['VLV-0090', 4, 225.05, 1],
+  ]);
+  const won = add(
+    accountIds[1]!,
+    'Spare parts 2026',
+    ['Closed Won', 1, 1],
+    9_800,
+    'USD',
+    ['SO-1001', 'Open', '2026-10-20'],
+    [
+      ['FLT-3300', 20, 140, 0],
+      ['PMP-4410', 1, 7_000, 0],
+    ],
+  );
+  const unassigned = add(null, 'Inbound lead', ['Prospecting', 0, 0], null, 'USD', null, []);
+  const lost = add(accountIds[2]!, 'Tender 2026', ['Closed Lost', 1, 0], 54_000, 'USD', null, [['MTR-7750', 3, 18_000, 1]]);
+  const writes = [3, 4, 5, 6, 7, 8].map((i) =>
+    add(accountIds[i]!, `Service contract ${i}`, ['Proposal/Price Quote', 0, 0], 1_000 * i, 'USD', null, [['SVC-100', 1, 1_000 * i, 1]]),
+  );
+  return { open, won, unassigned, lost, writes, ids: [open, won, unassigned, lost, ...writes], accountOf, lines };
+}
 
 function accountIdOf(customerId: string): string {
   return (dbs.crm.prepare('SELECT Id FROM Account WHERE AccountNumber = ?').get(customerId) as { Id: string }).Id;

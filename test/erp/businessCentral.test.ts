@@ -6,7 +6,7 @@ import { createMetrics } from '../../platform/metrics.ts';
 import { createResilience, type ResiliencePolicy } from '../../platform/resilience.ts';
 import { BusinessCentralError, createBusinessCentralConnector } from '../../subgraphs/erp/src/connectors/businessCentral.ts';
 import { createEmbeddedErpConnector } from '../../subgraphs/erp/src/connectors/embedded/index.ts';
-import type { NewReturnOrder, ReturnOrderRecord } from '../../subgraphs/erp/src/connectors/types.ts';
+import type { NewReturnOrder, NewSalesOrder, OrderRecord, ReturnOrderRecord } from '../../subgraphs/erp/src/connectors/types.ts';
 import { AS_OF, seededDatabases } from '../helpers/stack.ts';
 import { startBusinessCentralServer, type BusinessCentralServer } from '../vendors/businessCentral/server.ts';
 
@@ -46,6 +46,9 @@ const sortBy =
     });
 
 const withoutCreatedAt = ({ createdAt: _createdAt, ...rest }: ReturnOrderRecord) => rest;
+/** An order as both systems make it: number and id are each system's own. */
+const withoutKeys = ({ number: _number, erpId: _erpId, ...rest }: OrderRecord) => rest;
+const withoutOrderNumber = <T extends { orderNumber: string }>({ orderNumber: _orderNumber, ...rest }: T) => rest;
 
 describe('Business Central adapter against a Business Central-shaped server', () => {
   const { erp: db } = seededDatabases();
@@ -55,6 +58,10 @@ describe('Business Central adapter against a Business Central-shaped server', ()
      WHERE documentId = (SELECT id FROM salesOrders WHERE number = 'SO-100397') AND sequence = 10000`,
   ).run();
   const embedded = createEmbeddedErpConnector(db, silentTelemetry('erp'));
+  // The seed sets no tax areas and nothing on hand: two tax areas (a third of the customers have
+  // none) and some stock, in both systems' data.
+  db.prepare(`UPDATE customers SET taxAreaCode = CASE rowid % 3 WHEN 0 THEN NULL WHEN 1 THEN 'ATLANTA, GA' ELSE 'CHICAGO, IL' END`).run();
+  db.prepare('UPDATE items SET inventory = (rowid * 7) % 25').run();
   const column = <T>(sql: string) => (db.prepare(sql).all() as Record<string, T>[]).map((row) => Object.values(row)[0] as T);
   const serials = db
     .prepare('SELECT serialNumber, itemNumber, customerNumber, orderNumber FROM serialNumbers ORDER BY serialNumber LIMIT 8')
@@ -97,6 +104,27 @@ describe('Business Central adapter against a Business Central-shaped server', ()
           orderLineSequence: line.sequence,
           appliesToInvoiceNumber: 'INV-700001',
         },
+      ],
+    };
+  }
+
+  const salesCustomers = db.prepare('SELECT number, currencyCode FROM customers ORDER BY number LIMIT 10').all() as {
+    number: string;
+    currencyCode: string;
+  }[];
+  const salesItems = column<string>('SELECT number FROM items ORDER BY number LIMIT 12');
+
+  /** An order of two lines, in the customer's currency. */
+  function newSalesOrder(key: string, i: number): NewSalesOrder {
+    const customer = salesCustomers[i]!;
+    return {
+      externalDocumentNumber: key,
+      customerId: customer.number,
+      currency: customer.currencyCode,
+      requestedDeliveryDate: '2026-12-04',
+      lines: [
+        { sku: salesItems[i]!, quantity: 2, unitPrice: '149.90', description: 'Pump, as quoted' },
+        { sku: salesItems[i + 1]!, quantity: 3, unitPrice: '12.35', description: 'Seal kit' },
       ],
     };
   }
@@ -160,6 +188,49 @@ describe('Business Central adapter against a Business Central-shaped server', ()
       // Blank values come back as null, not "" or 0001-01-01; a blocked customer is on credit hold.
       expect((await bc().customersByIds(customers)).filter((c) => c.creditHold)).toHaveLength(1);
       expect((await bc().productsBySkus(['SPR-9012']))[0]).toMatchObject({ serialized: false, warrantyMonths: null });
+    });
+
+    it("the customer's tax area and the quantities on hand", async () => {
+      const customers = column<string>('SELECT number FROM customers');
+      const areas = (records: readonly { id: string; taxArea: string | null }[]) =>
+        Object.fromEntries(records.map((c) => [c.id, c.taxArea]));
+      const viaBc = areas(await bc().customersByIds(customers));
+      expect(viaBc).toEqual(areas(await embedded.customersByIds(customers)));
+      expect(new Set(Object.values(viaBc))).toEqual(new Set(['ATLANTA, GA', 'CHICAGO, IL', null]));
+
+      const skus = [...column<string>('SELECT number FROM items'), 'NOPE-1'];
+      const onHand = await bc().availableQuantities(skus);
+      expect(onHand).toEqual(await embedded.availableQuantities(skus));
+      expect(onHand.size).toBe(skus.length - 1);
+      expect(onHand.has('NOPE-1')).toBe(false);
+      expect([...onHand.values()].some((quantity) => quantity > 0)).toBe(true);
+    });
+
+    it('a tax area without a description is read by its code', async () => {
+      // Business Central shows a customer's tax area by its description; a blank one leaves only
+      // the id, whose code comes from taxAreas.
+      const described = await startBusinessCentralServer({ erp: db, taxAreaDescriptions: { 'CHICAGO, IL': '' } });
+      try {
+        const metrics = createMetrics('erp');
+        const connector = createBusinessCentralConnector({
+          baseUrl: described.baseUrl,
+          companyId: described.companyId,
+          extension: described.extension,
+          token: async () => described.token,
+          telemetry: createConnectorTelemetry('erp', metrics, createLogger('erp', 'silent')),
+          resilience: createResilience('erp', POLICY),
+        });
+        const customers = column<string>('SELECT number FROM customers');
+        const byId = sortBy<{ id: string }>((c) => c.id);
+        expect(byId(await connector.customersByIds(customers))).toEqual(byId(await embedded.customersByIds(customers)));
+        // One read of the customers, then one of the one tax area shown without a description.
+        const areaReads = described.requests.filter((r) => r.entitySet === 'taxAreas');
+        expect(areaReads).toHaveLength(1);
+        expect(areaReads[0]).toMatchObject({ method: 'GET', query: { $filter: expect.stringMatching(/^id eq [0-9a-f-]{36}$/) } });
+        expect(described.requests.at(-1)).toBe(areaReads[0]);
+      } finally {
+        await described.close();
+      }
     });
 
     it('orders, with every status, and their lines', async () => {
@@ -476,6 +547,183 @@ describe('Business Central adapter against a Business Central-shaped server', ()
           .map((r) => r.status)
           .sort(),
       ).toEqual([201, 409]);
+    });
+  });
+
+  describe('sales orders', () => {
+    it('creates a sales order with its lines in one POST, as the embedded adapter does, and once per external document number', async () => {
+      const { connector } = connect();
+      const key = 'CSO-NEW-1';
+      const mark = server.requests.length;
+      const viaBc = await connector.createSalesOrder(newSalesOrder(key, 0));
+      const viaEmbedded = await embedded.createSalesOrder(newSalesOrder(key, 0));
+      // Look up (none), create header and lines in one deep insert.
+      const sent = requestsSince(mark);
+      expect(sent.map((r) => [r.method, r.entitySet, r.status])).toEqual([
+        ['GET', 'salesOrders', 200],
+        ['POST', 'salesOrders', 201],
+      ]);
+      expect(sent[0]!.query.$filter).toBe(`externalDocumentNumber eq '${key}' and customerNumber eq '${salesCustomers[0]!.number}'`);
+      expect(sent[1]!.query.$expand).toBe('salesOrderLines');
+      expect(withoutKeys(viaBc)).toEqual(withoutKeys(viaEmbedded));
+      expect(viaBc).toMatchObject({ status: 'OPEN', totalIncludingTax: '336.85', customerPurchaseOrder: key });
+      expect(viaBc.number).toMatch(/^SO-2\d{5}$/);
+
+      const lines = await connector.orderLinesByOrderNumbers([viaBc.number]);
+      expect(lines.map(withoutOrderNumber)).toEqual(
+        (await embedded.orderLinesByOrderNumbers([viaEmbedded.number])).map(withoutOrderNumber),
+      );
+      expect(lines.map((l) => [l.sequence, l.sku, l.quantity, l.amount])).toEqual([
+        [10000, salesItems[0], 2, '299.80'],
+        [20000, salesItems[1], 3, '37.05'],
+      ]);
+
+      const again = server.requests.length;
+      expect(await connector.createSalesOrder(newSalesOrder(key, 0))).toEqual(viaBc);
+      // The same external document number: found, not created again.
+      expect(requestsSince(again).map((r) => r.method)).toEqual(['GET']);
+      expect(server.salesOrders(key)).toHaveLength(1);
+      expect(server.salesOrders(key)[0]!.lines).toHaveLength(2);
+
+      expect(await connector.salesOrderByExternalDocument(key)).toEqual(viaBc);
+      expect(withoutKeys((await embedded.salesOrderByExternalDocument(key))!)).toEqual(withoutKeys(viaBc));
+      expect(await connector.salesOrderByExternalDocument('CSO-NONE')).toBeNull();
+    });
+
+    it('finds an order whatever the case of its external document number, which Business Central upper-cases', async () => {
+      const { connector } = connect();
+      const created = await connector.createSalesOrder(newSalesOrder('cso-lower-1', 1));
+      expect(created.customerPurchaseOrder).toBe('CSO-LOWER-1');
+      expect(server.salesOrders('CSO-LOWER-1').map((row) => row.externalDocumentNumber)).toEqual(['CSO-LOWER-1']);
+      const mark = server.requests.length;
+      expect(await connector.createSalesOrder(newSalesOrder('Cso-Lower-1', 1))).toEqual(created);
+      expect(await connector.salesOrderByExternalDocument('cso-lower-1')).toEqual(created);
+      expect(requestsSince(mark).map((r) => r.method)).toEqual(['GET', 'GET']);
+      expect(server.salesOrders('cso-lower-1')).toHaveLength(1);
+    });
+
+    it('refuses an external document number that does not fit, and looks up none for it', async () => {
+      const { connector } = connect();
+      const mark = server.requests.length;
+      await expect(connector.createSalesOrder(newSalesOrder('X'.repeat(36), 2))).rejects.toBeInstanceOf(RangeError);
+      await expect(connector.createSalesOrder(newSalesOrder('  ', 2))).rejects.toBeInstanceOf(RangeError);
+      expect(await connector.salesOrderByExternalDocument('X'.repeat(36))).toBeNull();
+      // A blank key would match every order without an external document number.
+      expect(await connector.salesOrderByExternalDocument('')).toBeNull();
+      expect(requestsSince(mark)).toHaveLength(0);
+    });
+
+    for (const [label, answerAfterMs] of [
+      ['never answered', undefined],
+      ['answered after the deadline', 600],
+    ] as const) {
+      it(`yields exactly one sales order when the POST commits and times out (${label})`, async () => {
+        const { connector } = connect({ policy: { timeoutMs: 300 } });
+        const key = `CSO-CTT-${answerAfterMs ?? 'NEVER'}`;
+        server.faults.commitThenTimeout(answerAfterMs === undefined ? {} : { answerAfterMs });
+        const mark = server.requests.length;
+        const created = await connector.createSalesOrder(newSalesOrder(key, 3));
+        expect(server.salesOrders(key)).toHaveLength(1);
+        expect(created.number).toBe(server.salesOrders(key)[0]!.number);
+        // Look up (none), create (committed, timed out), look up again (found): no second POST.
+        expect(requestsSince(mark).map((r) => [r.method, r.fault])).toEqual([
+          ['GET', null],
+          ['POST', 'commitThenTimeout'],
+          ['GET', null],
+        ]);
+        expect(await connector.orderLinesByOrderNumbers([created.number])).toHaveLength(2);
+      });
+    }
+
+    it('cancels an unshipped order by deleting it under If-Match, and then finds none to cancel', async () => {
+      const { connector } = connect();
+      const key = 'CSO-CANCEL-1';
+      const created = await connector.createSalesOrder(newSalesOrder(key, 4));
+      const mark = server.requests.length;
+      expect(await connector.cancelSalesOrder(created.number)).toBe('cancelled');
+      const sent = requestsSince(mark);
+      expect(sent.map((r) => [r.method, r.entitySet, r.status])).toEqual([
+        ['GET', 'salesOrders', 200],
+        ['DELETE', 'salesOrders', 204],
+      ]);
+      expect(sent[1]!.url).toContain(`/salesOrders(${created.erpId})`);
+      expect(sent[1]!.ifMatch).toMatch(/^W\/"/);
+      expect(server.salesOrders(key)).toHaveLength(0);
+      expect(await connector.orderLinesByOrderNumbers([created.number])).toEqual([]);
+
+      const again = server.requests.length;
+      expect(await connector.cancelSalesOrder(created.number)).toBe('not_found');
+      expect(requestsSince(again).map((r) => r.method)).toEqual(['GET']);
+
+      // The embedded adapter answers the same.
+      const local = await embedded.createSalesOrder(newSalesOrder(key, 4));
+      expect(await embedded.cancelSalesOrder(local.number)).toBe('cancelled');
+      expect(await embedded.cancelSalesOrder(local.number)).toBe('not_found');
+    });
+
+    it('answers shipped for an order with a shipped line (partly or fully shipped) and sends no DELETE', async () => {
+      const { connector } = connect();
+      const fullyShipped = column<string>('SELECT number FROM salesOrders WHERE fullyShipped = 1 LIMIT 1')[0]!;
+      for (const number of ['SO-100397', fullyShipped]) {
+        const mark = server.requests.length;
+        expect(await connector.cancelSalesOrder(number)).toBe('shipped');
+        expect(await embedded.cancelSalesOrder(number)).toBe('shipped');
+        expect(requestsSince(mark).map((r) => r.method)).toEqual(['GET']);
+        expect(server.salesOrders().some((row) => row.number === number)).toBe(true);
+      }
+      expect(await connector.cancelSalesOrder('SO-0')).toBe('not_found');
+      expect(await embedded.cancelSalesOrder('SO-0')).toBe('not_found');
+    });
+
+    it('cancels once when the DELETE commits and its answer never comes', async () => {
+      const { connector } = connect({ policy: { timeoutMs: 300 } });
+      const created = await connector.createSalesOrder(newSalesOrder('CSO-CANCEL-CTT', 5));
+      server.faults.commitThenTimeout({ method: 'DELETE' });
+      const mark = server.requests.length;
+      // The retry finds no order: the DELETE that timed out is what removed it.
+      expect(await connector.cancelSalesOrder(created.number)).toBe('cancelled');
+      expect(requestsSince(mark).map((r) => [r.method, r.fault])).toEqual([
+        ['GET', null],
+        ['DELETE', 'commitThenTimeout'],
+        ['GET', null],
+      ]);
+      expect(server.salesOrders('CSO-CANCEL-CTT')).toHaveLength(0);
+    });
+
+    it('reads the order again when it changed between the read and the DELETE (409 Request_EntityChanged)', async () => {
+      const { connector } = connect();
+      const created = await connector.createSalesOrder(newSalesOrder('CSO-CANCEL-409', 6));
+      server.faults.failNext(1, { kind: 'entityChanged' });
+      const mark = server.requests.length;
+      expect(await connector.cancelSalesOrder(created.number)).toBe('cancelled');
+      expect(requestsSince(mark).map((r) => [r.method, r.status])).toEqual([
+        ['GET', 200],
+        ['DELETE', 409],
+        ['GET', 200],
+        ['DELETE', 204],
+      ]);
+    });
+
+    it('the Business Central-shaped server refuses a DELETE without If-Match, with a stale ETag, of an unknown id or of a shipped order', async () => {
+      const { connector } = connect();
+      const created = await connector.createSalesOrder(newSalesOrder('CSO-CANCEL-RAW', 7));
+      const orders = `${server.baseUrl}/api/v2.0/companies(${server.companyId})/salesOrders`;
+      const shipped = server.salesOrders().find((row) => row.number === 'SO-100397')!;
+      const del = async (id: unknown, ifMatch?: string) => {
+        const response = await fetch(`${orders}(${String(id)})`, {
+          method: 'DELETE',
+          headers: { authorization: `Bearer ${server.token}`, ...(ifMatch ? { 'if-match': ifMatch } : {}) },
+        });
+        const text = await response.text();
+        return [response.status, text ? (JSON.parse(text) as { error: { code: string } }).error.code : null];
+      };
+      expect(await del(created.erpId)).toEqual([400, 'BadRequest_InvalidToken']);
+      expect(await del(created.erpId, 'W/"c3RhbGU="')).toEqual([409, 'Request_EntityChanged']);
+      expect(await del('11111111-2222-3333-4444-555555555555', '*')).toEqual([404, 'Internal_RecordNotFound']);
+      expect(await del(shipped.id, '*')).toEqual([400, 'Application_FieldValidationException']);
+      expect(server.salesOrders('CSO-CANCEL-RAW')).toHaveLength(1);
+      expect(await del(created.erpId, '*')).toEqual([204, null]);
+      expect(server.salesOrders('CSO-CANCEL-RAW')).toHaveLength(0);
     });
   });
 });

@@ -1,5 +1,6 @@
 import { silentTelemetry } from '../../platform/connector-telemetry.ts';
 import { createEmbeddedErpConnector } from '../../subgraphs/erp/src/connectors/embedded/index.ts';
+import { createEmbeddedSupportConnector } from '../../subgraphs/support/src/connectors/embedded/index.ts';
 import type { Databases } from '../helpers/stack.ts';
 import { AS_OF } from '../helpers/stack.ts';
 
@@ -13,6 +14,8 @@ export interface OwnRecords {
   invoiceNumber: string;
   sku: string;
   contractId: string;
+  /** The won opportunity the order came from. */
+  opportunityId: string;
 }
 
 /**
@@ -49,7 +52,9 @@ export function ownRecords(dbs: Databases, options: { notOf?: string } = {}): Ow
         'SELECT l.lineObjectNumber AS sku FROM salesOrderLines l JOIN salesOrders o ON o.id = l.documentId WHERE o.number = ? LIMIT 1',
       )
       .get(candidate.orderNumber) as { sku: string } | undefined;
-    if (contract && shipment && invoice && line) {
+    const opportunity = dbs.crm.prepare('SELECT Id FROM Opportunity WHERE ERP_Order_Number__c = ?').get(candidate.orderNumber) as
+      { Id: string } | undefined;
+    if (contract && shipment && invoice && line && opportunity) {
       return {
         customerId: candidate.customerId,
         caseId: String(candidate.caseId),
@@ -59,6 +64,7 @@ export function ownRecords(dbs: Databases, options: { notOf?: string } = {}): Ow
         invoiceNumber: invoice.number,
         sku: line.sku,
         contractId: contract.ContractNumber,
+        opportunityId: opportunity.Id,
       };
     }
   }
@@ -89,4 +95,14 @@ export async function addReturnOrder(dbs: Databases, records: OwnRecords): Promi
     ],
   });
   return created.number;
+}
+
+/** The records' order in the customer's installed base in the desk (for suites that read it). */
+export async function addInstalledProduct(dbs: Databases, records: OwnRecords): Promise<void> {
+  const desk = createEmbeddedSupportConnector(dbs.support, silentTelemetry('support'));
+  await desk.recordInstalledBase({
+    customerId: records.customerId,
+    orderNumber: records.orderNumber,
+    items: [{ sku: records.sku, name: null, quantity: 1, warrantyMonths: 24 }],
+  });
 }

@@ -9,7 +9,7 @@ import { CRM_POLICY } from '../../subgraphs/crm/src/policy.ts';
 import { ERP_POLICY } from '../../subgraphs/erp/src/policy.ts';
 import { SUPPORT_POLICY } from '../../subgraphs/support/src/policy.ts';
 import { seededDatabases, startStack, type Stack } from '../helpers/stack.ts';
-import { addReturnOrder, ownRecords, type OwnRecords } from './fixtures.ts';
+import { addInstalledProduct, addReturnOrder, ownRecords, type OwnRecords } from './fixtures.ts';
 
 const MUTATION_ONLY = new Set([
   'Mutation',
@@ -17,6 +17,11 @@ const MUTATION_ONLY = new Set([
   'ReturnAuthorizationError',
   'CreateReturnOrderPayload',
   'ReturnOrderError',
+  'CreateSalesOrderPayload',
+  'SalesOrderError',
+  'CancelSalesOrderPayload',
+  'ConvertOpportunityToOrderPayload',
+  'QuoteToOrderError',
   'CustomerActivity',
 ]);
 
@@ -63,6 +68,7 @@ function entry(type: string, r: OwnRecords): { wrap: (selection: string) => stri
   const invoice = root('invoice', `(number: "${r.invoiceNumber}")`);
   const cases = root('cases', '(first: 2)');
   const contract = nest(customer, 'activeContract');
+  const opportunity = root('opportunity', `(id: "${r.opportunityId}")`);
   const sla = nest(contract, 'sla');
   const entries: Record<string, { wrap: (s: string) => string; path: string[] }> = {
     Customer: { wrap: customer, path: ['Query.customer'] },
@@ -87,6 +93,9 @@ function entry(type: string, r: OwnRecords): { wrap: (selection: string) => stri
     Invoice: { wrap: invoice, path: ['Query.invoice'] },
     Money: { wrap: nest(invoice, 'balance'), path: ['Query.invoice', 'Invoice.balance'] },
     Product: { wrap: root('product', `(sku: "${r.sku}")`), path: ['Query.product'] },
+    Opportunity: { wrap: opportunity, path: ['Query.opportunity'] },
+    OpportunityLine: { wrap: nest(opportunity, 'lines'), path: ['Query.opportunity', 'Opportunity.lines'] },
+    InstalledProduct: { wrap: nest(customer, 'installedBase'), path: ['Query.customer', 'Customer.installedBase'] },
     ReturnAuthorization: { wrap: nest(caseRoot, 'returnAuthorizations'), path: ['Query.case', 'Case.returnAuthorizations'] },
     ReturnAuthorizationLine: {
       wrap: nest(nest(caseRoot, 'returnAuthorizations'), 'lines'),
@@ -112,6 +121,7 @@ function rootArgs(field: string, r: OwnRecords): string {
     shipment: `(id: "${r.shipmentId}")`,
     case: `(id: "${r.caseId}")`,
     cases: '(first: 1)',
+    opportunity: `(id: "${r.opportunityId}")`,
   };
   return args[field] ?? '';
 }
@@ -133,6 +143,7 @@ describe('the role × field matrix, generated from the policy tables', () => {
     const dbs = seededDatabases();
     records = ownRecords(dbs);
     await addReturnOrder(dbs, records);
+    await addInstalledProduct(dbs, records);
     const identity = (role: Role): Identity => ({
       subject: role,
       roles: [role],

@@ -5,7 +5,13 @@ import { createResilience, SystemCallError, type ResiliencePolicy } from '../../
 import type { Database } from '../../platform/sqlite.ts';
 import { createEmbeddedSupportConnector } from '../../subgraphs/support/src/connectors/embedded/index.ts';
 import { EMBEDDED_FIELD_IDS } from '../../subgraphs/support/src/connectors/embedded/tables.ts';
-import type { CaseFilterInput, CaseRecord, SupportConnector } from '../../subgraphs/support/src/connectors/types.ts';
+import type {
+  CaseFilterInput,
+  CaseRecord,
+  InstalledBaseUpdate,
+  InstalledProductRecord,
+  SupportConnector,
+} from '../../subgraphs/support/src/connectors/types.ts';
 import { createZendeskConnector, idempotencyTag, type ZendeskAuth } from '../../subgraphs/support/src/connectors/zendesk.ts';
 import { seededDatabases } from '../helpers/stack.ts';
 import { loadZendeskData, startZendeskServer, type LoggedRequest, type ZendeskServer } from '../vendors/zendesk/server.ts';
@@ -497,5 +503,222 @@ describe('Zendesk adapter: applyCaseUpdate', () => {
     const tags = ['RMA-1001:case-update', 'rma-1001:case-update', 'rma-1001 case-update', 'x'.repeat(64)].map(idempotencyTag);
     expect(new Set(tags).size).toBe(tags.length);
     for (const tag of tags) expect(tag).toMatch(/^concord_[a-z0-9_-]+$/);
+  });
+});
+
+describe('Zendesk adapter: installed base (custom object records)', () => {
+  const db = seededDatabases().support;
+  const embedded = createEmbeddedSupportConnector(db, { system: 'support', call: async (_operation, _detail, fn) => fn() });
+  let server: ZendeskServer;
+  let zendesk: SupportConnector;
+  beforeAll(async () => {
+    server = await startZendeskServer({ data: loadZendeskData(db), credentials: CREDENTIALS });
+    zendesk = zendeskConnector(server).connector;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  const RECORDS_PATH = '/api/v2/custom_objects/installed_product/records';
+  const customers = () => column(db, 'SELECT external_id AS value FROM organizations WHERE external_id IS NOT NULL ORDER BY id');
+  const organizationIdOf = (customerId: string) =>
+    (db.prepare('SELECT id FROM organizations WHERE external_id = ?').get(customerId) as { id: number }).id;
+  /** The desk's records of an order, as the server holds them. */
+  const deskRecordsOf = (orderNumber: string) =>
+    [...server.data.customObjectRecords.values()].filter(
+      (record) => record.custom_object_key === 'installed_product' && record.custom_object_fields.order_number === orderNumber,
+    );
+  const embeddedRowsOf = (orderNumber: string) =>
+    (db.prepare("SELECT COUNT(*) AS n FROM custom_object_records WHERE external_id LIKE ? || ':%'").get(orderNumber) as { n: number }).n;
+  /** The records without the time each desk stamped them with, in a fixed order. */
+  const comparable = (records: InstalledProductRecord[] | null) =>
+    records && records.map(({ recordedAt: _recordedAt, ...rest }) => rest).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  /** Newest first, records of one moment by external id. */
+  const expectNewestFirst = (records: InstalledProductRecord[]) => {
+    for (let i = 1; i < records.length; i += 1) {
+      const [previous, current] = [records[i - 1]!, records[i]!];
+      const order = Date.parse(previous.recordedAt) - Date.parse(current.recordedAt);
+      expect(order > 0 || (order === 0 && previous.id < current.id), `${previous.id} before ${current.id}`).toBe(true);
+    }
+  };
+
+  it('recordInstalledBase and installedBaseByCustomerIds: the same records as the embedded adapter', async () => {
+    const [first, second] = customers() as [string, string];
+    const orders: InstalledBaseUpdate[] = [
+      {
+        customerId: first,
+        orderNumber: 'SO-IB-1001',
+        items: [
+          { sku: 'PUMP-200', name: 'Circulation pump', quantity: 2, warrantyMonths: 24 },
+          { sku: 'VALVE-10', name: null, quantity: 10, warrantyMonths: null },
+        ],
+      },
+      { customerId: first, orderNumber: 'SO-IB-1002', items: [{ sku: 'CTRL-5', name: 'Controller', quantity: 1, warrantyMonths: 12 }] },
+      {
+        customerId: second,
+        orderNumber: 'SO-IB-2001',
+        items: [{ sku: 'PUMP-200', name: 'Circulation pump', quantity: 1, warrantyMonths: 36 }],
+      },
+    ];
+    const requests = await requestsDuring(server, async () => {
+      for (const order of orders) {
+        const mine = await zendesk.recordInstalledBase(order);
+        expect(comparable(mine), order.orderNumber).toEqual(comparable(await embedded.recordInstalledBase(order)));
+        expect(mine).toHaveLength(order.items.length);
+        expectNewestFirst(mine!);
+      }
+    });
+    const upserts = requests.filter((request) => request.method === 'PATCH');
+    expect(upserts).toHaveLength(4);
+    for (const request of upserts) expect(request).toMatchObject({ path: RECORDS_PATH, status: 200 });
+    expect(upserts.map((request) => request.query.external_id).sort()).toEqual([
+      'SO-IB-1001:PUMP-200',
+      'SO-IB-1001:VALVE-10',
+      'SO-IB-1002:CTRL-5',
+      'SO-IB-2001:PUMP-200',
+    ]);
+    for (const search of requests.filter((request) => request.method === 'POST')) {
+      expect(search).toMatchObject({ path: `${RECORDS_PATH}/search`, query: { sort: '-created_at', 'page[size]': '100' } });
+    }
+
+    // Each record is linked to the customer's organization by its id, in the lookup field.
+    const valve = deskRecordsOf('SO-IB-1001').find((record) => record.external_id === 'SO-IB-1001:VALVE-10')!;
+    expect(valve).toMatchObject({
+      name: 'VALVE-10',
+      custom_object_fields: { sku: 'VALVE-10', quantity: 10, warranty_months: null, organization: String(organizationIdOf(first)) },
+    });
+
+    // Recorded again with one product changed and one left out: the order's products as they are now.
+    const again: InstalledBaseUpdate = {
+      ...orders[0]!,
+      items: [{ sku: 'PUMP-200', name: 'Circulation pump, rev. B', quantity: 3, warrantyMonths: 24 }],
+    };
+    const mine = await zendesk.recordInstalledBase(again);
+    expect(comparable(mine)).toEqual(comparable(await embedded.recordInstalledBase(again)));
+    expect(mine!.map((product) => product.id).sort()).toEqual(['SO-IB-1001:PUMP-200', 'SO-IB-1001:VALVE-10']);
+
+    const ids = [first, second, 'C99999'];
+    const [base, theirs] = await Promise.all([zendesk.installedBaseByCustomerIds(ids), embedded.installedBaseByCustomerIds(ids)]);
+    expect(base).toHaveLength(4);
+    expect(comparable(base)).toEqual(comparable(theirs));
+    expectNewestFirst(base);
+    expect(base.filter((product) => product.customerId === second).map((product) => product.id)).toEqual(['SO-IB-2001:PUMP-200']);
+  });
+
+  it('records an order twice as once: one record per product, also when an answer is lost and the upsert retried', async () => {
+    const customerId = customers()[2]!;
+    const order: InstalledBaseUpdate = {
+      customerId,
+      orderNumber: 'SO-IB-3001',
+      items: [
+        { sku: 'HX-1', name: 'Heat exchanger', quantity: 1, warrantyMonths: 60 },
+        { sku: 'SEAL-KIT', name: 'Seal kit', quantity: 4, warrantyMonths: null },
+        { sku: 'SENSOR-T', name: 'Temperature sensor', quantity: 2, warrantyMonths: 12 },
+      ],
+    };
+    const first = await zendesk.recordInstalledBase(order);
+    let second: InstalledProductRecord[] | null = null;
+    const requests = await requestsDuring(server, async () => {
+      second = await zendesk.recordInstalledBase(order);
+    });
+    expect(second).toEqual(first);
+    expect(requests.filter((request) => request.method === 'PATCH').map((request) => request.status)).toEqual([200, 200, 200]);
+    const external = (records: { external_id: string | null }[]) => records.map((record) => record.external_id).sort();
+    expect(external(deskRecordsOf('SO-IB-3001'))).toEqual(['SO-IB-3001:HX-1', 'SO-IB-3001:SEAL-KIT', 'SO-IB-3001:SENSOR-T']);
+
+    // The desk applies an upsert, the answer never arrives, the adapter sends it again.
+    server.failNext(1, { kind: 'reset-after-handling' }, (request) => request.method === 'PATCH');
+    const retried = await requestsDuring(server, async () => {
+      expect(comparable(await zendesk.recordInstalledBase(order))).toEqual(comparable(first));
+    });
+    expect(retried.filter((request) => request.method === 'PATCH').map((request) => request.status)).toEqual([0, 200, 200, 200]);
+    expect(deskRecordsOf('SO-IB-3001')).toHaveLength(3);
+
+    await embedded.recordInstalledBase(order);
+    await embedded.recordInstalledBase(order);
+    expect(embeddedRowsOf('SO-IB-3001')).toBe(3);
+  });
+
+  it('answers null for a customer no organization has, and writes nothing', async () => {
+    const order: InstalledBaseUpdate = {
+      customerId: 'C99999',
+      orderNumber: 'SO-IB-4001',
+      items: [{ sku: 'PUMP-200', name: 'Circulation pump', quantity: 1, warrantyMonths: 24 }],
+    };
+    const before = server.data.customObjectRecords.size;
+    const requests = await requestsDuring(server, async () => {
+      expect(await zendesk.recordInstalledBase(order)).toBeNull();
+      expect(await zendesk.installedBaseByCustomerIds(['C99999'])).toEqual([]);
+    });
+    expect(await embedded.recordInstalledBase(order)).toBeNull();
+    expect(server.data.customObjectRecords.size).toBe(before);
+    expect(embeddedRowsOf('SO-IB-4001')).toBe(0);
+    expect(requests.map((request) => `${request.method} ${request.path}`)).toEqual([
+      'GET /api/v2/organizations/show_many.json',
+      'GET /api/v2/organizations/show_many.json',
+    ]);
+  });
+
+  it('reads the installed base the embedded desk already held when the server started', async () => {
+    const held = seededDatabases().support;
+    const heldEmbedded = createEmbeddedSupportConnector(held, { system: 'support', call: async (_operation, _detail, fn) => fn() });
+    const customerId = customers()[4]!;
+    await heldEmbedded.recordInstalledBase({
+      customerId,
+      orderNumber: 'SO-IB-6001',
+      items: [
+        { sku: 'PUMP-200', name: 'Circulation pump', quantity: 1, warrantyMonths: 24 },
+        { sku: 'VALVE-10', name: null, quantity: 2, warrantyMonths: null },
+      ],
+    });
+    const heldServer = await startZendeskServer({ data: loadZendeskData(held), credentials: CREDENTIALS });
+    try {
+      const { connector } = zendeskConnector(heldServer);
+      // The same desk: the same records, their times included.
+      expect(await connector.installedBaseByCustomerIds([customerId])).toEqual(await heldEmbedded.installedBaseByCustomerIds([customerId]));
+    } finally {
+      await heldServer.close();
+    }
+  });
+
+  it('retries a 429 after its Retry-After and a 503, on upserts and searches alike', async () => {
+    server.clearFaults();
+    const customerId = customers()[3]!;
+    const order: InstalledBaseUpdate = {
+      customerId,
+      orderNumber: 'SO-IB-5001',
+      items: [
+        { sku: 'PUMP-200', name: 'Circulation pump', quantity: 1, warrantyMonths: 24 },
+        { sku: 'VALVE-10', name: 'Valve', quantity: 6, warrantyMonths: 12 },
+      ],
+    };
+    server.failNext(1, { kind: 'rate-limit', retryAfterSeconds: 1 }, (request) => request.method === 'PATCH');
+    server.failNext(1, { kind: 'server-error', status: 503 }, (request) => request.method === 'POST');
+    const telemetry = countingTelemetry();
+    const { connector } = zendeskConnector(server, { telemetry });
+    const started = performance.now();
+    let recorded: InstalledProductRecord[] | null = null;
+    const requests = await requestsDuring(server, async () => {
+      recorded = await connector.recordInstalledBase(order);
+    });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(950);
+    expect(comparable(recorded)).toEqual(comparable(await embedded.recordInstalledBase(order)));
+    const statuses = (method: string) =>
+      requests
+        .filter((request) => request.method === method)
+        .map((request) => request.status)
+        .sort();
+    expect(statuses('PATCH')).toEqual([200, 200, 429]);
+    expect(statuses('POST')).toEqual([200, 503]);
+    expect(telemetry.calls).toHaveLength(requests.length);
+    expect(deskRecordsOf('SO-IB-5001')).toHaveLength(2);
+
+    server.failNext(1, { kind: 'server-error', status: 503 }, (request) => request.method === 'POST');
+    server.failNext(1, { kind: 'rate-limit', retryAfterSeconds: 0 }, (request) => request.method === 'POST');
+    const reads = await requestsDuring(server, async () => {
+      const base = await connector.installedBaseByCustomerIds([customerId]);
+      expect(comparable(base)).toEqual(comparable(await embedded.installedBaseByCustomerIds([customerId])));
+    });
+    expect(reads.filter((request) => request.method === 'POST').map((request) => request.status)).toEqual([503, 429, 200]);
   });
 });

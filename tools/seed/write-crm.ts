@@ -1,8 +1,18 @@
+import { createHash } from 'node:crypto';
 import type { Database } from '../../platform/sqlite.ts';
+import { BASE62, salesforceSuffix } from '../../subgraphs/crm/src/connectors/embedded/ids.ts';
 import type { World } from './world.ts';
 
 /** Child tables first, so clearing respects the foreign keys. */
-const CRM_TABLES = ['Task', 'Contract', 'Contact', 'Account', 'User'] as const;
+const CRM_TABLES = ['Task', 'OpportunityLineItem', 'Opportunity', 'Contract', 'Contact', 'Account', 'User'] as const;
+
+/** A Salesforce-style 18-character Id derived from a name, the same on every seed. */
+function derivedId(prefix: string, name: string): string {
+  const digest = createHash('sha256').update(name).digest();
+  let id15 = prefix;
+  for (let i = 0; id15.length < 15; i++) id15 += BASE62.charAt(digest[i]! % 62);
+  return id15 + salesforceSuffix(id15);
+}
 
 /**
  * Writes the world's CRM side (sales reps, accounts, contacts, contracts) in Salesforce's field
@@ -24,7 +34,16 @@ export function writeCrm(db: Database, world: World): Record<string, number> {
     `INSERT INTO Contract (Id, AccountId, ContractNumber, Status, StartDate, EndDate, ContractTerm, SpecialTerms, SupportTier__c, LastModifiedDate)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
-  const counts = { User: 0, Account: 0, Contact: 0, Contract: 0, Task: 0 };
+  const insertOpportunity = db.prepare(
+    `INSERT INTO Opportunity (Id, AccountId, Name, StageName, IsClosed, IsWon, CloseDate, Amount, CurrencyIsoCode, ERP_Order_Number__c,
+       ERP_Order_Status__c, Expected_Ship_Date__c, LastModifiedDate)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insertOpportunityLine = db.prepare(
+    `INSERT INTO OpportunityLineItem (Id, OpportunityId, ProductCode, Name, Quantity, UnitPrice, TotalPrice, SortOrder)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const counts = { User: 0, Account: 0, Contact: 0, Contract: 0, Task: 0, Opportunity: 0, OpportunityLineItem: 0 };
   for (const rep of world.salesReps) {
     insertUser.run(rep.id, rep.name, rep.email, rep.isActive ? 1 : 0);
     counts.User++;
@@ -72,5 +91,77 @@ export function writeCrm(db: Database, world: World): Record<string, number> {
     );
     counts.Contract++;
   }
+  // Every ERP order was a won opportunity, its order written back. Every fourth customer also
+  // has a deal won but not yet ordered (its last order again), and every third one still open.
+  const opportunity = (
+    id: string,
+    c: World['customers'][number],
+    name: string,
+    stage: string,
+    closeDate: string,
+    lines: { sku: string; name: string; quantity: number; unitPriceCents: number }[],
+    order: { number: string; status: string; shipDate: string | null } | null,
+  ) => {
+    const cents = lines.reduce((sum, line) => sum + line.quantity * line.unitPriceCents, 0);
+    const won = stage === 'Closed Won';
+    insertOpportunity.run(
+      id,
+      c.accountId,
+      name,
+      stage,
+      stage.startsWith('Closed') ? 1 : 0,
+      won ? 1 : 0,
+      closeDate,
+      cents / 100,
+      c.currency,
+      order?.number ?? null,
+      order?.status ?? null,
+      order?.shipDate ?? null,
+      `${closeDate}T09:00:00Z`,
+    );
+    counts.Opportunity++;
+    lines.forEach((line, i) => {
+      insertOpportunityLine.run(
+        derivedId('00k', `${id}:${i}`),
+        id,
+        line.sku,
+        line.name,
+        line.quantity,
+        line.unitPriceCents / 100,
+        (line.quantity * line.unitPriceCents) / 100,
+        i + 1,
+      );
+      counts.OpportunityLineItem++;
+    });
+  };
+  const linesOf = (o: World['orders'][number]) =>
+    o.lines.map((line) => ({
+      sku: line.item.number,
+      name: line.item.displayName,
+      quantity: line.quantity,
+      unitPriceCents: line.unitPriceCents,
+    }));
+  for (const o of world.orders)
+    opportunity(derivedId('006', o.number), o.customer, `${o.customer.name}: ${o.number}`, 'Closed Won', o.orderDate, linesOf(o), {
+      number: o.number,
+      status: o.status.toUpperCase().replace(' ', '_'),
+      shipDate: o.requestedDeliveryDate,
+    });
+  world.customers.forEach((c, i) => {
+    const last = c.orders.at(-1);
+    if (!last) return;
+    if (i % 4 === 0)
+      opportunity(derivedId('006', `${c.number}:reorder`), c, `${c.name}: reorder`, 'Closed Won', world.asOf, linesOf(last), null);
+    if (i % 3 === 0)
+      opportunity(
+        derivedId('006', `${c.number}:expansion`),
+        c,
+        `${c.name}: expansion`,
+        'Negotiation/Review',
+        world.asOf,
+        linesOf(last),
+        null,
+      );
+  });
   return counts;
 }

@@ -28,12 +28,13 @@ export function writeErp(db: Database, world: World): Record<string, number> {
   const insertTerms = db.prepare('INSERT INTO paymentTerms (id, code, displayName, dueDateCalculation) VALUES (?, ?, ?, ?)');
   const insertCustomer = db.prepare(
     `INSERT INTO customers (id, number, displayName, email, phoneNumber, addressLine1, city, state, country, postalCode, currencyCode,
-       paymentTermsId, taxRegistrationNumber, creditLimit, blocked, balanceDue, lastModifiedDateTime)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       paymentTermsId, taxRegistrationNumber, creditLimit, blocked, balanceDue, lastModifiedDateTime, taxAreaCode)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const insertItem = db.prepare(
-    `INSERT INTO items (id, number, displayName, description, type, itemCategoryCode, unitPrice, baseUnitOfMeasureCode, itemTrackingCode, warrantyMonths)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO items (id, number, displayName, description, type, itemCategoryCode, unitPrice, baseUnitOfMeasureCode, itemTrackingCode, warrantyMonths,
+       inventory)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const insertOrder = db.prepare(
     `INSERT INTO salesOrders (id, number, externalDocumentNumber, orderDate, customerId, customerNumber, customerName, currencyCode,
@@ -100,6 +101,8 @@ export function writeErp(db: Database, world: World): Record<string, number> {
       c.blocked ? 'All' : ' ',
       amount(c.balanceDueCents),
       c.erpModifiedAt,
+      // The tax area of the ship-to: country, and state where the country taxes by state.
+      a.state ? `${a.country}-${a.state}` : a.country,
     );
     counts.customers++;
   }
@@ -115,6 +118,8 @@ export function writeErp(db: Database, world: World): Record<string, number> {
       i.unitOfMeasure,
       i.serialized ? 'SN' : null,
       i.warrantyMonths,
+      // On hand: services carry none; goods a few dozen to a few hundred, by item.
+      i.type === 'Service' ? 0 : 20 + ((Number.parseInt(i.id.replace(/-/g, '').slice(0, 6), 16) || 0) % 480),
     );
     counts.items++;
   }

@@ -532,6 +532,15 @@ function keyLookupOf(schema: GraphQLSchema, document: DocumentNode, keyFields: R
  * What a subgraph's answer depends on besides the request: the roles (field rules) and the
  * portal customer (row rules). Subjects with the same roles see the same data.
  */
+/**
+ * Whether an identity's calls bypass the caches: Concord's own processes (the integration
+ * identity) decide on what they read (is the opportunity ordered yet, is the case still open),
+ * so they read the systems, never a copy that may be seconds old.
+ */
+export function readsFresh(identity: Identity): boolean {
+  return identity.roles.includes('integration');
+}
+
 export function scopeOf(identity: Identity): string {
   return `${[...identity.roles].sort().join(',')}|${identity.customerId ?? ''}`;
 }

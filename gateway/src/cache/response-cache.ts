@@ -3,7 +3,7 @@ import responseCachePlugin from '@apollo/server-plugin-response-cache';
 import type { KeyValueCache } from '@apollo/utils.keyvaluecache';
 import type { CacheStore } from '../../../platform/cache.ts';
 import type { GatewayContext } from '../context.ts';
-import { RESPONSE_NAMESPACE, scopeOf, type EntityCache } from './entity-cache.ts';
+import { readsFresh, RESPONSE_NAMESPACE, scopeOf, type EntityCache } from './entity-cache.ts';
 
 /**
  * How long the answer being built may be served again: the earliest expiry of anything it was
@@ -40,7 +40,10 @@ export function responseCache(store: CacheStore, entities: EntityCache): ApolloS
   return responseCachePlugin<GatewayContext>({
     cache: keyValueCacheOver(store),
     extraCacheKeyData: async ({ contextValue }) => scopeOf(contextValue.identity),
+    // Concord's own processes decide on what they read: they read the systems, never a copy.
+    shouldReadFromCache: async ({ contextValue }) => !readsFresh(contextValue.identity),
     shouldWriteToCache: async ({ contextValue, overallCachePolicy }) => {
+      if (readsFresh(contextValue.identity)) return false;
       const lifetime = contextValue.answerLifetime;
       const seconds = lifetime.secondsLeft();
       if (seconds < 1 || entities.lastInvalidation >= lifetime.startedAt) return false;

@@ -2,7 +2,7 @@
 import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } from 'graphql';
 import type { WorkflowInstance as WorkflowInstanceModel, StepView as StepViewModel } from '../../../platform/workflow/engine.ts';
 import type { WorkflowConnectionModel as WorkflowConnectionModelModel } from '../resolvers/Query.ts';
-import type { CustomerRefModel as CustomerRefModelModel, ReturnAuthorizationRefModel as ReturnAuthorizationRefModelModel } from '../resolvers/Workflow.ts';
+import type { CustomerRefModel as CustomerRefModelModel, ReturnAuthorizationRefModel as ReturnAuthorizationRefModelModel, OrderRefModel as OrderRefModelModel } from '../resolvers/Workflow.ts';
 import type { Context } from '../context.ts';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
@@ -18,6 +18,23 @@ export type Scalars = {
   /** An instant, ISO 8601 in UTC (2026-11-27T09:30:00Z). */
   DateTime: { input: string; output: string; }
   _FieldSet: { input: unknown; output: unknown; }
+};
+
+export type ConvertOpportunityToOrderInput = {
+  /** Chosen by the caller, scoped to it: the same key returns the first result. */
+  idempotencyKey: Scalars['String']['input'];
+  /** The CRM's opportunity id (18 characters). */
+  opportunityId: Scalars['ID']['input'];
+};
+
+export type ConvertOpportunityToOrderPayload = {
+  __typename?: 'ConvertOpportunityToOrderPayload';
+  /** Why no order was created; empty on success. */
+  errors: Array<QuoteToOrderError>;
+  /** The ERP sales order, when one was created (or had been, for this key). */
+  order: Maybe<Order>;
+  /** The workflow that carries the order through the systems; null when the request was refused before one started. */
+  workflow: Maybe<Workflow>;
 };
 
 export type CreateReturnAuthorizationInput = {
@@ -48,6 +65,15 @@ export type Customer = {
 export type Mutation = {
   __typename?: 'Mutation';
   /**
+   * Turns a closed-won opportunity into an ERP sales order, as a workflow: the ERP creates the
+   * order after its checks (customer not blocked, payment terms, tax area, credit limit, each
+   * line's item and stock), then the order's number, status and expected ship date are written
+   * back to the opportunity with an activity, and the desk records the installed base the order
+   * creates. One order per opportunity, whatever keys or retries ask; the same idempotency key
+   * (scoped to the caller) returns the first result. Business rule failures come back in `errors`.
+   */
+  convertOpportunityToOrder: ConvertOpportunityToOrderPayload;
+  /**
    * Authorizes a return from a support case, as a workflow: the ERP creates the return order
    * after checking it against its facts, then the case gets an internal note with the RMA number
    * and moves to pending, and the customer's CRM account gets an activity. The same idempotency
@@ -59,8 +85,18 @@ export type Mutation = {
 };
 
 
+export type MutationConvertOpportunityToOrderArgs = {
+  input: ConvertOpportunityToOrderInput;
+};
+
+
 export type MutationCreateReturnAuthorizationArgs = {
   input: CreateReturnAuthorizationInput;
+};
+
+export type Order = {
+  __typename?: 'Order';
+  number: Scalars['ID']['output'];
 };
 
 export type OrderLineInput = {
@@ -87,6 +123,32 @@ export type QueryWorkflowsArgs = {
   filter?: InputMaybe<WorkflowFilter>;
   first?: InputMaybe<Scalars['Int']['input']>;
 };
+
+/** A business rule the order does not meet, with a message a rep can act on. */
+export type QuoteToOrderError = {
+  __typename?: 'QuoteToOrderError';
+  code: QuoteToOrderErrorCode;
+  /** Index of the opportunity's line the error is about, if any. */
+  line: Maybe<Scalars['Int']['output']>;
+  message: Scalars['String']['output'];
+};
+
+export type QuoteToOrderErrorCode =
+  | 'ALREADY_ORDERED'
+  | 'CREDIT_LIMIT_EXCEEDED'
+  | 'CURRENCY_MISMATCH'
+  | 'CUSTOMER_ON_CREDIT_HOLD'
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'INSUFFICIENT_STOCK'
+  | 'INVALID_LINE'
+  | 'NO_PAYMENT_TERMS'
+  | 'NO_TAX_AREA'
+  | 'OPPORTUNITY_HAS_NO_CUSTOMER'
+  | 'OPPORTUNITY_HAS_NO_LINES'
+  | 'OPPORTUNITY_NOT_FOUND'
+  | 'OPPORTUNITY_NOT_WON'
+  | 'UNKNOWN_CUSTOMER'
+  | 'UNKNOWN_PRODUCT';
 
 export type ReturnAuthorization = {
   __typename?: 'ReturnAuthorization';
@@ -328,16 +390,21 @@ export type FederationReferenceTypes = ResolversObject<{
 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = ResolversObject<{
-  CreateReturnAuthorizationInput: CreateReturnAuthorizationInput;
-  ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  ConvertOpportunityToOrderInput: ConvertOpportunityToOrderInput;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  ConvertOpportunityToOrderPayload: ResolverTypeWrapper<Omit<ConvertOpportunityToOrderPayload, 'order' | 'workflow'> & { order?: Maybe<ResolversTypes['Order']>, workflow?: Maybe<ResolversTypes['Workflow']> }>;
+  CreateReturnAuthorizationInput: CreateReturnAuthorizationInput;
   CreateReturnAuthorizationPayload: ResolverTypeWrapper<Omit<CreateReturnAuthorizationPayload, 'returnAuthorization' | 'workflow'> & { returnAuthorization?: Maybe<ResolversTypes['ReturnAuthorization']>, workflow?: Maybe<ResolversTypes['Workflow']> }>;
   Customer: ResolverTypeWrapper<CustomerRefModelModel>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  Order: ResolverTypeWrapper<OrderRefModelModel>;
   OrderLineInput: OrderLineInput;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  QuoteToOrderError: ResolverTypeWrapper<QuoteToOrderError>;
+  QuoteToOrderErrorCode: QuoteToOrderErrorCode;
   ReturnAuthorization: ResolverTypeWrapper<ReturnAuthorizationRefModelModel>;
   ReturnAuthorizationError: ResolverTypeWrapper<ReturnAuthorizationError>;
   ReturnAuthorizationErrorCode: ReturnAuthorizationErrorCode;
@@ -358,16 +425,20 @@ export type ResolversTypes = ResolversObject<{
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = ResolversObject<{
-  CreateReturnAuthorizationInput: CreateReturnAuthorizationInput;
-  ID: Scalars['ID']['output'];
+  ConvertOpportunityToOrderInput: ConvertOpportunityToOrderInput;
   String: Scalars['String']['output'];
+  ID: Scalars['ID']['output'];
+  ConvertOpportunityToOrderPayload: Omit<ConvertOpportunityToOrderPayload, 'order' | 'workflow'> & { order?: Maybe<ResolversParentTypes['Order']>, workflow?: Maybe<ResolversParentTypes['Workflow']> };
+  CreateReturnAuthorizationInput: CreateReturnAuthorizationInput;
   CreateReturnAuthorizationPayload: Omit<CreateReturnAuthorizationPayload, 'returnAuthorization' | 'workflow'> & { returnAuthorization?: Maybe<ResolversParentTypes['ReturnAuthorization']>, workflow?: Maybe<ResolversParentTypes['Workflow']> };
   Customer: CustomerRefModelModel;
   DateTime: Scalars['DateTime']['output'];
   Mutation: Record<PropertyKey, never>;
+  Order: OrderRefModelModel;
   OrderLineInput: OrderLineInput;
   Int: Scalars['Int']['output'];
   Query: Record<PropertyKey, never>;
+  QuoteToOrderError: QuoteToOrderError;
   ReturnAuthorization: ReturnAuthorizationRefModelModel;
   ReturnAuthorizationError: ReturnAuthorizationError;
   ReturnLineInput: ReturnLineInput;
@@ -378,6 +449,12 @@ export type ResolversParentTypes = ResolversObject<{
   WorkflowPageInfo: WorkflowPageInfo;
   Boolean: Scalars['Boolean']['output'];
   WorkflowStep: StepViewModel;
+}>;
+
+export type ConvertOpportunityToOrderPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ConvertOpportunityToOrderPayload'] = ResolversParentTypes['ConvertOpportunityToOrderPayload']> = ResolversObject<{
+  errors?: Resolver<Array<ResolversTypes['QuoteToOrderError']>, ParentType, ContextType>;
+  order?: Resolver<Maybe<ResolversTypes['Order']>, ParentType, ContextType>;
+  workflow?: Resolver<Maybe<ResolversTypes['Workflow']>, ParentType, ContextType>;
 }>;
 
 export type CreateReturnAuthorizationPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['CreateReturnAuthorizationPayload'] = ResolversParentTypes['CreateReturnAuthorizationPayload']> = ResolversObject<{
@@ -395,12 +472,23 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
 }
 
 export type MutationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = ResolversObject<{
+  convertOpportunityToOrder?: Resolver<ResolversTypes['ConvertOpportunityToOrderPayload'], ParentType, ContextType, RequireFields<MutationConvertOpportunityToOrderArgs, 'input'>>;
   createReturnAuthorization?: Resolver<ResolversTypes['CreateReturnAuthorizationPayload'], ParentType, ContextType, RequireFields<MutationCreateReturnAuthorizationArgs, 'input'>>;
+}>;
+
+export type OrderResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Order'] = ResolversParentTypes['Order']> = ResolversObject<{
+  number?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
 }>;
 
 export type QueryResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = ResolversObject<{
   workflow?: Resolver<Maybe<ResolversTypes['Workflow']>, ParentType, ContextType, RequireFields<QueryWorkflowArgs, 'id'>>;
   workflows?: Resolver<ResolversTypes['WorkflowConnection'], ParentType, ContextType, RequireFields<QueryWorkflowsArgs, 'first'>>;
+}>;
+
+export type QuoteToOrderErrorResolvers<ContextType = Context, ParentType extends ResolversParentTypes['QuoteToOrderError'] = ResolversParentTypes['QuoteToOrderError']> = ResolversObject<{
+  code?: Resolver<ResolversTypes['QuoteToOrderErrorCode'], ParentType, ContextType>;
+  line?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 
 export type ReturnAuthorizationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ReturnAuthorization'] = ResolversParentTypes['ReturnAuthorization']> = ResolversObject<{
@@ -459,11 +547,14 @@ export type WorkflowStepResolvers<ContextType = Context, ParentType extends Reso
 }>;
 
 export type Resolvers<ContextType = Context> = ResolversObject<{
+  ConvertOpportunityToOrderPayload?: ConvertOpportunityToOrderPayloadResolvers<ContextType>;
   CreateReturnAuthorizationPayload?: CreateReturnAuthorizationPayloadResolvers<ContextType>;
   Customer?: CustomerResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   Mutation?: MutationResolvers<ContextType>;
+  Order?: OrderResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  QuoteToOrderError?: QuoteToOrderErrorResolvers<ContextType>;
   ReturnAuthorization?: ReturnAuthorizationResolvers<ContextType>;
   ReturnAuthorizationError?: ReturnAuthorizationErrorResolvers<ContextType>;
   Workflow?: WorkflowResolvers<ContextType>;

@@ -1,5 +1,5 @@
 import { requireId } from '../../../platform/validate.ts';
-import type { MutationResolvers, ReturnAuthorizationErrorCode } from '../__generated__/resolvers-types.ts';
+import type { MutationResolvers, QuoteToOrderErrorCode, ReturnAuthorizationErrorCode } from '../__generated__/resolvers-types.ts';
 
 export const Mutation: MutationResolvers = {
   async createReturnAuthorization(_root, { input }, { returns, details, identity, correlationId }) {
@@ -22,6 +22,14 @@ export const Mutation: MutationResolvers = {
     return {
       returnAuthorization: outcome.returnNumber ? { number: outcome.returnNumber } : null,
       errors: outcome.errors.map((error) => ({ ...error, code: error.code as ReturnAuthorizationErrorCode })),
+      workflow: outcome.workflowId ? await details.load(outcome.workflowId) : null,
+    };
+  },
+  async convertOpportunityToOrder(_root, { input }, { quoteToOrder, details, identity, correlationId }) {
+    const outcome = await quoteToOrder.convert(input, identity, correlationId);
+    return {
+      order: outcome.orderNumber ? { number: outcome.orderNumber } : null,
+      errors: outcome.errors.map((error) => ({ ...error, code: error.code as QuoteToOrderErrorCode })),
       workflow: outcome.workflowId ? await details.load(outcome.workflowId) : null,
     };
   },

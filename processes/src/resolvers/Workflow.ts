@@ -6,6 +6,11 @@ export interface CustomerRefModel {
   id: string;
 }
 
+/** A sales order the process service knows only by its number; the ERP resolves the rest. */
+export interface OrderRefModel {
+  number: string;
+}
+
 /** A return order the process service knows only by its number; the ERP resolves the rest. */
 export interface ReturnAuthorizationRefModel {
   number: string;

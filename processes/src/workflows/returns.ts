@@ -3,19 +3,13 @@ import { badUserInput, ConnectorError, ErrorCode } from '../../../platform/error
 import type { Identity } from '../../../platform/identity.ts';
 import { maxItems, maxLength } from '../../../platform/validate.ts';
 import { auditLogger, type Logger } from '../../../platform/logger.ts';
-import type { GraphQLReply, ServiceClient } from '../../../platform/service-client.ts';
+import type { ServiceClient } from '../../../platform/service-client.ts';
 import { toDecimal } from '../../../platform/sql.ts';
 import { isoDate, type Clock } from '../../../platform/time.ts';
-import {
-  endWorkflow,
-  PermanentStepError,
-  WorkflowKeyReusedError,
-  type StepContext,
-  type WorkflowDefinition,
-  type WorkflowEngine,
-  type WorkflowInstance,
-} from '../../../platform/workflow/engine.ts';
+import { endWorkflow, type StepContext, type WorkflowDefinition, type WorkflowEngine } from '../../../platform/workflow/engine.ts';
 import type { ReturnApprovals } from './approvals.ts';
+import { dataOf } from './graph.ts';
+import { outputOf, scopedKey, startOnce } from './requests.ts';
 
 export const RETURN_WORKFLOW = 'return-authorization';
 /** The steps of a return, in order: the ERP's return order, then the desk's and the CRM's records of it. */
@@ -147,23 +141,6 @@ export interface ReturnDeps {
   /** Largest total a support agent may authorize alone on one case within the window. */
   readonly agentLimit: number;
   readonly agentLimitWindowHours: number;
-}
-
-/** Codes of a reply no attempt will change: the request or the service's identity is refused. */
-const REFUSALS = new Set<unknown>([ErrorCode.BadUserInput, ErrorCode.Forbidden, ErrorCode.Unauthenticated]);
-
-/**
- * A reply with errors is a failed attempt (retried); a refusal (bad input, an identity not
- * allowed) will never pass: failed for good, parked at once for an operator.
- */
-function dataOf<T>(reply: GraphQLReply<T>, what: string): T {
-  const errors = reply.errors ?? [];
-  const refusal = errors.find((error) => REFUSALS.has(error.extensions?.code));
-  if (refusal)
-    throw new PermanentStepError(`${what}: ${String(refusal.extensions?.code)} ${refusal.message}`, String(refusal.extensions?.code));
-  if (errors.length || !reply.data)
-    throw new Error(`${what}: ${errors.map((error) => `${error.extensions?.code ?? 'ERROR'} ${error.message}`).join('; ') || 'no data'}`);
-  return reply.data;
 }
 
 /** Why the case itself rules a return out, if it does. */
@@ -403,62 +380,44 @@ export class ReturnRequests {
       };
     };
 
-    // Keys are the caller's: another caller's same key is another request.
-    const scopedKey = JSON.stringify([identity.subject, key]);
-    let instance = await engine.find<ReturnInput>(RETURN_WORKFLOW, scopedKey);
-    let replay = instance !== null;
-    if (instance && !engine.sameRequest(instance, request)) return reused();
-    if (!instance) {
-      const facts = await this.readCase(request.caseId, correlationId);
-      try {
-        const started = await engine.start<ReturnInput>(
-          RETURN_WORKFLOW,
-          { request, case: facts, requestedBy: { subject: identity.subject, roles: [...identity.roles] } },
-          { idempotencyKey: scopedKey, correlationId, fingerprint: request },
-        );
-        instance = started.instance;
-        replay = !started.created;
-      } catch (error) {
-        if (error instanceof WorkflowKeyReusedError) return reused();
-        throw error;
-      }
-      if (!replay)
-        logger.info(
-          {
-            event: 'return.requested',
-            caseId: request.caseId,
-            resolution: request.resolution,
-            lines: request.lines.length,
-            workflowId: instance.id,
-            correlationId,
-          },
-          'return requested',
-        );
-    }
-
-    const decided = (current: WorkflowInstance) =>
-      RETURN_STEPS.order in current.results || current.state === 'failed' || current.state === 'done' || current.state === 'compensated';
-    const current = (await engine.waitFor(instance.id, decided, this.deps.waitMs)) ?? instance;
-    const output = current.results[RETURN_STEPS.order] as ReturnOrderOutput | undefined;
-    if (output) {
-      if (output.returnNumber) audit(replay ? 'replayed' : 'authorized', { returnNumber: output.returnNumber, workflowId: current.id });
-      else audit(replay ? 'replayed' : 'rejected', { codes: output.errors.map((error) => error.code), workflowId: current.id });
-      return { returnNumber: output.returnNumber, errors: output.errors, workflowId: current.id };
-    }
-    if (current.state === 'failed') {
-      audit('parked', { workflowId: current.id, reason: current.parkedReason });
-      throw new GraphQLError(
-        `The return could not be created in the ERP and waits for an operator (workflow ${current.id}): ${current.parkedReason ?? ''}`,
-        { extensions: { code: 'WORKFLOW_PARKED', workflowId: current.id } },
-      );
-    }
-    audit('pending', { workflowId: current.id, lastError: current.lastError });
-    const retryAfterMs = Math.min(30_000, Math.max(250, current.nextRunAt - Date.now()));
-    throw new GraphQLError(
-      `The return is still being created in the ERP (workflow ${current.id}${current.lastError ? `; last attempt: ${current.lastError}` : ''}); ` +
-        `send the same request again in ${retryAfterMs} ms for its result`,
-      { extensions: { code: 'IDEMPOTENCY_KEY_IN_PROGRESS', retryAfterMs, workflowId: current.id } },
+    const started = await startOnce<ReturnInput>(
+      engine,
+      RETURN_WORKFLOW,
+      { key: scopedKey(identity, key), fingerprint: request, correlationId },
+      async () => ({
+        input: {
+          request,
+          case: await this.readCase(request.caseId, correlationId),
+          requestedBy: { subject: identity.subject, roles: [...identity.roles] },
+        },
+      }),
     );
+    if (started.kind === 'reused') return reused();
+    const replay = started.kind === 'replayed';
+    if (!replay)
+      logger.info(
+        {
+          event: 'return.requested',
+          caseId: request.caseId,
+          resolution: request.resolution,
+          lines: request.lines.length,
+          workflowId: started.instance.id,
+          correlationId,
+        },
+        'return requested',
+      );
+    let answer;
+    try {
+      answer = await outputOf<ReturnOrderOutput>(engine, started.instance, RETURN_STEPS.order, this.deps.waitMs, 'The return');
+    } catch (error) {
+      const code = error instanceof GraphQLError ? error.extensions.code : null;
+      audit(code === 'WORKFLOW_PARKED' ? 'parked' : 'pending', { workflowId: started.instance.id });
+      throw error;
+    }
+    const { output, instance } = answer;
+    if (output.returnNumber) audit(replay ? 'replayed' : 'authorized', { returnNumber: output.returnNumber, workflowId: instance.id });
+    else audit(replay ? 'replayed' : 'rejected', { codes: output.errors.map((error) => error.code), workflowId: instance.id });
+    return { returnNumber: output.returnNumber, errors: output.errors, workflowId: instance.id };
   }
 
   /** The case as the desk has it (BAD_USER_INPUT for a malformed id; the desk named when it is down). */

@@ -20,6 +20,14 @@ export function createLoaders(crm: CrmConnector) {
       (ids: readonly string[]) => crm.contactsByCustomerIds(ids),
       (record) => record.customerId ?? '',
     ),
+    opportunity: recordLoader(
+      (ids: readonly string[]) => crm.opportunitiesByIds(ids),
+      (record) => record.id,
+    ),
+    opportunityLines: listLoader(
+      (ids: readonly string[]) => crm.opportunityLinesByOpportunityIds(ids),
+      (record) => record.opportunityId,
+    ),
     contractsByCustomer: listLoader(
       (ids: readonly string[]) => crm.contractsByCustomerIds(ids),
       (record) => record.customerId,

@@ -13,6 +13,7 @@ export const CRM_POLICY: PolicyTable = {
   'Query.customer': [...STAFF, PORTAL],
   'Query.contact': [...AGENTS, 'sales_rep'],
   'Query.contract': [...AGENTS, 'sales_rep', PORTAL],
+  'Query.opportunity': [...STAFF],
 
   'Customer.id': [...STAFF, OWN],
   'Customer.name': [...STAFF, OWN],
@@ -40,6 +41,12 @@ export const CRM_POLICY: PolicyTable = {
   // Concord's own processes write activities (integration only).
   'Mutation.logCustomerActivity': ['integration'],
   'CustomerActivity.*': ['integration'],
+  'Mutation.recordOpportunityOrder': ['integration'],
+
+  // Deals are sales' and finance's; agents see what was sold (the installed base, the order).
+  'Opportunity.*': [...STAFF],
+  'OpportunityLine.*': [...STAFF],
+  'Order.number': [...STAFF],
 
   // The contract is the entitlement agents check; the customer may read its own.
   'Contract.*': [...AGENTS, 'sales_rep', OWN],

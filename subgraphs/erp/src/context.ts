@@ -5,6 +5,7 @@ import { baseContext, type BaseContext } from '../../../platform/subgraph-contex
 import type { Clock } from '../../../platform/time.ts';
 import type { ErpConnector } from './connectors/types.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
+import type { SalesOrders } from './orders/salesOrders.ts';
 import type { ReturnOrders } from './returns/orders.ts';
 
 /** What every erp resolver gets: one instance per request. */
@@ -12,12 +13,21 @@ export interface Context extends BaseContext {
   readonly loaders: Loaders;
   /** Return orders: checked on ERP facts and created (mutations only; absent where a suite tests reads). */
   readonly returns: ReturnOrders | null;
+  /** Sales orders: checked on ERP facts, created and cancelled (mutations only). */
+  readonly salesOrders: SalesOrders | null;
 }
 
-export function createContextFactory(deps: { connector: ErpConnector; logger: Logger; clock: Clock; returns?: ReturnOrders }) {
+export function createContextFactory(deps: {
+  connector: ErpConnector;
+  logger: Logger;
+  clock: Clock;
+  returns?: ReturnOrders;
+  salesOrders?: SalesOrders;
+}) {
   return async (_req: unknown, scope: RequestScope, identity: Identity): Promise<Context> => ({
     ...baseContext(deps, scope, identity),
     loaders: createLoaders(deps.connector),
     returns: deps.returns ?? null,
+    salesOrders: deps.salesOrders ?? null,
   });
 }

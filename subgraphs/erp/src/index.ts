@@ -12,6 +12,7 @@ import { createEmbeddedErpConnector } from './connectors/embedded/index.ts';
 import { ERP_SCHEMA } from './connectors/embedded/tables.ts';
 import type { ErpConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
+import { SalesOrders } from './orders/salesOrders.ts';
 import { ReturnOrders } from './returns/orders.ts';
 import { createServer } from './server.ts';
 
@@ -50,7 +51,12 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
       return options.wrapConnector ? options.wrapConnector(connector) : connector;
     },
     createServer,
-    createContext: (deps) => createContextFactory({ ...deps, returns: new ReturnOrders({ erp: deps.connector, clock: deps.clock }) }),
+    createContext: (deps) =>
+      createContextFactory({
+        ...deps,
+        returns: new ReturnOrders({ erp: deps.connector, clock: deps.clock }),
+        salesOrders: new SalesOrders({ erp: deps.connector, clock: deps.clock }),
+      }),
   });
 }
 

@@ -55,6 +55,12 @@ export const ERP_POLICY: PolicyTable = {
   'Mutation.createReturnOrder': ['integration'],
   'CreateReturnOrderPayload.*': ['integration'],
   'ReturnOrderError.*': ['integration'],
+  // Sales orders: the process layer's quote-to-order writes them, as the integration identity.
+  'Mutation.createSalesOrder': ['integration'],
+  'Mutation.cancelSalesOrder': ['integration'],
+  'CreateSalesOrderPayload.*': ['integration'],
+  'SalesOrderError.*': ['integration'],
+  'CancelSalesOrderPayload.*': ['integration'],
   'ReturnAuthorization.*': [...AGENTS],
   'ReturnAuthorizationLine.*': [...AGENTS],
   'Case.id': [...AGENTS],

@@ -33,6 +33,10 @@ export function createLoaders(desk: SupportConnector) {
       (serials: readonly string[]) => desk.casesBySerialNumbers(serials),
       (record) => record.serialNumber ?? '',
     ),
+    installedBase: listLoader(
+      (ids: readonly string[]) => desk.installedBaseByCustomerIds(ids),
+      (record) => record.customerId,
+    ),
     openCaseCount: new DataLoader<string, number>(async (ids) => {
       const counts = await desk.openCaseCounts(ids);
       return ids.map((id) => counts.get(id) ?? 0);

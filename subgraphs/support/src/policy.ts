@@ -29,6 +29,8 @@ export const SUPPORT_POLICY: PolicyTable = {
   'Customer.id': [...STAFF, OWN],
   'Customer.cases': [...STAFF, OWN],
   'Customer.openCaseCount': [...STAFF, OWN],
+  'Customer.installedBase': [...STAFF, OWN],
+  'InstalledProduct.*': [...STAFF, PORTAL],
   'Contact.id': [...STAFF, PORTAL],
   'Contact.requestedCases': [...AGENTS, 'sales_rep'],
   'Order.number': [...STAFF, PORTAL],
@@ -42,6 +44,7 @@ export const SUPPORT_POLICY: PolicyTable = {
 
   // Concord's own processes note outcomes on cases (integration only).
   'Mutation.recordCaseUpdate': ['integration'],
+  'Mutation.recordInstalledBase': ['integration'],
 };
 
 export const SUPPORT_OWNERS: Owners = {

@@ -8,7 +8,8 @@ import type { Database } from '../../../platform/sqlite.ts';
  * API page (the extension with carriers and tracking, serial numbers and warranty, and return
  * orders), answering on 127.0.0.1 in Business Central's wire shapes: `@odata.context`, `value`,
  * `@odata.nextLink` under `Prefer: odata.maxpagesize`, `@odata.etag`, blanks instead of nulls,
- * `{"error":{"code","message"}}` errors. Its data is loaded from an embedded ERP database, so an
+ * `{"error":{"code","message"}}` errors. Writes: deep inserts of sales orders (standard API) and
+ * return orders (extension), and DELETE of a sales order under `If-Match`. Its data is loaded from an embedded ERP database, so an
  * adapter reading it can be compared with the embedded adapter reading the database itself.
  * Fault switches and a request log let tests see how the adapter behaves and what it costs.
  */
@@ -24,6 +25,11 @@ export interface BusinessCentralServerOptions {
   extension?: { publisher: string; group: string; version: string };
   /** The company's local currency, as companyInformation reports it. */
   localCurrency?: string;
+  /**
+   * Each tax area's description, by code, as customers' `taxAreaDisplayName` shows it (Business
+   * Central shows the description, not the code); a code not listed is described by itself.
+   */
+  taxAreaDescriptions?: Record<string, string>;
   /** Longer request URLs are refused with 414. */
   maxUrlLength?: number;
   now?: () => Date;
@@ -41,14 +47,24 @@ export interface RequestLogEntry {
   query: Record<string, string>;
   /** The operations of a `$batch` request, as their relative URLs. */
   operations: string[];
+  /** The `If-Match` header sent, if any. */
+  ifMatch: string | null;
   /** The status answered; null when the connection was reset or no answer was sent yet. */
   status: number | null;
   /** The fault switch that shaped the answer, if any. */
   fault: string | null;
 }
 
-/** What the next requests suffer. */
-export type Fault = { kind: 'rateLimit'; retryAfterSeconds: number } | { kind: 'serverError'; status?: number } | { kind: 'reset' };
+/**
+ * What the next requests suffer. `entityChanged` waits for the next DELETE (the requests before
+ * it pass) and answers it 409 Request_EntityChanged, as when another user changed the record
+ * after it was read.
+ */
+export type Fault =
+  | { kind: 'rateLimit'; retryAfterSeconds: number }
+  | { kind: 'serverError'; status?: number }
+  | { kind: 'reset' }
+  | { kind: 'entityChanged' };
 
 /** Switches that make the server slow, throttled, failing or cut off, as the real one can be. */
 export interface FaultSwitches {
@@ -57,10 +73,11 @@ export interface FaultSwitches {
   /** The next `count` requests, whatever they are, suffer `fault`. */
   failNext(count: number, fault: Fault): void;
   /**
-   * The next POST that creates an entity is applied, then its answer is sent after
-   * `answerAfterMs`, or never (the connection stays open until the server closes).
+   * The next POST that creates an entity (or, with `method: 'DELETE'`, the next DELETE that
+   * removes one) is applied, then its answer is sent after `answerAfterMs`, or never (the
+   * connection stays open until the server closes).
    */
-  commitThenTimeout(options?: { answerAfterMs?: number }): void;
+  commitThenTimeout(options?: { answerAfterMs?: number; method?: 'POST' | 'DELETE' }): void;
   /** Back to answering normally. */
   clear(): void;
 }
@@ -77,6 +94,11 @@ export interface BusinessCentralServer {
   faults: FaultSwitches;
   /** The return orders held, all or those with one external document number (rows as stored). */
   returnOrders(externalDocumentNumber?: string): readonly Row[];
+  /**
+   * The sales orders held, all or those with one external document number, compared as Business
+   * Central compares a Code field (case-insensitively), with their lines (rows as stored).
+   */
+  salesOrders(externalDocumentNumber?: string): readonly (Row & { lines: readonly Row[] })[];
   close(): Promise<void>;
 }
 
@@ -104,6 +126,8 @@ interface EntitySet {
   navigation?: Record<string, Navigation>;
   /** Creates an entity from a POST body (only where the API allows it). */
   insert?: (body: Record<string, unknown>, store: Store, now: Date) => Row;
+  /** Deletes an entity, with what belongs to it (only where the API allows it); throws to refuse. */
+  remove?: (row: Row, store: Store) => void;
 }
 
 const ZERO_GUID = '00000000-0000-0000-0000-000000000000';
@@ -136,6 +160,38 @@ const SALES_INVOICE_FIELDS: Record<string, Edm> = {
   totalAmountIncludingTax: 'Decimal',
   remainingAmount: 'Decimal',
   status: 'Enum',
+};
+
+const SALES_ORDER_FIELDS: Record<string, Edm> = {
+  id: 'Guid',
+  number: 'String',
+  externalDocumentNumber: 'String',
+  orderDate: 'Date',
+  customerId: 'Guid',
+  customerNumber: 'String',
+  customerName: 'String',
+  currencyCode: 'String',
+  requestedDeliveryDate: 'Date',
+  totalAmountExcludingTax: 'Decimal',
+  totalTaxAmount: 'Decimal',
+  totalAmountIncludingTax: 'Decimal',
+  fullyShipped: 'Boolean',
+  status: 'Enum',
+  lastModifiedDateTime: 'DateTimeOffset',
+};
+
+const SALES_ORDER_LINE_FIELDS: Record<string, Edm> = {
+  id: 'Guid',
+  documentId: 'Guid',
+  sequence: 'Int32',
+  lineType: 'Enum',
+  lineObjectNumber: 'String',
+  description: 'String',
+  quantity: 'Decimal',
+  unitPrice: 'Decimal',
+  amountExcludingTax: 'Decimal',
+  shippedQuantity: 'Decimal',
+  shipmentDate: 'Date',
 };
 
 const RETURN_ORDER_FIELDS: Record<string, Edm> = {
@@ -203,9 +259,17 @@ const STANDARD: Record<string, EntitySet> = {
       blocked: 'Enum',
       balanceDue: 'Decimal',
       creditLimit: 'Decimal',
+      taxLiable: 'Boolean',
+      taxAreaId: 'Guid',
+      taxAreaDisplayName: 'String',
       lastModifiedDateTime: 'DateTimeOffset',
     },
     navigation: { paymentTerm: { set: 'paymentTerms', many: false, matches: (customer, terms) => terms.id === customer.paymentTermsId } },
+  },
+  taxAreas: {
+    type: 'taxArea',
+    table: 'taxAreas',
+    fields: { id: 'Guid', code: 'String', displayName: 'String', taxType: 'Enum', lastModifiedDateTime: 'DateTimeOffset' },
   },
   items: {
     type: 'item',
@@ -216,6 +280,7 @@ const STANDARD: Record<string, EntitySet> = {
       displayName: 'String',
       type: 'Enum',
       itemCategoryCode: 'String',
+      inventory: 'Decimal',
       unitPrice: 'Decimal',
       baseUnitOfMeasureCode: 'String',
     },
@@ -223,42 +288,12 @@ const STANDARD: Record<string, EntitySet> = {
   salesOrders: {
     type: 'salesOrder',
     table: 'salesOrders',
-    fields: {
-      id: 'Guid',
-      number: 'String',
-      externalDocumentNumber: 'String',
-      orderDate: 'Date',
-      customerId: 'Guid',
-      customerNumber: 'String',
-      customerName: 'String',
-      currencyCode: 'String',
-      requestedDeliveryDate: 'Date',
-      totalAmountExcludingTax: 'Decimal',
-      totalTaxAmount: 'Decimal',
-      totalAmountIncludingTax: 'Decimal',
-      fullyShipped: 'Boolean',
-      status: 'Enum',
-      lastModifiedDateTime: 'DateTimeOffset',
-    },
+    fields: SALES_ORDER_FIELDS,
     navigation: { salesOrderLines: { set: 'salesOrderLines', many: true, matches: byDocument } },
+    insert: insertSalesOrder,
+    remove: removeSalesOrder,
   },
-  salesOrderLines: {
-    type: 'salesOrderLine',
-    table: 'salesOrderLines',
-    fields: {
-      id: 'Guid',
-      documentId: 'Guid',
-      sequence: 'Int32',
-      lineType: 'Enum',
-      lineObjectNumber: 'String',
-      description: 'String',
-      quantity: 'Decimal',
-      unitPrice: 'Decimal',
-      amountExcludingTax: 'Decimal',
-      shippedQuantity: 'Decimal',
-      shipmentDate: 'Date',
-    },
-  },
+  salesOrderLines: { type: 'salesOrderLine', table: 'salesOrderLines', fields: SALES_ORDER_LINE_FIELDS },
   salesShipments: {
     type: 'salesShipment',
     table: 'salesShipments',
@@ -373,12 +408,42 @@ function guidOf(text: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
-function loadStore(db: Database, company: { id: string; name: string; currency: string }): Store {
+/** The number series of sales orders: the last number given, as `SO-{n}` (numbers are never reused). */
+const SALES_ORDER_SERIES = { prefix: 'SO-', first: 200_000 };
+
+function loadStore(
+  db: Database,
+  company: { id: string; name: string; currency: string },
+  taxAreaDescriptions: Record<string, string>,
+): Store {
   const store: Store = new Map();
   for (const table of ERP_TABLES) store.set(table, db.prepare(`SELECT * FROM ${table} ORDER BY rowid`).all() as Row[]);
   for (const row of store.get('serialNumbers')!) row.id = guidOf(String(row.serialNumber));
-  // Fields of the standard entities the embedded tables do not keep.
-  for (const row of store.get('customers')!) row.type = 'Company';
+  // Fields of the standard entities the embedded tables do not keep. A customer points to its tax
+  // area by id, and shows the area's description, not its code.
+  const taxAreas = new Map<string, Row>();
+  for (const row of store.get('customers')!) {
+    row.type = 'Company';
+    const code = typeof row.taxAreaCode === 'string' && row.taxAreaCode ? row.taxAreaCode : null;
+    if (!code) continue;
+    const area = taxAreas.get(code) ?? {
+      id: guidOf(`taxArea/${code}`),
+      code,
+      displayName: taxAreaDescriptions[code] ?? code,
+      taxType: 'Sales Tax',
+    };
+    taxAreas.set(code, area);
+    row.taxLiable = true;
+    row.taxAreaId = area.id;
+    row.taxAreaDisplayName = area.displayName;
+  }
+  store.set('taxAreas', [...taxAreas.values()]);
+  const numbers = store
+    .get('salesOrders')!
+    .map((row) => /^SO-(\d+)$/.exec(String(row.number))?.[1])
+    .map(Number)
+    .filter((n) => n > SALES_ORDER_SERIES.first);
+  store.set('numberSeries', [{ code: 'S-ORD', lastNo: Math.max(SALES_ORDER_SERIES.first, ...numbers) }]);
   store.set('companies', [{ id: company.id, systemVersion: '26.0.0.0', name: company.name, displayName: company.name }]);
   store.set('companyInformation', [
     { id: guidOf(`${company.id}/information`), displayName: company.name, currencyCode: company.currency, country: 'US' },
@@ -892,10 +957,21 @@ function readEntity(context: Context, route: Route, set: EntitySet, search: stri
   };
 }
 
-/** POST of a new entity, where the API allows one. */
-function create(context: Context, route: Route, set: EntitySet, body: unknown): Answer {
+/**
+ * POST of a new entity, where the API allows one. The answer is the entity created, with what
+ * `$expand` asks for (a deep insert's lines) and the fields `$select` names.
+ */
+function create(context: Context, route: Route, set: EntitySet, body: unknown, search: string): Answer {
   if (!set.insert || route.key)
     throw new ODataError(405, 'BadRequest_MethodNotAllowed', `'POST' requests for '${route.set}' are not allowed.`);
+  const options = parseQueryString(search);
+  for (const name of Object.keys(options)) {
+    if (name.startsWith('$') && name !== '$select' && name !== '$expand') {
+      throw badQuery(`The query parameter '${name}' is not supported on a POST.`);
+    }
+  }
+  const select = parseSelect(set, options.$select);
+  const expand = parseExpand(route.api, set, options.$expand);
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new ODataError(400, 'BadRequest_InvalidRequestBody', 'The request body is not a JSON object.');
   }
@@ -905,9 +981,40 @@ function create(context: Context, route: Route, set: EntitySet, body: unknown): 
     headers: { location: `${context.origin}${route.root}/companies(${context.companyId})/${route.set}(${String(row.id)})` },
     body: {
       '@odata.context': contextUrl(context, route, `companies(${context.companyId})/${route.set}/$entity`),
-      ...serialize(context, route.api, set, row, null, []),
+      ...serialize(context, route.api, set, row, select, expand),
     },
   };
+}
+
+/**
+ * DELETE of an entity by key, where the API allows it. As in Business Central, `If-Match` is
+ * required (the entity's `@odata.etag`, or `*`): without it 400 BadRequest_InvalidToken, with a
+ * stale one 409 Request_EntityChanged; an unknown key is 404 Internal_RecordNotFound.
+ */
+function remove(context: Context, route: Route, set: EntitySet, ifMatch: string | undefined): Answer {
+  if (!set.remove || !route.key)
+    throw new ODataError(405, 'BadRequest_MethodNotAllowed', `'DELETE' requests for '${route.set}' are not allowed.`);
+  if (!ifMatch) {
+    throw new ODataError(
+      400,
+      'BadRequest_InvalidToken',
+      'Could not validate the client concurrency token required by the service. Please provide a valid token in the client request.',
+    );
+  }
+  const key = stripKey(route.key);
+  const row = rowsOf(context.store, set.table).find((candidate) => String(candidate.id).toLowerCase() === key);
+  if (!row) {
+    throw new ODataError(
+      404,
+      'Internal_RecordNotFound',
+      `The ${set.type} does not exist. Identification fields and values: Id='${route.key}'`,
+    );
+  }
+  if (ifMatch.trim() !== '*' && ifMatch.trim() !== etagOf(row)) {
+    throw new ODataError(409, 'Request_EntityChanged', 'Another user has already changed the record.');
+  }
+  set.remove(row, context.store);
+  return { status: 204, headers: {}, body: undefined };
 }
 
 /** Checks a POST body's properties against the entity's fields, as Business Central's OData does. */
@@ -935,6 +1042,144 @@ function typedProperties(type: string, fields: Record<string, Edm>, body: Record
 }
 
 const READ_ONLY_RETURN_FIELDS = ['id', 'number', 'status', 'createdDateTime'];
+
+/** Fields of a sales order (and of its lines) Business Central computes; a body's values are ignored. */
+const READ_ONLY_SALES_ORDER_FIELDS = [
+  'id',
+  'number',
+  'status',
+  'customerName',
+  'totalAmountExcludingTax',
+  'totalTaxAmount',
+  'totalAmountIncludingTax',
+  'fullyShipped',
+  'lastModifiedDateTime',
+];
+const READ_ONLY_SALES_ORDER_LINE_FIELDS = ['id', 'documentId', 'sequence', 'amountExcludingTax', 'shippedQuantity'];
+
+/** Business Central's External Document No. is a Code[35]. */
+const EXTERNAL_DOCUMENT_LENGTH = 35;
+
+const cents = (amount: number) => Math.round(amount * 100);
+
+/**
+ * Deep insert of a sales order with its lines (standard API v2.0), as Business Central makes it:
+ * the number from the number series, status Open, the external document number upper-cased
+ * (a Code field) and not required to be unique, lines numbered 10000, 20000, … with the item's
+ * description and price where the body gives none, totals summed from the lines (no tax set up).
+ */
+function insertSalesOrder(body: Record<string, unknown>, store: Store, now: Date): Row {
+  const header = typedProperties('salesOrder', SALES_ORDER_FIELDS, body, ['salesOrderLines']);
+  for (const field of READ_ONLY_SALES_ORDER_FIELDS) delete header[field];
+  const lines = body.salesOrderLines ?? [];
+  if (!Array.isArray(lines)) throw new ODataError(400, 'BadRequest_InvalidRequestBody', 'salesOrderLines must be an array.');
+  const customers = rowsOf(store, 'customers');
+  const customer = header.customerNumber
+    ? customers.find((row) => row.number === header.customerNumber)
+    : header.customerId
+      ? customers.find((row) => String(row.id).toLowerCase() === String(header.customerId).toLowerCase())
+      : undefined;
+  if (!header.customerNumber && !header.customerId) {
+    throw new ODataError(400, 'Application_DialogException', 'A customerNumber or a customerID must be provided.');
+  }
+  if (!customer) {
+    throw new ODataError(
+      400,
+      'Internal_RecordNotFound',
+      `The Customer does not exist. Identification fields and values: No.='${String(header.customerNumber ?? header.customerId)}'`,
+    );
+  }
+  const document = typeof header.externalDocumentNumber === 'string' ? header.externalDocumentNumber : null;
+  if (document && document.length > EXTERNAL_DOCUMENT_LENGTH) {
+    throw new ODataError(
+      400,
+      'Application_StringExceededLength',
+      `The length of the string is ${document.length}, but it must be less than or equal to ${EXTERNAL_DOCUMENT_LENGTH} characters. Value: ${document}`,
+    );
+  }
+  for (const field of ['orderDate', 'requestedDeliveryDate']) {
+    if (header[field] !== undefined && header[field] !== null && !/^\d{4}-\d{2}-\d{2}$/.test(String(header[field]))) {
+      throw new ODataError(400, 'BadRequest', 'Unable to convert value to Date');
+    }
+  }
+  const items = new Map(rowsOf(store, 'items').map((row) => [row.number, row]));
+  const lineRows = lines.map((line: unknown, i): Row => {
+    if (typeof line !== 'object' || line === null) throw new ODataError(400, 'BadRequest_InvalidRequestBody', 'A line is not an object.');
+    const row = typedProperties('salesOrderLine', SALES_ORDER_LINE_FIELDS, line as Record<string, unknown>);
+    for (const field of READ_ONLY_SALES_ORDER_LINE_FIELDS) delete row[field];
+    if (row.lineType !== 'Item') {
+      throw new ODataError(
+        400,
+        'BadRequest_InvalidRequestBody',
+        `The lineType '${String(row.lineType ?? '')}' is not served here: lines are of type 'Item'.`,
+      );
+    }
+    const item = items.get(row.lineObjectNumber);
+    if (!item) {
+      throw new ODataError(
+        400,
+        'Internal_RecordNotFound',
+        `The Item does not exist. Identification fields and values: No.='${String(row.lineObjectNumber)}'`,
+      );
+    }
+    const quantity = typeof row.quantity === 'number' ? row.quantity : 0;
+    const unitPrice = typeof row.unitPrice === 'number' ? row.unitPrice : Number(item.unitPrice);
+    return {
+      ...row,
+      id: randomUUID(),
+      sequence: (i + 1) * 10000,
+      description: row.description ?? item.displayName,
+      quantity,
+      unitPrice,
+      amountExcludingTax: (cents(unitPrice) * quantity) / 100,
+      shippedQuantity: 0,
+      shipmentDate: null,
+    };
+  });
+  const total = lineRows.reduce((sum, line) => sum + cents(Number(line.unitPrice)) * Number(line.quantity), 0) / 100;
+  const [series] = rowsOf(store, 'numberSeries');
+  series!.lastNo = Number(series!.lastNo) + 1;
+  const order: Row = {
+    ...header,
+    id: randomUUID(),
+    number: `${SALES_ORDER_SERIES.prefix}${String(series!.lastNo)}`,
+    externalDocumentNumber: document ? document.toUpperCase() : null,
+    orderDate: header.orderDate ?? now.toISOString().slice(0, 10),
+    customerId: customer.id,
+    customerNumber: customer.number,
+    customerName: customer.displayName,
+    currencyCode: header.currencyCode ?? customer.currencyCode,
+    requestedDeliveryDate: header.requestedDeliveryDate ?? null,
+    totalAmountExcludingTax: total,
+    totalTaxAmount: 0,
+    totalAmountIncludingTax: total,
+    fullyShipped: 0,
+    status: 'Open',
+    lastModifiedDateTime: now.toISOString(),
+  };
+  rowsOf(store, 'salesOrders').push(order);
+  rowsOf(store, 'salesOrderLines').push(...lineRows.map((line) => ({ ...line, documentId: order.id })));
+  return order;
+}
+
+/**
+ * Deletes a sales order and its lines. Business Central refuses while a line has shipped and not
+ * been invoiced (a TestField on the line's Qty. Shipped Not Invoiced); here, once anything shipped.
+ */
+function removeSalesOrder(order: Row, store: Store): void {
+  const lines = rowsOf(store, 'salesOrderLines');
+  const shipped = lines.find((line) => line.documentId === order.id && Number(line.shippedQuantity) > 0);
+  if (shipped) {
+    throw new ODataError(
+      400,
+      'Application_FieldValidationException',
+      `Qty. Shipped Not Invoiced must be equal to '0'  in Sales Line: Document Type=Order, Document No.=${String(order.number)}, Line No.=${String(shipped.sequence)}. Current value is '${String(shipped.shippedQuantity)}'.`,
+    );
+  }
+  const orders = rowsOf(store, 'salesOrders');
+  orders.splice(orders.indexOf(order), 1);
+  for (let i = lines.length - 1; i >= 0; i -= 1) if (lines[i]!.documentId === order.id) lines.splice(i, 1);
+}
 
 /** Deep insert of a return order with its lines (extension entity). */
 function insertReturnOrder(body: Record<string, unknown>, store: Store, now: Date): Row {
@@ -1020,7 +1265,8 @@ function dispatch(context: Context, request: Incoming): Answer {
       ? readEntity(context, route, set, request.search)
       : readList(context, route, set, request.search, request.headers.prefer);
   }
-  if (request.method === 'POST') return create(context, route, set, request.body);
+  if (request.method === 'POST') return create(context, route, set, request.body, request.search);
+  if (request.method === 'DELETE') return remove(context, route, set, request.headers['if-match']);
   throw new ODataError(405, 'BadRequest_MethodNotAllowed', `'${request.method}' requests for '${route.set}' are not allowed.`);
 }
 
@@ -1075,10 +1321,14 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
   const token = options.token ?? `test-${randomUUID()}`;
   const extension = options.extension ?? { publisher: 'concord', group: 'erp', version: 'v1.0' };
   const maxUrlLength = options.maxUrlLength ?? 2_048;
-  const store = loadStore(options.erp, { id: companyId, name: 'Embedded ERP', currency: options.localCurrency ?? 'USD' });
+  const store = loadStore(
+    options.erp,
+    { id: companyId, name: 'Embedded ERP', currency: options.localCurrency ?? 'USD' },
+    options.taxAreaDescriptions ?? {},
+  );
   const requests: RequestLogEntry[] = [];
   const queued: Fault[] = [];
-  let held: { answerAfterMs: number | null } | null = null;
+  let held: { answerAfterMs: number | null; method: 'POST' | 'DELETE' } | null = null;
 
   const faults: FaultSwitches = {
     latencyMs: 0,
@@ -1086,7 +1336,7 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
       for (let i = 0; i < count; i += 1) queued.push(fault);
     },
     commitThenTimeout(switchOptions = {}) {
-      held = { answerAfterMs: switchOptions.answerAfterMs ?? null };
+      held = { answerAfterMs: switchOptions.answerAfterMs ?? null, method: switchOptions.method ?? 'POST' };
     },
     clear() {
       queued.length = 0;
@@ -1114,6 +1364,7 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
       ...describe(target.pathname),
       query: Object.fromEntries(Object.entries(parseQueryString(target.search)).filter(([name]) => name.startsWith('$'))),
       operations: [],
+      ifMatch: typeof request.headers['if-match'] === 'string' ? request.headers['if-match'] : null,
       status: null,
       fault: null,
     };
@@ -1125,7 +1376,8 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
       send(response, value);
     };
 
-    const fault = queued.shift();
+    const next = queued[0];
+    const fault = next && (next.kind !== 'entityChanged' || entry.method === 'DELETE') ? queued.shift() : undefined;
     if (fault) {
       entry.fault = fault.kind;
       if (fault.kind === 'reset') {
@@ -1137,7 +1389,9 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
           ? new ODataError(429, 'Application_TooManyRequests', 'Too many requests reached. Try again later.', {
               'retry-after': String(fault.retryAfterSeconds),
             })
-          : new ODataError(fault.status ?? 503, 'Internal_ServiceUnavailable', 'The service is temporarily unavailable.');
+          : fault.kind === 'entityChanged'
+            ? new ODataError(409, 'Request_EntityChanged', 'Another user has already changed the record.')
+            : new ODataError(fault.status ?? 503, 'Internal_ServiceUnavailable', 'The service is temporarily unavailable.');
       return answer(errorAnswer(error));
     }
     if (entry.url.length > maxUrlLength) {
@@ -1170,9 +1424,10 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
     );
     const result = handle(context, { method: entry.method, pathname: target.pathname, search: target.search, headers, body });
 
-    // "Commit, then time out": the entity is created, the answer comes late or never.
-    const hold = held as { answerAfterMs: number | null } | null;
-    if (hold && entry.method === 'POST' && entry.entitySet !== '$batch' && result.status === 201) {
+    // "Commit, then time out": the entity is created (or deleted), the answer comes late or never.
+    const hold = held as { answerAfterMs: number | null; method: 'POST' | 'DELETE' } | null;
+    const committed = entry.method === 'POST' ? result.status === 201 : result.status === 204;
+    if (hold && entry.method === hold.method && entry.entitySet !== '$batch' && committed) {
       held = null;
       entry.fault = 'commitThenTimeout';
       if (hold.answerAfterMs !== null) setTimeout(() => answer(result), hold.answerAfterMs);
@@ -1200,6 +1455,13 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
     returnOrders(externalDocumentNumber) {
       const rows = rowsOf(store, 'salesReturnOrders');
       return externalDocumentNumber === undefined ? rows : rows.filter((row) => row.externalDocumentNumber === externalDocumentNumber);
+    },
+    salesOrders(externalDocumentNumber) {
+      const key = externalDocumentNumber?.toUpperCase();
+      const lines = rowsOf(store, 'salesOrderLines');
+      return rowsOf(store, 'salesOrders')
+        .filter((row) => key === undefined || String(row.externalDocumentNumber ?? '').toUpperCase() === key)
+        .map((row) => ({ ...row, lines: lines.filter((line) => line.documentId === row.id) }));
     },
     async close() {
       server.closeAllConnections();

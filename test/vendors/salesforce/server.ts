@@ -8,9 +8,11 @@ import { BASE62, newSalesforceId } from '../../../subgraphs/crm/src/connectors/e
  * A local stand-in for a Salesforce org's REST API (`/services/data/v59.0/...`), answering in
  * Salesforce's shapes: status codes, JSON error arrays with `application/json;charset=UTF-8`,
  * `Sforce-Limit-Info` on every response, query paging with nextRecordsUrl, 401
- * INVALID_SESSION_ID for a token it does not accept, 414 for a URI over 16,384 bytes. Its data
- * is a copy of a seeded embedded CRM database, so an adapter reading it can be compared record
- * for record with the embedded adapter. Faults can be switched on, and every request is logged.
+ * INVALID_SESSION_ID for a token it does not accept, 414 for a URI over 16,384 bytes, Composite
+ * requests (`POST /composite`) with allOrNone rollback, and validation rules that refuse a save.
+ * Its data is a copy of a seeded embedded CRM database, so an adapter reading it can be compared
+ * record for record with the embedded adapter. Faults can be switched on, and every request is
+ * logged.
  */
 export interface SalesforceServer {
   /** `http://127.0.0.1:PORT`, to pass as jsforce's instanceUrl. */
@@ -56,15 +58,34 @@ export type FaultKind =
 export interface SalesforceFaults {
   /** Delay before every answer. */
   latencyMs: number;
-  /** The next `count` requests fail this way (queued after any already pending). */
-  failNext(kind: FaultKind, count?: number): void;
+  /**
+   * The next `count` requests fail this way (queued after any already pending); with `path`
+   * (`/composite`), the next `count` requests to that path, whatever comes before them.
+   */
+  failNext(kind: FaultKind, count?: number, path?: string): void;
   /** Every token is rejected with 401, including a freshly refreshed one. */
   rejectEveryToken: boolean;
-  /** The org lacks this field (e.g. a custom field not deployed): naming it is INVALID_FIELD. */
+  /**
+   * The org lacks this field (e.g. a custom field not deployed, or CurrencyIsoCode in a
+   * single-currency org): naming it is INVALID_FIELD, and describe leaves it out.
+   */
   hideField(sobject: SObjectType, field: string): void;
+  /** A validation rule on the sObject, active until reset(). */
+  addValidationRule(sobject: SObjectType, rule: ValidationRule): void;
 }
 
-export type SObjectType = 'User' | 'Account' | 'Contact' | 'Contract' | 'Task';
+/**
+ * A validation rule: a create or update whose record, as it would be saved, matches `when` (any,
+ * without it) fails with 400 FIELD_CUSTOM_VALIDATION_EXCEPTION and the rule's message, shown on
+ * `field` when given (else at the top of the page: no fields). Nothing of the save is kept.
+ */
+export interface ValidationRule {
+  message: string;
+  field?: string;
+  when?: (record: Readonly<SObjectRecord>) => boolean;
+}
+
+export type SObjectType = 'User' | 'Account' | 'Contact' | 'Contract' | 'Task' | 'Opportunity' | 'OpportunityLineItem';
 type Value = string | number | boolean | null;
 export type SObjectRecord = Record<string, Value>;
 
@@ -83,17 +104,18 @@ export async function startSalesforceServer(options: {
   const org = new Org(loadRecords(options.db));
   const usage = { ...(options.apiUsage ?? { used: 10_000, limit: 100_000 }) };
   const requests: LoggedRequest[] = [];
-  let pending: FaultKind[] = [];
+  let pending: { kind: FaultKind; path: string | undefined }[] = [];
   const state = {
     accessToken: initialToken,
     pageSize: initialPageSize,
     faults: {
       latencyMs: 0,
       rejectEveryToken: false,
-      failNext(kind: FaultKind, count = 1) {
-        for (let i = 0; i < count; i += 1) pending.push(kind);
+      failNext(kind: FaultKind, count = 1, path?: string) {
+        for (let i = 0; i < count; i += 1) pending.push({ kind, path });
       },
       hideField: (sobject: SObjectType, field: string) => org.hide(sobject, field),
+      addValidationRule: (sobject: SObjectType, rule: ValidationRule) => org.addRule(sobject, rule),
     },
   };
   const cursors = new Map<string, { path: string; rows: unknown[] }>();
@@ -139,7 +161,8 @@ export async function startSalesforceServer(options: {
       return send(404, [{ errorCode: 'NOT_FOUND', message: 'The requested resource does not exist' }]);
     }
 
-    const fault = pending.shift();
+    const faultAt = pending.findIndex((candidate) => candidate.path === undefined || candidate.path === entry.path);
+    const fault = faultAt < 0 ? undefined : pending.splice(faultAt, 1)[0]?.kind;
     if (fault === 'reset') {
       entry.status = 0;
       req.socket.destroy();
@@ -172,11 +195,19 @@ export async function startSalesforceServer(options: {
       }
       if ((resource === 'query' || resource === 'queryAll') && rest.length === 1) return allow('GET') ?? nextPage(rest[0]!);
       if (resource === 'limits' && rest.length === 0) return allow('GET') ?? limits();
+      if (resource === 'composite' && rest.length === 0) return allow('POST') ?? composite(parseJson(body));
       if (resource === 'composite' && rest[0] === 'sobjects' && rest.length === 2)
         return allow('POST') ?? org.retrieveMany(rest[1]!, parseJson(body), base());
       if (resource === 'sobjects' && rest.length === 1) return allow('POST') ?? org.create(rest[0]!, parseJson(body));
-      if (resource === 'sobjects' && rest.length === 2)
-        return allow('GET') ?? org.retrieveOne(rest[0]!, rest[1]!, params.get('fields'), base());
+      if (resource === 'sobjects' && rest.length === 2 && rest[1] === 'describe') return allow('GET') ?? org.describe(rest[0]!, base());
+      if (resource === 'sobjects' && rest.length === 2) {
+        return (
+          allow('GET', 'PATCH') ??
+          (method === 'PATCH'
+            ? org.update(rest[0]!, rest[1]!, parseJson(body))
+            : org.retrieveOne(rest[0]!, rest[1]!, params.get('fields'), base()))
+        );
+      }
       if (resource === 'sobjects' && rest.length === 3) return allow('PATCH') ?? org.upsert(rest[0]!, rest[1]!, rest[2]!, parseJson(body));
       return error(404, 'NOT_FOUND', 'The requested resource does not exist');
     } catch (failure) {
@@ -186,6 +217,84 @@ export async function startSalesforceServer(options: {
   }
 
   const base = () => `/services/data/v${version}`;
+
+  /**
+   * POST /composite `{allOrNone, collateSubrequests, compositeRequest: [{method, url, referenceId,
+   * body?}]}`: the subrequests in order, each answered as on its own, `@{ref.field}` in a url or
+   * body replaced from an earlier answer. 200 `{compositeResponse: [{body, httpHeaders,
+   * httpStatusCode, referenceId}]}` whatever they did. With allOrNone a failure stops the run and
+   * rolls every change back: the failed subrequest keeps its error, every other one answers 400
+   * PROCESSING_HALTED. Without it, a subrequest naming a failed one is not run (PROCESSING_HALTED).
+   * Counted as one call.
+   */
+  function composite(input: unknown): Answer {
+    const { allOrNone, compositeRequest } = (input ?? {}) as { allOrNone?: unknown; compositeRequest?: unknown };
+    if (!Array.isArray(compositeRequest) || compositeRequest.length === 0) {
+      return error(400, 'JSON_PARSER_ERROR', 'compositeRequest: a list of subrequests is required');
+    }
+    if (compositeRequest.length > MAX_SUBREQUESTS) {
+      return error(400, 'LIMIT_EXCEEDED', `A composite request can have at most ${MAX_SUBREQUESTS} subrequests`);
+    }
+    const subrequests = compositeRequest.map((item: unknown) => {
+      const { method, url, referenceId, body } = (item ?? {}) as Record<string, unknown>;
+      if (typeof method !== 'string' || !['GET', 'POST', 'PATCH', 'PUT', 'DELETE'].includes(method) || typeof url !== 'string') {
+        return fail(400, 'JSON_PARSER_ERROR', 'Each subrequest needs a method (GET, POST, PATCH, PUT, DELETE) and a url');
+      }
+      if (typeof referenceId !== 'string' || !/^[A-Za-z0-9_]+$/.test(referenceId)) {
+        return fail(400, 'JSON_PARSER_ERROR', `Invalid referenceId: ${JSON.stringify(referenceId ?? null)}`);
+      }
+      return { method, url, referenceId, body };
+    });
+    const seen = new Set<string>();
+    for (const { referenceId } of subrequests) {
+      if (seen.has(referenceId)) return error(400, 'JSON_PARSER_ERROR', `Duplicate referenceId provided in the request: ${referenceId}`);
+      seen.add(referenceId);
+    }
+
+    const atomic = allOrNone === true;
+    const rollback = atomic ? org.snapshot() : null;
+    const answers = new Map<string, Answer>();
+    const results: CompositeResult[] = [];
+    let failedAt = -1;
+    for (const subrequest of subrequests) {
+      if (atomic && failedAt >= 0) break;
+      const answer = runSubrequest(subrequest, answers);
+      answers.set(subrequest.referenceId, answer);
+      results.push({
+        body: answer.body ?? null,
+        httpHeaders: locationHeader(subrequest.url, answer),
+        httpStatusCode: answer.status,
+        referenceId: subrequest.referenceId,
+      });
+      if (answer.status >= 400 && failedAt < 0) failedAt = results.length - 1;
+    }
+    if (rollback && failedAt >= 0) {
+      rollback();
+      const compositeResponse = subrequests.map(({ referenceId }, i): CompositeResult =>
+        i === failedAt ? results[i]! : halted(referenceId),
+      );
+      return { status: 200, body: { compositeResponse } };
+    }
+    return { status: 200, body: { compositeResponse: results } };
+  }
+
+  function runSubrequest(subrequest: { method: string; url: string; body: unknown }, earlier: Map<string, Answer>): Answer {
+    let url: string;
+    let body: string;
+    try {
+      url = resolveReferences(subrequest.url, earlier, false);
+      body = subrequest.body === undefined ? '' : resolveReferences(JSON.stringify(subrequest.body), earlier, true);
+    } catch (failure) {
+      if (failure instanceof ApiError) return failure.answer;
+      throw failure;
+    }
+    const parsed = new URL(url, 'http://127.0.0.1');
+    const root = base();
+    if (!parsed.pathname.startsWith(`${root}/`) || parsed.pathname === `${root}/composite`) {
+      return error(404, 'NOT_FOUND', 'The requested resource does not exist');
+    }
+    return route(subrequest.method, parsed.pathname.slice(root.length), parsed.searchParams, body);
+  }
 
   function runQuery(resource: string, soql: string | null): Answer {
     if (!soql) return error(400, 'MALFORMED_QUERY', 'A query string has to be specified');
@@ -268,6 +377,63 @@ interface Answer {
   body?: unknown;
 }
 
+interface CompositeResult {
+  body: unknown;
+  httpHeaders: Record<string, string>;
+  httpStatusCode: number;
+  referenceId: string;
+}
+
+const MAX_SUBREQUESTS = 25;
+
+function halted(referenceId: string): CompositeResult {
+  return {
+    body: [
+      {
+        errorCode: 'PROCESSING_HALTED',
+        message: 'The transaction was rolled back since another operation in the same transaction failed.',
+      },
+    ],
+    httpHeaders: {},
+    httpStatusCode: 400,
+    referenceId,
+  };
+}
+
+/** A created record's subrequest answers with its Location, as the REST API's header. */
+function locationHeader(url: string, answer: Answer): Record<string, string> {
+  const id = (answer.body as { id?: unknown } | null | undefined)?.id;
+  if (answer.status !== 201 || typeof id !== 'string') return {};
+  const sobject = /\/sobjects\/([^/?]+)/.exec(url)?.[1];
+  const path = new URL(url, 'http://127.0.0.1').pathname;
+  return sobject ? { Location: `${path.slice(0, path.indexOf('/sobjects/'))}/sobjects/${sobject}/${id}` } : {};
+}
+
+/**
+ * Replaces `@{referenceId.path}` (path: `.field` and `[index]` steps) with the value at that path
+ * in an earlier subrequest's answer: in a JSON body as a JSON value when it fills a whole string,
+ * otherwise as text. A reference to a subrequest that failed, or to nothing, fails this one.
+ */
+function resolveReferences(text: string, earlier: Map<string, Answer>, json: boolean): string {
+  const lookup = (reference: string): unknown => {
+    const [name, ...steps] = reference.split(/\.|\[(\d+)\]/).filter((step) => step !== undefined && step !== '');
+    const answer = name === undefined ? undefined : earlier.get(name);
+    if (!answer || answer.status >= 400) {
+      fail(400, 'PROCESSING_HALTED', `Invalid reference specified. No value for ${reference} found in ${name ?? ''}.`);
+    }
+    let value: unknown = answer.body;
+    for (const step of steps) value = value && typeof value === 'object' ? (value as Record<string, unknown>)[step] : undefined;
+    if (value === undefined) fail(400, 'PROCESSING_HALTED', `Invalid reference specified. No value for ${reference} found.`);
+    return value;
+  };
+  const pattern = /@\{([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+|\[\d+\])*)\}/g;
+  if (json) {
+    text = text.replace(new RegExp(`"${pattern.source}"`, 'g'), (_whole, reference: string) => JSON.stringify(lookup(reference)));
+    return text.replace(pattern, (_whole, reference: string) => JSON.stringify(String(lookup(reference))).slice(1, -1));
+  }
+  return text.replace(pattern, (_whole, reference: string) => encodeURIComponent(String(lookup(reference))));
+}
+
 /** A failure answered as Salesforce does: a JSON array of `{message, errorCode, fields?}`. */
 class ApiError extends Error {
   constructor(readonly answer: Answer) {
@@ -321,7 +487,7 @@ function newCursorId(): string {
 // ---------------------------------------------------------------------------------------------
 // The org: schema and records
 
-type FieldType = 'id' | 'reference' | 'string' | 'textarea' | 'picklist' | 'date' | 'datetime' | 'int' | 'double' | 'boolean';
+type FieldType = 'id' | 'reference' | 'string' | 'textarea' | 'picklist' | 'date' | 'datetime' | 'int' | 'double' | 'currency' | 'boolean';
 
 interface ObjectSchema {
   keyPrefix: string;
@@ -420,6 +586,56 @@ const SCHEMA: Record<SObjectType, ObjectSchema> = {
     writable: ['WhatId', 'Subject', 'ActivityDate', 'Status', 'Priority', 'Description', 'TaskSubtype', 'Concord_Key__c'],
     externalIds: ['Concord_Key__c'],
   },
+  Opportunity: {
+    keyPrefix: '006',
+    fields: {
+      Id: 'id',
+      AccountId: 'reference',
+      Name: 'string',
+      StageName: 'picklist',
+      IsClosed: 'boolean',
+      IsWon: 'boolean',
+      CloseDate: 'date',
+      Amount: 'currency',
+      // Only in a multi-currency org: hideField makes the org single-currency.
+      CurrencyIsoCode: 'picklist',
+      ERP_Order_Number__c: 'string',
+      ERP_Order_Status__c: 'picklist',
+      Expected_Ship_Date__c: 'date',
+      LastModifiedDate: 'datetime',
+    },
+    relationships: { Account: { field: 'AccountId', to: 'Account' } },
+    // IsClosed and IsWon follow from the stage; clients cannot set them.
+    writable: [
+      'AccountId',
+      'Name',
+      'StageName',
+      'CloseDate',
+      'Amount',
+      'CurrencyIsoCode',
+      'ERP_Order_Number__c',
+      'ERP_Order_Status__c',
+      'Expected_Ship_Date__c',
+    ],
+    externalIds: [],
+  },
+  OpportunityLineItem: {
+    keyPrefix: '00k',
+    fields: {
+      Id: 'id',
+      OpportunityId: 'reference',
+      // ProductCode and Name are the product's, read-only on the line.
+      ProductCode: 'string',
+      Name: 'string',
+      Quantity: 'double',
+      UnitPrice: 'currency',
+      TotalPrice: 'currency',
+      SortOrder: 'int',
+    },
+    relationships: { Opportunity: { field: 'OpportunityId', to: 'Opportunity' } },
+    writable: [],
+    externalIds: [],
+  },
 };
 
 const SOBJECTS = Object.keys(SCHEMA) as SObjectType[];
@@ -427,9 +643,13 @@ const SOBJECTS = Object.keys(SCHEMA) as SObjectType[];
 /** Copies the embedded CRM's tables, in Salesforce's value formats (booleans, datetimes). */
 function loadRecords(db: Database): Map<SObjectType, SObjectRecord[]> {
   const data = new Map<SObjectType, SObjectRecord[]>();
+  const tables = new Set(
+    (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((t) => t.name),
+  );
   for (const sobject of SOBJECTS) {
     const { fields } = SCHEMA[sobject];
-    const rows = db.prepare(`SELECT * FROM "${sobject}"`).all() as Record<string, unknown>[];
+    // A database from before a table existed holds no such records.
+    const rows = tables.has(sobject) ? (db.prepare(`SELECT * FROM "${sobject}"`).all() as Record<string, unknown>[]) : [];
     data.set(
       sobject,
       rows.map((row) => {
@@ -446,7 +666,7 @@ function toSalesforceValue(value: unknown, type: FieldType): Value {
   if (value === null || value === undefined) return null;
   if (type === 'boolean') return Boolean(value);
   if (type === 'datetime') return salesforceDateTime(new Date(String(value)));
-  if (type === 'int' || type === 'double') return Number(value);
+  if (type === 'int' || type === 'double' || type === 'currency') return Number(value);
   return String(value);
 }
 
@@ -468,6 +688,7 @@ interface FieldPath {
 class Org {
   private readonly byId = new Map<string, { sobject: SObjectType; record: SObjectRecord }>();
   private readonly hidden = new Set<string>();
+  private readonly rules = new Map<SObjectType, ValidationRule[]>();
 
   constructor(private readonly data: Map<SObjectType, SObjectRecord[]>) {
     for (const [sobject, records] of data) for (const record of records) this.index(sobject, record);
@@ -483,6 +704,64 @@ class Org {
 
   unhideAll(): void {
     this.hidden.clear();
+    this.rules.clear();
+  }
+
+  addRule(sobject: SObjectType, rule: ValidationRule): void {
+    this.rules.set(sobject, [...(this.rules.get(sobject) ?? []), rule]);
+  }
+
+  /** The org as it is now; calling the result puts it back (the same record objects, their values). */
+  snapshot(): () => void {
+    const saved = [...this.data.values()].map((records) => ({
+      records,
+      entries: records.map((record) => ({ record, values: { ...record } })),
+    }));
+    return () => {
+      this.byId.clear();
+      for (const { records, entries } of saved) {
+        records.length = 0;
+        for (const { record, values } of entries) records.push(Object.assign(record, values));
+      }
+      for (const [sobject, records] of this.data) for (const record of records) this.index(sobject, record);
+    };
+  }
+
+  /** GET /sobjects/{Type}/describe: the object and its fields (those the org has). */
+  describe(type: string, base: string): Answer {
+    const sobject = this.sobjectType(type);
+    const schema = SCHEMA[sobject];
+    const relationshipOf = (field: string) => Object.entries(schema.relationships).find(([, lookup]) => lookup.field === field);
+    const fields = Object.entries(schema.fields)
+      .filter(([name]) => this.field(sobject, name))
+      .map(([name, fieldType]) => {
+        const relationship = relationshipOf(name);
+        return {
+          name,
+          type: fieldType,
+          label: name,
+          nillable: fieldType !== 'id' && fieldType !== 'boolean',
+          createable: schema.writable.includes(name),
+          updateable: schema.writable.includes(name),
+          externalId: schema.externalIds.includes(name),
+          unique: schema.externalIds.includes(name),
+          relationshipName: relationship?.[0] ?? null,
+          referenceTo: relationship ? [relationship[1].to] : [],
+        };
+      });
+    return {
+      status: 200,
+      body: {
+        name: sobject,
+        label: sobject,
+        keyPrefix: schema.keyPrefix,
+        queryable: true,
+        createable: schema.writable.length > 0,
+        updateable: schema.writable.length > 0,
+        fields,
+        urls: { sobject: `${base}/sobjects/${sobject}`, describe: `${base}/sobjects/${sobject}/describe` },
+      },
+    };
   }
 
   private index(sobject: SObjectType, record: SObjectRecord): void {
@@ -678,9 +957,32 @@ class Org {
       const record = this.insert(sobject, { ...values, [field.name]: key });
       return { status: 201, body: { id: record.Id, success: true, errors: [], created: true } };
     }
-    this.checkUnique(sobject, values, existing);
-    Object.assign(existing, values);
+    this.modify(sobject, existing, values);
     return { status: 200, body: { id: existing.Id, success: true, errors: [], created: false } };
+  }
+
+  /** PATCH /sobjects/{Type}/{Id}: 204, no body. */
+  update(type: string, id: string, body: unknown): Answer {
+    const sobject = this.sobjectType(type);
+    const found = this.find(id);
+    if (!found || found.sobject !== sobject) return error(404, 'NOT_FOUND', 'The requested resource does not exist');
+    this.modify(sobject, found.record, this.writableValues(sobject, body));
+    return { status: 204 };
+  }
+
+  private modify(sobject: SObjectType, record: SObjectRecord, values: SObjectRecord): void {
+    this.checkUnique(sobject, values, record);
+    this.checkRules(sobject, { ...record, ...values });
+    Object.assign(record, values);
+    if ('LastModifiedDate' in SCHEMA[sobject].fields) record.LastModifiedDate = salesforceDateTime(new Date());
+  }
+
+  private checkRules(sobject: SObjectType, record: SObjectRecord): void {
+    for (const rule of this.rules.get(sobject) ?? []) {
+      if (!rule.when || rule.when(record)) {
+        fail(400, 'FIELD_CUSTOM_VALIDATION_EXCEPTION', rule.message, rule.field ? [rule.field] : []);
+      }
+    }
   }
 
   /** The body's fields, validated: known, writable, of the right shape, references resolving. */
@@ -730,9 +1032,12 @@ class Org {
       record.CreatedDate = now;
       record.Status ??= 'Not Started';
       record.Priority ??= 'Normal';
-      // What an Account-related Task's AccountId becomes.
-      record.AccountId = this.find(record.WhatId ?? null)?.sobject === 'Account' ? String(record.WhatId) : null;
+      // The account of what the Task is related to: the account itself, or an opportunity's.
+      const what = this.find(record.WhatId ?? null);
+      record.AccountId =
+        what?.sobject === 'Account' ? String(what.record.Id) : what?.sobject === 'Opportunity' ? (what.record.AccountId ?? null) : null;
     }
+    this.checkRules(sobject, record);
     this.data.get(sobject)?.push(record);
     this.index(sobject, record);
     return record;
@@ -756,6 +1061,7 @@ function checkFieldValue(sobject: SObjectType, field: { name: string; type: Fiel
       return typeof value === 'boolean' ? value : wrong();
     case 'int':
     case 'double':
+    case 'currency':
       return typeof value === 'number' ? value : wrong();
     case 'date':
       return typeof value === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(value) ? value : wrong();
@@ -798,7 +1104,7 @@ function checkLiteral(path: FieldPath, literal: Literal, soql: string): Value {
     }
     return value;
   }
-  const numeric = path.type === 'int' || path.type === 'double';
+  const numeric = path.type === 'int' || path.type === 'double' || path.type === 'currency';
   if (numeric !== (typeof value === 'number') || (path.type === 'boolean') !== (typeof value === 'boolean')) {
     const expected = numeric ? 'double' : path.type === 'boolean' ? 'boolean' : 'string';
     fail(

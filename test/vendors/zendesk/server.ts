@@ -77,6 +77,33 @@ export interface DeskSlaPolicy {
   policy_metrics: { priority: string; metric: string; target: number; business_hours: boolean }[];
 }
 
+/** A field of a custom object; a lookup field names the kind of record it relates to. */
+export interface DeskCustomObjectField {
+  key: string;
+  type: 'text' | 'integer' | 'lookup';
+  relationship_target_type?: 'zen:organization';
+}
+export interface DeskCustomObject {
+  key: string;
+  title: string;
+  fields: DeskCustomObjectField[];
+}
+/**
+ * A custom object record (Custom Objects API). Zendesk's ids are ULIDs (records loaded from the
+ * embedded desk keep its ids); a lookup field holds the related record's id as a string.
+ */
+export interface DeskCustomObjectRecord {
+  id: string;
+  custom_object_key: string;
+  name: string;
+  external_id: string | null;
+  custom_object_fields: Record<string, string | number | null>;
+  created_by_user_id: string;
+  updated_by_user_id: string;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface ZendeskData {
   organizations: Map<number, DeskOrganization>;
   users: Map<number, DeskUser>;
@@ -85,12 +112,30 @@ export interface ZendeskData {
   comments: Map<number, DeskComment[]>;
   ticketFields: DeskTicketField[];
   slaPolicies: DeskSlaPolicy[];
+  /** Custom objects by key. */
+  customObjects: Map<string, DeskCustomObject>;
+  /** Custom object records by id. */
+  customObjectRecords: Map<string, DeskCustomObjectRecord>;
 }
+
+/** The installed base: one record per product of an order, linked to the customer's organization. */
+export const INSTALLED_PRODUCT: DeskCustomObject = {
+  key: 'installed_product',
+  title: 'Installed product',
+  fields: [
+    { key: 'order_number', type: 'text' },
+    { key: 'sku', type: 'text' },
+    { key: 'quantity', type: 'integer' },
+    { key: 'warranty_months', type: 'integer' },
+    { key: 'organization', type: 'lookup', relationship_target_type: 'zen:organization' },
+  ],
+};
 
 /**
  * The embedded desk's rows as Zendesk resources: custom field rows become each ticket's
- * `custom_fields` (every field listed, unset ones null, as Zendesk does), and each SLA policy's
- * tag becomes a `current_tags includes` condition.
+ * `custom_fields` (every field listed, unset ones null, as Zendesk does), each SLA policy's
+ * tag becomes a `current_tags includes` condition, and each custom object record's
+ * organization becomes its `organization` lookup field.
  */
 export function loadZendeskData(db: Database, fieldIds: { orderNumber: number; serialNumber: number } = EMBEDDED_FIELD_IDS): ZendeskData {
   const json = (text: string) => JSON.parse(text) as string[];
@@ -151,7 +196,38 @@ export function loadZendeskData(db: Database, fieldIds: { orderNumber: number; s
     { id: fieldIds.orderNumber, type: 'text', title: 'Order number' },
     { id: fieldIds.serialNumber, type: 'text', title: 'Serial number' },
   ];
-  return { organizations, users, tickets, comments, ticketFields, slaPolicies };
+
+  const customObjects = new Map([[INSTALLED_PRODUCT.key, INSTALLED_PRODUCT]]);
+  const customObjectRecords = new Map<string, DeskCustomObjectRecord>();
+  // Databases from before the installed base have no such table: their desk has no records.
+  const hasRecords = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'custom_object_records'").get();
+  if (hasRecords) {
+    for (const row of db.prepare('SELECT * FROM custom_object_records ORDER BY created_at, id').all() as {
+      id: string;
+      custom_object_key: string;
+      external_id: string;
+      name: string;
+      organization_id: number | null;
+      custom_object_fields: string;
+      created_at: string;
+      updated_at: string;
+    }[]) {
+      const fields = JSON.parse(row.custom_object_fields) as Record<string, string | number | null>;
+      customObjectRecords.set(row.id, {
+        id: row.id,
+        custom_object_key: row.custom_object_key,
+        name: row.name,
+        external_id: row.external_id,
+        custom_object_fields: { ...fields, organization: row.organization_id === null ? null : String(row.organization_id) },
+        // Answered as the API user's.
+        created_by_user_id: '',
+        updated_by_user_id: '',
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+      });
+    }
+  }
+  return { organizations, users, tickets, comments, ticketFields, slaPolicies, customObjects, customObjectRecords };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -375,6 +451,12 @@ interface Desk {
 
 function route(method: string, path: string, params: URLSearchParams, body: string, desk: Desk): Reply {
   const ticketPath = /^\/api\/v2\/tickets\/(\d+)(\/comments)?$/.exec(path);
+  const recordsPath = /^\/api\/v2\/custom_objects\/([^/]+)\/records(\/search)?$/.exec(path);
+  if (recordsPath) {
+    const key = decodeURIComponent(recordsPath[1]!);
+    if (method === 'PATCH' && !recordsPath[2]) return upsertCustomObjectRecord(key, params, body, desk);
+    if (method === 'POST' && recordsPath[2]) return filteredSearchCustomObjectRecords(key, params, body, desk);
+  }
   if (method === 'GET') {
     switch (path) {
       case '/api/v2/users/me':
@@ -487,14 +569,14 @@ function sideloads(tickets: readonly DeskTicket[], params: URLSearchParams, desk
 /** Cursor pages: `page[size]` (at most `max`) and an opaque `page[after]`. */
 function cursorPage<T>(
   items: readonly T[],
-  keyOf: (item: T) => number,
+  keyOf: (item: T) => number | string,
   params: URLSearchParams,
   max: number,
   link: (cursor: string) => string,
 ) {
   const size = Math.min(max, Math.max(1, Number(params.get('page[size]') ?? 100) || 100));
   const after = params.get('page[after]');
-  const start = after ? items.findIndex((item) => keyOf(item) === decodeCursor(after)) + 1 : 0;
+  const start = after ? items.findIndex((item) => String(keyOf(item)) === decodeCursor(after)) + 1 : 0;
   const page = items.slice(start, start + size);
   const hasMore = start + size < items.length;
   const first = page[0];
@@ -508,8 +590,8 @@ function cursorPage<T>(
   };
 }
 
-const encodeCursor = (key: number) => Buffer.from(`k${key}`).toString('base64url');
-const decodeCursor = (cursor: string) => Number(Buffer.from(cursor, 'base64url').toString('utf8').slice(1));
+const encodeCursor = (key: number | string) => Buffer.from(`k${key}`).toString('base64url');
+const decodeCursor = (cursor: string) => Buffer.from(cursor, 'base64url').toString('utf8').slice(1);
 
 function listComments(ticketId: number, params: URLSearchParams, desk: Desk): Reply {
   if (!desk.data.tickets.has(ticketId)) return notFound();
@@ -596,6 +678,299 @@ interface TicketUpdate {
   additional_tags?: string[];
   safe_update?: boolean;
   updated_stamp?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custom object records (Custom Objects API). Its errors come as a list, {"errors":[{code,
+// status, title, detail}]}, rather than the Support API's {"error","description"}.
+// ---------------------------------------------------------------------------------------------
+
+const RECORD_PAGE_LIMIT = 100;
+/** Without a sort, Zendesk orders records by relevance and returns only the first 10,000. */
+const UNSORTED_RECORDS_LIMIT = 10_000;
+
+const objectError = (status: number, code: string, title: string, detail: string): Reply => ({
+  status,
+  json: { errors: [{ code, status: String(status), title, detail }] },
+});
+const objectNotFound = (key: string) => objectError(404, 'NotFound', 'Not Found', `Custom object ${key} was not found`);
+const objectBadRequest = (detail: string) => objectError(400, 'InvalidParameter', 'Bad Request', detail);
+const objectInvalid = (detail: string) => objectError(422, 'RecordInvalid', 'Record validation errors', detail);
+
+/** Zendesk's timestamps: whole seconds, UTC. */
+const deskNow = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+let recordSequence = 0;
+/** A ULID-shaped id (26 characters of Crockford base32: the time, then a sequence), as Zendesk gives records. */
+function newRecordId(): string {
+  const digits = (value: number, length: number) => {
+    let text = '';
+    for (let i = 0; i < length; i += 1, value = Math.floor(value / 32)) text = CROCKFORD[value % 32]! + text;
+    return text;
+  };
+  recordSequence += 1;
+  return digits(Date.now(), 10) + digits(recordSequence, 16);
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * A field value as the record stores it, or the reason it is invalid. A lookup field takes the
+ * related record's id, or `external_id:<id>` (then the id it names is stored).
+ */
+function fieldValue(field: DeskCustomObjectField, value: unknown, desk: Desk): string | number | null | { invalid: string } {
+  if (value === null) return null;
+  switch (field.type) {
+    case 'text':
+      return typeof value === 'string' ? value : { invalid: `${field.key}: expected a string` };
+    case 'integer':
+      return typeof value === 'number' && Number.isSafeInteger(value) ? value : { invalid: `${field.key}: expected an integer` };
+    case 'lookup': {
+      if (typeof value !== 'string' && typeof value !== 'number') return { invalid: `${field.key}: expected a record id` };
+      const text = String(value);
+      const organization = text.startsWith('external_id:')
+        ? [...desk.data.organizations.values()].find((candidate) => candidate.external_id === text.slice('external_id:'.length))
+        : /^\d+$/.test(text)
+          ? desk.data.organizations.get(Number(text))
+          : undefined;
+      return organization ? String(organization.id) : { invalid: `${field.key}: no organization ${text}` };
+    }
+  }
+}
+
+/**
+ * `PATCH /api/v2/custom_objects/{key}/records?external_id=...`: updates the record with that
+ * external id (only the attributes sent) or creates it. Upserting by name needs a unique name
+ * field, which this server's objects do not have.
+ */
+function upsertCustomObjectRecord(key: string, params: URLSearchParams, body: string, desk: Desk): Reply {
+  const object = desk.data.customObjects.get(key);
+  if (!object) return objectNotFound(key);
+  const externalId = params.get('external_id');
+  if (params.has('name')) {
+    return objectBadRequest(
+      externalId === null ? 'The name field of this object is not unique' : 'External id and name cannot be used together',
+    );
+  }
+  if (!externalId) return objectBadRequest('external_id is required');
+  let input: { name?: unknown; custom_object_fields?: unknown };
+  try {
+    const parsed = JSON.parse(body) as { custom_object_record?: unknown };
+    if (!isPlainObject(parsed.custom_object_record)) return objectBadRequest('The body needs a custom_object_record object');
+    input = parsed.custom_object_record;
+  } catch {
+    return objectBadRequest('The request body is not valid JSON');
+  }
+  if (input.name !== undefined && (typeof input.name !== 'string' || input.name.trim() === '')) {
+    return objectInvalid('name: must be a non-empty string');
+  }
+  if (input.custom_object_fields !== undefined && !isPlainObject(input.custom_object_fields)) {
+    return objectInvalid('custom_object_fields: expected an object');
+  }
+  const fields: Record<string, string | number | null> = {};
+  for (const [fieldKey, value] of Object.entries(input.custom_object_fields ?? {})) {
+    const field = object.fields.find((candidate) => candidate.key === fieldKey);
+    if (!field) return objectInvalid(`${fieldKey}: not a field of ${key}`);
+    const stored = fieldValue(field, value, desk);
+    if (isPlainObject(stored)) return objectInvalid(stored.invalid);
+    fields[fieldKey] = stored;
+  }
+  const now = deskNow();
+  const user = String(desk.apiUser.id);
+  const existing = [...desk.data.customObjectRecords.values()].find(
+    (record) => record.custom_object_key === key && record.external_id === externalId,
+  );
+  if (existing) {
+    if (typeof input.name === 'string') existing.name = input.name;
+    existing.custom_object_fields = { ...existing.custom_object_fields, ...fields };
+    existing.updated_at = now;
+    existing.updated_by_user_id = user;
+    return { status: 200, json: { custom_object_record: recordJson(existing, desk) } };
+  }
+  if (typeof input.name !== 'string') return objectInvalid('name: is required');
+  const record: DeskCustomObjectRecord = {
+    id: newRecordId(),
+    custom_object_key: key,
+    name: input.name,
+    external_id: externalId,
+    custom_object_fields: { ...Object.fromEntries(object.fields.map((field) => [field.key, null])), ...fields },
+    created_by_user_id: user,
+    updated_by_user_id: user,
+    created_at: now,
+    updated_at: now,
+  };
+  desk.data.customObjectRecords.set(record.id, record);
+  return { status: 200, json: { custom_object_record: recordJson(record, desk) } };
+}
+
+type RecordPredicate = (record: DeskCustomObjectRecord) => boolean;
+type AttributeType = DeskCustomObjectField['type'] | 'date';
+
+/** The fields a filter may name: custom fields under `custom_object_fields.`, standard ones bare. */
+function attributeOf(
+  name: string,
+  object: DeskCustomObject,
+): { type: AttributeType; read: (record: DeskCustomObjectRecord) => unknown } | string {
+  const custom = /^custom_object_fields\.(.+)$/.exec(name);
+  if (custom) {
+    const field = object.fields.find((candidate) => candidate.key === custom[1]);
+    if (!field) return `${name}: not a field of ${object.key}`;
+    return { type: field.type, read: (record) => record.custom_object_fields[field.key] ?? null };
+  }
+  switch (name) {
+    case 'name':
+    case 'external_id':
+      return { type: 'text', read: (record) => record[name] };
+    case 'created_at':
+    case 'updated_at':
+      return { type: 'date', read: (record) => record[name] };
+    default:
+      return `This server does not filter on "${name}"`;
+  }
+}
+
+const RANGE_OPERATORS: Record<string, (order: number) => boolean> = {
+  $gt: (order) => order > 0,
+  $gte: (order) => order >= 0,
+  $lt: (order) => order < 0,
+  $lte: (order) => order <= 0,
+};
+
+/**
+ * One operator of a comparison object. Whether Zendesk compares text with regard to case is not
+ * documented: here it does not, the looser answer, so an adapter that takes matches as exact
+ * finds out here.
+ */
+function comparisonOf(
+  name: string,
+  type: AttributeType,
+  read: (record: DeskCustomObjectRecord) => unknown,
+  operator: string,
+  expected: unknown,
+) {
+  if (typeof expected !== 'string' && typeof expected !== 'number') return `${name} ${operator}: expected a string or a number`;
+  const normalize = (value: unknown): string | number | null => {
+    if (value === null || value === undefined) return null;
+    if (type === 'integer') return Number(value);
+    if (type === 'date') return Date.parse(String(value));
+    if (type === 'text') return String(value).toLowerCase();
+    return String(value);
+  };
+  const target = normalize(expected);
+  if (typeof target === 'number' && Number.isNaN(target)) return `${name} ${operator}: "${expected}" is not a ${type}`;
+  if (operator === '$eq') return (record: DeskCustomObjectRecord) => normalize(read(record)) === target;
+  if (operator === '$noteq') return (record: DeskCustomObjectRecord) => normalize(read(record)) !== target;
+  const range = RANGE_OPERATORS[operator];
+  if (!range) return `This server does not support the operator "${operator}"`;
+  if (type !== 'integer' && type !== 'date') return `${name}: ${operator} needs a number or a date field`;
+  return (record: DeskCustomObjectRecord) => {
+    const actual = normalize(read(record));
+    return typeof actual === 'number' && typeof target === 'number' && range(actual - target);
+  };
+}
+
+/** A filter: attributes with comparison objects, and `$and` / `$or` arrays of filters; all must match. */
+function compileFilter(filter: unknown, object: DeskCustomObject): RecordPredicate | string {
+  if (!isPlainObject(filter)) return 'filter: expected an object';
+  const parts: RecordPredicate[] = [];
+  for (const [name, value] of Object.entries(filter)) {
+    if (name === '$and' || name === '$or') {
+      if (!Array.isArray(value) || value.length === 0) return `${name}: expected a non-empty array of filters`;
+      const nested = value.map((entry) => compileFilter(entry, object));
+      const error = nested.find((entry): entry is string => typeof entry === 'string');
+      if (error !== undefined) return error;
+      const predicates = nested as RecordPredicate[];
+      parts.push(name === '$and' ? (record) => predicates.every((p) => p(record)) : (record) => predicates.some((p) => p(record)));
+      continue;
+    }
+    const attribute = attributeOf(name, object);
+    if (typeof attribute === 'string') return attribute;
+    if (!isPlainObject(value) || Object.keys(value).length === 0) return `${name}: expected a comparison object`;
+    for (const [operator, expected] of Object.entries(value)) {
+      const predicate = comparisonOf(name, attribute.type, attribute.read, operator, expected);
+      if (typeof predicate === 'string') return predicate;
+      parts.push(predicate);
+    }
+  }
+  return (record) => parts.every((predicate) => predicate(record));
+}
+
+const RECORD_SORT_KEYS: Record<string, (record: DeskCustomObjectRecord) => string | number> = {
+  name: (record) => record.name.toLowerCase(),
+  created_at: (record) => Date.parse(record.created_at),
+  updated_at: (record) => Date.parse(record.updated_at),
+};
+
+/** `query` matches records whose text fields (or name) have a word beginning with one of its words. */
+function textMatches(record: DeskCustomObjectRecord, object: DeskCustomObject, query: string): boolean {
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  const texts = [
+    record.name,
+    ...object.fields.filter((field) => field.type === 'text').map((field) => record.custom_object_fields[field.key]),
+  ];
+  const recordWords = texts.flatMap((text) => (typeof text === 'string' ? text.toLowerCase().split(/\W+/) : []));
+  return words.some((word) => recordWords.some((candidate) => candidate.startsWith(word)));
+}
+
+/**
+ * `POST /api/v2/custom_objects/{key}/records/search` with `{"filter": ...}`: cursor pages
+ * (`page[size]` at most 100, `page[after]`), ordered by `sort` (name, created_at, updated_at,
+ * `-` for descending) or, without one, by relevance (recently updated first here) and cut at
+ * the first 10,000.
+ */
+function filteredSearchCustomObjectRecords(key: string, params: URLSearchParams, body: string, desk: Desk): Reply {
+  const object = desk.data.customObjects.get(key);
+  if (!object) return objectNotFound(key);
+  const size = Number(params.get('page[size]') ?? RECORD_PAGE_LIMIT);
+  if (!Number.isInteger(size) || size < 1 || size > RECORD_PAGE_LIMIT) {
+    return objectBadRequest(`page[size]: between 1 and ${RECORD_PAGE_LIMIT}`);
+  }
+  if (params.has('page[before]')) return objectBadRequest('This server pages forwards only (page[after])');
+  const sort = params.get('sort');
+  const sortKey = sort === null ? undefined : RECORD_SORT_KEYS[sort.replace(/^-/, '')];
+  if (sort !== null && !sortKey) return objectBadRequest(`sort: one of name, created_at, updated_at, each optionally with a leading -`);
+  let filter: RecordPredicate = () => true;
+  if (body.trim() !== '') {
+    let parsed: { filter?: unknown };
+    try {
+      parsed = JSON.parse(body) as { filter?: unknown };
+    } catch {
+      return objectBadRequest('The request body is not valid JSON');
+    }
+    if (parsed.filter !== undefined) {
+      const compiled = compileFilter(parsed.filter, object);
+      if (typeof compiled === 'string') return objectBadRequest(compiled);
+      filter = compiled;
+    }
+  }
+  const query = params.get('query');
+  const matched = [...desk.data.customObjectRecords.values()].filter(
+    (record) => record.custom_object_key === key && filter(record) && (!query || query === '*' || textMatches(record, object, query)),
+  );
+  const direction = sort?.startsWith('-') ? -1 : 1;
+  const by = sortKey ?? RECORD_SORT_KEYS.updated_at!;
+  const ordered = matched.sort((a, b) => {
+    const [x, y] = [by(a), by(b)];
+    return ((x < y ? -1 : x > y ? 1 : 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) * (sortKey ? direction : -1);
+  });
+  const records = sortKey ? ordered : ordered.slice(0, UNSORTED_RECORDS_LIMIT);
+  const { page, meta, links } = cursorPage(
+    records,
+    (record) => record.id,
+    params,
+    RECORD_PAGE_LIMIT,
+    (cursor) => {
+      const next = new URLSearchParams(params);
+      next.set('page[after]', cursor);
+      return `${desk.baseUrl}/api/v2/custom_objects/${key}/records/search?${next.toString()}`;
+    },
+  );
+  return {
+    status: 200,
+    json: { custom_object_records: page.map((record) => recordJson(record, desk)), meta, links, count: records.length },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -894,5 +1269,21 @@ function commentJson(comment: DeskComment) {
     via: { channel: 'web', source: { from: {}, to: {}, rel: null } },
     created_at: comment.created_at,
     metadata: { system: {}, custom: {} },
+  };
+}
+
+function recordJson(record: DeskCustomObjectRecord, desk: Desk) {
+  return {
+    url: `${desk.baseUrl}/api/v2/custom_objects/${record.custom_object_key}/records/${record.id}.json`,
+    id: record.id,
+    name: record.name,
+    custom_object_key: record.custom_object_key,
+    custom_object_fields: { ...record.custom_object_fields },
+    created_by_user_id: record.created_by_user_id || String(desk.apiUser.id),
+    updated_by_user_id: record.updated_by_user_id || String(desk.apiUser.id),
+    created_at: record.created_at,
+    updated_at: record.updated_at,
+    external_id: record.external_id,
+    photo: null,
   };
 }

@@ -3,16 +3,21 @@ import { Connection, type HttpRequest } from 'jsforce';
 import type { ConnectorTelemetry } from '../../../../platform/connector-telemetry.ts';
 import { ConnectorError } from '../../../../platform/errors.ts';
 import { SystemCallError, type Resilience } from '../../../../platform/resilience.ts';
-import type {
-  ActivityRecord,
-  ContactRecord,
-  ContractRecord,
-  ContractStatus,
-  CrmConnector,
-  CustomerRecord,
-  CustomerSegment,
-  NewActivity,
-  SupportTier,
+import { toDecimal } from '../../../../platform/sql.ts';
+import {
+  CrmRefusal,
+  type ActivityRecord,
+  type ContactRecord,
+  type ContractRecord,
+  type ContractStatus,
+  type CrmConnector,
+  type CustomerRecord,
+  type CustomerSegment,
+  type NewActivity,
+  type OpportunityLineRecord,
+  type OpportunityOrderUpdate,
+  type OpportunityRecord,
+  type SupportTier,
 } from './types.ts';
 import { CONTRACT_STATUSES, SEGMENTS, TIERS } from './vocabulary.ts';
 
@@ -75,6 +80,7 @@ export class SalesforceError extends SystemCallError {
 export function createSalesforceConnector(options: SalesforceConnectorOptions): SalesforceConnector {
   const client = createSalesforceClient(options);
   const { readIn } = client;
+  const opportunityView = createOpportunityView(client);
 
   return {
     customersByIds: (ids) => readIn('customersByIds', CUSTOMER, 'AccountNumber', ids, (record) => record.id),
@@ -86,6 +92,22 @@ export function createSalesforceConnector(options: SalesforceConnectorOptions): 
     contractsByCustomerIds: (customerIds) =>
       readIn('contractsByCustomerIds', CONTRACT, 'Account.AccountNumber', customerIds, (record) => record.customerId),
     logActivity: (activity) => logActivity(client, activity),
+    async opportunitiesByIds(ids) {
+      const keys = ids.filter(isSalesforceId);
+      if (!keys.length) return [];
+      return readIn('opportunitiesByIds', await opportunityView('opportunitiesByIds'), 'Id', keys, (record) => record.id);
+    },
+    async opportunityLinesByOpportunityIds(ids) {
+      const lines = await readIn(
+        'opportunityLinesByOpportunityIds',
+        OPPORTUNITY_LINE,
+        'OpportunityId',
+        ids.filter(isSalesforceId),
+        (line) => line.opportunityId,
+      );
+      return lines.map(({ lineId: _lineId, ...line }) => line);
+    },
+    recordOpportunityOrder: (update) => recordOpportunityOrder(client, opportunityView, update),
     async ping() {
       // GET /limits touches no records and answers fast; a probe reports now, so it is not retried.
       await client.send('ping', {}, { method: 'GET', url: '/limits' }, false);
@@ -160,6 +182,167 @@ async function accountIdOf(client: SalesforceClient, customerId: string): Promis
 }
 
 // ---------------------------------------------------------------------------------------------
+// Opportunities
+
+type OpportunityView = View<OpportunityRow, OpportunityRecord>;
+
+/**
+ * The opportunity fields to read, which depend on the org: only a multi-currency org has
+ * Opportunity.CurrencyIsoCode (naming it elsewhere fails the query with INVALID_FIELD), and a
+ * single-currency org's opportunities are all in USD, as the embedded CRM defaults them. One
+ * describe of Opportunity tells, on first use; a failed describe is asked again next time.
+ */
+function createOpportunityView(client: SalesforceClient): (operation: string) => Promise<OpportunityView> {
+  let view: Promise<OpportunityView> | null = null;
+  return (operation) => {
+    if (view) return view;
+    const pending = client
+      .send<{ fields: { name: string }[] }>(operation, {}, { method: 'GET', url: '/sobjects/Opportunity/describe' }, true)
+      .then((describe) => opportunityViewFor(describe.fields.some((field) => field.name === 'CurrencyIsoCode')));
+    view = pending;
+    pending.catch(() => {
+      if (view === pending) view = null;
+    });
+    return pending;
+  };
+}
+
+/**
+ * Writes the order onto the opportunity and records the Task, once per key. The opportunity and
+ * a Task with the key are looked up first (in parallel): no opportunity is null, a used key
+ * returns the opportunity as it is. Otherwise one Composite request, all or none, in order:
+ * PATCH the three order fields, create the Task on the opportunity, read the opportunity back.
+ *
+ * The Task is created, not upserted by Concord_Key__c: the org holds the key as a unique
+ * external id, so a second create with it (a concurrent call, or a retry whose first answer was
+ * lost) fails with DUPLICATE_VALUE, which rolls the opportunity's update back with it; an upsert
+ * would update that Task and write the opportunity again. After a DUPLICATE_VALUE the adapter
+ * reads the opportunity the winner wrote. Being all or none, the request is safe to retry.
+ */
+async function recordOpportunityOrder(
+  client: SalesforceClient,
+  opportunityView: (operation: string) => Promise<OpportunityView>,
+  update: OpportunityOrderUpdate,
+): Promise<OpportunityRecord | null> {
+  if (!isSalesforceId(update.opportunityId)) return null;
+  const view = await opportunityView('recordOpportunityOrder');
+  const read = async () =>
+    (await client.readIn('recordOpportunityOrder', view, 'Id', [update.opportunityId], (record) => record.id))[0] ?? null;
+  const [opportunity, recorded] = await Promise.all([read(), orderRecorded(client, update.key)]);
+  if (!opportunity) return null;
+  if (recorded) return opportunity;
+  try {
+    return await writeOrder(client, view, update);
+  } catch (error) {
+    if (!(error instanceof SalesforceError)) throw error;
+    if (error.errorCode === 'DUPLICATE_VALUE' && (await orderRecorded(client, update.key))) return read();
+    // Deleted since it was read: there is no such opportunity any more.
+    if (NOT_FOUND_CODES.has(error.errorCode) && !(await read())) return null;
+    if (REFUSAL_CODES.has(error.errorCode)) throw new CrmRefusal(salesforceMessage(error), error.errorCode);
+    throw error;
+  }
+}
+
+async function orderRecorded(client: SalesforceClient, key: string): Promise<boolean> {
+  const rows = await client.query<{ Id: string }>(
+    'recordOpportunityOrder',
+    `SELECT Id FROM Task WHERE Concord_Key__c = ${soqlString(key)} LIMIT 1`,
+    {},
+  );
+  return rows.length > 0;
+}
+
+interface CompositeResponse {
+  compositeResponse: { body: unknown; httpHeaders: Record<string, string>; httpStatusCode: number; referenceId: string }[];
+}
+
+async function writeOrder(
+  client: SalesforceClient,
+  view: OpportunityView,
+  update: OpportunityOrderUpdate,
+): Promise<OpportunityRecord | null> {
+  const { basePath } = client;
+  const id = update.opportunityId;
+  const select = `SELECT ${view.fields.join(', ')} FROM Opportunity WHERE Id = ${soqlString(id)}`;
+  const compositeRequest = [
+    { method: 'PATCH', url: `${basePath}/sobjects/Opportunity/${id}`, referenceId: 'order', body: toOrderFields(update) },
+    { method: 'POST', url: `${basePath}/sobjects/Task`, referenceId: 'activity', body: toTaskFields(id, update) },
+    { method: 'GET', url: `${basePath}/query?q=${encodeURIComponent(select)}`, referenceId: 'opportunity' },
+  ];
+  // Collation (the default since API 49.0) may reorder subrequests; the read must come last.
+  const body = JSON.stringify({ allOrNone: true, collateSubrequests: false, compositeRequest });
+  const response = await client.send<CompositeResponse>(
+    'recordOpportunityOrder',
+    { subrequests: compositeRequest.length },
+    { method: 'POST', url: '/composite', body, headers: JSON_BODY },
+    true,
+    throwCompositeFailure,
+  );
+  const page = response.compositeResponse.find((result) => result.referenceId === 'opportunity')?.body as
+    QueryPage<OpportunityRow> | undefined;
+  const row = page?.records[0];
+  return row ? view.toRecord(row) : null;
+}
+
+/**
+ * A Composite request answers 200 whatever its subrequests did. With allOrNone, the one that
+ * failed carries its error and every other one 400 PROCESSING_HALTED; the failure is thrown as
+ * the subrequest's own error, so a busy org (UNABLE_TO_LOCK_ROW, 5xx) is retried as a whole.
+ */
+function throwCompositeFailure(response: CompositeResponse): void {
+  if (!Array.isArray(response?.compositeResponse)) {
+    throw new SalesforceError('composite: the answer has no compositeResponse', 'ERROR_HTTP_200', { retryable: false, status: 200 });
+  }
+  const failures = response.compositeResponse
+    .filter((result) => result.httpStatusCode >= 400)
+    .map((result) => ({ result, error: firstError(result.body) }));
+  const failure = failures.find(({ error }) => error.errorCode !== 'PROCESSING_HALTED') ?? failures[0];
+  if (!failure) return;
+  const { result, error } = failure;
+  throw salesforceError(
+    error.errorCode || `ERROR_HTTP_${result.httpStatusCode}`,
+    `${result.referenceId}: ${error.message}`,
+    result.httpStatusCode,
+    error,
+  );
+}
+
+/** A subrequest's error body is Salesforce's usual `[{message, errorCode, fields?}]`. */
+function firstError(body: unknown): { errorCode: string; message: string; fields: unknown } {
+  const entry: unknown = Array.isArray(body) ? body[0] : body;
+  const { errorCode, message, fields } = (entry && typeof entry === 'object' ? entry : {}) as Record<string, unknown>;
+  return { errorCode: typeof errorCode === 'string' ? errorCode : '', message: typeof message === 'string' ? message : '', fields };
+}
+
+/** Salesforce's own message for the error (a validation rule's text), without the adapter's prefixes. */
+function salesforceMessage(error: SalesforceError): string {
+  const cause = error.cause as { message?: unknown } | undefined;
+  return typeof cause?.message === 'string' && cause.message ? cause.message : error.message;
+}
+
+/**
+ * Error codes of a write the org refuses by its own rules and configuration: a validation rule
+ * (or a trigger's addError), a lookup filter, an approval lock, sharing, a restricted picklist,
+ * a required or unique field, a flow that threw. Sending it again gives the same answer.
+ */
+const REFUSAL_CODES = new Set([
+  'FIELD_CUSTOM_VALIDATION_EXCEPTION',
+  'FIELD_FILTER_VALIDATION_EXCEPTION',
+  'FIELD_INTEGRITY_EXCEPTION',
+  'ENTITY_IS_LOCKED',
+  'INSUFFICIENT_ACCESS_OR_READONLY',
+  'INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY',
+  'INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST',
+  'STRING_TOO_LONG',
+  'REQUIRED_FIELD_MISSING',
+  'DUPLICATE_VALUE',
+  'CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY',
+]);
+
+/** What a PATCH of a record deleted since it was read answers. */
+const NOT_FOUND_CODES = new Set(['NOT_FOUND', 'ENTITY_IS_DELETED']);
+
+// ---------------------------------------------------------------------------------------------
 // Requests: session, retries, telemetry
 
 /** Options that switch jsforce's own retry off for one request (see `send`). */
@@ -185,7 +368,9 @@ function createSalesforceClient(options: SalesforceConnectorOptions) {
     // that keeps rejecting the new token. The adapter refreshes itself, at most once per request.
   });
   const renewSession = createSessionRenewal(conn, telemetry.system, options.auth.refresh);
-  const queryPath = `${new URL(conn._baseUrl()).pathname}/query?q=`;
+  /** `/services/data/v59.0`: what Composite subrequest URLs start with. */
+  const basePath = new URL(conn._baseUrl()).pathname;
+  const queryPath = `${basePath}/query?q=`;
 
   /**
    * Sends one HTTP request: one resilience call (whose retries are the only ones: jsforce's own
@@ -195,17 +380,23 @@ function createSalesforceClient(options: SalesforceConnectorOptions) {
    * renews the session once and sends again. jsforce takes no abort signal: a request past the
    * resilience deadline is abandoned, not cancelled, and still counts against the allocation.
    */
-  async function send<R>(operation: string, detail: Record<string, unknown>, request: HttpRequest, idempotent: boolean): Promise<R> {
+  async function send<R>(
+    operation: string,
+    detail: Record<string, unknown>,
+    request: HttpRequest,
+    idempotent: boolean,
+    inspect?: (body: R) => void,
+  ): Promise<R> {
     return resilience.call(operation, { idempotent }, async () => {
       const token = conn.accessToken;
       try {
-        return await exchange<R>(operation, detail, request);
+        return await exchange<R>(operation, detail, request, inspect);
       } catch (error) {
         if (!isSessionRejected(error)) throw error;
         await renewSession(operation, token, error);
       }
       try {
-        return await exchange<R>(operation, detail, request);
+        return await exchange<R>(operation, detail, request, inspect);
       } catch (error) {
         if (!isSessionRejected(error)) throw error;
         throw new ConnectorError(telemetry.system, `${operation}: Salesforce rejected the renewed session too (${error.message})`, {
@@ -215,16 +406,28 @@ function createSalesforceClient(options: SalesforceConnectorOptions) {
     });
   }
 
-  /** Exactly one HTTP request, counted once; failures come out classified. */
-  async function exchange<R>(operation: string, detail: Record<string, unknown>, request: HttpRequest): Promise<R> {
+  /**
+   * Exactly one HTTP request, counted once; failures come out classified. `inspect` may throw a
+   * SalesforceError for a failure reported inside a 200 answer (a Composite subrequest's), so
+   * the telemetry counts it as one and the resilience layer retries it as one.
+   */
+  async function exchange<R>(
+    operation: string,
+    detail: Record<string, unknown>,
+    request: HttpRequest,
+    inspect?: (body: R) => void,
+  ): Promise<R> {
     try {
       return await telemetry.call(operation, detail, async () => {
+        let body: R;
         try {
           // A fresh headers object per send: jsforce writes Authorization into the one it gets.
-          return await conn.request<R>({ ...request, headers: { ...request.headers } }, NO_JSFORCE_RETRY);
+          body = await conn.request<R>({ ...request, headers: { ...request.headers } }, NO_JSFORCE_RETRY);
         } catch (error) {
           throw classify(error);
         }
+        inspect?.(body);
+        return body;
       });
     } catch (error) {
       throw unwrapTelemetry(error);
@@ -281,7 +484,7 @@ function createSalesforceClient(options: SalesforceConnectorOptions) {
     return usage ? { used: usage.used, limit: usage.limit } : null;
   }
 
-  return { send, query, readIn, apiUsage };
+  return { send, query, readIn, apiUsage, basePath };
 }
 
 /**
@@ -371,15 +574,18 @@ function classify(error: unknown): Error {
   const message = error instanceof Error ? error.message : String(error);
   if (typeof errorCode === 'string') {
     const httpStatus = /^ERROR_HTTP_(\d{3})$/.exec(errorCode)?.[1];
-    const status = httpStatus ? Number(httpStatus) : STATUS_OF_CODE[errorCode];
-    const retryable = RETRYABLE_CODES.has(errorCode) || (status !== undefined && (status >= 500 || status === 429 || status === 420));
-    return new SalesforceError(`${errorCode}: ${message}`, errorCode, { retryable, status }, { cause: error });
+    return salesforceError(errorCode, message, httpStatus ? Number(httpStatus) : STATUS_OF_CODE[errorCode], error);
   }
   const code = (error as { code?: unknown } | null)?.code;
   if ((error as Error | null)?.name === 'FetchError' || (typeof code === 'string' && NETWORK_CODES.has(code))) {
     return new SystemCallError(`network: ${message}`, { retryable: true }, { cause: error });
   }
   return error instanceof Error ? error : new Error(message);
+}
+
+function salesforceError(errorCode: string, message: string, status: number | undefined, cause: unknown): SalesforceError {
+  const retryable = RETRYABLE_CODES.has(errorCode) || (status !== undefined && (status >= 500 || status === 429 || status === 420));
+  return new SalesforceError(`${errorCode}: ${message}`, errorCode, { retryable, status }, { cause });
 }
 
 /**
@@ -518,6 +724,32 @@ interface TaskRow {
   ActivityDate: string | null;
 }
 
+interface OpportunityRow {
+  Id: string;
+  Account: Lookup<'AccountNumber'>;
+  Name: string;
+  StageName: string;
+  IsClosed: boolean;
+  IsWon: boolean;
+  CloseDate: string | null;
+  Amount: number | null;
+  /** Only in a multi-currency org. */
+  CurrencyIsoCode?: string | null;
+  ERP_Order_Number__c: string | null;
+  ERP_Order_Status__c: string | null;
+  Expected_Ship_Date__c: string | null;
+}
+
+interface OpportunityLineRow {
+  Id: string;
+  OpportunityId: string;
+  ProductCode: string | null;
+  Name: string | null;
+  Quantity: number;
+  UnitPrice: number;
+  SortOrder: number | null;
+}
+
 /** Accounts; the owner's name comes through the Owner lookup in the same query. */
 const CUSTOMER: View<AccountRow, CustomerRecord> = {
   sobject: 'Account',
@@ -608,13 +840,90 @@ const ACTIVITY: View<TaskRow, ActivityRecord> = {
   },
 };
 
-/**
- * A completed Task on the account. WhatId, not AccountId: Salesforce derives Task.AccountId
- * from WhatId/WhoId and rejects it on insert.
- */
-function toTaskFields(accountId: string, activity: NewActivity): Record<string, string | null> {
+/** The currency of every opportunity in a single-currency org, as the embedded CRM defaults it. */
+const SINGLE_CURRENCY = 'USD';
+
+/** Opportunities; the customer number comes through the Account lookup in the same query. */
+function opportunityViewFor(multiCurrency: boolean): View<OpportunityRow, OpportunityRecord> {
   return {
-    WhatId: accountId,
+    sobject: 'Opportunity',
+    fields: [
+      'Id',
+      'Account.AccountNumber',
+      'Name',
+      'StageName',
+      'IsClosed',
+      'IsWon',
+      'CloseDate',
+      'Amount',
+      ...(multiCurrency ? ['CurrencyIsoCode'] : []),
+      'ERP_Order_Number__c',
+      'ERP_Order_Status__c',
+      'Expected_Ship_Date__c',
+    ],
+    toRecord: (row) => ({
+      id: row.Id,
+      customerId: row.Account?.AccountNumber ?? null,
+      name: row.Name,
+      stage: row.StageName,
+      isClosed: row.IsClosed,
+      isWon: row.IsWon,
+      closeDate: row.CloseDate,
+      amount: row.Amount === null ? null : toDecimal(row.Amount),
+      currency: row.CurrencyIsoCode ?? SINGLE_CURRENCY,
+      erpOrderNumber: row.ERP_Order_Number__c,
+      erpOrderStatus: row.ERP_Order_Status__c,
+      expectedShipDate: row.Expected_Ship_Date__c,
+    }),
+  };
+}
+
+/** A line with its own Id, which orders lines of equal SortOrder and is dropped before returning. */
+type OrderedLine = OpportunityLineRecord & { lineId: string };
+
+/**
+ * Opportunity products. ProductCode and Name come from the product (read-only on the line); a
+ * line whose product has no code names no ERP item and is left out. A line never sorted in
+ * Salesforce has no SortOrder: 0, the embedded CRM's default.
+ */
+const OPPORTUNITY_LINE: View<OpportunityLineRow, OrderedLine> = {
+  sobject: 'OpportunityLineItem',
+  fields: ['Id', 'OpportunityId', 'ProductCode', 'Name', 'Quantity', 'UnitPrice', 'SortOrder'],
+  toRecord(row) {
+    if (!row.ProductCode) return null;
+    return {
+      lineId: row.Id,
+      opportunityId: row.OpportunityId,
+      sku: row.ProductCode,
+      name: row.Name,
+      quantity: row.Quantity,
+      unitPrice: toDecimal(row.UnitPrice),
+      sortOrder: row.SortOrder ?? 0,
+    };
+  },
+  order: byOpportunityThenSortOrder,
+};
+
+/** The three order fields written back onto the opportunity. */
+function toOrderFields(update: OpportunityOrderUpdate): Record<string, string | null> {
+  return {
+    ERP_Order_Number__c: update.orderNumber,
+    ERP_Order_Status__c: update.orderStatus,
+    Expected_Ship_Date__c: update.expectedShipDate,
+  };
+}
+
+/**
+ * A completed Task on the record `whatId` names (an account, an opportunity). WhatId, not
+ * AccountId: Salesforce derives Task.AccountId from WhatId/WhoId (an opportunity's account) and
+ * rejects it on insert.
+ */
+function toTaskFields(
+  whatId: string,
+  activity: Pick<NewActivity, 'key' | 'subject' | 'description' | 'activityDate'>,
+): Record<string, string | null> {
+  return {
+    WhatId: whatId,
     Subject: activity.subject,
     ActivityDate: activity.activityDate,
     Status: 'Completed',
@@ -635,6 +944,10 @@ function byContactName(a: ContactRecord, b: ContactRecord): number {
 
 function byStartDateDescending(a: ContractRecord, b: ContractRecord): number {
   return ascending(b.startDate, a.startDate) || ascending(a.id, b.id);
+}
+
+function byOpportunityThenSortOrder(a: OrderedLine, b: OrderedLine): number {
+  return ascending(a.opportunityId, b.opportunityId) || a.sortOrder - b.sortOrder || ascending(a.lineId, b.lineId);
 }
 
 /** Code-unit order with null lowest (first ascending, last descending), as SQLite orders. */

@@ -16,6 +16,16 @@ export interface CrmConnector {
    * already used returns the activity it created. Null when no account has that number.
    */
   logActivity(activity: NewActivity): Promise<ActivityRecord | null>;
+  /** Opportunities by their CRM id (Opportunity.Id, 18 characters). */
+  opportunitiesByIds(ids: readonly string[]): Promise<OpportunityRecord[]>;
+  /** The products of opportunities (OpportunityLineItem), in their sort order. */
+  opportunityLinesByOpportunityIds(ids: readonly string[]): Promise<OpportunityLineRecord[]>;
+  /**
+   * Writes the ERP order an opportunity became onto it (its order fields) and records a
+   * completed activity on it, once per key: a key already used changes nothing again. Null
+   * when there is no such opportunity. A CRM rule refusing the change throws a CrmRefusal.
+   */
+  recordOpportunityOrder(update: OpportunityOrderUpdate): Promise<OpportunityRecord | null>;
   /** Resolves when the CRM answers; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -84,4 +94,55 @@ export interface ActivityRecord {
   subject: string;
   description: string | null;
   activityDate: string | null;
+}
+
+/** Where an opportunity is in the sales process (Salesforce's StageName). */
+export interface OpportunityRecord {
+  /** The CRM's id (Opportunity.Id). */
+  id: string;
+  /** Customer number of its account. */
+  customerId: string | null;
+  name: string;
+  stage: string;
+  isClosed: boolean;
+  isWon: boolean;
+  closeDate: string | null;
+  amount: string | null;
+  currency: string;
+  /** The ERP order it became, once the process layer wrote it back. */
+  erpOrderNumber: string | null;
+  erpOrderStatus: string | null;
+  expectedShipDate: string | null;
+}
+
+export interface OpportunityLineRecord {
+  opportunityId: string;
+  /** The product's code: the ERP item number. */
+  sku: string;
+  name: string | null;
+  quantity: number;
+  unitPrice: string;
+  sortOrder: number;
+}
+
+export interface OpportunityOrderUpdate {
+  key: string;
+  opportunityId: string;
+  orderNumber: string;
+  orderStatus: string;
+  expectedShipDate: string | null;
+  subject: string;
+  description?: string | undefined;
+  activityDate: string;
+}
+
+/** The CRM refused a write by its own rules (a validation rule, a locked record): no retry helps. */
+export class CrmRefusal extends Error {
+  override name = 'CrmRefusal';
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
 }

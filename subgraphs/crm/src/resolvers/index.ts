@@ -3,6 +3,7 @@ import { Contact } from './Contact.ts';
 import { Contract } from './Contract.ts';
 import { Customer } from './Customer.ts';
 import { CustomerActivity, Mutation } from './Mutation.ts';
+import { Opportunity } from './Opportunity.ts';
 import { Query } from './Query.ts';
 
-export const resolvers: Resolvers = { Query, Mutation, Customer, Contact, Contract, CustomerActivity };
+export const resolvers: Resolvers = { Query, Mutation, Customer, Contact, Contract, CustomerActivity, Opportunity };

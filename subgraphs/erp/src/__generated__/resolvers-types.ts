@@ -43,6 +43,16 @@ export type BillingProfile = {
   taxRegistrationNumber: Maybe<Scalars['String']['output']>;
 };
 
+export type CancelSalesOrderInput = {
+  number: Scalars['ID']['input'];
+};
+
+export type CancelSalesOrderPayload = {
+  __typename?: 'CancelSalesOrderPayload';
+  number: Scalars['ID']['output'];
+  outcome: SalesOrderCancellation;
+};
+
 export type Case = {
   __typename?: 'Case';
   id: Scalars['ID']['output'];
@@ -71,6 +81,23 @@ export type CreateReturnOrderPayload = {
   returnAuthorization: Maybe<ReturnAuthorization>;
   /** What the order is worth (also when it was refused for its value). */
   total: Maybe<Money>;
+};
+
+export type CreateSalesOrderInput = {
+  /** The currency the order was sold in; null: the customer's. */
+  currency?: InputMaybe<Scalars['String']['input']>;
+  customerId: Scalars['ID']['input'];
+  lines: Array<SalesOrderLineInput>;
+  /** The caller's key for this order: the same reference finds the order made before (1 to 128 characters). */
+  reference: Scalars['ID']['input'];
+};
+
+export type CreateSalesOrderPayload = {
+  __typename?: 'CreateSalesOrderPayload';
+  /** Why no order was created; empty on success. */
+  errors: Array<SalesOrderError>;
+  /** The sales order, when one was created (or had been, for this reference). */
+  order: Maybe<Order>;
 };
 
 export type Customer = {
@@ -125,17 +152,36 @@ export type Money = {
 
 export type Mutation = {
   __typename?: 'Mutation';
+  /** Concord's own processes only: cancels a sales order nothing of which has shipped. */
+  cancelSalesOrder: CancelSalesOrderPayload;
   /**
    * Concord's own processes only (the integration identity): creates a return order for a case of
    * the customer, after checking every line against ERP facts, once per reference however often it
    * is sent. Business rule failures come back in `errors`, not as GraphQL errors.
    */
   createReturnOrder: CreateReturnOrderPayload;
+  /**
+   * Concord's own processes only (the integration identity): creates a sales order for a customer
+   * after checking it against ERP facts (the customer not blocked, with payment terms, a tax area
+   * and room under its credit limit; every line's item known and in stock), once per reference
+   * however often it is sent. Business rule failures come back in `errors`.
+   */
+  createSalesOrder: CreateSalesOrderPayload;
+};
+
+
+export type MutationCancelSalesOrderArgs = {
+  input: CancelSalesOrderInput;
 };
 
 
 export type MutationCreateReturnOrderArgs = {
   input: CreateReturnOrderInput;
+};
+
+
+export type MutationCreateSalesOrderArgs = {
+  input: CreateSalesOrderInput;
 };
 
 export type Order = {
@@ -308,6 +354,41 @@ export type ReturnResolution =
   | 'REFUND'
   | 'REPAIR'
   | 'REPLACE';
+
+export type SalesOrderCancellation =
+  /** The order is gone from the ERP. */
+  | 'CANCELLED'
+  /** There is no such order (cancelled before). */
+  | 'NOT_FOUND'
+  /** Some of it has shipped: it cannot be cancelled. */
+  | 'SHIPPED';
+
+/** A rule of the ERP's facts the order does not meet, with a message a rep can act on. */
+export type SalesOrderError = {
+  __typename?: 'SalesOrderError';
+  code: SalesOrderErrorCode;
+  /** Index of the input line the error is about, if any. */
+  line: Maybe<Scalars['Int']['output']>;
+  message: Scalars['String']['output'];
+};
+
+export type SalesOrderErrorCode =
+  | 'CREDIT_LIMIT_EXCEEDED'
+  | 'CURRENCY_MISMATCH'
+  | 'CUSTOMER_ON_CREDIT_HOLD'
+  | 'INSUFFICIENT_STOCK'
+  | 'INVALID_LINE'
+  | 'NO_PAYMENT_TERMS'
+  | 'NO_TAX_AREA'
+  | 'UNKNOWN_CUSTOMER'
+  | 'UNKNOWN_PRODUCT';
+
+export type SalesOrderLineInput = {
+  description?: InputMaybe<Scalars['String']['input']>;
+  quantity: Scalars['Int']['input'];
+  sku: Scalars['ID']['input'];
+  unitPrice: Scalars['Decimal']['input'];
+};
 
 export type Shipment = {
   __typename?: 'Shipment';
@@ -483,9 +564,13 @@ export type ResolversTypes = ResolversObject<{
   BillingProfile: ResolverTypeWrapper<ErpCustomerRecordModel>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  CancelSalesOrderInput: CancelSalesOrderInput;
+  CancelSalesOrderPayload: ResolverTypeWrapper<CancelSalesOrderPayload>;
   Case: ResolverTypeWrapper<CaseRefModel>;
   CreateReturnOrderInput: CreateReturnOrderInput;
   CreateReturnOrderPayload: ResolverTypeWrapper<Omit<CreateReturnOrderPayload, 'returnAuthorization'> & { returnAuthorization?: Maybe<ResolversTypes['ReturnAuthorization']> }>;
+  CreateSalesOrderInput: CreateSalesOrderInput;
+  CreateSalesOrderPayload: ResolverTypeWrapper<Omit<CreateSalesOrderPayload, 'order'> & { order?: Maybe<ResolversTypes['Order']> }>;
   Customer: ResolverTypeWrapper<CustomerRefModel>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   Date: ResolverTypeWrapper<Scalars['Date']['output']>;
@@ -511,6 +596,10 @@ export type ResolversTypes = ResolversObject<{
   ReturnOrderErrorCode: ReturnOrderErrorCode;
   ReturnReason: ReturnReason;
   ReturnResolution: ReturnResolution;
+  SalesOrderCancellation: SalesOrderCancellation;
+  SalesOrderError: ResolverTypeWrapper<SalesOrderError>;
+  SalesOrderErrorCode: SalesOrderErrorCode;
+  SalesOrderLineInput: SalesOrderLineInput;
   Shipment: ResolverTypeWrapper<ShipmentRecordModel>;
   ShipmentLine: ResolverTypeWrapper<ShipmentLineRecordModel>;
   ShipmentStatus: ShipmentStatus;
@@ -526,9 +615,13 @@ export type ResolversParentTypes = ResolversObject<{
   BillingProfile: ErpCustomerRecordModel;
   Boolean: Scalars['Boolean']['output'];
   String: Scalars['String']['output'];
+  CancelSalesOrderInput: CancelSalesOrderInput;
+  CancelSalesOrderPayload: CancelSalesOrderPayload;
   Case: CaseRefModel;
   CreateReturnOrderInput: CreateReturnOrderInput;
   CreateReturnOrderPayload: Omit<CreateReturnOrderPayload, 'returnAuthorization'> & { returnAuthorization?: Maybe<ResolversParentTypes['ReturnAuthorization']> };
+  CreateSalesOrderInput: CreateSalesOrderInput;
+  CreateSalesOrderPayload: Omit<CreateSalesOrderPayload, 'order'> & { order?: Maybe<ResolversParentTypes['Order']> };
   Customer: CustomerRefModel;
   Int: Scalars['Int']['output'];
   Date: Scalars['Date']['output'];
@@ -548,6 +641,8 @@ export type ResolversParentTypes = ResolversObject<{
   ReturnAuthorizationLine: ReturnLineRecordModel;
   ReturnLineInput: ReturnLineInput;
   ReturnOrderError: ReturnOrderError;
+  SalesOrderError: SalesOrderError;
+  SalesOrderLineInput: SalesOrderLineInput;
   Shipment: ShipmentRecordModel;
   ShipmentLine: ShipmentLineRecordModel;
   Warranty: AssetRecordModel;
@@ -571,6 +666,11 @@ export type BillingProfileResolvers<ContextType = Context, ParentType extends Re
   taxRegistrationNumber?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 }>;
 
+export type CancelSalesOrderPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['CancelSalesOrderPayload'] = ResolversParentTypes['CancelSalesOrderPayload']> = ResolversObject<{
+  number?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  outcome?: Resolver<ResolversTypes['SalesOrderCancellation'], ParentType, ContextType>;
+}>;
+
 export type CaseResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Case'] = ResolversParentTypes['Case'], FederationReferenceType extends FederationReferenceTypes['Case'] = FederationReferenceTypes['Case']> = ResolversObject<{
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Case']> | FederationReferenceType, FederationReferenceType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
@@ -581,6 +681,11 @@ export type CreateReturnOrderPayloadResolvers<ContextType = Context, ParentType 
   errors?: Resolver<Array<ResolversTypes['ReturnOrderError']>, ParentType, ContextType>;
   returnAuthorization?: Resolver<Maybe<ResolversTypes['ReturnAuthorization']>, ParentType, ContextType>;
   total?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+}>;
+
+export type CreateSalesOrderPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['CreateSalesOrderPayload'] = ResolversParentTypes['CreateSalesOrderPayload']> = ResolversObject<{
+  errors?: Resolver<Array<ResolversTypes['SalesOrderError']>, ParentType, ContextType>;
+  order?: Resolver<Maybe<ResolversTypes['Order']>, ParentType, ContextType>;
 }>;
 
 export type CustomerResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Customer'] = ResolversParentTypes['Customer'], FederationReferenceType extends FederationReferenceTypes['Customer'] = FederationReferenceTypes['Customer']> = ResolversObject<{
@@ -623,7 +728,9 @@ export type MoneyResolvers<ContextType = Context, ParentType extends ResolversPa
 }>;
 
 export type MutationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = ResolversObject<{
+  cancelSalesOrder?: Resolver<ResolversTypes['CancelSalesOrderPayload'], ParentType, ContextType, RequireFields<MutationCancelSalesOrderArgs, 'input'>>;
   createReturnOrder?: Resolver<ResolversTypes['CreateReturnOrderPayload'], ParentType, ContextType, RequireFields<MutationCreateReturnOrderArgs, 'input'>>;
+  createSalesOrder?: Resolver<ResolversTypes['CreateSalesOrderPayload'], ParentType, ContextType, RequireFields<MutationCreateSalesOrderArgs, 'input'>>;
 }>;
 
 export type OrderResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Order'] = ResolversParentTypes['Order'], FederationReferenceType extends FederationReferenceTypes['Order'] = FederationReferenceTypes['Order']> = ResolversObject<{
@@ -696,6 +803,12 @@ export type ReturnOrderErrorResolvers<ContextType = Context, ParentType extends 
   message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 
+export type SalesOrderErrorResolvers<ContextType = Context, ParentType extends ResolversParentTypes['SalesOrderError'] = ResolversParentTypes['SalesOrderError']> = ResolversObject<{
+  code?: Resolver<ResolversTypes['SalesOrderErrorCode'], ParentType, ContextType>;
+  line?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
+
 export type ShipmentResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Shipment'] = ResolversParentTypes['Shipment'], FederationReferenceType extends FederationReferenceTypes['Shipment'] = FederationReferenceTypes['Shipment']> = ResolversObject<{
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Shipment']> | FederationReferenceType, FederationReferenceType, ContextType>;
   assets?: Resolver<Array<ResolversTypes['Asset']>, ParentType, ContextType>;
@@ -726,8 +839,10 @@ export type WarrantyResolvers<ContextType = Context, ParentType extends Resolver
 export type Resolvers<ContextType = Context> = ResolversObject<{
   Asset?: AssetResolvers<ContextType>;
   BillingProfile?: BillingProfileResolvers<ContextType>;
+  CancelSalesOrderPayload?: CancelSalesOrderPayloadResolvers<ContextType>;
   Case?: CaseResolvers<ContextType>;
   CreateReturnOrderPayload?: CreateReturnOrderPayloadResolvers<ContextType>;
+  CreateSalesOrderPayload?: CreateSalesOrderPayloadResolvers<ContextType>;
   Customer?: CustomerResolvers<ContextType>;
   Date?: GraphQLScalarType;
   DateTime?: GraphQLScalarType;
@@ -742,6 +857,7 @@ export type Resolvers<ContextType = Context> = ResolversObject<{
   ReturnAuthorization?: ReturnAuthorizationResolvers<ContextType>;
   ReturnAuthorizationLine?: ReturnAuthorizationLineResolvers<ContextType>;
   ReturnOrderError?: ReturnOrderErrorResolvers<ContextType>;
+  SalesOrderError?: SalesOrderErrorResolvers<ContextType>;
   Shipment?: ShipmentResolvers<ContextType>;
   ShipmentLine?: ShipmentLineResolvers<ContextType>;
   Warranty?: WarrantyResolvers<ContextType>;

@@ -11,6 +11,7 @@ import type {
   InvoiceListQuery,
   InvoiceRecord,
   NewReturnOrder,
+  NewSalesOrder,
   OrderLineRecord,
   OrderRecord,
   OrderStatus,
@@ -34,7 +35,9 @@ import { BC_INVOICE_STATUSES, INVOICE_STATUSES, ORDER_STATUSES, RETURN_STATUSES,
  * tenant and served at `/api/{publisher}/{group}/{version}/companies({id})/…`: carrier and
  * tracking (`shipments`), serial numbers with their warranty (`serialNumbers`), return orders
  * and their lines (`salesReturnOrders`, `salesReturnOrderLines`), plus item tracking and
- * warranty months (`items`) and the date an invoice was paid (`salesInvoices`). Each extension
+ * warranty months (`items`) and the date an invoice was paid (`salesInvoices`). Sales orders are
+ * written through the standard API: created with their lines in one deep insert, cancelled by
+ * deleting them. Each extension
  * page sits over the same Business Central table as its standard counterpart and exposes the
  * standard fields beside its own, so every read is one request rather than a standard read
  * joined with an extension read.
@@ -79,6 +82,8 @@ const MAX_FILTER_TERMS = 50;
 /** Business Central accepts at most 100 operations in one JSON `$batch` request. */
 const MAX_BATCH_OPERATIONS = 100;
 const DEFAULT_PAGE_SIZE = 1_000;
+/** Reads of an order a cancellation makes when its DELETE meets a changed order. */
+const MAX_CANCEL_READS = 3;
 
 // ---------------------------------------------------------------------------------------------
 // The Business Central ↔ canonical mapping: which API, entity set and fields each read uses,
@@ -100,15 +105,30 @@ const READS = {
   customers: {
     api: 'standard',
     set: 'customers',
-    select: ['id', 'number', 'displayName', 'currencyCode', 'taxRegistrationNumber', 'creditLimit', 'blocked', 'balanceDue'],
+    select: [
+      'id',
+      'number',
+      'displayName',
+      'currencyCode',
+      'taxRegistrationNumber',
+      'creditLimit',
+      'blocked',
+      'taxAreaId',
+      'taxAreaDisplayName',
+      'balanceDue',
+    ],
     expand: { navigation: 'paymentTerm', select: ['displayName'] },
   },
+  /** The code of a tax area, for a customer whose tax area has no display name (a blank description). */
+  taxAreas: { api: 'standard', set: 'taxAreas', select: ['id', 'code'] },
   /** Extension: item tracking and warranty months are not on the standard item. */
   items: {
     api: 'extension',
     set: 'items',
     select: ['number', 'displayName', 'description', 'itemCategoryCode', 'unitPrice', 'itemTrackingCode', 'warrantyMonths'],
   },
+  /** What is on hand: the standard item's read-only `inventory`. */
+  inventory: { api: 'standard', set: 'items', select: ['number', 'inventory'] },
   orders: {
     api: 'standard',
     set: 'salesOrders',
@@ -220,8 +240,14 @@ interface BcCustomer {
   taxRegistrationNumber: string;
   creditLimit: number;
   blocked: string;
+  taxAreaId: string;
+  taxAreaDisplayName: string;
   balanceDue: number;
   paymentTerm?: { displayName: string } | null;
+}
+interface BcTaxArea {
+  id: string;
+  code: string;
 }
 interface BcItem {
   number: string;
@@ -232,7 +258,12 @@ interface BcItem {
   itemTrackingCode: string;
   warrantyMonths: number;
 }
+interface BcItemInventory {
+  number: string;
+  inventory: number;
+}
 interface BcSalesOrder {
+  '@odata.etag'?: string;
   id: string;
   number: string;
   orderDate: string;
@@ -324,12 +355,29 @@ function text(value: string | null | undefined): string | null {
   return value ? value : null;
 }
 
+const BLANK_GUID = '00000000-0000-0000-0000-000000000000';
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A blank GUID (all zeros, as Business Central sends an unset reference) as null, lower-cased otherwise. */
+function guid(value: string | null | undefined): string | null {
+  return !value || value === BLANK_GUID || !GUID.test(value) ? null : value.toLowerCase();
+}
+
 /** A blank date (0001-01-01) as null. */
 function date(value: string | null | undefined): string | null {
   return !value || value.startsWith('0001-01-01') ? null : value;
 }
 
-function toCustomer(row: BcCustomer): ErpCustomerRecord {
+/**
+ * The customer's tax area: its display name (the tax area's description, or the VAT business
+ * posting group's), or the code of the tax area it points to when that description is blank.
+ */
+function taxAreaOf(row: BcCustomer, codes: ReadonlyMap<string, string>): string | null {
+  const id = guid(row.taxAreaId);
+  return text(row.taxAreaDisplayName) ?? (id ? text(codes.get(id)) : null);
+}
+
+function toCustomer(row: BcCustomer, taxAreaCodes: ReadonlyMap<string, string>): ErpCustomerRecord {
   return {
     id: row.number,
     erpId: row.id,
@@ -340,6 +388,7 @@ function toCustomer(row: BcCustomer): ErpCustomerRecord {
     creditLimit: toDecimal(row.creditLimit),
     // Blocked is blank, Ship, Invoice or All; any block is a credit hold.
     creditHold: row.blocked !== BLANK_ENUM && row.blocked.trim() !== '',
+    taxArea: taxAreaOf(row, taxAreaCodes),
     balanceDue: toDecimal(row.balanceDue),
   };
 }
@@ -356,6 +405,11 @@ function toProduct(row: BcItem, localCurrency: string): ProductRecord {
     // An integer field cannot be blank: 0 months is an item without a warranty.
     warrantyMonths: row.warrantyMonths > 0 ? row.warrantyMonths : null,
   };
+}
+
+/** Whether anything of the order has shipped: then Business Central no longer lets it be deleted. */
+function hasShipped(row: BcSalesOrder): boolean {
+  return row.fullyShipped || (row.salesOrderLines ?? []).some((line) => line.shippedQuantity > 0);
 }
 
 function toOrder(row: BcSalesOrder): OrderRecord {
@@ -475,6 +529,46 @@ function toReturnOrderBody(order: NewReturnOrder): Record<string, unknown> {
   };
 }
 
+/** Business Central's External Document No. is a Code[35]: at most 35 characters, kept upper-cased. */
+const EXTERNAL_DOCUMENT_LENGTH = 35;
+
+/**
+ * The external document number as Business Central keeps it (upper-cased), or null when no order
+ * can carry it (blank, or longer than the field).
+ */
+function externalDocumentKey(value: string): string | null {
+  const key = value.trim().toUpperCase();
+  return key && key.length <= EXTERNAL_DOCUMENT_LENGTH ? key : null;
+}
+
+/**
+ * The POST body of a new sales order, header and lines in one deep insert. `number` and `status`
+ * are Business Central's to set; a blank is left out rather than sent as null, which BC rejects.
+ * Each line names its item (`lineObjectNumber`); the price and description sent override the
+ * item's defaults, which BC fills in when it validates the item.
+ */
+function toSalesOrderBody(order: NewSalesOrder, externalDocumentNumber: string): Record<string, unknown> {
+  return {
+    customerNumber: order.customerId,
+    externalDocumentNumber,
+    currencyCode: order.currency,
+    ...(order.requestedDeliveryDate ? { requestedDeliveryDate: dateLiteral(order.requestedDeliveryDate) } : {}),
+    salesOrderLines: order.lines.map((line) => ({
+      lineType: 'Item',
+      lineObjectNumber: line.sku,
+      quantity: line.quantity,
+      unitPrice: Number(line.unitPrice),
+      ...(line.description ? { description: line.description } : {}),
+    })),
+  };
+}
+
+/** The first of the orders whose external document number is `key` (BC does not keep it unique), by number. */
+function firstWithDocument(rows: readonly BcSalesOrder[], key: string): BcSalesOrder | null {
+  const matching = rows.filter((row) => row.externalDocumentNumber.toUpperCase() === key);
+  return matching.sort((a, b) => (a.number < b.number ? -1 : a.number > b.number ? 1 : 0))[0] ?? null;
+}
+
 // Filters in the mapping's terms.
 const byField = (field: string) => (key: string) => `${field} eq ${stringLiteral(key)}`;
 const KEYS = {
@@ -494,6 +588,9 @@ const KEYS = {
   returnByExternalDocument: byField('externalDocumentNumber'),
   returnedSerial: byField('serialNumber'),
   returnedOrder: byField('orderNumber'),
+  salesOrderByExternalDocument: byField('externalDocumentNumber'),
+  // An unquoted GUID literal: only keys that are GUIDs reach it.
+  taxAreaId: (id: string) => `id eq ${id}`,
 };
 const RECENT_ORDERS_FIRST = 'orderDate desc,number desc';
 const RECENT_INVOICES_FIRST = 'invoiceDate desc,number desc';
@@ -597,6 +694,15 @@ interface HttpResult {
 interface ODataList<T> {
   value: T[];
   nextLink: string | null;
+}
+
+type Method = 'GET' | 'POST' | 'DELETE';
+
+/** What a request carries besides its method and URL. */
+interface Outgoing {
+  body?: unknown;
+  /** The ETag a write is conditional on (`If-Match`), as Business Central wants on a DELETE. */
+  ifMatch?: string;
 }
 
 interface BatchOperation {
@@ -703,19 +809,21 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
   const urlOf = (read: Read, params: ListParams) => `${roots[read.api]}/${relativeUrl(companyId, read, params)}`;
 
   /** Sends one HTTP request and reads its answer, whatever the status. */
-  async function send(method: 'GET' | 'POST', url: string, signal: AbortSignal, body?: unknown, token?: string): Promise<HttpResult> {
+  async function send(method: Method, url: string, signal: AbortSignal, outgoing: Outgoing = {}, token?: string): Promise<HttpResult> {
+    const { body, ifMatch } = outgoing;
     const headers: Record<string, string> = {
       authorization: `Bearer ${token ?? (await options.token())}`,
       accept: 'application/json',
     };
     if (method === 'GET') headers.prefer = pagePreference;
     if (body !== undefined) headers['content-type'] = 'application/json';
+    if (ifMatch !== undefined) headers['if-match'] = ifMatch;
     try {
       const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
       const text = await response.text();
       // One new token per request after a 401, never a loop: a second 401 is the answer.
       if (response.status === 401 && token === undefined && options.refreshToken) {
-        return send(method, url, signal, body, await options.refreshToken());
+        return send(method, url, signal, outgoing, await options.refreshToken());
       }
       return { status: response.status, header: (name) => response.headers.get(name), body: parseBody(text) };
     } catch (error) {
@@ -852,7 +960,7 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
 
   /** One `$batch` request; each operation's answer is classified as a request of its own would be. */
   async function sendBatch<T>(api: Api, operations: BatchOperation[], signal: AbortSignal): Promise<ODataList<T>[]> {
-    const result = await send('POST', `${roots[api]}/$batch`, signal, { requests: operations });
+    const result = await send('POST', `${roots[api]}/$batch`, signal, { body: { requests: operations } });
     if (result.status >= 400) throw httpError(result.status, result.header, result.body);
     const responses = isObject(result.body) && Array.isArray(result.body.responses) ? (result.body.responses as unknown[]) : null;
     if (!responses || responses.length !== operations.length) {
@@ -877,6 +985,30 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
     return list.value[0] ?? null;
   }
 
+  /**
+   * The sales order with this external document number (upper-cased, as BC keeps it), of one
+   * customer or any, read inside a call already under resilience. Business Central does not keep
+   * the number unique, so every match is read and the first by number is the one.
+   */
+  async function findSalesOrder(key: string, customerId: string | null, signal: AbortSignal): Promise<BcSalesOrder | null> {
+    const byDocument = KEYS.salesOrderByExternalDocument(key);
+    const filter = customerId === null ? byDocument : `${byDocument} and ${KEYS.ordersOfCustomer(customerId)}`;
+    const url = urlOf(READS.orders, { filter, orderby: 'number asc' });
+    const list = await counted('salesOrderByExternalDocument', {}, () => getList<BcSalesOrder>(url, signal));
+    return firstWithDocument(list.value, key);
+  }
+
+  /** The codes of the tax areas customers point to without a display name, by tax area id. */
+  async function taxAreaCodes(rows: readonly BcCustomer[]): Promise<Map<string, string>> {
+    const ids = rows.flatMap((row) => {
+      const id = guid(row.taxAreaId);
+      return id && !text(row.taxAreaDisplayName) ? [id] : [];
+    });
+    if (!ids.length) return new Map();
+    const areas = await readByKeys<BcTaxArea>('customersByIds', READS.taxAreas, KEYS.taxAreaId, ids);
+    return new Map(areas.map((area) => [area.id.toLowerCase(), area.code]));
+  }
+
   // The company's local currency: asked once, as it does not change while the company exists.
   let localCurrency: Promise<string> | null = null;
   function companyCurrency(): Promise<string> {
@@ -896,7 +1028,9 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
 
   return {
     async customersByIds(ids) {
-      return (await readByKeys<BcCustomer>('customersByIds', READS.customers, KEYS.customerNumber, ids)).map(toCustomer);
+      const rows = await readByKeys<BcCustomer>('customersByIds', READS.customers, KEYS.customerNumber, ids);
+      const codes = await taxAreaCodes(rows);
+      return rows.map((row) => toCustomer(row, codes));
     },
     async productsBySkus(skus) {
       if (!skus.length) return [];
@@ -999,7 +1133,7 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
         if (existing) return existing;
         try {
           return await counted('createReturnOrder', { lines: order.lines.length }, async () => {
-            const result = await send('POST', url, signal, toReturnOrderBody(order));
+            const result = await send('POST', url, signal, { body: toReturnOrderBody(order) });
             if (result.status >= 400) throw httpError(result.status, result.header, result.body);
             return result.body as BcReturnOrder;
           });
@@ -1011,6 +1145,81 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
         }
       });
       return (await toReturnOrders([created]))[0]!;
+    },
+    async availableQuantities(skus) {
+      const rows = await readByKeys<BcItemInventory>('availableQuantities', READS.inventory, KEYS.itemNumber, skus);
+      return new Map(rows.map((row) => [row.number, row.inventory]));
+    },
+    async salesOrderByExternalDocument(externalDocumentNumber) {
+      const key = externalDocumentKey(externalDocumentNumber);
+      // A blank filter value would match every order without one; a longer one fits no order.
+      if (!key) return null;
+      const row = await resilience.call('salesOrderByExternalDocument', { idempotent: true }, (signal) =>
+        findSalesOrder(key, null, signal),
+      );
+      return row ? toOrder(row) : null;
+    },
+    async createSalesOrder(order) {
+      // As with return orders, the unit retried is "look the external document number up, POST
+      // only when it is not there", so a POST that committed and then timed out is found by the
+      // retry instead of being sent again. Business Central does not keep the number unique, so
+      // nothing else stops a second order: the look-up is the guard.
+      const key = externalDocumentKey(order.externalDocumentNumber);
+      if (!key) {
+        throw new RangeError(
+          `An external document number must be 1 to ${EXTERNAL_DOCUMENT_LENGTH} characters (got ${JSON.stringify(order.externalDocumentNumber)}).`,
+        );
+      }
+      const body = toSalesOrderBody(order, key);
+      // The created order comes back with its lines, so its shipped state is read as any order's is.
+      const url = `${roots.standard}/companies(${companyId})/${READS.orders.set}?$expand=${READS.orders.expand.navigation}`;
+      const created = await resilience.call('createSalesOrder', { idempotent: true }, async (signal) => {
+        const existing = await findSalesOrder(key, order.customerId, signal);
+        if (existing) return existing;
+        return counted('createSalesOrder', { lines: order.lines.length }, async () => {
+          const result = await send('POST', url, signal, { body });
+          if (result.status >= 400) throw httpError(result.status, result.header, result.body);
+          return result.body as BcSalesOrder;
+        });
+      });
+      return toOrder(created);
+    },
+    async cancelSalesOrder(number) {
+      // The id of an order a DELETE was sent for without a definite answer (a timeout, a reset, a
+      // 5xx): when the retry finds no such order, that DELETE is what removed it.
+      let unanswered: string | null = null;
+      return resilience.call('cancelSalesOrder', { idempotent: true }, async (signal) => {
+        let refusal: BusinessCentralError | null = null;
+        for (let read = 1; ; read += 1) {
+          const url = urlOf(READS.orders, { filter: KEYS.orderNumber(number) });
+          const list = await counted('cancelSalesOrder', {}, () => getList<BcSalesOrder>(url, signal));
+          const order = list.value[0];
+          if (!order) return unanswered ? 'cancelled' : 'not_found';
+          // Checked before deleting: Business Central refuses to delete an order once a line shipped.
+          if (hasShipped(order)) return 'shipped';
+          if (refusal) throw refusal;
+          unanswered = order.id;
+          const target = `${roots.standard}/companies(${companyId})/${READS.orders.set}(${order.id})`;
+          const result = await counted('cancelSalesOrder', {}, () =>
+            send('DELETE', target, signal, { ifMatch: order['@odata.etag'] ?? '*' }),
+          );
+          if (result.status < 300) return 'cancelled';
+          const error = httpError(result.status, result.header, result.body);
+          if (error.details.retryable) throw error;
+          // Answered and refused: this DELETE removed nothing.
+          unanswered = null;
+          // Deleted by someone else between the read and the DELETE.
+          if (result.status === 404) return 'not_found';
+          // Changed since it was read (Request_EntityChanged): read it again and decide on what it is now.
+          if ((result.status === 409 || result.status === 412) && read < MAX_CANCEL_READS) continue;
+          // Refused by the application (a line shipped meanwhile, say): one more read tells which.
+          if (result.status === 400 && error.code?.startsWith('Application_') && read < MAX_CANCEL_READS) {
+            refusal = error;
+            continue;
+          }
+          throw error;
+        }
+      });
     },
     async ping() {
       const company = await resilience.call('ping', { idempotent: true }, (signal) =>

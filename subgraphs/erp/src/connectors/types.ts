@@ -32,6 +32,20 @@ export interface ErpConnector {
    * that number exists (an earlier call committed, then timed out), that one is returned.
    */
   createReturnOrder(order: NewReturnOrder): Promise<ReturnOrderRecord>;
+  /** What is on hand of each item found (its inventory), by SKU. */
+  availableQuantities(skus: readonly string[]): Promise<Map<string, number>>;
+  /** The sales order created with this external document number (the caller's reference), if any. */
+  salesOrderByExternalDocument(externalDocumentNumber: string): Promise<OrderRecord | null>;
+  /**
+   * Creates a sales order with its lines in one call. Where an order with the external document
+   * number exists (an earlier call committed, then timed out), that one is returned.
+   */
+  createSalesOrder(order: NewSalesOrder): Promise<OrderRecord>;
+  /**
+   * Cancels a sales order nothing of which has shipped (Business Central deletes it):
+   * `not_found` when there is no such order (cancelled before), `shipped` when it is too late.
+   */
+  cancelSalesOrder(number: string): Promise<'cancelled' | 'not_found' | 'shipped'>;
   /** Resolves when the ERP answers; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -58,8 +72,11 @@ export interface ErpCustomerRecord {
   currency: string;
   paymentTerms: string | null;
   taxRegistrationNumber: string | null;
+  /** 0: no limit (Business Central's meaning). */
   creditLimit: string;
   creditHold: boolean;
+  /** The tax area the customer's documents are taxed in; null: none set (no order can be taxed). */
+  taxArea: string | null;
   /** Remaining amount over the customer's open invoices. */
   balanceDue: string;
 }
@@ -208,4 +225,20 @@ export interface ReturnLineRecord {
 /** A support case as the ERP sees it: the key its return orders point to. */
 export interface CaseRef {
   id: string;
+}
+
+export interface NewSalesOrder {
+  externalDocumentNumber: string;
+  customerId: string;
+  currency: string;
+  /** The date the customer is promised (Business Central's requested delivery date). */
+  requestedDeliveryDate: string | null;
+  lines: NewSalesOrderLine[];
+}
+
+export interface NewSalesOrderLine {
+  sku: string;
+  quantity: number;
+  unitPrice: string;
+  description: string | null;
 }

@@ -28,6 +28,27 @@ export const Mutation: MutationResolvers = {
     });
     return { returnAuthorization: outcome.returnOrder, errors: outcome.errors, total: outcome.total };
   },
+  async createSalesOrder(_root, { input }, { salesOrders }) {
+    if (!salesOrders) throw new Error('sales orders are not written by this ERP subgraph');
+    const outcome = await salesOrders.create({
+      reference: input.reference,
+      customerId: requireId('input.customerId', input.customerId),
+      currency: input.currency ?? null,
+      lines: input.lines.map((line) => ({
+        sku: line.sku.trim(),
+        quantity: line.quantity,
+        unitPrice: line.unitPrice,
+        description: line.description ?? null,
+      })),
+    });
+    return outcome;
+  },
+  async cancelSalesOrder(_root, { input }, { salesOrders }) {
+    if (!salesOrders) throw new Error('sales orders are not written by this ERP subgraph');
+    const number = requireId('input.number', input.number);
+    const outcome = await salesOrders.cancel(number);
+    return { number, outcome: outcome.toUpperCase() as Uppercase<typeof outcome> };
+  },
 };
 
 export const ReturnAuthorization: ReturnAuthorizationResolvers = {

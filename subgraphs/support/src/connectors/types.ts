@@ -27,6 +27,14 @@ export interface SupportConnector {
    * applied changes nothing. Resolves to the case as it is afterwards (null if unknown).
    */
   applyCaseUpdate(update: CaseUpdate): Promise<CaseRecord | null>;
+  /**
+   * Records the products an order put at a customer's site (the installed base: Zendesk custom
+   * object records), each upserted by its external id (order number and SKU), so recording an
+   * order twice changes nothing. Null when no organization has that customer number.
+   */
+  recordInstalledBase(update: InstalledBaseUpdate): Promise<InstalledProductRecord[] | null>;
+  /** The installed base of each customer, newest first. */
+  installedBaseByCustomerIds(customerIds: readonly string[]): Promise<InstalledProductRecord[]>;
   /** Resolves when the desk answers; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -131,4 +139,24 @@ export interface CaseUpdate {
   caseId: string;
   internalNote?: string | undefined;
   status?: CaseStatus | undefined;
+}
+
+export interface InstalledBaseUpdate {
+  customerId: string;
+  orderNumber: string;
+  items: readonly { sku: string; name: string | null; quantity: number; warrantyMonths: number | null }[];
+}
+
+/** One product of an order at a customer's site, as the desk knows it (entitlement included). */
+export interface InstalledProductRecord {
+  /** `${orderNumber}:${sku}`: the record's external id. */
+  id: string;
+  customerId: string;
+  orderNumber: string;
+  sku: string;
+  name: string | null;
+  quantity: number;
+  /** The warranty the order entitles the customer to, in months; null: none. */
+  warrantyMonths: number | null;
+  recordedAt: string;
 }

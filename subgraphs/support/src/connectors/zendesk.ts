@@ -12,6 +12,8 @@ import type {
   CaseType,
   CaseUpdate,
   CommentRecord,
+  InstalledBaseUpdate,
+  InstalledProductRecord,
   SlaPolicyRecord,
   SlaTargetRecord,
   SupportConnector,
@@ -98,6 +100,19 @@ interface SearchPage {
   results: ZendeskTicket[];
   count: number;
   next_page: string | null;
+}
+/** A record of a custom object (Custom Objects API): its own fields live in custom_object_fields. */
+interface ZendeskCustomObjectRecord {
+  id: string;
+  name: string;
+  external_id: string | null;
+  custom_object_key: string;
+  custom_object_fields: Record<string, unknown>;
+  created_at: string;
+  updated_at: string;
+}
+interface CustomObjectRecordPage extends CursorMeta {
+  custom_object_records: ZendeskCustomObjectRecord[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -226,6 +241,57 @@ export function idempotencyTag(key: string): string {
   return `${IDEMPOTENCY_TAG_PREFIX}${sanitized.slice(0, 40)}_${digest}`;
 }
 
+/**
+ * The custom object that holds the installed base: one record per product of an order, its
+ * external id `<order number>:<sku>`, its fields order_number and sku (text), quantity and
+ * warranty_months (integer), and organization, a lookup field to the customer's organization.
+ */
+const INSTALLED_PRODUCT_OBJECT = 'installed_product';
+
+function installedProductExternalId(orderNumber: string, sku: string): string {
+  return `${orderNumber}:${sku}`;
+}
+
+/** A lookup field holds the related record's id, set as a string; read as whatever JSON type it comes in. */
+function lookupId(value: unknown): string | null {
+  return value === null || value === undefined || value === '' ? null : String(value);
+}
+
+function integerOrNull(value: unknown): number | null {
+  if (value === null || value === undefined || value === '') return null;
+  const number = Number(value);
+  return Number.isFinite(number) ? number : null;
+}
+
+/**
+ * An installed product from its record, with the customer number of the organization its lookup
+ * field names; null when that organization is not among `customerOf` (not a customer asked for).
+ */
+function toInstalledProduct(record: ZendeskCustomObjectRecord, customerOf: ReadonlyMap<string, string>): InstalledProductRecord | null {
+  const fields = record.custom_object_fields;
+  const organizationId = lookupId(fields.organization);
+  const customerId = organizationId === null ? undefined : customerOf.get(organizationId);
+  if (customerId === undefined) return null;
+  const orderNumber = String(fields.order_number ?? '');
+  const sku = String(fields.sku ?? '');
+  return {
+    id: record.external_id ?? installedProductExternalId(orderNumber, sku),
+    customerId,
+    orderNumber,
+    sku,
+    name: record.name,
+    quantity: integerOrNull(fields.quantity) ?? 0,
+    warrantyMonths: integerOrNull(fields.warranty_months),
+    recordedAt: record.created_at,
+  };
+}
+
+/** Newest first; records of one moment by external id, compared as the embedded desk's SQL does (binary). */
+function newestRecordedFirst(records: InstalledProductRecord[]): InstalledProductRecord[] {
+  const binary = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return records.sort((a, b) => Date.parse(b.recordedAt) - Date.parse(a.recordedAt) || binary(a.id, b.id));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Queries and batches.
 // ---------------------------------------------------------------------------------------------
@@ -276,11 +342,17 @@ const SEARCH_PAGE_LIMIT = 100;
 const SEARCH_TERMS_PER_QUERY = 50;
 /** Tries of a read-check-update cycle when another writer changed the ticket in between. */
 const UPDATE_CONFLICT_TRIES = 3;
+/** Custom object record pages hold at most 100 records. */
+const RECORD_PAGE_LIMIT = 100;
+/** Organizations OR-ed into one filtered search of custom object records. */
+const ORGANIZATIONS_PER_RECORD_SEARCH = 50;
+/** Upserts of one order's products in flight at once: an order may have many lines. */
+const UPSERTS_IN_FLIGHT = 4;
 
 type QueryParams = Record<string, string | number | undefined>;
 
 interface HttpRequest {
-  method: 'GET' | 'PUT';
+  method: 'GET' | 'PUT' | 'PATCH' | 'POST';
   path: string;
   query?: QueryParams;
   body?: unknown;
@@ -304,10 +376,18 @@ function retryAfterMs(header: string | null): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
-/** Zendesk's error bodies name the error ({"error","description"}); 429s may be text/plain. */
+/**
+ * Zendesk's error bodies name the error ({"error","description"}; the Custom Objects API lists
+ * them as {"errors":[{"code","title","detail"}]}); 429s may be text/plain.
+ */
 function errorSummary(text: string): string {
   try {
-    const body = JSON.parse(text) as { error?: unknown; description?: unknown };
+    const body = JSON.parse(text) as { error?: unknown; description?: unknown; errors?: unknown };
+    if (body.error === undefined && Array.isArray(body.errors)) {
+      return (body.errors as { code?: unknown; title?: unknown; detail?: unknown }[])
+        .map((entry) => [entry.code ?? entry.title, entry.detail].filter((part) => typeof part === 'string').join(': '))
+        .join('; ');
+    }
     const error = typeof body.error === 'string' ? body.error : JSON.stringify(body.error ?? null);
     return typeof body.description === 'string' ? `${error}: ${body.description}` : error;
   } catch {
@@ -359,6 +439,11 @@ interface ZendeskHttp {
   get<T>(operation: string, path: string, query?: QueryParams): Promise<T>;
   /** A GET of one record: null when the desk does not know it. */
   find<T>(operation: string, path: string, query?: QueryParams): Promise<T | null>;
+  /**
+   * One request of any method through the resilience layer, sent again on failure: only for
+   * requests that are safe to repeat (searches sent as POST, upserts by external id).
+   */
+  repeatable<T>(operation: string, request: HttpRequest): Promise<T>;
 }
 
 function createZendeskHttp(options: ZendeskConnectorOptions): ZendeskHttp & { budget(): RateBudget | null } {
@@ -414,17 +499,19 @@ function createZendeskHttp(options: ZendeskConnectorOptions): ZendeskHttp & { bu
     return answer.status === 200 ? answer.body : null;
   }
 
-  async function get<T>(operation: string, path: string, query?: QueryParams): Promise<T> {
-    const answer = await options.resilience.call(operation, { idempotent: true }, (signal) =>
-      exchange<T>(operation, { method: 'GET', path, query }, signal),
-    );
+  async function repeatable<T>(operation: string, request: HttpRequest): Promise<T> {
+    const answer = await options.resilience.call(operation, { idempotent: true }, (signal) => exchange<T>(operation, request, signal));
     // No status was expected, so anything but 200 has already been thrown.
     if (answer.status !== 200)
-      throw new SystemCallError(`GET ${path} answered ${answer.status}`, { retryable: false, status: answer.status });
+      throw new SystemCallError(`${request.method} ${request.path} answered ${answer.status}`, { retryable: false, status: answer.status });
     return answer.body;
   }
 
-  return { exchange, get, find, budget: () => budget };
+  function get<T>(operation: string, path: string, query?: QueryParams): Promise<T> {
+    return repeatable<T>(operation, { method: 'GET', path, query });
+  }
+
+  return { exchange, get, find, repeatable, budget: () => budget };
 }
 
 function isExpected(status: number, expected: readonly ExpectedStatus[]): status is ExpectedStatus {
@@ -666,6 +753,88 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Suppor
     }
   }
 
+  const installedProductRecords = `/api/v2/custom_objects/${INSTALLED_PRODUCT_OBJECT}/records`;
+
+  /**
+   * Creates or updates the record of one product by its external id. Zendesk updates only the
+   * attributes sent and creates the record when the external id names none, so sending a
+   * product again (a retry, a second recording of the order) leaves one record for it.
+   */
+  function upsertInstalledProduct(
+    organizationId: number,
+    orderNumber: string,
+    item: InstalledBaseUpdate['items'][number],
+  ): Promise<{ custom_object_record: ZendeskCustomObjectRecord }> {
+    return http.repeatable('recordInstalledBase', {
+      method: 'PATCH',
+      path: installedProductRecords,
+      query: { external_id: installedProductExternalId(orderNumber, item.sku) },
+      body: {
+        custom_object_record: {
+          // The name is required; a product without one is known by its SKU.
+          name: item.name ?? item.sku,
+          custom_object_fields: {
+            order_number: orderNumber,
+            sku: item.sku,
+            quantity: item.quantity,
+            warranty_months: item.warrantyMonths,
+            organization: String(organizationId),
+          },
+        },
+      },
+    });
+  }
+
+  /**
+   * The installed product records linked to the organizations (and of one order, if given),
+   * through the filtered search, newest first. Sorted, the search returns every match rather
+   * than the first 10,000; the cursor walks its pages.
+   */
+  async function installedProductsOf(
+    operation: string,
+    organizationIds: readonly number[],
+    orderNumber?: string,
+  ): Promise<ZendeskCustomObjectRecord[]> {
+    const batches = await Promise.all(
+      chunks(organizationIds, ORGANIZATIONS_PER_RECORD_SEARCH).map(async (batch) => {
+        const linked = batch.map((id) => ({ 'custom_object_fields.organization': { $eq: String(id) } }));
+        const byOrganization = linked.length === 1 ? linked[0]! : { $or: linked };
+        const filter =
+          orderNumber === undefined
+            ? byOrganization
+            : { $and: [byOrganization, { 'custom_object_fields.order_number': { $eq: orderNumber } }] };
+        const records: ZendeskCustomObjectRecord[] = [];
+        let after: string | undefined;
+        const guard = pagingGuard('support', operation);
+        for (;;) {
+          const page = await http.repeatable<CustomObjectRecordPage>(operation, {
+            method: 'POST',
+            path: `${installedProductRecords}/search`,
+            query: { sort: '-created_at', 'page[size]': RECORD_PAGE_LIMIT, 'page[after]': after },
+            body: { filter },
+          });
+          records.push(...page.custom_object_records);
+          if (!page.meta.has_more || !page.meta.after_cursor) return records;
+          guard.next(page.meta.after_cursor);
+          after = page.meta.after_cursor;
+        }
+      }),
+    );
+    // A record changed while the pages were read may appear on two of them.
+    return [...new Map(batches.flat().map((record) => [record.id, record])).values()];
+  }
+
+  /** Runs `fn` over the values, at most `limit` at a time, and returns the results in order. */
+  async function inTurns<T, R>(values: readonly T[], limit: number, fn: (value: T) => Promise<R>): Promise<R[]> {
+    const results: R[] = new Array<R>(values.length);
+    let next = 0;
+    const worker = async () => {
+      for (let index = next++; index < values.length; index = next++) results[index] = await fn(values[index]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, values.length) }, worker));
+    return results;
+  }
+
   return {
     async casesByIds(ids) {
       const ticketIds = ids.map(deskId).filter((id): id is number => id !== null);
@@ -803,6 +972,42 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Suppor
       if (ticketId === null) return null;
       return options.resilience.call('applyCaseUpdate', { idempotent: true }, (signal) =>
         applyOnce(ticketId, { key, internalNote, status }, signal),
+      );
+    },
+
+    // The answer is the order's records as the desk has them afterwards: the ones just written,
+    // as their upserts answered (the search index may not show them yet), and any other product
+    // of the order an earlier recording left.
+    async recordInstalledBase({ customerId, orderNumber, items }) {
+      const [organization] = await organizationsByCustomerIds('recordInstalledBase', [customerId]);
+      if (!organization) return null;
+      // One upsert per SKU: the last line of a SKU is what writing them in turn would leave.
+      const products = [...new Map(items.map((item) => [item.sku, item])).values()];
+      const written = await inTurns(products, UPSERTS_IN_FLIGHT, (item) => upsertInstalledProduct(organization.id, orderNumber, item));
+      const records = new Map(
+        (await installedProductsOf('recordInstalledBase', [organization.id], orderNumber)).map((record) => [record.id, record]),
+      );
+      for (const { custom_object_record: record } of written) records.set(record.id, record);
+      const customerOf = new Map([[String(organization.id), customerId]]);
+      return newestRecordedFirst(
+        [...records.values()]
+          .map((record) => toInstalledProduct(record, customerOf))
+          .filter((product): product is InstalledProductRecord => product !== null && product.orderNumber === orderNumber),
+      );
+    },
+
+    async installedBaseByCustomerIds(customerIds) {
+      const organizations = await organizationsByCustomerIds('installedBaseByCustomerIds', customerIds);
+      if (organizations.length === 0) return [];
+      const customerOf = new Map(organizations.map((organization) => [String(organization.id), organization.external_id ?? '']));
+      const records = await installedProductsOf(
+        'installedBaseByCustomerIds',
+        organizations.map((organization) => organization.id),
+      );
+      return newestRecordedFirst(
+        records
+          .map((record) => toInstalledProduct(record, customerOf))
+          .filter((product): product is InstalledProductRecord => product !== null),
       );
     },
 

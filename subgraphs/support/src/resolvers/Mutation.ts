@@ -1,4 +1,5 @@
-import { requireId } from '../../../../platform/validate.ts';
+import { badUserInput } from '../../../../platform/errors.ts';
+import { maxItems, maxLength, requireId } from '../../../../platform/validate.ts';
 import type { MutationResolvers } from '../__generated__/resolvers-types.ts';
 import { requireCaseId } from './Query.ts';
 
@@ -14,5 +15,24 @@ export const Mutation: MutationResolvers = {
     });
     if (updated) logger.info({ event: 'case.updated', caseId, status: updated.status, key }, 'case updated');
     return updated;
+  },
+  async recordInstalledBase(_root, { input }, { desk, logger }) {
+    const customerId = requireId('input.customerId', input.customerId);
+    const orderNumber = requireId('input.orderNumber', input.orderNumber);
+    maxItems('input.items', input.items, 200);
+    const items = input.items.map((item, i) => {
+      maxLength(`input.items[${i}].name`, item.name, 255);
+      if (!Number.isInteger(item.quantity) || item.quantity < 1) throw badUserInput(`input.items[${i}].quantity`, 'must be 1 or more');
+      return {
+        sku: requireId(`input.items[${i}].sku`, item.sku),
+        name: item.name ?? null,
+        quantity: item.quantity,
+        warrantyMonths: item.warrantyMonths ?? null,
+      };
+    });
+    const recorded = await desk.recordInstalledBase({ customerId, orderNumber, items });
+    if (recorded)
+      logger.info({ event: 'installed_base.recorded', customerId, orderNumber, products: recorded.length }, 'installed base recorded');
+    return recorded;
   },
 };

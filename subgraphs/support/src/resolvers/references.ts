@@ -7,6 +7,7 @@ import type {
   ContactResolvers,
   ContractResolvers,
   CustomerResolvers,
+  InstalledProductResolvers,
   OrderResolvers,
 } from '../__generated__/resolvers-types.ts';
 
@@ -26,6 +27,11 @@ export const Customer: CustomerResolvers = {
       args: { statuses: listFilter('status', status), limit: pageSize(first) },
     }),
   openCaseCount: ({ id }, _args, { loaders }) => loaders.openCaseCount.load(id),
+  installedBase: ({ id }, _args, { loaders }) => loaders.installedBase.load(id),
+};
+
+export const InstalledProduct: InstalledProductResolvers = {
+  order: (product) => ({ number: product.orderNumber }),
 };
 
 export const Contact: ContactResolvers = {

@@ -1,5 +1,5 @@
 import type { ConnectorTelemetry } from '../../../../../platform/connector-telemetry.ts';
-import { createInQuery } from '../../../../../platform/sql.ts';
+import { createInQuery, toDecimal } from '../../../../../platform/sql.ts';
 import { probeDatabase, type Database } from '../../../../../platform/sqlite.ts';
 import type {
   ContactRecord,
@@ -8,6 +8,7 @@ import type {
   CrmConnector,
   CustomerRecord,
   CustomerSegment,
+  OpportunityRecord,
   SupportTier,
 } from '../types.ts';
 import { newSalesforceId } from './ids.ts';
@@ -146,6 +147,57 @@ export function createEmbeddedCrmConnector(db: Database, telemetry: ConnectorTel
         }
       );
     },
+    async opportunitiesByIds(ids) {
+      const rows = await selectIn<OpportunityRow>(
+        'opportunitiesByIds',
+        (list) => `SELECT ${OPPORTUNITY_SELECT} WHERE o.Id IN (${list})`,
+        ids,
+      );
+      return rows.map(toOpportunity);
+    },
+    async opportunityLinesByOpportunityIds(ids) {
+      const rows = await selectIn<OpportunityLineRow>(
+        'opportunityLinesByOpportunityIds',
+        (list) =>
+          `SELECT OpportunityId, ProductCode, Name, Quantity, UnitPrice, SortOrder FROM OpportunityLineItem
+           WHERE OpportunityId IN (${list}) ORDER BY OpportunityId, SortOrder, Id`,
+        ids,
+      );
+      return rows.map((row) => ({
+        opportunityId: row.OpportunityId,
+        sku: row.ProductCode,
+        name: row.Name,
+        quantity: row.Quantity,
+        unitPrice: toDecimal(row.UnitPrice),
+        sortOrder: row.SortOrder,
+      }));
+    },
+    async recordOpportunityOrder(update) {
+      const record = db.transaction((): OpportunityRow | null => {
+        const opportunity = db.prepare<[string], OpportunityRow>(`SELECT ${OPPORTUNITY_SELECT} WHERE o.Id = ?`).get(update.opportunityId);
+        if (!opportunity) return null;
+        if (db.prepare('SELECT 1 FROM Task WHERE Concord_Key__c = ?').get(update.key)) return opportunity;
+        db.prepare(
+          `UPDATE Opportunity SET ERP_Order_Number__c = ?, ERP_Order_Status__c = ?, Expected_Ship_Date__c = ?, LastModifiedDate = ? WHERE Id = ?`,
+        ).run(update.orderNumber, update.orderStatus, update.expectedShipDate, new Date().toISOString(), update.opportunityId);
+        db.prepare(
+          `INSERT INTO Task (Id, WhatId, AccountId, Subject, ActivityDate, Status, Priority, Description, TaskSubtype, CreatedDate, Concord_Key__c)
+           VALUES (?, ?, ?, ?, ?, 'Completed', 'Normal', ?, 'Task', ?, ?)`,
+        ).run(
+          newSalesforceId('00T'),
+          update.opportunityId,
+          opportunity.AccountId,
+          update.subject,
+          update.activityDate,
+          update.description ?? null,
+          new Date().toISOString(),
+          update.key,
+        );
+        return db.prepare<[string], OpportunityRow>(`SELECT ${OPPORTUNITY_SELECT} WHERE o.Id = ?`).get(update.opportunityId) ?? null;
+      });
+      const row = await telemetry.call('recordOpportunityOrder', {}, () => record.immediate());
+      return row && toOpportunity(row);
+    },
     async ping() {
       await telemetry.call('ping', {}, () => probeDatabase(db, CRM_SCHEMA.rowsIn));
     },
@@ -200,5 +252,51 @@ function toContract(row: ContractRow): ContractRecord {
     termMonths: row.ContractTerm,
     supportTier: TIERS[row.SupportTier__c] ?? 'BASIC',
     specialTerms: row.SpecialTerms,
+  };
+}
+
+interface OpportunityRow {
+  Id: string;
+  AccountId: string | null;
+  AccountNumber: string | null;
+  Name: string;
+  StageName: string;
+  IsClosed: number;
+  IsWon: number;
+  CloseDate: string | null;
+  Amount: number | null;
+  CurrencyIsoCode: string;
+  ERP_Order_Number__c: string | null;
+  ERP_Order_Status__c: string | null;
+  Expected_Ship_Date__c: string | null;
+}
+
+interface OpportunityLineRow {
+  OpportunityId: string;
+  ProductCode: string;
+  Name: string | null;
+  Quantity: number;
+  UnitPrice: number;
+  SortOrder: number;
+}
+
+const OPPORTUNITY_SELECT = `o.Id, o.AccountId, a.AccountNumber, o.Name, o.StageName, o.IsClosed, o.IsWon, o.CloseDate, o.Amount,
+  o.CurrencyIsoCode, o.ERP_Order_Number__c, o.ERP_Order_Status__c, o.Expected_Ship_Date__c
+  FROM Opportunity o LEFT JOIN Account a ON a.Id = o.AccountId`;
+
+function toOpportunity(row: OpportunityRow): OpportunityRecord {
+  return {
+    id: row.Id,
+    customerId: row.AccountNumber,
+    name: row.Name,
+    stage: row.StageName,
+    isClosed: row.IsClosed === 1,
+    isWon: row.IsWon === 1,
+    closeDate: row.CloseDate,
+    amount: row.Amount === null ? null : toDecimal(row.Amount),
+    currency: row.CurrencyIsoCode,
+    erpOrderNumber: row.ERP_Order_Number__c,
+    erpOrderStatus: row.ERP_Order_Status__c,
+    expectedShipDate: row.Expected_Ship_Date__c,
   };
 }

@@ -68,6 +68,33 @@ CREATE TABLE IF NOT EXISTS Task (
   Concord_Key__c TEXT UNIQUE   -- external id: the idempotency key that created the Task
 );
 CREATE INDEX IF NOT EXISTS Task_AccountId ON Task(AccountId);
+CREATE TABLE IF NOT EXISTS Opportunity (
+  Id TEXT PRIMARY KEY,
+  AccountId TEXT REFERENCES Account(Id),
+  Name TEXT NOT NULL,
+  StageName TEXT NOT NULL,
+  IsClosed INTEGER NOT NULL DEFAULT 0,
+  IsWon INTEGER NOT NULL DEFAULT 0,
+  CloseDate TEXT,
+  Amount REAL,
+  CurrencyIsoCode TEXT NOT NULL DEFAULT 'USD',
+  ERP_Order_Number__c TEXT,        -- custom fields the process layer writes back
+  ERP_Order_Status__c TEXT,
+  Expected_Ship_Date__c TEXT,
+  LastModifiedDate TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS Opportunity_AccountId ON Opportunity(AccountId);
+CREATE TABLE IF NOT EXISTS OpportunityLineItem (
+  Id TEXT PRIMARY KEY,
+  OpportunityId TEXT NOT NULL REFERENCES Opportunity(Id),
+  ProductCode TEXT NOT NULL,
+  Name TEXT,
+  Quantity REAL NOT NULL,
+  UnitPrice REAL NOT NULL,
+  TotalPrice REAL NOT NULL,
+  SortOrder INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS OpportunityLineItem_OpportunityId ON OpportunityLineItem(OpportunityId, SortOrder);
 `;
 
 /**

@@ -41,6 +41,7 @@ interface CustomerRow {
   creditLimit: number;
   blocked: string;
   balanceDue: number;
+  taxAreaCode: string | null;
 }
 interface ItemRow {
   number: string;
@@ -156,7 +157,7 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
         'customersByIds',
         (list) =>
           `SELECT c.id, c.number, c.displayName, c.currencyCode, t.displayName AS paymentTerms, c.taxRegistrationNumber,
-             c.creditLimit, c.blocked, c.balanceDue
+             c.creditLimit, c.blocked, c.balanceDue, c.taxAreaCode
            FROM customers c LEFT JOIN paymentTerms t ON t.id = c.paymentTermsId WHERE c.number IN (${list})`,
         ids,
       );
@@ -430,6 +431,94 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
         );
       });
     },
+    async availableQuantities(skus) {
+      const rows = await selectIn<{ number: string; inventory: number }>(
+        'availableQuantities',
+        (list) => `SELECT number, inventory FROM items WHERE number IN (${list})`,
+        skus,
+      );
+      return new Map(rows.map((row) => [row.number, row.inventory]));
+    },
+    async salesOrderByExternalDocument(externalDocumentNumber) {
+      const row = await telemetry.call('salesOrderByExternalDocument', {}, () =>
+        db
+          .prepare<[string], OrderRow>(`SELECT ${ORDER_COLUMNS} FROM salesOrders o WHERE o.externalDocumentNumber = ?`)
+          .get(externalDocumentNumber),
+      );
+      return row ? toOrder(row) : null;
+    },
+    async createSalesOrder(order) {
+      return telemetry.call('createSalesOrder', { lines: order.lines.length }, () => {
+        const byDocument = db.prepare<[string], OrderRow>(`SELECT ${ORDER_COLUMNS} FROM salesOrders o WHERE o.externalDocumentNumber = ?`);
+        const existing = byDocument.get(order.externalDocumentNumber);
+        if (existing) return toOrder(existing);
+        db.transaction(() => {
+          const customer = db
+            .prepare<[string], { id: string; displayName: string }>('SELECT id, displayName FROM customers WHERE number = ?')
+            .get(order.customerId);
+          if (!customer) throw new Error(`no customer ${order.customerId}`);
+          // The next number of the series, never one reused (a cancelled order's number stays used).
+          const next = db
+            .prepare<[], { n: number }>(
+              `SELECT COALESCE(MAX(CAST(SUBSTR(number, 4) AS INTEGER)), 200000) - 199999 AS n FROM salesOrders WHERE number LIKE 'SO-2%'`,
+            )
+            .get()!.n;
+          const id = randomUUID();
+          const now = new Date().toISOString();
+          const total = order.lines.reduce((sum, line) => sum + Math.round(Number(line.unitPrice) * 100) * line.quantity, 0) / 100;
+          db.prepare(
+            `INSERT INTO salesOrders (id, number, externalDocumentNumber, orderDate, customerId, customerNumber, customerName, currencyCode,
+               requestedDeliveryDate, totalAmountExcludingTax, totalTaxAmount, totalAmountIncludingTax, fullyShipped, status, lastModifiedDateTime)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 0, 'Open', ?)`,
+          ).run(
+            id,
+            `SO-${200000 + next}`,
+            order.externalDocumentNumber,
+            now.slice(0, 10),
+            customer.id,
+            order.customerId,
+            customer.displayName,
+            order.currency,
+            order.requestedDeliveryDate,
+            total,
+            total,
+            now,
+          );
+          const insertLine = db.prepare(
+            `INSERT INTO salesOrderLines (id, documentId, sequence, lineType, lineObjectNumber, description, quantity, unitPrice, amountExcludingTax)
+             VALUES (?, ?, ?, 'Item', ?, ?, ?, ?, ?)`,
+          );
+          order.lines.forEach((line, i) =>
+            insertLine.run(
+              randomUUID(),
+              id,
+              (i + 1) * 10000,
+              line.sku,
+              line.description,
+              line.quantity,
+              Number(line.unitPrice),
+              (Math.round(Number(line.unitPrice) * 100) * line.quantity) / 100,
+            ),
+          );
+        })();
+        return toOrder(byDocument.get(order.externalDocumentNumber)!);
+      });
+    },
+    async cancelSalesOrder(number) {
+      return telemetry.call('cancelSalesOrder', {}, () =>
+        db.transaction(() => {
+          const order = db.prepare<[string], { id: string }>('SELECT id FROM salesOrders WHERE number = ?').get(number);
+          if (!order) return 'not_found' as const;
+          const shipped = db
+            .prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM salesOrderLines WHERE documentId = ? AND shippedQuantity > 0')
+            .get(order.id)!.n;
+          if (shipped > 0) return 'shipped' as const;
+          db.prepare('DELETE FROM salesOrderLines WHERE documentId = ?').run(order.id);
+          db.prepare('DELETE FROM salesOrders WHERE id = ?').run(order.id);
+          return 'cancelled' as const;
+        })(),
+      );
+    },
     async ping() {
       await telemetry.call('ping', {}, () => probeDatabase(db, ERP_SCHEMA.rowsIn));
     },
@@ -450,6 +539,7 @@ function toCustomer(row: CustomerRow): ErpCustomerRecord {
     creditLimit: toDecimal(row.creditLimit),
     // Business Central blocks as ' ' (not blocked), 'Ship', 'Invoice' or 'All'.
     creditHold: row.blocked.trim() !== '',
+    taxArea: row.taxAreaCode,
     balanceDue: toDecimal(row.balanceDue),
   };
 }

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS customers (
   taxRegistrationNumber TEXT,
   creditLimit REAL NOT NULL DEFAULT 0,
   blocked TEXT NOT NULL DEFAULT ' ',
+  taxAreaCode TEXT,
   balanceDue REAL NOT NULL DEFAULT 0,
   lastModifiedDateTime TEXT NOT NULL
 );
@@ -43,7 +44,8 @@ CREATE TABLE IF NOT EXISTS items (
   unitPrice REAL NOT NULL,
   baseUnitOfMeasureCode TEXT NOT NULL DEFAULT 'PCS',
   itemTrackingCode TEXT,           -- extension: 'SN' for serialized items
-  warrantyMonths INTEGER           -- extension
+  warrantyMonths INTEGER,          -- extension
+  inventory REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS salesOrders (
   id TEXT PRIMARY KEY,
@@ -161,8 +163,10 @@ CREATE INDEX IF NOT EXISTS salesReturnOrderLines_serialNumber ON salesReturnOrde
 CREATE INDEX IF NOT EXISTS salesReturnOrderLines_orderLine ON salesReturnOrderLines(orderNumber, orderLineSequence);
 `;
 
-// Columns added after the first release of the return order tables.
+// Columns added after the first release of their tables.
 const ADDED_COLUMNS: Record<string, Record<string, string>> = {
+  customers: { taxAreaCode: 'TEXT' },
+  items: { inventory: 'REAL NOT NULL DEFAULT 0' },
   salesReturnOrders: { caseNumber: 'TEXT', resolution: 'TEXT', currencyCode: 'TEXT' },
   salesReturnOrderLines: { orderLineSequence: 'INTEGER', unitPrice: 'REAL', returnReasonCode: 'TEXT' },
 };

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import type { ConnectorTelemetry } from '../../../../../platform/connector-telemetry.ts';
 import { allRows, createInQuery, placeholders, type SqlValue } from '../../../../../platform/sql.ts';
@@ -245,6 +246,63 @@ export function createEmbeddedSupportConnector(db: Database, telemetry: Connecto
       const [record] = await connector.casesByIds([caseId]);
       return record ?? null;
     },
+    async recordInstalledBase({ customerId, orderNumber, items }) {
+      const record = db.transaction(() => {
+        const organization = db.prepare<[string], { id: number }>('SELECT id FROM organizations WHERE external_id = ?').get(customerId);
+        if (!organization) return false;
+        const now = new Date().toISOString();
+        const upsert = db.prepare(
+          `INSERT INTO custom_object_records (id, custom_object_key, external_id, name, organization_id, custom_object_fields, created_at, updated_at)
+           VALUES (?, 'installed_product', ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (custom_object_key, external_id) DO UPDATE SET
+             name = excluded.name, organization_id = excluded.organization_id, custom_object_fields = excluded.custom_object_fields,
+             updated_at = excluded.updated_at`,
+        );
+        for (const item of items)
+          upsert.run(
+            randomUUID(),
+            `${orderNumber}:${item.sku}`,
+            item.name ?? item.sku,
+            organization.id,
+            JSON.stringify({ order_number: orderNumber, sku: item.sku, quantity: item.quantity, warranty_months: item.warrantyMonths }),
+            now,
+            now,
+          );
+        return true;
+      });
+      if (!(await telemetry.call('recordInstalledBase', { items: items.length }, () => record.immediate()))) return null;
+      return (await connector.installedBaseByCustomerIds([customerId])).filter((product) => product.orderNumber === orderNumber);
+    },
+    async installedBaseByCustomerIds(customerIds) {
+      const rows = await telemetry.call('installedBaseByCustomerIds', { keys: customerIds.length }, () =>
+        inQuery<InstalledRow>(
+          (list) =>
+            `SELECT r.external_id, r.name, r.custom_object_fields, r.created_at, o.external_id AS customer_id
+             FROM custom_object_records r JOIN organizations o ON o.id = r.organization_id
+             WHERE r.custom_object_key = 'installed_product' AND o.external_id IN (${list})
+             ORDER BY r.created_at DESC, r.external_id`,
+          customerIds,
+        ),
+      );
+      return rows.map((row) => {
+        const fields = JSON.parse(row.custom_object_fields) as {
+          order_number: string;
+          sku: string;
+          quantity: number;
+          warranty_months: number | null;
+        };
+        return {
+          id: row.external_id,
+          customerId: row.customer_id,
+          orderNumber: fields.order_number,
+          sku: fields.sku,
+          name: row.name,
+          quantity: fields.quantity,
+          warrantyMonths: fields.warranty_months ?? null,
+          recordedAt: row.created_at,
+        };
+      });
+    },
     async ping() {
       await telemetry.call('ping', {}, () => probeDatabase(db, SUPPORT_SCHEMA.rowsIn));
     },
@@ -324,4 +382,12 @@ function toSlaPolicy(row: PolicyRow): SlaPolicyRecord {
     businessHoursOnly: metrics.some((metric) => metric.business_hours),
     targets: [...targets.values()].sort((a, b) => order.indexOf(a.priority) - order.indexOf(b.priority)),
   };
+}
+
+interface InstalledRow {
+  external_id: string;
+  name: string;
+  custom_object_fields: string;
+  created_at: string;
+  customer_id: string;
 }

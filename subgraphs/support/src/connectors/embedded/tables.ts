@@ -70,6 +70,18 @@ CREATE TABLE IF NOT EXISTS applied_updates (  -- which idempotency keys already 
   ticket_id INTEGER NOT NULL,
   applied_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS custom_object_records (  -- Zendesk custom objects: the installed base
+  id TEXT PRIMARY KEY,
+  custom_object_key TEXT NOT NULL,  -- installed_product
+  external_id TEXT NOT NULL,        -- <order number>:<sku>
+  name TEXT NOT NULL,
+  organization_id INTEGER REFERENCES organizations(id),
+  custom_object_fields TEXT NOT NULL,  -- JSON {order_number, sku, quantity, warranty_months}
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  UNIQUE (custom_object_key, external_id)
+);
+CREATE INDEX IF NOT EXISTS custom_object_records_organization ON custom_object_records(organization_id, created_at);
 CREATE TABLE IF NOT EXISTS sla_policies (
   id INTEGER PRIMARY KEY,
   title TEXT NOT NULL,

@@ -1,0 +1,79 @@
+import { GraphQLError } from 'graphql';
+import type { Identity } from '../../../platform/identity.ts';
+import { WorkflowKeyReusedError, type WorkflowEngine, type WorkflowInstance } from '../../../platform/workflow/engine.ts';
+
+/** A caller's idempotency key, scoped to the caller: another caller's same key is another request. */
+export const scopedKey = (identity: Identity, key: string) => JSON.stringify([identity.subject, key]);
+
+/**
+ * The instance a caller's key started, or a new one: `prepare` (reads the facts the workflow
+ * starts from) runs only for a key not seen before. `reused` when the key was used before for
+ * another request.
+ */
+export async function startOnce<I>(
+  engine: WorkflowEngine,
+  type: string,
+  options: { key: string; fingerprint: unknown; correlationId: string },
+  prepare: () => Promise<{ input: I; sequenceKey?: string | null }>,
+): Promise<{ kind: 'reused' } | { kind: 'started' | 'replayed'; instance: WorkflowInstance<I> }> {
+  const known = async () => {
+    const found = await engine.find<I>(type, options.key);
+    if (!found) return null;
+    return engine.sameRequest(found, options.fingerprint)
+      ? ({ kind: 'replayed', instance: found } as const)
+      : ({ kind: 'reused' } as const);
+  };
+  const before = await known();
+  if (before) return before;
+  let prepared: { input: I; sequenceKey?: string | null };
+  try {
+    prepared = await prepare();
+  } catch (error) {
+    // A concurrent sending of this request started the workflow meanwhile (and the facts it
+    // changed now refuse a new one): this sending is that request too.
+    const meanwhile = await known();
+    if (meanwhile) return meanwhile;
+    throw error;
+  }
+  const { input, sequenceKey } = prepared;
+  try {
+    const started = await engine.start<I>(type, input, {
+      idempotencyKey: options.key,
+      correlationId: options.correlationId,
+      fingerprint: options.fingerprint,
+      sequenceKey: sequenceKey ?? null,
+    });
+    return { kind: started.created ? 'started' : 'replayed', instance: started.instance };
+  } catch (error) {
+    if (error instanceof WorkflowKeyReusedError) return { kind: 'reused' };
+    throw error;
+  }
+}
+
+/**
+ * Waits (at most `waitMs`, less than the gateway's deadline) for the output of the step the
+ * caller's answer needs. Still trying then: IDEMPOTENCY_KEY_IN_PROGRESS with when to send the
+ * request again and the workflow's id; parked: WORKFLOW_PARKED, for an operator.
+ */
+export async function outputOf<O>(
+  engine: WorkflowEngine,
+  instance: WorkflowInstance,
+  step: string,
+  waitMs: number,
+  what: string,
+): Promise<{ instance: WorkflowInstance; output: O }> {
+  const decided = (current: WorkflowInstance) =>
+    step in current.results || current.state === 'failed' || current.state === 'done' || current.state === 'compensated';
+  const current = (await engine.waitFor(instance.id, decided, waitMs)) ?? instance;
+  if (step in current.results) return { instance: current, output: current.results[step] as O };
+  if (current.state === 'failed')
+    throw new GraphQLError(`${what} could not be done and waits for an operator (workflow ${current.id}): ${current.parkedReason ?? ''}`, {
+      extensions: { code: 'WORKFLOW_PARKED', workflowId: current.id },
+    });
+  const retryAfterMs = Math.min(30_000, Math.max(250, current.nextRunAt - Date.now()));
+  throw new GraphQLError(
+    `${what} is still in progress (workflow ${current.id}${current.lastError ? `; last attempt: ${current.lastError}` : ''}); ` +
+      `send the same request again in ${retryAfterMs} ms for its result`,
+    { extensions: { code: 'IDEMPOTENCY_KEY_IN_PROGRESS', retryAfterMs, workflowId: current.id } },
+  );
+}

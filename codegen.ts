@@ -40,6 +40,7 @@ const config: CodegenConfig = {
       Address: port('AddressRecord'),
       CustomerActivity: port('ActivityRecord'),
       Opportunity: port('OpportunityRecord'),
+      Account: port('AccountRecord'),
       OpportunityLine: port('OpportunityLineRecord'),
       Order: '../resolvers/Opportunity.ts#OrderRefModel',
     }),

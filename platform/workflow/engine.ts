@@ -16,6 +16,7 @@ import {
   releaseLeases,
   releaseLock,
   renewLease,
+  renewLock,
   stepsOf,
   takeLock,
   updateInstance,
@@ -87,6 +88,12 @@ export interface StepDefinition<I> {
   /** Undoes the step where the business allows it, after a later step failed for good. */
   compensate?(context: StepContext<I> & { readonly output: unknown }): Promise<void>;
   readonly retry?: Partial<RetryPolicy>;
+  /**
+   * What a refusal of this step (PermanentStepError) leads to: the steps before it undone (the
+   * default), or the workflow parked for an operator, nothing undone (a step after which undoing
+   * is worse than waiting: the CRM already shows the order).
+   */
+  readonly onRefusal?: 'compensate' | 'park';
 }
 
 export interface WorkflowDefinition<I = any> {
@@ -373,7 +380,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       idempotencyKey: `${row.id}:${compensating ? 'undo:' : ''}${definitionStep.name}`,
       attempt,
       signal,
-      exclusive: (name, work, waitMs = leaseMs) => exclusive(name, `${owner}:${row.id}`, work, waitMs, signal),
+      exclusive: (name, work, waitMs = leaseMs) => exclusive(name, row.id, work, waitMs, signal),
     };
     let output: unknown;
     try {
@@ -453,10 +460,11 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
     const policy = retryOf(definitionStep);
     const compensating = row.phase === 'compensating';
     const permanent = error instanceof PermanentStepError;
+    const parkOnRefusal = permanent && !compensating && definitionStep.onRefusal === 'park';
     await sql.transaction(async (tx) => {
       let update: Parameters<typeof updateInstance>[2];
       let event: string;
-      if (permanent && !compensating) {
+      if (permanent && !compensating && !parkOnRefusal) {
         // Failed for good: undo what was done, newest first.
         update = { state: 'running', phase: 'compensating', step: row.step - 1, attempts: 0, next_run_at: now(), last_error: message };
         event = 'step failed for good; compensating';
@@ -471,9 +479,11 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
           'step failed; will retry',
         );
       } else {
-        const reason = permanent
-          ? `${definitionStep.name} could not be undone: ${message}`
-          : `${definitionStep.name} failed ${attempt} times: ${message}`;
+        const reason = parkOnRefusal
+          ? `${definitionStep.name} was refused: ${message}`
+          : permanent
+            ? `${definitionStep.name} could not be undone: ${message}`
+            : `${definitionStep.name} failed ${attempt} times: ${message}`;
         update = { state: 'failed', attempts: attempt, last_error: message, parked_reason: reason };
         event = 'parked';
         log.error({ event: 'workflow.parked', step: definitionStep.name, attempt, reason }, 'workflow parked for an operator');
@@ -495,21 +505,40 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
     changed(row.id);
   }
 
-  /** Runs `work` holding a lock of the store (see StepContext.exclusive), renewed while it runs. */
-  async function exclusive<T>(name: string, holder: string, work: () => Promise<T>, waitMs: number, signal: AbortSignal): Promise<T> {
+  /**
+   * Runs `work` holding a lock of the store (see StepContext.exclusive), renewed while it runs.
+   * The holder is this attempt alone (a later attempt of the instance is another holder). A lock
+   * found taken over at a renewal (this replica stalled past the lease) fails the attempt once
+   * the work is done, so the step is tried again under the lock.
+   */
+  async function exclusive<T>(name: string, instance: string, work: () => Promise<T>, waitMs: number, signal: AbortSignal): Promise<T> {
+    const holder = `${owner}:${instance}:${randomUUID().slice(0, 8)}`;
     const waitUntil = Date.now() + waitMs;
     while (!(await takeLock(sql, name, holder, now(), now() + leaseMs))) {
       if (Date.now() >= waitUntil || signal.aborted) throw new Error(`${name} is held by another workflow (waited ${waitMs} ms)`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    let lost = false;
+    let renewal: Promise<unknown> = Promise.resolve();
     const renew = setInterval(
-      () => void takeLock(sql, name, holder, now(), now() + leaseMs).catch(() => undefined),
+      () => {
+        renewal = renewLock(sql, name, holder, now() + leaseMs).then(
+          (held) => {
+            if (!held) lost = true;
+          },
+          () => undefined,
+        );
+      },
       Math.max(50, Math.floor(leaseMs / 3)),
     );
     try {
-      return await work();
+      const result = await work();
+      if (lost) throw new Error(`${name} was taken over while this attempt held it; trying again`);
+      return result;
     } finally {
       clearInterval(renew);
+      // A renewal in flight lands before the release, never after it.
+      await renewal;
       await releaseLock(sql, name, holder).catch(() => undefined);
     }
   }

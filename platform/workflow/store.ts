@@ -269,6 +269,11 @@ export async function takeLock(sql: SqlExecutor, name: string, owner: string, no
   return rows[0]?.owner === owner;
 }
 
+/** Extends a lock its holder still holds; false when it holds it no more (it ran out and was taken). */
+export async function renewLock(sql: SqlExecutor, name: string, owner: string, until: number): Promise<boolean> {
+  return (await sql.run('UPDATE workflow_locks SET until_at = ? WHERE name = ? AND owner = ?', [until, name, owner])) === 1;
+}
+
 export async function releaseLock(sql: SqlExecutor, name: string, owner: string): Promise<void> {
   await sql.run('DELETE FROM workflow_locks WHERE name = ? AND owner = ?', [name, owner]);
 }
@@ -290,6 +295,7 @@ export async function historyOf(sql: SqlExecutor, id: string): Promise<HistoryRo
 export interface InstanceFilter {
   type?: string;
   state?: WorkflowState;
+  sequenceKey?: string;
   customerId?: string;
   /** Created at or after (ms). */
   since?: number;
@@ -303,6 +309,7 @@ export async function listInstances(sql: SqlExecutor, filter: InstanceFilter): P
   const params: SqlParam[] = [];
   if (filter.type) (where.push('type = ?'), params.push(filter.type));
   if (filter.state) (where.push('state = ?'), params.push(filter.state));
+  if (filter.sequenceKey) (where.push('sequence_key = ?'), params.push(filter.sequenceKey));
   if (filter.customerId) (where.push('customer_id = ?'), params.push(filter.customerId));
   if (filter.since !== undefined) (where.push('created_at >= ?'), params.push(filter.since));
   if (filter.before !== undefined) (where.push('seq < ?'), params.push(filter.before));

@@ -5,6 +5,7 @@ import type { RequestScope } from '../../platform/request-context.ts';
 import { baseContext, type BaseContext } from '../../platform/subgraph-context.ts';
 import type { Clock } from '../../platform/time.ts';
 import type { WorkflowDetail, WorkflowEngine } from '../../platform/workflow/engine.ts';
+import type { OnboardingRequests } from './workflows/onboarding.ts';
 import type { QuoteToOrderRequests } from './workflows/quoteToOrder.ts';
 import type { ReturnRequests } from './workflows/returns.ts';
 
@@ -15,12 +16,14 @@ export interface Context extends BaseContext {
   readonly details: DataLoader<string, WorkflowDetail | null>;
   readonly returns: ReturnRequests;
   readonly quoteToOrder: QuoteToOrderRequests;
+  readonly onboarding: OnboardingRequests;
 }
 
 export function createContextFactory(deps: {
   engine: WorkflowEngine;
   returns: ReturnRequests;
   quoteToOrder: QuoteToOrderRequests;
+  onboarding: OnboardingRequests;
   logger: Logger;
   clock: Clock;
 }) {
@@ -29,6 +32,7 @@ export function createContextFactory(deps: {
     engine: deps.engine,
     returns: deps.returns,
     quoteToOrder: deps.quoteToOrder,
+    onboarding: deps.onboarding,
     details: new DataLoader((ids) => Promise.all(ids.map((id) => deps.engine.get(id)))),
   });
 }

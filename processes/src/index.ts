@@ -16,6 +16,7 @@ import { createContextFactory } from './context.ts';
 import { createServer } from './server.ts';
 import { ReturnApprovals } from './workflows/approvals.ts';
 import { workflowsOf } from './workflows/index.ts';
+import { OnboardingRequests } from './workflows/onboarding.ts';
 import { QuoteToOrderRequests } from './workflows/quoteToOrder.ts';
 import { ReturnRequests } from './workflows/returns.ts';
 
@@ -75,6 +76,7 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
   logger.info({ store: config.store.kind, replica: config.replica }, `processes keeps its workflows in ${describeStore(config)}`);
   const returns = new ReturnRequests({ engine, graph, logger, waitMs: config.answerWaitMs });
   const quoteToOrder = new QuoteToOrderRequests({ engine, graph, logger, waitMs: config.answerWaitMs });
+  const onboarding = new OnboardingRequests({ engine, graph, logger, waitMs: config.answerWaitMs });
   // Approvals older than their window count no more: removed hourly, so the store stays small.
   const housekeeping = setInterval(() => void approvals.purge(Date.now()).catch(() => undefined), 3_600_000);
   housekeeping.unref();
@@ -110,7 +112,7 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
       };
     },
     createServer,
-    createContext: (deps) => createContextFactory({ engine, returns, quoteToOrder, logger: deps.logger, clock: deps.clock }),
+    createContext: (deps) => createContextFactory({ engine, returns, quoteToOrder, onboarding, logger: deps.logger, clock: deps.clock }),
   });
   engine.startPolling();
   return { ...service, engine };

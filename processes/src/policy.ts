@@ -19,7 +19,7 @@ export const PROCESSES_POLICY: PolicyTable = {
   'Workflow.*': [...WATCHERS],
   'WorkflowStep.*': [...WATCHERS],
   'WorkflowEvent.*': [...WATCHERS],
-  'Customer.id': [...WATCHERS],
+  'Customer.id': [...WATCHERS, ...ORDER_DESK],
 
   // Returns: agents authorize them (up to a limit, leads any) and see the workflow's id and state.
   'Mutation.createReturnAuthorization': [...AGENTS],
@@ -31,6 +31,11 @@ export const PROCESSES_POLICY: PolicyTable = {
   'ConvertOpportunityToOrderPayload.*': [...ORDER_DESK],
   'QuoteToOrderError.*': [...ORDER_DESK],
   'Order.number': [...ORDER_DESK],
+
+  // Onboarding: sales and finance make accounts customers.
+  'Mutation.onboardAccount': [...ORDER_DESK],
+  'OnboardAccountPayload.*': [...ORDER_DESK],
+  'AccountOnboardingError.*': [...ORDER_DESK],
 
   // Who starts a workflow sees its id and state.
   'Workflow.id': [...WATCHERS, ...AGENTS, ...ORDER_DESK],

@@ -15,7 +15,9 @@ describe('crm subgraph', () => {
   });
 
   it('resolves customers by customer number (Account.AccountNumber), not by Salesforce Id', async () => {
-    const accounts = dbs.crm.prepare('SELECT Id, Name, AccountNumber FROM Account ORDER BY AccountNumber LIMIT 5').all() as {
+    const accounts = dbs.crm
+      .prepare('SELECT Id, Name, AccountNumber FROM Account WHERE AccountNumber IS NOT NULL ORDER BY AccountNumber LIMIT 5')
+      .all() as {
       Id: string;
       Name: string;
       AccountNumber: string;

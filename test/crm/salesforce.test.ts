@@ -8,7 +8,12 @@ import { createResilience, DEFAULT_POLICY, type ResiliencePolicy } from '../../p
 import { newSalesforceId } from '../../subgraphs/crm/src/connectors/embedded/ids.ts';
 import { createEmbeddedCrmConnector } from '../../subgraphs/crm/src/connectors/embedded/index.ts';
 import { createSalesforceConnector, SalesforceError, type SalesforceConnector } from '../../subgraphs/crm/src/connectors/salesforce.ts';
-import { CrmRefusal, type NewActivity, type OpportunityOrderUpdate } from '../../subgraphs/crm/src/connectors/types.ts';
+import {
+  CrmRefusal,
+  type AccountOnboardingUpdate,
+  type NewActivity,
+  type OpportunityOrderUpdate,
+} from '../../subgraphs/crm/src/connectors/types.ts';
 import { seededDatabases } from '../helpers/stack.ts';
 import { startSalesforceServer, type LoggedRequest, type SalesforceServer } from '../vendors/salesforce/server.ts';
 
@@ -16,11 +21,14 @@ const dbs = seededDatabases();
 const embedded = createEmbeddedCrmConnector(dbs.crm, silentTelemetry('crm'));
 
 const column = (sql: string) => (dbs.crm.prepare(sql).all() as Record<string, string>[]).map((row) => Object.values(row)[0]!);
-const customerIds = column('SELECT AccountNumber FROM Account ORDER BY AccountNumber');
-const accountIds = column('SELECT Id FROM Account ORDER BY Id');
+const customerIds = column('SELECT AccountNumber FROM Account WHERE AccountNumber IS NOT NULL ORDER BY AccountNumber');
+/** Accounts of customers (with a customer number), and of prospects (without one). */
+const accountIds = column('SELECT Id FROM Account WHERE AccountNumber IS NOT NULL ORDER BY Id');
+const prospectIds = column('SELECT Id FROM Account WHERE AccountNumber IS NULL ORDER BY Id');
 const contactIds = column('SELECT Id FROM Contact ORDER BY Id');
 const contractNumbers = column('SELECT ContractNumber FROM Contract ORDER BY ContractNumber');
 const opportunity = addOpportunities();
+const onboarding = addOnboardingAccounts();
 
 let server: SalesforceServer;
 beforeAll(async () => {
@@ -65,6 +73,18 @@ function inList(request: LoggedRequest): { values: string[]; whereChars: number 
 const tasksWithKey = (key: string) => server.records('Task').filter((task) => task.Concord_Key__c === key);
 const orgOpportunity = (id: string) => server.records('Opportunity').find((record) => record.Id === id);
 const composites = () => server.requests.filter((request) => request.path === '/composite');
+const orgAccount = (id: string) => server.records('Account').find((record) => record.Id === id);
+const onboard = (key: string, accountId: string, changes: Partial<AccountOnboardingUpdate> = {}): AccountOnboardingUpdate => ({
+  key,
+  accountId,
+  status: 'ACTIVE',
+  customerNumber: 'C80001',
+  reason: 'Validated against the tax register',
+  subject: 'Customer C80001 created in the ERP',
+  description: 'Onboarded from the CRM account',
+  activityDate: '2026-11-01',
+  ...changes,
+});
 const order = (key: string, opportunityId: string, changes: Partial<OpportunityOrderUpdate> = {}): OpportunityOrderUpdate => ({
   key,
   opportunityId,
@@ -231,6 +251,131 @@ describe('Salesforce adapter: the same records as the embedded adapter over the 
     expect(composites()).toHaveLength(0);
   });
 
+  it('accountsByIds: the same accounts as the embedded adapter, with or without a customer number or onboarding status; unknown, malformed and 15-character ids left out', async () => {
+    const known = [...accountIds, ...prospectIds, ...onboarding.ids];
+    const keys = [...known, 'not-an-id', onboarding.pending.slice(0, 15), `001${'0'.repeat(15)}`];
+    const found = await connector.accountsByIds(keys);
+    expect(found).toHaveLength(known.length);
+    expect(byId(found)).toEqual(byId(await embedded.accountsByIds(keys)));
+    const account = (id: string) => found.find((record) => record.id === id);
+    expect(account(onboarding.pending)).toEqual({
+      id: onboarding.pending,
+      customerId: null,
+      name: 'Nordwind Pumpen GmbH',
+      billingAddress: { street: 'Hafenstraße 12', city: 'Bremen', state: null, postalCode: '28217', country: 'Germany' },
+      phone: '+49 421 555 0100',
+      taxRegistrationNumber: 'DE811907980',
+      billingEmail: 'rechnung@nordwind.example',
+      currency: 'EUR',
+      onboardingStatus: 'PENDING',
+      onboardingReason: null,
+    });
+    // From before onboarding: no status (active), no currency (USD).
+    expect(account(onboarding.legacy)).toMatchObject({
+      customerId: 'C90002',
+      onboardingStatus: 'ACTIVE',
+      currency: 'USD',
+      taxRegistrationNumber: null,
+    });
+    expect(account(onboarding.rejected)).toMatchObject({
+      customerId: null,
+      billingAddress: null,
+      onboardingStatus: 'REJECTED',
+      onboardingReason: 'Tax registration number not found',
+    });
+    expect(account(onboarding.active)).toMatchObject({ customerId: 'C90001', onboardingStatus: 'ACTIVE', currency: 'GBP' });
+    expect(account(onboarding.unknownStatus)).toMatchObject({ onboardingStatus: 'PENDING' });
+    server.reset();
+    expect(await connector.accountsByIds(['not-an-id'])).toEqual([]);
+    expect(server.requests).toHaveLength(0);
+  });
+
+  it('accountsByIds in a single-currency org (no Account.CurrencyIsoCode): the same accounts, every one in USD', async () => {
+    server.faults.hideField('Account', 'CurrencyIsoCode');
+    const singleCurrency = salesforce().connector;
+    const keys = [...accountIds.slice(0, 5), ...onboarding.ids];
+    const found = await singleCurrency.accountsByIds(keys);
+    const reference = (await embedded.accountsByIds(keys)).map((record) => ({ ...record, currency: 'USD' }));
+    expect(byId(found)).toEqual(byId(reference));
+    expect(server.requests.map((request) => `${request.method} ${request.path} ${request.status}`)).toEqual([
+      'GET /sobjects/Account/describe 200',
+      'GET /query 200',
+    ]);
+  });
+
+  it('recordAccountOnboarding: the same account as the embedded adapter, status, reason and customer number written and one completed Task on it', async () => {
+    const id = onboarding.writes[0]!;
+    const update = onboard('onboard-parity-1', id);
+    const written = await connector.recordAccountOnboarding(update);
+    expect(written).toEqual(await embedded.recordAccountOnboarding(update));
+    expect(written).toMatchObject({
+      id,
+      customerId: 'C80001',
+      onboardingStatus: 'ACTIVE',
+      onboardingReason: 'Validated against the tax register',
+    });
+    expect(orgAccount(id)).toMatchObject({
+      AccountNumber: 'C80001',
+      Onboarding_Status__c: 'Active',
+      Onboarding_Reason__c: 'Validated against the tax register',
+    });
+    const tasks = tasksWithKey('onboard-parity-1');
+    expect(tasks).toHaveLength(1);
+    expect(tasks[0]).toMatchObject({
+      WhatId: id,
+      AccountId: id,
+      Subject: 'Customer C80001 created in the ERP',
+      Description: 'Onboarded from the CRM account',
+      ActivityDate: '2026-11-01',
+      Status: 'Completed',
+    });
+  });
+
+  it('recordAccountOnboarding: a used key changes nothing again and returns the account, as the embedded adapter does', async () => {
+    const id = onboarding.writes[1]!;
+    const first = onboard('onboard-parity-2', id, { customerNumber: 'C80002' });
+    const again = { ...first, status: 'REJECTED' as const, customerNumber: 'C80012', reason: 'Something else' };
+    const written = await connector.recordAccountOnboarding(first);
+    expect(await embedded.recordAccountOnboarding(first)).toEqual(written);
+    server.requests.length = 0;
+    expect(await connector.recordAccountOnboarding(again)).toEqual(written);
+    expect(await embedded.recordAccountOnboarding(again)).toEqual(written);
+    expect(tasksWithKey('onboard-parity-2')).toHaveLength(1);
+    expect(orgAccount(id)).toMatchObject({ AccountNumber: 'C80002', Onboarding_Status__c: 'Active' });
+    expect(server.requests.every((request) => request.method === 'GET')).toBe(true);
+  });
+
+  it('recordAccountOnboarding without a customer number (a rejection, or an account that has one): AccountNumber left as it is, as in the embedded CRM', async () => {
+    const rejection = onboard('onboard-parity-3', onboarding.writes[2]!, {
+      status: 'REJECTED',
+      customerNumber: null,
+      reason: 'Tax registration number not found',
+    });
+    const rejected = await connector.recordAccountOnboarding(rejection);
+    expect(rejected).toEqual(await embedded.recordAccountOnboarding(rejection));
+    expect(rejected).toMatchObject({
+      customerId: null,
+      onboardingStatus: 'REJECTED',
+      onboardingReason: 'Tax registration number not found',
+    });
+
+    const legacy = accountIds[5]!;
+    const confirmation = onboard('onboard-parity-4', legacy, { customerNumber: null, reason: null });
+    const confirmed = await connector.recordAccountOnboarding(confirmation);
+    expect(confirmed).toEqual(await embedded.recordAccountOnboarding(confirmation));
+    expect(confirmed).toMatchObject({ customerId: customerNumberOf(legacy), onboardingStatus: 'ACTIVE', onboardingReason: null });
+    expect(orgAccount(legacy)).toMatchObject({ AccountNumber: customerNumberOf(legacy), Onboarding_Status__c: 'Active' });
+  });
+
+  it('recordAccountOnboarding: null for an unknown, malformed or 15-character account id, as in the embedded CRM, and nothing written', async () => {
+    for (const id of [`001${'0'.repeat(15)}`, 'not-an-id', onboarding.pending.slice(0, 15)]) {
+      expect(await connector.recordAccountOnboarding(onboard('onboard-unknown', id))).toBeNull();
+      expect(await embedded.recordAccountOnboarding(onboard('onboard-unknown', id))).toBeNull();
+    }
+    expect(tasksWithKey('onboard-unknown')).toHaveLength(0);
+    expect(composites()).toHaveLength(0);
+  });
+
   it('ping: one GET /limits', async () => {
     await expect(connector.ping()).resolves.toBeUndefined();
     await expect(embedded.ping()).resolves.toBeUndefined();
@@ -347,6 +492,41 @@ describe('Salesforce adapter: requests', () => {
     expect(a).toEqual(b);
     expect(tasksWithKey('order-race-1')).toHaveLength(1);
     expect(orgOpportunity(id)?.ERP_Order_Number__c).toBe(a?.erpOrderNumber);
+  });
+
+  it('recordAccountOnboarding: a describe and two reads, then one Composite request; a used key costs the two reads only', async () => {
+    const { connector, counted } = salesforce();
+    const id = onboarding.writes[3]!;
+    const update = onboard('onboard-once-1', id, { customerNumber: 'C80003' });
+    await connector.recordAccountOnboarding(update);
+    expect(server.requests.map((request) => `${request.method} ${request.path} ${request.status}`)).toEqual([
+      'GET /sobjects/Account/describe 200',
+      'GET /query 200',
+      'GET /query 200',
+      'POST /composite 200',
+    ]);
+    expect(await counted()).toBe(4);
+    server.requests.length = 0;
+    expect(await connector.recordAccountOnboarding({ ...update, status: 'REJECTED', customerNumber: null })).toMatchObject({
+      customerId: 'C80003',
+      onboardingStatus: 'ACTIVE',
+    });
+    expect(server.requests.map((request) => `${request.method} ${request.path}`)).toEqual(['GET /query', 'GET /query']);
+    expect(tasksWithKey('onboard-once-1')).toHaveLength(1);
+  });
+
+  it('recordAccountOnboarding racing itself with one key: one Task, and the loser’s update rolled back with its Task', async () => {
+    const { connector } = salesforce();
+    const id = onboarding.writes[4]!;
+    const update = onboard('onboard-race-1', id, { customerNumber: 'C80004' });
+    const [a, b] = await Promise.all([
+      connector.recordAccountOnboarding(update),
+      connector.recordAccountOnboarding({ ...update, customerNumber: 'C80014' }),
+    ]);
+    expect(composites()).toHaveLength(2);
+    expect(a).toEqual(b);
+    expect(tasksWithKey('onboard-race-1')).toHaveLength(1);
+    expect(orgAccount(id)?.AccountNumber).toBe(a?.customerId);
   });
 });
 
@@ -503,6 +683,60 @@ describe('Salesforce adapter: failures', () => {
     expect(tasksWithKey('order-503-2')).toHaveLength(0);
     expect(orgOpportunity(id)).toMatchObject({ ERP_Order_Number__c: null });
   });
+
+  it('a validation rule refusing the onboarding: a CrmRefusal with its code and message, nothing written, not retried', async () => {
+    const { connector } = salesforce();
+    server.faults.addValidationRule('Account', {
+      message: 'A customer number needs a tax registration number',
+      field: 'AccountNumber',
+      when: (record) => record.AccountNumber !== null && record.Tax_Registration_Number__c === null,
+    });
+    const id = onboarding.untaxed;
+    const update = onboard('onboard-refused-1', id, { customerNumber: 'C80005' });
+    const refusal = await connector.recordAccountOnboarding(update).catch((error: unknown) => error);
+    expect(refusal).toBeInstanceOf(CrmRefusal);
+    expect(refusal).toMatchObject({
+      code: 'FIELD_CUSTOM_VALIDATION_EXCEPTION',
+      message: 'A customer number needs a tax registration number',
+    });
+    expect(composites()).toHaveLength(1);
+    expect(tasksWithKey('onboard-refused-1')).toHaveLength(0);
+    expect(orgAccount(id)).toMatchObject({ AccountNumber: null, Onboarding_Status__c: 'Pending', Onboarding_Reason__c: null });
+
+    // The refused call used nothing up: without the rule, the same key records the onboarding.
+    server.reset();
+    expect(await connector.recordAccountOnboarding(update)).toMatchObject({ customerId: 'C80005', onboardingStatus: 'ACTIVE' });
+    expect(tasksWithKey('onboard-refused-1')).toHaveLength(1);
+  });
+
+  it('a customer number another account already holds: a CrmRefusal with DUPLICATE_VALUE, nothing written', async () => {
+    const { connector } = salesforce();
+    const id = onboarding.writes[5]!;
+    const refusal = await connector
+      .recordAccountOnboarding(onboard('onboard-duplicate-1', id, { customerNumber: customerIds[0]! }))
+      .catch((error: unknown) => error);
+    expect(refusal).toBeInstanceOf(CrmRefusal);
+    expect(refusal).toMatchObject({ code: 'DUPLICATE_VALUE' });
+    expect((refusal as Error).message).toContain('AccountNumber');
+    expect(composites()).toHaveLength(1);
+    expect(tasksWithKey('onboard-duplicate-1')).toHaveLength(0);
+    expect(orgAccount(id)).toMatchObject({ AccountNumber: null, Onboarding_Status__c: 'Pending' });
+  });
+
+  it('recordAccountOnboarding retries a 503 on the Composite request: the account written once, one Task', async () => {
+    const { connector, counted } = salesforce();
+    server.faults.failNext('unavailable', 2, '/composite');
+    const id = onboarding.writes[6]!;
+    expect(await connector.recordAccountOnboarding(onboard('onboard-503-1', id, { customerNumber: 'C80006' }))).toMatchObject({
+      id,
+      customerId: 'C80006',
+      onboardingStatus: 'ACTIVE',
+    });
+    expect(composites().map((request) => request.status)).toEqual([503, 503, 200]);
+    expect(tasksWithKey('onboard-503-1')).toHaveLength(1);
+    expect(orgAccount(id)).toMatchObject({ AccountNumber: 'C80006', Onboarding_Status__c: 'Active' });
+    expect(await counted()).toBe(server.requests.length);
+  });
 });
 
 describe('the Salesforce stand-in answers as Salesforce does', () => {
@@ -614,6 +848,28 @@ describe('the Salesforce stand-in answers as Salesforce does', () => {
     server.faults.hideField('Opportunity', 'CurrencyIsoCode');
     expect(await fields()).not.toContain('CurrencyIsoCode');
   });
+
+  it('describes Account with the onboarding fields, AccountNumber unique: a number another account holds is DUPLICATE_VALUE', async () => {
+    const fields = (await conn().sobject('Account').describe()).fields;
+    expect(fields.map((field) => field.name)).toEqual(
+      expect.arrayContaining([
+        'Tax_Registration_Number__c',
+        'Billing_Email__c',
+        'CurrencyIsoCode',
+        'Onboarding_Status__c',
+        'Onboarding_Reason__c',
+      ]),
+    );
+    expect(fields.find((field) => field.name === 'AccountNumber')).toMatchObject({ unique: true, externalId: false });
+    const response = await fetch(`${server.instanceUrl}/services/data/v59.0/sobjects/Account/${onboarding.pending}`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${server.accessToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ AccountNumber: customerIds[1]!.toLowerCase() }),
+    });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual([expect.objectContaining({ errorCode: 'DUPLICATE_VALUE' })]);
+    expect(orgAccount(onboarding.pending)).toMatchObject({ AccountNumber: null });
+  });
 });
 
 function customerNumberOf(accountId: string): string {
@@ -683,4 +939,92 @@ function addOpportunities() {
 
 function accountIdOf(customerId: string): string {
   return (dbs.crm.prepare('SELECT Id FROM Account WHERE AccountNumber = ?').get(customerId) as { Id: string }).Id;
+}
+
+/**
+ * Accounts in onboarding, added before the stand-in copies the CRM: a pending one in EUR without
+ * a customer number, a rejected one without an address or currency, an onboarded one in GBP, one
+ * from before onboarding (no status, no currency), one with a status the adapters do not know,
+ * and pending ones for the writes to change (one without a tax number).
+ */
+function addOnboardingAccounts() {
+  const owner = column('SELECT Id FROM "User" ORDER BY Id')[0]!;
+  const insert = dbs.crm.prepare(
+    `INSERT INTO Account (Id, Name, AccountNumber, OwnerId, BillingStreet, BillingCity, BillingState, BillingPostalCode, BillingCountry,
+       Phone, Tax_Registration_Number__c, Billing_Email__c, CurrencyIsoCode, Onboarding_Status__c, Onboarding_Reason__c, LastModifiedDate)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '2026-10-01T09:00:00.000Z')`,
+  );
+  const add = (
+    name: string,
+    accountNumber: string | null,
+    address: [string, string, string | null, string, string] | null,
+    phone: string | null,
+    taxNumber: string | null,
+    billingEmail: string | null,
+    currency: string | null,
+    status: string | null,
+    reason: string | null = null,
+  ) => {
+    const id = newSalesforceId('001');
+    insert.run(
+      id,
+      name,
+      accountNumber,
+      owner,
+      ...(address ?? [null, null, null, null, null]),
+      phone,
+      taxNumber,
+      billingEmail,
+      currency,
+      status,
+      reason,
+    );
+    return id;
+  };
+  const pending = add(
+    'Nordwind Pumpen GmbH',
+    null,
+    ['Hafenstraße 12', 'Bremen', null, '28217', 'Germany'],
+    '+49 421 555 0100',
+    'DE811907980',
+    'rechnung@nordwind.example',
+    'EUR',
+    'Pending',
+  );
+  const rejected = add('Harbor Fluid Systems', null, null, null, '99-0000000', null, null, 'Rejected', 'Tax registration number not found');
+  const active = add(
+    'Ridgeline Controls Ltd',
+    'C90001',
+    ['4 Mill Lane', 'Leeds', null, 'LS1 4AB', 'United Kingdom'],
+    null,
+    'GB123456789',
+    'ap@ridgeline.example',
+    'GBP',
+    'Active',
+  );
+  const legacy = add('Old Mill Supply Co', 'C90002', null, '+1 555 0100', null, null, null, null);
+  const unknownStatus = add('Keystone Valves', null, null, null, '12-3456789', null, 'USD', 'On Hold');
+  const writes = [1, 2, 3, 4, 5, 6, 7].map((i) =>
+    add(
+      `Onboarding candidate ${i}`,
+      null,
+      ['1 Main St', 'Austin', 'TX', '78701', 'United States'],
+      null,
+      `75-00000${i}`,
+      `ap${i}@candidate.example`,
+      'USD',
+      'Pending',
+    ),
+  );
+  const untaxed = add('Onboarding candidate without tax number', null, null, null, null, null, 'USD', 'Pending');
+  return {
+    pending,
+    rejected,
+    active,
+    legacy,
+    unknownStatus,
+    writes,
+    untaxed,
+    ids: [pending, rejected, active, legacy, unknownStatus, ...writes, untaxed],
+  };
 }

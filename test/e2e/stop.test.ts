@@ -116,7 +116,9 @@ describe('starting right or not at all, and stopping cleanly', () => {
     const base = `http://127.0.0.1:${port}`;
     await waitReady(`${base}/ready`, crm);
     const db = new Database(join(dir, 'crm.sqlite'), { readonly: true });
-    const account = db.prepare('SELECT AccountNumber AS id, Name AS name FROM Account ORDER BY AccountNumber LIMIT 1').get() as {
+    const account = db
+      .prepare('SELECT AccountNumber AS id, Name AS name FROM Account WHERE AccountNumber IS NOT NULL ORDER BY AccountNumber LIMIT 1')
+      .get() as {
       id: string;
       name: string;
     };

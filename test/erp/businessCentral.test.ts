@@ -6,7 +6,14 @@ import { createMetrics } from '../../platform/metrics.ts';
 import { createResilience, type ResiliencePolicy } from '../../platform/resilience.ts';
 import { BusinessCentralError, createBusinessCentralConnector } from '../../subgraphs/erp/src/connectors/businessCentral.ts';
 import { createEmbeddedErpConnector } from '../../subgraphs/erp/src/connectors/embedded/index.ts';
-import type { NewReturnOrder, NewSalesOrder, OrderRecord, ReturnOrderRecord } from '../../subgraphs/erp/src/connectors/types.ts';
+import type {
+  ErpCustomerRecord,
+  NewCustomer,
+  NewReturnOrder,
+  NewSalesOrder,
+  OrderRecord,
+  ReturnOrderRecord,
+} from '../../subgraphs/erp/src/connectors/types.ts';
 import { AS_OF, seededDatabases } from '../helpers/stack.ts';
 import { startBusinessCentralServer, type BusinessCentralServer } from '../vendors/businessCentral/server.ts';
 
@@ -725,5 +732,303 @@ describe('Business Central adapter against a Business Central-shaped server', ()
       expect(await del(created.erpId, '*')).toEqual([204, null]);
       expect(server.salesOrders('CSO-CANCEL-RAW')).toHaveLength(0);
     });
+  });
+});
+
+describe('customer onboarding through the Business Central adapter', () => {
+  const { erp: db } = seededDatabases();
+  // Business Central keeps a tax registration number as typed: one in lower case, in both systems' data.
+  db.prepare(`UPDATE customers SET taxRegistrationNumber = lower(taxRegistrationNumber) WHERE number = 'C10003'`).run();
+  const embedded = createEmbeddedErpConnector(db, silentTelemetry('erp'));
+  const seeded = db.prepare('SELECT number, displayName, postalCode, taxRegistrationNumber FROM customers ORDER BY number').all() as {
+    number: string;
+    displayName: string;
+    postalCode: string;
+    taxRegistrationNumber: string;
+  }[];
+
+  let server: BusinessCentralServer;
+  beforeAll(async () => {
+    server = await startBusinessCentralServer({ erp: db });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+  beforeEach(() => {
+    server.faults.clear();
+  });
+
+  function connect(policy: Partial<ResiliencePolicy> = {}) {
+    return createBusinessCentralConnector({
+      baseUrl: server.baseUrl,
+      companyId: server.companyId,
+      extension: server.extension,
+      token: async () => server.token,
+      telemetry: createConnectorTelemetry('erp', createMetrics('erp'), createLogger('erp', 'silent')),
+      resilience: createResilience('erp', { ...POLICY, ...policy }),
+    });
+  }
+
+  const requestsSince = (mark: number) => server.requests.slice(mark);
+  const byId = sortBy<ErpCustomerRecord>((c) => c.id);
+  /** A customer as both systems make it: the id (a GUID) is each system's own. */
+  const withoutErpId = ({ erpId: _erpId, ...rest }: ErpCustomerRecord) => rest;
+  const withTaxId = (taxId: string) => server.customers().filter((row) => row.taxRegistrationNumber === taxId);
+
+  function newCustomer(reference: string, i: number): NewCustomer {
+    return {
+      reference,
+      name: `Onboarded Instruments ${i} B.V.`,
+      email: `billing${i}@onboarded.example`,
+      phone: i % 2 ? null : '+31 20 555 0100',
+      address: { street: `Keizersgracht ${i}`, city: 'Amsterdam', state: null, postalCode: '1015 CJ', country: 'NL' },
+      currency: 'EUR',
+      taxRegistrationNumber: `NL8${String(i).padStart(8, '0')}B01`,
+      paymentTermsCode: 'NET30',
+      taxArea: 'NL',
+    };
+  }
+
+  it('finds customers by tax registration number and by name and postal code as the embedded adapter does', async () => {
+    const bc = connect();
+    const spaced = (taxId: string) => taxId.replace(/(.{4})/g, '$1 ').trim();
+    const taxIds = [
+      ...seeded.slice(0, 10).map((c) => c.taxRegistrationNumber),
+      // Upper-cased (stored in lower case), in lower case, with spaces, twice, unknown, blank.
+      seeded[2]!.taxRegistrationNumber.toUpperCase(),
+      seeded[5]!.taxRegistrationNumber.toLowerCase(),
+      spaced(seeded[11]!.taxRegistrationNumber),
+      seeded[0]!.taxRegistrationNumber,
+      'XX000000000',
+      ' ',
+    ];
+    const mark = server.requests.length;
+    const found = await bc.customersByTaxRegistrationNumbers(taxIds);
+    expect(byId(found)).toEqual(byId(await embedded.customersByTaxRegistrationNumbers(taxIds)));
+    expect(found.map((c) => c.id).sort()).toEqual([...seeded.slice(0, 10).map((c) => c.number), seeded[11]!.number].sort());
+    // One GET: every spelling an or-term on the one field ($filter cannot or across fields).
+    const [read] = requestsSince(mark);
+    expect(requestsSince(mark)).toHaveLength(1);
+    expect(read).toMatchObject({ method: 'GET', entitySet: 'customers' });
+    expect(read!.query.$filter!.split(' or ').every((term) => term.startsWith('taxRegistrationNumber eq '))).toBe(true);
+    expect(await bc.customersByTaxRegistrationNumbers(['', '  '])).toEqual([]);
+
+    for (const customer of seeded.slice(0, 6)) {
+      const name = customer.displayName.toUpperCase();
+      const postalCode = ` ${customer.postalCode.toLowerCase()} `;
+      const viaBc = await bc.customersByNameAndPostalCode(name, postalCode);
+      expect(viaBc).toEqual(await embedded.customersByNameAndPostalCode(name, postalCode));
+      expect(viaBc.map((c) => c.id)).toEqual([customer.number]);
+    }
+    expect(await bc.customersByNameAndPostalCode(seeded[0]!.displayName, '00000')).toEqual([]);
+    expect(await bc.customersByNameAndPostalCode('Nobody Ltd.', seeded[0]!.postalCode)).toEqual([]);
+    expect(await bc.customerByReference('001NOBODY')).toBeNull();
+    expect(await embedded.customerByReference('001NOBODY')).toBeNull();
+  });
+
+  it('creates a customer as the embedded adapter does, marks it with its reference, and makes it once per reference', async () => {
+    const bc = connect();
+    const customer = newCustomer('001ACC-NEW-1', 1);
+    const mark = server.requests.length;
+    const viaBc = await bc.createCustomer(customer);
+    const viaEmbedded = await embedded.createCustomer(customer);
+    expect(withoutErpId(viaBc)).toEqual(withoutErpId(viaEmbedded));
+    expect(viaBc).toMatchObject({
+      id: 'C10041',
+      paymentTerms: 'Net 30 days',
+      taxArea: 'NL',
+      creditLimit: '0.00',
+      creditHold: false,
+      balanceDue: '0.00',
+    });
+
+    // Look up the reference, the tax registration number, the payment terms and the tax area; create; write the reference.
+    const sent = requestsSince(mark);
+    expect(
+      sent
+        .slice(0, 4)
+        .map((r) => `${r.method} ${r.api} ${r.entitySet}`)
+        .sort(),
+    ).toEqual(['GET extension customerReferences', 'GET standard customers', 'GET standard paymentTerms', 'GET standard taxAreas']);
+    expect(sent.slice(4).map((r) => [r.method, r.api, r.entitySet, r.status])).toEqual([
+      ['POST', 'standard', 'customers', 201],
+      ['PATCH', 'extension', 'customerReferences', 200],
+    ]);
+    const net30 = server.requests.find((r) => r.entitySet === 'paymentTerms');
+    expect(net30!.query.$filter).toBe("code eq 'NET30'");
+    const post = sent[4]!;
+    expect(post.body).not.toHaveProperty('number');
+    expect(post.body).not.toHaveProperty('blocked');
+    expect(post.body).toMatchObject({
+      displayName: customer.name,
+      postalCode: '1015 CJ',
+      taxRegistrationNumber: customer.taxRegistrationNumber,
+      paymentTermsId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      taxAreaId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+    });
+    expect(sent[5]!.url).toContain(`/customerReferences(${viaBc.erpId})`);
+    expect(sent[5]).toMatchObject({ ifMatch: '*', body: { crmReference: customer.reference } });
+    expect(withTaxId(customer.taxRegistrationNumber)).toMatchObject([{ number: 'C10041', crmReference: customer.reference, blocked: ' ' }]);
+
+    expect(await bc.customerByReference(customer.reference)).toEqual(viaBc);
+    expect(withoutErpId((await embedded.customerByReference(customer.reference))!)).toEqual(withoutErpId(viaBc));
+
+    const again = server.requests.length;
+    expect(await bc.createCustomer(customer)).toEqual(viaBc);
+    // Found by its reference: nothing written.
+    expect(requestsSince(again).map((r) => r.method)).toEqual(['GET', 'GET', 'GET', 'GET']);
+    expect(withTaxId(customer.taxRegistrationNumber)).toHaveLength(1);
+    expect(withoutErpId(await embedded.createCustomer(customer))).toEqual(withoutErpId(viaBc));
+
+    // The next customer takes the next number of the series.
+    expect((await bc.createCustomer(newCustomer('001ACC-NEW-2', 2))).id).toBe('C10042');
+  });
+
+  it('refuses a customer whose tax area does not exist, and creates none', async () => {
+    const bc = connect();
+    const customer = { ...newCustomer('001ACC-NO-AREA', 3), taxArea: 'XX-NOWHERE' };
+    await expect(bc.createCustomer(customer)).rejects.toThrow(/no tax area has the code "XX-NOWHERE"/);
+    expect(withTaxId(customer.taxRegistrationNumber)).toHaveLength(0);
+    await expect(bc.createCustomer({ ...customer, reference: ' ' })).rejects.toBeInstanceOf(RangeError);
+  });
+
+  for (const [label, answerAfterMs] of [
+    ['never answered', undefined],
+    ['answered after the deadline', 600],
+  ] as const) {
+    it(`yields exactly one customer when the POST commits and times out (${label})`, async () => {
+      const bc = connect({ timeoutMs: 300 });
+      const customer = newCustomer(`001ACC-CTT-${answerAfterMs ?? 'NEVER'}`, answerAfterMs ? 4 : 5);
+      server.faults.commitThenTimeout(answerAfterMs === undefined ? {} : { answerAfterMs });
+      const mark = server.requests.length;
+      const created = await bc.createCustomer(customer);
+      expect(withTaxId(customer.taxRegistrationNumber)).toMatchObject([{ number: created.id, crmReference: customer.reference }]);
+      // Created (committed, timed out); the retry finds it by tax registration number and name
+      // without a reference, and writes the reference instead of creating it again.
+      const writes = requestsSince(mark).filter((r) => r.method !== 'GET');
+      expect(writes.map((r) => [r.method, r.entitySet, r.fault])).toEqual([
+        ['POST', 'customers', 'commitThenTimeout'],
+        ['PATCH', 'customerReferences', null],
+      ]);
+      expect(writes[1]!.ifMatch).toMatch(/^W\/"/);
+      expect(await bc.customerByReference(customer.reference)).toEqual(created);
+    });
+  }
+
+  it('finds a customer whose reference write was lost by its tax registration number and name, never one with another reference', async () => {
+    const bc = connect();
+    const customer = newCustomer('001ACC-LOST-1', 6);
+    // A customer an earlier create made before it stopped, without writing the reference.
+    const response = await fetch(`${server.baseUrl}/api/v2.0/companies(${server.companyId})/customers`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ displayName: customer.name.toUpperCase(), taxRegistrationNumber: customer.taxRegistrationNumber }),
+    });
+    expect(response.status).toBe(201);
+    const orphan = (await response.json()) as { id: string; number: string };
+
+    const mark = server.requests.length;
+    const found = await bc.createCustomer(customer);
+    expect(found).toMatchObject({ id: orphan.number, erpId: orphan.id });
+    expect(
+      requestsSince(mark)
+        .filter((r) => r.method !== 'GET')
+        .map((r) => [r.method, r.entitySet, r.status]),
+    ).toEqual([['PATCH', 'customerReferences', 200]]);
+    expect(withTaxId(customer.taxRegistrationNumber)).toMatchObject([{ number: orphan.number, crmReference: customer.reference }]);
+
+    // The same tax registration number and name for another CRM account: the customer found has a
+    // reference of its own, so a new one is made.
+    const other = await bc.createCustomer({ ...customer, reference: '001ACC-LOST-2' });
+    expect(other.id).not.toBe(orphan.number);
+    expect(withTaxId(customer.taxRegistrationNumber).map((row) => row.crmReference)).toEqual(['001ACC-LOST-1', '001ACC-LOST-2']);
+  });
+
+  it('blocks a customer with a PATCH under If-Match, as the embedded adapter does; false for an unknown number', async () => {
+    const bc = connect();
+    const number = seeded[4]!.number;
+    const mark = server.requests.length;
+    expect(await bc.blockCustomer(number)).toBe(true);
+    const sent = requestsSince(mark);
+    expect(sent.map((r) => [r.method, r.entitySet, r.status])).toEqual([
+      ['GET', 'customers', 200],
+      ['PATCH', 'customers', 200],
+    ]);
+    expect(sent[1]).toMatchObject({ ifMatch: expect.stringMatching(/^W\/"/), body: { blocked: 'All' } });
+    expect(await embedded.blockCustomer(number)).toBe(true);
+    const [viaBc] = await bc.customersByIds([number]);
+    expect(viaBc).toMatchObject({ creditHold: true });
+    expect(viaBc).toEqual((await embedded.customersByIds([number]))[0]);
+
+    // Blocked already: read, nothing sent.
+    const again = server.requests.length;
+    expect(await bc.blockCustomer(number)).toBe(true);
+    expect(requestsSince(again).map((r) => r.method)).toEqual(['GET']);
+
+    expect(await bc.blockCustomer('C99999')).toBe(false);
+    expect(await embedded.blockCustomer('C99999')).toBe(false);
+  });
+
+  it('reads the customer again when it changed between the read and the PATCH (409 Request_EntityChanged)', async () => {
+    const bc = connect();
+    server.faults.failNext(1, { kind: 'entityChanged' });
+    const mark = server.requests.length;
+    expect(await bc.blockCustomer(seeded[6]!.number)).toBe(true);
+    expect(requestsSince(mark).map((r) => [r.method, r.status])).toEqual([
+      ['GET', 200],
+      ['PATCH', 409],
+      ['GET', 200],
+      ['PATCH', 200],
+    ]);
+  });
+
+  it('blocks once when the PATCH commits and its answer never comes', async () => {
+    const bc = connect({ timeoutMs: 300 });
+    server.faults.commitThenTimeout({ method: 'PATCH' });
+    const mark = server.requests.length;
+    expect(await bc.blockCustomer(seeded[7]!.number)).toBe(true);
+    // The retry reads a customer blocked already.
+    expect(requestsSince(mark).map((r) => [r.method, r.fault])).toEqual([
+      ['GET', null],
+      ['PATCH', 'commitThenTimeout'],
+      ['GET', null],
+    ]);
+  });
+
+  it('the Business Central-shaped server refuses a PATCH without If-Match or with a stale ETag, and a reference another customer holds', async () => {
+    const [first, second] = server.customers();
+    const patch = async (path: string, body: unknown, ifMatch?: string) => {
+      const response = await fetch(`${server.baseUrl}${path}`, {
+        method: 'PATCH',
+        headers: {
+          authorization: `Bearer ${server.token}`,
+          'content-type': 'application/json',
+          ...(ifMatch ? { 'if-match': ifMatch } : {}),
+        },
+        body: JSON.stringify(body),
+      });
+      const json = (await response.json()) as { error?: { code: string }; blocked?: string };
+      return [response.status, json.error?.code ?? json.blocked];
+    };
+    const customers = `/api/v2.0/companies(${server.companyId})/customers`;
+    const { publisher, group, version } = server.extension;
+    const references = `/api/${publisher}/${group}/${version}/companies(${server.companyId})/customerReferences`;
+    expect(await patch(`${customers}(${String(first!.id)})`, { blocked: 'Ship' })).toEqual([400, 'BadRequest_InvalidToken']);
+    expect(await patch(`${customers}(${String(first!.id)})`, { blocked: 'Ship' }, 'W/"c3RhbGU="')).toEqual([409, 'Request_EntityChanged']);
+    expect(await patch(`${customers}(${String(first!.id)})`, { blocked: 'Everything' }, '*')).toEqual([
+      400,
+      'BadRequest_InvalidRequestBody',
+    ]);
+    expect(await patch(`${customers}(11111111-2222-3333-4444-555555555555)`, { blocked: 'All' }, '*')).toEqual([
+      404,
+      'Internal_RecordNotFound',
+    ]);
+    expect(await patch(`${references}(${String(first!.id)})`, { crmReference: '001ACC-HELD' }, '*')).toEqual([200, undefined]);
+    expect(await patch(`${references}(${String(second!.id)})`, { crmReference: '001ACC-HELD' }, '*')).toEqual([
+      409,
+      'Internal_EntityWithSameKeyExists',
+    ]);
+    expect(first!.blocked).toBe(' ');
+    expect([first!.crmReference, second!.crmReference]).toEqual(['001ACC-HELD', null]);
   });
 });

@@ -181,6 +181,27 @@ describe('the gateway cache, end to end', () => {
     expect(JSON.stringify(stranger.body.data ?? null)).not.toContain(own.body.data!.case.subject);
   });
 
+  it('serves Concord’s own processes from the systems, never from the cache: they decide on what they read', async () => {
+    const id = caseIds[41]!;
+    const process = { subject: 'concord-processes', roles: ['integration' as const], customerId: null };
+    const ask = () => stack.queryAs(process, operation('agent-console', 'CaseContext'), { id });
+    expect((await ask()).body.errors).toBeUndefined();
+    const warm = await vendorCalls(ask);
+    // An agent's second ask is served from the cache; the process's asks every system again.
+    const agentWarm = await vendorCalls(async () => {
+      await stack.query(operation('agent-console', 'CaseContext'), { id });
+      await stack.query(operation('agent-console', 'CaseContext'), { id });
+    });
+    expect(warm).toBeGreaterThanOrEqual(3);
+    expect(agentWarm).toBeLessThan(2 * warm);
+    // A change the cache has not heard of yet: the process sees it at once.
+    stack.dbs.support.prepare(`UPDATE tickets SET subject = 'Changed behind the cache' WHERE id = ?`).run(Number(id));
+    const fresh = await ask();
+    expect(JSON.stringify(fresh.body.data)).toContain('Changed behind the cache');
+    const cached = await stack.query(operation('agent-console', 'CaseContext'), { id });
+    expect(JSON.stringify(cached.body.data)).not.toContain('Changed behind the cache');
+  });
+
   it('keeps answering from the cache while a system is down', async () => {
     const id = caseIds[40]!;
     const warm = await stack.query(operation('agent-console', 'CaseContext'), { id });

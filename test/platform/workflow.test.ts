@@ -6,6 +6,7 @@ import { createLogger } from '../../platform/logger.ts';
 import { openDatabase } from '../../platform/sqlite.ts';
 import {
   createWorkflowEngine,
+  endWorkflow,
   OperatorActionError,
   PermanentStepError,
   WorkflowKeyReusedError,
@@ -307,6 +308,72 @@ describe.each(backends)('the workflow mechanism on $name', (backend) => {
     expect(undone.state).toBe('compensated');
     // One's ERP order stands; two's was cancelled.
     expect([...systems.erp.applied.keys()]).toEqual([`${one.id}:create-order`]);
+  });
+
+  it('runs the work of steps holding one lock one at a time across two replicas, and hands a dead holder’s lock on', async () => {
+    const sql = await backend.open();
+    let inside = 0;
+    let most = 0;
+    const workflow: WorkflowDefinition<{ n: number }> = {
+      type: 'test.locked',
+      steps: [
+        {
+          name: 'check-and-create',
+          run: (context) =>
+            context.exclusive('customer:C1', async () => {
+              inside += 1;
+              most = Math.max(most, inside);
+              await new Promise((resolve) => setTimeout(resolve, 30));
+              inside -= 1;
+              return context.input.n;
+            }),
+        },
+      ],
+    };
+    const leaseMs = 600;
+    const { engine: one } = await engineOn([workflow], { owner: 'one', leaseMs, concurrency: 4 }, sql);
+    const { engine: two } = await engineOn([workflow], { owner: 'two', leaseMs, concurrency: 4 }, sql);
+    const ids: string[] = [];
+    for (let n = 0; n < 8; n++)
+      ids.push((await one.start('test.locked', { n }, { idempotencyKey: `lock-${n}`, correlationId: 'c' })).instance.id);
+    await Promise.all([one.runDue(), two.runDue(), one.runDue(), two.runDue()]);
+    for (let round = 0; round < 40 && (await one.counts()).done < 8; round++) await Promise.all([one.runDue(), two.runDue()]);
+    expect((await one.counts()).done).toBe(8);
+    expect(most).toBe(1);
+    // A holder that died (its lock row left, never released) holds it only until its time runs out.
+    await sql.run("INSERT INTO workflow_locks (name, owner, until_at) VALUES ('customer:C1', 'dead', ?)", [Date.now() + leaseMs]);
+    const late = (await one.start('test.locked', { n: 9 }, { idempotencyKey: 'lock-late', correlationId: 'c' })).instance.id;
+    const started = Date.now();
+    for (let round = 0; round < 40 && (await one.get(late))?.state !== 'done'; round++) await one.runDue();
+    expect((await one.get(late))?.state).toBe('done');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(leaseMs / 2);
+  });
+
+  it('ends an instance early, done, its later steps skipped, when a step says the business refused', async () => {
+    const ran: string[] = [];
+    const workflow: WorkflowDefinition<{ ok: boolean }> = {
+      type: 'test.refusable',
+      steps: [
+        { name: 'check', run: async (context) => (context.input.ok ? 'fine' : endWorkflow({ errors: ['NOT_OK'] }, 'refused: NOT_OK')) },
+        { name: 'write', run: async () => (ran.push('write'), null) },
+      ],
+    };
+    const { engine } = await engineOn([workflow]);
+    const refused = (await engine.start('test.refusable', { ok: false }, { idempotencyKey: 'r1', correlationId: 'c' })).instance;
+    await settle(engine, refused.id);
+    const detail = await engine.get(refused.id);
+    expect(detail?.state).toBe('done');
+    expect(detail?.results).toEqual({ check: { errors: ['NOT_OK'] } });
+    expect(detail?.steps.map((step) => [step.name, step.state])).toEqual([
+      ['check', 'done'],
+      ['write', 'skipped'],
+    ]);
+    expect(detail?.history.at(-1)).toMatchObject({ event: 'done', detail: 'ended after check: refused: NOT_OK' });
+    expect(ran).toEqual([]);
+    // The same key again finds it; another input for it is refused; the fingerprint decides what "same" is.
+    expect(engine.sameRequest(detail!, { ok: false })).toBe(true);
+    expect(engine.sameRequest(detail!, { ok: true })).toBe(false);
+    expect((await engine.find('test.refusable', 'r1'))?.id).toBe(refused.id);
   });
 
   it('runs the instances of one sequence key one after the other, in the order started', async () => {

@@ -385,8 +385,33 @@ describe('quote to order: a closed-won opportunity becomes an ERP order', () => 
       expect(shown.steps).toContainEqual({ name: QUOTE_TO_ORDER_STEPS.installedBase, phase: 'FORWARD', state: 'PENDING' });
       expect(shown.history.map((entry: any) => entry.event)).toContain('step compensated');
       expect(installed(customerId), cause).toEqual([]);
+      // Sent again, the request hears what became of it.
+      const again = await convert(id, `compensate-${cause}`);
+      expect(payloadOf(again).order, cause).toBeNull();
+      expect(codes(again), cause).toEqual(['ORDER_CANCELLED']);
+      expect(payloadOf(again).errors[0].message, cause).toContain(number);
       faults.crmRefuses = false;
     }
+  });
+
+  it('answers WORKFLOW_PARKED to a new request held behind a parked one of its opportunity; retried, both finish with one order', async () => {
+    const { customerId, accountId } = customer();
+    const [item] = items(1);
+    const id = opportunity(accountId, [{ sku: item!.sku, quantity: 1, unitPrice: item!.unitPrice }]);
+    faults.crmWritesDown = true;
+    const first = payloadOf(await convert(id, 'parked-1'));
+    const parked = await engine().waitFor(first.workflow.id, (i) => i.state === 'failed', 10_000);
+    expect(parked?.state).toBe('failed');
+    expect(parked?.parkedReason).toMatch(/crm-order-confirmation failed 8 times/);
+    const second = await convert(id, 'parked-2');
+    expect(second.errors?.[0]?.extensions).toMatchObject({ code: 'WORKFLOW_PARKED', workflowId: first.workflow.id });
+    faults.crmWritesDown = false;
+    await engine().act(first.workflow.id, 'retry', 'test-operator');
+    expect((await settled(first.workflow.id)).state).toBe('done');
+    const secondId = (await engine().find(QUOTE_TO_ORDER_WORKFLOW, JSON.stringify(['sales_rep@test.example', 'parked-2'])))!.id;
+    expect((await settled(secondId)).state).toBe('done');
+    expect(ordersOf(customerId).map((order) => order.number)).toEqual([first.order.number]);
+    expect(tasksOn(id)).toHaveLength(1);
   });
 
   it('waits for the desk without touching the order when the desk is down, then records the installed base once', async () => {

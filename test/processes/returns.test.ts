@@ -256,6 +256,7 @@ describe('return authorizations from a support case', () => {
         'NOT_CUSTOMERS_ORDER',
       ],
     ];
+    expect(line, 'a shipped line of the customer with 2 or more units').toBeDefined();
     if (line) {
       cases.push([
         'more than was shipped',
@@ -310,6 +311,7 @@ describe('return authorizations from a support case', () => {
            AND o.number IN (SELECT orderNumber FROM salesInvoices WHERE status = 'Paid') ORDER BY o.number LIMIT 1`,
       )
       .get(c.customerId) as { number: string; sequence: number; shipped: number } | undefined;
+    expect(line, 'a paid line of the customer worth more than the limit').toBeDefined();
     if (line) {
       const input = {
         caseId: c.caseId,
@@ -532,6 +534,7 @@ describe('return authorizations from a support case', () => {
       results.push(codes(body));
     }
     const authorized = results.filter((r) => r.length === 0).length;
+    expect(authorized).toBeGreaterThanOrEqual(1);
     expect(authorized * unitPrice).toBeLessThanOrEqual(20000);
     expect(results.flat()).toContain('EXCEEDS_APPROVAL_LIMIT');
     // A lead may authorize the rest.

@@ -16,6 +16,8 @@ export interface OwnRecords {
   contractId: string;
   /** The won opportunity the order came from. */
   opportunityId: string;
+  /** The customer's account in the CRM (its CRM id). */
+  accountId: string;
 }
 
 /**
@@ -65,6 +67,7 @@ export function ownRecords(dbs: Databases, options: { notOf?: string } = {}): Ow
         sku: line.sku,
         contractId: contract.ContractNumber,
         opportunityId: opportunity.Id,
+        accountId: (dbs.crm.prepare('SELECT Id FROM Account WHERE AccountNumber = ?').get(candidate.customerId) as { Id: string }).Id,
       };
     }
   }

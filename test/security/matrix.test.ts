@@ -8,6 +8,11 @@ import { ROLES, type Identity, type Role } from '../../platform/identity.ts';
 import { CRM_POLICY } from '../../subgraphs/crm/src/policy.ts';
 import { ERP_POLICY } from '../../subgraphs/erp/src/policy.ts';
 import { SUPPORT_POLICY } from '../../subgraphs/support/src/policy.ts';
+import { createLogger } from '../../platform/logger.ts';
+import { openDatabase } from '../../platform/sqlite.ts';
+import { createWorkflowEngine } from '../../platform/workflow/engine.ts';
+import { sqliteExecutor } from '../../platform/workflow/sql.ts';
+import { PROCESSES_POLICY } from '../../processes/src/policy.ts';
 import { seededDatabases, startStack, type Stack } from '../helpers/stack.ts';
 import { addInstalledProduct, addReturnOrder, ownRecords, type OwnRecords } from './fixtures.ts';
 
@@ -22,14 +27,23 @@ const MUTATION_ONLY = new Set([
   'CancelSalesOrderPayload',
   'ConvertOpportunityToOrderPayload',
   'QuoteToOrderError',
+  'OnboardCustomerPayload',
+  'OnboardingError',
+  'BlockCustomerPayload',
+  'OnboardAccountPayload',
+  'AccountOnboardingError',
   'CustomerActivity',
 ]);
 
-const POLICIES: Record<string, PolicyTable> = { crm: CRM_POLICY, erp: ERP_POLICY, support: SUPPORT_POLICY };
+const POLICIES: Record<string, PolicyTable> = { crm: CRM_POLICY, erp: ERP_POLICY, support: SUPPORT_POLICY, processes: PROCESSES_POLICY };
+
+/** The records the matrix reaches, and a workflow of the test customer. */
+type Records = OwnRecords & { workflowId: string };
 
 /** Every field each subgraph defines (not its @external ones), with whether it is a leaf. */
 function fieldsOf(subgraph: string): { type: string; field: string; object: boolean }[] {
-  const sdl = readFileSync(new URL(`../../subgraphs/${subgraph}/schema.graphql`, import.meta.url), 'utf8');
+  const folder = subgraph === 'processes' ? '../../processes' : `../../subgraphs/${subgraph}`;
+  const sdl = readFileSync(new URL(`${folder}/schema.graphql`, import.meta.url), 'utf8');
   const definitions = parse(sdl).definitions as DefinitionNode[];
   const scalarsAndEnums = new Set(['ID', 'String', 'Int', 'Float', 'Boolean']);
   for (const d of definitions)
@@ -57,7 +71,7 @@ for (const subgraph of Object.keys(POLICIES))
  * How a query reaches an object of each type, owned by the test customer: the selection around
  * the field under test, and the fields it passes through (checked against the policies too).
  */
-function entry(type: string, r: OwnRecords): { wrap: (selection: string) => string; path: string[] } {
+function entry(type: string, r: Records): { wrap: (selection: string) => string; path: string[] } {
   const root = (field: string, args: string) => (selection: string) => `{ ${field}${args} { ${selection} } }`;
   const nest = (outer: (s: string) => string, field: string) => (selection: string) => outer(`${field} { ${selection} }`);
   const customer = root('customer', `(id: "${r.customerId}")`);
@@ -69,6 +83,8 @@ function entry(type: string, r: OwnRecords): { wrap: (selection: string) => stri
   const cases = root('cases', '(first: 2)');
   const contract = nest(customer, 'activeContract');
   const opportunity = root('opportunity', `(id: "${r.opportunityId}")`);
+  const workflow = root('workflow', `(id: "${r.workflowId}")`);
+  const workflows = root('workflows', '(first: 1)');
   const sla = nest(contract, 'sla');
   const entries: Record<string, { wrap: (s: string) => string; path: string[] }> = {
     Customer: { wrap: customer, path: ['Query.customer'] },
@@ -94,8 +110,14 @@ function entry(type: string, r: OwnRecords): { wrap: (selection: string) => stri
     Money: { wrap: nest(invoice, 'balance'), path: ['Query.invoice', 'Invoice.balance'] },
     Product: { wrap: root('product', `(sku: "${r.sku}")`), path: ['Query.product'] },
     Opportunity: { wrap: opportunity, path: ['Query.opportunity'] },
+    Account: { wrap: root('account', `(id: "${r.accountId}")`), path: ['Query.account'] },
     OpportunityLine: { wrap: nest(opportunity, 'lines'), path: ['Query.opportunity', 'Opportunity.lines'] },
     InstalledProduct: { wrap: nest(customer, 'installedBase'), path: ['Query.customer', 'Customer.installedBase'] },
+    Workflow: { wrap: workflow, path: ['Query.workflow'] },
+    WorkflowStep: { wrap: nest(workflow, 'steps'), path: ['Query.workflow', 'Workflow.steps'] },
+    WorkflowEvent: { wrap: nest(workflow, 'history'), path: ['Query.workflow', 'Workflow.history'] },
+    WorkflowConnection: { wrap: workflows, path: ['Query.workflows'] },
+    WorkflowPageInfo: { wrap: nest(workflows, 'pageInfo'), path: ['Query.workflows', 'WorkflowConnection.pageInfo'] },
     ReturnAuthorization: { wrap: nest(caseRoot, 'returnAuthorizations'), path: ['Query.case', 'Case.returnAuthorizations'] },
     ReturnAuthorizationLine: {
       wrap: nest(nest(caseRoot, 'returnAuthorizations'), 'lines'),
@@ -109,7 +131,7 @@ function entry(type: string, r: OwnRecords): { wrap: (selection: string) => stri
 }
 
 /** Arguments that root fields need, for testing the root field itself. */
-function rootArgs(field: string, r: OwnRecords): string {
+function rootArgs(field: string, r: Records): string {
   const args: Record<string, string> = {
     customer: `(id: "${r.customerId}")`,
     contact: '(id: "none")',
@@ -122,6 +144,9 @@ function rootArgs(field: string, r: OwnRecords): string {
     case: `(id: "${r.caseId}")`,
     cases: '(first: 1)',
     opportunity: `(id: "${r.opportunityId}")`,
+    account: `(id: "${r.accountId}")`,
+    workflow: `(id: "${r.workflowId}")`,
+    workflows: '(first: 1)',
   };
   return args[field] ?? '';
 }
@@ -135,13 +160,26 @@ interface Cell {
 
 describe('the role × field matrix, generated from the policy tables', () => {
   let stack: Stack;
-  let records: OwnRecords;
+  let records: Records;
   const cells: Cell[] = [];
 
   const registered = mkdtempSync(join(tmpdir(), 'concord-matrix-'));
   beforeAll(async () => {
     const dbs = seededDatabases();
-    records = ownRecords(dbs);
+    // A workflow of the test customer in the process service's store (of a type no replica runs: it stays as it is).
+    const store = sqliteExecutor(openDatabase(':memory:'));
+    const seeding = await createWorkflowEngine({
+      sql: store,
+      workflows: [{ type: 'test.matrix', steps: [], customerOf: (input: { customerId: string }) => input.customerId }],
+      logger: createLogger('matrix', 'silent'),
+    });
+    const own = ownRecords(dbs);
+    const { instance } = await seeding.start(
+      'test.matrix',
+      { customerId: own.customerId },
+      { idempotencyKey: 'matrix', correlationId: 'matrix' },
+    );
+    records = { ...own, workflowId: instance.id };
     await addReturnOrder(dbs, records);
     await addInstalledProduct(dbs, records);
     const identity = (role: Role): Identity => ({
@@ -178,7 +216,7 @@ describe('the role × field matrix, generated from the policy tables', () => {
     }
     // A portal customer may run registered operations only: register every cell's query.
     cells.forEach((cell, i) => writeFileSync(join(registered, `Cell${i}.graphql`), cell.query));
-    stack = await startStack({ dbs, gateway: { portalOperationsDir: registered } });
+    stack = await startStack({ dbs, gateway: { portalOperationsDir: registered }, processes: { sql: store } });
   });
   afterAll(async () => {
     await stack?.stop();
@@ -227,6 +265,7 @@ function isKey(type: string, field: string): boolean {
     Order: 'number',
     Asset: 'serialNumber',
     Case: 'id',
+    Workflow: 'id',
     Shipment: 'id',
     Invoice: 'number',
     Product: 'sku',

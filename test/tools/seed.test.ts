@@ -74,9 +74,13 @@ describe('seed: one world across the three systems', () => {
   const { crm, erp, support } = world;
 
   it('gives every customer the same number in the CRM, the ERP and the desk', () => {
-    const accounts = rows<{ AccountNumber: string }>(crm, 'SELECT AccountNumber FROM Account')
+    // Prospects pending onboarding have no customer number yet; every customer's account has one.
+    const accounts = rows<{ AccountNumber: string }>(crm, 'SELECT AccountNumber FROM Account WHERE AccountNumber IS NOT NULL')
       .map((r) => r.AccountNumber)
       .sort();
+    const prospects = rows<{ status: string }>(crm, 'SELECT Onboarding_Status__c AS status FROM Account WHERE AccountNumber IS NULL');
+    expect(prospects.length).toBe(Math.ceil(SMALL.customers / 20));
+    expect(prospects.every((p) => p.status === 'Pending')).toBe(true);
     const customers = rows<{ number: string }>(erp, 'SELECT number FROM customers')
       .map((r) => r.number)
       .sort();
@@ -89,7 +93,9 @@ describe('seed: one world across the three systems', () => {
     expect(customers).toEqual(accounts);
     expect(orgs).toEqual(accounts);
     const byNumber = new Map(
-      rows<{ AccountNumber: string; Name: string }>(crm, 'SELECT AccountNumber, Name FROM Account').map((r) => [r.AccountNumber, r.Name]),
+      rows<{ AccountNumber: string; Name: string }>(crm, 'SELECT AccountNumber, Name FROM Account WHERE AccountNumber IS NOT NULL').map(
+        (r) => [r.AccountNumber, r.Name],
+      ),
     );
     expect(new Set(byNumber.values()).size).toBe(SMALL.customers);
     for (const c of rows<{ number: string; displayName: string }>(erp, 'SELECT number, displayName FROM customers')) {

@@ -24,8 +24,9 @@ export function writeCrm(db: Database, world: World): Record<string, number> {
   const insertUser = db.prepare('INSERT INTO "User" (Id, Name, Email, IsActive) VALUES (?, ?, ?, ?)');
   const insertAccount = db.prepare(
     `INSERT INTO Account (Id, Name, AccountNumber, Type, Industry, Segment__c, OwnerId, BillingStreet, BillingCity, BillingState,
-       BillingPostalCode, BillingCountry, Phone, Website, AnnualRevenue, LastModifiedDate)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       BillingPostalCode, BillingCountry, Phone, Website, AnnualRevenue, LastModifiedDate, Tax_Registration_Number__c, Billing_Email__c,
+       CurrencyIsoCode, Onboarding_Status__c)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const insertContact = db.prepare(
     'INSERT INTO Contact (Id, AccountId, FirstName, LastName, Email, Phone, Title, LastModifiedDate) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
@@ -67,9 +68,42 @@ export function writeCrm(db: Database, world: World): Record<string, number> {
       c.website,
       c.annualRevenue,
       c.accountModifiedAt,
+      c.taxRegistrationNumber,
+      c.billingEmail,
+      c.currency,
+      'Active',
     );
     counts.Account++;
   }
+  // Prospects signed up but not yet customers: pending onboarding, no customer number (every 20th
+  // customer's region has one).
+  world.customers.forEach((c, i) => {
+    if (i % 20 !== 0) return;
+    const a = c.address;
+    insertAccount.run(
+      derivedId('001', `${c.number}:prospect`),
+      `${c.name.split(' ')[0]} Northern Holdings`,
+      null,
+      'Prospect',
+      c.industry,
+      c.segment,
+      c.ownerId,
+      `${(i % 90) + 10} Commerce Park`,
+      a.city,
+      a.state,
+      a.postalCode,
+      a.countryName,
+      null,
+      null,
+      null,
+      `${world.asOf}T08:00:00Z`,
+      null,
+      `ap@${c.domain.replace(/^[^.]+/, 'northern')}`,
+      c.currency,
+      'Pending',
+    );
+    counts.Account++;
+  });
   for (const c of world.customers) {
     for (const p of c.contacts) {
       insertContact.run(p.id, c.accountId, p.firstName, p.lastName, p.email, p.phone, p.title, p.modifiedAt);

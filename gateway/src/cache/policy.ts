@@ -63,6 +63,12 @@ export const TYPE_TIERS: Readonly<Record<string, Tier | 'value'>> = {
   SalesOrderError: 'never',
   CancelSalesOrderPayload: 'never',
   ConvertOpportunityToOrderPayload: 'never',
+  OnboardCustomerPayload: 'never',
+  OnboardingError: 'never',
+  BlockCustomerPayload: 'never',
+  OnboardAccountPayload: 'never',
+  AccountOnboardingError: 'never',
+  Account: 'volatile',
   QuoteToOrderError: 'never',
   // A workflow changes as its steps run, and an operator acts on what it is now: never cached.
   Workflow: 'never',

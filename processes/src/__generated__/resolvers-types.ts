@@ -20,6 +20,31 @@ export type Scalars = {
   _FieldSet: { input: unknown; output: unknown; }
 };
 
+/** A rule the account does not meet, with a message its owner can act on. */
+export type AccountOnboardingError = {
+  __typename?: 'AccountOnboardingError';
+  code: AccountOnboardingErrorCode;
+  /** The account's field concerned, if one. */
+  field: Maybe<Scalars['String']['output']>;
+  message: Scalars['String']['output'];
+};
+
+export type AccountOnboardingErrorCode =
+  | 'ACCOUNT_NOT_FOUND'
+  | 'ALREADY_ONBOARDED'
+  | 'CUSTOMER_BLOCKED'
+  | 'DUPLICATE_CUSTOMER'
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'INVALID_BILLING_ADDRESS'
+  | 'INVALID_BILLING_EMAIL'
+  | 'INVALID_CURRENCY'
+  | 'INVALID_TAX_ID'
+  | 'MISSING_BILLING_ADDRESS'
+  | 'MISSING_BILLING_EMAIL'
+  | 'MISSING_TAX_ID'
+  /** The customer was made, then blocked again: the CRM could not take the outcome (see the workflow). */
+  | 'ONBOARDING_UNDONE';
+
 export type ConvertOpportunityToOrderInput = {
   /** Chosen by the caller, scoped to it: the same key returns the first result. */
   idempotencyKey: Scalars['String']['input'];
@@ -82,6 +107,14 @@ export type Mutation = {
    * Business rule failures come back in `errors`, not as GraphQL errors.
    */
   createReturnAuthorization: CreateReturnAuthorizationPayload;
+  /**
+   * Onboards a CRM account, as a workflow: the ERP checks its billing profile, its tax
+   * registration number and that it is no duplicate of a customer, and makes it a customer; the
+   * outcome (active with the customer number, or rejected with the reasons) is written back to the
+   * account with an activity. Until then the account cannot order. The same idempotency key
+   * (scoped to the caller) returns the first result. Refusals come back in `errors`.
+   */
+  onboardAccount: OnboardAccountPayload;
 };
 
 
@@ -92,6 +125,28 @@ export type MutationConvertOpportunityToOrderArgs = {
 
 export type MutationCreateReturnAuthorizationArgs = {
   input: CreateReturnAuthorizationInput;
+};
+
+
+export type MutationOnboardAccountArgs = {
+  input: OnboardAccountInput;
+};
+
+export type OnboardAccountInput = {
+  /** The CRM's account id (18 characters). */
+  accountId: Scalars['ID']['input'];
+  /** Chosen by the caller, scoped to it: the same key returns the first result. */
+  idempotencyKey: Scalars['String']['input'];
+};
+
+export type OnboardAccountPayload = {
+  __typename?: 'OnboardAccountPayload';
+  /** The ERP customer the account became (or had, for this key). */
+  customer: Maybe<Customer>;
+  /** Why the account is not a customer; empty on success. They are written to the account too. */
+  errors: Array<AccountOnboardingError>;
+  /** The workflow that carries the onboarding through the systems; null when refused before one started. */
+  workflow: Maybe<Workflow>;
 };
 
 export type Order = {
@@ -147,6 +202,8 @@ export type QuoteToOrderErrorCode =
   | 'OPPORTUNITY_HAS_NO_LINES'
   | 'OPPORTUNITY_NOT_FOUND'
   | 'OPPORTUNITY_NOT_WON'
+  /** The order was made, then cancelled: the CRM refused to take it (see the workflow). */
+  | 'ORDER_CANCELLED'
   | 'UNKNOWN_CUSTOMER'
   | 'UNKNOWN_PRODUCT';
 
@@ -390,8 +447,10 @@ export type FederationReferenceTypes = ResolversObject<{
 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = ResolversObject<{
-  ConvertOpportunityToOrderInput: ConvertOpportunityToOrderInput;
+  AccountOnboardingError: ResolverTypeWrapper<AccountOnboardingError>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  AccountOnboardingErrorCode: AccountOnboardingErrorCode;
+  ConvertOpportunityToOrderInput: ConvertOpportunityToOrderInput;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   ConvertOpportunityToOrderPayload: ResolverTypeWrapper<Omit<ConvertOpportunityToOrderPayload, 'order' | 'workflow'> & { order?: Maybe<ResolversTypes['Order']>, workflow?: Maybe<ResolversTypes['Workflow']> }>;
   CreateReturnAuthorizationInput: CreateReturnAuthorizationInput;
@@ -399,6 +458,8 @@ export type ResolversTypes = ResolversObject<{
   Customer: ResolverTypeWrapper<CustomerRefModelModel>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  OnboardAccountInput: OnboardAccountInput;
+  OnboardAccountPayload: ResolverTypeWrapper<Omit<OnboardAccountPayload, 'customer' | 'workflow'> & { customer?: Maybe<ResolversTypes['Customer']>, workflow?: Maybe<ResolversTypes['Workflow']> }>;
   Order: ResolverTypeWrapper<OrderRefModelModel>;
   OrderLineInput: OrderLineInput;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
@@ -425,8 +486,9 @@ export type ResolversTypes = ResolversObject<{
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = ResolversObject<{
-  ConvertOpportunityToOrderInput: ConvertOpportunityToOrderInput;
+  AccountOnboardingError: AccountOnboardingError;
   String: Scalars['String']['output'];
+  ConvertOpportunityToOrderInput: ConvertOpportunityToOrderInput;
   ID: Scalars['ID']['output'];
   ConvertOpportunityToOrderPayload: Omit<ConvertOpportunityToOrderPayload, 'order' | 'workflow'> & { order?: Maybe<ResolversParentTypes['Order']>, workflow?: Maybe<ResolversParentTypes['Workflow']> };
   CreateReturnAuthorizationInput: CreateReturnAuthorizationInput;
@@ -434,6 +496,8 @@ export type ResolversParentTypes = ResolversObject<{
   Customer: CustomerRefModelModel;
   DateTime: Scalars['DateTime']['output'];
   Mutation: Record<PropertyKey, never>;
+  OnboardAccountInput: OnboardAccountInput;
+  OnboardAccountPayload: Omit<OnboardAccountPayload, 'customer' | 'workflow'> & { customer?: Maybe<ResolversParentTypes['Customer']>, workflow?: Maybe<ResolversParentTypes['Workflow']> };
   Order: OrderRefModelModel;
   OrderLineInput: OrderLineInput;
   Int: Scalars['Int']['output'];
@@ -449,6 +513,12 @@ export type ResolversParentTypes = ResolversObject<{
   WorkflowPageInfo: WorkflowPageInfo;
   Boolean: Scalars['Boolean']['output'];
   WorkflowStep: StepViewModel;
+}>;
+
+export type AccountOnboardingErrorResolvers<ContextType = Context, ParentType extends ResolversParentTypes['AccountOnboardingError'] = ResolversParentTypes['AccountOnboardingError']> = ResolversObject<{
+  code?: Resolver<ResolversTypes['AccountOnboardingErrorCode'], ParentType, ContextType>;
+  field?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 
 export type ConvertOpportunityToOrderPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ConvertOpportunityToOrderPayload'] = ResolversParentTypes['ConvertOpportunityToOrderPayload']> = ResolversObject<{
@@ -474,6 +544,13 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
 export type MutationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = ResolversObject<{
   convertOpportunityToOrder?: Resolver<ResolversTypes['ConvertOpportunityToOrderPayload'], ParentType, ContextType, RequireFields<MutationConvertOpportunityToOrderArgs, 'input'>>;
   createReturnAuthorization?: Resolver<ResolversTypes['CreateReturnAuthorizationPayload'], ParentType, ContextType, RequireFields<MutationCreateReturnAuthorizationArgs, 'input'>>;
+  onboardAccount?: Resolver<ResolversTypes['OnboardAccountPayload'], ParentType, ContextType, RequireFields<MutationOnboardAccountArgs, 'input'>>;
+}>;
+
+export type OnboardAccountPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['OnboardAccountPayload'] = ResolversParentTypes['OnboardAccountPayload']> = ResolversObject<{
+  customer?: Resolver<Maybe<ResolversTypes['Customer']>, ParentType, ContextType>;
+  errors?: Resolver<Array<ResolversTypes['AccountOnboardingError']>, ParentType, ContextType>;
+  workflow?: Resolver<Maybe<ResolversTypes['Workflow']>, ParentType, ContextType>;
 }>;
 
 export type OrderResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Order'] = ResolversParentTypes['Order']> = ResolversObject<{
@@ -547,11 +624,13 @@ export type WorkflowStepResolvers<ContextType = Context, ParentType extends Reso
 }>;
 
 export type Resolvers<ContextType = Context> = ResolversObject<{
+  AccountOnboardingError?: AccountOnboardingErrorResolvers<ContextType>;
   ConvertOpportunityToOrderPayload?: ConvertOpportunityToOrderPayloadResolvers<ContextType>;
   CreateReturnAuthorizationPayload?: CreateReturnAuthorizationPayloadResolvers<ContextType>;
   Customer?: CustomerResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   Mutation?: MutationResolvers<ContextType>;
+  OnboardAccountPayload?: OnboardAccountPayloadResolvers<ContextType>;
   Order?: OrderResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
   QuoteToOrderError?: QuoteToOrderErrorResolvers<ContextType>;

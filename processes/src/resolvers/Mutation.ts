@@ -1,5 +1,10 @@
 import { requireId } from '../../../platform/validate.ts';
-import type { MutationResolvers, QuoteToOrderErrorCode, ReturnAuthorizationErrorCode } from '../__generated__/resolvers-types.ts';
+import type {
+  AccountOnboardingErrorCode,
+  MutationResolvers,
+  QuoteToOrderErrorCode,
+  ReturnAuthorizationErrorCode,
+} from '../__generated__/resolvers-types.ts';
 
 export const Mutation: MutationResolvers = {
   async createReturnAuthorization(_root, { input }, { returns, details, identity, correlationId }) {
@@ -30,6 +35,14 @@ export const Mutation: MutationResolvers = {
     return {
       order: outcome.orderNumber ? { number: outcome.orderNumber } : null,
       errors: outcome.errors.map((error) => ({ ...error, code: error.code as QuoteToOrderErrorCode })),
+      workflow: outcome.workflowId ? await details.load(outcome.workflowId) : null,
+    };
+  },
+  async onboardAccount(_root, { input }, { onboarding, details, identity, correlationId }) {
+    const outcome = await onboarding.onboard(input, identity, correlationId);
+    return {
+      customer: outcome.customerNumber ? { id: outcome.customerNumber } : null,
+      errors: outcome.errors.map((error) => ({ ...error, code: error.code as AccountOnboardingErrorCode })),
       workflow: outcome.workflowId ? await details.load(outcome.workflowId) : null,
     };
   },

@@ -3,6 +3,7 @@ import type { ServiceClient } from '../../../platform/service-client.ts';
 import type { Clock } from '../../../platform/time.ts';
 import type { WorkflowDefinition } from '../../../platform/workflow/engine.ts';
 import type { ProcessesConfig } from '../config.ts';
+import { onboardingWorkflow } from './onboarding.ts';
 import { quoteToOrderWorkflow } from './quoteToOrder.ts';
 import { returnWorkflow, type ReturnDeps } from './returns.ts';
 
@@ -19,6 +20,7 @@ export interface WorkflowDeps {
 /** The workflows this service runs, each a type with its ordered steps (docs/workflows.md). */
 export function workflowsOf(deps: WorkflowDeps): WorkflowDefinition[] {
   return [
+    onboardingWorkflow({ graph: deps.graph, logger: deps.logger }),
     quoteToOrderWorkflow({ graph: deps.graph, logger: deps.logger }),
     returnWorkflow({
       graph: deps.graph,

@@ -1,3 +1,4 @@
+import { GraphQLError } from 'graphql';
 import { badUserInput, ConnectorError, ErrorCode } from '../../../platform/errors.ts';
 import type { Identity } from '../../../platform/identity.ts';
 import { auditLogger, type Logger } from '../../../platform/logger.ts';
@@ -42,6 +43,8 @@ export interface OrderError {
 /** What the ERP step gave: the sales order, or why there is none. */
 export interface SalesOrderOutput {
   orderNumber: string | null;
+  /** Whether this workflow's call made the order (only then does undoing it cancel the order). */
+  created?: boolean;
   status: string | null;
   expectedShipDate: string | null;
   customerId: string | null;
@@ -100,6 +103,7 @@ const CREATE_SALES_ORDER = /* GraphQL */ `
         message
         line
       }
+      created
     }
   }
 `;
@@ -137,6 +141,7 @@ interface CreateSalesOrderPayload {
     lines: { quantity: number; product: { sku: string; name: string; warrantyMonths: number | null } | null }[] | null;
   } | null;
   errors: OrderError[];
+  created: boolean;
 }
 
 const rejected = (errors: OrderError[]): SalesOrderOutput => ({
@@ -160,7 +165,11 @@ function opportunityErrors(opportunity: OpportunityFacts): OrderError[] {
     ];
   if (!opportunity.customerId)
     return [
-      { code: 'OPPORTUNITY_HAS_NO_CUSTOMER', message: `Opportunity ${opportunity.id} has no account with a customer number.`, line: null },
+      {
+        code: 'OPPORTUNITY_HAS_NO_CUSTOMER',
+        message: `Opportunity ${opportunity.id} has no account with a customer number: onboard the account first.`,
+        line: null,
+      },
     ];
   if (opportunity.lines.length === 0)
     return [{ code: 'OPPORTUNITY_HAS_NO_LINES', message: `Opportunity ${opportunity.id} has no products to order.`, line: null }];
@@ -189,57 +198,69 @@ export function quoteToOrderWorkflow(deps: { graph: ServiceClient; logger: Logge
           const { opportunity } = context.input;
           const refused = opportunityErrors(opportunity);
           if (refused.length) return endWorkflow(rejected(refused), `refused: ${refused.map((error) => error.code).join(', ')}`);
-          const reply = await graph.request<{ createSalesOrder: CreateSalesOrderPayload }>(
-            CREATE_SALES_ORDER,
-            {
-              input: {
-                reference: `opportunity:${opportunity.id}`,
-                customerId: opportunity.customerId,
-                currency: opportunity.currency,
-                lines: opportunity.lines.map((line) => ({
-                  sku: line.sku,
-                  quantity: line.quantity,
-                  unitPrice: line.unitPrice,
-                  description: line.name?.slice(0, 100) ?? null,
-                })),
+          // One customer's orders are checked and created one at a time, whichever replicas run
+          // them: two cannot both fit under the credit limit or take the last units in stock.
+          return context.exclusive(`orders:${opportunity.customerId}`, async () => {
+            const reply = await graph.request<{ createSalesOrder: CreateSalesOrderPayload }>(
+              CREATE_SALES_ORDER,
+              {
+                input: {
+                  reference: `opportunity:${opportunity.id}`,
+                  customerId: opportunity.customerId,
+                  currency: opportunity.currency,
+                  lines: opportunity.lines.map((line) => ({
+                    sku: line.sku,
+                    quantity: line.quantity,
+                    unitPrice: line.unitPrice,
+                    description: line.name?.slice(0, 100) ?? null,
+                  })),
+                },
               },
-            },
-            context.correlationId,
-          );
-          const payload = dataOf(reply, 'createSalesOrder').createSalesOrder;
-          if (payload.errors.length)
-            return endWorkflow(rejected(payload.errors), `refused by the ERP: ${payload.errors.map((error) => error.code).join(', ')}`);
-          const order = payload.order;
-          if (!order) throw new Error('createSalesOrder: neither an order nor errors');
-          deps.logger.info(
-            {
-              event: 'order.created',
-              opportunityId: opportunity.id,
+              context.correlationId,
+            );
+            const payload = dataOf(reply, 'createSalesOrder').createSalesOrder;
+            if (payload.errors.length)
+              return endWorkflow(rejected(payload.errors), `refused by the ERP: ${payload.errors.map((error) => error.code).join(', ')}`);
+            const order = payload.order;
+            if (!order) throw new Error('createSalesOrder: neither an order nor errors');
+            deps.logger.info(
+              {
+                event: 'order.created',
+                opportunityId: opportunity.id,
+                orderNumber: order.number,
+                customerId: opportunity.customerId,
+                workflowId: context.instanceId,
+                correlationId: context.correlationId,
+              },
+              'sales order created from the opportunity',
+            );
+            const output: SalesOrderOutput = {
               orderNumber: order.number,
+              created: payload.created,
+              status: order.status,
+              expectedShipDate: order.requestedDeliveryDate,
               customerId: opportunity.customerId,
-              workflowId: context.instanceId,
-              correlationId: context.correlationId,
-            },
-            'sales order created from the opportunity',
-          );
-          const output: SalesOrderOutput = {
-            orderNumber: order.number,
-            status: order.status,
-            expectedShipDate: order.requestedDeliveryDate,
-            customerId: opportunity.customerId,
-            items: (order.lines ?? []).flatMap((line) =>
-              line.product
-                ? [{ sku: line.product.sku, name: line.product.name, quantity: line.quantity, warrantyMonths: line.product.warrantyMonths }]
-                : [],
-            ),
-            errors: [],
-          };
-          return output;
+              items: (order.lines ?? []).flatMap((line) =>
+                line.product
+                  ? [
+                      {
+                        sku: line.product.sku,
+                        name: line.product.name,
+                        quantity: line.quantity,
+                        warrantyMonths: line.product.warrantyMonths,
+                      },
+                    ]
+                  : [],
+              ),
+              errors: [],
+            };
+            return output;
+          });
         },
-        // The order can be undone while nothing of it has shipped.
+        // The order can be undone while nothing of it has shipped; only the workflow that made it undoes it.
         compensate: async (context) => {
           const output = context.output as SalesOrderOutput | null;
-          if (!output?.orderNumber) return;
+          if (!output?.orderNumber || output.created === false) return;
           const reply = await graph.request<{ cancelSalesOrder: { outcome: string } }>(
             CANCEL_SALES_ORDER,
             { input: { number: output.orderNumber } },
@@ -293,6 +314,8 @@ export function quoteToOrderWorkflow(deps: { graph: ServiceClient; logger: Logge
       },
       {
         name: QUOTE_TO_ORDER_STEPS.installedBase,
+        // The CRM shows the order by now: a refusal here waits for an operator, it undoes nothing.
+        onRefusal: 'park',
         run: async (context) => {
           const order = context.results[QUOTE_TO_ORDER_STEPS.order] as SalesOrderOutput;
           const reply = await graph.request<{ recordInstalledBase: { id: string }[] | null }>(
@@ -325,6 +348,7 @@ export class QuoteToOrderRequests {
     correlationId: string,
   ): Promise<QuoteToOrderOutcome> {
     const { engine, logger } = this.deps;
+    const since = Date.now();
     const opportunityId = requireId('input.opportunityId', input.opportunityId);
     const key = requireKey('input.idempotencyKey', input.idempotencyKey);
     const auditLog = auditLogger(logger);
@@ -383,12 +407,28 @@ export class QuoteToOrderRequests {
       );
     let answer;
     try {
-      answer = await outputOf<SalesOrderOutput>(engine, started.instance, QUOTE_TO_ORDER_STEPS.order, this.deps.waitMs, 'The order');
+      answer = await outputOf<SalesOrderOutput>(engine, started.instance, QUOTE_TO_ORDER_STEPS.order, since, this.deps.waitMs, 'The order');
     } catch (error) {
-      audit('pending', { workflowId: started.instance.id });
+      const code = error instanceof GraphQLError ? error.extensions.code : null;
+      audit(code === 'WORKFLOW_PARKED' ? 'parked' : 'pending', { workflowId: started.instance.id });
       throw error;
     }
     const { output, instance } = answer;
+    // The order was made, then cancelled: the CRM refused the write-back for good.
+    if (instance.state === 'compensated' && output.orderNumber) {
+      audit('cancelled', { orderNumber: output.orderNumber, workflowId: instance.id });
+      return {
+        orderNumber: null,
+        workflowId: instance.id,
+        errors: [
+          {
+            code: 'ORDER_CANCELLED',
+            message: `ERP order ${output.orderNumber} was made and then cancelled, because the CRM could not take it: ${instance.lastError ?? 'no reason given'}.`,
+            line: null,
+          },
+        ],
+      };
+    }
     if (output.orderNumber) audit(replay ? 'replayed' : 'ordered', { orderNumber: output.orderNumber, workflowId: instance.id });
     else audit(replay ? 'replayed' : 'rejected', { codes: output.errors.map((error) => error.code), workflowId: instance.id });
     return { orderNumber: output.orderNumber, errors: output.errors, workflowId: instance.id };

@@ -59,21 +59,33 @@ export async function outputOf<O>(
   engine: WorkflowEngine,
   instance: WorkflowInstance,
   step: string,
+  /** When the caller's request arrived: the wait ends `waitMs` after it, whatever came before. */
+  since: number,
   waitMs: number,
   what: string,
 ): Promise<{ instance: WorkflowInstance; output: O }> {
   const decided = (current: WorkflowInstance) =>
     step in current.results || current.state === 'failed' || current.state === 'done' || current.state === 'compensated';
-  const current = (await engine.waitFor(instance.id, decided, waitMs)) ?? instance;
+  const current = (await engine.waitFor(instance.id, decided, Math.max(0, since + waitMs - Date.now()))) ?? instance;
   if (step in current.results) return { instance: current, output: current.results[step] as O };
-  if (current.state === 'failed')
-    throw new GraphQLError(`${what} could not be done and waits for an operator (workflow ${current.id}): ${current.parkedReason ?? ''}`, {
-      extensions: { code: 'WORKFLOW_PARKED', workflowId: current.id },
-    });
+  if (current.state === 'failed') throw parked(what, current);
+  // Held back behind an earlier workflow of its sequence that waits for an operator: say so.
+  if (current.sequenceKey) {
+    const earlier = (await engine.list({ sequenceKey: current.sequenceKey, state: 'failed', limit: 10 })).find(
+      (other) => other.seq < current.seq,
+    );
+    if (earlier) throw parked(what, earlier);
+  }
   const retryAfterMs = Math.min(30_000, Math.max(250, current.nextRunAt - Date.now()));
   throw new GraphQLError(
     `${what} is still in progress (workflow ${current.id}${current.lastError ? `; last attempt: ${current.lastError}` : ''}); ` +
       `send the same request again in ${retryAfterMs} ms for its result`,
     { extensions: { code: 'IDEMPOTENCY_KEY_IN_PROGRESS', retryAfterMs, workflowId: current.id } },
   );
+}
+
+function parked(what: string, instance: WorkflowInstance): GraphQLError {
+  return new GraphQLError(`${what} could not be done and waits for an operator (workflow ${instance.id}): ${instance.parkedReason ?? ''}`, {
+    extensions: { code: 'WORKFLOW_PARKED', workflowId: instance.id },
+  });
 }

@@ -334,6 +334,7 @@ export class ReturnRequests {
 
   async create(input: ReturnRequest & { idempotencyKey: string }, identity: Identity, correlationId: string): Promise<ReturnOutcome> {
     const { engine, logger } = this.deps;
+    const since = Date.now();
     const key = input.idempotencyKey.trim();
     if (key === '' || key.length > TEXT_LIMITS.idempotencyKey)
       throw badUserInput('input.idempotencyKey', `must be 1 to ${TEXT_LIMITS.idempotencyKey} characters`);
@@ -408,7 +409,7 @@ export class ReturnRequests {
       );
     let answer;
     try {
-      answer = await outputOf<ReturnOrderOutput>(engine, started.instance, RETURN_STEPS.order, this.deps.waitMs, 'The return');
+      answer = await outputOf<ReturnOrderOutput>(engine, started.instance, RETURN_STEPS.order, since, this.deps.waitMs, 'The return');
     } catch (error) {
       const code = error instanceof GraphQLError ? error.extensions.code : null;
       audit(code === 'WORKFLOW_PARKED' ? 'parked' : 'pending', { workflowId: started.instance.id });

@@ -20,6 +20,10 @@ export function createLoaders(crm: CrmConnector) {
       (ids: readonly string[]) => crm.contactsByCustomerIds(ids),
       (record) => record.customerId ?? '',
     ),
+    account: recordLoader(
+      (ids: readonly string[]) => crm.accountsByIds(ids),
+      (record) => record.id,
+    ),
     opportunity: recordLoader(
       (ids: readonly string[]) => crm.opportunitiesByIds(ids),
       (record) => record.id,

@@ -14,6 +14,7 @@ export const CRM_POLICY: PolicyTable = {
   'Query.contact': [...AGENTS, 'sales_rep'],
   'Query.contract': [...AGENTS, 'sales_rep', PORTAL],
   'Query.opportunity': [...STAFF],
+  'Query.account': [...STAFF],
 
   'Customer.id': [...STAFF, OWN],
   'Customer.name': [...STAFF, OWN],
@@ -42,6 +43,11 @@ export const CRM_POLICY: PolicyTable = {
   'Mutation.logCustomerActivity': ['integration'],
   'CustomerActivity.*': ['integration'],
   'Mutation.recordOpportunityOrder': ['integration'],
+  'Mutation.recordAccountOnboarding': ['integration'],
+
+  // Accounts before they are customers: sales and finance onboard them; the tax number is theirs.
+  'Account.*': [...STAFF],
+  'Account.taxRegistrationNumber': ['sales_rep', 'finance'],
 
   // Deals are sales' and finance's; agents see what was sold (the installed base, the order).
   'Opportunity.*': [...STAFF],

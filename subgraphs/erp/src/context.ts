@@ -5,6 +5,7 @@ import { baseContext, type BaseContext } from '../../../platform/subgraph-contex
 import type { Clock } from '../../../platform/time.ts';
 import type { ErpConnector } from './connectors/types.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
+import type { CustomerOnboarding } from './customers/onboarding.ts';
 import type { SalesOrders } from './orders/salesOrders.ts';
 import type { ReturnOrders } from './returns/orders.ts';
 
@@ -15,6 +16,8 @@ export interface Context extends BaseContext {
   readonly returns: ReturnOrders | null;
   /** Sales orders: checked on ERP facts, created and cancelled (mutations only). */
   readonly salesOrders: SalesOrders | null;
+  /** Customer onboarding: checked on ERP facts, created, blocked (mutations only). */
+  readonly onboarding: CustomerOnboarding | null;
 }
 
 export function createContextFactory(deps: {
@@ -23,11 +26,13 @@ export function createContextFactory(deps: {
   clock: Clock;
   returns?: ReturnOrders;
   salesOrders?: SalesOrders;
+  onboarding?: CustomerOnboarding;
 }) {
   return async (_req: unknown, scope: RequestScope, identity: Identity): Promise<Context> => ({
     ...baseContext(deps, scope, identity),
     loaders: createLoaders(deps.connector),
     returns: deps.returns ?? null,
     salesOrders: deps.salesOrders ?? null,
+    onboarding: deps.onboarding ?? null,
   });
 }

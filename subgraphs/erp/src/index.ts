@@ -12,6 +12,7 @@ import { createEmbeddedErpConnector } from './connectors/embedded/index.ts';
 import { ERP_SCHEMA } from './connectors/embedded/tables.ts';
 import type { ErpConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
+import { CustomerOnboarding } from './customers/onboarding.ts';
 import { SalesOrders } from './orders/salesOrders.ts';
 import { ReturnOrders } from './returns/orders.ts';
 import { createServer } from './server.ts';
@@ -56,6 +57,7 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
         ...deps,
         returns: new ReturnOrders({ erp: deps.connector, clock: deps.clock }),
         salesOrders: new SalesOrders({ erp: deps.connector, clock: deps.clock }),
+        onboarding: new CustomerOnboarding({ erp: deps.connector }),
       }),
   });
 }

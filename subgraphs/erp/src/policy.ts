@@ -61,6 +61,12 @@ export const ERP_POLICY: PolicyTable = {
   'CreateSalesOrderPayload.*': ['integration'],
   'SalesOrderError.*': ['integration'],
   'CancelSalesOrderPayload.*': ['integration'],
+  // Onboarding: the process layer makes CRM accounts ERP customers, as the integration identity.
+  'Mutation.onboardCustomer': ['integration'],
+  'Mutation.blockCustomer': ['integration'],
+  'OnboardCustomerPayload.*': ['integration'],
+  'OnboardingError.*': ['integration'],
+  'BlockCustomerPayload.*': ['integration'],
   'ReturnAuthorization.*': [...AGENTS],
   'ReturnAuthorizationLine.*': [...AGENTS],
   'Case.id': [...AGENTS],

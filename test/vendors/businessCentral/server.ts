@@ -9,8 +9,11 @@ import type { Database } from '../../../platform/sqlite.ts';
  * orders), answering on 127.0.0.1 in Business Central's wire shapes: `@odata.context`, `value`,
  * `@odata.nextLink` under `Prefer: odata.maxpagesize`, `@odata.etag`, blanks instead of nulls,
  * `{"error":{"code","message"}}` errors. Writes: deep inserts of sales orders (standard API) and
- * return orders (extension), and DELETE of a sales order under `If-Match`. Its data is loaded from an embedded ERP database, so an
- * adapter reading it can be compared with the embedded adapter reading the database itself.
+ * return orders (extension), DELETE of a sales order under `If-Match`, customers created from their
+ * number series and PATCHed under `If-Match` (standard API), and the CRM reference of a customer
+ * PATCHed through the extension's `customerReferences` page. Its data is loaded from an embedded
+ * ERP database, so an adapter reading it can be compared with the embedded adapter reading the
+ * database itself.
  * Fault switches and a request log let tests see how the adapter behaves and what it costs.
  */
 export interface BusinessCentralServerOptions {
@@ -49,6 +52,8 @@ export interface RequestLogEntry {
   operations: string[];
   /** The `If-Match` header sent, if any. */
   ifMatch: string | null;
+  /** The JSON body sent, parsed; undefined when there was none (or it was not JSON). */
+  body: unknown;
   /** The status answered; null when the connection was reset or no answer was sent yet. */
   status: number | null;
   /** The fault switch that shaped the answer, if any. */
@@ -56,9 +61,9 @@ export interface RequestLogEntry {
 }
 
 /**
- * What the next requests suffer. `entityChanged` waits for the next DELETE (the requests before
- * it pass) and answers it 409 Request_EntityChanged, as when another user changed the record
- * after it was read.
+ * What the next requests suffer. `entityChanged` waits for the next PATCH or DELETE (the requests
+ * before it pass) and answers it 409 Request_EntityChanged, as when another user changed the
+ * record after it was read.
  */
 export type Fault =
   | { kind: 'rateLimit'; retryAfterSeconds: number }
@@ -73,11 +78,11 @@ export interface FaultSwitches {
   /** The next `count` requests, whatever they are, suffer `fault`. */
   failNext(count: number, fault: Fault): void;
   /**
-   * The next POST that creates an entity (or, with `method: 'DELETE'`, the next DELETE that
-   * removes one) is applied, then its answer is sent after `answerAfterMs`, or never (the
-   * connection stays open until the server closes).
+   * The next POST that creates an entity (or, with `method: 'PATCH'` or `'DELETE'`, the next
+   * PATCH that updates one or DELETE that removes one) is applied, then its answer is sent after
+   * `answerAfterMs`, or never (the connection stays open until the server closes).
    */
-  commitThenTimeout(options?: { answerAfterMs?: number; method?: 'POST' | 'DELETE' }): void;
+  commitThenTimeout(options?: { answerAfterMs?: number; method?: WriteMethod }): void;
   /** Back to answering normally. */
   clear(): void;
 }
@@ -99,9 +104,12 @@ export interface BusinessCentralServer {
    * Central compares a Code field (case-insensitively), with their lines (rows as stored).
    */
   salesOrders(externalDocumentNumber?: string): readonly (Row & { lines: readonly Row[] })[];
+  /** The customers held, with their `crmReference` (the extension's field; null when none), rows as stored. */
+  customers(): readonly Row[];
   close(): Promise<void>;
 }
 
+type WriteMethod = 'POST' | 'PATCH' | 'DELETE';
 type Row = Record<string, unknown>;
 type Api = 'standard' | 'extension';
 
@@ -126,6 +134,8 @@ interface EntitySet {
   navigation?: Record<string, Navigation>;
   /** Creates an entity from a POST body (only where the API allows it). */
   insert?: (body: Record<string, unknown>, store: Store, now: Date) => Row;
+  /** Changes an entity from a PATCH body (only where the API allows it); throws to refuse. */
+  update?: (row: Row, body: Record<string, unknown>, store: Store, now: Date) => void;
   /** Deletes an entity, with what belongs to it (only where the API allows it); throws to refuse. */
   remove?: (row: Row, store: Store) => void;
 }
@@ -221,6 +231,32 @@ const RETURN_LINE_FIELDS: Record<string, Edm> = {
   orderLineSequence: 'Int32',
 };
 
+const CUSTOMER_FIELDS: Record<string, Edm> = {
+  id: 'Guid',
+  number: 'String',
+  displayName: 'String',
+  type: 'Enum',
+  addressLine1: 'String',
+  city: 'String',
+  state: 'String',
+  country: 'String',
+  postalCode: 'String',
+  phoneNumber: 'String',
+  email: 'String',
+  taxRegistrationNumber: 'String',
+  currencyCode: 'String',
+  paymentTermsId: 'Guid',
+  blocked: 'Enum',
+  balanceDue: 'Decimal',
+  creditLimit: 'Decimal',
+  taxLiable: 'Boolean',
+  taxAreaId: 'Guid',
+  taxAreaDisplayName: 'String',
+  lastModifiedDateTime: 'DateTimeOffset',
+};
+
+const CUSTOMER_REFERENCE_FIELDS: Record<string, Edm> = { id: 'Guid', customerNumber: 'String', crmReference: 'String' };
+
 /** The standard API v2.0 entity sets the adapter reads. */
 const STANDARD: Record<string, EntitySet> = {
   companies: {
@@ -241,30 +277,10 @@ const STANDARD: Record<string, EntitySet> = {
   customers: {
     type: 'customer',
     table: 'customers',
-    fields: {
-      id: 'Guid',
-      number: 'String',
-      displayName: 'String',
-      type: 'Enum',
-      addressLine1: 'String',
-      city: 'String',
-      state: 'String',
-      country: 'String',
-      postalCode: 'String',
-      phoneNumber: 'String',
-      email: 'String',
-      taxRegistrationNumber: 'String',
-      currencyCode: 'String',
-      paymentTermsId: 'Guid',
-      blocked: 'Enum',
-      balanceDue: 'Decimal',
-      creditLimit: 'Decimal',
-      taxLiable: 'Boolean',
-      taxAreaId: 'Guid',
-      taxAreaDisplayName: 'String',
-      lastModifiedDateTime: 'DateTimeOffset',
-    },
+    fields: CUSTOMER_FIELDS,
     navigation: { paymentTerm: { set: 'paymentTerms', many: false, matches: (customer, terms) => terms.id === customer.paymentTermsId } },
+    insert: insertCustomer,
+    update: updateCustomer,
   },
   taxAreas: {
     type: 'taxArea',
@@ -378,6 +394,17 @@ const EXTENSION: Record<string, EntitySet> = {
     insert: insertReturnOrder,
   },
   salesReturnOrderLines: { type: 'salesReturnOrderLine', table: 'salesReturnOrderLines', fields: RETURN_LINE_FIELDS },
+  /**
+   * The CRM account a customer was onboarded from: a page over the Customer table (its id is the
+   * customer's), with the extension's field beside the customer number. Written by PATCH only:
+   * customers are created through the standard API. The extension keeps a reference unique.
+   */
+  customerReferences: {
+    type: 'customerReference',
+    table: 'customers',
+    fields: CUSTOMER_REFERENCE_FIELDS,
+    update: updateCustomerReference,
+  },
 };
 
 const APIS: Record<Api, Record<string, EntitySet>> = { standard: STANDARD, extension: EXTENSION };
@@ -409,7 +436,23 @@ function guidOf(text: string): string {
 }
 
 /** The number series of sales orders: the last number given, as `SO-{n}` (numbers are never reused). */
-const SALES_ORDER_SERIES = { prefix: 'SO-', first: 200_000 };
+const SALES_ORDER_SERIES = { code: 'S-ORD', prefix: 'SO-', first: 200_000 };
+/** The number series of customers, as `C{n}` from C10001 on. */
+const CUSTOMER_SERIES = { code: 'CUST', prefix: 'C', first: 10_000 };
+
+/** The last number a series gave, among `numbers` (the entities' numbers), or its start. */
+function lastOfSeries(series: { prefix: string; first: number }, numbers: readonly unknown[]): number {
+  const pattern = new RegExp(`^${series.prefix}(\\d+)$`);
+  const given = numbers.map((number) => Number(pattern.exec(String(number))?.[1] ?? NaN)).filter((n) => n > series.first);
+  return Math.max(series.first, ...given);
+}
+
+/** The next number of a series, which is then used up. */
+function nextNumber(store: Store, series: { code: string; prefix: string }): string {
+  const row = rowsOf(store, 'numberSeries').find((candidate) => candidate.code === series.code)!;
+  row.lastNo = Number(row.lastNo) + 1;
+  return `${series.prefix}${String(row.lastNo)}`;
+}
 
 function loadStore(
   db: Database,
@@ -424,6 +467,8 @@ function loadStore(
   const taxAreas = new Map<string, Row>();
   for (const row of store.get('customers')!) {
     row.type = 'Company';
+    // The customerReferences page shows the customer's number under its own name.
+    row.customerNumber = row.number;
     const code = typeof row.taxAreaCode === 'string' && row.taxAreaCode ? row.taxAreaCode : null;
     if (!code) continue;
     const area = taxAreas.get(code) ?? {
@@ -438,12 +483,22 @@ function loadStore(
     row.taxAreaDisplayName = area.displayName;
   }
   store.set('taxAreas', [...taxAreas.values()]);
-  const numbers = store
-    .get('salesOrders')!
-    .map((row) => /^SO-(\d+)$/.exec(String(row.number))?.[1])
-    .map(Number)
-    .filter((n) => n > SALES_ORDER_SERIES.first);
-  store.set('numberSeries', [{ code: 'S-ORD', lastNo: Math.max(SALES_ORDER_SERIES.first, ...numbers) }]);
+  store.set('numberSeries', [
+    {
+      code: SALES_ORDER_SERIES.code,
+      lastNo: lastOfSeries(
+        SALES_ORDER_SERIES,
+        store.get('salesOrders')!.map((row) => row.number),
+      ),
+    },
+    {
+      code: CUSTOMER_SERIES.code,
+      lastNo: lastOfSeries(
+        CUSTOMER_SERIES,
+        store.get('customers')!.map((row) => row.number),
+      ),
+    },
+  ]);
   store.set('companies', [{ id: company.id, systemVersion: '26.0.0.0', name: company.name, displayName: company.name }]);
   store.set('companyInformation', [
     { id: guidOf(`${company.id}/information`), displayName: company.name, currencyCode: company.currency, country: 'US' },
@@ -987,13 +1042,11 @@ function create(context: Context, route: Route, set: EntitySet, body: unknown, s
 }
 
 /**
- * DELETE of an entity by key, where the API allows it. As in Business Central, `If-Match` is
- * required (the entity's `@odata.etag`, or `*`): without it 400 BadRequest_InvalidToken, with a
- * stale one 409 Request_EntityChanged; an unknown key is 404 Internal_RecordNotFound.
+ * The entity a PATCH or DELETE addresses by key. As in Business Central, `If-Match` is required
+ * (the entity's `@odata.etag`, or `*`): without it 400 BadRequest_InvalidToken, with a stale one
+ * 409 Request_EntityChanged; an unknown key is 404 Internal_RecordNotFound.
  */
-function remove(context: Context, route: Route, set: EntitySet, ifMatch: string | undefined): Answer {
-  if (!set.remove || !route.key)
-    throw new ODataError(405, 'BadRequest_MethodNotAllowed', `'DELETE' requests for '${route.set}' are not allowed.`);
+function rowToWrite(context: Context, route: Route, set: EntitySet, ifMatch: string | undefined): Row {
   if (!ifMatch) {
     throw new ODataError(
       400,
@@ -1001,7 +1054,7 @@ function remove(context: Context, route: Route, set: EntitySet, ifMatch: string 
       'Could not validate the client concurrency token required by the service. Please provide a valid token in the client request.',
     );
   }
-  const key = stripKey(route.key);
+  const key = stripKey(route.key!);
   const row = rowsOf(context.store, set.table).find((candidate) => String(candidate.id).toLowerCase() === key);
   if (!row) {
     throw new ODataError(
@@ -1013,8 +1066,47 @@ function remove(context: Context, route: Route, set: EntitySet, ifMatch: string 
   if (ifMatch.trim() !== '*' && ifMatch.trim() !== etagOf(row)) {
     throw new ODataError(409, 'Request_EntityChanged', 'Another user has already changed the record.');
   }
+  return row;
+}
+
+/** DELETE of an entity by key under `If-Match`, where the API allows it. */
+function remove(context: Context, route: Route, set: EntitySet, ifMatch: string | undefined): Answer {
+  if (!set.remove || !route.key)
+    throw new ODataError(405, 'BadRequest_MethodNotAllowed', `'DELETE' requests for '${route.set}' are not allowed.`);
+  const row = rowToWrite(context, route, set, ifMatch);
   set.remove(row, context.store);
   return { status: 204, headers: {}, body: undefined };
+}
+
+/**
+ * PATCH of an entity by key under `If-Match`, where the API allows it: the fields the body names
+ * change, the others keep their values. The answer is 200 with the entity as it now is (its new
+ * `@odata.etag`), with the fields `$select` names and what `$expand` asks for.
+ */
+function patch(context: Context, route: Route, set: EntitySet, body: unknown, search: string, ifMatch: string | undefined): Answer {
+  if (!set.update || !route.key)
+    throw new ODataError(405, 'BadRequest_MethodNotAllowed', `'PATCH' requests for '${route.set}' are not allowed.`);
+  const options = parseQueryString(search);
+  for (const name of Object.keys(options)) {
+    if (name.startsWith('$') && name !== '$select' && name !== '$expand') {
+      throw badQuery(`The query parameter '${name}' is not supported on a PATCH.`);
+    }
+  }
+  const select = parseSelect(set, options.$select);
+  const expand = parseExpand(route.api, set, options.$expand);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ODataError(400, 'BadRequest_InvalidRequestBody', 'The request body is not a JSON object.');
+  }
+  const row = rowToWrite(context, route, set, ifMatch);
+  set.update(row, body as Record<string, unknown>, context.store, context.now());
+  return {
+    status: 200,
+    headers: {},
+    body: {
+      '@odata.context': contextUrl(context, route, `companies(${context.companyId})/${route.set}/$entity`),
+      ...serialize(context, route.api, set, row, select, expand),
+    },
+  };
 }
 
 /** Checks a POST body's properties against the entity's fields, as Business Central's OData does. */
@@ -1137,12 +1229,10 @@ function insertSalesOrder(body: Record<string, unknown>, store: Store, now: Date
     };
   });
   const total = lineRows.reduce((sum, line) => sum + cents(Number(line.unitPrice)) * Number(line.quantity), 0) / 100;
-  const [series] = rowsOf(store, 'numberSeries');
-  series!.lastNo = Number(series!.lastNo) + 1;
   const order: Row = {
     ...header,
     id: randomUUID(),
-    number: `${SALES_ORDER_SERIES.prefix}${String(series!.lastNo)}`,
+    number: nextNumber(store, SALES_ORDER_SERIES),
     externalDocumentNumber: document ? document.toUpperCase() : null,
     orderDate: header.orderDate ?? now.toISOString().slice(0, 10),
     customerId: customer.id,
@@ -1231,6 +1321,132 @@ function insertReturnOrder(body: Record<string, unknown>, store: Store, now: Dat
   return order;
 }
 
+/** The options of a customer's Blocked field; the blank one also arrives as OData writes it. */
+const CUSTOMER_BLOCKED = new Set([' ', 'Ship', 'Invoice', 'All']);
+/** Customer fields Business Central computes or keeps to itself: a body may not set them. */
+const READ_ONLY_CUSTOMER_FIELDS = ['id', 'balanceDue', 'taxAreaDisplayName', 'lastModifiedDateTime'];
+
+const notFound = (table: string, field: string, value: unknown) =>
+  new ODataError(
+    400,
+    'Internal_RecordNotFound',
+    `The ${table} does not exist. Identification fields and values: ${field}='${String(value)}'`,
+  );
+
+/**
+ * Applies a customer body's fields to a customer row, validated as Business Central validates
+ * them: Blocked is one of its options, the payment terms and tax area ids point to existing
+ * records (the tax area also sets the customer's tax area code and description, and makes it tax
+ * liable).
+ */
+function applyCustomerFields(row: Row, fields: Row, store: Store): void {
+  for (const field of READ_ONLY_CUSTOMER_FIELDS) {
+    if (field in fields) throw new ODataError(400, 'BadRequest_InvalidRequestBody', `The property '${field}' is read-only.`);
+  }
+  if ('displayName' in fields && !fields.displayName) {
+    throw new ODataError(400, 'Application_DialogException', 'The displayName of a customer must not be blank.');
+  }
+  if ('blocked' in fields) {
+    const blocked = fields.blocked === null || fields.blocked === BLANKS.Enum ? ' ' : String(fields.blocked);
+    if (!CUSTOMER_BLOCKED.has(blocked)) {
+      throw new ODataError(400, 'BadRequest_InvalidRequestBody', `The value '${blocked}' is not an option of the property 'blocked'.`);
+    }
+    fields.blocked = blocked;
+  }
+  if ('paymentTermsId' in fields) {
+    const id = fields.paymentTermsId === null ? ZERO_GUID : String(fields.paymentTermsId).toLowerCase();
+    const terms = rowsOf(store, 'paymentTerms').find((candidate) => String(candidate.id).toLowerCase() === id);
+    if (id !== ZERO_GUID && !terms) throw notFound('Payment Terms', 'Id', fields.paymentTermsId);
+    fields.paymentTermsId = terms ? terms.id : null;
+  }
+  if ('taxAreaId' in fields) {
+    const id = fields.taxAreaId === null ? ZERO_GUID : String(fields.taxAreaId).toLowerCase();
+    const area = rowsOf(store, 'taxAreas').find((candidate) => String(candidate.id).toLowerCase() === id);
+    if (id !== ZERO_GUID && !area) throw notFound('Tax Area', 'Id', fields.taxAreaId);
+    fields.taxAreaId = area ? area.id : null;
+    fields.taxAreaCode = area ? area.code : null;
+    fields.taxAreaDisplayName = area ? area.displayName : null;
+    if (area) fields.taxLiable = true;
+  }
+  Object.assign(row, fields);
+}
+
+/**
+ * A new customer (standard API v2.0), as Business Central inserts one: a blank number is taken
+ * from the customer number series (C10001, C10002, …), a number given must be free; Blocked is
+ * blank, the credit limit and balance 0 unless the body says otherwise.
+ */
+function insertCustomer(body: Record<string, unknown>, store: Store, now: Date): Row {
+  const fields = typedProperties('customer', CUSTOMER_FIELDS, body);
+  const customers = rowsOf(store, 'customers');
+  if (!fields.displayName) throw new ODataError(400, 'Application_DialogException', 'A displayName must be provided.');
+  const given = typeof fields.number === 'string' ? fields.number : null;
+  if (given && customers.some((row) => row.number === given)) {
+    throw new ODataError(
+      409,
+      'Internal_EntityWithSameKeyExists',
+      `The record in table Customer already exists. Identification fields and values: No.='${given}'`,
+    );
+  }
+  const row: Row = {
+    id: randomUUID(),
+    type: 'Company',
+    currencyCode: null,
+    paymentTermsId: null,
+    creditLimit: 0,
+    blocked: ' ',
+    taxLiable: false,
+    taxAreaId: null,
+    taxAreaCode: null,
+    taxAreaDisplayName: null,
+    crmReference: null,
+    balanceDue: 0,
+  };
+  delete fields.number;
+  applyCustomerFields(row, fields, store);
+  // Taken from the series only once the body is valid: a refused insert uses up no number.
+  row.number = given ?? nextNumber(store, CUSTOMER_SERIES);
+  row.customerNumber = row.number;
+  row.lastModifiedDateTime = now.toISOString();
+  customers.push(row);
+  return row;
+}
+
+/** A customer PATCHed (standard API v2.0): its number is its own to keep here (no rename). */
+function updateCustomer(row: Row, body: Record<string, unknown>, store: Store, now: Date): void {
+  const fields = typedProperties('customer', CUSTOMER_FIELDS, body);
+  if ('number' in fields && fields.number !== row.number) {
+    throw new ODataError(400, 'BadRequest_InvalidRequestBody', 'Renaming a customer is not served here.');
+  }
+  delete fields.number;
+  applyCustomerFields(row, fields, store);
+  row.lastModifiedDateTime = now.toISOString();
+}
+
+/**
+ * The CRM reference of a customer set or cleared (extension): a reference another customer holds
+ * is refused with 409 Internal_EntityWithSameKeyExists, as the extension's unique key refuses it.
+ */
+function updateCustomerReference(row: Row, body: Record<string, unknown>, store: Store, now: Date): void {
+  const fields = typedProperties('customerReference', CUSTOMER_REFERENCE_FIELDS, body);
+  for (const field of Object.keys(fields)) {
+    if (field !== 'crmReference') throw new ODataError(400, 'BadRequest_InvalidRequestBody', `The property '${field}' is read-only.`);
+  }
+  if (!('crmReference' in fields)) return;
+  const reference = fields.crmReference ?? null;
+  const holder =
+    reference === null ? undefined : rowsOf(store, 'customers').find((other) => other !== row && other.crmReference === reference);
+  if (holder) {
+    throw new ODataError(
+      409,
+      'Internal_EntityWithSameKeyExists',
+      `The record in table Customer already exists. Identification fields and values: CRM Reference='${String(reference)}', No.='${String(holder.number)}'`,
+    );
+  }
+  row.crmReference = reference;
+  row.lastModifiedDateTime = now.toISOString();
+}
+
 interface Incoming {
   method: string;
   pathname: string;
@@ -1266,6 +1482,7 @@ function dispatch(context: Context, request: Incoming): Answer {
       : readList(context, route, set, request.search, request.headers.prefer);
   }
   if (request.method === 'POST') return create(context, route, set, request.body, request.search);
+  if (request.method === 'PATCH') return patch(context, route, set, request.body, request.search, request.headers['if-match']);
   if (request.method === 'DELETE') return remove(context, route, set, request.headers['if-match']);
   throw new ODataError(405, 'BadRequest_MethodNotAllowed', `'${request.method}' requests for '${route.set}' are not allowed.`);
 }
@@ -1328,7 +1545,7 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
   );
   const requests: RequestLogEntry[] = [];
   const queued: Fault[] = [];
-  let held: { answerAfterMs: number | null; method: 'POST' | 'DELETE' } | null = null;
+  let held: { answerAfterMs: number | null; method: WriteMethod } | null = null;
 
   const faults: FaultSwitches = {
     latencyMs: 0,
@@ -1365,6 +1582,7 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
       query: Object.fromEntries(Object.entries(parseQueryString(target.search)).filter(([name]) => name.startsWith('$'))),
       operations: [],
       ifMatch: typeof request.headers['if-match'] === 'string' ? request.headers['if-match'] : null,
+      body: undefined,
       status: null,
       fault: null,
     };
@@ -1377,7 +1595,8 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
     };
 
     const next = queued[0];
-    const fault = next && (next.kind !== 'entityChanged' || entry.method === 'DELETE') ? queued.shift() : undefined;
+    const write = entry.method === 'PATCH' || entry.method === 'DELETE';
+    const fault = next && (next.kind !== 'entityChanged' || write) ? queued.shift() : undefined;
     if (fault) {
       entry.fault = fault.kind;
       if (fault.kind === 'reset') {
@@ -1414,6 +1633,7 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
     } catch {
       return answer(errorAnswer(new ODataError(400, 'BadRequest_InvalidRequestBody', 'The request body is not valid JSON.')));
     }
+    entry.body = body;
     if (entry.entitySet === '$batch') {
       entry.operations = ((body as { requests?: { url?: unknown }[] } | undefined)?.requests ?? []).map((operation) =>
         String(operation.url),
@@ -1424,9 +1644,9 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
     );
     const result = handle(context, { method: entry.method, pathname: target.pathname, search: target.search, headers, body });
 
-    // "Commit, then time out": the entity is created (or deleted), the answer comes late or never.
-    const hold = held as { answerAfterMs: number | null; method: 'POST' | 'DELETE' } | null;
-    const committed = entry.method === 'POST' ? result.status === 201 : result.status === 204;
+    // "Commit, then time out": the entity is created (updated, deleted), the answer comes late or never.
+    const hold = held as { answerAfterMs: number | null; method: WriteMethod } | null;
+    const committed = result.status === ({ POST: 201, PATCH: 200, DELETE: 204 } as Record<string, number>)[entry.method];
     if (hold && entry.method === hold.method && entry.entitySet !== '$batch' && committed) {
       held = null;
       entry.fault = 'commitThenTimeout';
@@ -1462,6 +1682,9 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
       return rowsOf(store, 'salesOrders')
         .filter((row) => key === undefined || String(row.externalDocumentNumber ?? '').toUpperCase() === key)
         .map((row) => ({ ...row, lines: lines.filter((line) => line.documentId === row.id) }));
+    },
+    customers() {
+      return rowsOf(store, 'customers');
     },
     async close() {
       server.closeAllConnections();

@@ -498,6 +498,8 @@ interface ObjectSchema {
   writable: readonly string[];
   /** External ids, unique (case-insensitively, Salesforce's default): upsert keys. */
   externalIds: readonly string[];
+  /** Other fields whose values are unique (case-insensitively): a clash is DUPLICATE_VALUE. */
+  unique?: readonly string[];
 }
 
 const SCHEMA: Record<SObjectType, ObjectSchema> = {
@@ -526,11 +528,34 @@ const SCHEMA: Record<SObjectType, ObjectSchema> = {
       Phone: 'string',
       Website: 'string',
       AnnualRevenue: 'double',
+      Tax_Registration_Number__c: 'string',
+      Billing_Email__c: 'string',
+      // Only in a multi-currency org: hideField makes the org single-currency.
+      CurrencyIsoCode: 'picklist',
+      Onboarding_Status__c: 'picklist',
+      Onboarding_Reason__c: 'textarea',
       LastModifiedDate: 'datetime',
     },
     relationships: { Owner: { field: 'OwnerId', to: 'User' } },
-    writable: ['Name', 'AccountNumber', 'Type', 'Industry', 'Segment__c', 'OwnerId', 'Phone', 'Website', 'AnnualRevenue'],
+    writable: [
+      'Name',
+      'AccountNumber',
+      'Type',
+      'Industry',
+      'Segment__c',
+      'OwnerId',
+      'Phone',
+      'Website',
+      'AnnualRevenue',
+      'Tax_Registration_Number__c',
+      'Billing_Email__c',
+      'CurrencyIsoCode',
+      'Onboarding_Status__c',
+      'Onboarding_Reason__c',
+    ],
     externalIds: [],
+    // Customer numbers are unique in the org, as in the embedded CRM.
+    unique: ['AccountNumber'],
   },
   Contact: {
     keyPrefix: '003',
@@ -744,7 +769,7 @@ class Org {
           createable: schema.writable.includes(name),
           updateable: schema.writable.includes(name),
           externalId: schema.externalIds.includes(name),
-          unique: schema.externalIds.includes(name),
+          unique: schema.externalIds.includes(name) || (schema.unique ?? []).includes(name),
           relationshipName: relationship?.[0] ?? null,
           referenceTo: relationship ? [relationship[1].to] : [],
         };
@@ -1011,7 +1036,7 @@ class Org {
   }
 
   private checkUnique(sobject: SObjectType, values: SObjectRecord, self?: SObjectRecord): void {
-    for (const field of SCHEMA[sobject].externalIds) {
+    for (const field of [...SCHEMA[sobject].externalIds, ...(SCHEMA[sobject].unique ?? [])]) {
       const value = values[field];
       if (value === null || value === undefined) continue;
       const clash = this.records(sobject).find((record) => record !== self && equalValues('string', record[field] ?? null, value));

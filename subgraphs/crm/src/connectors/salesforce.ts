@@ -6,7 +6,10 @@ import { SystemCallError, type Resilience } from '../../../../platform/resilienc
 import { toDecimal } from '../../../../platform/sql.ts';
 import {
   CrmRefusal,
+  type AccountOnboardingUpdate,
+  type AccountRecord,
   type ActivityRecord,
+  type AddressRecord,
   type ContactRecord,
   type ContractRecord,
   type ContractStatus,
@@ -19,7 +22,15 @@ import {
   type OpportunityRecord,
   type SupportTier,
 } from './types.ts';
-import { CONTRACT_STATUSES, SEGMENTS, TIERS } from './vocabulary.ts';
+import {
+  billingAddressOf,
+  type BillingAddressFields,
+  CONTRACT_STATUSES,
+  ONBOARDING_FROM_CRM,
+  ONBOARDING_TO_CRM,
+  SEGMENTS,
+  TIERS,
+} from './vocabulary.ts';
 
 /** How the Salesforce adapter reaches the org. */
 export interface SalesforceConnectorOptions {
@@ -80,7 +91,8 @@ export class SalesforceError extends SystemCallError {
 export function createSalesforceConnector(options: SalesforceConnectorOptions): SalesforceConnector {
   const client = createSalesforceClient(options);
   const { readIn } = client;
-  const opportunityView = createOpportunityView(client);
+  const accountView = createCurrencyView(client, 'Account', accountViewFor);
+  const opportunityView = createCurrencyView(client, 'Opportunity', opportunityViewFor);
 
   return {
     customersByIds: (ids) => readIn('customersByIds', CUSTOMER, 'AccountNumber', ids, (record) => record.id),
@@ -92,6 +104,17 @@ export function createSalesforceConnector(options: SalesforceConnectorOptions): 
     contractsByCustomerIds: (customerIds) =>
       readIn('contractsByCustomerIds', CONTRACT, 'Account.AccountNumber', customerIds, (record) => record.customerId),
     logActivity: (activity) => logActivity(client, activity),
+    async accountsByIds(ids) {
+      const keys = ids.filter(isSalesforceId);
+      if (!keys.length) return [];
+      return readIn('accountsByIds', await accountView('accountsByIds'), 'Id', keys, (record) => record.id);
+    },
+    async recordAccountOnboarding(update) {
+      if (!isSalesforceId(update.accountId)) return null;
+      const operation = 'recordAccountOnboarding';
+      const fields = toOnboardingFields(update);
+      return writeOncePerKey(client, await accountView(operation), { operation, id: update.accountId, fields, activity: update });
+    },
     async opportunitiesByIds(ids) {
       const keys = ids.filter(isSalesforceId);
       if (!keys.length) return [];
@@ -107,7 +130,12 @@ export function createSalesforceConnector(options: SalesforceConnectorOptions): 
       );
       return lines.map(({ lineId: _lineId, ...line }) => line);
     },
-    recordOpportunityOrder: (update) => recordOpportunityOrder(client, opportunityView, update),
+    async recordOpportunityOrder(update) {
+      if (!isSalesforceId(update.opportunityId)) return null;
+      const operation = 'recordOpportunityOrder';
+      const fields = toOrderFields(update);
+      return writeOncePerKey(client, await opportunityView(operation), { operation, id: update.opportunityId, fields, activity: update });
+    },
     async ping() {
       // GET /limits touches no records and answers fast; a probe reports now, so it is not retried.
       await client.send('ping', {}, { method: 'GET', url: '/limits' }, false);
@@ -182,23 +210,25 @@ async function accountIdOf(client: SalesforceClient, customerId: string): Promis
 }
 
 // ---------------------------------------------------------------------------------------------
-// Opportunities
-
-type OpportunityView = View<OpportunityRow, OpportunityRecord>;
+// Views that depend on the org, and writes recorded once per key
 
 /**
- * The opportunity fields to read, which depend on the org: only a multi-currency org has
- * Opportunity.CurrencyIsoCode (naming it elsewhere fails the query with INVALID_FIELD), and a
- * single-currency org's opportunities are all in USD, as the embedded CRM defaults them. One
- * describe of Opportunity tells, on first use; a failed describe is asked again next time.
+ * The fields to read of `sobject`, which depend on the org: only a multi-currency org has
+ * CurrencyIsoCode (naming it elsewhere fails the query with INVALID_FIELD), and a
+ * single-currency org's records are all in USD, as the embedded CRM defaults them. One describe
+ * of the sObject tells, on first use; a failed describe is asked again next time.
  */
-function createOpportunityView(client: SalesforceClient): (operation: string) => Promise<OpportunityView> {
-  let view: Promise<OpportunityView> | null = null;
+function createCurrencyView<Row, Rec>(
+  client: SalesforceClient,
+  sobject: string,
+  viewFor: (multiCurrency: boolean) => View<Row, Rec>,
+): (operation: string) => Promise<View<Row, Rec>> {
+  let view: Promise<View<Row, Rec>> | null = null;
   return (operation) => {
     if (view) return view;
     const pending = client
-      .send<{ fields: { name: string }[] }>(operation, {}, { method: 'GET', url: '/sobjects/Opportunity/describe' }, true)
-      .then((describe) => opportunityViewFor(describe.fields.some((field) => field.name === 'CurrencyIsoCode')));
+      .send<{ fields: { name: string }[] }>(operation, {}, { method: 'GET', url: `/sobjects/${sobject}/describe` }, true)
+      .then((describe) => viewFor(describe.fields.some((field) => field.name === 'CurrencyIsoCode')));
     view = pending;
     pending.catch(() => {
       if (view === pending) view = null;
@@ -207,48 +237,53 @@ function createOpportunityView(client: SalesforceClient): (operation: string) =>
   };
 }
 
+/** Fields to write onto one record, and the completed Task that records the write, once per key. */
+interface KeyedWrite {
+  /** The telemetry's and resilience layer's name for the calls. */
+  operation: string;
+  /** The record's Id; the Task's WhatId. */
+  id: string;
+  fields: Record<string, string | null>;
+  activity: Pick<NewActivity, 'key' | 'subject' | 'description' | 'activityDate'>;
+}
+
 /**
- * Writes the order onto the opportunity and records the Task, once per key. The opportunity and
- * a Task with the key are looked up first (in parallel): no opportunity is null, a used key
- * returns the opportunity as it is. Otherwise one Composite request, all or none, in order:
- * PATCH the three order fields, create the Task on the opportunity, read the opportunity back.
+ * Writes the fields onto the record and records the Task, once per key. The record and a Task
+ * with the key are looked up first (in parallel): no record is null, a used key returns the
+ * record as it is. Otherwise one Composite request, all or none, in order: PATCH the fields,
+ * create the Task on the record, read the record back.
  *
  * The Task is created, not upserted by Concord_Key__c: the org holds the key as a unique
  * external id, so a second create with it (a concurrent call, or a retry whose first answer was
- * lost) fails with DUPLICATE_VALUE, which rolls the opportunity's update back with it; an upsert
- * would update that Task and write the opportunity again. After a DUPLICATE_VALUE the adapter
- * reads the opportunity the winner wrote. Being all or none, the request is safe to retry.
+ * lost) fails with DUPLICATE_VALUE, which rolls the record's update back with it; an upsert
+ * would update that Task and write the record again. After a DUPLICATE_VALUE on the key the
+ * adapter reads the record the winner wrote; any other DUPLICATE_VALUE (a unique field of the
+ * record) is a refusal. Being all or none, the request is safe to retry.
  */
-async function recordOpportunityOrder(
+async function writeOncePerKey<Row, Rec extends { id: string }>(
   client: SalesforceClient,
-  opportunityView: (operation: string) => Promise<OpportunityView>,
-  update: OpportunityOrderUpdate,
-): Promise<OpportunityRecord | null> {
-  if (!isSalesforceId(update.opportunityId)) return null;
-  const view = await opportunityView('recordOpportunityOrder');
-  const read = async () =>
-    (await client.readIn('recordOpportunityOrder', view, 'Id', [update.opportunityId], (record) => record.id))[0] ?? null;
-  const [opportunity, recorded] = await Promise.all([read(), orderRecorded(client, update.key)]);
-  if (!opportunity) return null;
-  if (recorded) return opportunity;
+  view: View<Row, Rec>,
+  write: KeyedWrite,
+): Promise<Rec | null> {
+  const { operation, id, activity } = write;
+  const read = async () => (await client.readIn(operation, view, 'Id', [id], (record) => record.id))[0] ?? null;
+  const [record, recorded] = await Promise.all([read(), keyUsed(client, operation, activity.key)]);
+  if (!record) return null;
+  if (recorded) return record;
   try {
-    return await writeOrder(client, view, update);
+    return await writeWithTask(client, view, write);
   } catch (error) {
     if (!(error instanceof SalesforceError)) throw error;
-    if (error.errorCode === 'DUPLICATE_VALUE' && (await orderRecorded(client, update.key))) return read();
-    // Deleted since it was read: there is no such opportunity any more.
+    if (error.errorCode === 'DUPLICATE_VALUE' && (await keyUsed(client, operation, activity.key))) return read();
+    // Deleted since it was read: there is no such record any more.
     if (NOT_FOUND_CODES.has(error.errorCode) && !(await read())) return null;
     if (REFUSAL_CODES.has(error.errorCode)) throw new CrmRefusal(salesforceMessage(error), error.errorCode);
     throw error;
   }
 }
 
-async function orderRecorded(client: SalesforceClient, key: string): Promise<boolean> {
-  const rows = await client.query<{ Id: string }>(
-    'recordOpportunityOrder',
-    `SELECT Id FROM Task WHERE Concord_Key__c = ${soqlString(key)} LIMIT 1`,
-    {},
-  );
+async function keyUsed(client: SalesforceClient, operation: string, key: string): Promise<boolean> {
+  const rows = await client.query<{ Id: string }>(operation, `SELECT Id FROM Task WHERE Concord_Key__c = ${soqlString(key)} LIMIT 1`, {});
   return rows.length > 0;
 }
 
@@ -256,30 +291,25 @@ interface CompositeResponse {
   compositeResponse: { body: unknown; httpHeaders: Record<string, string>; httpStatusCode: number; referenceId: string }[];
 }
 
-async function writeOrder(
-  client: SalesforceClient,
-  view: OpportunityView,
-  update: OpportunityOrderUpdate,
-): Promise<OpportunityRecord | null> {
+async function writeWithTask<Row, Rec>(client: SalesforceClient, view: View<Row, Rec>, write: KeyedWrite): Promise<Rec | null> {
   const { basePath } = client;
-  const id = update.opportunityId;
-  const select = `SELECT ${view.fields.join(', ')} FROM Opportunity WHERE Id = ${soqlString(id)}`;
+  const { id } = write;
+  const select = `SELECT ${view.fields.join(', ')} FROM ${view.sobject} WHERE Id = ${soqlString(id)}`;
   const compositeRequest = [
-    { method: 'PATCH', url: `${basePath}/sobjects/Opportunity/${id}`, referenceId: 'order', body: toOrderFields(update) },
-    { method: 'POST', url: `${basePath}/sobjects/Task`, referenceId: 'activity', body: toTaskFields(id, update) },
-    { method: 'GET', url: `${basePath}/query?q=${encodeURIComponent(select)}`, referenceId: 'opportunity' },
+    { method: 'PATCH', url: `${basePath}/sobjects/${view.sobject}/${id}`, referenceId: 'update', body: write.fields },
+    { method: 'POST', url: `${basePath}/sobjects/Task`, referenceId: 'activity', body: toTaskFields(id, write.activity) },
+    { method: 'GET', url: `${basePath}/query?q=${encodeURIComponent(select)}`, referenceId: 'record' },
   ];
   // Collation (the default since API 49.0) may reorder subrequests; the read must come last.
   const body = JSON.stringify({ allOrNone: true, collateSubrequests: false, compositeRequest });
   const response = await client.send<CompositeResponse>(
-    'recordOpportunityOrder',
+    write.operation,
     { subrequests: compositeRequest.length },
     { method: 'POST', url: '/composite', body, headers: JSON_BODY },
     true,
     throwCompositeFailure,
   );
-  const page = response.compositeResponse.find((result) => result.referenceId === 'opportunity')?.body as
-    QueryPage<OpportunityRow> | undefined;
+  const page = response.compositeResponse.find((result) => result.referenceId === 'record')?.body as QueryPage<Row> | undefined;
   const row = page?.records[0];
   return row ? view.toRecord(row) : null;
 }
@@ -336,6 +366,8 @@ const REFUSAL_CODES = new Set([
   'STRING_TOO_LONG',
   'REQUIRED_FIELD_MISSING',
   'DUPLICATE_VALUE',
+  // A duplicate rule of the org (AccountNumber itself cannot be marked unique on Account).
+  'DUPLICATES_DETECTED',
   'CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY',
 ]);
 
@@ -679,20 +711,28 @@ interface View<Row, Rec> {
 
 type Lookup<Fields extends string> = { [F in Fields]: string | null } | null;
 
-interface AccountRow {
+interface AccountRow extends BillingAddressFields {
   Id: string;
   Name: string;
   AccountNumber: string | null;
   Industry: string | null;
   Segment__c: string | null;
   Owner: Lookup<'Name'>;
-  BillingStreet: string | null;
-  BillingCity: string | null;
-  BillingState: string | null;
-  BillingPostalCode: string | null;
-  BillingCountry: string | null;
   Phone: string | null;
   Website: string | null;
+}
+
+interface OnboardingAccountRow extends BillingAddressFields {
+  Id: string;
+  Name: string;
+  AccountNumber: string | null;
+  Phone: string | null;
+  Tax_Registration_Number__c: string | null;
+  Billing_Email__c: string | null;
+  /** Only in a multi-currency org. */
+  CurrencyIsoCode?: string | null;
+  Onboarding_Status__c: string | null;
+  Onboarding_Reason__c: string | null;
 }
 
 interface ContactRow {
@@ -770,7 +810,6 @@ const CUSTOMER: View<AccountRow, CustomerRecord> = {
   ],
   toRecord(row) {
     if (row.AccountNumber === null) return null;
-    const address = [row.BillingStreet, row.BillingCity, row.BillingState, row.BillingPostalCode, row.BillingCountry];
     return {
       id: row.AccountNumber,
       crmId: row.Id,
@@ -780,18 +819,12 @@ const CUSTOMER: View<AccountRow, CustomerRecord> = {
       accountOwner: row.Owner?.Name ?? null,
       phone: row.Phone,
       website: row.Website,
-      billingAddress: address.some(Boolean)
-        ? {
-            street: row.BillingStreet,
-            city: row.BillingCity,
-            state: row.BillingState,
-            postalCode: row.BillingPostalCode,
-            country: row.BillingCountry,
-          }
-        : null,
+      billingAddress: billingAddressOf(row),
     };
   },
 };
+
+/** The billing address, or null when every part of it is empty. */
 
 const CONTACT: View<ContactRow, ContactRecord> = {
   sobject: 'Contact',
@@ -840,8 +873,49 @@ const ACTIVITY: View<TaskRow, ActivityRecord> = {
   },
 };
 
-/** The currency of every opportunity in a single-currency org, as the embedded CRM defaults it. */
+/** The currency of every record in a single-currency org, as the embedded CRM defaults it. */
 const SINGLE_CURRENCY = 'USD';
+
+/** The picklist values of Account.Onboarding_Status__c. */
+
+/**
+ * Accounts as onboarding reads them, with or without a customer number. An account without an
+ * onboarding status is from before onboarding existed and counts as active; a status the
+ * adapter does not know counts as pending.
+ */
+function accountViewFor(multiCurrency: boolean): View<OnboardingAccountRow, AccountRecord> {
+  return {
+    sobject: 'Account',
+    fields: [
+      'Id',
+      'AccountNumber',
+      'Name',
+      'BillingStreet',
+      'BillingCity',
+      'BillingState',
+      'BillingPostalCode',
+      'BillingCountry',
+      'Phone',
+      'Tax_Registration_Number__c',
+      'Billing_Email__c',
+      ...(multiCurrency ? ['CurrencyIsoCode'] : []),
+      'Onboarding_Status__c',
+      'Onboarding_Reason__c',
+    ],
+    toRecord: (row) => ({
+      id: row.Id,
+      customerId: row.AccountNumber,
+      name: row.Name,
+      billingAddress: billingAddressOf(row),
+      phone: row.Phone,
+      taxRegistrationNumber: row.Tax_Registration_Number__c,
+      billingEmail: row.Billing_Email__c,
+      currency: row.CurrencyIsoCode ?? SINGLE_CURRENCY,
+      onboardingStatus: row.Onboarding_Status__c ? (ONBOARDING_FROM_CRM[row.Onboarding_Status__c] ?? 'PENDING') : 'ACTIVE',
+      onboardingReason: row.Onboarding_Reason__c,
+    }),
+  };
+}
 
 /** Opportunities; the customer number comes through the Account lookup in the same query. */
 function opportunityViewFor(multiCurrency: boolean): View<OpportunityRow, OpportunityRecord> {
@@ -903,6 +977,15 @@ const OPPORTUNITY_LINE: View<OpportunityLineRow, OrderedLine> = {
   },
   order: byOpportunityThenSortOrder,
 };
+
+/** The onboarding outcome written onto the account; a null customer number leaves AccountNumber as it is. */
+function toOnboardingFields(update: AccountOnboardingUpdate): Record<string, string | null> {
+  return {
+    Onboarding_Status__c: ONBOARDING_TO_CRM[update.status],
+    Onboarding_Reason__c: update.reason,
+    ...(update.customerNumber === null ? {} : { AccountNumber: update.customerNumber }),
+  };
+}
 
 /** The three order fields written back onto the opportunity. */
 function toOrderFields(update: OpportunityOrderUpdate): Record<string, string | null> {

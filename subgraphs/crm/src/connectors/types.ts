@@ -16,6 +16,15 @@ export interface CrmConnector {
    * already used returns the activity it created. Null when no account has that number.
    */
   logActivity(activity: NewActivity): Promise<ActivityRecord | null>;
+  /** Accounts by their CRM id (Account.Id), whether or not they have a customer number yet. */
+  accountsByIds(ids: readonly string[]): Promise<AccountRecord[]>;
+  /**
+   * Writes the outcome of an account's onboarding onto it (its status and reason, and the
+   * customer number the ERP gave it) and records a completed activity, once per key: a key
+   * already used changes nothing again. Null when there is no such account; a CRM rule refusing
+   * the change throws a CrmRefusal.
+   */
+  recordAccountOnboarding(update: AccountOnboardingUpdate): Promise<AccountRecord | null>;
   /** Opportunities by their CRM id (Opportunity.Id, 18 characters). */
   opportunitiesByIds(ids: readonly string[]): Promise<OpportunityRecord[]>;
   /** The products of opportunities (OpportunityLineItem), in their sort order. */
@@ -145,4 +154,38 @@ export class CrmRefusal extends Error {
   ) {
     super(message);
   }
+}
+
+/** Where an account is in its onboarding: pending until the ERP has validated it. */
+export type OnboardingStatus = 'PENDING' | 'ACTIVE' | 'REJECTED';
+
+/** An account as onboarding reads it: what the ERP's customer is made from. */
+export interface AccountRecord {
+  /** The CRM's id (Account.Id). */
+  id: string;
+  /** The customer number; null until the account is onboarded. */
+  customerId: string | null;
+  name: string;
+  billingAddress: AddressRecord | null;
+  phone: string | null;
+  /** Tax_Registration_Number__c. */
+  taxRegistrationNumber: string | null;
+  /** Billing_Email__c: where invoices go. */
+  billingEmail: string | null;
+  currency: string;
+  /** Onboarding_Status__c; accounts from before onboarding existed (no status) count as active. */
+  onboardingStatus: OnboardingStatus;
+  onboardingReason: string | null;
+}
+
+export interface AccountOnboardingUpdate {
+  key: string;
+  accountId: string;
+  status: 'ACTIVE' | 'REJECTED';
+  /** The ERP's customer number, written to AccountNumber (ACTIVE only). */
+  customerNumber: string | null;
+  reason: string | null;
+  subject: string;
+  description?: string | undefined;
+  activityDate: string;
 }

@@ -1,16 +1,53 @@
-import { refusedBySystem } from '../../../../platform/errors.ts';
+import { badUserInput, refusedBySystem } from '../../../../platform/errors.ts';
 import { maxLength, requireId, requireKey } from '../../../../platform/validate.ts';
 import { CrmRefusal } from '../connectors/types.ts';
 import type { CustomerActivityResolvers, MutationResolvers } from '../__generated__/resolvers-types.ts';
 
+/** A write the CRM may refuse by its own rules: its refusal is REFUSED_BY_SYSTEM, final for the caller. */
+async function refusable<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if (error instanceof CrmRefusal) throw refusedBySystem('crm', error.code, error.message);
+    throw error;
+  }
+}
+
+/** The activity's subject and description, as every write that records one takes them. */
+function checkActivity(input: { subject: string; description?: string | null }): void {
+  maxLength('input.subject', input.subject, 255);
+  maxLength('input.description', input.description, 32_000);
+}
+
 export const Mutation: MutationResolvers = {
+  async recordAccountOnboarding(_root, { input }, { crm, logger, today }) {
+    checkActivity(input);
+    maxLength('input.reason', input.reason, 255);
+    if (input.status === 'ACTIVE' && !input.customerNumber) throw badUserInput('input.customerNumber', 'is needed for an ACTIVE account');
+    const account = await refusable(() =>
+      crm.recordAccountOnboarding({
+        key: requireKey('input.idempotencyKey', input.idempotencyKey),
+        accountId: requireId('input.accountId', input.accountId),
+        status: input.status,
+        customerNumber: input.customerNumber ? requireId('input.customerNumber', input.customerNumber) : null,
+        reason: input.reason ?? null,
+        subject: input.subject,
+        description: input.description ?? undefined,
+        activityDate: today,
+      }),
+    );
+    if (account)
+      logger.info(
+        { event: 'crm.account.onboarded', accountId: account.id, customerId: account.customerId, status: input.status },
+        'onboarding outcome written to the account',
+      );
+    return account;
+  },
   async recordOpportunityOrder(_root, { input }, { crm, logger, today }) {
-    maxLength('input.subject', input.subject, 255);
-    maxLength('input.description', input.description, 32_000);
+    checkActivity(input);
     maxLength('input.orderStatus', input.orderStatus, 40);
-    let opportunity;
-    try {
-      opportunity = await crm.recordOpportunityOrder({
+    const opportunity = await refusable(() =>
+      crm.recordOpportunityOrder({
         key: requireKey('input.idempotencyKey', input.idempotencyKey),
         opportunityId: requireId('input.opportunityId', input.opportunityId),
         orderNumber: requireId('input.orderNumber', input.orderNumber),
@@ -19,11 +56,8 @@ export const Mutation: MutationResolvers = {
         subject: input.subject,
         description: input.description ?? undefined,
         activityDate: today,
-      });
-    } catch (error) {
-      if (error instanceof CrmRefusal) throw refusedBySystem('crm', error.code, error.message);
-      throw error;
-    }
+      }),
+    );
     if (opportunity)
       logger.info(
         {

@@ -8,6 +8,8 @@ export const Query: QueryResolvers = {
   contact: (_root, { id }, { loaders }) => loaders.contact.load(requireId('id', id)),
   contract: async (_root, { id }, { loaders, identity }) =>
     withinScope(identity, await loaders.contract.load(requireId('id', id)), (c) => c.customerId),
+  account: async (_root, { id }, { loaders, identity }) =>
+    withinScope(identity, await loaders.account.load(requireId('id', id)), (a) => a.customerId),
   opportunity: async (_root, { id }, { loaders, identity }) =>
     withinScope(identity, await loaders.opportunity.load(requireId('id', id)), (o) => o.customerId),
 };

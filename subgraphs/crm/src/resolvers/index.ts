@@ -1,4 +1,5 @@
 import type { Resolvers } from '../__generated__/resolvers-types.ts';
+import { Account } from './Account.ts';
 import { Contact } from './Contact.ts';
 import { Contract } from './Contract.ts';
 import { Customer } from './Customer.ts';
@@ -6,4 +7,4 @@ import { CustomerActivity, Mutation } from './Mutation.ts';
 import { Opportunity } from './Opportunity.ts';
 import { Query } from './Query.ts';
 
-export const resolvers: Resolvers = { Query, Mutation, Customer, Contact, Contract, CustomerActivity, Opportunity };
+export const resolvers: Resolvers = { Query, Mutation, Customer, Contact, Contract, CustomerActivity, Opportunity, Account };

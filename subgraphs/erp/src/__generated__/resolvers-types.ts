@@ -43,6 +43,17 @@ export type BillingProfile = {
   taxRegistrationNumber: Maybe<Scalars['String']['output']>;
 };
 
+export type BlockCustomerInput = {
+  number: Scalars['ID']['input'];
+};
+
+export type BlockCustomerPayload = {
+  __typename?: 'BlockCustomerPayload';
+  /** False when there is no such customer. */
+  blocked: Scalars['Boolean']['output'];
+  number: Scalars['ID']['output'];
+};
+
 export type CancelSalesOrderInput = {
   number: Scalars['ID']['input'];
 };
@@ -94,6 +105,8 @@ export type CreateSalesOrderInput = {
 
 export type CreateSalesOrderPayload = {
   __typename?: 'CreateSalesOrderPayload';
+  /** Whether this call created the order (false: an earlier call with the reference had). */
+  created: Scalars['Boolean']['output'];
   /** Why no order was created; empty on success. */
   errors: Array<SalesOrderError>;
   /** The sales order, when one was created (or had been, for this reference). */
@@ -121,6 +134,15 @@ export type CustomerInvoicesArgs = {
 
 export type CustomerOrdersArgs = {
   first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+export type CustomerAddressInput = {
+  city?: InputMaybe<Scalars['String']['input']>;
+  /** ISO 3166 alpha-2, or the country's name. */
+  country?: InputMaybe<Scalars['String']['input']>;
+  postalCode?: InputMaybe<Scalars['String']['input']>;
+  state?: InputMaybe<Scalars['String']['input']>;
+  street?: InputMaybe<Scalars['String']['input']>;
 };
 
 export type Invoice = {
@@ -152,6 +174,8 @@ export type Money = {
 
 export type Mutation = {
   __typename?: 'Mutation';
+  /** Concord's own processes only: blocks a customer for everything (an onboarding undone). */
+  blockCustomer: BlockCustomerPayload;
   /** Concord's own processes only: cancels a sales order nothing of which has shipped. */
   cancelSalesOrder: CancelSalesOrderPayload;
   /**
@@ -167,6 +191,18 @@ export type Mutation = {
    * however often it is sent. Business rule failures come back in `errors`.
    */
   createSalesOrder: CreateSalesOrderPayload;
+  /**
+   * Concord's own processes only (the integration identity): makes a CRM account an ERP customer
+   * after checking its billing profile, its tax registration number and that no customer has the
+   * same tax number or name at the same postal code; once per reference however often it is sent.
+   * Business rule failures come back in `errors`.
+   */
+  onboardCustomer: OnboardCustomerPayload;
+};
+
+
+export type MutationBlockCustomerArgs = {
+  input: BlockCustomerInput;
 };
 
 
@@ -183,6 +219,54 @@ export type MutationCreateReturnOrderArgs = {
 export type MutationCreateSalesOrderArgs = {
   input: CreateSalesOrderInput;
 };
+
+
+export type MutationOnboardCustomerArgs = {
+  input: OnboardCustomerInput;
+};
+
+export type OnboardCustomerInput = {
+  address?: InputMaybe<CustomerAddressInput>;
+  /** ISO 4217. */
+  currency: Scalars['String']['input'];
+  /** Where invoices go. */
+  email?: InputMaybe<Scalars['String']['input']>;
+  name: Scalars['String']['input'];
+  phone?: InputMaybe<Scalars['String']['input']>;
+  /** The CRM account it is made from: the same reference finds the customer made before. */
+  reference: Scalars['ID']['input'];
+  taxRegistrationNumber?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type OnboardCustomerPayload = {
+  __typename?: 'OnboardCustomerPayload';
+  /** Whether this call created the customer (false: an earlier call with the reference had). */
+  created: Scalars['Boolean']['output'];
+  /** The customer, when one was created (or had been, for this reference). */
+  customer: Maybe<Customer>;
+  /** Why the account is not a customer; empty on success. */
+  errors: Array<OnboardingError>;
+};
+
+/** A rule the account does not meet, with a message the account's owner can act on. */
+export type OnboardingError = {
+  __typename?: 'OnboardingError';
+  code: OnboardingErrorCode;
+  /** The input field concerned, if one. */
+  field: Maybe<Scalars['String']['output']>;
+  message: Scalars['String']['output'];
+};
+
+export type OnboardingErrorCode =
+  | 'CUSTOMER_BLOCKED'
+  | 'DUPLICATE_CUSTOMER'
+  | 'INVALID_BILLING_ADDRESS'
+  | 'INVALID_BILLING_EMAIL'
+  | 'INVALID_CURRENCY'
+  | 'INVALID_TAX_ID'
+  | 'MISSING_BILLING_ADDRESS'
+  | 'MISSING_BILLING_EMAIL'
+  | 'MISSING_TAX_ID';
 
 export type Order = {
   __typename?: 'Order';
@@ -564,6 +648,8 @@ export type ResolversTypes = ResolversObject<{
   BillingProfile: ResolverTypeWrapper<ErpCustomerRecordModel>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  BlockCustomerInput: BlockCustomerInput;
+  BlockCustomerPayload: ResolverTypeWrapper<BlockCustomerPayload>;
   CancelSalesOrderInput: CancelSalesOrderInput;
   CancelSalesOrderPayload: ResolverTypeWrapper<CancelSalesOrderPayload>;
   Case: ResolverTypeWrapper<CaseRefModel>;
@@ -573,6 +659,7 @@ export type ResolversTypes = ResolversObject<{
   CreateSalesOrderPayload: ResolverTypeWrapper<Omit<CreateSalesOrderPayload, 'order'> & { order?: Maybe<ResolversTypes['Order']> }>;
   Customer: ResolverTypeWrapper<CustomerRefModel>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
+  CustomerAddressInput: CustomerAddressInput;
   Date: ResolverTypeWrapper<Scalars['Date']['output']>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   Decimal: ResolverTypeWrapper<Scalars['Decimal']['output']>;
@@ -580,6 +667,10 @@ export type ResolversTypes = ResolversObject<{
   InvoiceStatus: InvoiceStatus;
   Money: ResolverTypeWrapper<Money>;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  OnboardCustomerInput: OnboardCustomerInput;
+  OnboardCustomerPayload: ResolverTypeWrapper<Omit<OnboardCustomerPayload, 'customer'> & { customer?: Maybe<ResolversTypes['Customer']> }>;
+  OnboardingError: ResolverTypeWrapper<OnboardingError>;
+  OnboardingErrorCode: OnboardingErrorCode;
   Order: ResolverTypeWrapper<OrderRecordModel>;
   OrderLine: ResolverTypeWrapper<OrderLineRecordModel>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
@@ -615,6 +706,8 @@ export type ResolversParentTypes = ResolversObject<{
   BillingProfile: ErpCustomerRecordModel;
   Boolean: Scalars['Boolean']['output'];
   String: Scalars['String']['output'];
+  BlockCustomerInput: BlockCustomerInput;
+  BlockCustomerPayload: BlockCustomerPayload;
   CancelSalesOrderInput: CancelSalesOrderInput;
   CancelSalesOrderPayload: CancelSalesOrderPayload;
   Case: CaseRefModel;
@@ -624,12 +717,16 @@ export type ResolversParentTypes = ResolversObject<{
   CreateSalesOrderPayload: Omit<CreateSalesOrderPayload, 'order'> & { order?: Maybe<ResolversParentTypes['Order']> };
   Customer: CustomerRefModel;
   Int: Scalars['Int']['output'];
+  CustomerAddressInput: CustomerAddressInput;
   Date: Scalars['Date']['output'];
   DateTime: Scalars['DateTime']['output'];
   Decimal: Scalars['Decimal']['output'];
   Invoice: InvoiceRecordModel;
   Money: Money;
   Mutation: Record<PropertyKey, never>;
+  OnboardCustomerInput: OnboardCustomerInput;
+  OnboardCustomerPayload: Omit<OnboardCustomerPayload, 'customer'> & { customer?: Maybe<ResolversParentTypes['Customer']> };
+  OnboardingError: OnboardingError;
   Order: OrderRecordModel;
   OrderLine: OrderLineRecordModel;
   Float: Scalars['Float']['output'];
@@ -666,6 +763,11 @@ export type BillingProfileResolvers<ContextType = Context, ParentType extends Re
   taxRegistrationNumber?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 }>;
 
+export type BlockCustomerPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['BlockCustomerPayload'] = ResolversParentTypes['BlockCustomerPayload']> = ResolversObject<{
+  blocked?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  number?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+}>;
+
 export type CancelSalesOrderPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['CancelSalesOrderPayload'] = ResolversParentTypes['CancelSalesOrderPayload']> = ResolversObject<{
   number?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   outcome?: Resolver<ResolversTypes['SalesOrderCancellation'], ParentType, ContextType>;
@@ -684,6 +786,7 @@ export type CreateReturnOrderPayloadResolvers<ContextType = Context, ParentType 
 }>;
 
 export type CreateSalesOrderPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['CreateSalesOrderPayload'] = ResolversParentTypes['CreateSalesOrderPayload']> = ResolversObject<{
+  created?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   errors?: Resolver<Array<ResolversTypes['SalesOrderError']>, ParentType, ContextType>;
   order?: Resolver<Maybe<ResolversTypes['Order']>, ParentType, ContextType>;
 }>;
@@ -728,9 +831,23 @@ export type MoneyResolvers<ContextType = Context, ParentType extends ResolversPa
 }>;
 
 export type MutationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = ResolversObject<{
+  blockCustomer?: Resolver<ResolversTypes['BlockCustomerPayload'], ParentType, ContextType, RequireFields<MutationBlockCustomerArgs, 'input'>>;
   cancelSalesOrder?: Resolver<ResolversTypes['CancelSalesOrderPayload'], ParentType, ContextType, RequireFields<MutationCancelSalesOrderArgs, 'input'>>;
   createReturnOrder?: Resolver<ResolversTypes['CreateReturnOrderPayload'], ParentType, ContextType, RequireFields<MutationCreateReturnOrderArgs, 'input'>>;
   createSalesOrder?: Resolver<ResolversTypes['CreateSalesOrderPayload'], ParentType, ContextType, RequireFields<MutationCreateSalesOrderArgs, 'input'>>;
+  onboardCustomer?: Resolver<ResolversTypes['OnboardCustomerPayload'], ParentType, ContextType, RequireFields<MutationOnboardCustomerArgs, 'input'>>;
+}>;
+
+export type OnboardCustomerPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['OnboardCustomerPayload'] = ResolversParentTypes['OnboardCustomerPayload']> = ResolversObject<{
+  created?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  customer?: Resolver<Maybe<ResolversTypes['Customer']>, ParentType, ContextType>;
+  errors?: Resolver<Array<ResolversTypes['OnboardingError']>, ParentType, ContextType>;
+}>;
+
+export type OnboardingErrorResolvers<ContextType = Context, ParentType extends ResolversParentTypes['OnboardingError'] = ResolversParentTypes['OnboardingError']> = ResolversObject<{
+  code?: Resolver<ResolversTypes['OnboardingErrorCode'], ParentType, ContextType>;
+  field?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 
 export type OrderResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Order'] = ResolversParentTypes['Order'], FederationReferenceType extends FederationReferenceTypes['Order'] = FederationReferenceTypes['Order']> = ResolversObject<{
@@ -839,6 +956,7 @@ export type WarrantyResolvers<ContextType = Context, ParentType extends Resolver
 export type Resolvers<ContextType = Context> = ResolversObject<{
   Asset?: AssetResolvers<ContextType>;
   BillingProfile?: BillingProfileResolvers<ContextType>;
+  BlockCustomerPayload?: BlockCustomerPayloadResolvers<ContextType>;
   CancelSalesOrderPayload?: CancelSalesOrderPayloadResolvers<ContextType>;
   Case?: CaseResolvers<ContextType>;
   CreateReturnOrderPayload?: CreateReturnOrderPayloadResolvers<ContextType>;
@@ -850,6 +968,8 @@ export type Resolvers<ContextType = Context> = ResolversObject<{
   Invoice?: InvoiceResolvers<ContextType>;
   Money?: MoneyResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
+  OnboardCustomerPayload?: OnboardCustomerPayloadResolvers<ContextType>;
+  OnboardingError?: OnboardingErrorResolvers<ContextType>;
   Order?: OrderResolvers<ContextType>;
   OrderLine?: OrderLineResolvers<ContextType>;
   Product?: ProductResolvers<ContextType>;

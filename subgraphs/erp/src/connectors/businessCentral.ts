@@ -10,6 +10,7 @@ import type {
   ErpInvoiceStatus,
   InvoiceListQuery,
   InvoiceRecord,
+  NewCustomer,
   NewReturnOrder,
   NewSalesOrder,
   OrderLineRecord,
@@ -35,9 +36,11 @@ import { BC_INVOICE_STATUSES, INVOICE_STATUSES, ORDER_STATUSES, RETURN_STATUSES,
  * tenant and served at `/api/{publisher}/{group}/{version}/companies({id})/…`: carrier and
  * tracking (`shipments`), serial numbers with their warranty (`serialNumbers`), return orders
  * and their lines (`salesReturnOrders`, `salesReturnOrderLines`), plus item tracking and
- * warranty months (`items`) and the date an invoice was paid (`salesInvoices`). Sales orders are
- * written through the standard API: created with their lines in one deep insert, cancelled by
- * deleting them. Each extension
+ * warranty months (`items`), the date an invoice was paid (`salesInvoices`) and the CRM account a
+ * customer was onboarded from (`customerReferences`, a page over the Customer table). Sales orders
+ * and customers are written through the standard API: orders created with their lines in one deep
+ * insert and cancelled by deleting them, customers created from their number series and blocked by
+ * a PATCH. Each extension
  * page sits over the same Business Central table as its standard counterpart and exposes the
  * standard fields beside its own, so every read is one request rather than a standard read
  * joined with an extension read.
@@ -84,6 +87,8 @@ const MAX_BATCH_OPERATIONS = 100;
 const DEFAULT_PAGE_SIZE = 1_000;
 /** Reads of an order a cancellation makes when its DELETE meets a changed order. */
 const MAX_CANCEL_READS = 3;
+/** Reads of a customer a block makes when its PATCH meets a changed customer. */
+const MAX_BLOCK_READS = 3;
 
 // ---------------------------------------------------------------------------------------------
 // The Business Central ↔ canonical mapping: which API, entity set and fields each read uses,
@@ -101,24 +106,30 @@ interface Read {
   expand?: { navigation: string; select: readonly string[] };
 }
 
+const CUSTOMER_FIELDS = [
+  'id',
+  'number',
+  'displayName',
+  'currencyCode',
+  'taxRegistrationNumber',
+  'creditLimit',
+  'blocked',
+  'taxAreaId',
+  'taxAreaDisplayName',
+  'balanceDue',
+] as const;
+const CUSTOMER_PAYMENT_TERM = { navigation: 'paymentTerm', select: ['displayName'] } as const;
+
 const READS = {
-  customers: {
-    api: 'standard',
-    set: 'customers',
-    select: [
-      'id',
-      'number',
-      'displayName',
-      'currencyCode',
-      'taxRegistrationNumber',
-      'creditLimit',
-      'blocked',
-      'taxAreaId',
-      'taxAreaDisplayName',
-      'balanceDue',
-    ],
-    expand: { navigation: 'paymentTerm', select: ['displayName'] },
-  },
+  customers: { api: 'standard', set: 'customers', select: CUSTOMER_FIELDS, expand: CUSTOMER_PAYMENT_TERM },
+  /** Customers with their postal code, for the name-and-postal-code check. */
+  customersWithPostalCode: { api: 'standard', set: 'customers', select: [...CUSTOMER_FIELDS, 'postalCode'], expand: CUSTOMER_PAYMENT_TERM },
+  /** What blocking a customer reads first: its id, its state and (with every entity) its ETag. */
+  customerBlocked: { api: 'standard', set: 'customers', select: ['id', 'number', 'blocked'] },
+  /** Extension: the CRM account a customer was onboarded from; its id is the customer's. */
+  customerReferences: { api: 'extension', set: 'customerReferences', select: ['id', 'customerNumber', 'crmReference'] },
+  /** Payment terms by code: a new customer's paymentTermsId. */
+  paymentTerms: { api: 'standard', set: 'paymentTerms', select: ['id', 'code'] },
   /** The code of a tax area, for a customer whose tax area has no display name (a blank description). */
   taxAreas: { api: 'standard', set: 'taxAreas', select: ['id', 'code'] },
   /** Extension: item tracking and warranty months are not on the standard item. */
@@ -245,7 +256,26 @@ interface BcCustomer {
   balanceDue: number;
   paymentTerm?: { displayName: string } | null;
 }
+interface BcCustomerWithPostalCode extends BcCustomer {
+  postalCode: string;
+}
+interface BcCustomerBlocked {
+  '@odata.etag'?: string;
+  id: string;
+  number: string;
+  blocked: string;
+}
+interface BcCustomerReference {
+  '@odata.etag'?: string;
+  id: string;
+  customerNumber: string;
+  crmReference: string;
+}
 interface BcTaxArea {
+  id: string;
+  code: string;
+}
+interface BcPaymentTerm {
   id: string;
   code: string;
 }
@@ -529,6 +559,68 @@ function toReturnOrderBody(order: NewReturnOrder): Record<string, unknown> {
   };
 }
 
+/** Business Central's VAT Registration No. (the API's taxRegistrationNumber) is a Text[20]. */
+const TAX_REGISTRATION_LENGTH = 20;
+/** Post codes, payment terms codes and tax area codes are Code[20] fields. */
+const CODE_LENGTH = 20;
+
+/** A tax registration number as the port compares it: without spaces, upper-cased. */
+function taxIdKey(value: string | null | undefined): string {
+  return (value ?? '').replace(/\s+/g, '').toUpperCase();
+}
+
+/**
+ * The spellings a tax registration number is looked for in. Business Central keeps the number as
+ * typed (a Text field) and may compare `eq` case-sensitively, so the filter names it as given,
+ * without spaces, and each in upper and lower case; the answer is then compared by `taxIdKey`.
+ * A stored number whose spaces or mixed case match none of these is not found by the filter.
+ */
+function taxIdSpellings(value: string): string[] {
+  const trimmed = value.trim();
+  const key = taxIdKey(value);
+  const spellings = [trimmed, trimmed.toUpperCase(), trimmed.toLowerCase(), key, key.toLowerCase()];
+  return [...new Set(spellings)].filter((spelling) => spelling && spelling.length <= TAX_REGISTRATION_LENGTH);
+}
+
+/**
+ * The spellings a Code field's value is looked for in: as given and upper-cased (Business Central
+ * upper-cases a Code field when it is set, data imported otherwise may not be). Empty when no
+ * Code field can hold it.
+ */
+function codeSpellings(value: string): string[] {
+  const trimmed = value.trim();
+  return trimmed && trimmed.length <= CODE_LENGTH ? [...new Set([trimmed, trimmed.toUpperCase()])] : [];
+}
+
+/** Text compared as the port compares names and codes: trimmed, upper-cased. */
+const folded = (value: string | null | undefined) => (value ?? '').trim().toUpperCase();
+
+/** Orders customer numbers as a number series gives them (C9999 before C10000). */
+const bySeriesNumber = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
+
+/**
+ * The POST body of a new customer. `number` is left out, so Business Central takes the next one of
+ * the customer number series; Blocked, the credit limit and the balance keep their defaults (blank,
+ * 0). A blank is left out rather than sent as null, which BC rejects.
+ */
+function toCustomerBody(customer: NewCustomer, ids: { paymentTermsId: string | null; taxAreaId: string }): Record<string, unknown> {
+  const { address } = customer;
+  return {
+    displayName: customer.name,
+    ...(customer.email ? { email: customer.email } : {}),
+    ...(customer.phone ? { phoneNumber: customer.phone } : {}),
+    addressLine1: address.street,
+    city: address.city,
+    ...(address.state ? { state: address.state } : {}),
+    country: address.country,
+    postalCode: address.postalCode,
+    currencyCode: customer.currency,
+    ...(ids.paymentTermsId ? { paymentTermsId: ids.paymentTermsId } : {}),
+    taxRegistrationNumber: customer.taxRegistrationNumber,
+    taxAreaId: ids.taxAreaId,
+  };
+}
+
 /** Business Central's External Document No. is a Code[35]: at most 35 characters, kept upper-cased. */
 const EXTERNAL_DOCUMENT_LENGTH = 35;
 
@@ -589,6 +681,11 @@ const KEYS = {
   returnedSerial: byField('serialNumber'),
   returnedOrder: byField('orderNumber'),
   salesOrderByExternalDocument: byField('externalDocumentNumber'),
+  customerTaxId: byField('taxRegistrationNumber'),
+  customerPostalCode: byField('postalCode'),
+  crmReference: byField('crmReference'),
+  referenceOfCustomer: byField('customerNumber'),
+  code: byField('code'),
   // An unquoted GUID literal: only keys that are GUIDs reach it.
   taxAreaId: (id: string) => `id eq ${id}`,
 };
@@ -696,12 +793,12 @@ interface ODataList<T> {
   nextLink: string | null;
 }
 
-type Method = 'GET' | 'POST' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 /** What a request carries besides its method and URL. */
 interface Outgoing {
   body?: unknown;
-  /** The ETag a write is conditional on (`If-Match`), as Business Central wants on a DELETE. */
+  /** The ETag a write is conditional on (`If-Match`), as Business Central wants on a PATCH or DELETE. */
   ifMatch?: string;
 }
 
@@ -784,6 +881,9 @@ function asList<T>(body: unknown): ODataList<T> {
 
 const isDuplicateKey = (error: unknown) =>
   error instanceof BusinessCentralError && (error.details.status === 409 || error.code === 'Internal_EntityWithSameKeyExists');
+
+/** A write refused because the entity changed since it was read (a stale If-Match). */
+const isEntityChanged = (error: BusinessCentralError) => error.code === 'Request_EntityChanged' || error.details.status === 412;
 
 // ---------------------------------------------------------------------------------------------
 // The adapter.
@@ -999,14 +1099,138 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
   }
 
   /** The codes of the tax areas customers point to without a display name, by tax area id. */
-  async function taxAreaCodes(rows: readonly BcCustomer[]): Promise<Map<string, string>> {
+  async function taxAreaCodes(rows: readonly BcCustomer[], operation = 'customersByIds'): Promise<Map<string, string>> {
     const ids = rows.flatMap((row) => {
       const id = guid(row.taxAreaId);
       return id && !text(row.taxAreaDisplayName) ? [id] : [];
     });
     if (!ids.length) return new Map();
-    const areas = await readByKeys<BcTaxArea>('customersByIds', READS.taxAreas, KEYS.taxAreaId, ids);
+    const areas = await readByKeys<BcTaxArea>(operation, READS.taxAreas, KEYS.taxAreaId, ids);
     return new Map(areas.map((area) => [area.id.toLowerCase(), area.code]));
+  }
+
+  async function toCustomers(rows: readonly BcCustomer[], operation: string): Promise<ErpCustomerRecord[]> {
+    const codes = await taxAreaCodes(rows, operation);
+    return rows.map((row) => toCustomer(row, codes));
+  }
+
+  /** Every page of a collection, read inside a call already under resilience. */
+  async function getAll<T>(operation: string, url: string, signal: AbortSignal): Promise<T[]> {
+    const rows: T[] = [];
+    const guard = pagingGuard('erp', operation);
+    for (let next: string | null = url; next !== null;) {
+      const target: string = next;
+      const page = await counted(operation, {}, () => getList<T>(target, signal));
+      rows.push(...page.value);
+      next = page.nextLink ? followable(page.nextLink, target) : null;
+      if (next) guard.next(next);
+    }
+    return rows;
+  }
+
+  /** The customer reference (extension) holding this CRM reference, read inside a call under resilience. */
+  async function findReference(operation: string, reference: string, signal: AbortSignal): Promise<BcCustomerReference | null> {
+    const url = urlOf(READS.customerReferences, { filter: KEYS.crmReference(reference) });
+    const rows = await getAll<BcCustomerReference>(operation, url, signal);
+    // Compared exactly: a CRM id differing only in case is another account.
+    return (
+      rows.filter((row) => row.crmReference === reference).sort((a, b) => bySeriesNumber(a.customerNumber, b.customerNumber))[0] ?? null
+    );
+  }
+
+  /**
+   * The customer a reference points to, among `known` rows or read by its number, inside a call
+   * under resilience; null when it cannot be read.
+   */
+  async function customerOf(
+    operation: string,
+    reference: BcCustomerReference,
+    known: readonly BcCustomer[],
+    signal: AbortSignal,
+  ): Promise<BcCustomer | null> {
+    const found = known.find((row) => row.number === reference.customerNumber);
+    if (found) return found;
+    const url = urlOf(READS.customers, { filter: KEYS.customerNumber(reference.customerNumber) });
+    return (await getAll<BcCustomer>(operation, url, signal))[0] ?? null;
+  }
+
+  /** The customers with this tax registration number (compared by `taxIdKey`), inside a call under resilience. */
+  async function findByTaxId(operation: string, taxId: string, signal: AbortSignal): Promise<BcCustomer[]> {
+    const spellings = taxIdSpellings(taxId);
+    if (!spellings.length) return [];
+    const url = urlOf(READS.customers, { filter: anyOf(spellings.map(KEYS.customerTaxId)) });
+    const key = taxIdKey(taxId);
+    return (await getAll<BcCustomer>(operation, url, signal)).filter((row) => taxIdKey(row.taxRegistrationNumber) === key);
+  }
+
+  /** The entity of a code list (payment terms, tax areas) with this code, inside a call under resilience. */
+  async function findByCode<T extends { code: string }>(
+    operation: string,
+    read: Read,
+    code: string,
+    signal: AbortSignal,
+  ): Promise<T | null> {
+    const spellings = codeSpellings(code);
+    if (!spellings.length) return null;
+    const rows = await getAll<T>(operation, urlOf(read, { filter: anyOf(spellings.map(KEYS.code)) }), signal);
+    return rows.find((row) => folded(row.code) === folded(code)) ?? null;
+  }
+
+  /**
+   * Among customers that match a new customer (its tax registration number and name), the one an
+   * earlier create made and could not mark with its reference: the last of the series that has no
+   * reference. One that has a reference belongs to another CRM account, and is not taken.
+   */
+  async function findUnreferenced(
+    operation: string,
+    candidates: readonly BcCustomer[],
+    signal: AbortSignal,
+  ): Promise<{ customer: BcCustomer; reference: BcCustomerReference } | null> {
+    if (!candidates.length) return null;
+    const numbers = [...new Set(candidates.map((row) => row.number))];
+    const url = urlOf(READS.customerReferences, { filter: anyOf(numbers.map(KEYS.referenceOfCustomer)) });
+    const references = new Map((await getAll<BcCustomerReference>(operation, url, signal)).map((row) => [row.customerNumber, row]));
+    const unreferenced = candidates
+      .filter((row) => {
+        const reference = references.get(row.number);
+        return reference !== undefined && !text(reference.crmReference);
+      })
+      .sort((a, b) => bySeriesNumber(b.number, a.number));
+    const customer = unreferenced[0];
+    return customer ? { customer, reference: references.get(customer.number)! } : null;
+  }
+
+  /**
+   * Marks a customer with its CRM reference (a PATCH of the extension's page, under If-Match).
+   * 'taken' when another customer holds the reference (the extension keeps it unique); a changed
+   * customer (a stale ETag) is a retryable failure, so the whole create is looked at again.
+   */
+  async function writeReference(
+    operation: string,
+    target: { id: string; etag: string },
+    reference: string,
+    signal: AbortSignal,
+  ): Promise<'written' | 'taken'> {
+    const url = `${roots.extension}/companies(${companyId})/${READS.customerReferences.set}(${target.id})`;
+    const result = await counted(operation, {}, () =>
+      send('PATCH', url, signal, { body: { crmReference: reference }, ifMatch: target.etag }),
+    );
+    if (result.status < 300) return 'written';
+    const error = httpError(result.status, result.header, result.body);
+    if (isEntityChanged(error)) {
+      throw new BusinessCentralError(
+        'the customer changed while its reference was written',
+        error.code,
+        { retryable: true },
+        { cause: error },
+      );
+    }
+    if (isDuplicateKey(error)) return 'taken';
+    throw error;
+  }
+
+  async function customersByIds(ids: readonly string[]): Promise<ErpCustomerRecord[]> {
+    return toCustomers(await readByKeys<BcCustomer>('customersByIds', READS.customers, KEYS.customerNumber, ids), 'customersByIds');
   }
 
   // The company's local currency: asked once, as it does not change while the company exists.
@@ -1027,11 +1251,7 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
   }
 
   return {
-    async customersByIds(ids) {
-      const rows = await readByKeys<BcCustomer>('customersByIds', READS.customers, KEYS.customerNumber, ids);
-      const codes = await taxAreaCodes(rows);
-      return rows.map((row) => toCustomer(row, codes));
-    },
+    customersByIds,
     async productsBySkus(skus) {
       if (!skus.length) return [];
       const [rows, lcy] = await Promise.all([readByKeys<BcItem>('productsBySkus', READS.items, KEYS.itemNumber, skus), companyCurrency()]);
@@ -1145,6 +1365,107 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
         }
       });
       return (await toReturnOrders([created]))[0]!;
+    },
+    async customersByTaxRegistrationNumbers(taxIds) {
+      const keys = new Set(taxIds.map(taxIdKey).filter(Boolean));
+      if (!keys.size) return [];
+      const operation = 'customersByTaxRegistrationNumbers';
+      const spellings = taxIds.filter((taxId) => taxIdKey(taxId)).flatMap(taxIdSpellings);
+      const rows = await readByKeys<BcCustomer>(operation, READS.customers, KEYS.customerTaxId, spellings);
+      const matching = [
+        ...new Map(rows.filter((row) => keys.has(taxIdKey(row.taxRegistrationNumber))).map((row) => [row.id, row])).values(),
+      ];
+      return toCustomers(matching, operation);
+    },
+    async customersByNameAndPostalCode(name, postalCode) {
+      // The postal code (a Code field) narrows the read; the name is compared here, whatever its case.
+      const spellings = codeSpellings(postalCode);
+      if (!folded(name) || !spellings.length) return [];
+      const operation = 'customersByNameAndPostalCode';
+      const rows = await readByKeys<BcCustomerWithPostalCode>(operation, READS.customersWithPostalCode, KEYS.customerPostalCode, spellings);
+      const matching = rows.filter((row) => folded(row.displayName) === folded(name) && folded(row.postalCode) === folded(postalCode));
+      return toCustomers(matching, operation);
+    },
+    async customerByReference(reference) {
+      if (!reference) return null;
+      const found = await resilience.call('customerByReference', { idempotent: true }, (signal) =>
+        findReference('customerByReference', reference, signal),
+      );
+      return found ? ((await customersByIds([found.customerNumber]))[0] ?? null) : null;
+    },
+    async createCustomer(customer) {
+      // As with orders, the unit retried is "look for the customer, POST only when there is none".
+      // The reference is written right after the POST; a POST that committed and then timed out
+      // (or a reference write that was lost) leaves a customer without one. Such a customer is
+      // found by its tax registration number and name, and is given the reference rather than
+      // made again. Business Central keeps neither unique, so nothing else stops a second one.
+      const operation = 'createCustomer';
+      const { reference } = customer;
+      if (!reference.trim()) throw new RangeError('A customer reference must not be blank.');
+      const url = `${roots.standard}/companies(${companyId})/${READS.customers.set}?$expand=${READS.customers.expand.navigation}`;
+      const created = await resilience.call(operation, { idempotent: true }, async (signal): Promise<BcCustomer> => {
+        const [referenced, sameTaxId, terms, area] = await Promise.all([
+          findReference(operation, reference, signal),
+          findByTaxId(operation, customer.taxRegistrationNumber, signal),
+          findByCode<BcPaymentTerm>(operation, READS.paymentTerms, customer.paymentTermsCode, signal),
+          findByCode<BcTaxArea>(operation, READS.taxAreas, customer.taxArea, signal),
+        ]);
+        const earlier = referenced ? await customerOf(operation, referenced, sameTaxId, signal) : null;
+        if (earlier) return earlier;
+        // Another create for the same reference won a race to write it: its customer is the one.
+        const winner = async () => {
+          const holder = await findReference(operation, reference, signal);
+          const row = holder ? await customerOf(operation, holder, [], signal) : null;
+          if (row) return row;
+          throw new BusinessCentralError('the reference is held by a customer that cannot be read yet', null, { retryable: true });
+        };
+        const unreferenced = await findUnreferenced(
+          operation,
+          sameTaxId.filter((row) => folded(row.displayName) === folded(customer.name)),
+          signal,
+        );
+        if (unreferenced) {
+          const target = { id: unreferenced.reference.id, etag: unreferenced.reference['@odata.etag'] ?? '*' };
+          return (await writeReference(operation, target, reference, signal)) === 'written' ? unreferenced.customer : winner();
+        }
+        // A customer a tax area cannot be found for could not be taxed: refused rather than made so.
+        if (!area)
+          throw new BusinessCentralError(`no tax area has the code ${JSON.stringify(customer.taxArea)}`, null, { retryable: false });
+        const body = toCustomerBody(customer, { paymentTermsId: terms ? terms.id : null, taxAreaId: area.id });
+        const row = await counted(operation, {}, async () => {
+          const result = await send('POST', url, signal, { body });
+          if (result.status >= 400) throw httpError(result.status, result.header, result.body);
+          return result.body as BcCustomer;
+        });
+        // The customer was made by this POST and nobody else knows it yet: any version of it will do.
+        return (await writeReference(operation, { id: row.id, etag: '*' }, reference, signal)) === 'written' ? row : winner();
+      });
+      return (await toCustomers([created], operation))[0]!;
+    },
+    async blockCustomer(number) {
+      if (!number) return false;
+      return resilience.call('blockCustomer', { idempotent: true }, async (signal) => {
+        for (let read = 1; ; read += 1) {
+          const url = urlOf(READS.customerBlocked, { filter: KEYS.customerNumber(number) });
+          const list = await counted('blockCustomer', {}, () => getList<BcCustomerBlocked>(url, signal));
+          const row = list.value[0];
+          if (!row) return false;
+          // Already blocked for everything (by an earlier PATCH whose answer was lost, say): nothing to send.
+          if (row.blocked === 'All') return true;
+          const target = `${roots.standard}/companies(${companyId})/${READS.customers.set}(${row.id})`;
+          const result = await counted('blockCustomer', {}, () =>
+            send('PATCH', target, signal, { body: { blocked: 'All' }, ifMatch: row['@odata.etag'] ?? '*' }),
+          );
+          if (result.status < 300) return true;
+          const error = httpError(result.status, result.header, result.body);
+          if (error.details.retryable) throw error;
+          // Deleted between the read and the PATCH.
+          if (result.status === 404) return false;
+          // Changed since it was read (Request_EntityChanged): read it again and decide on what it is now.
+          if (isEntityChanged(error) && read < MAX_BLOCK_READS) continue;
+          throw error;
+        }
+      });
     },
     async availableQuantities(skus) {
       const rows = await readByKeys<BcItemInventory>('availableQuantities', READS.inventory, KEYS.itemNumber, skus);

@@ -32,6 +32,19 @@ export interface ErpConnector {
    * that number exists (an earlier call committed, then timed out), that one is returned.
    */
   createReturnOrder(order: NewReturnOrder): Promise<ReturnOrderRecord>;
+  /** Customers whose tax registration number is one of these (compared without spaces, case-insensitively). */
+  customersByTaxRegistrationNumbers(taxIds: readonly string[]): Promise<ErpCustomerRecord[]>;
+  /** Customers with this name (case-insensitively) and postal code: the other half of a duplicate check. */
+  customersByNameAndPostalCode(name: string, postalCode: string): Promise<ErpCustomerRecord[]>;
+  /** The customer created for this reference (the CRM account it came from), if any. */
+  customerByReference(reference: string): Promise<ErpCustomerRecord | null>;
+  /**
+   * Creates a customer with the next number of the customer series. Where one was created for
+   * the reference before (an earlier call committed, then timed out), that one is returned.
+   */
+  createCustomer(customer: NewCustomer): Promise<ErpCustomerRecord>;
+  /** Blocks a customer for everything (Business Central's blocked = All); false when there is none. */
+  blockCustomer(number: string): Promise<boolean>;
   /** What is on hand of each item found (its inventory), by SKU. */
   availableQuantities(skus: readonly string[]): Promise<Map<string, number>>;
   /** The sales order created with this external document number (the caller's reference), if any. */
@@ -241,4 +254,18 @@ export interface NewSalesOrderLine {
   quantity: number;
   unitPrice: string;
   description: string | null;
+}
+
+export interface NewCustomer {
+  /** The CRM account it is made from: the same reference finds the customer made before. */
+  reference: string;
+  name: string;
+  email: string;
+  phone: string | null;
+  address: { street: string; city: string; state: string | null; postalCode: string; country: string };
+  currency: string;
+  taxRegistrationNumber: string;
+  /** The payment terms code new customers get (Business Central's paymentTermsId is looked up by it). */
+  paymentTermsCode: string;
+  taxArea: string;
 }

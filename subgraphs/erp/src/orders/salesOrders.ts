@@ -35,6 +35,8 @@ export interface SalesOrderRequest {
 export interface SalesOrderOutcome {
   order: OrderRecord | null;
   errors: SalesOrderError[];
+  /** Whether this call created the order (false: found, made by an earlier call with the reference). */
+  created: boolean;
 }
 
 /** Days from the order to the date promised to the customer when every line is in stock. */
@@ -57,13 +59,17 @@ export class SalesOrders {
     const { erp } = this.deps;
     const documentNumber = salesOrderDocumentNumber(request.reference);
     const earlier = await erp.salesOrderByExternalDocument(documentNumber);
-    if (earlier) return { order: earlier, errors: [] };
+    if (earlier) return { order: earlier, errors: [], created: false };
     const errors: SalesOrderError[] = [];
     const fail = (code: SalesOrderErrorCode, message: string, line: number | null = null) => errors.push({ code, message, line });
 
     const [customer] = await erp.customersByIds([request.customerId]);
     if (!customer)
-      return { order: null, errors: [{ code: 'UNKNOWN_CUSTOMER', message: `No customer ${request.customerId} in the ERP.`, line: null }] };
+      return {
+        order: null,
+        errors: [{ code: 'UNKNOWN_CUSTOMER', message: `No customer ${request.customerId} in the ERP.`, line: null }],
+        created: false,
+      };
     if (customer.creditHold)
       fail('CUSTOMER_ON_CREDIT_HOLD', `Customer ${customer.id} is blocked in the ERP (credit hold); finance must release it.`);
     if (!customer.paymentTerms) fail('NO_PAYMENT_TERMS', `Customer ${customer.id} has no payment terms; finance must set them.`);
@@ -96,7 +102,7 @@ export class SalesOrders {
         'CREDIT_LIMIT_EXCEEDED',
         `The order is worth ${toDecimal(cents / 100)} and customer ${customer.id} owes ${customer.balanceDue}; its credit limit is ${customer.creditLimit}.`,
       );
-    if (errors.length) return { order: null, errors };
+    if (errors.length) return { order: null, errors, created: false };
 
     const shipDate = new Date(this.deps.clock().getTime());
     shipDate.setUTCDate(shipDate.getUTCDate() + SHIP_LEAD_DAYS);
@@ -113,7 +119,7 @@ export class SalesOrders {
       requestedDeliveryDate: isoDate(shipDate),
       lines,
     });
-    return { order, errors: [] };
+    return { order, errors: [], created: true };
   }
 
   /** Cancels an order nothing of which has shipped. */

@@ -43,6 +43,32 @@ export const Mutation: MutationResolvers = {
     });
     return outcome;
   },
+  async onboardCustomer(_root, { input }, { onboarding }) {
+    if (!onboarding) throw new Error('customers are not onboarded by this ERP subgraph');
+    const outcome = await onboarding.onboard({
+      reference: input.reference,
+      name: input.name,
+      email: input.email ?? null,
+      phone: input.phone ?? null,
+      address: input.address
+        ? {
+            street: input.address.street ?? null,
+            city: input.address.city ?? null,
+            state: input.address.state ?? null,
+            postalCode: input.address.postalCode ?? null,
+            country: input.address.country ?? null,
+          }
+        : null,
+      currency: input.currency.trim().toUpperCase(),
+      taxRegistrationNumber: input.taxRegistrationNumber ?? null,
+    });
+    return { customer: outcome.customer ? { id: outcome.customer.id } : null, errors: outcome.errors, created: outcome.created };
+  },
+  async blockCustomer(_root, { input }, { onboarding }) {
+    if (!onboarding) throw new Error('customers are not blocked by this ERP subgraph');
+    const number = requireId('input.number', input.number);
+    return { number, blocked: await onboarding.block(number) };
+  },
   async cancelSalesOrder(_root, { input }, { salesOrders }) {
     if (!salesOrders) throw new Error('sales orders are not written by this ERP subgraph');
     const number = requireId('input.number', input.number);

@@ -7,13 +7,15 @@ import type {
   ContractStatus,
   CrmConnector,
   CustomerRecord,
+  AccountRecord,
   CustomerSegment,
   OpportunityRecord,
   SupportTier,
 } from '../types.ts';
+import { CrmRefusal } from '../types.ts';
 import { newSalesforceId } from './ids.ts';
 import { CRM_SCHEMA, migrateCrm } from './tables.ts';
-import { CONTRACT_STATUSES, SEGMENTS, TIERS } from '../vocabulary.ts';
+import { billingAddressOf, CONTRACT_STATUSES, ONBOARDING_FROM_CRM, ONBOARDING_TO_CRM, SEGMENTS, TIERS } from '../vocabulary.ts';
 
 interface AccountRow {
   Id: string;
@@ -75,6 +77,22 @@ export function createEmbeddedCrmConnector(db: Database, telemetry: ConnectorTel
   migrateCrm(db);
 
   const inQuery = createInQuery(db);
+  /** A completed Task with Concord's key (its external id). */
+  const insertTask = (task: {
+    whatId: string;
+    accountId: string | null;
+    subject: string;
+    activityDate: string;
+    description?: string | undefined;
+    key: string;
+  }) => {
+    const id = newSalesforceId('00T');
+    db.prepare(
+      `INSERT INTO Task (Id, WhatId, AccountId, Subject, ActivityDate, Status, Priority, Description, TaskSubtype, CreatedDate, Concord_Key__c)
+       VALUES (?, ?, ?, ?, ?, 'Completed', 'Normal', ?, 'Task', ?, ?)`,
+    ).run(id, task.whatId, task.accountId, task.subject, task.activityDate, task.description ?? null, new Date().toISOString(), task.key);
+    return id;
+  };
   const selectIn = <Row>(operation: string, sql: (list: string) => string, keys: readonly string[]): Promise<Row[]> =>
     telemetry.call(operation, { keys: keys.length }, () => inQuery<Row>(sql, keys));
 
@@ -129,11 +147,7 @@ export function createEmbeddedCrmConnector(db: Database, telemetry: ConnectorTel
         if (existing) return existing;
         const account = db.prepare<[string], { Id: string }>('SELECT Id FROM Account WHERE AccountNumber = ?').get(customerId);
         if (!account) return null;
-        const id = newSalesforceId('00T');
-        db.prepare(
-          `INSERT INTO Task (Id, WhatId, AccountId, Subject, ActivityDate, Status, Priority, Description, TaskSubtype, CreatedDate, Concord_Key__c)
-           VALUES (?, ?, ?, ?, ?, 'Completed', 'Normal', ?, 'Task', ?, ?)`,
-        ).run(id, account.Id, account.Id, subject, activityDate, description ?? null, new Date().toISOString(), key);
+        const id = insertTask({ whatId: account.Id, accountId: account.Id, subject, activityDate, description, key });
         return db.prepare<[string], TaskRow>(`SELECT ${TASK_SELECT} WHERE t.Id = ?`).get(id) ?? null;
       });
       const row = await telemetry.call('logActivity', {}, () => log.immediate());
@@ -146,6 +160,45 @@ export function createEmbeddedCrmConnector(db: Database, telemetry: ConnectorTel
           activityDate: row.ActivityDate,
         }
       );
+    },
+    async accountsByIds(ids) {
+      const rows = await selectIn<OnboardingAccountRow>(
+        'accountsByIds',
+        (list) => `SELECT ${ONBOARDING_SELECT} WHERE Id IN (${list})`,
+        ids,
+      );
+      return rows.map(toAccount);
+    },
+    async recordAccountOnboarding(update) {
+      const record = db.transaction((): OnboardingAccountRow | null => {
+        const account = db.prepare<[string], OnboardingAccountRow>(`SELECT ${ONBOARDING_SELECT} WHERE Id = ?`).get(update.accountId);
+        if (!account) return null;
+        if (db.prepare('SELECT 1 FROM Task WHERE Concord_Key__c = ?').get(update.key)) return account;
+        db.prepare(
+          `UPDATE Account SET Onboarding_Status__c = ?, Onboarding_Reason__c = ?, AccountNumber = COALESCE(?, AccountNumber), LastModifiedDate = ?
+           WHERE Id = ?`,
+        ).run(ONBOARDING_TO_CRM[update.status], update.reason, update.customerNumber, new Date().toISOString(), update.accountId);
+        insertTask({
+          whatId: update.accountId,
+          accountId: update.accountId,
+          subject: update.subject,
+          activityDate: update.activityDate,
+          description: update.description,
+          key: update.key,
+        });
+        return db.prepare<[string], OnboardingAccountRow>(`SELECT ${ONBOARDING_SELECT} WHERE Id = ?`).get(update.accountId) ?? null;
+      });
+      const row = await telemetry.call('recordAccountOnboarding', {}, () => {
+        try {
+          return record.immediate();
+        } catch (error) {
+          // Another account holds the number: the CRM refuses it, as Salesforce's duplicate rule does.
+          if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' && /AccountNumber/.test(String(error)))
+            throw new CrmRefusal(`Another account has the number ${update.customerNumber}`, 'DUPLICATE_VALUE');
+          throw error;
+        }
+      });
+      return row && toAccount(row);
     },
     async opportunitiesByIds(ids) {
       const rows = await selectIn<OpportunityRow>(
@@ -180,19 +233,14 @@ export function createEmbeddedCrmConnector(db: Database, telemetry: ConnectorTel
         db.prepare(
           `UPDATE Opportunity SET ERP_Order_Number__c = ?, ERP_Order_Status__c = ?, Expected_Ship_Date__c = ?, LastModifiedDate = ? WHERE Id = ?`,
         ).run(update.orderNumber, update.orderStatus, update.expectedShipDate, new Date().toISOString(), update.opportunityId);
-        db.prepare(
-          `INSERT INTO Task (Id, WhatId, AccountId, Subject, ActivityDate, Status, Priority, Description, TaskSubtype, CreatedDate, Concord_Key__c)
-           VALUES (?, ?, ?, ?, ?, 'Completed', 'Normal', ?, 'Task', ?, ?)`,
-        ).run(
-          newSalesforceId('00T'),
-          update.opportunityId,
-          opportunity.AccountId,
-          update.subject,
-          update.activityDate,
-          update.description ?? null,
-          new Date().toISOString(),
-          update.key,
-        );
+        insertTask({
+          whatId: update.opportunityId,
+          accountId: opportunity.AccountId,
+          subject: update.subject,
+          activityDate: update.activityDate,
+          description: update.description,
+          key: update.key,
+        });
         return db.prepare<[string], OpportunityRow>(`SELECT ${OPPORTUNITY_SELECT} WHERE o.Id = ?`).get(update.opportunityId) ?? null;
       });
       const row = await telemetry.call('recordOpportunityOrder', {}, () => record.immediate());
@@ -208,7 +256,6 @@ export function createEmbeddedCrmConnector(db: Database, telemetry: ConnectorTel
 }
 
 function toCustomer(row: AccountRow): CustomerRecord {
-  const hasAddress = [row.BillingStreet, row.BillingCity, row.BillingState, row.BillingPostalCode, row.BillingCountry].some(Boolean);
   return {
     id: row.AccountNumber,
     crmId: row.Id,
@@ -218,15 +265,7 @@ function toCustomer(row: AccountRow): CustomerRecord {
     accountOwner: row.OwnerName,
     phone: row.Phone,
     website: row.Website,
-    billingAddress: hasAddress
-      ? {
-          street: row.BillingStreet,
-          city: row.BillingCity,
-          state: row.BillingState,
-          postalCode: row.BillingPostalCode,
-          country: row.BillingCountry,
-        }
-      : null,
+    billingAddress: billingAddressOf(row),
   };
 }
 
@@ -298,5 +337,40 @@ function toOpportunity(row: OpportunityRow): OpportunityRecord {
     erpOrderNumber: row.ERP_Order_Number__c,
     erpOrderStatus: row.ERP_Order_Status__c,
     expectedShipDate: row.Expected_Ship_Date__c,
+  };
+}
+
+interface OnboardingAccountRow {
+  Id: string;
+  AccountNumber: string | null;
+  Name: string;
+  BillingStreet: string | null;
+  BillingCity: string | null;
+  BillingState: string | null;
+  BillingPostalCode: string | null;
+  BillingCountry: string | null;
+  Phone: string | null;
+  Tax_Registration_Number__c: string | null;
+  Billing_Email__c: string | null;
+  CurrencyIsoCode: string | null;
+  Onboarding_Status__c: string | null;
+  Onboarding_Reason__c: string | null;
+}
+
+const ONBOARDING_SELECT = `Id, AccountNumber, Name, BillingStreet, BillingCity, BillingState, BillingPostalCode, BillingCountry, Phone,
+  Tax_Registration_Number__c, Billing_Email__c, CurrencyIsoCode, Onboarding_Status__c, Onboarding_Reason__c FROM Account`;
+
+function toAccount(row: OnboardingAccountRow): AccountRecord {
+  return {
+    id: row.Id,
+    customerId: row.AccountNumber,
+    name: row.Name,
+    billingAddress: billingAddressOf(row),
+    phone: row.Phone,
+    taxRegistrationNumber: row.Tax_Registration_Number__c,
+    billingEmail: row.Billing_Email__c,
+    currency: row.CurrencyIsoCode ?? 'USD',
+    onboardingStatus: row.Onboarding_Status__c ? (ONBOARDING_FROM_CRM[row.Onboarding_Status__c] ?? 'PENDING') : 'ACTIVE',
+    onboardingReason: row.Onboarding_Reason__c,
   };
 }

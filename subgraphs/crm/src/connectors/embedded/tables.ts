@@ -28,6 +28,11 @@ CREATE TABLE IF NOT EXISTS Account (
   Phone TEXT,
   Website TEXT,
   AnnualRevenue REAL,
+  Tax_Registration_Number__c TEXT,
+  Billing_Email__c TEXT,
+  CurrencyIsoCode TEXT,
+  Onboarding_Status__c TEXT,       -- Pending | Active | Rejected; none: from before onboarding
+  Onboarding_Reason__c TEXT,
   LastModifiedDate TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS Contact (
@@ -104,7 +109,24 @@ CREATE INDEX IF NOT EXISTS OpportunityLineItem_OpportunityId ON OpportunityLineI
 export const CRM_SCHEMA: ExpectedSchema = { tables: ['User', 'Account', 'Contact', 'Contract'], rowsIn: 'Account' };
 
 /** Creates the tables when missing and adds columns an older database lacks; safe on every start. */
+// Columns added after the first release of their tables.
+const ADDED_COLUMNS: Record<string, Record<string, string>> = {
+  Account: {
+    Tax_Registration_Number__c: 'TEXT',
+    Billing_Email__c: 'TEXT',
+    CurrencyIsoCode: 'TEXT',
+    Onboarding_Status__c: 'TEXT',
+    Onboarding_Reason__c: 'TEXT',
+  },
+};
+
 export function migrateCrm(db: Database): void {
+  for (const [table, columns] of Object.entries(ADDED_COLUMNS)) {
+    const existing = db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`).all();
+    if (existing.length === 0) continue;
+    for (const [column, type] of Object.entries(columns))
+      if (!existing.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+  }
   const task = db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('Task')`).all();
   if (task.length && !task.some((column) => column.name === 'Concord_Key__c')) {
     db.exec('ALTER TABLE Task ADD COLUMN Concord_Key__c TEXT');

@@ -138,6 +138,9 @@ const ORDER_COLUMNS = `o.id, o.number, o.orderDate, o.status, o.fullyShipped,
 const INVOICE_COLUMNS = `number, invoiceDate, dueDate, customerNumber, orderNumber, currencyCode, totalAmountIncludingTax,
   remainingAmount, status, closedDate`;
 const SHIPMENT_COLUMNS = `number, orderNumber, customerNumber, shippingAgentCode, packageTrackingNumber, postingDate, deliveredDate`;
+const CUSTOMER_SELECT = `SELECT c.id, c.number, c.displayName, c.currencyCode, t.displayName AS paymentTerms, c.taxRegistrationNumber,
+  c.creditLimit, c.blocked, c.balanceDue, c.taxAreaCode
+  FROM customers c LEFT JOIN paymentTerms t ON t.id = c.paymentTermsId`;
 const SERIAL_COLUMNS = `serialNumber, itemNumber, customerNumber, orderNumber, shipmentNumber, warrantyStartDate,
   warrantyEndDate, warrantyCode`;
 
@@ -153,14 +156,7 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
 
   return {
     async customersByIds(ids) {
-      const rows = await selectIn<CustomerRow>(
-        'customersByIds',
-        (list) =>
-          `SELECT c.id, c.number, c.displayName, c.currencyCode, t.displayName AS paymentTerms, c.taxRegistrationNumber,
-             c.creditLimit, c.blocked, c.balanceDue, c.taxAreaCode
-           FROM customers c LEFT JOIN paymentTerms t ON t.id = c.paymentTermsId WHERE c.number IN (${list})`,
-        ids,
-      );
+      const rows = await selectIn<CustomerRow>('customersByIds', (list) => `${CUSTOMER_SELECT} WHERE c.number IN (${list})`, ids);
       return rows.map(toCustomer);
     },
     async productsBySkus(skus) {
@@ -430,6 +426,82 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
           db.prepare<[string], ReturnOrderRow>(`SELECT ${RETURN_COLUMNS} FROM salesReturnOrders WHERE number = ?`).get(number)!,
         );
       });
+    },
+    async customersByTaxRegistrationNumbers(taxIds) {
+      const normalized = [...new Set(taxIds.map((id) => id.replace(/\s+/g, '').toUpperCase()))];
+      const rows = await selectIn<CustomerRow>(
+        'customersByTaxRegistrationNumbers',
+        (list) => `${CUSTOMER_SELECT} WHERE UPPER(REPLACE(c.taxRegistrationNumber, ' ', '')) IN (${list})`,
+        normalized,
+      );
+      return rows.map(toCustomer);
+    },
+    async customersByNameAndPostalCode(name, postalCode) {
+      const rows = await telemetry.call('customersByNameAndPostalCode', {}, () =>
+        db
+          .prepare<[string, string], CustomerRow>(
+            `${CUSTOMER_SELECT} WHERE UPPER(c.displayName) = UPPER(?) AND UPPER(c.postalCode) = UPPER(?)`,
+          )
+          .all(name.trim(), postalCode.trim()),
+      );
+      return rows.map(toCustomer);
+    },
+    async customerByReference(reference) {
+      const row = await telemetry.call('customerByReference', {}, () =>
+        db.prepare<[string], CustomerRow>(`${CUSTOMER_SELECT} WHERE c.crmReference = ?`).get(reference),
+      );
+      return row ? toCustomer(row) : null;
+    },
+    async createCustomer(customer) {
+      return telemetry.call('createCustomer', {}, () => {
+        const byReference = db.prepare<[string], CustomerRow>(`${CUSTOMER_SELECT} WHERE c.crmReference = ?`);
+        const existing = byReference.get(customer.reference);
+        if (existing) return toCustomer(existing);
+        db.transaction(() => {
+          const terms = db.prepare<[string], { id: string }>('SELECT id FROM paymentTerms WHERE code = ?').get(customer.paymentTermsCode);
+          // The next number of the customer series (C10001, C10002, …), never one reused.
+          const next = db
+            .prepare<[], { n: number }>(
+              `SELECT COALESCE(MAX(CAST(SUBSTR(number, 2) AS INTEGER)), 10000) + 1 AS n FROM customers WHERE number GLOB 'C[0-9]*'`,
+            )
+            .get()!.n;
+          const a = customer.address;
+          db.prepare(
+            `INSERT INTO customers (id, number, displayName, email, phoneNumber, addressLine1, city, state, country, postalCode, currencyCode,
+               paymentTermsId, taxRegistrationNumber, creditLimit, blocked, balanceDue, lastModifiedDateTime, taxAreaCode, crmReference)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ' ', 0, ?, ?, ?)`,
+          ).run(
+            randomUUID(),
+            `C${next}`,
+            customer.name,
+            customer.email,
+            customer.phone,
+            a.street,
+            a.city,
+            a.state,
+            a.country,
+            a.postalCode,
+            customer.currency,
+            terms?.id ?? null,
+            customer.taxRegistrationNumber,
+            new Date().toISOString(),
+            customer.taxArea,
+            customer.reference,
+          );
+        })();
+        return toCustomer(byReference.get(customer.reference)!);
+      });
+    },
+    async blockCustomer(number) {
+      const changed = await telemetry.call(
+        'blockCustomer',
+        {},
+        () =>
+          db
+            .prepare(`UPDATE customers SET blocked = 'All', lastModifiedDateTime = ? WHERE number = ?`)
+            .run(new Date().toISOString(), number).changes,
+      );
+      return changed > 0;
     },
     async availableQuantities(skus) {
       const rows = await selectIn<{ number: string; inventory: number }>(

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS customers (
   creditLimit REAL NOT NULL DEFAULT 0,
   blocked TEXT NOT NULL DEFAULT ' ',
   taxAreaCode TEXT,
+  crmReference TEXT UNIQUE,        -- extension: the CRM account the customer was onboarded from
   balanceDue REAL NOT NULL DEFAULT 0,
   lastModifiedDateTime TEXT NOT NULL
 );
@@ -165,7 +166,7 @@ CREATE INDEX IF NOT EXISTS salesReturnOrderLines_orderLine ON salesReturnOrderLi
 
 // Columns added after the first release of their tables.
 const ADDED_COLUMNS: Record<string, Record<string, string>> = {
-  customers: { taxAreaCode: 'TEXT' },
+  customers: { taxAreaCode: 'TEXT', crmReference: 'TEXT' },
   items: { inventory: 'REAL NOT NULL DEFAULT 0' },
   salesReturnOrders: { caseNumber: 'TEXT', resolution: 'TEXT', currencyCode: 'TEXT' },
   salesReturnOrderLines: { orderLineSequence: 'INTEGER', unitPrice: 'REAL', returnReasonCode: 'TEXT' },

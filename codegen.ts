@@ -41,6 +41,7 @@ const config: CodegenConfig = {
       CustomerActivity: port('ActivityRecord'),
       Opportunity: port('OpportunityRecord'),
       Account: port('AccountRecord'),
+      ServiceSubscription: port('SubscriptionRecord'),
       OpportunityLine: port('OpportunityLineRecord'),
       Order: '../resolvers/Opportunity.ts#OrderRefModel',
     }),
@@ -57,6 +58,7 @@ const config: CodegenConfig = {
       BillingProfile: port('ErpCustomerRecord'),
       ReturnAuthorization: port('ReturnOrderRecord'),
       ReturnAuthorizationLine: port('ReturnLineRecord'),
+      BillingSchedule: port('BillingScheduleRecord'),
       Case: port('CaseRef'),
     }),
     ...subgraph('subgraphs/support', {
@@ -71,6 +73,7 @@ const config: CodegenConfig = {
       Asset: port('AssetRef'),
       Contract: port('ContractRef'),
       InstalledProduct: port('InstalledProductRecord'),
+      Entitlement: port('EntitlementRecord'),
     }),
     ...subgraph('processes', {
       Workflow: '../../../platform/workflow/engine.ts#WorkflowInstance',

@@ -8,6 +8,7 @@ import type { WorkflowDetail, WorkflowEngine } from '../../platform/workflow/eng
 import type { OnboardingRequests } from './workflows/onboarding.ts';
 import type { QuoteToOrderRequests } from './workflows/quoteToOrder.ts';
 import type { ReturnRequests } from './workflows/returns.ts';
+import type { SubscriptionRequests } from './workflows/subscriptions.ts';
 
 /** What every processes resolver gets: one instance per request. */
 export interface Context extends BaseContext {
@@ -17,6 +18,7 @@ export interface Context extends BaseContext {
   readonly returns: ReturnRequests;
   readonly quoteToOrder: QuoteToOrderRequests;
   readonly onboarding: OnboardingRequests;
+  readonly subscriptions: SubscriptionRequests;
 }
 
 export function createContextFactory(deps: {
@@ -24,6 +26,7 @@ export function createContextFactory(deps: {
   returns: ReturnRequests;
   quoteToOrder: QuoteToOrderRequests;
   onboarding: OnboardingRequests;
+  subscriptions: SubscriptionRequests;
   logger: Logger;
   clock: Clock;
 }) {
@@ -33,6 +36,7 @@ export function createContextFactory(deps: {
     returns: deps.returns,
     quoteToOrder: deps.quoteToOrder,
     onboarding: deps.onboarding,
+    subscriptions: deps.subscriptions,
     details: new DataLoader((ids) => Promise.all(ids.map((id) => deps.engine.get(id)))),
   });
 }

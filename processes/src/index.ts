@@ -19,6 +19,7 @@ import { workflowsOf } from './workflows/index.ts';
 import { OnboardingRequests } from './workflows/onboarding.ts';
 import { QuoteToOrderRequests } from './workflows/quoteToOrder.ts';
 import { ReturnRequests } from './workflows/returns.ts';
+import { SubscriptionRequests } from './workflows/subscriptions.ts';
 
 export interface ProcessesOptions {
   logger?: Logger;
@@ -77,6 +78,7 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
   const returns = new ReturnRequests({ engine, graph, logger, waitMs: config.answerWaitMs });
   const quoteToOrder = new QuoteToOrderRequests({ engine, graph, logger, waitMs: config.answerWaitMs });
   const onboarding = new OnboardingRequests({ engine, graph, logger, waitMs: config.answerWaitMs });
+  const subscriptions = new SubscriptionRequests({ engine, graph, logger, waitMs: config.answerWaitMs });
   // Approvals older than their window count no more: removed hourly, so the store stays small.
   const housekeeping = setInterval(() => void approvals.purge(Date.now()).catch(() => undefined), 3_600_000);
   housekeeping.unref();
@@ -112,7 +114,8 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
       };
     },
     createServer,
-    createContext: (deps) => createContextFactory({ engine, returns, quoteToOrder, onboarding, logger: deps.logger, clock: deps.clock }),
+    createContext: (deps) =>
+      createContextFactory({ engine, returns, quoteToOrder, onboarding, subscriptions, logger: deps.logger, clock: deps.clock }),
   });
   engine.startPolling();
   return { ...service, engine };

@@ -37,6 +37,11 @@ export const PROCESSES_POLICY: PolicyTable = {
   'OnboardAccountPayload.*': [...ORDER_DESK],
   'AccountOnboardingError.*': [...ORDER_DESK],
 
+  // Subscriptions: sales and finance carry out the changes made in the CRM.
+  'Mutation.applySubscriptionChange': [...ORDER_DESK],
+  'ApplySubscriptionChangePayload.*': [...ORDER_DESK],
+  'SubscriptionChangeError.*': [...ORDER_DESK],
+
   // Who starts a workflow sees its id and state.
   'Workflow.id': [...WATCHERS, ...AGENTS, ...ORDER_DESK],
   'Workflow.state': [...WATCHERS, ...AGENTS, ...ORDER_DESK],

@@ -29,6 +29,7 @@ const contactIds = column('SELECT Id FROM Contact ORDER BY Id');
 const contractNumbers = column('SELECT ContractNumber FROM Contract ORDER BY ContractNumber');
 const opportunity = addOpportunities();
 const onboarding = addOnboardingAccounts();
+const subscription = addSubscriptions();
 
 let server: SalesforceServer;
 beforeAll(async () => {
@@ -303,6 +304,53 @@ describe('Salesforce adapter: the same records as the embedded adapter over the 
     ]);
   });
 
+  it('subscriptionsByIds: the same subscriptions as the embedded adapter, customer and contract numbers through Account__r and Contract__r; unknown, malformed and 15-character ids left out', async () => {
+    const keys = [...subscription.ids, 'not-an-id', subscription.monthly.slice(0, 15), `a0S${'0'.repeat(15)}`, opportunity.open];
+    const found = await connector.subscriptionsByIds(keys);
+    expect(found).toHaveLength(subscription.ids.length);
+    expect(byId(found)).toEqual(byId(await embedded.subscriptionsByIds(keys)));
+    const record = (id: string) => found.find((candidate) => candidate.id === id);
+    expect(record(subscription.monthly)).toEqual({
+      id: subscription.monthly,
+      customerId: customerNumberOf(subscription.contract.accountId),
+      contractId: subscription.contract.number,
+      plan: 'SVC-GOLD',
+      quantity: 25,
+      tier: 'PREMIUM',
+      status: 'ACTIVE',
+      startDate: '2026-01-01',
+      endDate: '2026-12-31',
+      unitPrice: '49.90',
+      frequency: 'MONTHLY',
+      currency: 'EUR',
+    });
+    expect(record(subscription.annual)).toMatchObject({ contractId: null, frequency: 'ANNUAL', status: 'DRAFT', endDate: null });
+    expect(record(subscription.unassigned)).toMatchObject({ customerId: null, contractId: null, quantity: 2.5, currency: 'USD' });
+    expect(record(subscription.unknownValues)).toMatchObject({ tier: 'BASIC', status: 'DRAFT', frequency: 'MONTHLY' });
+    expect(new Set(found.map((candidate) => candidate.status))).toEqual(new Set(['DRAFT', 'ACTIVE', 'SUSPENDED', 'EXPIRED']));
+    expect(new Set(found.map((candidate) => candidate.frequency))).toEqual(new Set(['MONTHLY', 'ANNUAL']));
+    expect(firstQueries().map((request) => request.soql)).toEqual([
+      expect.stringMatching(/^SELECT Id, Account__r\.AccountNumber, Contract__r\.ContractNumber, .* FROM Subscription__c WHERE Id IN/),
+    ]);
+    server.reset();
+    expect(await connector.subscriptionsByIds(['not-an-id'])).toEqual([]);
+    expect(await connector.subscriptionsByIds([])).toEqual([]);
+    expect(server.requests).toHaveLength(0);
+  });
+
+  it('subscriptionsByIds in a single-currency org (no Subscription__c.CurrencyIsoCode): the same subscriptions, every one in USD', async () => {
+    server.faults.hideField('Subscription__c', 'CurrencyIsoCode');
+    const singleCurrency = salesforce().connector;
+    const found = await singleCurrency.subscriptionsByIds(subscription.ids);
+    const reference = (await embedded.subscriptionsByIds(subscription.ids)).map((record) => ({ ...record, currency: 'USD' }));
+    expect(found).toHaveLength(subscription.ids.length);
+    expect(byId(found)).toEqual(byId(reference));
+    expect(server.requests.map((request) => `${request.method} ${request.path} ${request.status}`)).toEqual([
+      'GET /sobjects/Subscription__c/describe 200',
+      'GET /query 200',
+    ]);
+  });
+
   it('recordAccountOnboarding: the same account as the embedded adapter, status, reason and customer number written and one completed Task on it', async () => {
     const id = onboarding.writes[0]!;
     const update = onboard('onboard-parity-1', id);
@@ -492,6 +540,21 @@ describe('Salesforce adapter: requests', () => {
     expect(a).toEqual(b);
     expect(tasksWithKey('order-race-1')).toHaveLength(1);
     expect(orgOpportunity(id)?.ERP_Order_Number__c).toBe(a?.erpOrderNumber);
+  });
+
+  it('subscriptionsByIds: one describe of Subscription__c on first use, then one query a call; a failed describe is asked again', async () => {
+    const { connector, counted } = salesforce();
+    server.faults.failNext('malformedQuery');
+    await expect(connector.subscriptionsByIds(subscription.ids)).rejects.toBeInstanceOf(SalesforceError);
+    await connector.subscriptionsByIds(subscription.ids.slice(0, 2));
+    await connector.subscriptionsByIds(subscription.ids.slice(2));
+    expect(server.requests.map((request) => `${request.method} ${request.path} ${request.status}`)).toEqual([
+      'GET /sobjects/Subscription__c/describe 400',
+      'GET /sobjects/Subscription__c/describe 200',
+      'GET /query 200',
+      'GET /query 200',
+    ]);
+    expect(await counted()).toBe(4);
   });
 
   it('recordAccountOnboarding: a describe and two reads, then one Composite request; a used key costs the two reads only', async () => {
@@ -849,6 +912,28 @@ describe('the Salesforce stand-in answers as Salesforce does', () => {
     expect(await fields()).not.toContain('CurrencyIsoCode');
   });
 
+  it('describes the custom object Subscription__c with its lookups, which SOQL follows through their __r relationships only', async () => {
+    const fields = (await conn().sobject('Subscription__c').describe()).fields;
+    expect(fields.find((field) => field.name === 'Account__c')).toMatchObject({ relationshipName: 'Account__r', referenceTo: ['Account'] });
+    expect(fields.find((field) => field.name === 'Contract__c')).toMatchObject({
+      relationshipName: 'Contract__r',
+      referenceTo: ['Contract'],
+    });
+    const result = await conn().query<{ Id: string; Account__r: { AccountNumber: string }; Contract__r: null }>(
+      `SELECT Id, Account__r.AccountNumber, Contract__r.ContractNumber FROM Subscription__c WHERE Id = '${subscription.annual}'`,
+    );
+    expect(result.records).toEqual([
+      expect.objectContaining({
+        Id: subscription.annual,
+        Account__r: expect.objectContaining({ AccountNumber: customerNumberOf(accountIds[1]!) }),
+        Contract__r: null,
+      }),
+    ]);
+    await expect(conn().query('SELECT Id, Account.AccountNumber FROM Subscription__c')).rejects.toMatchObject({
+      errorCode: 'INVALID_FIELD',
+    });
+  });
+
   it('describes Account with the onboarding fields, AccountNumber unique: a number another account holds is DUPLICATE_VALUE', async () => {
     const fields = (await conn().sobject('Account').describe()).fields;
     expect(fields.map((field) => field.name)).toEqual(
@@ -1027,4 +1112,63 @@ function addOnboardingAccounts() {
     untaxed,
     ids: [pending, rejected, active, legacy, unknownStatus, ...writes, untaxed],
   };
+}
+
+/**
+ * Subscriptions in the embedded CRM (the seed has none), added before the stand-in copies it: an
+ * active monthly one on a contract in EUR, an annual draft without a contract, a suspended one
+ * without an account or currency and with a fractional quantity, an expired one, and one whose
+ * picklist values the adapters do not know.
+ */
+function addSubscriptions() {
+  const contract = dbs.crm
+    .prepare('SELECT Id AS id, ContractNumber AS number, AccountId AS accountId FROM Contract ORDER BY ContractNumber')
+    .get() as {
+    id: string;
+    number: string;
+    accountId: string;
+  };
+  const insert = dbs.crm.prepare(
+    `INSERT INTO Subscription__c (Id, Account__c, Contract__c, Plan_Code__c, Quantity__c, Support_Tier__c, Status__c, Start_Date__c,
+       End_Date__c, Unit_Price__c, Billing_Frequency__c, CurrencyIsoCode, LastModifiedDate)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '2026-10-01T09:00:00.000Z')`,
+  );
+  const add = (
+    accountId: string | null,
+    contractId: string | null,
+    plan: string,
+    quantity: number,
+    [tier, status, frequency]: [string, string, string],
+    [start, end]: [string | null, string | null],
+    unitPrice: number,
+    currency: string | null,
+  ) => {
+    const id = newSalesforceId('a0S');
+    insert.run(id, accountId, contractId, plan, quantity, tier, status, start, end, unitPrice, frequency, currency);
+    return id;
+  };
+  const monthly = add(
+    contract.accountId,
+    contract.id,
+    'SVC-GOLD',
+    25,
+    ['Premium', 'Active', 'Monthly'],
+    ['2026-01-01', '2026-12-31'],
+    49.9,
+    'EUR',
+  );
+  const annual = add(accountIds[1]!, null, 'SVC-SILVER', 10, ['Standard', 'Draft', 'Annual'], ['2027-01-01', null], 1_200, 'USD');
+  const unassigned = add(null, null, 'SVC-BASIC', 2.5, ['Basic', 'Suspended', 'Monthly'], [null, null], 19.99, null);
+  const expired = add(
+    contract.accountId,
+    contract.id,
+    'SVC-GOLD',
+    5,
+    ['Premium', 'Expired', 'Annual'],
+    ['2024-01-01', '2024-12-31'],
+    540,
+    'EUR',
+  );
+  const unknownValues = add(accountIds[2]!, null, 'SVC-LEGACY', 1, ['Platinum', 'On Hold', 'Quarterly'], ['2025-06-01', null], 300, 'GBP');
+  return { contract, monthly, annual, unassigned, expired, unknownValues, ids: [monthly, annual, unassigned, expired, unknownValues] };
 }

@@ -7,6 +7,7 @@ import { createResilience, type ResiliencePolicy } from '../../platform/resilien
 import { BusinessCentralError, createBusinessCentralConnector } from '../../subgraphs/erp/src/connectors/businessCentral.ts';
 import { createEmbeddedErpConnector } from '../../subgraphs/erp/src/connectors/embedded/index.ts';
 import type {
+  BillingChange,
   ErpCustomerRecord,
   NewCustomer,
   NewReturnOrder,
@@ -731,6 +732,314 @@ describe('Business Central adapter against a Business Central-shaped server', ()
       expect(server.salesOrders('CSO-CANCEL-RAW')).toHaveLength(1);
       expect(await del(created.erpId, '*')).toEqual([204, null]);
       expect(server.salesOrders('CSO-CANCEL-RAW')).toHaveLength(0);
+    });
+  });
+
+  describe('subscription billing schedules (the extension pages)', () => {
+    /** A change of a subscription, leaving it in the state given (active, monthly, for 2026 unless told). */
+    function billingChange(key: string, subscriptionId: string, i: number, state: Partial<BillingChange> = {}): BillingChange {
+      const customer = salesCustomers[i]!;
+      return {
+        key,
+        subscriptionId,
+        customerId: customer.number,
+        sku: salesItems[i]!,
+        quantity: 5,
+        unitPrice: '49.90',
+        frequency: 'MONTHLY',
+        status: 'ACTIVE',
+        startDate: '2026-01-01',
+        endDate: '2026-12-31',
+        currency: customer.currencyCode,
+        ...state,
+      };
+    }
+
+    /** Activates, amends, suspends and renews a subscription: the changes of its life. */
+    function lifecycle(subscriptionId: string, i: number): BillingChange[] {
+      return [
+        billingChange(`${subscriptionId}/activate`, subscriptionId, i),
+        billingChange(`${subscriptionId}/amend`, subscriptionId, i, { quantity: 8, unitPrice: '44.50', frequency: 'ANNUAL' }),
+        billingChange(`${subscriptionId}/suspend`, subscriptionId, i, {
+          quantity: 8,
+          unitPrice: '44.50',
+          frequency: 'ANNUAL',
+          status: 'SUSPENDED',
+        }),
+        billingChange(`${subscriptionId}/renew 'Q1'`, subscriptionId, i, {
+          quantity: 8,
+          unitPrice: '44.50',
+          frequency: 'ANNUAL',
+          startDate: '2027-01-01',
+          endDate: null,
+        }),
+      ];
+    }
+
+    /** The change keys the embedded adapter recorded for a subscription, with the versions they made. */
+    const embeddedChanges = (subscriptionId: string) =>
+      db
+        .prepare('SELECT changeKey, subscriptionId, version FROM subscriptionBillingChanges WHERE subscriptionId = ? ORDER BY version')
+        .all(subscriptionId);
+    const serverChanges = (subscriptionId: string) =>
+      [...server.billingChanges(subscriptionId)]
+        .sort((a, b) => Number(a.version) - Number(b.version))
+        .map(({ changeKey, version }) => ({ changeKey, subscriptionId, version }));
+    const writesSince = (mark: number) =>
+      requestsSince(mark)
+        .filter((r) => r.method !== 'GET')
+        .map((r) => [r.method, r.entitySet, r.status, r.fault]);
+
+    it('activates, amends, suspends and renews a schedule as the embedded adapter does, one version per change', async () => {
+      const { connector } = connect();
+      const subscriptionId = 'a0X5f000001BiLL01';
+      const versions: number[] = [];
+      for (const [i, change] of lifecycle(subscriptionId, 0).entries()) {
+        const mark = server.requests.length;
+        const viaBc = await connector.applyBillingChange(change);
+        expect(viaBc).toEqual(await embedded.applyBillingChange(change));
+        versions.push(viaBc.version);
+        // Read the change key and the schedule; record the change; then create or PATCH the schedule.
+        const sent = requestsSince(mark);
+        expect(
+          sent
+            .filter((r) => r.method === 'GET')
+            .map((r) => r.entitySet)
+            .sort(),
+        ).toEqual(['subscriptionBillingChanges', 'subscriptionBillingSchedules']);
+        expect(writesSince(mark)).toEqual([
+          ['POST', 'subscriptionBillingChanges', 201, null],
+          i === 0 ? ['POST', 'subscriptionBillingSchedules', 201, null] : ['PATCH', 'subscriptionBillingSchedules', 200, null],
+        ]);
+        expect(sent.find((r) => r.method === 'POST')!.body).toEqual({ changeKey: change.key, subscriptionId, version: i + 1 });
+        if (i > 0) {
+          const write = sent.find((r) => r.method === 'PATCH')!;
+          expect(write.url).toContain(`/subscriptionBillingSchedules(%27${subscriptionId}%27)`);
+          expect(write.ifMatch).toMatch(/^W\/"/);
+          // The schedule keeps the customer it was created for.
+          expect(write.body).not.toHaveProperty('customerNumber');
+        }
+      }
+      expect(versions).toEqual([1, 2, 3, 4]);
+      const [schedule] = await connector.billingSchedulesBySubscriptionIds([subscriptionId]);
+      expect(schedule).toMatchObject({ version: 4, status: 'ACTIVE', frequency: 'ANNUAL', startDate: '2027-01-01', endDate: null });
+      // Kept while active, blank while suspended, the start date when active again.
+      expect(schedule!.nextInvoiceDate).toBe('2027-01-01');
+      expect(server.billingSchedules(subscriptionId)).toMatchObject([{ version: 4, endDate: null, nextInvoiceDate: '2027-01-01' }]);
+      expect(serverChanges(subscriptionId)).toEqual(embeddedChanges(subscriptionId));
+    });
+
+    it('reads schedules by subscription and by customer as the embedded adapter does', async () => {
+      const { connector } = connect({ maxPageSize: 2 });
+      const subscriptions = ['a0X5f000001BiLL11', 'a0X5f000001BiLL12', 'a0X5f000001BiLL13', 'a0X5f000001BiLL14'];
+      const changes = [
+        billingChange('read/1', subscriptions[0]!, 1, { startDate: '2026-03-01' }),
+        billingChange('read/2', subscriptions[1]!, 1, { frequency: 'ANNUAL', startDate: '2026-02-01' }),
+        billingChange('read/3', subscriptions[2]!, 1, { status: 'SUSPENDED', startDate: '2026-02-01' }),
+        billingChange('read/4', subscriptions[3]!, 2, { quantity: 1.5, unitPrice: '1200' }),
+      ];
+      for (const change of changes) {
+        expect(await connector.applyBillingChange(change)).toEqual(await embedded.applyBillingChange(change));
+      }
+      const ids = [...subscriptions, subscriptions[0]!, 'a0X5f000001NOPE'];
+      expect(await connector.billingSchedulesBySubscriptionIds(ids)).toEqual(await embedded.billingSchedulesBySubscriptionIds(ids));
+      const customers = [salesCustomers[2]!.number, salesCustomers[1]!.number, 'C99999'];
+      const byCustomer = await connector.billingSchedulesByCustomerIds(customers);
+      expect(byCustomer).toEqual(await embedded.billingSchedulesByCustomerIds(customers));
+      // By customer, start date and subscription (the seed's schedules of these customers among them).
+      expect(byCustomer.map((s) => s.subscriptionId).filter((id) => subscriptions.includes(id))).toEqual([
+        subscriptions[1],
+        subscriptions[2],
+        subscriptions[0],
+        subscriptions[3],
+      ]);
+      expect(byCustomer.find((s) => s.subscriptionId === subscriptions[3])).toMatchObject({ quantity: 1.5, unitPrice: '1200.00' });
+
+      const mark = server.requests.length;
+      expect(await connector.billingSchedulesByCustomerIds([])).toEqual([]);
+      expect(await connector.billingSchedulesBySubscriptionIds([])).toEqual([]);
+      expect(requestsSince(mark)).toHaveLength(0);
+      await connector.billingSchedulesBySubscriptionIds(subscriptions);
+      // One $filter of or-terms, its pages followed.
+      expect(requestsSince(mark).map((r) => r.query.$filter?.split(' or ').length)).toEqual([4, 4]);
+    });
+
+    it('applies a change key once: the same key again reads, writes nothing and returns the schedule as it is', async () => {
+      const { connector } = connect();
+      const subscriptionId = 'a0X5f000001BiLL21';
+      const [activate, amend] = lifecycle(subscriptionId, 3);
+      const first = await connector.applyBillingChange(activate!);
+      expect(first).toEqual(await embedded.applyBillingChange(activate!));
+
+      const mark = server.requests.length;
+      const again = await connector.applyBillingChange({ ...activate!, quantity: 99 });
+      expect(again).toEqual(first);
+      expect(await embedded.applyBillingChange({ ...activate!, quantity: 99 })).toEqual(first);
+      expect(requestsSince(mark).map((r) => r.method)).toEqual(['GET', 'GET']);
+
+      const amended = await connector.applyBillingChange(amend!);
+      expect(amended).toEqual(await embedded.applyBillingChange(amend!));
+      // An older key applied again: the schedule as the later change left it.
+      expect(await connector.applyBillingChange(activate!)).toEqual(amended);
+      expect(await embedded.applyBillingChange(activate!)).toEqual(amended);
+      expect(await connector.applyBillingChange(amend!)).toMatchObject({ version: 2 });
+      expect(server.billingSchedules(subscriptionId)).toMatchObject([{ version: 2 }]);
+      expect(serverChanges(subscriptionId)).toEqual(embeddedChanges(subscriptionId));
+    });
+
+    for (const [label, method, entitySet, step, answerAfterMs] of [
+      ['the change record POST', 'POST', 'subscriptionBillingChanges', 1, undefined],
+      ['the schedule POST (first activation)', 'POST', 'subscriptionBillingSchedules', 0, undefined],
+      ['the schedule PATCH', 'PATCH', 'subscriptionBillingSchedules', 1, undefined],
+      ['the schedule PATCH, answered after the deadline', 'PATCH', 'subscriptionBillingSchedules', 2, 600],
+    ] as const) {
+      it(`raises the version once when ${label} commits and times out, and the change is retried`, async () => {
+        const { connector } = connect({ policy: { timeoutMs: 300 } });
+        const subscriptionId = `a0X5f000001CTT0${label.length}`;
+        const changes = lifecycle(subscriptionId, 4).slice(0, step + 1);
+        for (const change of changes.slice(0, step)) {
+          expect(await connector.applyBillingChange(change)).toEqual(await embedded.applyBillingChange(change));
+        }
+        const change = changes[step]!;
+        server.faults.commitThenTimeout({ method, entitySet, ...(answerAfterMs === undefined ? {} : { answerAfterMs }) });
+        const mark = server.requests.length;
+        const viaBc = await connector.applyBillingChange(change);
+        expect(viaBc).toEqual(await embedded.applyBillingChange(change));
+        expect(viaBc.version).toBe(step + 1);
+        const schedule = step === 0 ? 'POST' : 'PATCH';
+        // The retry reads the change recorded: only what is left is written, once.
+        expect(writesSince(mark)).toEqual(
+          entitySet === 'subscriptionBillingChanges'
+            ? [
+                ['POST', 'subscriptionBillingChanges', null, 'commitThenTimeout'],
+                [schedule, 'subscriptionBillingSchedules', schedule === 'POST' ? 201 : 200, null],
+              ]
+            : [
+                ['POST', 'subscriptionBillingChanges', 201, null],
+                [schedule, 'subscriptionBillingSchedules', null, 'commitThenTimeout'],
+              ],
+        );
+        expect(requestsSince(mark).filter((r) => r.method === 'GET')).toHaveLength(4);
+        expect(server.billingSchedules(subscriptionId)).toMatchObject([{ version: step + 1 }]);
+        expect(serverChanges(subscriptionId)).toEqual(embeddedChanges(subscriptionId));
+        expect(await connector.billingSchedulesBySubscriptionIds([subscriptionId])).toEqual(
+          await embedded.billingSchedulesBySubscriptionIds([subscriptionId]),
+        );
+      });
+    }
+
+    it('reads again and writes once when the schedule PATCH meets a changed schedule (409 Request_EntityChanged)', async () => {
+      const { connector } = connect();
+      const subscriptionId = 'a0X5f000001BiLL31';
+      const [activate, amend] = lifecycle(subscriptionId, 5);
+      await connector.applyBillingChange(activate!);
+      await embedded.applyBillingChange(activate!);
+      server.faults.failNext(1, { kind: 'entityChanged' });
+      const mark = server.requests.length;
+      const viaBc = await connector.applyBillingChange(amend!);
+      expect(viaBc).toEqual(await embedded.applyBillingChange(amend!));
+      expect(writesSince(mark)).toEqual([
+        ['POST', 'subscriptionBillingChanges', 201, null],
+        ['PATCH', 'subscriptionBillingSchedules', 409, 'entityChanged'],
+        ['PATCH', 'subscriptionBillingSchedules', 200, null],
+      ]);
+      expect(serverChanges(subscriptionId)).toEqual(embeddedChanges(subscriptionId));
+    });
+
+    it('applies two changes of one subscription racing each other one after the other, and the same key racing itself once', async () => {
+      const { connector } = connect();
+      const subscriptionId = 'a0X5f000001BiLL41';
+      const [activate, amend, suspend] = lifecycle(subscriptionId, 6);
+      await connector.applyBillingChange(activate!);
+      server.faults.latencyMs = 20;
+      const mark = server.requests.length;
+      const [a, b] = await Promise.all([connector.applyBillingChange(amend!), connector.applyBillingChange(suspend!)]);
+      expect([a.version, b.version].sort()).toEqual([2, 3]);
+      // Both record version 2; the loser of the PATCH finds version 2 another key's, moves its record to 3 and writes there.
+      const writes = (since: number) =>
+        writesSince(since)
+          .map((write) => write.join(' '))
+          .sort();
+      expect(writes(mark)).toEqual([
+        'PATCH subscriptionBillingChanges 200 ',
+        'PATCH subscriptionBillingSchedules 200 ',
+        'PATCH subscriptionBillingSchedules 200 ',
+        'PATCH subscriptionBillingSchedules 409 ',
+        'POST subscriptionBillingChanges 201 ',
+        'POST subscriptionBillingChanges 201 ',
+      ]);
+      expect(server.billingSchedules(subscriptionId)).toMatchObject([{ version: 3 }]);
+      expect(serverChanges(subscriptionId).map((c) => c.version)).toEqual([1, 2, 3]);
+
+      const renew = lifecycle(subscriptionId, 6)[3]!;
+      const again = server.requests.length;
+      const [c, d] = await Promise.all([connector.applyBillingChange(renew), connector.applyBillingChange(renew)]);
+      expect(c).toEqual(d);
+      // The second record of the key is refused; its caller reads the change applied by the first.
+      expect(writes(again)).toEqual([
+        'PATCH subscriptionBillingSchedules 200 ',
+        'POST subscriptionBillingChanges 201 ',
+        'POST subscriptionBillingChanges 409 ',
+      ]);
+      expect(c.version).toBe(4);
+      expect(server.billingSchedules(subscriptionId)).toMatchObject([{ version: 4, status: 'Active' }]);
+      expect(serverChanges(subscriptionId).map((row) => row.version)).toEqual([1, 2, 3, 4]);
+    });
+
+    it('the Business Central-shaped server filters the pages, and refuses a known key, a PATCH without If-Match or with a stale ETag', async () => {
+      const { connector } = connect();
+      const subscriptionId = 'a0X5f000001BiLL51';
+      await connector.applyBillingChange(lifecycle(subscriptionId, 7)[0]!);
+      const { publisher, group, version } = server.extension;
+      const page = (set: string) => `${server.baseUrl}/api/${publisher}/${group}/${version}/companies(${server.companyId})/${set}`;
+      const key = (value: string) => `(${encodeURIComponent(`'${value}'`).replace(/'/g, '%27')})`;
+      const call = async (method: string, url: string, body?: unknown, ifMatch?: string) => {
+        const response = await fetch(url, {
+          method,
+          headers: {
+            authorization: `Bearer ${server.token}`,
+            'content-type': 'application/json',
+            ...(ifMatch ? { 'if-match': ifMatch } : {}),
+          },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+        const json = (await response.json()) as { error?: { code: string }; value?: Record<string, unknown>[] } & Record<string, unknown>;
+        return { status: response.status, code: json.error?.code ?? null, json };
+      };
+      const schedules = page('subscriptionBillingSchedules');
+      const changes = page('subscriptionBillingChanges');
+      const listed = await call('GET', `${schedules}?$filter=${encodeURIComponent(`subscriptionId eq '${subscriptionId}'`)}`);
+      expect(listed.json.value).toMatchObject([{ subscriptionId, version: 1, endDate: '2026-12-31', billingPeriod: 'Monthly' }]);
+      const etag = String(listed.json.value![0]!['@odata.etag']);
+      expect(etag).toMatch(/^W\/"/);
+
+      expect(await call('POST', changes, { changeKey: `${subscriptionId}/activate`, subscriptionId, version: 1 })).toMatchObject({
+        status: 409,
+        code: 'Internal_EntityWithSameKeyExists',
+      });
+      const schedule = { subscriptionId, customerNumber: 'C10001', itemNumber: 'X', billingPeriod: 'Monthly', status: 'Active' };
+      expect(await call('POST', schedules, { ...schedule, startDate: '2026-01-01', currencyCode: 'USD' })).toMatchObject({
+        status: 409,
+        code: 'Internal_EntityWithSameKeyExists',
+      });
+      const entity = `${schedules}${key(subscriptionId)}`;
+      expect(await call('PATCH', entity, { quantity: 2 })).toMatchObject({ status: 400, code: 'BadRequest_InvalidToken' });
+      expect(await call('PATCH', entity, { quantity: 2 }, 'W/"c3RhbGU="')).toMatchObject({ status: 409, code: 'Request_EntityChanged' });
+      expect(await call('PATCH', entity, { billingPeriod: 'Weekly' }, etag)).toMatchObject({
+        status: 400,
+        code: 'BadRequest_InvalidRequestBody',
+      });
+      expect(await call('PATCH', `${schedules}${key('a0X5f000001NOPE')}`, { quantity: 2 }, '*')).toMatchObject({
+        status: 404,
+        code: 'Internal_RecordNotFound',
+      });
+      const patched = await call('PATCH', entity, { quantity: 2, nextInvoiceDate: '0001-01-01' }, etag);
+      expect(patched).toMatchObject({ status: 200, json: { quantity: 2, nextInvoiceDate: '0001-01-01' } });
+      expect(patched.json['@odata.etag']).not.toBe(etag);
+      expect(await call('PATCH', entity, { quantity: 3 }, etag)).toMatchObject({ status: 409, code: 'Request_EntityChanged' });
+      expect(server.billingSchedules(subscriptionId)).toMatchObject([{ quantity: 2, nextInvoiceDate: null }]);
+      const recorded = await call('GET', `${changes}${key(`${subscriptionId}/activate`)}`);
+      expect(recorded).toMatchObject({ status: 200, json: { changeKey: `${subscriptionId}/activate`, version: 1 } });
     });
   });
 });

@@ -95,7 +95,7 @@ describe('quote to order: a closed-won opportunity becomes an ERP order', () => 
   /** Items of the ERP with stock. */
   function items(n: number): { sku: string; unitPrice: number; name: string }[] {
     const rows = stack.dbs.erp
-      .prepare(`SELECT number AS sku, unitPrice, displayName AS name FROM items ORDER BY number LIMIT ?`)
+      .prepare(`SELECT number AS sku, unitPrice, displayName AS name FROM items WHERE type = 'Inventory' ORDER BY number LIMIT ?`)
       .all(n) as {
       sku: string;
       unitPrice: number;
@@ -160,7 +160,7 @@ describe('quote to order: a closed-won opportunity becomes an ERP order', () => 
     stack.dbs.support
       .prepare(
         `SELECT r.external_id, r.custom_object_fields FROM custom_object_records r JOIN organizations o ON o.id = r.organization_id
-         WHERE o.external_id = ? ORDER BY r.external_id`,
+         WHERE o.external_id = ? AND r.custom_object_key = 'installed_product' ORDER BY r.external_id`,
       )
       .all(customerId) as { external_id: string; custom_object_fields: string }[];
   async function settled(id: string, ms = 10_000): Promise<WorkflowInstance> {

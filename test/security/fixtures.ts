@@ -18,6 +18,8 @@ export interface OwnRecords {
   opportunityId: string;
   /** The customer's account in the CRM (its CRM id). */
   accountId: string;
+  /** A subscription of the customer, billed in the ERP and entitling it in the desk (addSubscription). */
+  subscriptionId: string;
 }
 
 /**
@@ -68,6 +70,7 @@ export function ownRecords(dbs: Databases, options: { notOf?: string } = {}): Ow
         contractId: contract.ContractNumber,
         opportunityId: opportunity.Id,
         accountId: (dbs.crm.prepare('SELECT Id FROM Account WHERE AccountNumber = ?').get(candidate.customerId) as { Id: string }).Id,
+        subscriptionId: `a0S${candidate.customerId.padEnd(12, '0').slice(0, 12)}AAA`,
       };
     }
   }
@@ -107,5 +110,38 @@ export async function addInstalledProduct(dbs: Databases, records: OwnRecords): 
     customerId: records.customerId,
     orderNumber: records.orderNumber,
     items: [{ sku: records.sku, name: null, quantity: 1, warrantyMonths: 24 }],
+  });
+}
+
+/** The records' subscription: in the CRM, its billing schedule in the ERP, its entitlement in the desk. */
+export async function addSubscription(dbs: Databases, records: OwnRecords): Promise<void> {
+  dbs.crm
+    .prepare(
+      `INSERT INTO Subscription__c (Id, Account__c, Plan_Code__c, Quantity__c, Support_Tier__c, Status__c, Start_Date__c, Unit_Price__c,
+         Billing_Frequency__c, LastModifiedDate)
+       VALUES (?, ?, ?, 1, 'Standard', 'Active', ?, 10, 'Monthly', ?)`,
+    )
+    .run(records.subscriptionId, records.accountId, records.sku, AS_OF, `${AS_OF}T08:00:00Z`);
+  const erp = createEmbeddedErpConnector(dbs.erp, silentTelemetry('erp'));
+  await erp.applyBillingChange({
+    key: `fixture-${records.subscriptionId}`,
+    subscriptionId: records.subscriptionId,
+    customerId: records.customerId,
+    sku: records.sku,
+    quantity: 1,
+    unitPrice: '10.00',
+    frequency: 'MONTHLY',
+    status: 'ACTIVE',
+    startDate: AS_OF,
+    endDate: null,
+    currency: 'USD',
+  });
+  const desk = createEmbeddedSupportConnector(dbs.support, silentTelemetry('support'));
+  await desk.setEntitlement({
+    customerId: records.customerId,
+    subscriptionId: records.subscriptionId,
+    tier: 'STANDARD',
+    active: true,
+    until: null,
   });
 }

@@ -14,7 +14,7 @@ import { createWorkflowEngine } from '../../platform/workflow/engine.ts';
 import { sqliteExecutor } from '../../platform/workflow/sql.ts';
 import { PROCESSES_POLICY } from '../../processes/src/policy.ts';
 import { seededDatabases, startStack, type Stack } from '../helpers/stack.ts';
-import { addInstalledProduct, addReturnOrder, ownRecords, type OwnRecords } from './fixtures.ts';
+import { addInstalledProduct, addReturnOrder, addSubscription, ownRecords, type OwnRecords } from './fixtures.ts';
 
 const MUTATION_ONLY = new Set([
   'Mutation',
@@ -32,6 +32,10 @@ const MUTATION_ONLY = new Set([
   'BlockCustomerPayload',
   'OnboardAccountPayload',
   'AccountOnboardingError',
+  'ApplyBillingChangePayload',
+  'BillingChangeError',
+  'ApplySubscriptionChangePayload',
+  'SubscriptionChangeError',
   'CustomerActivity',
 ]);
 
@@ -111,6 +115,9 @@ function entry(type: string, r: Records): { wrap: (selection: string) => string;
     Product: { wrap: root('product', `(sku: "${r.sku}")`), path: ['Query.product'] },
     Opportunity: { wrap: opportunity, path: ['Query.opportunity'] },
     Account: { wrap: root('account', `(id: "${r.accountId}")`), path: ['Query.account'] },
+    ServiceSubscription: { wrap: root('serviceSubscription', `(id: "${r.subscriptionId}")`), path: ['Query.serviceSubscription'] },
+    BillingSchedule: { wrap: nest(customer, 'billingSchedules'), path: ['Query.customer', 'Customer.billingSchedules'] },
+    Entitlement: { wrap: nest(customer, 'entitlements'), path: ['Query.customer', 'Customer.entitlements'] },
     OpportunityLine: { wrap: nest(opportunity, 'lines'), path: ['Query.opportunity', 'Opportunity.lines'] },
     InstalledProduct: { wrap: nest(customer, 'installedBase'), path: ['Query.customer', 'Customer.installedBase'] },
     Workflow: { wrap: workflow, path: ['Query.workflow'] },
@@ -145,6 +152,7 @@ function rootArgs(field: string, r: Records): string {
     cases: '(first: 1)',
     opportunity: `(id: "${r.opportunityId}")`,
     account: `(id: "${r.accountId}")`,
+    serviceSubscription: `(id: "${r.subscriptionId}")`,
     workflow: `(id: "${r.workflowId}")`,
     workflows: '(first: 1)',
   };
@@ -182,6 +190,7 @@ describe('the role × field matrix, generated from the policy tables', () => {
     records = { ...own, workflowId: instance.id };
     await addReturnOrder(dbs, records);
     await addInstalledProduct(dbs, records);
+    await addSubscription(dbs, records);
     const identity = (role: Role): Identity => ({
       subject: role,
       roles: [role],

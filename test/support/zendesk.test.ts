@@ -8,6 +8,8 @@ import { EMBEDDED_FIELD_IDS } from '../../subgraphs/support/src/connectors/embed
 import type {
   CaseFilterInput,
   CaseRecord,
+  EntitlementRecord,
+  EntitlementUpdate,
   InstalledBaseUpdate,
   InstalledProductRecord,
   SupportConnector,
@@ -720,5 +722,197 @@ describe('Zendesk adapter: installed base (custom object records)', () => {
       expect(comparable(base)).toEqual(comparable(await embedded.installedBaseByCustomerIds([customerId])));
     });
     expect(reads.filter((request) => request.method === 'POST').map((request) => request.status)).toEqual([503, 429, 200]);
+  });
+});
+
+describe('Zendesk adapter: entitlements (custom object records and organization tags)', () => {
+  const db = seededDatabases().support;
+  const embedded = createEmbeddedSupportConnector(db, { system: 'support', call: async (_operation, _detail, fn) => fn() });
+  let server: ZendeskServer;
+  let zendesk: SupportConnector;
+  beforeAll(async () => {
+    server = await startZendeskServer({ data: loadZendeskData(db), credentials: CREDENTIALS });
+    zendesk = zendeskConnector(server).connector;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  const RECORDS_PATH = '/api/v2/custom_objects/entitlement/records';
+  const customers = () => column(db, 'SELECT external_id AS value FROM organizations WHERE external_id IS NOT NULL ORDER BY id');
+  /** Customers the seeded desk holds no entitlement of (read before any test writes one). */
+  const unentitled = column(
+    db,
+    `SELECT o.external_id AS value FROM organizations o WHERE o.external_id IS NOT NULL AND NOT EXISTS (
+       SELECT 1 FROM custom_object_records r WHERE r.custom_object_key = 'entitlement' AND r.organization_id = o.id
+     ) ORDER BY o.id`,
+  );
+  const organizationIdOf = (customerId: string) =>
+    (db.prepare('SELECT id FROM organizations WHERE external_id = ?').get(customerId) as { id: number }).id;
+  const tagsPathOf = (customerId: string) => `/api/v2/organizations/${organizationIdOf(customerId)}/tags.json`;
+  const deskOrganization = (customerId: string) => server.data.organizations.get(organizationIdOf(customerId))!;
+  /** The organization's tags in each desk, in a fixed order (the desks may list them in another). */
+  const deskTags = (customerId: string) => [...deskOrganization(customerId).tags].sort();
+  const embeddedTags = (customerId: string) =>
+    (
+      JSON.parse((db.prepare('SELECT tags FROM organizations WHERE external_id = ?').get(customerId) as { tags: string }).tags) as string[]
+    ).sort();
+  const tierTags = (tags: string[]) => tags.filter((tag) => tag.startsWith('tier_'));
+  /** Both desks start from these tags. */
+  const giveTags = (customerId: string, tags: string[]) => {
+    deskOrganization(customerId).tags = [...tags];
+    db.prepare('UPDATE organizations SET tags = ? WHERE external_id = ?').run(JSON.stringify(tags), customerId);
+  };
+  /** The records without the time each desk stamped them with. */
+  const comparable = (records: EntitlementRecord[] | null) => records && records.map(({ updatedAt: _updatedAt, ...rest }) => rest);
+  const tagWrites = (requests: LoggedRequest[], customerId: string) =>
+    requests.filter((request) => request.path === tagsPathOf(customerId)).map((request) => `${request.method} ${request.status}`);
+
+  /** Sets the state through both adapters: the same records and the same organization tags. */
+  async function setBoth(update: EntitlementUpdate): Promise<EntitlementRecord[] | null> {
+    const mine = await zendesk.setEntitlement(update);
+    const theirs = await embedded.setEntitlement(update);
+    expect(comparable(mine), JSON.stringify(update)).toEqual(comparable(theirs));
+    expect(deskTags(update.customerId), JSON.stringify(update)).toEqual(embeddedTags(update.customerId));
+    return mine;
+  }
+
+  it('setEntitlement and entitlementsByCustomerIds: the same records and organization tags as the embedded adapter', async () => {
+    const [customerId, other] = unentitled as [string, string];
+    giveTags(customerId, ['tier_basic', 'segment_enterprise']);
+    const standard: EntitlementUpdate = { customerId, subscriptionId: 'SUB-1001', tier: 'STANDARD', active: true, until: '2027-06-30' };
+    const premium: EntitlementUpdate = { customerId, subscriptionId: 'SUB-1002', tier: 'PREMIUM', active: true, until: null };
+    const requests = await requestsDuring(server, async () => {
+      expect(comparable(await setBoth(standard))).toEqual([
+        { subscriptionId: 'SUB-1001', customerId, tier: 'STANDARD', active: true, until: '2027-06-30' },
+      ]);
+      expect(tierTags(deskTags(customerId))).toEqual(['tier_standard']);
+      const both = await setBoth(premium);
+      expect(both!.map((entitlement) => entitlement.subscriptionId)).toEqual(['SUB-1001', 'SUB-1002']);
+      expect(tierTags(deskTags(customerId))).toEqual(['tier_premium']);
+      // The premium subscription suspended: the standard one is the highest active tier again.
+      const suspended = await setBoth({ ...premium, active: false });
+      expect(suspended!.find((entitlement) => entitlement.subscriptionId === 'SUB-1002')).toMatchObject({ active: false });
+      expect(tierTags(deskTags(customerId))).toEqual(['tier_standard']);
+    });
+    const upserts = requests.filter((request) => request.method === 'PATCH');
+    for (const request of upserts) expect(request).toMatchObject({ path: RECORDS_PATH, status: 200 });
+    expect(upserts.map((request) => request.query.external_id)).toEqual(['SUB-1001', 'SUB-1002', 'SUB-1002']);
+    for (const search of requests.filter((request) => request.method === 'POST')) {
+      expect(search).toMatchObject({ path: `${RECORDS_PATH}/search`, query: { 'page[size]': '100' } });
+    }
+    // Each change of tier adds the new tag, then removes the old one.
+    expect(tagWrites(requests, customerId)).toEqual(['PUT 200', 'DELETE 200', 'PUT 200', 'DELETE 200', 'PUT 200', 'DELETE 200']);
+    // No organization update: the tags are written through the Tags API only.
+    expect(requests.filter((request) => request.method === 'PUT' && request.path !== tagsPathOf(customerId))).toEqual([]);
+
+    // The record is linked to the customer's organization by its id, in the lookup field.
+    const record = [...server.data.customObjectRecords.values()].find(
+      (candidate) => candidate.custom_object_key === 'entitlement' && candidate.external_id === 'SUB-1001',
+    )!;
+    expect(record).toMatchObject({
+      name: 'tier_standard SUB-1001',
+      custom_object_fields: { tier: 'STANDARD', active: true, until: '2027-06-30', organization: String(organizationIdOf(customerId)) },
+    });
+
+    await setBoth({ customerId: other, subscriptionId: 'SUB-2001', tier: 'BASIC', active: true, until: '2026-12-31' });
+    const ids = [other, customerId, 'C99999'];
+    const [mine, theirs] = await Promise.all([zendesk.entitlementsByCustomerIds(ids), embedded.entitlementsByCustomerIds(ids)]);
+    expect(mine).toHaveLength(3);
+    expect(comparable(mine)).toEqual(comparable(theirs));
+    // Every customer, the entitlements the seeded desk held among them, in the same order.
+    const all = [...customers(), 'C99999'];
+    const [everyone, theirsAll] = await Promise.all([zendesk.entitlementsByCustomerIds(all), embedded.entitlementsByCustomerIds(all)]);
+    expect(comparable(everyone)).toEqual(comparable(theirsAll));
+  });
+
+  it('writes nothing when the same state is set again', async () => {
+    const customerId = unentitled[2]!;
+    const update: EntitlementUpdate = { customerId, subscriptionId: 'SUB-3001', tier: 'PREMIUM', active: true, until: '2028-01-31' };
+    const first = await setBoth(update);
+    const theirsFirst = await embedded.entitlementsByCustomerIds([customerId]);
+    const organization = deskOrganization(customerId);
+    const [tagsBefore, stampBefore] = [[...organization.tags], organization.updated_at];
+    let second: EntitlementRecord[] | null = null;
+    const requests = await requestsDuring(server, async () => {
+      second = await zendesk.setEntitlement(update);
+    });
+    // The record as it was, its time included: it was not written again, nor were the tags.
+    expect(second).toEqual(first);
+    expect(requests.map((request) => `${request.method} ${request.path}`)).toEqual([
+      'GET /api/v2/organizations/show_many.json',
+      `POST ${RECORDS_PATH}/search`,
+    ]);
+    expect([organization.tags, organization.updated_at]).toEqual([tagsBefore, stampBefore]);
+    expect(await embedded.setEntitlement(update)).toEqual(theirsFirst);
+  });
+
+  it('answers null for a customer no organization has, and writes nothing', async () => {
+    const update: EntitlementUpdate = { customerId: 'C99999', subscriptionId: 'SUB-9001', tier: 'PREMIUM', active: true, until: null };
+    const before = server.data.customObjectRecords.size;
+    const requests = await requestsDuring(server, async () => {
+      expect(await zendesk.setEntitlement(update)).toBeNull();
+      expect(await zendesk.entitlementsByCustomerIds(['C99999'])).toEqual([]);
+    });
+    expect(await embedded.setEntitlement(update)).toBeNull();
+    expect(server.data.customObjectRecords.size).toBe(before);
+    expect(requests.map((request) => `${request.method} ${request.path}`)).toEqual([
+      'GET /api/v2/organizations/show_many.json',
+      'GET /api/v2/organizations/show_many.json',
+    ]);
+  });
+
+  it("keeps the organization's other tags, removing only tier tags", async () => {
+    const customerId = unentitled[3]!;
+    giveTags(customerId, ['key_account', 'tier_basic', 'region_emea', 'tier_standard']);
+    await setBoth({ customerId, subscriptionId: 'SUB-4001', tier: 'PREMIUM', active: true, until: null });
+    expect(deskTags(customerId)).toEqual(['key_account', 'region_emea', 'tier_premium']);
+    // Suspended, the subscription entitles to no tier: the tier tag goes, the others stay.
+    const requests = await requestsDuring(server, async () => {
+      await setBoth({ customerId, subscriptionId: 'SUB-4001', tier: 'PREMIUM', active: false, until: null });
+    });
+    expect(deskTags(customerId)).toEqual(['key_account', 'region_emea']);
+    expect(tagWrites(requests, customerId)).toEqual(['DELETE 200']);
+  });
+
+  it('reads the entitlements the embedded desk already held when the server started', async () => {
+    const held = seededDatabases().support;
+    const heldEmbedded = createEmbeddedSupportConnector(held, { system: 'support', call: async (_operation, _detail, fn) => fn() });
+    const customerId = customers()[4]!;
+    await heldEmbedded.setEntitlement({ customerId, subscriptionId: 'SUB-6001', tier: 'STANDARD', active: true, until: '2027-03-31' });
+    await heldEmbedded.setEntitlement({ customerId, subscriptionId: 'SUB-6002', tier: 'PREMIUM', active: false, until: null });
+    const heldServer = await startZendeskServer({ data: loadZendeskData(held), credentials: CREDENTIALS });
+    try {
+      const { connector } = zendeskConnector(heldServer);
+      // The same desk: the same records, their times included.
+      expect(await connector.entitlementsByCustomerIds([customerId])).toEqual(await heldEmbedded.entitlementsByCustomerIds([customerId]));
+    } finally {
+      await heldServer.close();
+    }
+  });
+
+  it('retries a 429 and a 503, and a tag change whose answer was lost, counting every request once', async () => {
+    server.clearFaults();
+    const customerId = unentitled[5]!;
+    giveTags(customerId, ['tier_standard', 'segment_mid_market']);
+    server.failNext(1, { kind: 'rate-limit', retryAfterSeconds: 0 }, (request) => request.method === 'PATCH');
+    server.failNext(1, { kind: 'server-error', status: 503 }, (request) => request.method === 'PUT');
+    server.failNext(1, { kind: 'reset-after-handling' }, (request) => request.method === 'DELETE');
+    const telemetry = countingTelemetry();
+    const { connector } = zendeskConnector(server, { telemetry });
+    const update: EntitlementUpdate = { customerId, subscriptionId: 'SUB-5001', tier: 'PREMIUM', active: true, until: null };
+    let recorded: EntitlementRecord[] | null = null;
+    const requests = await requestsDuring(server, async () => {
+      recorded = await connector.setEntitlement(update);
+    });
+    expect(comparable(recorded)).toEqual(comparable(await embedded.setEntitlement(update)));
+    expect(deskTags(customerId)).toEqual(embeddedTags(customerId));
+    expect(deskTags(customerId)).toEqual(['segment_mid_market', 'tier_premium']);
+    const statuses = (method: string) => requests.filter((request) => request.method === method).map((request) => request.status);
+    expect(statuses('PATCH')).toEqual([429, 200]);
+    expect(statuses('PUT')).toEqual([503, 200]);
+    expect(statuses('DELETE')).toEqual([0, 200]);
+    expect(telemetry.calls).toHaveLength(requests.length);
+    expect(new Set(telemetry.calls)).toEqual(new Set(['setEntitlement']));
   });
 });

@@ -1,18 +1,9 @@
-import { createHash } from 'node:crypto';
 import type { Database } from '../../platform/sqlite.ts';
-import { BASE62, salesforceSuffix } from '../../subgraphs/crm/src/connectors/embedded/ids.ts';
+import { derivedId, subscriptionsOf } from './subscriptions.ts';
 import type { World } from './world.ts';
 
 /** Child tables first, so clearing respects the foreign keys. */
-const CRM_TABLES = ['Task', 'OpportunityLineItem', 'Opportunity', 'Contract', 'Contact', 'Account', 'User'] as const;
-
-/** A Salesforce-style 18-character Id derived from a name, the same on every seed. */
-function derivedId(prefix: string, name: string): string {
-  const digest = createHash('sha256').update(name).digest();
-  let id15 = prefix;
-  for (let i = 0; id15.length < 15; i++) id15 += BASE62.charAt(digest[i]! % 62);
-  return id15 + salesforceSuffix(id15);
-}
+const CRM_TABLES = ['Task', 'OpportunityLineItem', 'Opportunity', 'Subscription__c', 'Contract', 'Contact', 'Account', 'User'] as const;
 
 /**
  * Writes the world's CRM side (sales reps, accounts, contacts, contracts) in Salesforce's field
@@ -44,7 +35,12 @@ export function writeCrm(db: Database, world: World): Record<string, number> {
     `INSERT INTO OpportunityLineItem (Id, OpportunityId, ProductCode, Name, Quantity, UnitPrice, TotalPrice, SortOrder)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
   );
-  const counts = { User: 0, Account: 0, Contact: 0, Contract: 0, Task: 0, Opportunity: 0, OpportunityLineItem: 0 };
+  const insertSubscription = db.prepare(
+    `INSERT INTO Subscription__c (Id, Account__c, Contract__c, Plan_Code__c, Quantity__c, Support_Tier__c, Status__c, Start_Date__c, End_Date__c,
+       Unit_Price__c, Billing_Frequency__c, CurrencyIsoCode, LastModifiedDate)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const counts = { User: 0, Account: 0, Contact: 0, Contract: 0, Task: 0, Opportunity: 0, OpportunityLineItem: 0, Subscription__c: 0 };
   for (const rep of world.salesReps) {
     insertUser.run(rep.id, rep.name, rep.email, rep.isActive ? 1 : 0);
     counts.User++;
@@ -124,6 +120,26 @@ export function writeCrm(db: Database, world: World): Record<string, number> {
       k.modifiedAt,
     );
     counts.Contract++;
+  }
+  // Every contract's support is a subscription (a contract line), billed as its tier's plan.
+  for (const sub of subscriptionsOf(world)) {
+    const k = sub.contract;
+    insertSubscription.run(
+      sub.id,
+      k.customer.accountId,
+      k.id,
+      sub.plan.number,
+      sub.quantity,
+      k.tier,
+      sub.status,
+      k.startDate,
+      k.endDate,
+      sub.unitPriceCents / 100,
+      sub.frequency,
+      k.customer.currency,
+      k.modifiedAt,
+    );
+    counts.Subscription__c++;
   }
   // Every ERP order was a won opportunity, its order written back. Every fourth customer also
   // has a deal won but not yet ordered (its last order again), and every third one still open.

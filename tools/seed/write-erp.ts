@@ -1,8 +1,11 @@
 import type { Database } from '../../platform/sqlite.ts';
+import { nextMonthStart, PLANS, subscriptionsOf } from './subscriptions.ts';
 import type { World } from './world.ts';
 
 /** Child tables first, so clearing respects the foreign keys. */
 const ERP_TABLES = [
+  'subscriptionBillingChanges',
+  'subscriptionBillingSchedules',
   'salesReturnOrderLines',
   'salesReturnOrders',
   'salesInvoices',
@@ -122,6 +125,49 @@ export function writeErp(db: Database, world: World): Record<string, number> {
       i.type === 'Service' ? 0 : 20 + ((Number.parseInt(i.id.replace(/-/g, '').slice(0, 6), 16) || 0) % 480),
     );
     counts.items++;
+  }
+  // The support plans, and the billing schedule of every active subscription (version 1: activated).
+  for (const plan of Object.values(PLANS)) {
+    insertItem.run(
+      `plan-${plan.number}`,
+      plan.number,
+      plan.name,
+      plan.name,
+      'Service',
+      'SERVICE',
+      amount(plan.cents),
+      'MONTH',
+      null,
+      null,
+      0,
+    );
+    counts.items++;
+  }
+  const insertSchedule = db.prepare(
+    `INSERT INTO subscriptionBillingSchedules (subscriptionId, customerNumber, itemNumber, quantity, unitPrice, billingPeriod, status,
+       startDate, endDate, nextInvoiceDate, version, currencyCode, lastModifiedDateTime)
+     VALUES (?, ?, ?, ?, ?, ?, 'Active', ?, ?, ?, 1, ?, ?)`,
+  );
+  const insertChange = db.prepare(
+    'INSERT INTO subscriptionBillingChanges (changeKey, subscriptionId, version, appliedDateTime) VALUES (?, ?, 1, ?)',
+  );
+  for (const sub of subscriptionsOf(world)) {
+    if (sub.status !== 'Active') continue;
+    const k = sub.contract;
+    insertSchedule.run(
+      sub.id,
+      k.customer.number,
+      sub.plan.number,
+      sub.quantity,
+      amount(sub.unitPriceCents),
+      sub.frequency,
+      k.startDate,
+      k.endDate,
+      nextMonthStart(world.asOf),
+      k.customer.currency,
+      k.modifiedAt,
+    );
+    insertChange.run(`seed:${sub.id}`, sub.id, k.modifiedAt);
   }
   for (const o of world.orders) {
     const c = o.customer;

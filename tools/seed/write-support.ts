@@ -1,9 +1,18 @@
 import type { Database } from '../../platform/sqlite.ts';
 import { EMBEDDED_FIELD_IDS } from '../../subgraphs/support/src/connectors/embedded/tables.ts';
+import { subscriptionsOf } from './subscriptions.ts';
 import type { TicketComment, World } from './world.ts';
 
 /** Child tables first, so clearing respects the foreign keys. */
-const SUPPORT_TABLES = ['ticket_comments', 'ticket_custom_fields', 'tickets', 'users', 'organizations', 'sla_policies'] as const;
+const SUPPORT_TABLES = [
+  'custom_object_records',
+  'ticket_comments',
+  'ticket_custom_fields',
+  'tickets',
+  'users',
+  'organizations',
+  'sla_policies',
+] as const;
 
 /**
  * Writes the world's support desk in Zendesk's resource shapes (integer ids, snake_case fields,
@@ -92,6 +101,25 @@ export function writeSupport(db: Database, world: World): Record<string, number>
   for (const p of world.slaPolicies) {
     insertSla.run(p.id, p.title, p.description, p.position, p.filterTag, JSON.stringify(p.metrics));
     counts.sla_policies++;
+  }
+  // What each active subscription entitles its customer to (the organization's tier tag says the same).
+  const insertEntitlement = db.prepare(
+    `INSERT INTO custom_object_records (id, custom_object_key, external_id, name, organization_id, custom_object_fields, created_at, updated_at)
+     VALUES (?, 'entitlement', ?, ?, ?, ?, ?, ?)`,
+  );
+  for (const sub of subscriptionsOf(world)) {
+    if (sub.status !== 'Active') continue;
+    const k = sub.contract;
+    const tier = k.tier.toUpperCase();
+    insertEntitlement.run(
+      `seed-${sub.id}`,
+      sub.id,
+      `tier_${k.tier.toLowerCase()} ${sub.id}`,
+      k.customer.orgId,
+      JSON.stringify({ tier, active: true, until: k.endDate }),
+      `${k.modifiedAt}`,
+      `${k.modifiedAt}`,
+    );
   }
   return counts;
 }

@@ -45,6 +45,24 @@ export type AccountOnboardingErrorCode =
   /** The customer was made, then blocked again: the CRM could not take the outcome (see the workflow). */
   | 'ONBOARDING_UNDONE';
 
+export type ApplySubscriptionChangeInput = {
+  change: SubscriptionChange;
+  /** Chosen by the caller (the CRM's change event id, say), scoped to it: the same key returns the first result. */
+  idempotencyKey: Scalars['String']['input'];
+  /** The CRM's subscription id (18 characters). */
+  subscriptionId: Scalars['ID']['input'];
+};
+
+export type ApplySubscriptionChangePayload = {
+  __typename?: 'ApplySubscriptionChangePayload';
+  /** The billing schedule's version after the change (each change applied raises it by one). */
+  billingVersion: Maybe<Scalars['Int']['output']>;
+  /** Why the change was not carried out; empty on success. */
+  errors: Array<SubscriptionChangeError>;
+  /** The workflow that carries the change through the systems; null when refused before one started. */
+  workflow: Maybe<Workflow>;
+};
+
 export type ConvertOpportunityToOrderInput = {
   /** Chosen by the caller, scoped to it: the same key returns the first result. */
   idempotencyKey: Scalars['String']['input'];
@@ -90,6 +108,14 @@ export type Customer = {
 export type Mutation = {
   __typename?: 'Mutation';
   /**
+   * Carries out a change made to a subscription in the CRM (activate, amend the quantity or tier,
+   * suspend, renew), as a workflow: the ERP's billing schedule, then the desk's entitlement
+   * (support tier and SLA), then an activity on the account. The changes of one subscription are
+   * carried out one after the other in the order asked, each once; the same idempotency key
+   * (scoped to the caller) returns the first result. Refusals come back in `errors`.
+   */
+  applySubscriptionChange: ApplySubscriptionChangePayload;
+  /**
    * Turns a closed-won opportunity into an ERP sales order, as a workflow: the ERP creates the
    * order after its checks (customer not blocked, payment terms, tax area, credit limit, each
    * line's item and stock), then the order's number, status and expected ship date are written
@@ -115,6 +141,11 @@ export type Mutation = {
    * (scoped to the caller) returns the first result. Refusals come back in `errors`.
    */
   onboardAccount: OnboardAccountPayload;
+};
+
+
+export type MutationApplySubscriptionChangeArgs = {
+  input: ApplySubscriptionChangeInput;
 };
 
 
@@ -256,6 +287,32 @@ export type ReturnResolution =
   | 'REFUND'
   | 'REPAIR'
   | 'REPLACE';
+
+export type SubscriptionChange =
+  | 'ACTIVATE'
+  /** A new quantity or tier. */
+  | 'AMEND'
+  | 'RENEW'
+  | 'SUSPEND';
+
+/** A rule the change does not meet, with a message the account's owner can act on. */
+export type SubscriptionChangeError = {
+  __typename?: 'SubscriptionChangeError';
+  code: SubscriptionChangeErrorCode;
+  field: Maybe<Scalars['String']['output']>;
+  message: Scalars['String']['output'];
+};
+
+export type SubscriptionChangeErrorCode =
+  /** The CRM does not show the change yet (or shows another): make it there first. */
+  | 'CHANGE_NOT_IN_CRM'
+  | 'CURRENCY_MISMATCH'
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'INVALID_QUANTITY'
+  | 'SUBSCRIPTION_HAS_NO_CUSTOMER'
+  | 'SUBSCRIPTION_NOT_FOUND'
+  | 'UNKNOWN_CUSTOMER'
+  | 'UNKNOWN_PLAN';
 
 /** One run of a workflow: what was asked, where it is, what each step did. */
 export type Workflow = {
@@ -450,8 +507,11 @@ export type ResolversTypes = ResolversObject<{
   AccountOnboardingError: ResolverTypeWrapper<AccountOnboardingError>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   AccountOnboardingErrorCode: AccountOnboardingErrorCode;
-  ConvertOpportunityToOrderInput: ConvertOpportunityToOrderInput;
+  ApplySubscriptionChangeInput: ApplySubscriptionChangeInput;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  ApplySubscriptionChangePayload: ResolverTypeWrapper<Omit<ApplySubscriptionChangePayload, 'workflow'> & { workflow?: Maybe<ResolversTypes['Workflow']> }>;
+  Int: ResolverTypeWrapper<Scalars['Int']['output']>;
+  ConvertOpportunityToOrderInput: ConvertOpportunityToOrderInput;
   ConvertOpportunityToOrderPayload: ResolverTypeWrapper<Omit<ConvertOpportunityToOrderPayload, 'order' | 'workflow'> & { order?: Maybe<ResolversTypes['Order']>, workflow?: Maybe<ResolversTypes['Workflow']> }>;
   CreateReturnAuthorizationInput: CreateReturnAuthorizationInput;
   CreateReturnAuthorizationPayload: ResolverTypeWrapper<Omit<CreateReturnAuthorizationPayload, 'returnAuthorization' | 'workflow'> & { returnAuthorization?: Maybe<ResolversTypes['ReturnAuthorization']>, workflow?: Maybe<ResolversTypes['Workflow']> }>;
@@ -462,7 +522,6 @@ export type ResolversTypes = ResolversObject<{
   OnboardAccountPayload: ResolverTypeWrapper<Omit<OnboardAccountPayload, 'customer' | 'workflow'> & { customer?: Maybe<ResolversTypes['Customer']>, workflow?: Maybe<ResolversTypes['Workflow']> }>;
   Order: ResolverTypeWrapper<OrderRefModelModel>;
   OrderLineInput: OrderLineInput;
-  Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   QuoteToOrderError: ResolverTypeWrapper<QuoteToOrderError>;
   QuoteToOrderErrorCode: QuoteToOrderErrorCode;
@@ -472,6 +531,9 @@ export type ResolversTypes = ResolversObject<{
   ReturnLineInput: ReturnLineInput;
   ReturnReason: ReturnReason;
   ReturnResolution: ReturnResolution;
+  SubscriptionChange: SubscriptionChange;
+  SubscriptionChangeError: ResolverTypeWrapper<SubscriptionChangeError>;
+  SubscriptionChangeErrorCode: SubscriptionChangeErrorCode;
   Workflow: ResolverTypeWrapper<WorkflowInstanceModel>;
   WorkflowConnection: ResolverTypeWrapper<WorkflowConnectionModelModel>;
   WorkflowEvent: ResolverTypeWrapper<WorkflowEvent>;
@@ -488,8 +550,11 @@ export type ResolversTypes = ResolversObject<{
 export type ResolversParentTypes = ResolversObject<{
   AccountOnboardingError: AccountOnboardingError;
   String: Scalars['String']['output'];
-  ConvertOpportunityToOrderInput: ConvertOpportunityToOrderInput;
+  ApplySubscriptionChangeInput: ApplySubscriptionChangeInput;
   ID: Scalars['ID']['output'];
+  ApplySubscriptionChangePayload: Omit<ApplySubscriptionChangePayload, 'workflow'> & { workflow?: Maybe<ResolversParentTypes['Workflow']> };
+  Int: Scalars['Int']['output'];
+  ConvertOpportunityToOrderInput: ConvertOpportunityToOrderInput;
   ConvertOpportunityToOrderPayload: Omit<ConvertOpportunityToOrderPayload, 'order' | 'workflow'> & { order?: Maybe<ResolversParentTypes['Order']>, workflow?: Maybe<ResolversParentTypes['Workflow']> };
   CreateReturnAuthorizationInput: CreateReturnAuthorizationInput;
   CreateReturnAuthorizationPayload: Omit<CreateReturnAuthorizationPayload, 'returnAuthorization' | 'workflow'> & { returnAuthorization?: Maybe<ResolversParentTypes['ReturnAuthorization']>, workflow?: Maybe<ResolversParentTypes['Workflow']> };
@@ -500,12 +565,12 @@ export type ResolversParentTypes = ResolversObject<{
   OnboardAccountPayload: Omit<OnboardAccountPayload, 'customer' | 'workflow'> & { customer?: Maybe<ResolversParentTypes['Customer']>, workflow?: Maybe<ResolversParentTypes['Workflow']> };
   Order: OrderRefModelModel;
   OrderLineInput: OrderLineInput;
-  Int: Scalars['Int']['output'];
   Query: Record<PropertyKey, never>;
   QuoteToOrderError: QuoteToOrderError;
   ReturnAuthorization: ReturnAuthorizationRefModelModel;
   ReturnAuthorizationError: ReturnAuthorizationError;
   ReturnLineInput: ReturnLineInput;
+  SubscriptionChangeError: SubscriptionChangeError;
   Workflow: WorkflowInstanceModel;
   WorkflowConnection: WorkflowConnectionModelModel;
   WorkflowEvent: WorkflowEvent;
@@ -519,6 +584,12 @@ export type AccountOnboardingErrorResolvers<ContextType = Context, ParentType ex
   code?: Resolver<ResolversTypes['AccountOnboardingErrorCode'], ParentType, ContextType>;
   field?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
+
+export type ApplySubscriptionChangePayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ApplySubscriptionChangePayload'] = ResolversParentTypes['ApplySubscriptionChangePayload']> = ResolversObject<{
+  billingVersion?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  errors?: Resolver<Array<ResolversTypes['SubscriptionChangeError']>, ParentType, ContextType>;
+  workflow?: Resolver<Maybe<ResolversTypes['Workflow']>, ParentType, ContextType>;
 }>;
 
 export type ConvertOpportunityToOrderPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ConvertOpportunityToOrderPayload'] = ResolversParentTypes['ConvertOpportunityToOrderPayload']> = ResolversObject<{
@@ -542,6 +613,7 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
 }
 
 export type MutationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = ResolversObject<{
+  applySubscriptionChange?: Resolver<ResolversTypes['ApplySubscriptionChangePayload'], ParentType, ContextType, RequireFields<MutationApplySubscriptionChangeArgs, 'input'>>;
   convertOpportunityToOrder?: Resolver<ResolversTypes['ConvertOpportunityToOrderPayload'], ParentType, ContextType, RequireFields<MutationConvertOpportunityToOrderArgs, 'input'>>;
   createReturnAuthorization?: Resolver<ResolversTypes['CreateReturnAuthorizationPayload'], ParentType, ContextType, RequireFields<MutationCreateReturnAuthorizationArgs, 'input'>>;
   onboardAccount?: Resolver<ResolversTypes['OnboardAccountPayload'], ParentType, ContextType, RequireFields<MutationOnboardAccountArgs, 'input'>>;
@@ -575,6 +647,12 @@ export type ReturnAuthorizationResolvers<ContextType = Context, ParentType exten
 export type ReturnAuthorizationErrorResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ReturnAuthorizationError'] = ResolversParentTypes['ReturnAuthorizationError']> = ResolversObject<{
   code?: Resolver<ResolversTypes['ReturnAuthorizationErrorCode'], ParentType, ContextType>;
   line?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
+
+export type SubscriptionChangeErrorResolvers<ContextType = Context, ParentType extends ResolversParentTypes['SubscriptionChangeError'] = ResolversParentTypes['SubscriptionChangeError']> = ResolversObject<{
+  code?: Resolver<ResolversTypes['SubscriptionChangeErrorCode'], ParentType, ContextType>;
+  field?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 
@@ -625,6 +703,7 @@ export type WorkflowStepResolvers<ContextType = Context, ParentType extends Reso
 
 export type Resolvers<ContextType = Context> = ResolversObject<{
   AccountOnboardingError?: AccountOnboardingErrorResolvers<ContextType>;
+  ApplySubscriptionChangePayload?: ApplySubscriptionChangePayloadResolvers<ContextType>;
   ConvertOpportunityToOrderPayload?: ConvertOpportunityToOrderPayloadResolvers<ContextType>;
   CreateReturnAuthorizationPayload?: CreateReturnAuthorizationPayloadResolvers<ContextType>;
   Customer?: CustomerResolvers<ContextType>;
@@ -636,6 +715,7 @@ export type Resolvers<ContextType = Context> = ResolversObject<{
   QuoteToOrderError?: QuoteToOrderErrorResolvers<ContextType>;
   ReturnAuthorization?: ReturnAuthorizationResolvers<ContextType>;
   ReturnAuthorizationError?: ReturnAuthorizationErrorResolvers<ContextType>;
+  SubscriptionChangeError?: SubscriptionChangeErrorResolvers<ContextType>;
   Workflow?: WorkflowResolvers<ContextType>;
   WorkflowConnection?: WorkflowConnectionResolvers<ContextType>;
   WorkflowEvent?: WorkflowEventResolvers<ContextType>;

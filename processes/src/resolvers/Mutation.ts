@@ -4,6 +4,7 @@ import type {
   MutationResolvers,
   QuoteToOrderErrorCode,
   ReturnAuthorizationErrorCode,
+  SubscriptionChangeErrorCode,
 } from '../__generated__/resolvers-types.ts';
 
 export const Mutation: MutationResolvers = {
@@ -43,6 +44,14 @@ export const Mutation: MutationResolvers = {
     return {
       customer: outcome.customerNumber ? { id: outcome.customerNumber } : null,
       errors: outcome.errors.map((error) => ({ ...error, code: error.code as AccountOnboardingErrorCode })),
+      workflow: outcome.workflowId ? await details.load(outcome.workflowId) : null,
+    };
+  },
+  async applySubscriptionChange(_root, { input }, { subscriptions, details, identity, correlationId }) {
+    const outcome = await subscriptions.apply(input, identity, correlationId);
+    return {
+      billingVersion: outcome.billingVersion,
+      errors: outcome.errors.map((error) => ({ ...error, code: error.code as SubscriptionChangeErrorCode })),
       workflow: outcome.workflowId ? await details.load(outcome.workflowId) : null,
     };
   },

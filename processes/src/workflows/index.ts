@@ -6,6 +6,7 @@ import type { ProcessesConfig } from '../config.ts';
 import { onboardingWorkflow } from './onboarding.ts';
 import { quoteToOrderWorkflow } from './quoteToOrder.ts';
 import { returnWorkflow, type ReturnDeps } from './returns.ts';
+import { subscriptionWorkflow } from './subscriptions.ts';
 
 /** What a workflow's steps reach systems with: only the graph, as the service's own identity. */
 export interface WorkflowDeps {
@@ -21,6 +22,7 @@ export interface WorkflowDeps {
 export function workflowsOf(deps: WorkflowDeps): WorkflowDefinition[] {
   return [
     onboardingWorkflow({ graph: deps.graph, logger: deps.logger }),
+    subscriptionWorkflow({ graph: deps.graph, logger: deps.logger, clock: deps.clock }),
     quoteToOrderWorkflow({ graph: deps.graph, logger: deps.logger }),
     returnWorkflow({
       graph: deps.graph,

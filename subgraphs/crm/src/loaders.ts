@@ -24,6 +24,10 @@ export function createLoaders(crm: CrmConnector) {
       (ids: readonly string[]) => crm.accountsByIds(ids),
       (record) => record.id,
     ),
+    subscription: recordLoader(
+      (ids: readonly string[]) => crm.subscriptionsByIds(ids),
+      (record) => record.id,
+    ),
     opportunity: recordLoader(
       (ids: readonly string[]) => crm.opportunitiesByIds(ids),
       (record) => record.id,

@@ -15,6 +15,7 @@ export const CRM_POLICY: PolicyTable = {
   'Query.contract': [...AGENTS, 'sales_rep', PORTAL],
   'Query.opportunity': [...STAFF],
   'Query.account': [...STAFF],
+  'Query.serviceSubscription': [...STAFF],
 
   'Customer.id': [...STAFF, OWN],
   'Customer.name': [...STAFF, OWN],
@@ -48,6 +49,9 @@ export const CRM_POLICY: PolicyTable = {
   // Accounts before they are customers: sales and finance onboard them; the tax number is theirs.
   'Account.*': [...STAFF],
   'Account.taxRegistrationNumber': ['sales_rep', 'finance'],
+
+  // Subscriptions: what a customer is entitled to and billed for.
+  'ServiceSubscription.*': [...STAFF],
 
   // Deals are sales' and finance's; agents see what was sold (the installed base, the order).
   'Opportunity.*': [...STAFF],

@@ -6,6 +6,7 @@ import type { Clock } from '../../../platform/time.ts';
 import type { ErpConnector } from './connectors/types.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
 import type { CustomerOnboarding } from './customers/onboarding.ts';
+import type { SubscriptionBilling } from './subscriptions/billing.ts';
 import type { SalesOrders } from './orders/salesOrders.ts';
 import type { ReturnOrders } from './returns/orders.ts';
 
@@ -18,6 +19,8 @@ export interface Context extends BaseContext {
   readonly salesOrders: SalesOrders | null;
   /** Customer onboarding: checked on ERP facts, created, blocked (mutations only). */
   readonly onboarding: CustomerOnboarding | null;
+  /** Subscription billing schedules (mutations only). */
+  readonly billing: SubscriptionBilling | null;
 }
 
 export function createContextFactory(deps: {
@@ -27,6 +30,7 @@ export function createContextFactory(deps: {
   returns?: ReturnOrders;
   salesOrders?: SalesOrders;
   onboarding?: CustomerOnboarding;
+  billing?: SubscriptionBilling;
 }) {
   return async (_req: unknown, scope: RequestScope, identity: Identity): Promise<Context> => ({
     ...baseContext(deps, scope, identity),
@@ -34,5 +38,6 @@ export function createContextFactory(deps: {
     returns: deps.returns ?? null,
     salesOrders: deps.salesOrders ?? null,
     onboarding: deps.onboarding ?? null,
+    billing: deps.billing ?? null,
   });
 }

@@ -13,6 +13,7 @@ import { ERP_SCHEMA } from './connectors/embedded/tables.ts';
 import type { ErpConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
 import { CustomerOnboarding } from './customers/onboarding.ts';
+import { SubscriptionBilling } from './subscriptions/billing.ts';
 import { SalesOrders } from './orders/salesOrders.ts';
 import { ReturnOrders } from './returns/orders.ts';
 import { createServer } from './server.ts';
@@ -58,6 +59,7 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
         returns: new ReturnOrders({ erp: deps.connector, clock: deps.clock }),
         salesOrders: new SalesOrders({ erp: deps.connector, clock: deps.clock }),
         onboarding: new CustomerOnboarding({ erp: deps.connector }),
+        billing: new SubscriptionBilling({ erp: deps.connector }),
       }),
   });
 }

@@ -36,6 +36,10 @@ export function createLoaders(erp: ErpConnector) {
       (ids: readonly string[], query: InvoiceListQuery) => erp.invoicesByCustomerIds(ids, query),
       (record) => record.customerId,
     ),
+    billingSchedulesByCustomer: listLoader(
+      (ids: readonly string[]) => erp.billingSchedulesByCustomerIds(ids),
+      (record) => record.customerId,
+    ),
     orderLines: listLoader(
       (numbers: readonly string[]) => erp.orderLinesByOrderNumbers(numbers),
       (record) => record.orderNumber,

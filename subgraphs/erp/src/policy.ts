@@ -67,6 +67,12 @@ export const ERP_POLICY: PolicyTable = {
   'OnboardCustomerPayload.*': ['integration'],
   'OnboardingError.*': ['integration'],
   'BlockCustomerPayload.*': ['integration'],
+  // Subscription billing: the process layer applies subscription changes, as the integration identity.
+  'Mutation.applyBillingChange': ['integration'],
+  'ApplyBillingChangePayload.*': ['integration'],
+  'BillingChangeError.*': ['integration'],
+  'Customer.billingSchedules': [...STAFF, OWN],
+  'BillingSchedule.*': [...STAFF, PORTAL],
   'ReturnAuthorization.*': [...AGENTS],
   'ReturnAuthorizationLine.*': [...AGENTS],
   'Case.id': [...AGENTS],

@@ -33,6 +33,10 @@ export function createLoaders(desk: SupportConnector) {
       (serials: readonly string[]) => desk.casesBySerialNumbers(serials),
       (record) => record.serialNumber ?? '',
     ),
+    entitlements: listLoader(
+      (ids: readonly string[]) => desk.entitlementsByCustomerIds(ids),
+      (record) => record.customerId,
+    ),
     installedBase: listLoader(
       (ids: readonly string[]) => desk.installedBaseByCustomerIds(ids),
       (record) => record.customerId,

@@ -31,6 +31,8 @@ export const SUPPORT_POLICY: PolicyTable = {
   'Customer.openCaseCount': [...STAFF, OWN],
   'Customer.installedBase': [...STAFF, OWN],
   'InstalledProduct.*': [...STAFF, PORTAL],
+  'Customer.entitlements': [...STAFF, OWN],
+  'Entitlement.*': [...STAFF, PORTAL],
   'Contact.id': [...STAFF, PORTAL],
   'Contact.requestedCases': [...AGENTS, 'sales_rep'],
   'Order.number': [...STAFF, PORTAL],
@@ -45,6 +47,7 @@ export const SUPPORT_POLICY: PolicyTable = {
   // Concord's own processes note outcomes on cases (integration only).
   'Mutation.recordCaseUpdate': ['integration'],
   'Mutation.recordInstalledBase': ['integration'],
+  'Mutation.setEntitlement': ['integration'],
 };
 
 export const SUPPORT_OWNERS: Owners = {

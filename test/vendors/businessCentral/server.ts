@@ -11,7 +11,9 @@ import type { Database } from '../../../platform/sqlite.ts';
  * `{"error":{"code","message"}}` errors. Writes: deep inserts of sales orders (standard API) and
  * return orders (extension), DELETE of a sales order under `If-Match`, customers created from their
  * number series and PATCHed under `If-Match` (standard API), and the CRM reference of a customer
- * PATCHed through the extension's `customerReferences` page. Its data is loaded from an embedded
+ * PATCHed through the extension's `customerReferences` page, and the Subscription Billing pages
+ * (`subscriptionBillingSchedules` keyed by subscription id, `subscriptionBillingChanges` keyed by
+ * change key) created by POST and PATCHed under `If-Match`. Its data is loaded from an embedded
  * ERP database, so an adapter reading it can be compared with the embedded adapter reading the
  * database itself.
  * Fault switches and a request log let tests see how the adapter behaves and what it costs.
@@ -79,10 +81,11 @@ export interface FaultSwitches {
   failNext(count: number, fault: Fault): void;
   /**
    * The next POST that creates an entity (or, with `method: 'PATCH'` or `'DELETE'`, the next
-   * PATCH that updates one or DELETE that removes one) is applied, then its answer is sent after
-   * `answerAfterMs`, or never (the connection stays open until the server closes).
+   * PATCH that updates one or DELETE that removes one), of `entitySet` when it is given, is
+   * applied, then its answer is sent after `answerAfterMs`, or never (the connection stays open
+   * until the server closes).
    */
-  commitThenTimeout(options?: { answerAfterMs?: number; method?: WriteMethod }): void;
+  commitThenTimeout(options?: { answerAfterMs?: number; method?: WriteMethod; entitySet?: string }): void;
   /** Back to answering normally. */
   clear(): void;
 }
@@ -106,6 +109,10 @@ export interface BusinessCentralServer {
   salesOrders(externalDocumentNumber?: string): readonly (Row & { lines: readonly Row[] })[];
   /** The customers held, with their `crmReference` (the extension's field; null when none), rows as stored. */
   customers(): readonly Row[];
+  /** The billing schedules held, all or the one of a subscription (rows as stored). */
+  billingSchedules(subscriptionId?: string): readonly Row[];
+  /** The change keys recorded, all or those of a subscription (rows as stored). */
+  billingChanges(subscriptionId?: string): readonly Row[];
   close(): Promise<void>;
 }
 
@@ -130,6 +137,8 @@ interface EntitySet {
   type: string;
   /** The in-memory table the entities come from. */
   table: string;
+  /** The key field, as `set(key)` addresses an entity: `id` (a GUID) unless named, else a string. */
+  key?: string;
   fields: Record<string, Edm>;
   navigation?: Record<string, Navigation>;
   /** Creates an entity from a POST body (only where the API allows it). */
@@ -256,6 +265,29 @@ const CUSTOMER_FIELDS: Record<string, Edm> = {
 };
 
 const CUSTOMER_REFERENCE_FIELDS: Record<string, Edm> = { id: 'Guid', customerNumber: 'String', crmReference: 'String' };
+
+const BILLING_SCHEDULE_FIELDS: Record<string, Edm> = {
+  subscriptionId: 'String',
+  customerNumber: 'String',
+  itemNumber: 'String',
+  quantity: 'Decimal',
+  unitPrice: 'Decimal',
+  billingPeriod: 'Enum',
+  status: 'Enum',
+  startDate: 'Date',
+  endDate: 'Date',
+  nextInvoiceDate: 'Date',
+  version: 'Int32',
+  currencyCode: 'String',
+  lastModifiedDateTime: 'DateTimeOffset',
+};
+
+const BILLING_CHANGE_FIELDS: Record<string, Edm> = {
+  changeKey: 'String',
+  subscriptionId: 'String',
+  version: 'Int32',
+  appliedDateTime: 'DateTimeOffset',
+};
 
 /** The standard API v2.0 entity sets the adapter reads. */
 const STANDARD: Record<string, EntitySet> = {
@@ -405,6 +437,24 @@ const EXTENSION: Record<string, EntitySet> = {
     fields: CUSTOMER_REFERENCE_FIELDS,
     update: updateCustomerReference,
   },
+  /** Subscription Billing: a subscription's billing schedule, keyed by the subscription's id. */
+  subscriptionBillingSchedules: {
+    type: 'subscriptionBillingSchedule',
+    table: 'subscriptionBillingSchedules',
+    key: 'subscriptionId',
+    fields: BILLING_SCHEDULE_FIELDS,
+    insert: insertBillingSchedule,
+    update: updateBillingSchedule,
+  },
+  /** Subscription Billing: the change keys applied, each with the schedule version it makes. */
+  subscriptionBillingChanges: {
+    type: 'subscriptionBillingChange',
+    table: 'subscriptionBillingChanges',
+    key: 'changeKey',
+    fields: BILLING_CHANGE_FIELDS,
+    insert: insertBillingChange,
+    update: updateBillingChange,
+  },
 };
 
 const APIS: Record<Api, Record<string, EntitySet>> = { standard: STANDARD, extension: EXTENSION };
@@ -427,6 +477,8 @@ const ERP_TABLES = [
   'salesInvoices',
   'salesReturnOrders',
   'salesReturnOrderLines',
+  'subscriptionBillingSchedules',
+  'subscriptionBillingChanges',
 ] as const;
 
 /** A stable GUID for rows the embedded tables key otherwise (serial numbers). */
@@ -890,6 +942,28 @@ interface Context {
 
 const stripKey = (key: string) => key.replace(/^'|'$/g, '').toLowerCase();
 
+/** The set's key field. */
+const keyFieldOf = (set: EntitySet) => set.key ?? 'id';
+
+/**
+ * The entity a key segment names (still percent-encoded): a GUID compared case-insensitively, a
+ * string key as a quoted OData literal compared exactly.
+ */
+function findByKey(context: Context, set: EntitySet, rawKey: string): Row | undefined {
+  const rows = rowsOf(context.store, set.table);
+  let text: string;
+  try {
+    text = decodeURIComponent(rawKey);
+  } catch {
+    throw badQuery(`The key '${rawKey}' is not percent-encoded correctly.`);
+  }
+  if (!set.key) return rows.find((candidate) => String(candidate.id).toLowerCase() === stripKey(text));
+  const literal = /^'(.*)'$/s.exec(text);
+  if (!literal) throw badQuery(`The key '${text}' is not a string literal.`);
+  const key = literal[1]!.replace(/''/g, "'");
+  return rows.find((candidate) => candidate[set.key!] === key);
+}
+
 function parseRoute(context: Context, pathname: string): Route {
   const notFound = () =>
     new ODataError(404, 'BadRequest_NotFound', `No HTTP resource was found that matches the request URI '${pathname}'.`);
@@ -913,7 +987,7 @@ function parseRoute(context: Context, pathname: string): Route {
   const company = /^companies(?:\(([^)]+)\))?$/.exec(segments[0] ?? '');
   if (!company || segments.length > 2 || (segments.length === 2 && !company[1])) throw notFound();
   if (segments.length === 1) return { api, root, company: company[1] ?? null, set: 'companies', key: company[1] ?? null, batch: false };
-  const entity = /^(\w+)(?:\(([^)]+)\))?$/.exec(segments[1]!);
+  const entity = /^(\w+)(?:\((.+)\))?$/.exec(segments[1]!);
   if (!entity) throw notFound();
   return { api, root, company: company[1]!, set: entity[1]!, key: entity[2] ?? null, batch: false };
 }
@@ -969,7 +1043,10 @@ function readList(context: Context, route: Route, set: EntitySet, search: string
   }
   if (query.top !== null) rows = rows.slice(0, query.top);
   if (query.skiptoken) {
-    const after = rows.findIndex((row) => String(row.id).toLowerCase() === query.skiptoken!.toLowerCase());
+    const keyField = keyFieldOf(set);
+    const after = rows.findIndex((row) =>
+      set.key ? String(row[keyField]) === query.skiptoken : String(row.id).toLowerCase() === query.skiptoken!.toLowerCase(),
+    );
     rows = after < 0 ? [] : rows.slice(after + 1);
   }
   const pageSize = maxPageSize(prefer);
@@ -981,7 +1058,7 @@ function readList(context: Context, route: Route, set: EntitySet, search: string
   };
   const last = page[page.length - 1];
   if (pageSize !== null && rows.length > page.length && last) {
-    const next = { ...options, $skiptoken: `'${String(last.id)}'` };
+    const next = { ...options, $skiptoken: `'${String(last[keyFieldOf(set)])}'` };
     const queryText = Object.entries(next)
       .map(([name, value]) => `${name}=${encodeURIComponent(value)}`)
       .join('&');
@@ -995,8 +1072,7 @@ function readList(context: Context, route: Route, set: EntitySet, search: string
 function readEntity(context: Context, route: Route, set: EntitySet, search: string): Answer {
   const options = parseQueryString(search);
   const query = parseListQuery(route.api, set, options);
-  const key = stripKey(route.key!);
-  const row = rowsOf(context.store, set.table).find((candidate) => String(candidate.id).toLowerCase() === key);
+  const row = findByKey(context, set, route.key!);
   if (!row) {
     throw new ODataError(
       404,
@@ -1010,6 +1086,12 @@ function readEntity(context: Context, route: Route, set: EntitySet, search: stri
     headers: {},
     body: { '@odata.context': contextUrl(context, route, suffix), ...serialize(context, route.api, set, row, query.select, query.expand) },
   };
+}
+
+/** The key segment of an entity's URL: its GUID, or its string key as a quoted literal. */
+function keySegment(set: EntitySet, row: Row): string {
+  const key = String(row[keyFieldOf(set)]);
+  return set.key ? encodeURIComponent(`'${key.replace(/'/g, "''")}'`).replace(/'/g, '%27') : key;
 }
 
 /**
@@ -1033,7 +1115,7 @@ function create(context: Context, route: Route, set: EntitySet, body: unknown, s
   const row = set.insert(body as Record<string, unknown>, context.store, context.now());
   return {
     status: 201,
-    headers: { location: `${context.origin}${route.root}/companies(${context.companyId})/${route.set}(${String(row.id)})` },
+    headers: { location: `${context.origin}${route.root}/companies(${context.companyId})/${route.set}(${keySegment(set, row)})` },
     body: {
       '@odata.context': contextUrl(context, route, `companies(${context.companyId})/${route.set}/$entity`),
       ...serialize(context, route.api, set, row, select, expand),
@@ -1054,8 +1136,7 @@ function rowToWrite(context: Context, route: Route, set: EntitySet, ifMatch: str
       'Could not validate the client concurrency token required by the service. Please provide a valid token in the client request.',
     );
   }
-  const key = stripKey(route.key!);
-  const row = rowsOf(context.store, set.table).find((candidate) => String(candidate.id).toLowerCase() === key);
+  const row = findByKey(context, set, route.key!);
   if (!row) {
     throw new ODataError(
       404,
@@ -1127,8 +1208,8 @@ function typedProperties(type: string, fields: Record<string, Edm>, body: Record
         `Cannot convert the literal '${String(value)}' to the expected type 'Edm.${edm}'.`,
       );
     }
-    // Stored as the embedded tables keep them: a blank is null.
-    row[name] = value === '' ? null : value;
+    // Stored as the embedded tables keep them: a blank (a blank date included) is null.
+    row[name] = value === '' || ((edm === 'Date' || edm === 'DateTimeOffset') && String(value).startsWith('0001-01-01')) ? null : value;
   }
   return row;
 }
@@ -1447,6 +1528,136 @@ function updateCustomerReference(row: Row, body: Record<string, unknown>, store:
   row.lastModifiedDateTime = now.toISOString();
 }
 
+/** The options of a billing schedule's period and status. */
+const BILLING_PERIODS = new Set(['Monthly', 'Annual']);
+const BILLING_STATUSES = new Set(['Active', 'Suspended']);
+const DATE_TEXT = /^\d{4}-\d{2}-\d{2}$/;
+
+const sameKeyExists = (table: string, fields: string) =>
+  new ODataError(
+    409,
+    'Internal_EntityWithSameKeyExists',
+    `The record in table ${table} already exists. Identification fields and values: ${fields}`,
+  );
+
+/** Validates the fields of a billing schedule body as the extension's table validates them. */
+function checkScheduleFields(fields: Row): void {
+  if ('lastModifiedDateTime' in fields) {
+    throw new ODataError(400, 'BadRequest_InvalidRequestBody', "The property 'lastModifiedDateTime' is read-only.");
+  }
+  for (const [field, options] of [
+    ['billingPeriod', BILLING_PERIODS],
+    ['status', BILLING_STATUSES],
+  ] as const) {
+    if (field in fields && !options.has(String(fields[field]))) {
+      throw new ODataError(
+        400,
+        'BadRequest_InvalidRequestBody',
+        `The value '${String(fields[field])}' is not an option of the property '${field}'.`,
+      );
+    }
+  }
+  for (const field of ['startDate', 'endDate', 'nextInvoiceDate']) {
+    if (fields[field] !== undefined && fields[field] !== null && !DATE_TEXT.test(String(fields[field]))) {
+      throw new ODataError(400, 'BadRequest', 'Unable to convert value to Date');
+    }
+  }
+  if ('startDate' in fields && !fields.startDate) {
+    throw new ODataError(400, 'Application_FieldValidationException', 'Start Date must have a value in Subscription Billing Schedule.');
+  }
+}
+
+/**
+ * A new billing schedule (extension): the subscription id is its key, given by the body and
+ * refused with 409 Internal_EntityWithSameKeyExists when a schedule has it already.
+ */
+function insertBillingSchedule(body: Record<string, unknown>, store: Store, now: Date): Row {
+  const fields = typedProperties('subscriptionBillingSchedule', BILLING_SCHEDULE_FIELDS, body);
+  checkScheduleFields(fields);
+  for (const field of ['subscriptionId', 'customerNumber', 'itemNumber', 'billingPeriod', 'status', 'startDate', 'currencyCode']) {
+    if (!fields[field]) {
+      throw new ODataError(400, 'Application_FieldValidationException', `${field} must have a value in Subscription Billing Schedule.`);
+    }
+  }
+  const schedules = rowsOf(store, 'subscriptionBillingSchedules');
+  if (schedules.some((row) => row.subscriptionId === fields.subscriptionId)) {
+    throw sameKeyExists('Subscription Billing Schedule', `Subscription Id='${String(fields.subscriptionId)}'`);
+  }
+  const row: Row = {
+    subscriptionId: fields.subscriptionId,
+    customerNumber: fields.customerNumber,
+    itemNumber: fields.itemNumber,
+    quantity: fields.quantity ?? 0,
+    unitPrice: fields.unitPrice ?? 0,
+    billingPeriod: fields.billingPeriod,
+    status: fields.status,
+    startDate: fields.startDate,
+    endDate: fields.endDate ?? null,
+    nextInvoiceDate: fields.nextInvoiceDate ?? null,
+    version: fields.version ?? 0,
+    currencyCode: fields.currencyCode,
+    lastModifiedDateTime: now.toISOString(),
+  };
+  schedules.push(row);
+  return row;
+}
+
+/** A billing schedule PATCHed (extension): the fields the body names, its key excepted. */
+function updateBillingSchedule(row: Row, body: Record<string, unknown>, _store: Store, now: Date): void {
+  const fields = typedProperties('subscriptionBillingSchedule', BILLING_SCHEDULE_FIELDS, body);
+  if ('subscriptionId' in fields && fields.subscriptionId !== row.subscriptionId) {
+    throw new ODataError(400, 'BadRequest_InvalidRequestBody', 'Renaming a billing schedule is not served here.');
+  }
+  checkScheduleFields(fields);
+  for (const field of ['customerNumber', 'itemNumber', 'billingPeriod', 'status', 'currencyCode']) {
+    if (field in fields && !fields[field]) {
+      throw new ODataError(400, 'Application_FieldValidationException', `${field} must have a value in Subscription Billing Schedule.`);
+    }
+  }
+  Object.assign(row, fields);
+  row.lastModifiedDateTime = now.toISOString();
+}
+
+/**
+ * A change key recorded (extension): the key is the record's, refused with 409
+ * Internal_EntityWithSameKeyExists when it is recorded already.
+ */
+function insertBillingChange(body: Record<string, unknown>, store: Store, now: Date): Row {
+  const fields = typedProperties('subscriptionBillingChange', BILLING_CHANGE_FIELDS, body);
+  if ('appliedDateTime' in fields) {
+    throw new ODataError(400, 'BadRequest_InvalidRequestBody', "The property 'appliedDateTime' is read-only.");
+  }
+  if (typeof fields.changeKey !== 'string' || !fields.subscriptionId) {
+    throw new ODataError(
+      400,
+      'Application_FieldValidationException',
+      'changeKey and subscriptionId must have a value in Subscription Billing Change.',
+    );
+  }
+  const changes = rowsOf(store, 'subscriptionBillingChanges');
+  if (changes.some((row) => row.changeKey === fields.changeKey)) {
+    throw sameKeyExists('Subscription Billing Change', `Change Key='${fields.changeKey}'`);
+  }
+  const row: Row = {
+    changeKey: fields.changeKey,
+    subscriptionId: fields.subscriptionId,
+    version: fields.version ?? 0,
+    appliedDateTime: now.toISOString(),
+  };
+  changes.push(row);
+  return row;
+}
+
+/** A change record PATCHed (extension): only its version. */
+function updateBillingChange(row: Row, body: Record<string, unknown>, _store: Store, now: Date): void {
+  const fields = typedProperties('subscriptionBillingChange', BILLING_CHANGE_FIELDS, body);
+  for (const field of Object.keys(fields)) {
+    if (field !== 'version') throw new ODataError(400, 'BadRequest_InvalidRequestBody', `The property '${field}' is read-only.`);
+  }
+  if ('version' in fields) row.version = fields.version;
+  row.appliedDateTime = now.toISOString();
+}
+
 interface Incoming {
   method: string;
   pathname: string;
@@ -1545,7 +1756,7 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
   );
   const requests: RequestLogEntry[] = [];
   const queued: Fault[] = [];
-  let held: { answerAfterMs: number | null; method: WriteMethod } | null = null;
+  let held: { answerAfterMs: number | null; method: WriteMethod; entitySet: string | null } | null = null;
 
   const faults: FaultSwitches = {
     latencyMs: 0,
@@ -1553,7 +1764,11 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
       for (let i = 0; i < count; i += 1) queued.push(fault);
     },
     commitThenTimeout(switchOptions = {}) {
-      held = { answerAfterMs: switchOptions.answerAfterMs ?? null, method: switchOptions.method ?? 'POST' };
+      held = {
+        answerAfterMs: switchOptions.answerAfterMs ?? null,
+        method: switchOptions.method ?? 'POST',
+        entitySet: switchOptions.entitySet ?? null,
+      };
     },
     clear() {
       queued.length = 0;
@@ -1645,9 +1860,10 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
     const result = handle(context, { method: entry.method, pathname: target.pathname, search: target.search, headers, body });
 
     // "Commit, then time out": the entity is created (updated, deleted), the answer comes late or never.
-    const hold = held as { answerAfterMs: number | null; method: WriteMethod } | null;
+    const hold = held as { answerAfterMs: number | null; method: WriteMethod; entitySet: string | null } | null;
     const committed = result.status === ({ POST: 201, PATCH: 200, DELETE: 204 } as Record<string, number>)[entry.method];
-    if (hold && entry.method === hold.method && entry.entitySet !== '$batch' && committed) {
+    const targeted = hold !== null && (hold.entitySet === null || hold.entitySet === entry.entitySet);
+    if (hold && targeted && entry.method === hold.method && entry.entitySet !== '$batch' && committed) {
       held = null;
       entry.fault = 'commitThenTimeout';
       if (hold.answerAfterMs !== null) setTimeout(() => answer(result), hold.answerAfterMs);
@@ -1685,6 +1901,14 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
     },
     customers() {
       return rowsOf(store, 'customers');
+    },
+    billingSchedules(subscriptionId) {
+      const rows = rowsOf(store, 'subscriptionBillingSchedules');
+      return subscriptionId === undefined ? rows : rows.filter((row) => row.subscriptionId === subscriptionId);
+    },
+    billingChanges(subscriptionId) {
+      const rows = rowsOf(store, 'subscriptionBillingChanges');
+      return subscriptionId === undefined ? rows : rows.filter((row) => row.subscriptionId === subscriptionId);
     },
     async close() {
       server.closeAllConnections();

@@ -85,7 +85,7 @@ export interface ValidationRule {
   when?: (record: Readonly<SObjectRecord>) => boolean;
 }
 
-export type SObjectType = 'User' | 'Account' | 'Contact' | 'Contract' | 'Task' | 'Opportunity' | 'OpportunityLineItem';
+export type SObjectType = 'User' | 'Account' | 'Contact' | 'Contract' | 'Task' | 'Opportunity' | 'OpportunityLineItem' | 'Subscription__c';
 type Value = string | number | boolean | null;
 export type SObjectRecord = Record<string, Value>;
 
@@ -659,6 +659,44 @@ const SCHEMA: Record<SObjectType, ObjectSchema> = {
     },
     relationships: { Opportunity: { field: 'OpportunityId', to: 'Opportunity' } },
     writable: [],
+    externalIds: [],
+  },
+  // A custom object: its lookups' relationships are named with __r (Account__r for Account__c).
+  Subscription__c: {
+    keyPrefix: 'a0S',
+    fields: {
+      Id: 'id',
+      Account__c: 'reference',
+      Contract__c: 'reference',
+      Plan_Code__c: 'string',
+      Quantity__c: 'double',
+      Support_Tier__c: 'picklist',
+      Status__c: 'picklist',
+      Start_Date__c: 'date',
+      End_Date__c: 'date',
+      Unit_Price__c: 'currency',
+      Billing_Frequency__c: 'picklist',
+      // Only in a multi-currency org: hideField makes the org single-currency.
+      CurrencyIsoCode: 'picklist',
+      LastModifiedDate: 'datetime',
+    },
+    relationships: {
+      Account__r: { field: 'Account__c', to: 'Account' },
+      Contract__r: { field: 'Contract__c', to: 'Contract' },
+    },
+    writable: [
+      'Account__c',
+      'Contract__c',
+      'Plan_Code__c',
+      'Quantity__c',
+      'Support_Tier__c',
+      'Status__c',
+      'Start_Date__c',
+      'End_Date__c',
+      'Unit_Price__c',
+      'Billing_Frequency__c',
+      'CurrencyIsoCode',
+    ],
     externalIds: [],
   },
 };

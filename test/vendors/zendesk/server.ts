@@ -77,10 +77,13 @@ export interface DeskSlaPolicy {
   policy_metrics: { priority: string; metric: string; target: number; business_hours: boolean }[];
 }
 
+export type FieldValue = string | number | boolean | null;
+
 /** A field of a custom object; a lookup field names the kind of record it relates to. */
 export interface DeskCustomObjectField {
   key: string;
-  type: 'text' | 'integer' | 'lookup';
+  /** A checkbox holds true or false; a date holds YYYY-MM-DD. */
+  type: 'text' | 'integer' | 'checkbox' | 'date' | 'lookup';
   relationship_target_type?: 'zen:organization';
 }
 export interface DeskCustomObject {
@@ -97,7 +100,7 @@ export interface DeskCustomObjectRecord {
   custom_object_key: string;
   name: string;
   external_id: string | null;
-  custom_object_fields: Record<string, string | number | null>;
+  custom_object_fields: Record<string, FieldValue>;
   created_by_user_id: string;
   updated_by_user_id: string;
   created_at: string;
@@ -127,6 +130,18 @@ export const INSTALLED_PRODUCT: DeskCustomObject = {
     { key: 'sku', type: 'text' },
     { key: 'quantity', type: 'integer' },
     { key: 'warranty_months', type: 'integer' },
+    { key: 'organization', type: 'lookup', relationship_target_type: 'zen:organization' },
+  ],
+};
+
+/** What a subscription entitles its customer to: one record per subscription, its external id the subscription id. */
+export const ENTITLEMENT: DeskCustomObject = {
+  key: 'entitlement',
+  title: 'Entitlement',
+  fields: [
+    { key: 'tier', type: 'text' },
+    { key: 'active', type: 'checkbox' },
+    { key: 'until', type: 'date' },
     { key: 'organization', type: 'lookup', relationship_target_type: 'zen:organization' },
   ],
 };
@@ -197,7 +212,7 @@ export function loadZendeskData(db: Database, fieldIds: { orderNumber: number; s
     { id: fieldIds.serialNumber, type: 'text', title: 'Serial number' },
   ];
 
-  const customObjects = new Map([[INSTALLED_PRODUCT.key, INSTALLED_PRODUCT]]);
+  const customObjects = new Map([INSTALLED_PRODUCT, ENTITLEMENT].map((object) => [object.key, object]));
   const customObjectRecords = new Map<string, DeskCustomObjectRecord>();
   // Databases from before the installed base have no such table: their desk has no records.
   const hasRecords = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'custom_object_records'").get();
@@ -212,7 +227,7 @@ export function loadZendeskData(db: Database, fieldIds: { orderNumber: number; s
       created_at: string;
       updated_at: string;
     }[]) {
-      const fields = JSON.parse(row.custom_object_fields) as Record<string, string | number | null>;
+      const fields = JSON.parse(row.custom_object_fields) as Record<string, FieldValue>;
       customObjectRecords.set(row.id, {
         id: row.id,
         custom_object_key: row.custom_object_key,
@@ -452,6 +467,8 @@ interface Desk {
 function route(method: string, path: string, params: URLSearchParams, body: string, desk: Desk): Reply {
   const ticketPath = /^\/api\/v2\/tickets\/(\d+)(\/comments)?$/.exec(path);
   const recordsPath = /^\/api\/v2\/custom_objects\/([^/]+)\/records(\/search)?$/.exec(path);
+  const organizationTagsPath = /^\/api\/v2\/organizations\/(\d+)\/tags$/.exec(path);
+  if (organizationTagsPath) return organizationTags(method, Number(organizationTagsPath[1]), body, desk);
   if (recordsPath) {
     const key = decodeURIComponent(recordsPath[1]!);
     if (method === 'PATCH' && !recordsPath[2]) return upsertCustomObjectRecord(key, params, body, desk);
@@ -680,6 +697,45 @@ interface TicketUpdate {
   updated_stamp?: string;
 }
 
+/**
+ * The tags of an organization (Tags API): GET lists them, PUT adds the tags sent, DELETE removes
+ * them, POST replaces them all (201); each answers `{"tags": [...]}` as they are afterwards.
+ * Zendesk keeps tags lower-case and splits them at spaces. Zendesk documents no safe update for
+ * organizations, so none is offered here; a change bumps the organization's updated_at.
+ */
+function organizationTags(method: string, id: number, body: string, desk: Desk): Reply {
+  const organization = desk.data.organizations.get(id);
+  if (!organization) return notFound();
+  if (method === 'GET') return { status: 200, json: { tags: [...organization.tags] } };
+  if (method !== 'PUT' && method !== 'DELETE' && method !== 'POST') {
+    return { status: 404, json: { error: 'InvalidEndpoint', description: 'Not found' } };
+  }
+  let sent: unknown;
+  try {
+    sent = (JSON.parse(body) as { tags?: unknown }).tags;
+  } catch {
+    return badRequest('InvalidJSON', 'The request body is not valid JSON');
+  }
+  if (!Array.isArray(sent) || !sent.every((tag) => typeof tag === 'string')) {
+    return badRequest('InvalidParameter', 'tags: expected an array of strings');
+  }
+  const tags = [...new Set(sent.flatMap((tag) => tag.toLowerCase().split(/\s+/)).filter(Boolean))];
+  const before = organization.tags;
+  const after =
+    method === 'PUT'
+      ? [...before, ...tags.filter((tag) => !before.includes(tag))]
+      : method === 'DELETE'
+        ? before.filter((tag) => !tags.includes(tag))
+        : tags;
+  if (JSON.stringify(after) !== JSON.stringify(before)) {
+    organization.tags = after;
+    organization.updated_at = new Date(Math.max(Date.now(), Date.parse(organization.updated_at) + 1000))
+      .toISOString()
+      .replace(/\.\d{3}Z$/, 'Z');
+  }
+  return { status: method === 'POST' ? 201 : 200, json: { tags: [...organization.tags] } };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Custom object records (Custom Objects API). Its errors come as a list, {"errors":[{code,
 // status, title, detail}]}, rather than the Support API's {"error","description"}.
@@ -720,13 +776,19 @@ const isPlainObject = (value: unknown): value is Record<string, unknown> =>
  * A field value as the record stores it, or the reason it is invalid. A lookup field takes the
  * related record's id, or `external_id:<id>` (then the id it names is stored).
  */
-function fieldValue(field: DeskCustomObjectField, value: unknown, desk: Desk): string | number | null | { invalid: string } {
+function fieldValue(field: DeskCustomObjectField, value: unknown, desk: Desk): FieldValue | { invalid: string } {
   if (value === null) return null;
   switch (field.type) {
     case 'text':
       return typeof value === 'string' ? value : { invalid: `${field.key}: expected a string` };
     case 'integer':
       return typeof value === 'number' && Number.isSafeInteger(value) ? value : { invalid: `${field.key}: expected an integer` };
+    case 'checkbox':
+      return typeof value === 'boolean' ? value : { invalid: `${field.key}: expected true or false` };
+    case 'date':
+      return typeof value === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(value) && !Number.isNaN(Date.parse(value))
+        ? value
+        : { invalid: `${field.key}: expected a date (YYYY-MM-DD)` };
     case 'lookup': {
       if (typeof value !== 'string' && typeof value !== 'number') return { invalid: `${field.key}: expected a record id` };
       const text = String(value);
@@ -769,7 +831,7 @@ function upsertCustomObjectRecord(key: string, params: URLSearchParams, body: st
   if (input.custom_object_fields !== undefined && !isPlainObject(input.custom_object_fields)) {
     return objectInvalid('custom_object_fields: expected an object');
   }
-  const fields: Record<string, string | number | null> = {};
+  const fields: Record<string, FieldValue> = {};
   for (const [fieldKey, value] of Object.entries(input.custom_object_fields ?? {})) {
     const field = object.fields.find((candidate) => candidate.key === fieldKey);
     if (!field) return objectInvalid(`${fieldKey}: not a field of ${key}`);
@@ -850,6 +912,13 @@ function comparisonOf(
   operator: string,
   expected: unknown,
 ) {
+  if (type === 'checkbox') {
+    if (typeof expected !== 'boolean') return `${name} ${operator}: expected true or false`;
+    // An unset checkbox reads as false.
+    if (operator === '$eq') return (record: DeskCustomObjectRecord) => (read(record) === true) === expected;
+    if (operator === '$noteq') return (record: DeskCustomObjectRecord) => (read(record) === true) !== expected;
+    return `${name}: ${operator} is not supported on a checkbox field`;
+  }
   if (typeof expected !== 'string' && typeof expected !== 'number') return `${name} ${operator}: expected a string or a number`;
   const normalize = (value: unknown): string | number | null => {
     if (value === null || value === undefined) return null;

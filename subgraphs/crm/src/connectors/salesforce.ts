@@ -20,15 +20,18 @@ import {
   type OpportunityLineRecord,
   type OpportunityOrderUpdate,
   type OpportunityRecord,
+  type SubscriptionRecord,
   type SupportTier,
 } from './types.ts';
 import {
   billingAddressOf,
   type BillingAddressFields,
   CONTRACT_STATUSES,
+  FREQUENCIES,
   ONBOARDING_FROM_CRM,
   ONBOARDING_TO_CRM,
   SEGMENTS,
+  SUBSCRIPTION_STATUSES,
   TIERS,
 } from './vocabulary.ts';
 
@@ -93,6 +96,7 @@ export function createSalesforceConnector(options: SalesforceConnectorOptions): 
   const { readIn } = client;
   const accountView = createCurrencyView(client, 'Account', accountViewFor);
   const opportunityView = createCurrencyView(client, 'Opportunity', opportunityViewFor);
+  const subscriptionView = createCurrencyView(client, 'Subscription__c', subscriptionViewFor);
 
   return {
     customersByIds: (ids) => readIn('customersByIds', CUSTOMER, 'AccountNumber', ids, (record) => record.id),
@@ -114,6 +118,11 @@ export function createSalesforceConnector(options: SalesforceConnectorOptions): 
       const operation = 'recordAccountOnboarding';
       const fields = toOnboardingFields(update);
       return writeOncePerKey(client, await accountView(operation), { operation, id: update.accountId, fields, activity: update });
+    },
+    async subscriptionsByIds(ids) {
+      const keys = ids.filter(isSalesforceId);
+      if (!keys.length) return [];
+      return readIn('subscriptionsByIds', await subscriptionView('subscriptionsByIds'), 'Id', keys, (record) => record.id);
     },
     async opportunitiesByIds(ids) {
       const keys = ids.filter(isSalesforceId);
@@ -780,6 +789,23 @@ interface OpportunityRow {
   Expected_Ship_Date__c: string | null;
 }
 
+interface SubscriptionRow {
+  Id: string;
+  /** Custom lookups come through their `__r` relationships. */
+  Account__r: Lookup<'AccountNumber'>;
+  Contract__r: Lookup<'ContractNumber'>;
+  Plan_Code__c: string;
+  Quantity__c: number;
+  Support_Tier__c: string | null;
+  Status__c: string | null;
+  Start_Date__c: string | null;
+  End_Date__c: string | null;
+  Unit_Price__c: number;
+  Billing_Frequency__c: string | null;
+  /** Only in a multi-currency org. */
+  CurrencyIsoCode?: string | null;
+}
+
 interface OpportunityLineRow {
   Id: string;
   OpportunityId: string;
@@ -948,6 +974,45 @@ function opportunityViewFor(multiCurrency: boolean): View<OpportunityRow, Opport
       erpOrderNumber: row.ERP_Order_Number__c,
       erpOrderStatus: row.ERP_Order_Status__c,
       expectedShipDate: row.Expected_Ship_Date__c,
+    }),
+  };
+}
+
+/**
+ * Subscriptions (the custom object Subscription__c); the customer number and the contract number
+ * come through the Account__r and Contract__r lookups in the same query. A picklist value the
+ * adapter does not know reads as Basic, Draft and Monthly, as in the embedded CRM.
+ */
+function subscriptionViewFor(multiCurrency: boolean): View<SubscriptionRow, SubscriptionRecord> {
+  return {
+    sobject: 'Subscription__c',
+    fields: [
+      'Id',
+      'Account__r.AccountNumber',
+      'Contract__r.ContractNumber',
+      'Plan_Code__c',
+      'Quantity__c',
+      'Support_Tier__c',
+      'Status__c',
+      'Start_Date__c',
+      'End_Date__c',
+      'Unit_Price__c',
+      'Billing_Frequency__c',
+      ...(multiCurrency ? ['CurrencyIsoCode'] : []),
+    ],
+    toRecord: (row) => ({
+      id: row.Id,
+      customerId: row.Account__r?.AccountNumber ?? null,
+      contractId: row.Contract__r?.ContractNumber ?? null,
+      plan: row.Plan_Code__c,
+      quantity: row.Quantity__c,
+      tier: (row.Support_Tier__c && TIERS[row.Support_Tier__c]) || 'BASIC',
+      status: (row.Status__c && SUBSCRIPTION_STATUSES[row.Status__c]) || 'DRAFT',
+      startDate: row.Start_Date__c,
+      endDate: row.End_Date__c,
+      unitPrice: toDecimal(row.Unit_Price__c),
+      frequency: (row.Billing_Frequency__c && FREQUENCIES[row.Billing_Frequency__c]) || 'MONTHLY',
+      currency: row.CurrencyIsoCode ?? SINGLE_CURRENCY,
     }),
   };
 }

@@ -25,6 +25,8 @@ export interface CrmConnector {
    * the change throws a CrmRefusal.
    */
   recordAccountOnboarding(update: AccountOnboardingUpdate): Promise<AccountRecord | null>;
+  /** Subscriptions (the CRM-owned contract lines, Subscription__c) by their CRM id. */
+  subscriptionsByIds(ids: readonly string[]): Promise<SubscriptionRecord[]>;
   /** Opportunities by their CRM id (Opportunity.Id, 18 characters). */
   opportunitiesByIds(ids: readonly string[]): Promise<OpportunityRecord[]>;
   /** The products of opportunities (OpportunityLineItem), in their sort order. */
@@ -188,4 +190,28 @@ export interface AccountOnboardingUpdate {
   subject: string;
   description?: string | undefined;
   activityDate: string;
+}
+
+export type SubscriptionStatus = 'DRAFT' | 'ACTIVE' | 'SUSPENDED' | 'EXPIRED';
+export type BillingFrequency = 'MONTHLY' | 'ANNUAL';
+
+/** A subscription as the CRM owns it: a contract line with its plan, quantity, tier and term. */
+export interface SubscriptionRecord {
+  /** The CRM's id (Subscription__c.Id). */
+  id: string;
+  /** Customer number of its account. */
+  customerId: string | null;
+  /** Contract number of the contract it belongs to. */
+  contractId: string | null;
+  /** The plan: the ERP item it is billed as (Plan_Code__c). */
+  plan: string;
+  quantity: number;
+  tier: SupportTier;
+  status: SubscriptionStatus;
+  startDate: string | null;
+  endDate: string | null;
+  /** Per unit and billing period. */
+  unitPrice: string;
+  frequency: BillingFrequency;
+  currency: string;
 }

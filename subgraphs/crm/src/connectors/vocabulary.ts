@@ -1,4 +1,12 @@
-import type { AddressRecord, ContractStatus, CustomerSegment, OnboardingStatus, SupportTier } from './types.ts';
+import type {
+  AddressRecord,
+  BillingFrequency,
+  ContractStatus,
+  CustomerSegment,
+  OnboardingStatus,
+  SubscriptionStatus,
+  SupportTier,
+} from './types.ts';
 
 // Salesforce's picklist values and ours, for every adapter that reads Salesforce-shaped
 // records (the embedded CRM keeps Salesforce's values too).
@@ -12,6 +20,15 @@ export const SEGMENTS: Readonly<Record<string, CustomerSegment>> = {
 export const CONTRACT_STATUSES: Readonly<Record<string, ContractStatus>> = { Draft: 'DRAFT', Activated: 'ACTIVATED', Expired: 'EXPIRED' };
 
 export const TIERS: Readonly<Record<string, SupportTier>> = { Basic: 'BASIC', Standard: 'STANDARD', Premium: 'PREMIUM' };
+
+/** The picklist values of Subscription__c.Status__c and Billing_Frequency__c. */
+export const SUBSCRIPTION_STATUSES: Readonly<Record<string, SubscriptionStatus>> = {
+  Draft: 'DRAFT',
+  Active: 'ACTIVE',
+  Suspended: 'SUSPENDED',
+  Expired: 'EXPIRED',
+};
+export const FREQUENCIES: Readonly<Record<string, BillingFrequency>> = { Monthly: 'MONTHLY', Annual: 'ANNUAL' };
 
 /** The picklist values of Account.Onboarding_Status__c. */
 export const ONBOARDING_TO_CRM: Readonly<Record<OnboardingStatus, string>> = { PENDING: 'Pending', ACTIVE: 'Active', REJECTED: 'Rejected' };

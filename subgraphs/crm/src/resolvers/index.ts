@@ -6,5 +6,16 @@ import { Customer } from './Customer.ts';
 import { CustomerActivity, Mutation } from './Mutation.ts';
 import { Opportunity } from './Opportunity.ts';
 import { Query } from './Query.ts';
+import { ServiceSubscription } from './ServiceSubscription.ts';
 
-export const resolvers: Resolvers = { Query, Mutation, Customer, Contact, Contract, CustomerActivity, Opportunity, Account };
+export const resolvers: Resolvers = {
+  Query,
+  Mutation,
+  Customer,
+  Contact,
+  Contract,
+  CustomerActivity,
+  Opportunity,
+  Account,
+  ServiceSubscription,
+};

@@ -5,6 +5,10 @@ import { SystemCallError, type Resilience } from '../../../../platform/resilienc
 import { toDecimal } from '../../../../platform/sql.ts';
 import type {
   AssetRecord,
+  BillingChange,
+  BillingFrequency,
+  BillingScheduleRecord,
+  BillingStatus,
   ErpConnector,
   ErpCustomerRecord,
   ErpInvoiceStatus,
@@ -37,7 +41,9 @@ import { BC_INVOICE_STATUSES, INVOICE_STATUSES, ORDER_STATUSES, RETURN_STATUSES,
  * tracking (`shipments`), serial numbers with their warranty (`serialNumbers`), return orders
  * and their lines (`salesReturnOrders`, `salesReturnOrderLines`), plus item tracking and
  * warranty months (`items`), the date an invoice was paid (`salesInvoices`) and the CRM account a
- * customer was onboarded from (`customerReferences`, a page over the Customer table). Sales orders
+ * customer was onboarded from (`customerReferences`, a page over the Customer table), and the
+ * Subscription Billing schedules with the change keys applied to them (`subscriptionBillingSchedules`
+ * keyed by subscription id, `subscriptionBillingChanges` keyed by change key). Sales orders
  * and customers are written through the standard API: orders created with their lines in one deep
  * insert and cancelled by deleting them, customers created from their number series and blocked by
  * a PATCH. Each extension
@@ -89,6 +95,8 @@ const DEFAULT_PAGE_SIZE = 1_000;
 const MAX_CANCEL_READS = 3;
 /** Reads of a customer a block makes when its PATCH meets a changed customer. */
 const MAX_BLOCK_READS = 3;
+/** Rounds of reads a billing change makes when its writes meet a changed schedule or change record. */
+const MAX_BILLING_READS = 3;
 
 // ---------------------------------------------------------------------------------------------
 // The Business Central ↔ canonical mapping: which API, entity set and fields each read uses,
@@ -237,6 +245,27 @@ const READS = {
   },
   returnedBySerial: { api: 'extension', set: 'salesReturnOrderLines', select: ['serialNumber', 'quantity'] },
   returnedByOrderLine: { api: 'extension', set: 'salesReturnOrderLines', select: ['orderNumber', 'orderLineSequence', 'quantity'] },
+  /** Extension: a subscription's billing schedule (Subscription Billing), keyed by subscription id. */
+  billingSchedules: {
+    api: 'extension',
+    set: 'subscriptionBillingSchedules',
+    select: [
+      'subscriptionId',
+      'customerNumber',
+      'itemNumber',
+      'quantity',
+      'unitPrice',
+      'billingPeriod',
+      'status',
+      'startDate',
+      'endDate',
+      'nextInvoiceDate',
+      'version',
+      'currencyCode',
+    ],
+  },
+  /** Extension: the change keys applied to billing schedules, each with the schedule version it makes. */
+  billingChanges: { api: 'extension', set: 'subscriptionBillingChanges', select: ['changeKey', 'subscriptionId', 'version'] },
   /** The company's local currency (LCY), in which item prices are kept. */
   companyInformation: { api: 'standard', set: 'companyInformation', select: ['currencyCode'] },
 } as const satisfies Record<string, Read>;
@@ -375,6 +404,28 @@ interface BcReturnedByOrderLine {
   orderNumber: string;
   orderLineSequence: number;
   quantity: number;
+}
+
+interface BcBillingSchedule {
+  '@odata.etag'?: string;
+  subscriptionId: string;
+  customerNumber: string;
+  itemNumber: string;
+  quantity: number;
+  unitPrice: number;
+  billingPeriod: string;
+  status: string;
+  startDate: string;
+  endDate: string;
+  nextInvoiceDate: string;
+  version: number;
+  currencyCode: string;
+}
+interface BcBillingChange {
+  '@odata.etag'?: string;
+  changeKey: string;
+  subscriptionId: string;
+  version: number;
 }
 
 /** How Business Central writes the blank option of an enum (`blocked: " "`) in OData. */
@@ -559,6 +610,64 @@ function toReturnOrderBody(order: NewReturnOrder): Record<string, unknown> {
   };
 }
 
+/** The extension's options of a schedule's billing period and status. */
+const BILLING_PERIODS: Readonly<Record<BillingFrequency, string>> = { MONTHLY: 'Monthly', ANNUAL: 'Annual' };
+const BILLING_STATUSES: Readonly<Record<BillingStatus, string>> = { ACTIVE: 'Active', SUSPENDED: 'Suspended' };
+/** A blank date as a body sends it: Business Central rejects null. */
+const BLANK_DATE = '0001-01-01';
+
+function toSchedule(row: BcBillingSchedule): BillingScheduleRecord {
+  return {
+    subscriptionId: row.subscriptionId,
+    customerId: row.customerNumber,
+    sku: row.itemNumber,
+    quantity: row.quantity,
+    unitPrice: toDecimal(row.unitPrice),
+    frequency: row.billingPeriod === BILLING_PERIODS.ANNUAL ? 'ANNUAL' : 'MONTHLY',
+    status: row.status === BILLING_STATUSES.SUSPENDED ? 'SUSPENDED' : 'ACTIVE',
+    startDate: row.startDate,
+    endDate: date(row.endDate),
+    nextInvoiceDate: date(row.nextInvoiceDate),
+    version: row.version,
+    currency: row.currencyCode,
+  };
+}
+
+/**
+ * The body that writes a change to a schedule at `version`: a POST (with the subscription and its
+ * customer) when there is no schedule yet, a PATCH otherwise, which keeps the schedule's customer.
+ * The next invoice date is kept while the schedule stays active, blank while it is suspended, and
+ * the change's start date when it becomes active.
+ */
+function toScheduleBody(change: BillingChange, current: BcBillingSchedule | null, version: number): Record<string, unknown> {
+  const nextInvoiceDate = change.status === 'ACTIVE' ? ((current ? date(current.nextInvoiceDate) : null) ?? change.startDate) : null;
+  return {
+    ...(current ? {} : { subscriptionId: change.subscriptionId, customerNumber: change.customerId }),
+    itemNumber: change.sku,
+    quantity: change.quantity,
+    unitPrice: Number(change.unitPrice),
+    billingPeriod: BILLING_PERIODS[change.frequency],
+    status: BILLING_STATUSES[change.status],
+    startDate: change.startDate,
+    endDate: change.endDate ?? BLANK_DATE,
+    nextInvoiceDate: nextInvoiceDate ?? BLANK_DATE,
+    version,
+    currencyCode: change.currency,
+  };
+}
+
+/** Orders schedules as the embedded adapter lists a customer's: by customer, start date, subscription. */
+function byCustomerAndStart(a: BillingScheduleRecord, b: BillingScheduleRecord): number {
+  for (const [x, y] of [
+    [a.customerId, b.customerId],
+    [a.startDate, b.startDate],
+    [a.subscriptionId, b.subscriptionId],
+  ] as const) {
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
 /** Business Central's VAT Registration No. (the API's taxRegistrationNumber) is a Text[20]. */
 const TAX_REGISTRATION_LENGTH = 20;
 /** Post codes, payment terms codes and tax area codes are Code[20] fields. */
@@ -686,6 +795,10 @@ const KEYS = {
   crmReference: byField('crmReference'),
   referenceOfCustomer: byField('customerNumber'),
   code: byField('code'),
+  scheduleOfSubscription: byField('subscriptionId'),
+  schedulesOfCustomer: byField('customerNumber'),
+  changeKey: byField('changeKey'),
+  changesOfSubscription: byField('subscriptionId'),
   // An unquoted GUID literal: only keys that are GUIDs reach it.
   taxAreaId: (id: string) => `id eq ${id}`,
 };
@@ -1229,6 +1342,99 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
     throw error;
   }
 
+  /** An entity of an extension page keyed by a string: `{set}('{key}')`. */
+  const keyedEntity = (set: string, key: string) =>
+    `${roots.extension}/companies(${companyId})/${set}(${encodeOption(stringLiteral(key))})`;
+
+  /** The record of a change key and the schedule of the change's subscription, read inside a call under resilience. */
+  async function readBillingState(
+    operation: string,
+    change: BillingChange,
+    signal: AbortSignal,
+  ): Promise<{ recorded: BcBillingChange | null; schedule: BcBillingSchedule | null }> {
+    const [changes, schedules] = await Promise.all([
+      getAll<BcBillingChange>(operation, urlOf(READS.billingChanges, { filter: KEYS.changeKey(change.key) }), signal),
+      getAll<BcBillingSchedule>(
+        operation,
+        urlOf(READS.billingSchedules, { filter: KEYS.scheduleOfSubscription(change.subscriptionId) }),
+        signal,
+      ),
+    ]);
+    // Compared exactly: a key or subscription id differing only in case is another one.
+    return {
+      recorded: changes.find((row) => row.changeKey === change.key) ?? null,
+      schedule: schedules.find((row) => row.subscriptionId === change.subscriptionId) ?? null,
+    };
+  }
+
+  /**
+   * What a write answered that was refused because the entity changed, exists already or is gone
+   * since it was read: 'refused'. Any other failure is thrown.
+   */
+  function refusal(result: HttpResult): 'refused' {
+    const error = httpError(result.status, result.header, result.body);
+    if (!error.details.retryable && (isDuplicateKey(error) || isEntityChanged(error) || result.status === 404)) return 'refused';
+    throw error;
+  }
+
+  /**
+   * Records a change key with the schedule version it makes: a POST of a new change record, or a
+   * PATCH (under If-Match) of one recorded before with another version. 'refused' when the record
+   * exists already (POST) or changed since it was read (PATCH).
+   */
+  async function writeBillingChange(
+    operation: string,
+    change: BillingChange,
+    recorded: BcBillingChange | null,
+    version: number,
+    signal: AbortSignal,
+  ): Promise<'written' | 'refused'> {
+    const result = await counted(operation, {}, () =>
+      recorded
+        ? send('PATCH', keyedEntity(READS.billingChanges.set, change.key), signal, {
+            body: { version },
+            ifMatch: recorded['@odata.etag'] ?? '*',
+          })
+        : send('POST', `${roots.extension}/companies(${companyId})/${READS.billingChanges.set}`, signal, {
+            body: { changeKey: change.key, subscriptionId: change.subscriptionId, version },
+          }),
+    );
+    return result.status < 300 ? 'written' : refusal(result);
+  }
+
+  /**
+   * Writes a change to the schedule at `version`: a POST when there was none, a PATCH under the
+   * ETag it was read with otherwise. The schedule as written, or null when the write was refused
+   * (created, changed or deleted by another write since the read).
+   */
+  async function writeBillingSchedule(
+    operation: string,
+    change: BillingChange,
+    current: BcBillingSchedule | null,
+    version: number,
+    signal: AbortSignal,
+  ): Promise<BcBillingSchedule | null> {
+    const body = toScheduleBody(change, current, version);
+    const result = await counted(operation, {}, () =>
+      current
+        ? send('PATCH', keyedEntity(READS.billingSchedules.set, current.subscriptionId), signal, {
+            body,
+            ifMatch: current['@odata.etag'] ?? '*',
+          })
+        : send('POST', `${roots.extension}/companies(${companyId})/${READS.billingSchedules.set}`, signal, { body }),
+    );
+    if (result.status < 300) return result.body as BcBillingSchedule;
+    refusal(result);
+    return null;
+  }
+
+  /** Whether a change record of another key names this version of the subscription's schedule. */
+  async function versionTakenByAnother(operation: string, change: BillingChange, version: number, signal: AbortSignal): Promise<boolean> {
+    const filter = `${KEYS.changesOfSubscription(change.subscriptionId)} and version eq ${version}`;
+    const rows = await getAll<BcBillingChange>(operation, urlOf(READS.billingChanges, { filter }), signal);
+    return rows.some((row) => row.subscriptionId === change.subscriptionId && row.version === version && row.changeKey !== change.key);
+  }
+
   async function customersByIds(ids: readonly string[]): Promise<ErpCustomerRecord[]> {
     return toCustomers(await readByKeys<BcCustomer>('customersByIds', READS.customers, KEYS.customerNumber, ids), 'customersByIds');
   }
@@ -1466,6 +1672,74 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
           throw error;
         }
       });
+    },
+    async billingSchedulesBySubscriptionIds(ids) {
+      const wanted = new Set(ids);
+      const rows = await readByKeys<BcBillingSchedule>(
+        'billingSchedulesBySubscriptionIds',
+        READS.billingSchedules,
+        KEYS.scheduleOfSubscription,
+        ids,
+      );
+      return rows
+        .filter((row) => wanted.has(row.subscriptionId))
+        .map(toSchedule)
+        .sort((a, b) => (a.subscriptionId < b.subscriptionId ? -1 : a.subscriptionId > b.subscriptionId ? 1 : 0));
+    },
+    async billingSchedulesByCustomerIds(customerIds) {
+      const wanted = new Set(customerIds);
+      const rows = await readByKeys<BcBillingSchedule>(
+        'billingSchedulesByCustomerIds',
+        READS.billingSchedules,
+        KEYS.schedulesOfCustomer,
+        customerIds,
+      );
+      return rows
+        .filter((row) => wanted.has(row.customerNumber))
+        .map(toSchedule)
+        .sort(byCustomerAndStart);
+    },
+    async applyBillingChange(change) {
+      // Business Central has no transaction spanning two entities, so the change key and the
+      // schedule are written one after the other, the change record first: it names the version
+      // the change makes, and a schedule at that version or later has the change applied. The unit
+      // retried reads both again, so a write that committed and then timed out is not repeated:
+      // a recorded change whose schedule is still below its version has only the schedule write
+      // left, and a schedule at the version has nothing left. A change record written after the
+      // schedule could not tell a lost answer of the schedule write from a write never made.
+      // A write refused with 409 (another write reached the schedule since it was read) reads both
+      // again; when the version it named was taken by another change, the record is moved to the
+      // next version and the change is written there.
+      const operation = 'applyBillingChange';
+      // Set while the version the change record names is known to be another change's.
+      let displaced = false;
+      const row = await resilience.call(operation, { idempotent: true }, async (signal) => {
+        for (let read = 1; ; read += 1) {
+          const { recorded, schedule } = await readBillingState(operation, change, signal);
+          if (recorded && recorded.subscriptionId !== change.subscriptionId) {
+            if (schedule) return schedule;
+            throw new BusinessCentralError(
+              `the change key ${JSON.stringify(change.key)} was applied to subscription ${recorded.subscriptionId}`,
+              null,
+              { retryable: false },
+            );
+          }
+          // Applied before: the schedule as it is.
+          if (recorded && schedule && schedule.version >= recorded.version && !displaced) return schedule;
+          if (read > MAX_BILLING_READS) {
+            throw new BusinessCentralError('the billing schedule kept changing while the change was applied', null, { retryable: true });
+          }
+          const version = (schedule?.version ?? 0) + 1;
+          if (!recorded || recorded.version !== version) {
+            if ((await writeBillingChange(operation, change, recorded, version, signal)) === 'refused') continue;
+          }
+          displaced = false;
+          const written = await writeBillingSchedule(operation, change, schedule, version, signal);
+          if (written) return written;
+          displaced = await versionTakenByAnother(operation, change, version, signal);
+        }
+      });
+      return toSchedule(row);
     },
     async availableQuantities(skus) {
       const rows = await readByKeys<BcItemInventory>('availableQuantities', READS.inventory, KEYS.itemNumber, skus);

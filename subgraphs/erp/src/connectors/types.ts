@@ -45,6 +45,16 @@ export interface ErpConnector {
   createCustomer(customer: NewCustomer): Promise<ErpCustomerRecord>;
   /** Blocks a customer for everything (Business Central's blocked = All); false when there is none. */
   blockCustomer(number: string): Promise<boolean>;
+  /** The billing schedules of subscriptions (the extension's subscription billing page), by subscription id. */
+  billingSchedulesBySubscriptionIds(ids: readonly string[]): Promise<BillingScheduleRecord[]>;
+  /** The billing schedules of customers, by customer number. */
+  billingSchedulesByCustomerIds(customerIds: readonly string[]): Promise<BillingScheduleRecord[]>;
+  /**
+   * Applies a change of a subscription to its billing schedule (creating it on activation), once
+   * per change key: a key applied before changes nothing again and returns the schedule as it is.
+   * Each change applied raises the schedule's version by one.
+   */
+  applyBillingChange(change: BillingChange): Promise<BillingScheduleRecord>;
   /** What is on hand of each item found (its inventory), by SKU. */
   availableQuantities(skus: readonly string[]): Promise<Map<string, number>>;
   /** The sales order created with this external document number (the caller's reference), if any. */
@@ -268,4 +278,42 @@ export interface NewCustomer {
   /** The payment terms code new customers get (Business Central's paymentTermsId is looked up by it). */
   paymentTermsCode: string;
   taxArea: string;
+}
+
+export type BillingFrequency = 'MONTHLY' | 'ANNUAL';
+export type BillingStatus = 'ACTIVE' | 'SUSPENDED';
+
+/** A subscription's state as a change leaves it, for its billing schedule. */
+export interface BillingChange {
+  /** The change's key: applied once. */
+  key: string;
+  subscriptionId: string;
+  customerId: string;
+  /** The item the subscription is billed as. */
+  sku: string;
+  quantity: number;
+  /** Per unit and billing period. */
+  unitPrice: string;
+  frequency: BillingFrequency;
+  status: BillingStatus;
+  startDate: string;
+  endDate: string | null;
+  currency: string;
+}
+
+export interface BillingScheduleRecord {
+  subscriptionId: string;
+  customerId: string;
+  sku: string;
+  quantity: number;
+  unitPrice: string;
+  frequency: BillingFrequency;
+  status: BillingStatus;
+  startDate: string;
+  endDate: string | null;
+  /** When the next invoice is due; null while suspended. */
+  nextInvoiceDate: string | null;
+  /** Changes applied so far. */
+  version: number;
+  currency: string;
 }

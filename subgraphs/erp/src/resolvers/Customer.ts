@@ -25,6 +25,7 @@ export const Customer: CustomerResolvers = {
     const record = await loaders.customer.load(customer.id);
     return record ? { amount: record.balanceDue, currency: record.currency } : null;
   },
+  billingSchedules: (customer, _args, { loaders }) => loaders.billingSchedulesByCustomer.load(customer.id),
   orders: (customer, { first }, { loaders }) => loaders.ordersByCustomer.load({ key: customer.id, args: pageSize(first) }),
   invoices: (customer, { status, first }, { loaders, today }) =>
     loaders.invoicesByCustomer.load({ key: customer.id, args: invoiceQuery(status, pageSize(first), today) }),

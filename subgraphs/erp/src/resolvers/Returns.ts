@@ -64,6 +64,22 @@ export const Mutation: MutationResolvers = {
     });
     return { customer: outcome.customer ? { id: outcome.customer.id } : null, errors: outcome.errors, created: outcome.created };
   },
+  async applyBillingChange(_root, { input }, { billing }) {
+    if (!billing) throw new Error('subscriptions are not billed by this ERP subgraph');
+    return billing.apply({
+      key: input.key,
+      subscriptionId: requireId('input.subscriptionId', input.subscriptionId),
+      customerId: requireId('input.customerId', input.customerId),
+      sku: requireId('input.plan', input.plan),
+      quantity: input.quantity,
+      unitPrice: input.unitPrice,
+      frequency: input.frequency,
+      status: input.status,
+      startDate: input.startDate,
+      endDate: input.endDate ?? null,
+      currency: input.currency.trim().toUpperCase(),
+    });
+  },
   async blockCustomer(_root, { input }, { onboarding }) {
     if (!onboarding) throw new Error('customers are not blocked by this ERP subgraph');
     const number = requireId('input.number', input.number);

@@ -1,5 +1,6 @@
 import type { Resolvers } from '../__generated__/resolvers-types.ts';
 import { Asset, Warranty } from './Asset.ts';
+import { BillingSchedule } from './BillingSchedule.ts';
 import { BillingProfile, Customer } from './Customer.ts';
 import { Decimal } from './Decimal.ts';
 import { Invoice } from './Invoice.ts';
@@ -26,4 +27,5 @@ export const resolvers: Resolvers = {
   Warranty,
   Invoice,
   Decimal,
+  BillingSchedule,
 };

@@ -33,6 +33,15 @@ export interface SupportConnector {
    * order twice changes nothing. Null when no organization has that customer number.
    */
   recordInstalledBase(update: InstalledBaseUpdate): Promise<InstalledProductRecord[] | null>;
+  /**
+   * Records what a subscription entitles its customer to (a custom object record `entitlement`
+   * per subscription, upserted by the subscription id) and gives the organization the tag of
+   * the highest tier among its active entitlements (`tier_premium`, …), which picks its SLA
+   * policy. Setting the same state twice changes nothing. Null when no organization has that
+   * customer number. Resolves to the customer's entitlements afterwards.
+   */
+  setEntitlement(update: EntitlementUpdate): Promise<EntitlementRecord[] | null>;
+  entitlementsByCustomerIds(customerIds: readonly string[]): Promise<EntitlementRecord[]>;
   /** The installed base of each customer, newest first. */
   installedBaseByCustomerIds(customerIds: readonly string[]): Promise<InstalledProductRecord[]>;
   /** Resolves when the desk answers; rejects otherwise. */
@@ -159,4 +168,23 @@ export interface InstalledProductRecord {
   /** The warranty the order entitles the customer to, in months; null: none. */
   warrantyMonths: number | null;
   recordedAt: string;
+}
+
+export interface EntitlementUpdate {
+  customerId: string;
+  subscriptionId: string;
+  tier: SupportTier;
+  /** False while the subscription is suspended: it entitles to nothing then. */
+  active: boolean;
+  /** The subscription's end date, if it has one. */
+  until: string | null;
+}
+
+export interface EntitlementRecord {
+  subscriptionId: string;
+  customerId: string;
+  tier: SupportTier;
+  active: boolean;
+  until: string | null;
+  updatedAt: string;
 }

@@ -32,3 +32,6 @@ export const TYPE_FROM_DESK: Readonly<Record<string, CaseType>> = {
 
 /** Organization tags that choose a support tier's SLA policy. */
 export const TIER_TAG: Readonly<Record<SupportTier, string>> = { BASIC: 'tier_basic', STANDARD: 'tier_standard', PREMIUM: 'tier_premium' };
+
+/** The tiers from lowest to highest: an organization's tag is its highest active one. */
+export const TIER_ORDER: readonly SupportTier[] = ['BASIC', 'STANDARD', 'PREMIUM'];

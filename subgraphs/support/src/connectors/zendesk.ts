@@ -12,6 +12,8 @@ import type {
   CaseType,
   CaseUpdate,
   CommentRecord,
+  EntitlementRecord,
+  EntitlementUpdate,
   InstalledBaseUpdate,
   InstalledProductRecord,
   SlaPolicyRecord,
@@ -19,7 +21,15 @@ import type {
   SupportConnector,
   SupportTier,
 } from './types.ts';
-import { PRIORITY_FROM_DESK, PRIORITY_TO_DESK, STATUS_FROM_DESK, STATUS_TO_DESK, TIER_TAG, TYPE_FROM_DESK } from './vocabulary.ts';
+import {
+  PRIORITY_FROM_DESK,
+  PRIORITY_TO_DESK,
+  STATUS_FROM_DESK,
+  STATUS_TO_DESK,
+  TIER_ORDER,
+  TIER_TAG,
+  TYPE_FROM_DESK,
+} from './vocabulary.ts';
 
 export type ZendeskAuth = { kind: 'token'; email: string; apiToken: string } | { kind: 'bearer'; token: string };
 
@@ -63,6 +73,7 @@ interface ZendeskUser {
 interface ZendeskOrganization {
   id: number;
   external_id: string | null;
+  tags?: string[];
 }
 interface ZendeskComment {
   id: number;
@@ -286,6 +297,65 @@ function toInstalledProduct(record: ZendeskCustomObjectRecord, customerOf: Reado
   };
 }
 
+/**
+ * The custom object that holds entitlements: one record per subscription, its external id the
+ * subscription id, its name the tier tag and the subscription id, its fields tier (text:
+ * BASIC, STANDARD or PREMIUM), active (checkbox), until (date, YYYY-MM-DD) and organization, a
+ * lookup field to the customer's organization.
+ */
+const ENTITLEMENT_OBJECT = 'entitlement';
+
+const TIER_TAGS: ReadonlySet<string> = new Set(Object.values(TIER_TAG));
+
+function entitlementName(tier: SupportTier, subscriptionId: string): string {
+  return `${TIER_TAG[tier]} ${subscriptionId}`;
+}
+
+function tierOrNull(value: unknown): SupportTier | null {
+  return TIER_ORDER.find((tier) => tier === value) ?? null;
+}
+
+function dateOrNull(value: unknown): string | null {
+  return typeof value === 'string' && value !== '' ? value : null;
+}
+
+/** Whether the record already holds this state (what the embedded desk compares before it writes). */
+function holdsEntitlement(record: ZendeskCustomObjectRecord, update: EntitlementUpdate): boolean {
+  const fields = record.custom_object_fields;
+  return tierOrNull(fields.tier) === update.tier && (fields.active === true) === update.active && dateOrNull(fields.until) === update.until;
+}
+
+/**
+ * An entitlement from its record, with the customer number of the organization its lookup field
+ * names; null when that organization is not among `customerOf`, or the record names no tier.
+ */
+function toEntitlement(record: ZendeskCustomObjectRecord, customerOf: ReadonlyMap<string, string>): EntitlementRecord | null {
+  const fields = record.custom_object_fields;
+  const organizationId = lookupId(fields.organization);
+  const customerId = organizationId === null ? undefined : customerOf.get(organizationId);
+  const tier = tierOrNull(fields.tier);
+  if (customerId === undefined || tier === null || record.external_id === null) return null;
+  return {
+    subscriptionId: record.external_id,
+    customerId,
+    tier,
+    active: fields.active === true,
+    until: dateOrNull(fields.until),
+    updatedAt: record.updated_at,
+  };
+}
+
+/** By customer number, then subscription id, compared as the embedded desk's SQL does (binary). */
+function byCustomerAndSubscription(entitlements: EntitlementRecord[]): EntitlementRecord[] {
+  const binary = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return entitlements.sort((a, b) => binary(a.customerId, b.customerId) || binary(a.subscriptionId, b.subscriptionId));
+}
+
+/** The highest tier among the active entitlements; null when none is active. */
+function highestActiveTier(entitlements: readonly EntitlementRecord[]): SupportTier | null {
+  return TIER_ORDER.filter((tier) => entitlements.some((entitlement) => entitlement.active && entitlement.tier === tier)).at(-1) ?? null;
+}
+
 /** Newest first; records of one moment by external id, compared as the embedded desk's SQL does (binary). */
 function newestRecordedFirst(records: InstalledProductRecord[]): InstalledProductRecord[] {
   const binary = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -352,7 +422,7 @@ const UPSERTS_IN_FLIGHT = 4;
 type QueryParams = Record<string, string | number | undefined>;
 
 interface HttpRequest {
-  method: 'GET' | 'PUT' | 'PATCH' | 'POST';
+  method: 'GET' | 'PUT' | 'PATCH' | 'POST' | 'DELETE';
   path: string;
   query?: QueryParams;
   body?: unknown;
@@ -441,7 +511,8 @@ interface ZendeskHttp {
   find<T>(operation: string, path: string, query?: QueryParams): Promise<T | null>;
   /**
    * One request of any method through the resilience layer, sent again on failure: only for
-   * requests that are safe to repeat (searches sent as POST, upserts by external id).
+   * requests that are safe to repeat (searches sent as POST, upserts by external id, adding or
+   * removing given tags).
    */
   repeatable<T>(operation: string, request: HttpRequest): Promise<T>;
 }
@@ -785,43 +856,105 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Suppor
     });
   }
 
+  /** A filter matching the records whose organization lookup field names one of the organizations. */
+  function linkedTo(organizationIds: readonly number[]): Record<string, unknown> {
+    const linked = organizationIds.map((id) => ({ 'custom_object_fields.organization': { $eq: String(id) } }));
+    return linked.length === 1 ? linked[0]! : { $or: linked };
+  }
+
   /**
-   * The installed product records linked to the organizations (and of one order, if given),
-   * through the filtered search, newest first. Sorted, the search returns every match rather
-   * than the first 10,000; the cursor walks its pages.
+   * Every record of the object matching the filter, through the filtered search. Sorted, the
+   * search returns every match rather than the first 10,000; the cursor walks its pages.
    */
-  async function installedProductsOf(
+  async function searchRecords(operation: string, object: string, filter: unknown, sort: string): Promise<ZendeskCustomObjectRecord[]> {
+    const records: ZendeskCustomObjectRecord[] = [];
+    let after: string | undefined;
+    const guard = pagingGuard('support', operation);
+    for (;;) {
+      const page = await http.repeatable<CustomObjectRecordPage>(operation, {
+        method: 'POST',
+        path: `/api/v2/custom_objects/${object}/records/search`,
+        query: { sort, 'page[size]': RECORD_PAGE_LIMIT, 'page[after]': after },
+        body: { filter },
+      });
+      records.push(...page.custom_object_records);
+      if (!page.meta.has_more || !page.meta.after_cursor) break;
+      guard.next(page.meta.after_cursor);
+      after = page.meta.after_cursor;
+    }
+    // A record changed while the pages were read may appear on two of them.
+    return [...new Map(records.map((record) => [record.id, record])).values()];
+  }
+
+  /** The records of the object linked to the organizations, one search per batch of them. */
+  async function linkedRecords(
+    operation: string,
+    object: string,
+    organizationIds: readonly number[],
+    sort: string,
+    narrow: (byOrganization: Record<string, unknown>) => unknown = (byOrganization) => byOrganization,
+  ): Promise<ZendeskCustomObjectRecord[]> {
+    const batches = await Promise.all(
+      chunks(organizationIds, ORGANIZATIONS_PER_RECORD_SEARCH).map((batch) =>
+        searchRecords(operation, object, narrow(linkedTo(batch)), sort),
+      ),
+    );
+    return [...new Map(batches.flat().map((record) => [record.id, record])).values()];
+  }
+
+  /** The installed product records linked to the organizations (and of one order, if given), newest first. */
+  function installedProductsOf(
     operation: string,
     organizationIds: readonly number[],
     orderNumber?: string,
   ): Promise<ZendeskCustomObjectRecord[]> {
-    const batches = await Promise.all(
-      chunks(organizationIds, ORGANIZATIONS_PER_RECORD_SEARCH).map(async (batch) => {
-        const linked = batch.map((id) => ({ 'custom_object_fields.organization': { $eq: String(id) } }));
-        const byOrganization = linked.length === 1 ? linked[0]! : { $or: linked };
-        const filter =
-          orderNumber === undefined
-            ? byOrganization
-            : { $and: [byOrganization, { 'custom_object_fields.order_number': { $eq: orderNumber } }] };
-        const records: ZendeskCustomObjectRecord[] = [];
-        let after: string | undefined;
-        const guard = pagingGuard('support', operation);
-        for (;;) {
-          const page = await http.repeatable<CustomObjectRecordPage>(operation, {
-            method: 'POST',
-            path: `${installedProductRecords}/search`,
-            query: { sort: '-created_at', 'page[size]': RECORD_PAGE_LIMIT, 'page[after]': after },
-            body: { filter },
-          });
-          records.push(...page.custom_object_records);
-          if (!page.meta.has_more || !page.meta.after_cursor) return records;
-          guard.next(page.meta.after_cursor);
-          after = page.meta.after_cursor;
-        }
-      }),
+    return linkedRecords(operation, INSTALLED_PRODUCT_OBJECT, organizationIds, '-created_at', (byOrganization) =>
+      orderNumber === undefined
+        ? byOrganization
+        : { $and: [byOrganization, { 'custom_object_fields.order_number': { $eq: orderNumber } }] },
     );
-    // A record changed while the pages were read may appear on two of them.
-    return [...new Map(batches.flat().map((record) => [record.id, record])).values()];
+  }
+
+  /** Creates or updates the entitlement record of a subscription by its external id, linked to the organization. */
+  function upsertEntitlement(
+    organizationId: number,
+    update: EntitlementUpdate,
+  ): Promise<{ custom_object_record: ZendeskCustomObjectRecord }> {
+    return http.repeatable('setEntitlement', {
+      method: 'PATCH',
+      path: `/api/v2/custom_objects/${ENTITLEMENT_OBJECT}/records`,
+      query: { external_id: update.subscriptionId },
+      body: {
+        custom_object_record: {
+          name: entitlementName(update.tier, update.subscriptionId),
+          custom_object_fields: {
+            tier: update.tier,
+            active: update.active,
+            until: update.until,
+            organization: String(organizationId),
+          },
+        },
+      },
+    });
+  }
+
+  /**
+   * Gives the organization the tier's tag and takes the other tier tags off, through the Tags
+   * API: adding and removing the tags named leaves every other tag as it is, also one another
+   * writer sets meanwhile (Zendesk offers no safe update for organizations, so rewriting the
+   * whole list could drop such a tag). Both are safe to repeat. The tag is added before the
+   * others are removed, so the organization is never without a tier tag in between. Tags the
+   * organization already has as they should be are not written.
+   */
+  async function applyTierTag(organization: ZendeskOrganization, tier: SupportTier | null): Promise<void> {
+    const tags = organization.tags ?? [];
+    const wanted = tier === null ? null : TIER_TAG[tier];
+    const stale = tags.filter((tag) => TIER_TAGS.has(tag) && tag !== wanted);
+    const path = `/api/v2/organizations/${organization.id}/tags.json`;
+    if (wanted !== null && !tags.includes(wanted)) {
+      await http.repeatable('setEntitlement', { method: 'PUT', path, body: { tags: [wanted] } });
+    }
+    if (stale.length > 0) await http.repeatable('setEntitlement', { method: 'DELETE', path, body: { tags: stale } });
   }
 
   /** Runs `fn` over the values, at most `limit` at a time, and returns the results in order. */
@@ -993,6 +1126,54 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Suppor
         [...records.values()]
           .map((record) => toInstalledProduct(record, customerOf))
           .filter((product): product is InstalledProductRecord => product !== null && product.orderNumber === orderNumber),
+      );
+    },
+
+    // The organization (and its tags) is read first, then its entitlement records. The record of
+    // the subscription is written only when it holds another state, the tags only when they
+    // differ, so setting the same state again writes nothing. The answer is the organization's
+    // records as the search found them, with the one just written as its upsert answered.
+    async setEntitlement(update) {
+      const [organization] = await organizationsByCustomerIds('setEntitlement', [update.customerId]);
+      if (!organization) return null;
+      // The subscription's record is found wherever it is linked: one whose state is unchanged
+      // stays where it is, as in the embedded desk.
+      const found = await searchRecords(
+        'setEntitlement',
+        ENTITLEMENT_OBJECT,
+        { $or: [linkedTo([organization.id]), { external_id: { $eq: update.subscriptionId } }] },
+        'created_at',
+      );
+      const records = new Map(found.map((record) => [record.id, record]));
+      const existing = found.find((record) => record.external_id === update.subscriptionId);
+      if (!existing || !holdsEntitlement(existing, update)) {
+        const { custom_object_record: written } = await upsertEntitlement(organization.id, update);
+        records.set(written.id, written);
+      }
+      const customerOf = new Map([[String(organization.id), update.customerId]]);
+      const entitlements = byCustomerAndSubscription(
+        [...records.values()]
+          .map((record) => toEntitlement(record, customerOf))
+          .filter((entitlement): entitlement is EntitlementRecord => entitlement !== null),
+      );
+      await applyTierTag(organization, highestActiveTier(entitlements));
+      return entitlements;
+    },
+
+    async entitlementsByCustomerIds(customerIds) {
+      const organizations = await organizationsByCustomerIds('entitlementsByCustomerIds', customerIds);
+      if (organizations.length === 0) return [];
+      const customerOf = new Map(organizations.map((organization) => [String(organization.id), organization.external_id ?? '']));
+      const records = await linkedRecords(
+        'entitlementsByCustomerIds',
+        ENTITLEMENT_OBJECT,
+        organizations.map((organization) => organization.id),
+        'created_at',
+      );
+      return byCustomerAndSubscription(
+        records
+          .map((record) => toEntitlement(record, customerOf))
+          .filter((entitlement): entitlement is EntitlementRecord => entitlement !== null),
       );
     },
 

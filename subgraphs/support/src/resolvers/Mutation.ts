@@ -16,6 +16,21 @@ export const Mutation: MutationResolvers = {
     if (updated) logger.info({ event: 'case.updated', caseId, status: updated.status, key }, 'case updated');
     return updated;
   },
+  async setEntitlement(_root, { input }, { desk, logger }) {
+    const customerId = requireId('input.customerId', input.customerId);
+    const subscriptionId = requireId('input.subscriptionId', input.subscriptionId);
+    if (input.until != null && !/^\d{4}-\d{2}-\d{2}$/.test(input.until)) throw badUserInput('input.until', 'must be a date (YYYY-MM-DD)');
+    const entitlements = await desk.setEntitlement({
+      customerId,
+      subscriptionId,
+      tier: input.tier,
+      active: input.active,
+      until: input.until ?? null,
+    });
+    if (entitlements)
+      logger.info({ event: 'entitlement.set', customerId, subscriptionId, tier: input.tier, active: input.active }, 'entitlement set');
+    return entitlements;
+  },
   async recordInstalledBase(_root, { input }, { desk, logger }) {
     const customerId = requireId('input.customerId', input.customerId);
     const orderNumber = requireId('input.orderNumber', input.orderNumber);

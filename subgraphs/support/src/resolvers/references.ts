@@ -28,6 +28,7 @@ export const Customer: CustomerResolvers = {
     }),
   openCaseCount: ({ id }, _args, { loaders }) => loaders.openCaseCount.load(id),
   installedBase: ({ id }, _args, { loaders }) => loaders.installedBase.load(id),
+  entitlements: ({ id }, _args, { loaders }) => loaders.entitlements.load(id),
 };
 
 export const InstalledProduct: InstalledProductResolvers = {

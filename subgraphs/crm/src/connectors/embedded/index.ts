@@ -10,12 +10,22 @@ import type {
   AccountRecord,
   CustomerSegment,
   OpportunityRecord,
+  SubscriptionRecord,
   SupportTier,
 } from '../types.ts';
 import { CrmRefusal } from '../types.ts';
 import { newSalesforceId } from './ids.ts';
 import { CRM_SCHEMA, migrateCrm } from './tables.ts';
-import { billingAddressOf, CONTRACT_STATUSES, ONBOARDING_FROM_CRM, ONBOARDING_TO_CRM, SEGMENTS, TIERS } from '../vocabulary.ts';
+import {
+  billingAddressOf,
+  CONTRACT_STATUSES,
+  FREQUENCIES,
+  ONBOARDING_FROM_CRM,
+  ONBOARDING_TO_CRM,
+  SEGMENTS,
+  SUBSCRIPTION_STATUSES,
+  TIERS,
+} from '../vocabulary.ts';
 
 interface AccountRow {
   Id: string;
@@ -200,6 +210,18 @@ export function createEmbeddedCrmConnector(db: Database, telemetry: ConnectorTel
       });
       return row && toAccount(row);
     },
+    async subscriptionsByIds(ids) {
+      const rows = await selectIn<SubscriptionRow>(
+        'subscriptionsByIds',
+        (list) =>
+          `SELECT s.Id, a.AccountNumber, k.ContractNumber, s.Plan_Code__c, s.Quantity__c, s.Support_Tier__c, s.Status__c, s.Start_Date__c,
+             s.End_Date__c, s.Unit_Price__c, s.Billing_Frequency__c, s.CurrencyIsoCode
+           FROM Subscription__c s LEFT JOIN Account a ON a.Id = s.Account__c LEFT JOIN Contract k ON k.Id = s.Contract__c
+           WHERE s.Id IN (${list})`,
+        ids,
+      );
+      return rows.map(toSubscription);
+    },
     async opportunitiesByIds(ids) {
       const rows = await selectIn<OpportunityRow>(
         'opportunitiesByIds',
@@ -372,5 +394,37 @@ function toAccount(row: OnboardingAccountRow): AccountRecord {
     currency: row.CurrencyIsoCode ?? 'USD',
     onboardingStatus: row.Onboarding_Status__c ? (ONBOARDING_FROM_CRM[row.Onboarding_Status__c] ?? 'PENDING') : 'ACTIVE',
     onboardingReason: row.Onboarding_Reason__c,
+  };
+}
+
+interface SubscriptionRow {
+  Id: string;
+  AccountNumber: string | null;
+  ContractNumber: string | null;
+  Plan_Code__c: string;
+  Quantity__c: number;
+  Support_Tier__c: string;
+  Status__c: string;
+  Start_Date__c: string | null;
+  End_Date__c: string | null;
+  Unit_Price__c: number;
+  Billing_Frequency__c: string;
+  CurrencyIsoCode: string | null;
+}
+
+function toSubscription(row: SubscriptionRow): SubscriptionRecord {
+  return {
+    id: row.Id,
+    customerId: row.AccountNumber,
+    contractId: row.ContractNumber,
+    plan: row.Plan_Code__c,
+    quantity: row.Quantity__c,
+    tier: TIERS[row.Support_Tier__c] ?? 'BASIC',
+    status: SUBSCRIPTION_STATUSES[row.Status__c] ?? 'DRAFT',
+    startDate: row.Start_Date__c,
+    endDate: row.End_Date__c,
+    unitPrice: toDecimal(row.Unit_Price__c),
+    frequency: FREQUENCIES[row.Billing_Frequency__c] ?? 'MONTHLY',
+    currency: row.CurrencyIsoCode ?? 'USD',
   };
 }

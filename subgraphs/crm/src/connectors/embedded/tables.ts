@@ -73,6 +73,22 @@ CREATE TABLE IF NOT EXISTS Task (
   Concord_Key__c TEXT UNIQUE   -- external id: the idempotency key that created the Task
 );
 CREATE INDEX IF NOT EXISTS Task_AccountId ON Task(AccountId);
+CREATE TABLE IF NOT EXISTS Subscription__c (  -- the CRM-owned contract lines (a custom object)
+  Id TEXT PRIMARY KEY,
+  Account__c TEXT REFERENCES Account(Id),
+  Contract__c TEXT REFERENCES Contract(Id),
+  Plan_Code__c TEXT NOT NULL,      -- the ERP item it is billed as
+  Quantity__c REAL NOT NULL,
+  Support_Tier__c TEXT NOT NULL,   -- Basic | Standard | Premium
+  Status__c TEXT NOT NULL,         -- Draft | Active | Suspended | Expired
+  Start_Date__c TEXT,
+  End_Date__c TEXT,
+  Unit_Price__c REAL NOT NULL,     -- per unit and billing period
+  Billing_Frequency__c TEXT NOT NULL,  -- Monthly | Annual
+  CurrencyIsoCode TEXT,
+  LastModifiedDate TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS Subscription_Account ON Subscription__c(Account__c);
 CREATE TABLE IF NOT EXISTS Opportunity (
   Id TEXT PRIMARY KEY,
   AccountId TEXT REFERENCES Account(Id),

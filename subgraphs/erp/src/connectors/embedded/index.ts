@@ -4,6 +4,9 @@ import { createInQuery, placeholders, toDecimal, type SqlValue } from '../../../
 import { probeDatabase, type Database } from '../../../../../platform/sqlite.ts';
 import type {
   AssetRecord,
+  BillingFrequency,
+  BillingScheduleRecord,
+  BillingStatus,
   ErpConnector,
   ErpCustomerRecord,
   ErpInvoiceStatus,
@@ -503,6 +506,65 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
       );
       return changed > 0;
     },
+    async billingSchedulesBySubscriptionIds(ids) {
+      const rows = await selectIn<ScheduleRow>(
+        'billingSchedulesBySubscriptionIds',
+        (list) => `SELECT * FROM subscriptionBillingSchedules WHERE subscriptionId IN (${list})`,
+        ids,
+      );
+      return rows.map(toSchedule);
+    },
+    async billingSchedulesByCustomerIds(customerIds) {
+      const rows = await selectIn<ScheduleRow>(
+        'billingSchedulesByCustomerIds',
+        (list) =>
+          `SELECT * FROM subscriptionBillingSchedules WHERE customerNumber IN (${list}) ORDER BY customerNumber, startDate, subscriptionId`,
+        customerIds,
+      );
+      return rows.map(toSchedule);
+    },
+    async applyBillingChange(change) {
+      const apply = db.transaction((): ScheduleRow => {
+        const bySubscription = db.prepare<[string], ScheduleRow>('SELECT * FROM subscriptionBillingSchedules WHERE subscriptionId = ?');
+        const current = bySubscription.get(change.subscriptionId);
+        if (db.prepare('SELECT 1 FROM subscriptionBillingChanges WHERE changeKey = ?').get(change.key) && current) return current;
+        const version = (current?.version ?? 0) + 1;
+        const now = new Date().toISOString();
+        const nextInvoiceDate = change.status === 'ACTIVE' ? (current?.nextInvoiceDate ?? change.startDate) : null;
+        db.prepare(
+          `INSERT INTO subscriptionBillingSchedules (subscriptionId, customerNumber, itemNumber, quantity, unitPrice, billingPeriod, status,
+             startDate, endDate, nextInvoiceDate, version, currencyCode, lastModifiedDateTime)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (subscriptionId) DO UPDATE SET
+             itemNumber = excluded.itemNumber, quantity = excluded.quantity, unitPrice = excluded.unitPrice,
+             billingPeriod = excluded.billingPeriod, status = excluded.status, startDate = excluded.startDate, endDate = excluded.endDate,
+             nextInvoiceDate = excluded.nextInvoiceDate, version = excluded.version, currencyCode = excluded.currencyCode,
+             lastModifiedDateTime = excluded.lastModifiedDateTime`,
+        ).run(
+          change.subscriptionId,
+          change.customerId,
+          change.sku,
+          change.quantity,
+          Number(change.unitPrice),
+          BILLING_PERIOD[change.frequency],
+          BILLING_STATUS[change.status],
+          change.startDate,
+          change.endDate,
+          nextInvoiceDate,
+          version,
+          change.currency,
+          now,
+        );
+        db.prepare('INSERT INTO subscriptionBillingChanges (changeKey, subscriptionId, version, appliedDateTime) VALUES (?, ?, ?, ?)').run(
+          change.key,
+          change.subscriptionId,
+          version,
+          now,
+        );
+        return bySubscription.get(change.subscriptionId)!;
+      });
+      return toSchedule(await telemetry.call('applyBillingChange', {}, () => apply.immediate()));
+    },
     async availableQuantities(skus) {
       const rows = await selectIn<{ number: string; inventory: number }>(
         'availableQuantities',
@@ -696,5 +758,41 @@ function toReturnOrder(row: ReturnOrderRow): ReturnOrderRecord {
     status: RETURN_STATUSES[row.status] ?? 'AUTHORIZED',
     currency: row.currencyCode ?? LOCAL_CURRENCY,
     createdAt: row.createdDateTime,
+  };
+}
+
+interface ScheduleRow {
+  subscriptionId: string;
+  customerNumber: string;
+  itemNumber: string;
+  quantity: number;
+  unitPrice: number;
+  billingPeriod: string;
+  status: string;
+  startDate: string;
+  endDate: string | null;
+  nextInvoiceDate: string | null;
+  version: number;
+  currencyCode: string;
+}
+
+/** The extension's values for a schedule's period and status. */
+const BILLING_PERIOD: Readonly<Record<BillingFrequency, string>> = { MONTHLY: 'Monthly', ANNUAL: 'Annual' };
+const BILLING_STATUS: Readonly<Record<BillingStatus, string>> = { ACTIVE: 'Active', SUSPENDED: 'Suspended' };
+
+function toSchedule(row: ScheduleRow): BillingScheduleRecord {
+  return {
+    subscriptionId: row.subscriptionId,
+    customerId: row.customerNumber,
+    sku: row.itemNumber,
+    quantity: row.quantity,
+    unitPrice: toDecimal(row.unitPrice),
+    frequency: row.billingPeriod === 'Annual' ? 'ANNUAL' : 'MONTHLY',
+    status: row.status === 'Suspended' ? 'SUSPENDED' : 'ACTIVE',
+    startDate: row.startDate,
+    endDate: row.endDate,
+    nextInvoiceDate: row.nextInvoiceDate,
+    version: row.version,
+    currency: row.currencyCode,
   };
 }

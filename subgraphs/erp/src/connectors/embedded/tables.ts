@@ -133,6 +133,28 @@ CREATE TABLE IF NOT EXISTS salesInvoices (
 );
 CREATE INDEX IF NOT EXISTS salesInvoices_customerNumber ON salesInvoices(customerNumber, invoiceDate);
 CREATE INDEX IF NOT EXISTS salesInvoices_orderNumber ON salesInvoices(orderNumber);
+CREATE TABLE IF NOT EXISTS subscriptionBillingSchedules (  -- extension: subscription billing
+  subscriptionId TEXT PRIMARY KEY,
+  customerNumber TEXT NOT NULL,
+  itemNumber TEXT NOT NULL,
+  quantity REAL NOT NULL,
+  unitPrice REAL NOT NULL,
+  billingPeriod TEXT NOT NULL,     -- Monthly | Annual
+  status TEXT NOT NULL,            -- Active | Suspended
+  startDate TEXT NOT NULL,
+  endDate TEXT,
+  nextInvoiceDate TEXT,
+  version INTEGER NOT NULL,
+  currencyCode TEXT NOT NULL,
+  lastModifiedDateTime TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS subscriptionBillingSchedules_customer ON subscriptionBillingSchedules(customerNumber);
+CREATE TABLE IF NOT EXISTS subscriptionBillingChanges (  -- extension: the change keys applied
+  changeKey TEXT PRIMARY KEY,
+  subscriptionId TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  appliedDateTime TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS salesReturnOrders (  -- extension
   id TEXT PRIMARY KEY,
   number TEXT NOT NULL UNIQUE,

@@ -17,7 +17,15 @@ import type {
   SupportTier,
 } from '../types.ts';
 import { EMBEDDED_FIELD_IDS, migrateSupport, SUPPORT_SCHEMA } from './tables.ts';
-import { PRIORITY_FROM_DESK, PRIORITY_TO_DESK, STATUS_FROM_DESK, STATUS_TO_DESK, TIER_TAG, TYPE_FROM_DESK } from '../vocabulary.ts';
+import {
+  PRIORITY_FROM_DESK,
+  PRIORITY_TO_DESK,
+  STATUS_FROM_DESK,
+  STATUS_TO_DESK,
+  TIER_ORDER,
+  TIER_TAG,
+  TYPE_FROM_DESK,
+} from '../vocabulary.ts';
 
 interface TicketRow {
   id: number;
@@ -272,6 +280,70 @@ export function createEmbeddedSupportConnector(db: Database, telemetry: Connecto
       });
       if (!(await telemetry.call('recordInstalledBase', { items: items.length }, () => record.immediate()))) return null;
       return (await connector.installedBaseByCustomerIds([customerId])).filter((product) => product.orderNumber === orderNumber);
+    },
+    async setEntitlement({ customerId, subscriptionId, tier, active, until }) {
+      const apply = db.transaction(() => {
+        const organization = db
+          .prepare<[string], { id: number; tags: string }>('SELECT id, tags FROM organizations WHERE external_id = ?')
+          .get(customerId);
+        if (!organization) return false;
+        const now = new Date().toISOString();
+        db.prepare(
+          `INSERT INTO custom_object_records (id, custom_object_key, external_id, name, organization_id, custom_object_fields, created_at, updated_at)
+           VALUES (?, 'entitlement', ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (custom_object_key, external_id) DO UPDATE SET
+             name = excluded.name, organization_id = excluded.organization_id, custom_object_fields = excluded.custom_object_fields,
+             updated_at = excluded.updated_at
+           WHERE custom_object_records.custom_object_fields <> excluded.custom_object_fields`,
+        ).run(
+          randomUUID(),
+          subscriptionId,
+          `${TIER_TAG[tier]} ${subscriptionId}`,
+          organization.id,
+          JSON.stringify({ tier, active, until }),
+          now,
+          now,
+        );
+        // The organization's tier tag: the highest tier among its active entitlements.
+        const active_ = db
+          .prepare<[number], { custom_object_fields: string }>(
+            `SELECT custom_object_fields FROM custom_object_records WHERE custom_object_key = 'entitlement' AND organization_id = ?`,
+          )
+          .all(organization.id)
+          .map((row) => JSON.parse(row.custom_object_fields) as { tier: SupportTier; active: boolean })
+          .filter((entitlement) => entitlement.active);
+        const highest = TIER_ORDER.filter((candidate) => active_.some((entitlement) => entitlement.tier === candidate)).at(-1);
+        const tags = (JSON.parse(organization.tags) as string[]).filter((tag) => !Object.values(TIER_TAG).includes(tag));
+        if (highest) tags.push(TIER_TAG[highest]);
+        if (JSON.stringify(tags) !== organization.tags)
+          db.prepare('UPDATE organizations SET tags = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(tags), now, organization.id);
+        return true;
+      });
+      if (!(await telemetry.call('setEntitlement', {}, () => apply.immediate()))) return null;
+      return connector.entitlementsByCustomerIds([customerId]);
+    },
+    async entitlementsByCustomerIds(customerIds) {
+      const rows = await telemetry.call('entitlementsByCustomerIds', { keys: customerIds.length }, () =>
+        inQuery<{ external_id: string; custom_object_fields: string; updated_at: string; customer_id: string }>(
+          (list) =>
+            `SELECT r.external_id, r.custom_object_fields, r.updated_at, o.external_id AS customer_id
+             FROM custom_object_records r JOIN organizations o ON o.id = r.organization_id
+             WHERE r.custom_object_key = 'entitlement' AND o.external_id IN (${list})
+             ORDER BY o.external_id, r.external_id`,
+          customerIds,
+        ),
+      );
+      return rows.map((row) => {
+        const fields = JSON.parse(row.custom_object_fields) as { tier: SupportTier; active: boolean; until: string | null };
+        return {
+          subscriptionId: row.external_id,
+          customerId: row.customer_id,
+          tier: fields.tier,
+          active: fields.active,
+          until: fields.until ?? null,
+          updatedAt: row.updated_at,
+        };
+      });
     },
     async installedBaseByCustomerIds(customerIds) {
       const rows = await telemetry.call('installedBaseByCustomerIds', { keys: customerIds.length }, () =>

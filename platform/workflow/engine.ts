@@ -2,6 +2,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Logger } from '../logger.ts';
+import type { EventBroker } from '../events/broker.ts';
+import { canonicalEvent, type CanonicalEvent, type EventDraft } from '../events/cloudevent.ts';
+import { checkEvent } from '../events/schemas.ts';
 import type { SqlExecutor } from './sql.ts';
 import {
   appendHistory,
@@ -13,6 +16,8 @@ import {
   instanceByKey,
   listInstances,
   migrateWorkflowStore,
+  recordEvents,
+  relayEvents,
   releaseLeases,
   releaseLock,
   renewLease,
@@ -66,6 +71,12 @@ export interface StepContext<I> {
    * other). Waits for it at most `waitMs` (default: the lease), then fails the attempt (retried).
    */
   exclusive<T>(name: string, work: () => Promise<T>, waitMs?: number): Promise<T>;
+  /**
+   * Records a canonical event of what this step did (checked against its type's schema). It is
+   * written in the transaction that records the step, so it is published if and only if the
+   * step's result is recorded: an attempt that fails, or that lost its lease, publishes nothing.
+   */
+  emit(draft: EventDraft): void;
 }
 
 /**
@@ -206,6 +217,8 @@ export interface WorkflowEngine {
   wake(): void;
   /** An operator's decision on a parked instance (state failed); the instance as it is after it. */
   act(id: string, action: OperatorAction, operator: string): Promise<WorkflowDetail>;
+  /** Hands the outbox's unpublished events to the broker now; resolves when that round is over. */
+  publishEvents(): Promise<void>;
   /** Stops claiming, lets the steps in flight finish (at most `graceMs`), gives up the leases. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -224,6 +237,8 @@ export interface EngineOptions {
   readonly retry?: Partial<RetryPolicy>;
   readonly now?: () => number;
   readonly random?: () => number;
+  /** Where the steps' events go, and who they say told them; none: emit() records nothing. */
+  readonly events?: { readonly broker: EventBroker; readonly source: string };
 }
 
 /** Thrown by `act` when the action does not apply to the instance as it is. */
@@ -372,6 +387,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       last_error: null,
     };
     await upsertStep(sql, stepRow);
+    const emitted: EventDraft[] = [];
     const context: StepContext<unknown> = {
       instanceId: row.id,
       correlationId: row.correlation_id,
@@ -381,6 +397,10 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       attempt,
       signal,
       exclusive: (name, work, waitMs = leaseMs) => exclusive(name, row.id, work, waitMs, signal),
+      emit: (draft) => {
+        checkEvent(draft);
+        emitted.push(draft);
+      },
     };
     let output: unknown;
     try {
@@ -413,6 +433,21 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       if (!(await updateInstance(tx, row.id, { ...update, ...settledNow }, now(), { owner }))) return false;
       await upsertStep(tx, { ...stepRow, state: compensating ? 'compensated' : 'done', finished_at: now() });
       await history(tx, row.id, compensating ? 'step compensated' : 'step done', `${definitionStep.name} (attempt ${attempt})`);
+      if (options.events && emitted.length) {
+        const { source } = options.events;
+        await recordEvents(
+          tx,
+          emitted.map((draft) => {
+            const id = randomUUID();
+            return {
+              id,
+              subject: draft.subject,
+              make: (sequence: number) =>
+                JSON.stringify(canonicalEvent(draft, { id, source, correlationId: row.correlation_id, sequence, at: new Date(now()) })),
+            };
+          }),
+        );
+      }
       if (ended)
         for (let index = row.step + 1; index < definition.steps.length; index++)
           await upsertStep(tx, {
@@ -428,6 +463,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       return true;
     });
     changed(row.id);
+    if (recorded && emitted.length) relay();
     if (!recorded) {
       log.warn({ event: 'workflow.lease_lost', step: definitionStep.name }, 'step done, but another replica had taken it over');
       return null;
@@ -579,10 +615,26 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
     return runs.length;
   }
 
+  /** Publishes what the outbox holds, one round at a time in this replica. */
+  let relaying: Promise<unknown> = Promise.resolve();
+  function relay(): Promise<unknown> {
+    const events = options.events;
+    if (!events) return relaying;
+    relaying = relaying.then(async () => {
+      try {
+        while ((await relayEvents(sql, (rows) => events.broker.publish(rows.map((row) => JSON.parse(row) as CanonicalEvent)), now())) > 0);
+      } catch (error) {
+        logger.warn({ err: error }, 'events not published yet; the next round sends them');
+      }
+    });
+    return relaying;
+  }
+
   let ticking = false;
   let tickAgain = false;
   function tick(): void {
     if (stopping) return;
+    void relay();
     if (ticking) {
       tickAgain = true;
       return;
@@ -815,6 +867,10 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       return (await get(id))!;
     },
 
+    async publishEvents() {
+      await relay();
+    },
+
     async stop(graceMs = 10_000) {
       stopping = true;
       if (poller) clearInterval(poller);
@@ -834,6 +890,8 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
         owner,
         inFlight.map(([id]) => id),
       ).catch(() => undefined);
+      // What the steps recorded is published before the store closes.
+      await relay();
     },
   };
 }

@@ -113,6 +113,17 @@ function schemaOf(dialect: SqlExecutor['dialect']): string[] {
       owner TEXT NOT NULL,             -- the step holding it (replica and instance)
       until_at BIGINT NOT NULL         -- past this, the holder is taken for dead
     )`,
+    // The outbox: events recorded in the transaction that records the step that caused them.
+    `CREATE TABLE IF NOT EXISTS workflow_events (
+      n ${serial},
+      id TEXT NOT NULL UNIQUE,
+      subject TEXT NOT NULL,           -- the entity, e.g. order/SO-200001
+      sequence INTEGER NOT NULL,       -- its place among the subject's events, from 1
+      event TEXT NOT NULL,             -- the CloudEvent, JSON
+      published_at BIGINT,             -- null until the broker took it
+      UNIQUE (subject, sequence)
+    )`,
+    'CREATE INDEX IF NOT EXISTS workflow_events_unpublished ON workflow_events (published_at, n)',
   ];
 }
 
@@ -328,4 +339,47 @@ export async function countByState(sql: SqlExecutor): Promise<Record<WorkflowSta
   const counts = { running: 0, waiting: 0, done: 0, failed: 0, compensated: 0 };
   for (const row of rows) counts[row.state] = Number(row.n);
   return counts;
+}
+
+/** Records events in the outbox, in the caller's transaction; each gets the next sequence of its subject. */
+export async function recordEvents(
+  sql: SqlExecutor,
+  drafts: readonly { id: string; subject: string; make: (sequence: number) => string }[],
+): Promise<void> {
+  for (const draft of drafts) {
+    const [row] = await sql.query<{ last: number | string | null }>('SELECT MAX(sequence) AS last FROM workflow_events WHERE subject = ?', [
+      draft.subject,
+    ]);
+    const sequence = Number(row?.last ?? 0) + 1;
+    await sql.run('INSERT INTO workflow_events (id, subject, sequence, event, published_at) VALUES (?, ?, ?, ?, NULL)', [
+      draft.id,
+      draft.subject,
+      sequence,
+      draft.make(sequence),
+    ]);
+  }
+}
+
+/**
+ * Hands unpublished events to `publish`, oldest first, and marks them published, in one
+ * transaction: on PostgreSQL rows another replica is relaying are skipped. A publish that fails
+ * leaves them for the next round (at least once: consumers dedupe by id).
+ */
+export async function relayEvents(
+  sql: SqlExecutor,
+  publish: (events: string[]) => Promise<void>,
+  now: number,
+  limit = 100,
+): Promise<number> {
+  return sql.transaction(async (tx) => {
+    const lock = tx.dialect === 'postgres' ? 'FOR UPDATE SKIP LOCKED' : '';
+    const rows = await tx.query<{ n: number | string; event: string }>(
+      `SELECT n, event FROM workflow_events WHERE published_at IS NULL ORDER BY n LIMIT ? ${lock}`,
+      [limit],
+    );
+    if (!rows.length) return 0;
+    await publish(rows.map((row) => row.event));
+    for (const row of rows) await tx.run('UPDATE workflow_events SET published_at = ? WHERE n = ?', [now, Number(row.n)]);
+    return rows.length;
+  });
 }

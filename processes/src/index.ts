@@ -2,6 +2,7 @@ import { pathToFileURL } from 'node:url';
 import type { CryptoKey } from 'jose';
 import { Gauge } from 'prom-client';
 import type { RunningService } from '../../platform/http-server.ts';
+import { inProcessBroker, type EventBroker } from '../../platform/events/broker.ts';
 import { createLogger, type Logger } from '../../platform/logger.ts';
 import { runMain } from '../../platform/process.ts';
 import { createServiceClient } from '../../platform/service-client.ts';
@@ -34,11 +35,15 @@ export interface ProcessesOptions {
   gatewayUrl?: string | (() => string);
   /** Bearer tokens for the service identity, in place of the configured or dev ones. */
   serviceToken?: () => Promise<string>;
+  /** Where the workflows' events go, in place of the embedded in-process broker. */
+  broker?: EventBroker;
 }
 
 /** The running process service. */
 export interface ProcessesService extends RunningService {
   readonly engine: WorkflowEngine;
+  /** The broker the workflows' events are published to. */
+  readonly broker: EventBroker;
 }
 
 /**
@@ -56,6 +61,7 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
     timeoutMs: config.callTimeoutMs,
     logger,
   });
+  const broker = options.broker ?? inProcessBroker(logger);
   let engine: WorkflowEngine;
   let approvals: ReturnApprovals;
   try {
@@ -69,6 +75,7 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
       pollMs: config.pollMs,
       concurrency: config.concurrency,
       retry: config.retry,
+      events: { broker, source: 'concord/processes' },
     });
   } catch (error) {
     await sql.close();
@@ -118,7 +125,7 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
       createContextFactory({ engine, returns, quoteToOrder, onboarding, subscriptions, logger: deps.logger, clock: deps.clock }),
   });
   engine.startPolling();
-  return { ...service, engine };
+  return { ...service, engine, broker };
 }
 
 function openStore(config: ProcessesConfig): SqlExecutor {

@@ -16,6 +16,8 @@ import {
 } from '../../platform/workflow/engine.ts';
 import { postgresExecutor, sqliteExecutor, type SqlExecutor } from '../../platform/workflow/sql.ts';
 import { claimDue, updateInstance } from '../../platform/workflow/store.ts';
+import { inProcessBroker, type EventBroker } from '../../platform/events/broker.ts';
+import type { CanonicalEvent } from '../../platform/events/cloudevent.ts';
 import { startPostgres } from '../helpers/postgres.ts';
 
 /**
@@ -347,6 +349,118 @@ describe.each(backends)('the workflow mechanism on $name', (backend) => {
     for (let round = 0; round < 40 && (await one.get(late))?.state !== 'done'; round++) await one.runDue();
     expect((await one.get(late))?.state).toBe('done');
     expect(Date.now() - started).toBeGreaterThanOrEqual(leaseMs / 2);
+  });
+
+  it('publishes a step’s events once its result is recorded, never those of a failed attempt, in sequence per subject', async () => {
+    const received: CanonicalEvent[] = [];
+    const broker = inProcessBroker(logger);
+    broker.subscribe('concord.order.*', (event) => void received.push(event));
+    let failFirst = true;
+    const workflow: WorkflowDefinition<{ order: string }> = {
+      type: 'test.evented',
+      steps: [
+        {
+          name: 'create',
+          run: async (context) => {
+            context.emit({
+              type: 'concord.order.created',
+              subject: `order/${context.input.order}`,
+              data: { orderNumber: context.input.order, customerId: 'C1', opportunityId: 'OPP-1', status: 'OPEN', expectedShipDate: null },
+            });
+            if (failFirst && context.input.order === 'SO-1') {
+              failFirst = false;
+              throw new Error('the ERP timed out');
+            }
+            return null;
+          },
+        },
+        {
+          name: 'cancel',
+          run: async (context) => {
+            context.emit({
+              type: 'concord.order.cancelled',
+              subject: `order/${context.input.order}`,
+              data: { orderNumber: context.input.order, reason: 'test' },
+            });
+            return null;
+          },
+        },
+      ],
+    };
+    const { engine } = await engineOn([workflow], { events: { broker, source: 'concord/test' } });
+    const one = (await engine.start('test.evented', { order: 'SO-1' }, { idempotencyKey: 'e1', correlationId: 'corr-1' })).instance;
+    await settle(engine, one.id);
+    await engine.publishEvents();
+    // The failed first attempt's event is gone with it: one created, one cancelled, in order.
+    expect(received.map((event) => [event.type, event.subject, event.sequence])).toEqual([
+      ['concord.order.created', 'order/SO-1', '1'],
+      ['concord.order.cancelled', 'order/SO-1', '2'],
+    ]);
+    expect(received[0]).toMatchObject({
+      specversion: '1.0',
+      source: 'concord/test',
+      correlationid: 'corr-1',
+      datacontenttype: 'application/json',
+    });
+    expect(new Set(received.map((event) => event.id)).size).toBe(2);
+    // An event that does not match its schema fails the attempt: nothing of it is recorded.
+    const bad: WorkflowDefinition<{ n: number }> = {
+      type: 'test.badly-evented',
+      steps: [
+        {
+          name: 'emit',
+          retry: { maxAttempts: 1 },
+          run: async (context) => (context.emit({ type: 'concord.order.created', subject: 'order/X', data: { n: 1 } }), null),
+        },
+      ],
+    };
+    const { engine: other } = await engineOn([bad], { events: { broker, source: 'concord/test' } });
+    const badOne = (await other.start('test.badly-evented', { n: 1 }, { idempotencyKey: 'b1', correlationId: 'c' })).instance;
+    await settle(other, badOne.id);
+    expect((await other.get(badOne.id))?.lastError).toMatch(/concord.order.created: .*must have required property/);
+    await other.publishEvents();
+    expect(received).toHaveLength(2);
+  });
+
+  it('keeps events in the outbox while the broker refuses them, and publishes each once it takes them again', async () => {
+    const taken: CanonicalEvent[] = [];
+    let down = true;
+    const broker: EventBroker = {
+      async publish(events) {
+        if (down) throw new Error('broker unreachable');
+        taken.push(...events);
+      },
+      subscribe: () => () => undefined,
+      close: async () => undefined,
+    };
+    const workflow: WorkflowDefinition<{ n: number }> = {
+      type: 'test.outboxed',
+      steps: [
+        {
+          name: 'emit',
+          run: async (context) => (
+            context.emit({
+              type: 'concord.customer.onboarded',
+              subject: `customer/C${context.input.n}`,
+              data: { customerId: `C${context.input.n}`, accountId: 'A' },
+            }),
+            null
+          ),
+        },
+      ],
+    };
+    const { engine } = await engineOn([workflow], { events: { broker, source: 'concord/test' } });
+    const ids: string[] = [];
+    for (let n = 0; n < 5; n++)
+      ids.push((await engine.start('test.outboxed', { n }, { idempotencyKey: `o${n}`, correlationId: 'c' })).instance.id);
+    for (const id of ids) await settle(engine, id);
+    await engine.publishEvents();
+    expect(taken).toHaveLength(0);
+    down = false;
+    await engine.publishEvents();
+    expect(taken.map((event) => event.subject).sort()).toEqual(['customer/C0', 'customer/C1', 'customer/C2', 'customer/C3', 'customer/C4']);
+    await engine.publishEvents();
+    expect(taken).toHaveLength(5);
   });
 
   it('ends an instance early, done, its later steps skipped, when a step says the business refused', async () => {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { CanonicalEvent } from '../../platform/events/cloudevent.ts';
 import type { WorkflowInstance } from '../../platform/workflow/engine.ts';
 import { SUBSCRIPTION_WORKFLOW } from '../../processes/src/workflows/subscriptions.ts';
 import { newSalesforceId } from '../../subgraphs/crm/src/connectors/embedded/ids.ts';
@@ -128,6 +129,10 @@ describe('the subscription lifecycle: CRM changes carried to ERP billing and des
   it('activates, amends, suspends and renews: the billing schedule and the desk’s tier follow each change, once', async () => {
     const { accountId, orgId, customerId } = customer();
     const sub = subscription(accountId);
+    const events: CanonicalEvent[] = [];
+    const unsubscribe = stack.processes.broker.subscribe('concord.subscription.changed', (event) => {
+      if (event.subject === `subscription/${sub.id}`) events.push(event);
+    });
     const activated = await apply(sub.id, 'ACTIVATE', 'chg-1');
     expect(activated.errors).toBeUndefined();
     expect(payloadOf(activated)).toMatchObject({ billingVersion: 1, errors: [] });
@@ -155,6 +160,21 @@ describe('the subscription lifecycle: CRM changes carried to ERP billing and des
     await settled(payloadOf(renewed).workflow.id);
     expect(schedule(sub.id)).toMatchObject({ status: 'Active', version: 4, endDate: '2028-10-31' });
     expect(tierTags(orgId)).toEqual(['tier_premium']);
+    // One canonical event per change, in the subscription's sequence.
+    await stack.processes.engine.publishEvents();
+    unsubscribe();
+    expect(
+      events.map((event) => [
+        event.sequence,
+        (event.data as { change: string }).change,
+        (event.data as { billingVersion: number }).billingVersion,
+      ]),
+    ).toEqual([
+      ['1', 'ACTIVATE', 1],
+      ['2', 'AMEND', 2],
+      ['3', 'SUSPEND', 3],
+      ['4', 'RENEW', 4],
+    ]);
     expect(tasksOf(accountId).map((task) => task.Subject)).toEqual([
       `Subscription activated: 2 × ${PLAN}, standard support`,
       `Subscription amended: 5 × ${PLAN}, premium support`,

@@ -162,6 +162,12 @@ export function onboardingWorkflow(deps: { graph: ServiceClient; logger: Logger 
               errors: payload.errors,
             };
             if (!output.customerNumber && !output.errors.length) throw new Error('onboardCustomer: neither a customer nor errors');
+            if (output.customerNumber && output.created)
+              context.emit({
+                type: 'concord.customer.onboarded',
+                subject: `customer/${output.customerNumber}`,
+                data: { customerId: output.customerNumber, accountId: account.id },
+              });
             deps.logger.info(
               {
                 event: output.customerNumber ? 'customer.onboarded' : 'customer.rejected',

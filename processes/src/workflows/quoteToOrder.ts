@@ -234,6 +234,18 @@ export function quoteToOrderWorkflow(deps: { graph: ServiceClient; logger: Logge
               },
               'sales order created from the opportunity',
             );
+            if (payload.created)
+              context.emit({
+                type: 'concord.order.created',
+                subject: `order/${order.number}`,
+                data: {
+                  orderNumber: order.number,
+                  customerId: opportunity.customerId,
+                  opportunityId: opportunity.id,
+                  status: order.status,
+                  expectedShipDate: order.requestedDeliveryDate,
+                },
+              });
             const output: SalesOrderOutput = {
               orderNumber: order.number,
               created: payload.created,
@@ -267,6 +279,16 @@ export function quoteToOrderWorkflow(deps: { graph: ServiceClient; logger: Logge
             context.correlationId,
           );
           const { outcome } = dataOf(reply, 'cancelSalesOrder').cancelSalesOrder;
+          if (outcome === 'CANCELLED')
+            context.emit({
+              type: 'concord.order.cancelled',
+              subject: `order/${output.orderNumber}`,
+              data: {
+                orderNumber: output.orderNumber,
+                customerId: output.customerId,
+                reason: `the CRM could not take the order of opportunity ${context.input.opportunity.id}`,
+              },
+            });
           if (outcome === 'SHIPPED')
             throw new PermanentStepError(
               `order ${output.orderNumber} has shipped: it cannot be cancelled; credit it instead`,

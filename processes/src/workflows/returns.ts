@@ -234,6 +234,18 @@ export function returnWorkflow(deps: ReturnDeps): WorkflowDefinition<ReturnInput
               },
               'return authorized',
             );
+            context.emit({
+              type: 'concord.return.authorized',
+              subject: `return/${order.number}`,
+              data: {
+                returnNumber: order.number,
+                caseId: request.caseId,
+                customerId,
+                resolution: request.resolution,
+                total: payload.total?.amount ?? null,
+                currency: payload.total?.currency ?? null,
+              },
+            });
             const output: ReturnOrderOutput = {
               returnNumber: order.number,
               customerId,

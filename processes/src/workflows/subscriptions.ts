@@ -177,6 +177,19 @@ export function subscriptionWorkflow(deps: { graph: ServiceClient; logger: Logge
             },
             'subscription change applied to its billing schedule',
           );
+          context.emit({
+            type: 'concord.subscription.changed',
+            subject: `subscription/${s.id}`,
+            data: {
+              subscriptionId: s.id,
+              customerId: s.customerId,
+              change,
+              billingVersion: payload.schedule.version,
+              quantity: s.quantity,
+              tier: s.tier,
+              status: change === 'SUSPEND' ? 'SUSPENDED' : 'ACTIVE',
+            },
+          });
           const output: BillingOutput = {
             version: payload.schedule.version,
             status: payload.schedule.status,

@@ -1,5 +1,5 @@
-import { ErrorCode } from '../../../platform/errors.ts';
-import type { GraphQLReply } from '../../../platform/service-client.ts';
+import { badUserInput, ConnectorError, ErrorCode } from '../../../platform/errors.ts';
+import type { GraphQLReply, ServiceClient } from '../../../platform/service-client.ts';
 import { PermanentStepError } from '../../../platform/workflow/engine.ts';
 
 /**
@@ -21,5 +21,25 @@ export function dataOf<T>(reply: GraphQLReply<T>, what: string): T {
     throw new PermanentStepError(`${what}: ${String(refusal.extensions?.code)} ${refusal.message}`, String(refusal.extensions?.code));
   if (errors.length || !reply.data)
     throw new Error(`${what}: ${errors.map((error) => `${error.extensions?.code ?? 'ERROR'} ${error.message}`).join('; ') || 'no data'}`);
+  return reply.data;
+}
+
+/**
+ * A read a request makes before its workflow starts (the case, the opportunity, the account, the
+ * subscription): a key the system calls malformed is the caller's BAD_USER_INPUT naming
+ * `argument`; any other error names the system that failed (SYSTEM_UNAVAILABLE), nothing started.
+ */
+export async function readBeforeStart<T>(
+  graph: ServiceClient,
+  read: { query: string; id: string; correlationId: string; argument: string; system: string; what: string },
+): Promise<T | null | undefined> {
+  const reply = await graph.request<T>(read.query, { id: read.id }, read.correlationId);
+  const refusal = reply.errors?.find((error) => error.extensions?.code === ErrorCode.BadUserInput);
+  if (refusal) throw badUserInput(read.argument, refusal.message.replace(/^Argument "id" /, ''));
+  if (reply.errors?.length)
+    throw new ConnectorError(
+      read.system,
+      `reading ${read.what} ${read.id} failed: ${reply.errors.map((error) => error.message).join('; ')}`,
+    );
   return reply.data;
 }

@@ -1,12 +1,10 @@
-import { GraphQLError } from 'graphql';
-import { badUserInput, ConnectorError, ErrorCode } from '../../../platform/errors.ts';
 import type { Identity } from '../../../platform/identity.ts';
-import { auditLogger, type Logger } from '../../../platform/logger.ts';
+import type { Logger } from '../../../platform/logger.ts';
 import type { ServiceClient } from '../../../platform/service-client.ts';
 import { requireId, requireKey } from '../../../platform/validate.ts';
 import { PermanentStepError, type WorkflowDefinition, type WorkflowEngine } from '../../../platform/workflow/engine.ts';
-import { dataOf } from './graph.ts';
-import { outputOf, scopedKey, startOnce } from './requests.ts';
+import { dataOf, readBeforeStart } from './graph.ts';
+import { auditedOutputOf, requestAudit, scopedKey, startOnce } from './requests.ts';
 
 export const ONBOARDING_WORKFLOW = 'customer-onboarding';
 /** The steps, in order: the ERP's customer (or its refusal), then the outcome on the CRM account. */
@@ -259,21 +257,7 @@ export class OnboardingRequests {
     const since = Date.now();
     const accountId = requireId('input.accountId', input.accountId);
     const key = requireKey('input.idempotencyKey', input.idempotencyKey);
-    const auditLog = auditLogger(logger);
-    const audit = (outcome: string, extra: Record<string, unknown> = {}) =>
-      auditLog.info(
-        {
-          audit: true,
-          event: 'customer_onboarding',
-          who: identity.subject,
-          roles: identity.roles,
-          accountId,
-          outcome,
-          correlationId,
-          ...extra,
-        },
-        'audit',
-      );
+    const audit = requestAudit(logger, 'customer_onboarding', identity, correlationId, { accountId });
     const refuse = (code: string, message: string): OnboardingOutcome => {
       audit('refused', { code });
       return { customerNumber: null, workflowId: null, errors: [{ code, message, field: null }] };
@@ -309,22 +293,15 @@ export class OnboardingRequests {
     const replay = started.kind === 'replayed';
     if (!replay)
       logger.info({ event: 'onboarding.requested', accountId, workflowId: started.instance.id, correlationId }, 'onboarding requested');
-    let answer;
-    try {
-      answer = await outputOf<CustomerOutput>(
-        engine,
-        started.instance,
-        ONBOARDING_STEPS.customer,
-        since,
-        this.deps.waitMs,
-        'The onboarding',
-      );
-    } catch (error) {
-      const code = error instanceof GraphQLError ? error.extensions.code : null;
-      audit(code === 'WORKFLOW_PARKED' ? 'parked' : 'pending', { workflowId: started.instance.id });
-      throw error;
-    }
-    const { output, instance } = answer;
+    const { output, instance } = await auditedOutputOf<CustomerOutput>(
+      audit,
+      engine,
+      started.instance,
+      ONBOARDING_STEPS.customer,
+      since,
+      this.deps.waitMs,
+      'The onboarding',
+    );
     // The customer was made, then blocked again: the CRM could not take the outcome.
     if (instance.state === 'compensated' && output.customerNumber) {
       audit('undone', { customerId: output.customerNumber, workflowId: instance.id });
@@ -346,7 +323,7 @@ export class OnboardingRequests {
   }
 
   private async readAccount(id: string, correlationId: string): Promise<AccountFacts | null> {
-    const reply = await this.deps.graph.request<{
+    const data = await readBeforeStart<{
       account: {
         id: string;
         name: string | null;
@@ -358,12 +335,15 @@ export class OnboardingRequests {
         taxRegistrationNumber: string | null;
         currency: string | null;
       } | null;
-    }>(ACCOUNT_QUERY, { id }, correlationId);
-    const refusal = reply.errors?.find((error) => error.extensions?.code === ErrorCode.BadUserInput);
-    if (refusal) throw badUserInput('input.accountId', refusal.message.replace(/^Argument "id" /, ''));
-    if (reply.errors?.length)
-      throw new ConnectorError('crm', `reading account ${id} failed: ${reply.errors.map((error) => error.message).join('; ')}`);
-    const found = reply.data?.account;
+    }>(this.deps.graph, {
+      query: ACCOUNT_QUERY,
+      id,
+      correlationId,
+      argument: 'input.accountId',
+      system: 'crm',
+      what: 'account',
+    });
+    const found = data?.account;
     if (!found) return null;
     return {
       id: found.id,

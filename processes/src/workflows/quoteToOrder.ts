@@ -1,12 +1,10 @@
-import { GraphQLError } from 'graphql';
-import { badUserInput, ConnectorError, ErrorCode } from '../../../platform/errors.ts';
 import type { Identity } from '../../../platform/identity.ts';
-import { auditLogger, type Logger } from '../../../platform/logger.ts';
+import type { Logger } from '../../../platform/logger.ts';
 import type { ServiceClient } from '../../../platform/service-client.ts';
 import { endWorkflow, PermanentStepError, type WorkflowDefinition, type WorkflowEngine } from '../../../platform/workflow/engine.ts';
 import { requireId, requireKey } from '../../../platform/validate.ts';
-import { dataOf } from './graph.ts';
-import { outputOf, scopedKey, startOnce } from './requests.ts';
+import { dataOf, readBeforeStart } from './graph.ts';
+import { auditedOutputOf, requestAudit, scopedKey, startOnce } from './requests.ts';
 
 export const QUOTE_TO_ORDER_WORKFLOW = 'quote-to-order';
 /** The steps, in order: the ERP's sales order, then the CRM's and the desk's records of it. */
@@ -373,21 +371,7 @@ export class QuoteToOrderRequests {
     const since = Date.now();
     const opportunityId = requireId('input.opportunityId', input.opportunityId);
     const key = requireKey('input.idempotencyKey', input.idempotencyKey);
-    const auditLog = auditLogger(logger);
-    const audit = (outcome: string, extra: Record<string, unknown> = {}) =>
-      auditLog.info(
-        {
-          audit: true,
-          event: 'quote_to_order',
-          who: identity.subject,
-          roles: identity.roles,
-          opportunityId,
-          outcome,
-          correlationId,
-          ...extra,
-        },
-        'audit',
-      );
+    const audit = requestAudit(logger, 'quote_to_order', identity, correlationId, { opportunityId });
     const refuse = (code: string, message: string): QuoteToOrderOutcome => {
       audit('refused', { code });
       return { orderNumber: null, workflowId: null, errors: [{ code, message, line: null }] };
@@ -427,15 +411,15 @@ export class QuoteToOrderRequests {
         { event: 'order.requested', opportunityId, workflowId: started.instance.id, correlationId },
         'order requested from an opportunity',
       );
-    let answer;
-    try {
-      answer = await outputOf<SalesOrderOutput>(engine, started.instance, QUOTE_TO_ORDER_STEPS.order, since, this.deps.waitMs, 'The order');
-    } catch (error) {
-      const code = error instanceof GraphQLError ? error.extensions.code : null;
-      audit(code === 'WORKFLOW_PARKED' ? 'parked' : 'pending', { workflowId: started.instance.id });
-      throw error;
-    }
-    const { output, instance } = answer;
+    const { output, instance } = await auditedOutputOf<SalesOrderOutput>(
+      audit,
+      engine,
+      started.instance,
+      QUOTE_TO_ORDER_STEPS.order,
+      since,
+      this.deps.waitMs,
+      'The order',
+    );
     // The order was made, then cancelled: the CRM refused the write-back for good.
     if (instance.state === 'compensated' && output.orderNumber) {
       audit('cancelled', { orderNumber: output.orderNumber, workflowId: instance.id });
@@ -457,7 +441,7 @@ export class QuoteToOrderRequests {
   }
 
   private async readOpportunity(id: string, correlationId: string): Promise<OpportunityFacts | null> {
-    const reply = await this.deps.graph.request<{
+    const data = await readBeforeStart<{
       opportunity: {
         id: string;
         name: string | null;
@@ -468,12 +452,15 @@ export class QuoteToOrderRequests {
         order: { number: string } | null;
         lines: OpportunityFacts['lines'] | null;
       } | null;
-    }>(OPPORTUNITY_QUERY, { id }, correlationId);
-    const refusal = reply.errors?.find((error) => error.extensions?.code === ErrorCode.BadUserInput);
-    if (refusal) throw badUserInput('input.opportunityId', refusal.message.replace(/^Argument "id" /, ''));
-    if (reply.errors?.length)
-      throw new ConnectorError('crm', `reading opportunity ${id} failed: ${reply.errors.map((error) => error.message).join('; ')}`);
-    const found = reply.data?.opportunity;
+    }>(this.deps.graph, {
+      query: OPPORTUNITY_QUERY,
+      id,
+      correlationId,
+      argument: 'input.opportunityId',
+      system: 'crm',
+      what: 'opportunity',
+    });
+    const found = data?.opportunity;
     if (!found) return null;
     return {
       id: found.id,

@@ -1,5 +1,6 @@
 import { GraphQLError } from 'graphql';
 import type { Identity } from '../../../platform/identity.ts';
+import { auditLogger, type Logger } from '../../../platform/logger.ts';
 import { WorkflowKeyReusedError, type WorkflowEngine, type WorkflowInstance } from '../../../platform/workflow/engine.ts';
 
 /** A caller's idempotency key, scoped to the caller: another caller's same key is another request. */
@@ -88,4 +89,34 @@ function parked(what: string, instance: WorkflowInstance): GraphQLError {
   return new GraphQLError(`${what} could not be done and waits for an operator (workflow ${instance.id}): ${instance.parkedReason ?? ''}`, {
     extensions: { code: 'WORKFLOW_PARKED', workflowId: instance.id },
   });
+}
+
+/** The audit line of every request, whatever LOG_LEVEL says: who asked what, and how it ended. */
+export function requestAudit(
+  logger: Logger,
+  event: string,
+  identity: Identity,
+  correlationId: string,
+  about: Record<string, unknown>,
+): (outcome: string, extra?: Record<string, unknown>) => void {
+  const auditLog = auditLogger(logger);
+  return (outcome, extra = {}) =>
+    auditLog.info(
+      { audit: true, event, who: identity.subject, roles: identity.roles, ...about, outcome, correlationId, ...extra },
+      'audit',
+    );
+}
+
+/** outputOf, with the audit line of a request that could not be answered yet (parked or pending). */
+export async function auditedOutputOf<O>(
+  audit: (outcome: string, extra?: Record<string, unknown>) => void,
+  ...args: Parameters<typeof outputOf>
+): Promise<{ instance: WorkflowInstance; output: O }> {
+  try {
+    return await outputOf<O>(...args);
+  } catch (error) {
+    const code = error instanceof GraphQLError ? error.extensions.code : null;
+    audit(code === 'WORKFLOW_PARKED' ? 'parked' : 'pending', { workflowId: args[1].id });
+    throw error;
+  }
 }

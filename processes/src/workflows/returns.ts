@@ -1,15 +1,14 @@
-import { GraphQLError } from 'graphql';
-import { badUserInput, ConnectorError, ErrorCode } from '../../../platform/errors.ts';
+import { badUserInput } from '../../../platform/errors.ts';
 import type { Identity } from '../../../platform/identity.ts';
 import { maxItems, maxLength } from '../../../platform/validate.ts';
-import { auditLogger, type Logger } from '../../../platform/logger.ts';
+import type { Logger } from '../../../platform/logger.ts';
 import type { ServiceClient } from '../../../platform/service-client.ts';
 import { toDecimal } from '../../../platform/sql.ts';
 import { isoDate, type Clock } from '../../../platform/time.ts';
 import { endWorkflow, type StepContext, type WorkflowDefinition, type WorkflowEngine } from '../../../platform/workflow/engine.ts';
 import type { ReturnApprovals } from './approvals.ts';
-import { dataOf } from './graph.ts';
-import { outputOf, scopedKey, startOnce } from './requests.ts';
+import { dataOf, readBeforeStart } from './graph.ts';
+import { auditedOutputOf, requestAudit, scopedKey, startOnce } from './requests.ts';
 
 export const RETURN_WORKFLOW = 'return-authorization';
 /** The steps of a return, in order: the ERP's return order, then the desk's and the CRM's records of it. */
@@ -362,22 +361,7 @@ export class ReturnRequests {
       })),
     };
     checkTextLengths(request);
-    // The audit trail is kept whatever LOG_LEVEL says.
-    const auditLog = auditLogger(logger);
-    const audit = (outcome: string, extra: Record<string, unknown> = {}) =>
-      auditLog.info(
-        {
-          audit: true,
-          event: 'return_authorization',
-          who: identity.subject,
-          roles: identity.roles,
-          caseId: request.caseId,
-          outcome,
-          correlationId,
-          ...extra,
-        },
-        'audit',
-      );
+    const audit = requestAudit(logger, 'return_authorization', identity, correlationId, { caseId: request.caseId });
     const reused = (): ReturnOutcome => {
       audit('refused', { code: 'IDEMPOTENCY_KEY_REUSED' });
       return {
@@ -419,15 +403,15 @@ export class ReturnRequests {
         },
         'return requested',
       );
-    let answer;
-    try {
-      answer = await outputOf<ReturnOrderOutput>(engine, started.instance, RETURN_STEPS.order, since, this.deps.waitMs, 'The return');
-    } catch (error) {
-      const code = error instanceof GraphQLError ? error.extensions.code : null;
-      audit(code === 'WORKFLOW_PARKED' ? 'parked' : 'pending', { workflowId: started.instance.id });
-      throw error;
-    }
-    const { output, instance } = answer;
+    const { output, instance } = await auditedOutputOf<ReturnOrderOutput>(
+      audit,
+      engine,
+      started.instance,
+      RETURN_STEPS.order,
+      since,
+      this.deps.waitMs,
+      'The return',
+    );
     if (output.returnNumber) audit(replay ? 'replayed' : 'authorized', { returnNumber: output.returnNumber, workflowId: instance.id });
     else audit(replay ? 'replayed' : 'rejected', { codes: output.errors.map((error) => error.code), workflowId: instance.id });
     return { returnNumber: output.returnNumber, errors: output.errors, workflowId: instance.id };
@@ -435,19 +419,15 @@ export class ReturnRequests {
 
   /** The case as the desk has it (BAD_USER_INPUT for a malformed id; the desk named when it is down). */
   private async readCase(caseId: string, correlationId: string): Promise<CaseFacts | null> {
-    const reply = await this.deps.graph.request<{ case: { id: string; status: string; customer: { id: string } | null } | null }>(
-      CASE_QUERY,
-      { id: caseId },
+    const data = await readBeforeStart<{ case: { id: string; status: string; customer: { id: string } | null } | null }>(this.deps.graph, {
+      query: CASE_QUERY,
+      id: caseId,
       correlationId,
-    );
-    const refusal = reply.errors?.find((error) => error.extensions?.code === ErrorCode.BadUserInput);
-    if (refusal)
-      throw new GraphQLError(`Argument "input.caseId" ${refusal.message.replace(/^Argument "id" /, '')}`, {
-        extensions: { code: ErrorCode.BadUserInput },
-      });
-    if (reply.errors?.length)
-      throw new ConnectorError('support', `reading case ${caseId} failed: ${reply.errors.map((error) => error.message).join('; ')}`);
-    const found = reply.data?.case;
+      argument: 'input.caseId',
+      system: 'support',
+      what: 'case',
+    });
+    const found = data?.case;
     return found ? { id: found.id, status: found.status, customerId: found.customer?.id ?? null } : null;
   }
 }

@@ -1,13 +1,11 @@
-import { GraphQLError } from 'graphql';
-import { badUserInput, ConnectorError, ErrorCode } from '../../../platform/errors.ts';
 import type { Identity } from '../../../platform/identity.ts';
-import { auditLogger, type Logger } from '../../../platform/logger.ts';
+import type { Logger } from '../../../platform/logger.ts';
 import type { ServiceClient } from '../../../platform/service-client.ts';
 import { isoDate, type Clock } from '../../../platform/time.ts';
 import { requireId, requireKey } from '../../../platform/validate.ts';
 import { endWorkflow, type WorkflowDefinition, type WorkflowEngine } from '../../../platform/workflow/engine.ts';
-import { dataOf } from './graph.ts';
-import { outputOf, scopedKey, startOnce } from './requests.ts';
+import { dataOf, readBeforeStart } from './graph.ts';
+import { auditedOutputOf, requestAudit, scopedKey, startOnce } from './requests.ts';
 
 export const SUBSCRIPTION_WORKFLOW = 'subscription-change';
 /** The steps, in order: the ERP's billing schedule, the desk's entitlement, the CRM's activity. */
@@ -264,22 +262,7 @@ export class SubscriptionRequests {
     const since = Date.now();
     const subscriptionId = requireId('input.subscriptionId', input.subscriptionId);
     const key = requireKey('input.idempotencyKey', input.idempotencyKey);
-    const auditLog = auditLogger(logger);
-    const audit = (outcome: string, extra: Record<string, unknown> = {}) =>
-      auditLog.info(
-        {
-          audit: true,
-          event: 'subscription_change',
-          who: identity.subject,
-          roles: identity.roles,
-          subscriptionId,
-          change: input.change,
-          outcome,
-          correlationId,
-          ...extra,
-        },
-        'audit',
-      );
+    const audit = requestAudit(logger, 'subscription_change', identity, correlationId, { subscriptionId, change: input.change });
     const refuse = (code: string, message: string): SubscriptionOutcome => {
       audit('refused', { code });
       return { billingVersion: null, workflowId: null, errors: [{ code, message, field: null }] };
@@ -321,29 +304,32 @@ export class SubscriptionRequests {
         { event: 'subscription.change_requested', subscriptionId, change: input.change, workflowId: started.instance.id, correlationId },
         'subscription change requested',
       );
-    let answer;
-    try {
-      answer = await outputOf<BillingOutput>(engine, started.instance, SUBSCRIPTION_STEPS.billing, since, this.deps.waitMs, 'The change');
-    } catch (error) {
-      const code = error instanceof GraphQLError ? error.extensions.code : null;
-      audit(code === 'WORKFLOW_PARKED' ? 'parked' : 'pending', { workflowId: started.instance.id });
-      throw error;
-    }
-    const { output, instance } = answer;
+    const { output, instance } = await auditedOutputOf<BillingOutput>(
+      audit,
+      engine,
+      started.instance,
+      SUBSCRIPTION_STEPS.billing,
+      since,
+      this.deps.waitMs,
+      'The change',
+    );
     if (output.version !== null) audit(replay ? 'replayed' : 'applied', { version: output.version, workflowId: instance.id });
     else audit(replay ? 'replayed' : 'rejected', { codes: output.errors.map((error) => error.code), workflowId: instance.id });
     return { billingVersion: output.version, errors: output.errors, workflowId: instance.id };
   }
 
   private async readSubscription(id: string, correlationId: string): Promise<SubscriptionFacts | null> {
-    const reply = await this.deps.graph.request<{
+    const data = await readBeforeStart<{
       serviceSubscription: (Omit<SubscriptionFacts, 'customerId'> & { customer: { id: string } | null }) | null;
-    }>(SUBSCRIPTION_QUERY, { id }, correlationId);
-    const refusal = reply.errors?.find((error) => error.extensions?.code === ErrorCode.BadUserInput);
-    if (refusal) throw badUserInput('input.subscriptionId', refusal.message.replace(/^Argument "id" /, ''));
-    if (reply.errors?.length)
-      throw new ConnectorError('crm', `reading subscription ${id} failed: ${reply.errors.map((error) => error.message).join('; ')}`);
-    const found = reply.data?.serviceSubscription;
+    }>(this.deps.graph, {
+      query: SUBSCRIPTION_QUERY,
+      id,
+      correlationId,
+      argument: 'input.subscriptionId',
+      system: 'crm',
+      what: 'subscription',
+    });
+    const found = data?.serviceSubscription;
     if (!found) return null;
     const { customer, ...rest } = found;
     return { ...rest, customerId: customer?.id ?? null };

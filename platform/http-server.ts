@@ -25,6 +25,10 @@ export interface ServiceOptions<TContext extends BaseContext> {
   readonly metricsText?: () => Promise<string>;
   /** POST endpoints besides /graphql, by path, given the raw body (webhooks verify signatures over it). */
   readonly routes?: ReadonlyMap<string, RawRoute>;
+  /** Long-lived endpoints (Server-Sent Events) that answer on the raw request and response, by path. */
+  readonly streams?: ReadonlyMap<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>>;
+  /** Called when stop() begins, before requests drain: long-lived streams and sockets end here. */
+  readonly onDrain?: () => Promise<void>;
   /** Where /metrics is served (default: on the API port, open). */
   readonly metricsEndpoint?: MetricsEndpoint;
   /** Its own metrics port is served by another process (a cluster's primary), not this one. */
@@ -143,8 +147,9 @@ export async function startService<TContext extends BaseContext>(options: Servic
     const scope: RequestScope = { correlationId: correlationIdFrom(req.headers[CORRELATION_HEADER]) };
     res.setHeader(CORRELATION_HEADER, scope.correlationId);
     const started = performance.now();
-    const route = options.routes?.has(pathOf(req)) && req.method === 'POST' ? 'hook' : routeOf(req);
-    if (route === 'graphql' && corsOrigins.size > 0 && !allowCrossOrigin(req, res)) return;
+    const route =
+      options.routes?.has(pathOf(req)) && req.method === 'POST' ? 'hook' : options.streams?.has(pathOf(req)) ? 'stream' : routeOf(req);
+    if ((route === 'graphql' || route === 'stream') && corsOrigins.size > 0 && !allowCrossOrigin(req, res)) return;
     res.once('finish', () => {
       metrics.httpRequests.observe({ route, status: String(res.statusCode) }, (performance.now() - started) / 1000);
     });
@@ -166,7 +171,7 @@ export async function startService<TContext extends BaseContext>(options: Servic
   httpServer.keepAliveTimeout = 65_000;
 
   async function handle(req: IncomingMessage, res: ServerResponse, route: string, scope: RequestScope): Promise<void> {
-    if (draining && (route === 'graphql' || route === 'hook'))
+    if (draining && (route === 'graphql' || route === 'hook' || route === 'stream'))
       throw new HttpError(503, `${options.name} is stopping; send the request again`, 'SERVICE_STOPPING');
     switch (route) {
       case 'health':
@@ -188,6 +193,8 @@ export async function startService<TContext extends BaseContext>(options: Servic
       }
       case 'graphql':
         return serveGraphQL(req, res, scope);
+      case 'stream':
+        return options.streams!.get(pathOf(req))!(req, res);
       case 'hook': {
         const url = req.url ?? '/';
         const queryAt = url.indexOf('?');
@@ -289,6 +296,7 @@ export async function startService<TContext extends BaseContext>(options: Servic
     // Still listening while requests finish, so /ready answers 503 and a new request a 503 with a
     // retry hint (a refused connection would tell a balancer nothing); idle keep-alives close now.
     httpServer.closeIdleConnections();
+    await options.onDrain?.().catch((error: unknown) => logger.warn({ err: error }, `${options.name}: ending live connections failed`));
     await drained();
     // Nothing in flight: the connections left are idle keep-alives, which would hold close() open.
     await new Promise<void>((resolve) => {

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, dataDir, environment, host, logLevel, port, readEnv, shutdownGraceMs } from './config.ts';
+import { eventsEnvSchema, loadEventsConfig, type EventsConfig } from './events/config.ts';
 import { metricsEndpointOf, metricsPort, metricsToken, type MetricsEndpoint } from './metrics-endpoint.ts';
 import { openDatabase, problemWithDatabase, type Database, type ExpectedSchema } from './sqlite.ts';
 
@@ -36,6 +37,8 @@ export interface SubgraphConfig {
   readonly metrics: MetricsEndpoint;
   /** How long a stop lets requests in flight finish (SHUTDOWN_GRACE_MS); default 10 s. */
   readonly shutdownGraceMs?: number;
+  /** The broker the service publishes its canonical events to (EVENT_BROKER, …). */
+  readonly events: EventsConfig;
 }
 
 /** Which system a subgraph serves, as its configuration sees it. */
@@ -53,47 +56,49 @@ export function subgraphEnvSchema(system: SubgraphSystem) {
   const { prefix } = system;
   const name = prefix.toLowerCase();
   const connectors = system.connectors ?? ['embedded'];
-  return z.object({
-    [`${prefix}_PORT`]: port(system.defaultPort).describe(`Port of the ${name} subgraph (POST /graphql, /health, /ready).`),
-    CONCORD_ENV: environment,
-    INTERNAL_TOKEN_PUBLIC_KEY: z.string().includes('PUBLIC KEY', { error: 'must be a PEM public key (SPKI)' }).optional().meta({
-      description:
-        'PEM (SPKI) public half of `INTERNAL_TOKEN_PRIVATE_KEY`: subgraphs verify the tokens the gateway signs for each call with it. Required in production.',
-      defaultText: 'the development key in `DATA_DIR`',
-    }),
-    HOST: host,
-    LOG_LEVEL: logLevel,
-    DATA_DIR: dataDir,
-    [`${prefix}_CONNECTOR`]: z
-      .enum(connectors, { error: `must be one of ${connectors.join(', ')}` })
-      .default('embedded')
-      .describe(
-        `Which adapter serves the ${name}: ${connectors.map((connector) => `\`${connector}\``).join(', ')} (the vendors' settings are in docs/connectors.md). Required in production, where the demo system is never a silent default.`,
-      ),
-    [`${prefix}_DATABASE`]: z
-      .string()
-      .optional()
-      .meta({
-        description: `The embedded ${name} database file. It must exist and hold the ${name}'s tables (\`npm start\` seeds missing ones, \`npm run seed\` writes them): a wrong path stops the service instead of serving an empty system.`,
-        defaultText: `\`DATA_DIR/${system.databaseFile}\``,
+  return z
+    .object({
+      [`${prefix}_PORT`]: port(system.defaultPort).describe(`Port of the ${name} subgraph (POST /graphql, /health, /ready).`),
+      CONCORD_ENV: environment,
+      INTERNAL_TOKEN_PUBLIC_KEY: z.string().includes('PUBLIC KEY', { error: 'must be a PEM public key (SPKI)' }).optional().meta({
+        description:
+          'PEM (SPKI) public half of `INTERNAL_TOKEN_PRIVATE_KEY`: subgraphs verify the tokens the gateway signs for each call with it. Required in production.',
+        defaultText: 'the development key in `DATA_DIR`',
       }),
-    [`${prefix}_LATENCY_MS`]: z.coerce
-      .number({ error: 'must be a number of milliseconds' })
-      .int('must be a whole number of milliseconds')
-      .min(0, 'must be 0 (off) or more')
-      .max(60_000, 'must be at most 60000')
-      .default(0)
-      .describe('Simulated latency of every call to the embedded system, in ms, for benchmarks (embedded connector only).'),
-    [`${prefix}_METRICS_PORT`]: metricsPort.meta({
-      description: 'Serve `GET /metrics` on this port only, not on the API port.',
-      defaultText:
-        system.defaultPort === 0
-          ? 'unset'
-          : `unset: the API port; \`${system.defaultPort + PRODUCTION_METRICS_PORT_OFFSET}\` in production`,
-    }),
-    METRICS_TOKEN: metricsToken,
-    SHUTDOWN_GRACE_MS: shutdownGraceMs,
-  });
+      HOST: host,
+      LOG_LEVEL: logLevel,
+      DATA_DIR: dataDir,
+      [`${prefix}_CONNECTOR`]: z
+        .enum(connectors, { error: `must be one of ${connectors.join(', ')}` })
+        .default('embedded')
+        .describe(
+          `Which adapter serves the ${name}: ${connectors.map((connector) => `\`${connector}\``).join(', ')} (the vendors' settings are in docs/connectors.md). Required in production, where the demo system is never a silent default.`,
+        ),
+      [`${prefix}_DATABASE`]: z
+        .string()
+        .optional()
+        .meta({
+          description: `The embedded ${name} database file. It must exist and hold the ${name}'s tables (\`npm start\` seeds missing ones, \`npm run seed\` writes them): a wrong path stops the service instead of serving an empty system.`,
+          defaultText: `\`DATA_DIR/${system.databaseFile}\``,
+        }),
+      [`${prefix}_LATENCY_MS`]: z.coerce
+        .number({ error: 'must be a number of milliseconds' })
+        .int('must be a whole number of milliseconds')
+        .min(0, 'must be 0 (off) or more')
+        .max(60_000, 'must be at most 60000')
+        .default(0)
+        .describe('Simulated latency of every call to the embedded system, in ms, for benchmarks (embedded connector only).'),
+      [`${prefix}_METRICS_PORT`]: metricsPort.meta({
+        description: 'Serve `GET /metrics` on this port only, not on the API port.',
+        defaultText:
+          system.defaultPort === 0
+            ? 'unset'
+            : `unset: the API port; \`${system.defaultPort + PRODUCTION_METRICS_PORT_OFFSET}\` in production`,
+      }),
+      METRICS_TOKEN: metricsToken,
+      SHUTDOWN_GRACE_MS: shutdownGraceMs,
+    })
+    .extend(eventsEnvSchema.shape);
 }
 
 /**
@@ -140,6 +145,7 @@ export function loadSubgraphConfig(system: SubgraphSystem, env: NodeJS.ProcessEn
     }),
     latencyMs,
     shutdownGraceMs: vars.SHUTDOWN_GRACE_MS as number,
+    events: loadEventsConfig(env, vars.DATA_DIR as string, vars.CONCORD_ENV === 'production'),
     metrics: metricsEndpointOf({
       port: vars[`${prefix}_METRICS_PORT`] as number | undefined,
       token: vars.METRICS_TOKEN as string | undefined,

@@ -6,6 +6,9 @@ import { buildSubgraphSchema, type GraphQLResolverMap } from '@apollo/subgraph';
 import { parse } from 'graphql';
 import { createConnectorTelemetry, type ConnectorTelemetry } from './connector-telemetry.ts';
 import { withoutPerFieldHooks } from './subgraph-context.ts';
+import type { EventBroker } from './events/broker.ts';
+import { openBroker } from './events/config.ts';
+import type { ChangeFeed, ChangeFeedDeps } from './events/source.ts';
 import { authorize, type AuthorizedContext, type Owners, type PolicyTable, type SensitiveFields } from './authorization.ts';
 import { subgraphErrorFormatter } from './errors.ts';
 import type { Identity } from './identity.ts';
@@ -85,6 +88,8 @@ export interface SubgraphOptions<TDatabase, TConnector = unknown> {
   clock?: Clock;
   /** An open database (an in-memory one in tests) in place of the configured file. */
   database?: TDatabase;
+  /** The broker the subgraph's change feed publishes to, in place of the configured one (not closed by the subgraph). */
+  broker?: EventBroker;
   /** The key internal tokens are verified with, in place of the configured one. */
   internalPublicKey?: CryptoKey;
   /**
@@ -127,6 +132,10 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
   }) => (req: IncomingMessage, scope: RequestScope, identity: Identity) => Promise<TContext>;
   /** Closes what the subgraph holds besides its connector, after its requests have finished. */
   close?: () => Promise<void>;
+  /** The system's change feed (its webhooks, its poller), publishing canonical events. */
+  changeFeed?: (deps: ChangeFeedDeps<TConnector>) => ChangeFeed;
+  /** A broker given by the caller (tests); otherwise the configured one is opened, and closed at stop. */
+  broker?: EventBroker | undefined;
 }): Promise<RunningService> {
   const logger = spec.logger ?? createLogger(spec.name, spec.config.logLevel);
   const unsecured = spec.withoutSecurity;
@@ -147,7 +156,15 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
     logger.warn({ latencyMs: spec.config.latencyMs }, `${spec.name} delays every system call by ${spec.config.latencyMs} ms`);
   // Every request, _service and _entities included, proves the gateway sent it before anything runs.
   const createContext = spec.createContext({ connector, logger, clock: spec.clock ?? systemClock });
+  let broker: EventBroker | null = null;
+  let feed: ChangeFeed | null = null;
+  const ownBroker = !spec.broker;
+  let closed = false;
   try {
+    if (spec.changeFeed) {
+      broker = spec.broker ?? (await openBroker(spec.config.events, logger));
+      feed = spec.changeFeed({ connector, broker, logger, metrics, source: `concord/${spec.name}` });
+    }
     const service = await startService({
       name: spec.name,
       host: spec.config.host,
@@ -159,13 +176,25 @@ export async function startSubgraph<TContext extends BaseContext, TConnector ext
       ready: () => connector.ping().then(() => true),
       metricsEndpoint: spec.config.metrics,
       shutdownGraceMs: spec.config.shutdownGraceMs,
+      ...(feed?.routes ? { routes: feed.routes } : {}),
       async closeAfterDrain() {
+        closed = true;
+        await feed?.stop?.();
+        if (ownBroker) await broker?.close();
         await spec.close?.();
         await connector.close();
       },
     });
+    try {
+      await feed?.start?.();
+    } catch (error) {
+      await service.stop();
+      throw error;
+    }
     return service;
   } catch (error) {
+    if (closed) throw error;
+    if (ownBroker) await broker?.close().catch(() => undefined);
     await connector.close();
     throw error;
   }

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { z } from 'zod';
 import {
   ConfigError,
@@ -16,6 +17,7 @@ import {
 import { configuredEnv } from '../../platform/config-file.ts';
 import { usableCpus } from '../../platform/cpus.ts';
 import { DEV_ISSUER } from '../../platform/dev-token.ts';
+import { eventsEnvSchema, loadEventsConfig, type EventsConfig } from '../../platform/events/config.ts';
 import { metricsEndpointOf, metricsPort, metricsToken, type MetricsEndpoint } from '../../platform/metrics-endpoint.ts';
 import { parseTierTtls, type TierTtls } from './cache/tiers.ts';
 
@@ -80,8 +82,6 @@ export interface GatewayConfig {
   /** A subgraph answer larger than this many bytes is refused while it arrives (SUBGRAPH_MAX_RESPONSE_MB). */
   readonly subgraphMaxResponseBytes: number;
   readonly cache: GatewayCacheConfig;
-  /** Shared secrets of the change notices each system sends (null: that endpoint is off). */
-  readonly hooks: ChangeHookConfig;
   /** Worker processes serving the port (GATEWAY_WORKERS; default: the CPUs the process may use, its cgroup quota included). */
   readonly workers: number;
   /** Size bound of the query-plan cache in MiB (QUERY_PLAN_CACHE_MB). */
@@ -92,6 +92,12 @@ export interface GatewayConfig {
   readonly shutdownGraceMs: number;
   /** Browser origins allowed to call the API (CORS_ORIGINS, comma-separated); empty: CORS off. */
   readonly corsOrigins: ReadonlySet<string>;
+  /** The broker the gateway takes change events from (cache invalidation, subscriptions). */
+  readonly events: EventsConfig;
+  /** This replica's name at the broker: its cache consumer resumes under it after a restart (GATEWAY_REPLICA). */
+  readonly replica: string;
+  /** Bounds of the live subscriptions (WebSocket and SSE). */
+  readonly live: { readonly maxPerConnection: number; readonly maxConnections: number };
 }
 
 /** The gateway's cache of subgraph answers (see cache/entity-cache.ts). */
@@ -106,15 +112,6 @@ export interface GatewayCacheConfig {
   readonly timeoutMs: number;
   /** Also cache whole answers (same query, variables and scope), as long as their parts live. */
   readonly wholeAnswers: boolean;
-}
-
-export interface ChangeHookConfig {
-  /** Zendesk webhook signing secret (X-Zendesk-Webhook-Signature). */
-  readonly zendeskSecret: string | null;
-  /** Business Central subscription clientState. */
-  readonly businessCentralClientState: string | null;
-  /** Secret the Salesforce change-event relay signs with. */
-  readonly salesforceSecret: string | null;
 }
 
 const schema = z.object({
@@ -193,7 +190,9 @@ const schema = z.object({
     .default('schema/operations/portal')
     .describe('The registered operations: the only ones a portal customer may run.'),
   GATEWAY_BATCHING: flag(false).describe('Accept arrays of operations in one HTTP request.'),
-  GATEWAY_PORT: port(4000).describe('Port of the graph (POST /graphql, /health, /ready, the change hooks).'),
+  GATEWAY_PORT: port(4000).describe(
+    'Port of the graph (POST /graphql, subscriptions over WebSocket at /graphql and SSE at /graphql/stream, /health, /ready).',
+  ),
   HOST: host,
   LOG_LEVEL: logLevel,
   SUPERGRAPH_PATH: z.string().default('schema/supergraph.graphql').describe('The composed supergraph to serve.'),
@@ -235,19 +234,6 @@ const schema = z.object({
   CACHE_WHOLE_ANSWERS: flag(true).describe(
     'Also cache whole answers per query, variables and caller scope, for as long as their shortest-lived part.',
   ),
-  ZENDESK_WEBHOOK_SECRET: z
-    .string()
-    .min(16)
-    .optional()
-    .meta({ description: 'Signing secret of the Zendesk webhook at `POST /hooks/zendesk`.', defaultText: 'unset: the endpoint is off' }),
-  BC_WEBHOOK_CLIENT_STATE: z.string().min(16).optional().meta({
-    description: 'The clientState of the Business Central subscription at `POST /hooks/business-central`.',
-    defaultText: 'unset: the endpoint is off',
-  }),
-  SALESFORCE_WEBHOOK_SECRET: z.string().min(16).optional().meta({
-    description: 'Secret the Salesforce change-event relay signs `POST /hooks/salesforce` with.',
-    defaultText: 'unset: the endpoint is off',
-  }),
   GATEWAY_WORKERS: z.coerce.number().int().min(1).max(256).optional().meta({
     description: 'Worker processes sharing the port; one per container is recommended (docs/caching.md).',
     defaultText: 'the CPUs the process may use (its cgroup quota included)',
@@ -259,6 +245,21 @@ const schema = z.object({
   }),
   METRICS_TOKEN: metricsToken,
   SHUTDOWN_GRACE_MS: shutdownGraceMs,
+  LIVE_MAX_SUBSCRIPTIONS: positiveInt(20).describe(
+    'Subscriptions one WebSocket connection may hold at once; one more is refused with `TOO_MANY_SUBSCRIPTIONS`.',
+  ),
+  LIVE_MAX_CONNECTIONS: positiveInt(5_000).describe(
+    'Live connections (WebSocket and Server-Sent Events) one gateway process holds at once; past it a new one is refused (WebSocket close 4403, SSE 503).',
+  ),
+  GATEWAY_REPLICA: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,100}$/, 'must be letters, digits, - and _ (at most 100)')
+    .optional()
+    .meta({
+      description:
+        "This replica's name at the event broker: its cache consumer resumes under it, so a replica restarted under the same name drops what changed while it was down. Give each replica its own.",
+      defaultText: '`<hostname>-<GATEWAY_PORT>`',
+    }),
   CORS_ORIGINS: z
     .string()
     .transform((text, context) => {
@@ -303,7 +304,7 @@ export const SUBGRAPH_URL_VARIABLES = {
 
 /** Every variable the gateway reads (besides SUBGRAPH_<NAME>_URL), for the configuration reference. */
 export function gatewayVariables() {
-  return [schema];
+  return [schema, eventsEnvSchema];
 }
 
 /** The gateway's metrics port in production when METRICS_PORT is not given. */
@@ -375,14 +376,16 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = configuredEnv('gatewa
       timeoutMs: vars.CACHE_TIMEOUT_MS,
       wholeAnswers: vars.CACHE_WHOLE_ANSWERS,
     }),
-    hooks: Object.freeze({
-      zendeskSecret: vars.ZENDESK_WEBHOOK_SECRET ?? null,
-      businessCentralClientState: vars.BC_WEBHOOK_CLIENT_STATE ?? null,
-      salesforceSecret: vars.SALESFORCE_WEBHOOK_SECRET ?? null,
-    }),
     workers: vars.GATEWAY_WORKERS ?? usableCpus(),
     shutdownGraceMs: vars.SHUTDOWN_GRACE_MS,
     corsOrigins: vars.CORS_ORIGINS ?? new Set<string>(),
+    events: loadEventsConfig(env, vars.DATA_DIR, production),
+    live: Object.freeze({ maxPerConnection: vars.LIVE_MAX_SUBSCRIPTIONS, maxConnections: vars.LIVE_MAX_CONNECTIONS }),
+    replica:
+      vars.GATEWAY_REPLICA ??
+      `${hostname()
+        .replace(/[^A-Za-z0-9_-]/g, '_')
+        .slice(0, 80)}-${vars.GATEWAY_PORT}`,
     queryPlanCacheMb: vars.QUERY_PLAN_CACHE_MB,
     metrics: metricsEndpointOf({
       port: vars.METRICS_PORT,

@@ -12,6 +12,8 @@ export interface GatewayContext {
   readonly identity: Identity;
   /** How long this request's answer may be served again (cache/response-cache.ts). */
   readonly answerLifetime: AnswerLifetime;
+  /** A live subscription's message being resolved (live/hub.ts), not a client's request. */
+  readonly live?: true;
 }
 
 /** Builds each request's context; an unverifiable token fails the request here, with 401. */

@@ -9,7 +9,6 @@ import { ensureDevKeys, importPrivatePem, INTERNAL_ALGORITHM, type DevKeys } fro
 import { createLogger, type Logger } from '../../platform/logger.ts';
 import { createMetrics } from '../../platform/metrics.ts';
 import { createClientVerifier } from './auth.ts';
-import { changeHooks, type Invalidation } from './cache/change-hooks.ts';
 import { EntityCache } from './cache/entity-cache.ts';
 import { responseCache } from './cache/response-cache.ts';
 import { checkSubgraphOverrides, type GatewayConfig } from './config.ts';
@@ -18,7 +17,14 @@ import { loadRegisteredOperations } from './portal.ts';
 import { screenRequest } from './request-guard.ts';
 import { createServer } from './server.ts';
 import { supergraphManager, type SupergraphSource } from './supergraph-source.ts';
-import { workerLink } from './workers.ts';
+import { WORKER_SLOT_VARIABLE, workerLink } from './workers.ts';
+import type { EventBroker } from '../../platform/events/broker.ts';
+import { openBroker } from '../../platform/events/config.ts';
+import { loadEntityRefs } from '../../platform/events/schemas.ts';
+import { consumeEvents } from './events.ts';
+import { LiveHub } from './live/hub.ts';
+import { serveLive } from './live/transports.ts';
+import { AnswerLifetime } from './cache/response-cache.ts';
 
 /** Keys tests pass in place of configured or data-folder keys. */
 export interface GatewayKeys {
@@ -38,8 +44,10 @@ export async function startGateway(
     withoutSecurity?: Identity;
     /** This process is one of several workers (workers.ts). */
     worker?: boolean;
+    /** The broker events come from, in place of the configured one (not closed by the gateway). */
+    broker?: EventBroker;
   } = {},
-): Promise<RunningService & { cache: EntityCache | null }> {
+): Promise<RunningService & { cache: EntityCache | null; broker: EventBroker; hub: LiveHub }> {
   const logger = options.logger ?? createLogger('gateway', config.logLevel);
   const source = checkSupergraph(config);
   let devKeys: DevKeys | undefined;
@@ -64,22 +72,26 @@ export async function startGateway(
   if (cacheStore && !(await cacheStore.connected(2_000)))
     logger.warn('cache store not reachable at start; serving without cache until it is');
   const cache = cacheStore ? new EntityCache(cacheStore, config.cache.ttls, logger, metrics.registry) : null;
-  const applyLocally = async (changes: Invalidation[]): Promise<boolean> => {
-    let applied = true;
-    if (cache) for (const change of changes) applied = (await cache.invalidate(change.type, change.ids)) && applied;
-    return applied;
-  };
-  const link = options.worker ? workerLink(metrics.registry, applyLocally, logger) : null;
-  // A shared store (Redis) needs the change applied once; per-process memory needs it in every worker.
-  const invalidate =
-    link && cacheStore?.kind === 'memory'
-      ? async (changes: Invalidation[]) => {
-          link.broadcast(changes);
-          return true;
-        }
-      : applyLocally;
+  const link = options.worker ? workerLink(metrics.registry, logger) : null;
 
   const portalOperations = loadRegisteredOperations(config.portalOperationsDir);
+  const entityRefs = loadEntityRefs();
+  // Each message of a subscription is a query asked through this server as the subscriber.
+  const hub = new LiveHub({
+    registered: portalOperations,
+    entityRefs,
+    logger,
+    maxTokens: config.limits.maxTokens,
+    execute: async (query, variables, identity, correlationId) => {
+      const response = await apollo.executeOperation(
+        { query, variables },
+        { contextValue: { correlationId, identity, answerLifetime: new AnswerLifetime(), live: true } },
+      );
+      return response.body.kind === 'single'
+        ? { data: response.body.singleResult.data ?? null, errors: response.body.singleResult.errors as never }
+        : { data: null };
+    },
+  });
   const apollo = createServer({
     supergraph: supergraphManager(source, logger),
     subgraphUrls: config.subgraphUrls,
@@ -94,30 +106,53 @@ export async function startGateway(
     queryPlanCacheMb: config.queryPlanCacheMb,
     cache,
     responseCache: cache && cacheStore && config.cache.wholeAnswers ? responseCache(cacheStore, cache) : null,
+    onSchema: (apiSchema) => hub.setSchema(apiSchema),
   });
+  const broker = options.broker ?? (await openBroker(config.events, logger));
+  const verify = options.withoutSecurity ? async () => options.withoutSecurity! : await createClientVerifier(config.auth, issuerPublicKey);
+  let live: ReturnType<typeof serveLive> | null = null;
+  let consumer: Awaited<ReturnType<typeof consumeEvents>> | null = null;
   const service = await startService({
     name: 'gateway',
     host: config.host,
     port: config.port,
     apollo,
-    context: createGatewayContextFactory(
-      options.withoutSecurity ? async () => options.withoutSecurity! : await createClientVerifier(config.auth, issuerPublicKey),
-      logger,
-      (body, identity) => screenRequest(body, identity, { ...config.limits, registered: portalOperations }),
+    context: createGatewayContextFactory(verify, logger, (body, identity) =>
+      screenRequest(body, identity, { ...config.limits, registered: portalOperations }),
     ),
     ready: () => true,
     logger,
     metrics,
-    routes: changeHooks(config.hooks, invalidate, logger, link?.ledger),
+    streams: new Map([['/graphql/stream', (req, res) => live!.stream(req, res)]]),
+    onDrain: async () => {
+      await live?.close();
+      await consumer?.stop();
+    },
     ...(link ? { metricsText: () => link.metrics() } : {}),
     metricsEndpoint: config.metrics,
     // With workers, the primary serves the metrics port for all of them (workers.ts).
     metricsServedElsewhere: link !== null,
     shutdownGraceMs: config.shutdownGraceMs,
     corsOrigins: config.corsOrigins,
-    closeAfterDrain: async () => void (await cacheStore?.close()),
+    closeAfterDrain: async () => {
+      await consumer?.stop();
+      if (!options.broker) await broker.close();
+      await cacheStore?.close();
+    },
   });
-  return { ...service, cache };
+  live = serveLive(service.httpServer, { hub, verify, logger, limits: config.live });
+  const slot = process.env[WORKER_SLOT_VARIABLE];
+  consumer = await consumeEvents({
+    broker,
+    // Durable per replica (and worker): a restarted one resumes where it acknowledged.
+    name: `gateway-${config.replica}${options.worker && slot ? `-w${slot}` : ''}`,
+    cache,
+    hub,
+    entityRefs,
+    logger,
+    registry: metrics.registry,
+  });
+  return { ...service, cache, broker, hub };
 }
 
 /** Reads the supergraph the configuration names and checks the routing overrides against it. */

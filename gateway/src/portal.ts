@@ -52,7 +52,8 @@ export function registeredOperationsOnly(registered: RegisteredOperations): Apol
     async requestDidStart() {
       return {
         async didResolveOperation({ contextValue, queryHash }) {
-          if (isCustomerScoped(contextValue.identity) && !registered.has(queryHash)) {
+          // A live push answers a subscription that was itself checked as registered (live/hub.ts).
+          if (isCustomerScoped(contextValue.identity) && !contextValue.live && !registered.has(queryHash)) {
             throw new GraphQLError('Portal identities may run only the registered portal operations', {
               extensions: { code: ErrorCode.Forbidden, http: { status: 403 } },
             });

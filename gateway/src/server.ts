@@ -1,7 +1,7 @@
 import { ApolloGateway, type SupergraphManager } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginCacheControl } from '@apollo/server/plugin/cacheControl';
-import type { GraphQLFormattedError } from 'graphql';
+import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import { CLIENT_ERROR_CODES, ErrorCode } from '../../platform/errors.ts';
 import { auditLogger, type Logger } from '../../platform/logger.ts';
 import { currentScope } from '../../platform/request-context.ts';
@@ -37,6 +37,8 @@ export interface GatewayDeps {
   readonly cache?: EntityCache | null;
   /** The cache of whole answers, over the same store (with `cache` only). */
   readonly responseCache?: ApolloServerPlugin<GatewayContext> | null;
+  /** Told the API schema each time the supergraph loads or changes (the live subscriptions validate against it). */
+  readonly onSchema?: (apiSchema: GraphQLSchema) => void;
 }
 
 /**
@@ -59,6 +61,7 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
   });
   const cache = deps.cache;
   if (cache) gateway.onSchemaLoadOrUpdate(({ apiSchema, coreSupergraphSdl }) => cache.setSchema(apiSchema, coreSupergraphSdl));
+  if (deps.onSchema) gateway.onSchemaLoadOrUpdate(({ apiSchema }) => deps.onSchema!(apiSchema));
   const armor = operationLimits(deps.limits).protect();
   return new ApolloServer<GatewayContext>({
     gateway,

@@ -3,7 +3,6 @@ import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type
 import { flushed, type Logger } from '../../platform/logger.ts';
 import { startMetricsServer, type MetricsEndpoint } from '../../platform/metrics-endpoint.ts';
 import { STOP_MARGIN_MS } from '../../platform/process.ts';
-import { SeenNotices, type Invalidation, type NoticeLedger } from './cache/change-hooks.ts';
 
 /**
  * The gateway on several cores: a primary process forks `count` workers that share the port
@@ -11,13 +10,11 @@ import { SeenNotices, type Invalidation, type NoticeLedger } from './cache/chang
  *
  * - replaces a worker that dies (with a pause when they keep dying, so a broken start does not
  *   spin, and exits 1 when they die more than five times each within a minute);
- * - passes a change notice one worker received to every worker, whose in-memory caches would
- *   otherwise keep serving what it made stale;
+ * - gives each worker a slot (CONCORD_GATEWAY_WORKER_SLOT), which its replacement takes over, so
+ *   the worker's durable event consumer (events.ts) resumes where the dead one acknowledged;
  * - answers a worker's /metrics for all workers, so a scrape sees the whole gateway: counters and
  *   histograms summed, gauges (memory, heap, event loop, cache sizes) one series per worker,
  *   labelled `worker`, since a sum would hide the one worker near its limit;
- * - remembers the change notices applied, for all workers: a replay is refused whichever worker
- *   it reaches;
  * - serves the metrics port itself (METRICS_PORT), with the same answer, off the workers' API port.
  *
  * It stops with exit code 1 when a worker exits before it ever served during start-up (a port
@@ -70,27 +67,23 @@ export function runPrimary(options: PrimaryOptions): void {
   };
   let stopping = false;
   const recentDeaths: number[] = [];
-  const seenNotices = new SeenNotices();
   /** Workers that have listened; start-up is over once every first worker has. */
   const served = new Set<number>();
   let startedUp = false;
 
-  const fork = (): Worker => {
-    const worker = cluster.fork();
+  /** Each worker's slot, 0…count-1: a replacement takes the dead one's, and with it its event consumer (gateway.ts). */
+  const slots = new Map<number, number>();
+  const fork = (slot: number): Worker => {
+    const worker = cluster.fork({ [WORKER_SLOT_VARIABLE]: String(slot) });
+    slots.set(worker.id, slot);
     worker.on('message', (message: WorkerMessage) => {
-      if (message?.concord === 'invalidate') {
-        for (const other of Object.values(cluster.workers ?? {})) other?.send(message);
-      } else if (message?.concord === 'scrape') {
+      if (message?.concord === 'scrape') {
         scrapes.get(message.id)?.(message.metrics);
       } else if (message?.concord === 'metrics') {
         clusterMetrics().then(
           (text) => worker.send({ concord: 'metrics', id: message.id, text }),
           (error: unknown) => worker.send({ concord: 'metrics', id: message.id, error: String(error) }),
         );
-      } else if (message?.concord === 'notice-claim') {
-        worker.send({ concord: 'notice-claim', id: message.id, text: seenNotices.claimNow(message.keys, message.untilMs) });
-      } else if (message?.concord === 'notice-release') {
-        seenNotices.releaseNow(message.keys);
       }
     });
     return worker;
@@ -129,8 +122,10 @@ export function runPrimary(options: PrimaryOptions): void {
     }
     const delayMs = recentDeaths.length > count ? 5_000 : 0;
     logger.error({ pid: worker.process.pid, code, signal, restartInMs: delayMs }, 'gateway worker exited; starting another');
+    const slot = slots.get(worker.id) ?? 0;
+    slots.delete(worker.id);
     setTimeout(() => {
-      if (!stopping) fork();
+      if (!stopping) fork(slot);
     }, delayMs);
   });
 
@@ -176,8 +171,11 @@ export function runPrimary(options: PrimaryOptions): void {
     );
   }
   logger.info({ workers: count }, 'gateway starting its workers');
-  for (let index = 0; index < count; index++) fork();
+  for (let index = 0; index < count; index++) fork(index);
 }
+
+/** The variable a worker finds its slot in (set by the primary, not by people). */
+export const WORKER_SLOT_VARIABLE = 'CONCORD_GATEWAY_WORKER_SLOT';
 
 type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -196,15 +194,12 @@ function labelGauges(metrics: WorkerMetrics, worker: number): WorkerMetrics {
 }
 
 type WorkerMessage =
-  | { concord: 'invalidate'; changes: Invalidation[] }
   | { concord: 'scrape'; id: number; metrics: WorkerMetrics | null }
   | { concord: 'metrics'; id: number; text?: string; error?: string }
-  | { concord: 'notice-claim'; id: number; keys: string[]; untilMs: number[]; text?: string; error?: string }
-  | { concord: 'notice-release'; keys: string[] }
   | undefined;
 
 /** In a worker: what connects it to the primary. */
-export function workerLink(registry: Registry, applyLocally: (changes: Invalidation[]) => Promise<unknown>, logger: Logger) {
+export function workerLink(registry: Registry, _logger: Logger) {
   const pending = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void }>();
   let nextId = 0;
   process.on('message', (message: WorkerMessage) => {
@@ -214,9 +209,7 @@ export function workerLink(registry: Registry, applyLocally: (changes: Invalidat
         (metrics) => process.send?.({ concord: 'scrape', id, metrics }),
         () => process.send?.({ concord: 'scrape', id, metrics: null }),
       );
-    } else if (message?.concord === 'invalidate') {
-      applyLocally(message.changes).catch((error: unknown) => logger.warn({ err: error }, 'applying a change notice failed'));
-    } else if (message?.concord === 'metrics' || message?.concord === 'notice-claim') {
+    } else if (message?.concord === 'metrics') {
       const waiter = pending.get(message.id);
       pending.delete(message.id);
       if (message.text !== undefined) waiter?.resolve(message.text);
@@ -238,24 +231,10 @@ export function workerLink(registry: Registry, applyLocally: (changes: Invalidat
       process.send?.({ ...message, id });
     });
   };
-  const ledger: NoticeLedger = {
-    // A primary that does not answer: not applied, so that the system sends it again.
-    claim: (keys, untilMs) =>
-      ask('a change notice', { concord: 'notice-claim', keys, untilMs }).then(
-        (answer) => answer as 'fresh' | 'seen' | 'full',
-        () => 'full' as const,
-      ),
-    release: async (keys) => void process.send?.({ concord: 'notice-release', keys }),
-  };
   return {
-    broadcast(changes: Invalidation[]): void {
-      process.send?.({ concord: 'invalidate', changes });
-    },
     /** The whole gateway's metrics, summed over the workers by the primary. */
     metrics(): Promise<string> {
       return ask('metrics', { concord: 'metrics' });
     },
-    /** The change notices applied by any worker, remembered by the primary. */
-    ledger,
   };
 }

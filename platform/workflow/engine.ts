@@ -299,12 +299,32 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
   /** Emits an instance's id when this replica recorded a transition of it (waitFor listens). */
   const changes = new EventEmitter();
   changes.setMaxListeners(0);
-  const changed = (id: string) => changes.emit('change', id);
+  const changed = (id: string) => {
+    changes.emit('change', id);
+    if (options.events) void relay();
+  };
   let stopping = false;
   let poller: NodeJS.Timeout | null = null;
 
-  const history = (executor: SqlExecutor, id: string, event: string, detail: string | null = null) =>
-    appendHistory(executor, id, now(), event, detail);
+  /**
+   * Appends to an instance's history, and, with events on, records in the same transaction the
+   * `concord.workflow.changed` event that tells watchers (a console's workflowChanged) to look again.
+   */
+  const history = async (executor: SqlExecutor, id: string, event: string, detail: string | null = null, correlationId = id) => {
+    await appendHistory(executor, id, now(), event, detail);
+    const events = options.events;
+    if (!events) return;
+    const eventId = randomUUID();
+    const draft = { type: 'concord.workflow.changed', subject: `workflow/${id}`, data: { workflowId: id, change: event } };
+    await recordEvents(executor, [
+      {
+        id: eventId,
+        subject: draft.subject,
+        make: (sequence: number) =>
+          JSON.stringify(canonicalEvent(draft, { id: eventId, source: events.source, correlationId, sequence, at: new Date(now()) })),
+      },
+    ]);
+  };
 
   /**
    * Runs the instance's current step (and the next ones, while it holds the lease and they are
@@ -432,7 +452,13 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       const settledNow = last ? { state: 'done' as WorkflowState, lease_owner: null, lease_until: null } : {};
       if (!(await updateInstance(tx, row.id, { ...update, ...settledNow }, now(), { owner }))) return false;
       await upsertStep(tx, { ...stepRow, state: compensating ? 'compensated' : 'done', finished_at: now() });
-      await history(tx, row.id, compensating ? 'step compensated' : 'step done', `${definitionStep.name} (attempt ${attempt})`);
+      await history(
+        tx,
+        row.id,
+        compensating ? 'step compensated' : 'step done',
+        `${definitionStep.name} (attempt ${attempt})`,
+        row.correlation_id,
+      );
       if (options.events && emitted.length) {
         const { source } = options.events;
         await recordEvents(
@@ -459,7 +485,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
             started_at: null,
             finished_at: now(),
           });
-      if (last) await history(tx, row.id, 'done', ended ? `ended after ${definitionStep.name}: ${ended.reason}` : null);
+      if (last) await history(tx, row.id, 'done', ended ? `ended after ${definitionStep.name}: ${ended.reason}` : null, row.correlation_id);
       return true;
     });
     changed(row.id);
@@ -527,7 +553,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       const applied = await updateInstance(tx, row.id, { ...update, lease_owner: null, lease_until: null }, now(), { owner });
       if (!applied) return;
       await upsertStep(tx, { ...stepRow, state: 'failed', finished_at: now(), last_error: message });
-      await history(tx, row.id, event, `${definitionStep.name} (attempt ${attempt}): ${message}`);
+      await history(tx, row.id, event, `${definitionStep.name} (attempt ${attempt}): ${message}`, row.correlation_id);
     });
     changed(row.id);
     return null;
@@ -536,7 +562,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
   async function settle(row: InstanceRow, update: Parameters<typeof updateInstance>[2], event: string, detail: string | null) {
     await sql.transaction(async (tx) => {
       if (await updateInstance(tx, row.id, { ...update, lease_owner: null, lease_until: null }, now(), { owner }))
-        await history(tx, row.id, event, detail);
+        await history(tx, row.id, event, detail, row.correlation_id);
     });
     changed(row.id);
   }
@@ -615,18 +641,44 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
     return runs.length;
   }
 
-  /** Publishes what the outbox holds, one round at a time in this replica. */
+  /**
+   * Publishes what the outbox holds, one round at a time in this replica: asked again while a
+   * round runs, it runs once more after it. While the broker refuses, rounds wait a backoff
+   * (0.5 s doubling to 5 s) instead of trying at every step, so a broker that hangs until its
+   * timeout does not slow the steps; `force` (publishEvents, stop) tries at once.
+   */
   let relaying: Promise<unknown> = Promise.resolve();
-  function relay(): Promise<unknown> {
+  let relayRunning = false;
+  let relayAgain = false;
+  let relayFailures = 0;
+  let relayBlockedUntil = 0;
+  function relay(force = false): Promise<unknown> {
     const events = options.events;
     if (!events) return relaying;
-    relaying = relaying.then(async () => {
+    if (relayRunning) {
+      relayAgain = true;
+      return relaying;
+    }
+    if (!force && relayFailures > 0 && Date.now() < relayBlockedUntil) return relaying;
+    relayRunning = true;
+    relaying = (async () => {
       try {
-        while ((await relayEvents(sql, (rows) => events.broker.publish(rows.map((row) => JSON.parse(row) as CanonicalEvent)), now())) > 0);
+        do {
+          relayAgain = false;
+          while (
+            (await relayEvents(sql, (rows) => events.broker.publish(rows.map((row) => JSON.parse(row) as CanonicalEvent)), now())) > 0
+          );
+        } while (relayAgain);
+        relayFailures = 0;
       } catch (error) {
-        logger.warn({ err: error }, 'events not published yet; the next round sends them');
+        relayFailures += 1;
+        const delayMs = Math.min(5_000, 500 * 2 ** (relayFailures - 1));
+        relayBlockedUntil = Date.now() + delayMs;
+        logger.warn({ err: error, retryInMs: delayMs }, 'events not published yet; the outbox keeps them for the next round');
+      } finally {
+        relayRunning = false;
       }
-    });
+    })();
     return relaying;
   }
 
@@ -740,7 +792,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
           created_at: at,
           updated_at: at,
         });
-        if (result.created) await appendHistory(tx, result.row.id, at, 'started', null);
+        if (result.created) await history(tx, result.row.id, 'started', null, result.row.correlation_id);
         return result;
       });
       if (!created && row.request_hash !== hash)
@@ -857,7 +909,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
             finished_at: at,
             last_error: row.last_error,
           });
-        await appendHistory(tx, id, at, `operator: ${action}`, `${detail} (by ${operator})`);
+        await history(tx, id, `operator: ${action}`, `${detail} (by ${operator})`, row.correlation_id);
         return true;
       });
       if (!applied) throw new OperatorActionError(`Workflow ${id} changed meanwhile; look again`, 'NOT_PARKED');
@@ -868,7 +920,9 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
     },
 
     async publishEvents() {
-      await relay();
+      await relay(true);
+      // A round that was running when asked: the one it queued (relayAgain) has run by now.
+      await relaying;
     },
 
     async stop(graceMs = 10_000) {
@@ -891,7 +945,8 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
         inFlight.map(([id]) => id),
       ).catch(() => undefined);
       // What the steps recorded is published before the store closes.
-      await relay();
+      await relaying;
+      await relay(true);
     },
   };
 }

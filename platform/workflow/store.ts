@@ -373,6 +373,21 @@ export async function relayEvents(
 ): Promise<number> {
   // Most polls find nothing to send: that is one indexed read, not a write lock (SQLite) per poll.
   if (!(await sql.query('SELECT 1 FROM workflow_events WHERE published_at IS NULL LIMIT 1')).length) return 0;
+  if (sql.dialect === 'sqlite') {
+    // One replica relays a SQLite store: no lock is held while the broker is asked, so a broker
+    // that is slow to refuse holds up no step (SQLite has one writer at a time).
+    const rows = await sql.query<{ n: number | string; event: string }>(
+      'SELECT n, event FROM workflow_events WHERE published_at IS NULL ORDER BY n LIMIT ?',
+      [limit],
+    );
+    if (!rows.length) return 0;
+    await publish(rows.map((row) => row.event));
+    await sql.transaction(async (tx) => {
+      for (const row of rows) await tx.run('UPDATE workflow_events SET published_at = ? WHERE n = ?', [now, Number(row.n)]);
+    });
+    return rows.length;
+  }
+  // Replicas of a PostgreSQL store relay side by side, each skipping the rows another is sending.
   return sql.transaction(async (tx) => {
     const lock = tx.dialect === 'postgres' ? 'FOR UPDATE SKIP LOCKED' : '';
     const rows = await tx.query<{ n: number | string; event: string }>(

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, positiveInt, readEnv, subgraphTimeoutMs } from '../../platform/config.ts';
+import { ConfigError, flag, positiveInt, readEnv, subgraphTimeoutMs } from '../../platform/config.ts';
 import { configuredEnv } from '../../platform/config-file.ts';
 import { serviceIdentityEnvSchema, serviceTokenConfigOf } from '../../platform/service-identity.ts';
 import { loadSubgraphConfig, type SubgraphConfig, subgraphEnvSchema, type SubgraphSystem } from '../../platform/subgraph-config.ts';
@@ -33,6 +33,8 @@ export interface ProcessesConfig extends SubgraphConfig {
    * needs before it is answered IDEMPOTENCY_KEY_IN_PROGRESS: less than the gateway's deadline.
    */
   readonly answerWaitMs: number;
+  /** Whether the CRM's subscription events start the subscription lifecycle (SUBSCRIPTIONS_FROM_CRM). */
+  readonly subscriptionsFromCrm: boolean;
   readonly returns: {
     /** Largest total a support agent may authorize alone on one case within agentLimitWindowHours. */
     readonly agentLimit: number;
@@ -90,6 +92,9 @@ const schema = serviceIdentityEnvSchema().extend({
         'How long a request waits for its workflow to decide (a return authorized or refused by the ERP, say) before it is answered `IDEMPOTENCY_KEY_IN_PROGRESS`, to be sent again with its key; must be below `SUBGRAPH_TIMEOUT_MS`.',
       defaultText: 'half of `SUBGRAPH_TIMEOUT_MS`',
     }),
+  SUBSCRIPTIONS_FROM_CRM: flag(true).describe(
+    "Carry the CRM's subscription changes to billing and the desk by themselves: the CRM's change events (`concord.subscription.updated`) start the subscription lifecycle, as `applySubscriptionChange` does (docs/subscriptions.md). `false`: only the mutation does.",
+  ),
   RMA_AGENT_LIMIT: z.coerce
     .number({ error: 'must be an amount' })
     .positive('must be above 0')
@@ -149,6 +154,7 @@ export function loadProcessesConfig(env: NodeJS.ProcessEnv = configuredEnv('proc
     }),
     callTimeoutMs: vars.PROCESS_CALL_TIMEOUT_MS,
     answerWaitMs,
+    subscriptionsFromCrm: vars.SUBSCRIPTIONS_FROM_CRM,
     returns: Object.freeze({ agentLimit: vars.RMA_AGENT_LIMIT, agentLimitWindowHours: vars.RMA_AGENT_LIMIT_WINDOW_HOURS }),
   });
 }

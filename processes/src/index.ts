@@ -2,7 +2,9 @@ import { pathToFileURL } from 'node:url';
 import type { CryptoKey } from 'jose';
 import { Gauge } from 'prom-client';
 import type { RunningService } from '../../platform/http-server.ts';
-import { inProcessBroker, type EventBroker } from '../../platform/events/broker.ts';
+import type { EventBroker, EventConsumer } from '../../platform/events/broker.ts';
+import { followCrmSubscriptions } from './triggers.ts';
+import { openBroker } from '../../platform/events/config.ts';
 import { createLogger, type Logger } from '../../platform/logger.ts';
 import { runMain } from '../../platform/process.ts';
 import { createServiceClient } from '../../platform/service-client.ts';
@@ -35,7 +37,7 @@ export interface ProcessesOptions {
   gatewayUrl?: string | (() => string);
   /** Bearer tokens for the service identity, in place of the configured or dev ones. */
   serviceToken?: () => Promise<string>;
-  /** Where the workflows' events go, in place of the embedded in-process broker. */
+  /** Where the workflows' events go, in place of the configured broker (not closed by the service). */
   broker?: EventBroker;
 }
 
@@ -61,9 +63,19 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
     timeoutMs: config.callTimeoutMs,
     logger,
   });
-  const broker = options.broker ?? inProcessBroker(logger);
+  let broker: EventBroker;
+  try {
+    broker = options.broker ?? (await openBroker(config.events, logger));
+  } catch (error) {
+    await sql.close();
+    throw error;
+  }
+  const closeBroker = async () => {
+    if (!options.broker) await broker.close();
+  };
   let engine: WorkflowEngine;
   let approvals: ReturnApprovals;
+  let following: EventConsumer | null = null;
   try {
     approvals = await ReturnApprovals.open(sql, config.returns.agentLimitWindowHours * 3_600_000);
     engine = await createWorkflowEngine({
@@ -78,6 +90,7 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
       events: { broker, source: 'concord/processes' },
     });
   } catch (error) {
+    await closeBroker();
     await sql.close();
     throw error;
   }
@@ -115,7 +128,9 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
         // After the requests in flight: the steps running finish (within the grace) and give up their leases.
         close: async () => {
           clearInterval(housekeeping);
+          await following?.stop();
           await engine.stop(config.shutdownGraceMs);
+          await closeBroker();
           await sql.close();
         },
       };
@@ -125,6 +140,19 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
       createContextFactory({ engine, returns, quoteToOrder, onboarding, subscriptions, logger: deps.logger, clock: deps.clock }),
   });
   engine.startPolling();
+  if (config.subscriptionsFromCrm)
+    try {
+      following = await followCrmSubscriptions({
+        broker,
+        graph,
+        subscriptions,
+        identity: { subject: 'concord-processes', roles: ['integration'], customerId: null },
+        logger,
+      });
+    } catch (error) {
+      await service.stop();
+      throw error;
+    }
   return { ...service, engine, broker };
 }
 

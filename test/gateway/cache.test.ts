@@ -1,8 +1,9 @@
-import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway } from '../../gateway/src/gateway.ts';
 import { DEFAULT_TIER_TTLS_S } from '../../gateway/src/cache/policy.ts';
 import type { RunningService } from '../../platform/http-server.ts';
+import { embeddedBroker } from '../../platform/events/embedded-broker.ts';
+import { sourceEvent } from '../../platform/events/source.ts';
 import { createLogger } from '../../platform/logger.ts';
 import {
   gatewayConfig,
@@ -15,27 +16,25 @@ import {
   vendorCallsDuring,
 } from '../helpers/stack.ts';
 
-const ZENDESK_SECRET = 'zendesk-signing-secret-for-tests';
-const BC_CLIENT_STATE = 'bc-client-state-for-tests';
 const SUBJECT = 'query($id: ID!) { case(id: $id) { id subject } }';
 
 /**
  * The gateway's cache over the whole graph: what a warm cache costs the systems, that it answers
- * exactly as they do, that change notices from the systems take effect at once (and forged ones
- * do not), and that what is cached keeps answering while its system is down.
+ * exactly as they do, that the systems' change events take effect at once, for the entity they
+ * name, and that what is cached keeps answering while its system is down.
  */
 describe('the gateway cache, end to end', () => {
   let stack: Stack;
   let uncached: RunningService;
   let caseIds: string[];
-  const hooks = () => stack.gateway.url.replace(/\/graphql$/, '/hooks');
 
   beforeAll(async () => {
     stack = await startStack({
+      // The desk's own feed publishes elsewhere: only the events a test publishes reach the gateway.
+      support: { broker: embeddedBroker({ file: ':memory:', logger: createLogger('broker', 'silent') }) },
       gateway: {
-        // A long bound on volatile data, so that only a change notice can explain a fresh answer.
+        // A long bound on volatile data, so that only an event can explain a fresh answer.
         cache: { ...gatewayConfig().cache, ttls: { ...DEFAULT_TIER_TTLS_S, volatile: 300 } },
-        hooks: { zendeskSecret: ZENDESK_SECRET, businessCentralClientState: BC_CLIENT_STATE, salesforceSecret: null },
       },
     });
     uncached = await startGateway(
@@ -89,76 +88,47 @@ describe('the gateway cache, end to end', () => {
     expect(otherAgent).toBeLessThanOrEqual(1);
   });
 
-  it('drops a case at once when Zendesk signs a change notice for it, and refuses a forged one', async () => {
-    const id = caseIds[30]!;
-    const before = await stack.query<{ case: { subject: string } }>(SUBJECT, { id });
-    stack.dbs.support.prepare('UPDATE tickets SET subject = ? WHERE id = ?').run('Changed in the desk', Number(id));
-    expect((await stack.query<{ case: { subject: string } }>(SUBJECT, { id })).body.data!.case.subject).toBe(
-      before.body.data!.case.subject,
-    );
+  /** Publishes what the desk's feed publishes when a case changes (subgraphs/support), as the desk's own source. */
+  const caseChanged = (id: string, version: number) =>
+    stack.broker.publish([
+      sourceEvent(
+        {
+          type: 'concord.case.updated',
+          subject: `case/${id}`,
+          data: {
+            caseId: id,
+            customerId: null,
+            status: 'OPEN',
+            priority: 'NORMAL',
+            changes: ['subject'],
+            updatedAt: new Date().toISOString(),
+          },
+        },
+        { source: 'concord/test', version },
+      ),
+    ]);
+  const subjectOf = async (id: string) => (await stack.query<{ case: { subject: string } }>(SUBJECT, { id })).body.data!.case.subject;
+  const eventually = async (check: () => Promise<boolean>, ms = 2_000) => {
+    const started = Date.now();
+    while (!(await check())) {
+      if (Date.now() - started > ms) throw new Error(`not within ${ms} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return Date.now() - started;
+  };
 
-    const body = JSON.stringify({ type: 'zen:event-type:ticket.subject_changed', detail: { id }, subject: `zen:ticket:${id}` });
-    const timestamp = new Date().toISOString();
-    const signature = (secret: string, at = timestamp) => createHmac('sha256', secret).update(at).update(body).digest('base64');
-    const send = (headers: Record<string, string>) =>
-      fetch(`${hooks()}/zendesk`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
-
-    const forged = await send({
-      'x-zendesk-webhook-signature': signature('not-the-secret'),
-      'x-zendesk-webhook-signature-timestamp': timestamp,
-    });
-    expect(forged.status).toBe(401);
-    const old = new Date(Date.now() - 3_600_000).toISOString();
-    const replayed = await send({
-      'x-zendesk-webhook-signature': signature(ZENDESK_SECRET, old),
-      'x-zendesk-webhook-signature-timestamp': old,
-    });
-    expect(replayed.status).toBe(401);
-    expect((await stack.query<{ case: { subject: string } }>(SUBJECT, { id })).body.data!.case.subject).toBe(
-      before.body.data!.case.subject,
-    );
-
-    const signed = await send({
-      'x-zendesk-webhook-signature': signature(ZENDESK_SECRET),
-      'x-zendesk-webhook-signature-timestamp': timestamp,
-    });
-    expect(signed.status).toBe(202);
-    expect((await stack.query<{ case: { subject: string } }>(SUBJECT, { id })).body.data!.case.subject).toBe('Changed in the desk');
-  });
-
-  it('answers the Business Central subscription handshake and drops a type on its notice', async () => {
-    const handshake = await fetch(`${hooks()}/business-central?validationToken=abc%20123`, { method: 'POST' });
-    expect(handshake.status).toBe(200);
-    expect(await handshake.text()).toBe('abc 123');
-
-    const sku = (stack.dbs.erp.prepare('SELECT number FROM items LIMIT 1').get() as { number: string }).number;
-    const PRODUCT = 'query($sku: ID!) { product(sku: $sku) { sku name } }';
-    await stack.query(PRODUCT, { sku });
-    stack.dbs.erp.prepare('UPDATE items SET displayName = ? WHERE number = ?').run('Renamed in the ERP', sku);
-    expect((await stack.query<{ product: { name: string } }>(PRODUCT, { sku })).body.data!.product.name).not.toBe('Renamed in the ERP');
-
-    const notice = (clientState: string) =>
-      fetch(`${hooks()}/business-central`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          value: [
-            {
-              subscriptionId: 'items-subscription',
-              clientState,
-              // A subscription lives three days; a notification past its expiry is refused.
-              expirationDateTime: new Date(Date.now() + 3 * 86_400_000).toISOString(),
-              resource: 'api/v2.0/companies(00000000-0000-0000-0000-000000000001)/items(5f7bbd5c-0000-0000-0000-000000000002)',
-              changeType: 'updated',
-              lastModifiedDateTime: new Date().toISOString(),
-            },
-          ],
-        }),
-      });
-    expect((await notice('wrong-client-state-value')).status).toBe(401);
-    expect((await stack.query<{ product: { name: string } }>(PRODUCT, { sku })).body.data!.product.name).not.toBe('Renamed in the ERP');
-    expect((await notice(BC_CLIENT_STATE)).status).toBe(202);
-    expect((await stack.query<{ product: { name: string } }>(PRODUCT, { sku })).body.data!.product.name).toBe('Renamed in the ERP');
+  it('drops the case an event names, and only that case', async () => {
+    const [id, other] = [caseIds[30]!, caseIds[31]!];
+    const before = await subjectOf(id);
+    const otherBefore = await subjectOf(other);
+    // Changed behind the cache, with no event: the cached subject is served.
+    stack.dbs.support.prepare('UPDATE tickets SET subject = ? WHERE id IN (?, ?)').run('Changed in the desk', Number(id), Number(other));
+    expect(await subjectOf(id)).toBe(before);
+    await caseChanged(id, Date.now());
+    const tookMs = await eventually(async () => (await subjectOf(id)) === 'Changed in the desk');
+    expect(tookMs).toBeLessThan(1_000);
+    // The other case was not named: still the cached copy, and the systems were not asked for it.
+    expect(await vendorCalls(async () => expect(await subjectOf(other)).toBe(otherBefore))).toBe(0);
   });
 
   it("never serves one portal customer's cached case to another", async () => {

@@ -1,16 +1,18 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHmac } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EventBroker } from '../../platform/events/broker.ts';
+import { embeddedBroker } from '../../platform/events/embedded-broker.ts';
+import { sourceEvent } from '../../platform/events/source.ts';
 import { ensureDevKeys } from '../../platform/keys.ts';
+import { createLogger } from '../../platform/logger.ts';
 import { freePort } from '../../tools/bench/processes.ts';
 import { graphqlRequestsServed, postGraphQL, startStack, tokenFor, type Stack } from '../helpers/stack.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const ZENDESK_SECRET = 'zendesk-signing-secret-for-tests';
 const SUBJECT = 'query($id: ID!) { case(id: $id) { id subject } }';
 
 /**
@@ -24,11 +26,18 @@ describe('the gateway with two workers', () => {
   let url: string;
   let metricsUrl: string;
   let token: string;
+  let broker: EventBroker;
 
   beforeAll(async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'concord-workers-'));
     const keys = await ensureDevKeys(dataDir);
-    stack = await startStack({ keys });
+    broker = embeddedBroker({ file: join(dataDir, 'events.sqlite'), logger: createLogger('broker', 'silent'), pollMs: 20 });
+    // The desk's own feed publishes elsewhere: only the events the test publishes reach the workers.
+    stack = await startStack({
+      keys,
+      broker,
+      support: { broker: embeddedBroker({ file: ':memory:', logger: createLogger('broker', 'silent') }) },
+    });
     const port = await freePort();
     url = `http://127.0.0.1:${port}/graphql`;
     const metricsPort = await freePort();
@@ -45,7 +54,8 @@ describe('the gateway with two workers', () => {
         METRICS_PORT: String(metricsPort),
         LOG_LEVEL: 'silent',
         CACHE_TTL: 'volatile=300',
-        ZENDESK_WEBHOOK_SECRET: ZENDESK_SECRET,
+        EVENTS_DATABASE: join(dataDir, 'events.sqlite'),
+        GATEWAY_REPLICA: 'workers-test',
         SUBGRAPH_CRM_URL: stack.crm.url,
         SUBGRAPH_ERP_URL: stack.erp.url,
         SUBGRAPH_SUPPORT_URL: stack.support.url,
@@ -70,6 +80,7 @@ describe('the gateway with two workers', () => {
       await exited;
     }
     await stack?.stop();
+    await broker?.close();
   });
 
   const workers = () =>
@@ -113,49 +124,44 @@ describe('the gateway with two workers', () => {
     expect(build[0]).toMatch(/ 1$/);
   });
 
-  it("passes a change notice that reached one worker to the other's cache", async () => {
+  it('drops in both workers what a change event names', async () => {
     const id = (stack.dbs.support.prepare('SELECT id FROM tickets ORDER BY id LIMIT 1').get() as { id: number }).id.toString();
     // Round robin: a few requests warm both workers' caches.
     const original = await subject(id);
     for (let i = 0; i < 5; i++) expect(await subject(id)).toBe(original);
     stack.dbs.support.prepare('UPDATE tickets SET subject = ? WHERE id = ?').run('Changed while cached twice', Number(id));
     expect(await subject(id)).toBe(original);
-
-    const body = JSON.stringify({ type: 'zen:event-type:ticket.subject_changed', detail: { id } });
-    const timestamp = new Date().toISOString();
-    const answer = await fetch(url.replace('/graphql', '/hooks/zendesk'), {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-zendesk-webhook-signature': createHmac('sha256', ZENDESK_SECRET).update(timestamp).update(body).digest('base64'),
-        'x-zendesk-webhook-signature-timestamp': timestamp,
-      },
-      body,
-    });
-    expect(answer.status).toBe(202);
-    await new Promise((resolve) => setTimeout(resolve, 200)); // the primary relays it to both workers
-    for (let i = 0; i < 6; i++) expect(await subject(id)).toBe('Changed while cached twice');
-  });
-
-  it('applies a change notice once, whichever worker the same notice reaches again', async () => {
-    const body = JSON.stringify({ type: 'zen:event-type:ticket.status_changed', detail: { id: '1' } });
-    const timestamp = new Date().toISOString();
-    const headers = {
-      'content-type': 'application/json',
-      'x-zendesk-webhook-signature': createHmac('sha256', ZENDESK_SECRET).update(timestamp).update(body).digest('base64'),
-      'x-zendesk-webhook-signature-timestamp': timestamp,
-    };
-    // Round robin over two workers, one new connection each: both see the notice.
-    const statuses: number[] = [];
-    for (let i = 0; i < 6; i++) {
-      const answer = await fetch(url.replace('/graphql', '/hooks/zendesk'), {
-        method: 'POST',
-        headers: { ...headers, connection: 'close' },
-        body,
-      });
-      statuses.push(answer.status);
+    await broker.publish([
+      sourceEvent(
+        {
+          type: 'concord.case.updated',
+          subject: `case/${id}`,
+          data: {
+            caseId: id,
+            customerId: null,
+            status: 'OPEN',
+            priority: 'NORMAL',
+            changes: ['subject'],
+            updatedAt: new Date().toISOString(),
+          },
+        },
+        { source: 'concord/test', version: Date.now() },
+      ),
+    ]);
+    const deadline = Date.now() + 3_000;
+    for (let fresh = 0; fresh < 6;) {
+      if ((await subject(id)) === 'Changed while cached twice') fresh++;
+      else {
+        fresh = 0;
+        expect(Date.now(), 'both workers answer the change within 3 s').toBeLessThan(deadline);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
     }
-    expect(statuses).toEqual([202, 200, 200, 200, 200, 200]);
+    // Each worker holds one durable consumer of its own slot.
+    expect((await broker.consumers()).map((state) => state.name).filter((name) => name.startsWith('gateway-workers-test'))).toEqual([
+      'gateway-workers-test-w0',
+      'gateway-workers-test-w1',
+    ]);
   });
 
   it('replaces a worker that dies', async () => {
@@ -165,5 +171,8 @@ describe('the gateway with two workers', () => {
     while (Date.now() < deadline && (workers().length !== 2 || workers().includes(victim!))) await new Promise((r) => setTimeout(r, 200));
     expect(workers()).toHaveLength(2);
     expect(workers()).not.toContain(victim);
+    // The replacement took the dead worker's slot, and so its consumer: no third one.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await broker.consumers()).filter((state) => state.name.startsWith('gateway-workers-test'))).toHaveLength(2);
   });
 });

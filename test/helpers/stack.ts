@@ -24,6 +24,12 @@ import { seedDatabases, type SeedOptions } from '../../tools/seed/index.ts';
 import { loadProcessesConfig } from '../../processes/src/config.ts';
 import { startProcesses, type ProcessesOptions, type ProcessesService } from '../../processes/src/index.ts';
 import { sqliteExecutor } from '../../platform/workflow/sql.ts';
+import type { EventBroker } from '../../platform/events/broker.ts';
+import { embeddedBroker } from '../../platform/events/embedded-broker.ts';
+import type { EventsConfig } from '../../platform/events/config.ts';
+
+/** A broker of one service's own, in memory: a service a test starts alone publishes nowhere else. */
+export const PRIVATE_EVENTS: EventsConfig = { kind: 'embedded', file: ':memory:', retentionMs: 3_600_000 };
 
 /** The date the test data is seeded around, and the services' clock. */
 export const AS_OF = '2026-11-01';
@@ -61,7 +67,9 @@ export interface Stack {
   erp: ErpService;
   support: RunningService;
   processes: ProcessesService;
-  gateway: RunningService & { cache: EntityCache | null };
+  gateway: Awaited<ReturnType<typeof startGateway>>;
+  /** The broker every service of the stack publishes to and the gateway consumes from. */
+  broker: EventBroker;
   /** POSTs an operation to the gateway as a support agent (headers may replace the token). */
   query<T = Record<string, unknown>>(
     query: string,
@@ -84,7 +92,15 @@ export const NO_CACHE: Partial<GatewayConfig> = {
 export function gatewayConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
   // The test identities that speak as Concord's own services may hold the integration role.
   const defaults = loadGatewayConfig({ AUTH_SERVICE_SUBJECTS: 'concord-processes,integration@test.example,test' });
-  return { ...defaults, host: '127.0.0.1', port: 0, logLevel: 'silent', supergraphPath: SUPERGRAPH_PATH, ...overrides };
+  return {
+    ...defaults,
+    host: '127.0.0.1',
+    port: 0,
+    logLevel: 'silent',
+    supergraphPath: SUPERGRAPH_PATH,
+    events: PRIVATE_EVENTS,
+    ...overrides,
+  };
 }
 
 /** The three subgraphs, the process service and the gateway on free ports, over seeded in-memory systems. */
@@ -105,8 +121,11 @@ export async function startStack(
     /** The process service's options (its store, extra workflow types) and environment. */
     processes?: Partial<ProcessesOptions>;
     processesEnv?: NodeJS.ProcessEnv;
+    /** The broker the services share, in place of a new embedded one in memory (kept open at stop). */
+    broker?: EventBroker;
   } = {},
 ): Promise<Stack> {
+  const broker = options.broker ?? embeddedBroker({ file: ':memory:', logger: createLogger('broker', 'silent'), pollMs: 20 });
   const dbs = options.dbs ?? seededDatabases();
   const keys = options.keys ?? (await generateDevKeys());
   const bearer = async (who: Who) => `Bearer ${await tokenFor(keys, who)}`;
@@ -118,8 +137,9 @@ export async function startStack(
     ...loadSubgraphConfig({ prefix, defaultPort: 0, databaseFile: ':memory:' }, {}),
     host: '127.0.0.1',
     logLevel: 'silent' as const,
+    events: PRIVATE_EVENTS,
   });
-  const common = { clock, internalPublicKey: keys.internal.publicKey };
+  const common = { clock, internalPublicKey: keys.internal.publicKey, broker };
   // The process service calls the gateway, which starts last: it reads the URL at each call.
   let gatewayUrl = '';
   const crm = await startCrm(
@@ -169,7 +189,7 @@ export async function startStack(
       subgraphTimeoutMs: STACK_SUBGRAPH_TIMEOUT_MS,
       ...options.gateway,
     }),
-    { logger: silent('gateway'), keys: { issuerPublicKey: keys.issuer.publicKey, internalPrivateKey: keys.internal.privateKey } },
+    { logger: silent('gateway'), keys: { issuerPublicKey: keys.issuer.publicKey, internalPrivateKey: keys.internal.privateKey }, broker },
   );
   gatewayUrl = gateway.url.replace('localhost', '127.0.0.1');
   return {
@@ -180,6 +200,7 @@ export async function startStack(
     support,
     processes,
     gateway,
+    broker,
     query: async (query, variables, headers) =>
       postGraphQL(gateway.url, query, variables, { authorization: await bearer('support_agent'), ...headers }),
     queryAs: async (who, query, variables) => postGraphQL(gateway.url, query, variables, { authorization: await bearer(who) }),
@@ -187,6 +208,7 @@ export async function startStack(
     async stop() {
       await gateway.stop();
       await Promise.all([crm.stop(), erp.stop(), support.stop(), processes.stop()]);
+      if (!options.broker) await broker.close();
     },
   };
 }

@@ -49,6 +49,8 @@ if (process.env.REPLICA) {
     WORKFLOW_CONCURRENCY: process.env.CONCURRENCY ?? '4',
     PROCESS_DATABASE_POOL: '4',
     SHUTDOWN_GRACE_MS: '2000',
+    // Each replica its own broker in memory: the events are not what this test counts.
+    EVENTS_DATABASE: process.env.EVENTS_DATABASE ?? ':memory:',
   });
   runMain('processes', async () => {
     const service = await startProcesses(config, { extraWorkflows: [replicatedWorkflow(process.env.SYSTEM_URL!)] });

@@ -24,13 +24,16 @@ describe('configuration', () => {
     expect(() => loadErpConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
   });
 
-  it('in production, never assumes the demo systems nor the dev keys', () => {
+  it('in production, never assumes the demo systems, the embedded broker nor the dev keys', () => {
     const production = {
       CONCORD_ENV: 'production',
       INTERNAL_TOKEN_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----',
     };
     expect(() => loadErpConfig(production)).toThrow(/ERP_CONNECTOR: required when CONCORD_ENV=production/);
-    const processes = { ...production, PROCESS_DATABASE_URL: 'postgres://concord@db.internal/concord' };
+    expect(() => loadProcessesConfig({ ...production, PROCESS_DATABASE_URL: 'postgres://concord@db.internal/concord' })).toThrow(
+      /EVENT_BROKER: required when CONCORD_ENV=production/,
+    );
+    const processes = { ...production, EVENT_BROKER: 'nats', PROCESS_DATABASE_URL: 'postgres://concord@db.internal/concord' };
     expect(() => loadProcessesConfig(processes)).toThrow(/SERVICE_CLIENT_ID: required when CONCORD_ENV=production/);
     expect(loadProcessesConfig({ ...processes, SERVICE_TOKEN: 'x'.repeat(40) }).serviceToken).toEqual({
       kind: 'static',

@@ -10,7 +10,7 @@ import { startCrm } from '../../subgraphs/crm/src/index.ts';
 import { loadErpConfig } from '../../subgraphs/erp/src/config.ts';
 import { loadSupportConfig } from '../../subgraphs/support/src/config.ts';
 import { seedDatabases } from '../../tools/seed/index.ts';
-import { startGatewayOver, SUPERGRAPH_PATH } from '../helpers/stack.ts';
+import { PRIVATE_EVENTS, startGatewayOver, SUPERGRAPH_PATH } from '../helpers/stack.ts';
 
 const TOKEN = 'metrics-scrape-token-for-tests';
 const scrape = async (url: string, token?: string) => {
@@ -59,7 +59,12 @@ describe('/metrics of a subgraph', () => {
     seedDatabases(dbs, { customers: 5, orders: 10, cases: 10, seed: 1, asOf: '2026-11-01' });
     const keys = await generateDevKeys();
     const crm = await startCrm(
-      { ...loadCrmConfig({ CRM_PORT: '0', CRM_METRICS_PORT: '0', METRICS_TOKEN: TOKEN }), host: '127.0.0.1', logLevel: 'silent' },
+      {
+        ...loadCrmConfig({ CRM_PORT: '0', CRM_METRICS_PORT: '0', METRICS_TOKEN: TOKEN }),
+        host: '127.0.0.1',
+        logLevel: 'silent',
+        events: PRIVATE_EVENTS,
+      },
       { database: dbs.crm, internalPublicKey: keys.internal.publicKey, logger: createLogger('crm', 'silent') },
     );
     try {
@@ -79,12 +84,14 @@ describe('the metrics endpoint in production', () => {
   const privateKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const gatewayEnv = {
     CONCORD_ENV: 'production',
+    EVENT_BROKER: 'nats',
     AUTH_PUBLIC_KEY: publicKey,
     AUTH_ISSUER: 'https://idp.example',
     INTERNAL_TOKEN_PRIVATE_KEY: privateKey,
   };
   const subgraphEnv = (prefix: string) => ({
     CONCORD_ENV: 'production',
+    EVENT_BROKER: 'nats',
     INTERNAL_TOKEN_PUBLIC_KEY: publicKey,
     [`${prefix}_CONNECTOR`]: 'embedded',
   });

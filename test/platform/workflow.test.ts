@@ -16,7 +16,8 @@ import {
 } from '../../platform/workflow/engine.ts';
 import { postgresExecutor, sqliteExecutor, type SqlExecutor } from '../../platform/workflow/sql.ts';
 import { claimDue, updateInstance } from '../../platform/workflow/store.ts';
-import { inProcessBroker, type EventBroker } from '../../platform/events/broker.ts';
+import type { EventBroker } from '../../platform/events/broker.ts';
+import { embeddedBroker } from '../../platform/events/embedded-broker.ts';
 import type { CanonicalEvent } from '../../platform/events/cloudevent.ts';
 import { startPostgres } from '../helpers/postgres.ts';
 
@@ -352,9 +353,8 @@ describe.each(backends)('the workflow mechanism on $name', (backend) => {
   });
 
   it('publishes a step’s events once its result is recorded, never those of a failed attempt, in sequence per subject', async () => {
-    const received: CanonicalEvent[] = [];
-    const broker = inProcessBroker(logger);
-    broker.subscribe('concord.order.*', (event) => void received.push(event));
+    const broker = embeddedBroker({ file: ':memory:', logger });
+    const published = async () => (await broker.read({ types: 'concord.order.*' })).map((stored) => stored.event);
     let failFirst = true;
     const workflow: WorkflowDefinition<{ order: string }> = {
       type: 'test.evented',
@@ -391,6 +391,7 @@ describe.each(backends)('the workflow mechanism on $name', (backend) => {
     const one = (await engine.start('test.evented', { order: 'SO-1' }, { idempotencyKey: 'e1', correlationId: 'corr-1' })).instance;
     await settle(engine, one.id);
     await engine.publishEvents();
+    const received = await published();
     // The failed first attempt's event is gone with it: one created, one cancelled, in order.
     expect(received.map((event) => [event.type, event.subject, event.sequence])).toEqual([
       ['concord.order.created', 'order/SO-1', '1'],
@@ -419,7 +420,8 @@ describe.each(backends)('the workflow mechanism on $name', (backend) => {
     await settle(other, badOne.id);
     expect((await other.get(badOne.id))?.lastError).toMatch(/concord.order.created: .*must have required property/);
     await other.publishEvents();
-    expect(received).toHaveLength(2);
+    expect(await published()).toHaveLength(2);
+    await broker.close();
   });
 
   it('keeps events in the outbox while the broker refuses them, and publishes each once it takes them again', async () => {
@@ -430,7 +432,12 @@ describe.each(backends)('the workflow mechanism on $name', (backend) => {
         if (down) throw new Error('broker unreachable');
         taken.push(...events);
       },
-      subscribe: () => () => undefined,
+      kind: 'embedded',
+      consume: () => Promise.reject(new Error('not used')),
+      subscribe: () => Promise.reject(new Error('not used')),
+      read: async () => [],
+      rewind: async () => undefined,
+      consumers: async () => [],
       close: async () => undefined,
     };
     const workflow: WorkflowDefinition<{ n: number }> = {
@@ -458,9 +465,26 @@ describe.each(backends)('the workflow mechanism on $name', (backend) => {
     expect(taken).toHaveLength(0);
     down = false;
     await engine.publishEvents();
-    expect(taken.map((event) => event.subject).sort()).toEqual(['customer/C0', 'customer/C1', 'customer/C2', 'customer/C3', 'customer/C4']);
+    const onboarded = () => taken.filter((event) => event.type === 'concord.customer.onboarded');
+    expect(
+      onboarded()
+        .map((event) => event.subject)
+        .sort(),
+    ).toEqual(['customer/C0', 'customer/C1', 'customer/C2', 'customer/C3', 'customer/C4']);
+    // Each workflow's own changes, in its sequence: what a console's workflowChanged follows.
+    for (const id of ids)
+      expect(
+        taken
+          .filter((event) => event.subject === `workflow/${id}`)
+          .map((event) => [event.type, event.sequence, (event.data as { change: string }).change]),
+      ).toEqual([
+        ['concord.workflow.changed', '1', 'started'],
+        ['concord.workflow.changed', '2', 'step done'],
+        ['concord.workflow.changed', '3', 'done'],
+      ]);
     await engine.publishEvents();
-    expect(taken).toHaveLength(5);
+    expect(onboarded()).toHaveLength(5);
+    expect(taken).toHaveLength(20);
   });
 
   it('ends an instance early, done, its later steps skipped, when a step says the business refused', async () => {

@@ -7,7 +7,7 @@ import { startProcesses, type ProcessesService } from '../../processes/src/index
 import { RETURN_STEPS, RETURN_WORKFLOW } from '../../processes/src/workflows/returns.ts';
 import { newSalesforceId } from '../../subgraphs/crm/src/connectors/embedded/ids.ts';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.ts';
-import { clock, operation, startStack, tokenFor, type Stack } from '../helpers/stack.ts';
+import { clock, operation, startStack, tokenFor, type Stack, PRIVATE_EVENTS } from '../helpers/stack.ts';
 
 /**
  * The seed workflows with their store on PostgreSQL and two replicas of the process service: the
@@ -37,6 +37,7 @@ describe('the seed workflows on PostgreSQL, two replicas', () => {
         ...loadSubgraphConfig({ prefix: 'PROCESSES', defaultPort: 0, databaseFile: ':memory:' }, {}),
         host: '127.0.0.1',
         logLevel: 'silent',
+        events: PRIVATE_EVENTS,
       },
       {
         clock,

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 export const REQUIRED_SERVERS: readonly { readonly binary: string; readonly debianPackage: string; readonly usedBy: string }[] = [
   { binary: 'redis-server', debianPackage: 'redis-server', usedBy: 'the gateway cache shared by replicas' },
   { binary: 'postgres', debianPackage: 'postgresql', usedBy: "the process layer's durable workflows" },
+  { binary: 'nats-server', debianPackage: 'nats-server', usedBy: 'the event broker (NATS JetStream)' },
 ];
 
 /**

@@ -38,10 +38,12 @@ const everyBranch = {
     INTERNAL_TOKEN_PRIVATE_KEY: key('ed25519'),
     CACHE_STORE: 'redis',
     CACHE_REDIS_URL: 'redis://cache:6379',
+    EVENT_BROKER: 'nats',
   },
   subgraph: {
     CONCORD_ENV: 'production',
     INTERNAL_TOKEN_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----',
+    EVENT_BROKER: 'nats',
   },
 };
 

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { EVENT_SCHEMA_DIR, loadEventSchemas } from '../../platform/events/schemas.ts';
+import { Supergraph } from '@apollo/federation-internals';
+import { EVENT_SCHEMA_DIR, loadEntityRefs, loadEventSchemas } from '../../platform/events/schemas.ts';
 import { fromPackageRoot } from '../../platform/package-root.ts';
 
 /** Every `type: 'concord.…'` a product folder emits. */
@@ -35,5 +36,19 @@ describe('the event schemas (schema/events/)', () => {
     const emitted = emittedTypes();
     expect(emitted.size).toBeGreaterThanOrEqual(5);
     for (const type of emitted) expect(schemas.has(type), type).toBe(true);
+  });
+
+  it('name, in x-invalidates, entities of the supergraph by a field of their data', () => {
+    const api = Supergraph.build(readFileSync(fromPackageRoot('schema/supergraph.graphql'), 'utf8'))
+      .apiSchema()
+      .toGraphQLJSSchema();
+    for (const [type, refs] of loadEntityRefs()) {
+      const schema = JSON.parse(readFileSync(`${EVENT_SCHEMA_DIR}/${type}.json`, 'utf8')) as { properties: Record<string, unknown> };
+      expect(refs.length, `${type} names what it changes`).toBeGreaterThan(0);
+      for (const ref of refs) {
+        expect(api.getType(ref.type), `${type}: ${ref.type} is a type of the graph`).toBeDefined();
+        expect(Object.keys(schema.properties), `${type}: ${ref.key} is a field of its data`).toContain(ref.key);
+      }
+    }
   });
 });

@@ -47,6 +47,8 @@ async function run(label: string, secure: boolean, options: { duration: number; 
   const subgraph = (prefix: string) => ({
     ...loadSubgraphConfig({ prefix, defaultPort: 0, databaseFile: ':memory:' }, {}),
     host: '127.0.0.1',
+    // Each service its own broker in memory: the benchmark writes nothing to DATA_DIR.
+    events: { kind: 'embedded' as const, file: ':memory:', retentionMs: 3_600_000 },
   });
   const services: RunningService[] = [];
   try {
@@ -60,6 +62,7 @@ async function run(label: string, secure: boolean, options: { duration: number; 
       // No cache: every request must reach the subgraphs and their rules, or there is nothing to measure.
       {
         ...loadGatewayConfig({ CACHE_STORE: 'none' }),
+        events: { kind: 'embedded' as const, file: ':memory:', retentionMs: 3_600_000 },
         host: '127.0.0.1',
         port: 0,
         subgraphUrls: { crm: crm.url, erp: erp.url, support: support.url },

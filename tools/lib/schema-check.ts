@@ -1,5 +1,6 @@
 import { CriticalityLevel, diff, type Change } from '@graphql-inspector/core';
-import { buildSchema, isEnumType, isInputObjectType, validate, type GraphQLSchema } from 'graphql';
+import { buildSchema, extendSchema, isEnumType, isInputObjectType, parse, validate, type GraphQLSchema } from 'graphql';
+import { LIVE_SDL } from '../../gateway/src/live/fields.ts';
 import { apiSchemaOf, printApiSchema } from './api-schema.ts';
 import { composeSubgraphs, type SubgraphSource } from './composition.ts';
 import { coordinatesUsed, type RegisteredOperation } from './operations.ts';
@@ -99,7 +100,15 @@ export async function checkSchema(input: CheckInput): Promise<CheckReport> {
 
   if (input.base) {
     const baseSchema = buildSchema(input.base.apiSdl);
-    const usage = input.operations.map((operation) => ({ operation, used: coordinatesUsed(operation.document, baseSchema) }));
+    // A base older than one of the types subscriptions return has no subscriptions to break.
+    const baseServed = (() => {
+      try {
+        return withLive(baseSchema);
+      } catch {
+        return baseSchema;
+      }
+    })();
+    const usage = input.operations.map((operation) => ({ operation, used: coordinatesUsed(operation.document, baseServed) }));
     for (const change of await diff(baseSchema, apiSchema)) {
       const classified = classify(change, baseSchema, usage);
       report.changes.push(classified);
@@ -115,8 +124,10 @@ export async function checkSchema(input: CheckInput): Promise<CheckReport> {
     report.warnings.push('No base to compare with: publish a version (npm run schema:publish) or pass --base <git ref>.');
   }
 
+  // Subscriptions are the gateway's (gateway/src/live/fields.ts), over the supergraph's types.
+  const served = withLive(apiSchema);
   for (const operation of input.operations) {
-    const errors = validate(apiSchema, operation.document).map((error) => error.message);
+    const errors = validate(served, operation.document).map((error) => error.message);
     report.operations.push({ client: operation.client, operation: operation.name, file: operation.file, errors });
     for (const error of errors)
       report.failures.push(`Operation ${operation.name} (${operation.client}) is invalid against the new schema: ${error}`);
@@ -152,4 +163,9 @@ function touches(path: string, used: Set<string>, baseSchema: GraphQLSchema): bo
   if (used.has(path)) return true;
   const type = baseSchema.getType(typeName);
   return (isEnumType(type) || isInputObjectType(type)) && used.has(typeName);
+}
+
+/** The API schema with the gateway's Subscription type, against which registered subscriptions are checked. */
+function withLive(schema: GraphQLSchema): GraphQLSchema {
+  return extendSchema(schema, parse(LIVE_SDL));
 }

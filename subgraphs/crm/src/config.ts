@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { readEnv } from '../../../platform/config.ts';
+import { ConfigError, readEnv } from '../../../platform/config.ts';
 import type { ResiliencePolicy } from '../../../platform/resilience.ts';
 import { configuredEnv } from '../../../platform/config-file.ts';
 import { loadSubgraphConfig, subgraphEnvSchema, type SubgraphConfig, type SubgraphSystem } from '../../../platform/subgraph-config.ts';
@@ -15,8 +15,17 @@ export interface SalesforceConfig {
   readonly policy: ResiliencePolicy;
 }
 
+/** How the CRM's changes become canonical events (see src/feed/). */
+export interface CrmFeedConfig {
+  /** How often the embedded CRM's change log is read, in ms (CRM_FEED_POLL_MS). */
+  readonly pollMs: number;
+  /** The secret `POST /hooks/salesforce` checks signatures with; null: the endpoint is off. */
+  readonly salesforceWebhookSecret: string | null;
+}
+
 export interface CrmConfig extends SubgraphConfig {
   readonly salesforce: SalesforceConfig | null;
+  readonly feed: CrmFeedConfig;
 }
 
 const salesforce = ' With `CRM_CONNECTOR=salesforce`.';
@@ -42,12 +51,29 @@ const schema = z.object({
   SALESFORCE_ACCESS_TOKEN: z.string().optional().describe(`A fixed access token instead of either grant (tests, short jobs).${salesforce}`),
 });
 
+const feedSchema = z.object({
+  CRM_FEED_POLL_MS: z.coerce
+    .number({ error: 'must be a number of milliseconds' })
+    .int('must be a whole number of milliseconds')
+    .min(10, 'must be at least 10')
+    .max(60_000, 'must be at most 60000')
+    .default(100)
+    .describe(
+      "How often the embedded CRM's change log is read, in ms: the longest a change to the CRM's file waits before its event is published. Embedded connector only.",
+    ),
+  SALESFORCE_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional().meta({
+    description:
+      'Secret the relay of Salesforce Change Data Capture events signs `POST /hooks/salesforce` with (`X-Concord-Signature`: base64 HMAC-SHA256 of `X-Concord-Signature-Timestamp` and the body). Each change event becomes a canonical event, its keys read from the org. With `CRM_CONNECTOR=salesforce`.',
+    defaultText: 'unset: the endpoint is off',
+  }),
+});
+
 /** Salesforce allows 25 long-running requests per org; stay well below. */
 const SALESFORCE_POLICY = { maxConcurrent: 10 };
 
 /** Every variable the CRM subgraph reads, for the configuration reference. */
 export function crmVariables() {
-  return [subgraphEnvSchema(CRM_SYSTEM), schema, resilienceEnvSchema('CRM', SALESFORCE_POLICY)];
+  return [subgraphEnvSchema(CRM_SYSTEM), schema, feedSchema, resilienceEnvSchema('CRM', SALESFORCE_POLICY)];
 }
 
 const CRM_SYSTEM: SubgraphSystem = {
@@ -60,7 +86,8 @@ const CRM_SYSTEM: SubgraphSystem = {
 /** The CRM subgraph's configuration, read once from the environment (CRM_PORT, CRM_CONNECTOR, CRM_DATABASE, SALESFORCE_*, …). */
 export function loadCrmConfig(env: NodeJS.ProcessEnv = configuredEnv('crm')): CrmConfig {
   const base = loadSubgraphConfig(CRM_SYSTEM, env);
-  if (base.connectorKind !== 'salesforce') return Object.freeze({ ...base, salesforce: null });
+  const feed = loadFeed(env, base.connectorKind);
+  if (base.connectorKind !== 'salesforce') return Object.freeze({ ...base, salesforce: null, feed });
   const vars = readEnv(schema, env);
   const why = 'with CRM_CONNECTOR=salesforce';
   const tokenUrl = `${vars.SALESFORCE_LOGIN_URL.replace(/\/$/, '')}/services/oauth2/token`;
@@ -90,6 +117,7 @@ export function loadCrmConfig(env: NodeJS.ProcessEnv = configuredEnv('crm')): Cr
   }
   return Object.freeze({
     ...base,
+    feed,
     salesforce: Object.freeze({
       instanceUrl: required(vars.SALESFORCE_INSTANCE_URL, 'SALESFORCE_INSTANCE_URL', why),
       apiVersion: vars.SALESFORCE_API_VERSION,
@@ -97,4 +125,17 @@ export function loadCrmConfig(env: NodeJS.ProcessEnv = configuredEnv('crm')): Cr
       policy: loadResiliencePolicy('CRM', env, SALESFORCE_POLICY),
     }),
   });
+}
+
+/**
+ * The feed's settings. The webhook needs the Salesforce connector: the embedded CRM tells its
+ * changes through its own change log, and a relay's events for it would be told twice.
+ */
+function loadFeed(env: NodeJS.ProcessEnv, connectorKind: string): CrmFeedConfig {
+  const vars = readEnv(feedSchema, env);
+  if (vars.SALESFORCE_WEBHOOK_SECRET && connectorKind !== 'salesforce')
+    throw new ConfigError(
+      'Invalid configuration:\n  SALESFORCE_WEBHOOK_SECRET: needs CRM_CONNECTOR=salesforce (the embedded CRM publishes its changes from its change log)',
+    );
+  return Object.freeze({ pollMs: vars.CRM_FEED_POLL_MS, salesforceWebhookSecret: vars.SALESFORCE_WEBHOOK_SECRET ?? null });
 }

@@ -13,6 +13,7 @@ import { CRM_SCHEMA } from './connectors/embedded/tables.ts';
 import { createSalesforceConnector } from './connectors/salesforce.ts';
 import type { CrmConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
+import { crmChangeFeed } from './feed/index.ts';
 import { createServer } from './server.ts';
 
 /** Picks the CRM adapter the configuration names, then serves the crm subgraph. */
@@ -21,6 +22,8 @@ export async function startCrm(config: CrmConfig, options: SubgraphOptions<Datab
   const tokens = salesforce ? tokenSourceOf(salesforce.token, 'crm') : null;
   // A token the identity provider refuses now is fetched again on the first 401; start-up does not wait on it.
   const initialToken = tokens ? await tokens().catch(() => '') : '';
+  // The embedded CRM's file, opened with the connector: its change log feeds the change feed.
+  let database: Database | null = null;
   return startSubgraph({
     name: 'crm',
     config,
@@ -28,6 +31,8 @@ export async function startCrm(config: CrmConfig, options: SubgraphOptions<Datab
     clock: options.clock,
     internalPublicKey: options.internalPublicKey,
     withoutSecurity: options.withoutSecurity,
+    broker: options.broker,
+    changeFeed: crmChangeFeed(config, () => database),
     isOutage: salesforce ? isVendorOutage : isSqliteOutage,
     createConnector: (telemetry, logger, metrics) => {
       let connector: CrmConnector;
@@ -42,7 +47,8 @@ export async function startCrm(config: CrmConfig, options: SubgraphOptions<Datab
         exportApiBudget(metrics, 'crm', () => org.apiUsage());
         connector = org;
       } else {
-        connector = createEmbeddedCrmConnector(options.database ?? openEmbeddedDatabase(config.connector, CRM_SCHEMA), telemetry);
+        database = options.database ?? openEmbeddedDatabase(config.connector, CRM_SCHEMA);
+        connector = createEmbeddedCrmConnector(database, telemetry);
       }
       return options.wrapConnector ? options.wrapConnector(connector) : connector;
     },

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { httpUrl, readEnv } from '../../../platform/config.ts';
+import { ConfigError, httpUrl, readEnv } from '../../../platform/config.ts';
 import { configuredEnv } from '../../../platform/config-file.ts';
 import type { ResiliencePolicy } from '../../../platform/resilience.ts';
 import { loadResiliencePolicy, required, resilienceEnvSchema, type TokenConfig } from '../../../platform/vendor-config.ts';
@@ -18,8 +18,19 @@ export interface BusinessCentralConfig {
   readonly policy: ResiliencePolicy;
 }
 
+/** How the ERP's changes become canonical events (see src/feed/). */
+export interface ErpFeedConfig {
+  /** How often the embedded ERP's change log is read, in ms (ERP_FEED_POLL_MS). */
+  readonly pollMs: number;
+  /** The clientState `POST /hooks/business-central` accepts; null: the endpoint is off. */
+  readonly businessCentralClientState: string | null;
+  /** How often Business Central is asked for what changed, in seconds (ERP_POLL_SECONDS); 0: never. */
+  readonly pollSeconds: number;
+}
+
 export interface ErpConfig extends SubgraphConfig {
   readonly businessCentral: BusinessCentralConfig | null;
+  readonly feed: ErpFeedConfig;
 }
 
 const bc = ' With `ERP_CONNECTOR=business-central`.';
@@ -43,6 +54,31 @@ const bcSchema = z.object({
   BC_ACCESS_TOKEN: z.string().optional().describe(`A fixed access token instead of client credentials.${bc}`),
 });
 
+const feedSchema = z.object({
+  ERP_FEED_POLL_MS: z.coerce
+    .number({ error: 'must be a number of milliseconds' })
+    .int('must be a whole number of milliseconds')
+    .min(10, 'must be at least 10')
+    .max(60_000, 'must be at most 60000')
+    .default(100)
+    .describe(
+      "How often the embedded ERP's change log is read, in ms: the longest a change to the ERP's file waits before its event is published. Embedded connector only.",
+    ),
+  BC_WEBHOOK_CLIENT_STATE: z.string().min(16, 'must be at least 16 characters').optional().meta({
+    description:
+      "The clientState of the Business Central webhook subscriptions that notify `POST /hooks/business-central` (customers, salesOrders, salesInvoices, the extension's shipments): each notification's record is read from Business Central and published as a canonical event. With `ERP_CONNECTOR=business-central`.",
+    defaultText: 'unset: the endpoint is off',
+  }),
+  ERP_POLL_SECONDS: z.coerce
+    .number({ error: 'must be a number of seconds' })
+    .min(0, 'must be 0 (off) or more')
+    .max(86_400, 'must be at most 86400')
+    .default(0)
+    .describe(
+      `How often Business Central is asked for the customers, sales orders, shipments and invoices changed since the last time (\`$filter=lastModifiedDateTime gt …\`), for a company whose webhooks cannot reach Concord; 0: never. The cursor is kept in \`DATA_DIR/erp-feed.sqlite\`.${bc}`,
+    ),
+});
+
 /** Business Central allows 6,000 requests per 5 minutes and few in parallel per user. */
 const BUSINESS_CENTRAL_POLICY = { maxConcurrent: 5 };
 
@@ -55,7 +91,7 @@ const ERP_SYSTEM: SubgraphSystem = {
 
 /** Every variable the ERP subgraph reads, for the configuration reference. */
 export function erpVariables() {
-  return [subgraphEnvSchema(ERP_SYSTEM), bcSchema, resilienceEnvSchema('ERP', BUSINESS_CENTRAL_POLICY)];
+  return [subgraphEnvSchema(ERP_SYSTEM), bcSchema, feedSchema, resilienceEnvSchema('ERP', BUSINESS_CENTRAL_POLICY)];
 }
 
 function loadBusinessCentral(env: NodeJS.ProcessEnv): BusinessCentralConfig {
@@ -91,5 +127,27 @@ export function loadErpConfig(env: NodeJS.ProcessEnv = configuredEnv('erp')): Er
   return Object.freeze({
     ...base,
     businessCentral: base.connectorKind === 'business-central' ? loadBusinessCentral(env) : null,
+    feed: loadFeed(env, base.connectorKind),
+  });
+}
+
+/**
+ * The feed's settings. The webhook and the poller need the Business Central connector: the
+ * embedded ERP tells its changes through its own change log, and would be told twice.
+ */
+function loadFeed(env: NodeJS.ProcessEnv, connectorKind: string): ErpFeedConfig {
+  const vars = readEnv(feedSchema, env);
+  const onlyWithBc = (variable: string) =>
+    new ConfigError(
+      `Invalid configuration:\n  ${variable}: needs ERP_CONNECTOR=business-central (the embedded ERP publishes its changes from its change log)`,
+    );
+  if (connectorKind !== 'business-central') {
+    if (vars.BC_WEBHOOK_CLIENT_STATE) throw onlyWithBc('BC_WEBHOOK_CLIENT_STATE');
+    if (vars.ERP_POLL_SECONDS > 0) throw onlyWithBc('ERP_POLL_SECONDS');
+  }
+  return Object.freeze({
+    pollMs: vars.ERP_FEED_POLL_MS,
+    businessCentralClientState: vars.BC_WEBHOOK_CLIENT_STATE ?? null,
+    pollSeconds: vars.ERP_POLL_SECONDS,
   });
 }

@@ -16,6 +16,7 @@ import { CustomerOnboarding } from './customers/onboarding.ts';
 import { SubscriptionBilling } from './subscriptions/billing.ts';
 import { SalesOrders } from './orders/salesOrders.ts';
 import { ReturnOrders } from './returns/orders.ts';
+import { erpChangeFeed } from './feed/index.ts';
 import { createServer } from './server.ts';
 
 export type ErpOptions = SubgraphOptions<Database, ErpConnector>;
@@ -25,6 +26,8 @@ export type ErpService = RunningService;
 
 /** Picks the ERP adapter the configuration names, then serves the ERP subgraph. */
 export async function startErp(config: ErpConfig, options: ErpOptions = {}): Promise<ErpService> {
+  // The embedded ERP's file, opened with the connector: its change log feeds the change feed.
+  let database: Database | null = null;
   return startSubgraph({
     name: 'erp',
     config,
@@ -32,6 +35,8 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
     clock: options.clock,
     internalPublicKey: options.internalPublicKey,
     withoutSecurity: options.withoutSecurity,
+    broker: options.broker,
+    changeFeed: erpChangeFeed(config, () => database),
     isOutage: config.businessCentral ? isVendorOutage : isSqliteOutage,
     createConnector: (telemetry, logger) => {
       const bc = config.businessCentral;
@@ -48,7 +53,8 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
           resilience: createResilience('erp', bc.policy, { logger }),
         });
       } else {
-        connector = createEmbeddedErpConnector(options.database ?? openEmbeddedDatabase(config.connector, ERP_SCHEMA), telemetry);
+        database = options.database ?? openEmbeddedDatabase(config.connector, ERP_SCHEMA);
+        connector = createEmbeddedErpConnector(database, telemetry);
       }
       return options.wrapConnector ? options.wrapConnector(connector) : connector;
     },

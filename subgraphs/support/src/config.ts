@@ -14,10 +14,16 @@ export interface ZendeskConfig {
   /** The account's ticket fields that hold the order number and the serial number. */
   readonly fieldIds: { readonly orderNumber: number; readonly serialNumber: number };
   readonly policy: ResiliencePolicy;
+  /** The signing secret of the account's webhook to POST /hooks/zendesk (ZENDESK_WEBHOOK_SECRET); null: no such endpoint. */
+  readonly webhookSecret: string | null;
+  /** Seconds between reads of the incremental ticket export (ZENDESK_POLL_SECONDS); 0: not read. */
+  readonly pollSeconds: number;
 }
 
 export interface SupportConfig extends SubgraphConfig {
   readonly zendesk: ZendeskConfig | null;
+  /** How often the embedded desk's change log is read, in ms (SUPPORT_FEED_POLL_MS). */
+  readonly feedPollMs: number;
 }
 
 const zendesk = ' With `SUPPORT_CONNECTOR=zendesk`.';
@@ -28,6 +34,36 @@ const schema = z.object({
   ZENDESK_OAUTH_TOKEN: z.string().optional().describe(`An OAuth access token instead of the API token.${zendesk}`),
   ZENDESK_ORDER_FIELD_ID: z.coerce.number().int().positive().optional().describe(`The ticket field holding the order number.${zendesk}`),
   ZENDESK_SERIAL_FIELD_ID: z.coerce.number().int().positive().optional().describe(`The ticket field holding the serial number.${zendesk}`),
+  ZENDESK_WEBHOOK_SECRET: z
+    .string()
+    .min(16, 'must be at least 16 characters')
+    .optional()
+    .meta({
+      description: `Signing secret of the Zendesk webhook that sends ticket and organization events to the support subgraph's \`POST /hooks/zendesk\`, which turns them into canonical change events (\`concord.case.updated\`, …); a notice unsigned, wrongly signed or older than 5 minutes is refused.${zendesk}`,
+      defaultText: 'unset: the endpoint is off',
+    }),
+  ZENDESK_POLL_SECONDS: z.coerce
+    .number({ error: 'must be a number of seconds' })
+    .int('must be a whole number of seconds')
+    .min(0, 'must be 0 (off) or more')
+    .max(3_600, 'must be at most 3600')
+    .default(0)
+    .describe(
+      `Seconds between reads of Zendesk's incremental ticket export, which publishes the changes whose webhooks were lost (at most 10 requests a minute, Zendesk's limit on that endpoint; its cursor is kept in \`DATA_DIR/support-feed.sqlite\`). 0: off.${zendesk}`,
+    ),
+});
+
+/** The change feed of the embedded desk, whichever connector is configured (only the embedded one reads it). */
+const feedSchema = z.object({
+  SUPPORT_FEED_POLL_MS: z.coerce
+    .number({ error: 'must be a number of milliseconds' })
+    .int('must be a whole number of milliseconds')
+    .min(10, 'must be at least 10')
+    .max(60_000, 'must be at most 60000')
+    .default(100)
+    .describe(
+      "How often the support subgraph reads the embedded desk's change log and publishes what changed, in ms: the most a change waits before its event reaches the broker (embedded connector only).",
+    ),
 });
 
 /** Zendesk rate-limits per account and minute; a modest bulkhead keeps bursts in check. */
@@ -42,12 +78,12 @@ const SUPPORT_SYSTEM: SubgraphSystem = {
 
 /** Every variable the support subgraph reads, for the configuration reference. */
 export function supportVariables() {
-  return [subgraphEnvSchema(SUPPORT_SYSTEM), schema, resilienceEnvSchema('SUPPORT', ZENDESK_POLICY)];
+  return [subgraphEnvSchema(SUPPORT_SYSTEM), feedSchema, schema, resilienceEnvSchema('SUPPORT', ZENDESK_POLICY)];
 }
 
 /** The support subgraph's configuration, read once from the environment (SUPPORT_PORT, SUPPORT_CONNECTOR, ZENDESK_*, …). */
 export function loadSupportConfig(env: NodeJS.ProcessEnv = configuredEnv('support')): SupportConfig {
-  const base = loadSubgraphConfig(SUPPORT_SYSTEM, env);
+  const base = { ...loadSubgraphConfig(SUPPORT_SYSTEM, env), feedPollMs: readEnv(feedSchema, env).SUPPORT_FEED_POLL_MS };
   if (base.connectorKind !== 'zendesk') return Object.freeze({ ...base, zendesk: null });
   const vars = readEnv(schema, env);
   const why = 'with SUPPORT_CONNECTOR=zendesk';
@@ -72,6 +108,8 @@ export function loadSupportConfig(env: NodeJS.ProcessEnv = configuredEnv('suppor
         ),
       },
       policy: loadResiliencePolicy('SUPPORT', env, ZENDESK_POLICY),
+      webhookSecret: vars.ZENDESK_WEBHOOK_SECRET ?? null,
+      pollSeconds: vars.ZENDESK_POLL_SECONDS,
     }),
   });
 }

@@ -12,10 +12,17 @@ import { SUPPORT_SCHEMA } from './connectors/embedded/tables.ts';
 import { createZendeskConnector } from './connectors/zendesk.ts';
 import type { SupportConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
+import { supportChangeFeed, type DeskSource } from './feed/index.ts';
+import { ownWritePublisher } from './feed/own-writes.ts';
 import { createServer } from './server.ts';
 
-/** Picks the support desk adapter the configuration names, then serves the support subgraph. */
+/**
+ * Picks the support desk adapter the configuration names, then serves the support subgraph and
+ * its change feed (feed/index.ts), which publishes what changes in the desk to the broker.
+ */
 export function startSupport(config: SupportConfig, options: SubgraphOptions<Database, SupportConnector> = {}): Promise<RunningService> {
+  // What the adapter chosen brings to the feed, known once the connector is made.
+  let desk: DeskSource | null = null;
   return startSubgraph({
     name: 'support',
     config,
@@ -27,20 +34,27 @@ export function startSupport(config: SupportConfig, options: SubgraphOptions<Dat
     createConnector: (telemetry, logger, metrics) => {
       let connector: SupportConnector;
       if (config.zendesk) {
-        const desk = createZendeskConnector({
+        const zendesk = createZendeskConnector({
           ...config.zendesk,
           telemetry,
           resilience: createResilience('support', config.zendesk.policy, { logger }),
         });
-        exportApiBudget(metrics, 'support', () => desk.apiBudget());
-        connector = desk;
+        exportApiBudget(metrics, 'support', () => zendesk.apiBudget());
+        // Concord's own writes are told as soon as Zendesk confirmed them.
+        const ownWrites = ownWritePublisher();
+        desk = { kind: 'zendesk', reads: zendesk.changeReads, ownWrites };
+        connector = ownWrites.wrap(zendesk);
       } else {
-        connector = createEmbeddedSupportConnector(options.database ?? openEmbeddedDatabase(config.connector, SUPPORT_SCHEMA), telemetry);
+        const db = options.database ?? openEmbeddedDatabase(config.connector, SUPPORT_SCHEMA);
+        desk = { kind: 'embedded', db };
+        connector = createEmbeddedSupportConnector(db, telemetry);
       }
       return options.wrapConnector ? options.wrapConnector(connector) : connector;
     },
     createServer,
     createContext: createContextFactory,
+    changeFeed: (deps) => supportChangeFeed(config, deps, desk!),
+    broker: options.broker,
   });
 }
 

@@ -113,7 +113,28 @@ export interface BusinessCentralServer {
   billingSchedules(subscriptionId?: string): readonly Row[];
   /** The change keys recorded, all or those of a subscription (rows as stored). */
   billingChanges(subscriptionId?: string): readonly Row[];
+  /**
+   * Changes a record as a user of Business Central would (an order released, a shipment's
+   * tracking number set): the fields given, and its lastModifiedDateTime set to now (the `now`
+   * option). `table` is the stored table (`salesOrders`, `salesShipments`, …), `id` the record's
+   * systemId. Returns the record as stored, and the notification a webhook subscription to its
+   * entity set would deliver for it.
+   */
+  change(table: string, id: string, fields: Row): { row: Row; notification: WebhookNotification };
+  /** Deletes a record (a sales order with its lines), and returns the notification of its deletion. */
+  remove(table: string, id: string): WebhookNotification;
   close(): Promise<void>;
+}
+
+/**
+ * One notification of a webhook subscription, as Business Central posts it inside `{"value": [...]}`,
+ * without the subscription's own fields (subscriptionId, clientState, expirationDateTime): the
+ * caller adds those of the subscription it stands for.
+ */
+export interface WebhookNotification {
+  resource: string;
+  changeType: 'created' | 'updated' | 'deleted';
+  lastModifiedDateTime: string;
 }
 
 type WriteMethod = 'POST' | 'PATCH' | 'DELETE';
@@ -179,6 +200,7 @@ const SALES_INVOICE_FIELDS: Record<string, Edm> = {
   totalAmountIncludingTax: 'Decimal',
   remainingAmount: 'Decimal',
   status: 'Enum',
+  lastModifiedDateTime: 'DateTimeOffset',
 };
 
 const SALES_ORDER_FIELDS: Record<string, Edm> = {
@@ -352,6 +374,7 @@ const STANDARD: Record<string, EntitySet> = {
       customerNumber: 'String',
       postingDate: 'Date',
       shipmentMethodCode: 'String',
+      lastModifiedDateTime: 'DateTimeOffset',
     },
     navigation: { salesShipmentLines: { set: 'salesShipmentLines', many: true, matches: byDocument } },
   },
@@ -400,6 +423,7 @@ const EXTENSION: Record<string, EntitySet> = {
       shippingAgentCode: 'String',
       packageTrackingNumber: 'String',
       deliveredDate: 'Date',
+      lastModifiedDateTime: 'DateTimeOffset',
     },
   },
   serialNumbers: {
@@ -514,6 +538,9 @@ function loadStore(
   const store: Store = new Map();
   for (const table of ERP_TABLES) store.set(table, db.prepare(`SELECT * FROM ${table} ORDER BY rowid`).all() as Row[]);
   for (const row of store.get('serialNumbers')!) row.id = guidOf(String(row.serialNumber));
+  // Posted documents the embedded tables keep no modification time for were last changed when posted.
+  for (const table of ['salesShipments', 'salesInvoices'])
+    for (const row of store.get(table)!) row.lastModifiedDateTime ??= `${String(row.postingDate)}T00:00:00Z`;
   // Fields of the standard entities the embedded tables do not keep. A customer points to its tax
   // area by id, and shows the area's description, not its code.
   const taxAreas = new Map<string, Row>();
@@ -886,7 +913,9 @@ function parseFilter(set: EntitySet, text: string): FilterNode {
   return node;
 }
 
-function compare(a: unknown, b: unknown): number {
+function compare(a: unknown, b: unknown, type?: Edm): number {
+  // Date-times compare as instants: 12:00:00Z and 12:00:00.000Z are the same, 12:00:00.5Z later.
+  if (type === 'DateTimeOffset') return Date.parse(String(a)) - Date.parse(String(b));
   if (typeof a === 'number' && typeof b === 'number') return a - b;
   const [x, y] = [String(a), String(b)];
   return x < y ? -1 : x > y ? 1 : 0;
@@ -902,7 +931,7 @@ function matches(node: FilterNode, row: Row): boolean {
       return !matches(node.operand, row);
     case 'compare': {
       const value = wire(node.type, row[node.field]);
-      const order = compare(node.type === 'Guid' ? String(value).toLowerCase() : value, node.literal.value);
+      const order = compare(node.type === 'Guid' ? String(value).toLowerCase() : value, node.literal.value, node.type);
       const outcomes: Record<Comparison, boolean> = {
         eq: order === 0,
         ne: order !== 0,
@@ -1035,7 +1064,7 @@ function readList(context: Context, route: Route, set: EntitySet, search: string
   if (query.orderby.length) {
     rows = [...rows].sort((a, b) => {
       for (const { field, descending } of query.orderby) {
-        const order = compare(wire(set.fields[field]!, a[field]), wire(set.fields[field]!, b[field]));
+        const order = compare(wire(set.fields[field]!, a[field]), wire(set.fields[field]!, b[field]), set.fields[field]);
         if (order) return descending ? -order : order;
       }
       return 0;
@@ -1872,6 +1901,16 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
     answer(result);
   }
 
+  /**
+   * The resource a notification names a record by: the standard API's entity set over the table
+   * (shipments through the extension's page, as the standard salesShipments notify nothing).
+   */
+  function resourceOf(table: string, id: string): string {
+    const { publisher, group, version } = extension;
+    if (table === 'salesShipments') return `api/${publisher}/${group}/${version}/companies(${companyId})/shipments(${id})`;
+    return `api/v2.0/companies(${companyId})/${table}(${id})`;
+  }
+
   function describe(pathname: string): Pick<RequestLogEntry, 'api' | 'entitySet'> {
     try {
       const route = parseRoute(context, pathname);
@@ -1909,6 +1948,24 @@ export async function startBusinessCentralServer(options: BusinessCentralServerO
     billingChanges(subscriptionId) {
       const rows = rowsOf(store, 'subscriptionBillingChanges');
       return subscriptionId === undefined ? rows : rows.filter((row) => row.subscriptionId === subscriptionId);
+    },
+    change(table, id, fields) {
+      const row = rowsOf(store, table).find((candidate) => String(candidate.id).toLowerCase() === id.toLowerCase());
+      if (!row) throw new Error(`no ${table} record ${id}`);
+      const at = context.now().toISOString();
+      Object.assign(row, fields, { lastModifiedDateTime: at });
+      return { row, notification: { resource: resourceOf(table, String(row.id)), changeType: 'updated', lastModifiedDateTime: at } };
+    },
+    remove(table, id) {
+      const rows = rowsOf(store, table);
+      const at = rows.findIndex((candidate) => String(candidate.id).toLowerCase() === id.toLowerCase());
+      if (at < 0) throw new Error(`no ${table} record ${id}`);
+      const [row] = rows.splice(at, 1);
+      if (table === 'salesOrders') {
+        const lines = rowsOf(store, 'salesOrderLines');
+        for (let i = lines.length - 1; i >= 0; i -= 1) if (lines[i]!.documentId === row!.id) lines.splice(i, 1);
+      }
+      return { resource: resourceOf(table, String(row!.id)), changeType: 'deleted', lastModifiedDateTime: context.now().toISOString() };
     },
     async close() {
       server.closeAllConnections();

@@ -31,7 +31,34 @@ export interface SalesforceServer {
   records(sobject: SObjectType): readonly SObjectRecord[];
   /** Clears the log and the faults, and restores the original token and page size. */
   reset(): void;
+  /**
+   * Changes a record as a user of the org would (its LastModifiedDate set to now) and returns the
+   * Change Data Capture event the org publishes for it, as a relay forwards it: the
+   * ChangeEventHeader and the changed fields' new values.
+   */
+  change(sobject: SObjectType, id: string, fields: SObjectRecord): ChangeEvent;
+  /** Deletes a record and returns its DELETE change event (a header without fields, as Salesforce sends it). */
+  remove(sobject: SObjectType, id: string): ChangeEvent;
   close(): Promise<void>;
+}
+
+/** A Change Data Capture event (`<Object>ChangeEvent`) in its JSON form. */
+export interface ChangeEvent {
+  ChangeEventHeader: {
+    entityName: SObjectType;
+    recordIds: string[];
+    changeType: 'CREATE' | 'UPDATE' | 'DELETE' | 'UNDELETE';
+    changedFields: string[];
+    changeOrigin: string;
+    transactionKey: string;
+    sequenceNumber: number;
+    /** When the change was committed, in ms since the epoch. */
+    commitTimestamp: number;
+    /** The system change number of the transaction: increasing within the org's database instance. */
+    commitNumber: number;
+    commitUser: string;
+  };
+  [field: string]: unknown;
 }
 
 export interface LoggedRequest {
@@ -330,6 +357,30 @@ export async function startSalesforceServer(options: {
     };
   }
 
+  // The org's system change numbers: increasing, far from 1, as on a real instance.
+  let commitNumber = 10_651_325_143_360;
+  function changeHeader(
+    sobject: SObjectType,
+    recordIds: string[],
+    changeType: ChangeEvent['ChangeEventHeader']['changeType'],
+    changedFields: string[],
+    at: Date,
+  ): ChangeEvent['ChangeEventHeader'] {
+    commitNumber += 1;
+    return {
+      entityName: sobject,
+      recordIds,
+      changeType,
+      changedFields,
+      changeOrigin: `com/salesforce/api/rest/${version}`,
+      transactionKey: `0003${commitNumber.toString(16)}-${randomInt(1e9).toString(16)}`,
+      sequenceNumber: 1,
+      commitTimestamp: at.getTime(),
+      commitNumber,
+      commitUser: '005000000000001AAA',
+    };
+  }
+
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
 
@@ -352,6 +403,21 @@ export async function startSalesforceServer(options: {
     },
     apiUsage: usage,
     records: (sobject) => org.records(sobject),
+    change(sobject, id, fields) {
+      const record = org.records(sobject).find((candidate) => candidate.Id === id);
+      if (!record) throw new Error(`no ${sobject} ${id}`);
+      const at = new Date();
+      Object.assign(record, fields, { LastModifiedDate: salesforceDateTime(at) });
+      const changedFields = [...Object.keys(fields), 'LastModifiedDate'];
+      return {
+        ChangeEventHeader: changeHeader(sobject, [id], 'UPDATE', changedFields, at),
+        ...Object.fromEntries(changedFields.map((field) => [field, record[field] ?? null])),
+      };
+    },
+    remove(sobject, id) {
+      if (!org.remove(sobject, id)) throw new Error(`no ${sobject} ${id}`);
+      return { ChangeEventHeader: changeHeader(sobject, [id], 'DELETE', [], new Date()) };
+    },
     reset() {
       requests.length = 0;
       pending = [];
@@ -825,6 +891,16 @@ class Org {
         urls: { sobject: `${base}/sobjects/${sobject}`, describe: `${base}/sobjects/${sobject}/describe` },
       },
     };
+  }
+
+  /** Deletes a record, as a user of the org would; false when there is none. */
+  remove(sobject: SObjectType, id: string): boolean {
+    const records = this.data.get(sobject) ?? [];
+    const at = records.findIndex((record) => record.Id === id);
+    if (at < 0) return false;
+    records.splice(at, 1);
+    this.byId.delete(id.slice(0, 15));
+    return true;
   }
 
   private index(sobject: SObjectType, record: SObjectRecord): void {

@@ -1,3 +1,4 @@
+import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Database } from '../../../platform/sqlite.ts';
@@ -12,6 +13,12 @@ import { EMBEDDED_FIELD_IDS } from '../../../subgraphs/support/src/connectors/em
  * Where Zendesk's behaviour is not documented the server is strict rather than lenient (an
  * unknown search keyword, too many ids), so an adapter that oversteps fails here instead of in
  * production.
+ *
+ * Like an account with a webhook subscribed to ticket and organization events, it POSTs a
+ * signed event webhook to `webhook.url` for each change (through its API, or an agent's in
+ * Zendesk's UI simulated by agentComment and agentUpdate), and serves the cursor-based
+ * incremental ticket export, holding back the last `incrementalLagMs` as Zendesk holds back
+ * the last minute.
  */
 
 // ---------------------------------------------------------------------------------------------
@@ -267,6 +274,22 @@ export interface LoggedRequest {
   status: number;
 }
 
+/** A webhook request the server sent (or would have, with no webhook configured), and how each attempt was answered. */
+export interface WebhookDelivery {
+  /** The event type, e.g. zen:event-type:ticket.comment_added. */
+  readonly type: string;
+  /** The JSON body, the same on every attempt. */
+  readonly body: string;
+  /** Each attempt's status; 0 when the connection failed. */
+  readonly attempts: number[];
+}
+
+/** Where the account's webhook posts, and the secret it signs with. */
+export interface WebhookTarget {
+  readonly url: string;
+  readonly secret: string;
+}
+
 export interface ZendeskServer {
   readonly url: string;
   readonly data: ZendeskData;
@@ -284,6 +307,26 @@ export interface ZendeskServer {
   clearFaults(): void;
   /** Requests whose path starts with the prefix (e.g. '/api/v2/search'). */
   requestsTo(prefix: string): LoggedRequest[];
+  /** Where event webhooks go; null: none are sent (they are still listed in `deliveries`). */
+  webhook: WebhookTarget | null;
+  /** Every webhook the desk's changes caused, in order. */
+  readonly deliveries: WebhookDelivery[];
+  /**
+   * Attempts after a 409, 429 or 503 answer (Zendesk's retries), `webhookRetryDelayMs` apart.
+   * Defaults: 3 attempts more, 1 s apart.
+   */
+  webhookRetries: number;
+  webhookRetryDelayMs: number;
+  /** Changes this recent are left out of the incremental export (Zendesk: the last minute). */
+  incrementalLagMs: number;
+  /** Resolves when every webhook queued so far has been sent (and its retries made). */
+  webhooksSettled(): Promise<void>;
+  /** Sends a delivery's body again, signed anew (a resend); resolves to the answer's status. */
+  redeliver(delivery: WebhookDelivery): Promise<number>;
+  /** An agent adds a comment in Zendesk's UI: the ticket is updated and the comment_added webhook sent. */
+  agentComment(ticketId: number, comment: { body: string; public?: boolean; authorId?: number }): DeskComment;
+  /** An agent changes a ticket's status or priority in Zendesk's UI, with the webhooks of each change. */
+  agentUpdate(ticketId: number, update: { status?: string; priority?: string }): DeskTicket;
   close(): Promise<void>;
 }
 
@@ -291,6 +334,10 @@ export interface ZendeskServerOptions {
   data: ZendeskData;
   /** The credentials accepted: an API token for the email, and optionally an OAuth token. */
   credentials: { email: string; apiToken: string; bearerToken?: string };
+  /** Where event webhooks go (settable later: `server.webhook`). */
+  webhook?: WebhookTarget | null;
+  /** Changes this recent are left out of the incremental export; default 60 s, as Zendesk. */
+  incrementalLagMs?: number;
 }
 
 /** Answers as a JSON body or plain text, with headers. */
@@ -372,7 +419,55 @@ export async function startZendeskServer(options: ZendeskServerOptions): Promise
       return { status: 200, json: { user: { id: null, name: 'Anonymous user', email: 'invalid@example.com', role: 'end-user' } } };
     }
     if (identity !== 'ok') return unauthenticated();
-    return route(method, path, url.searchParams, body, { data, apiUser, baseUrl });
+    return route(method, path, url.searchParams, body, desk());
+  }
+
+  // Webhooks go out one after the other, after the answer to the change that caused them.
+  const deliveries: WebhookDelivery[] = [];
+  let sending: Promise<void> = Promise.resolve();
+  const notify = (payload: Record<string, unknown>) => {
+    const delivery: WebhookDelivery = { type: String(payload.type), body: JSON.stringify(payload), attempts: [] };
+    deliveries.push(delivery);
+    sending = sending.then(() => deliverWithRetries(delivery));
+  };
+  const desk = (): Desk => ({ data, apiUser, baseUrl, notify, incrementalLagMs: state.incrementalLagMs });
+
+  async function post(delivery: WebhookDelivery): Promise<number> {
+    const target = state.webhook;
+    if (!target) return 0;
+    const timestamp = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const signature = createHmac('sha256', target.secret).update(timestamp).update(delivery.body).digest('base64');
+    let status = 0;
+    try {
+      const response = await fetch(target.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json; charset=utf-8',
+          'user-agent': 'Zendesk Webhook',
+          'x-zendesk-account-id': String(ACCOUNT_ID),
+          'x-zendesk-webhook-id': WEBHOOK_ID,
+          'x-zendesk-webhook-invocation-id': String(deliveries.indexOf(delivery) + 1),
+          'x-zendesk-webhook-signature': signature,
+          'x-zendesk-webhook-signature-timestamp': timestamp,
+        },
+        body: delivery.body,
+      });
+      await response.arrayBuffer();
+      status = response.status;
+    } catch {
+      status = 0;
+    }
+    delivery.attempts.push(status);
+    return status;
+  }
+
+  async function deliverWithRetries(delivery: WebhookDelivery): Promise<void> {
+    if (!state.webhook) return;
+    for (let attempt = 0; ; attempt += 1) {
+      const status = await post(delivery);
+      if (!RETRIED_STATUSES.has(status) || attempt >= state.webhookRetries) return;
+      await new Promise((resolve) => setTimeout(resolve, state.webhookRetryDelayMs));
+    }
   }
 
   const state = {
@@ -381,6 +476,27 @@ export async function startZendeskServer(options: ZendeskServerOptions): Promise
     requests,
     apiUser,
     latencyMs: 0,
+    webhook: options.webhook ?? null,
+    deliveries,
+    webhookRetries: 3,
+    webhookRetryDelayMs: 1_000,
+    incrementalLagMs: options.incrementalLagMs ?? 60_000,
+    webhooksSettled: () => sending,
+    redeliver: (delivery: WebhookDelivery) => post(delivery),
+    agentComment(ticketId: number, comment: { body: string; public?: boolean; authorId?: number }): DeskComment {
+      const ticket = data.tickets.get(ticketId);
+      if (!ticket) throw new Error(`no ticket ${ticketId}`);
+      const author = comment.authorId ?? [...data.users.values()].find((user) => user.role === 'agent')?.id ?? apiUser.id;
+      changeTicket(ticket, { comment: { body: comment.body, public: comment.public ?? true } }, author, desk());
+      return data.comments.get(ticketId)!.at(-1)!;
+    },
+    agentUpdate(ticketId: number, update: { status?: string; priority?: string }): DeskTicket {
+      const ticket = data.tickets.get(ticketId);
+      if (!ticket) throw new Error(`no ticket ${ticketId}`);
+      const agent = [...data.users.values()].find((user) => user.role === 'agent')?.id ?? apiUser.id;
+      changeTicket(ticket, update, agent, desk());
+      return ticket;
+    },
     failNext(count: number, fault: Fault, when: (request: LoggedRequest) => boolean = () => true) {
       for (let i = 0; i < count; i += 1) faults.push({ fault, when });
     },
@@ -462,12 +578,25 @@ interface Desk {
   data: ZendeskData;
   apiUser: DeskUser;
   baseUrl: string;
+  /** Sends the event webhook of a change. */
+  notify: (payload: Record<string, unknown>) => void;
+  incrementalLagMs: number;
 }
+
+const ACCOUNT_ID = 10_973_248;
+const WEBHOOK_ID = '01HCONCORDTESTWEBHOOK0000';
+/** Answers Zendesk retries a webhook after. */
+const RETRIED_STATUSES: ReadonlySet<number> = new Set([409, 429, 503]);
 
 function route(method: string, path: string, params: URLSearchParams, body: string, desk: Desk): Reply {
   const ticketPath = /^\/api\/v2\/tickets\/(\d+)(\/comments)?$/.exec(path);
   const recordsPath = /^\/api\/v2\/custom_objects\/([^/]+)\/records(\/search)?$/.exec(path);
   const organizationTagsPath = /^\/api\/v2\/organizations\/(\d+)\/tags$/.exec(path);
+  const organizationPath = /^\/api\/v2\/organizations\/(\d+)$/.exec(path);
+  if (organizationPath && method === 'GET') {
+    const organization = desk.data.organizations.get(Number(organizationPath[1]));
+    return organization ? { status: 200, json: { organization: organizationJson(organization, desk) } } : notFound();
+  }
   if (organizationTagsPath) return organizationTags(method, Number(organizationTagsPath[1]), body, desk);
   if (recordsPath) {
     const key = decodeURIComponent(recordsPath[1]!);
@@ -490,6 +619,8 @@ function route(method: string, path: string, params: URLSearchParams, body: stri
         return searchCount(params, desk);
       case '/api/v2/search/export':
         return searchExport(params, desk);
+      case '/api/v2/incremental/tickets/cursor':
+        return incrementalTickets(params, desk);
       case '/api/v2/slas/policies':
         return {
           status: 200,
@@ -647,6 +778,9 @@ function updateTicket(id: number, body: string, desk: Desk): Reply {
   if (update.status !== undefined && !STATUS_ORDER.includes(update.status)) {
     return invalidRecord({ status: [{ description: `Status: ${update.status} is not valid`, error: 'InvalidValue' }] });
   }
+  if (update.priority !== undefined && !PRIORITY_ORDER.includes(update.priority)) {
+    return invalidRecord({ priority: [{ description: `Priority: ${update.priority} is not valid`, error: 'InvalidValue' }] });
+  }
   if (update.safe_update && update.updated_stamp !== ticket.updated_at) {
     return {
       status: 409,
@@ -656,41 +790,191 @@ function updateTicket(id: number, body: string, desk: Desk): Reply {
       },
     };
   }
+  const { now, events } = changeTicket(ticket, update, desk.apiUser.id, desk);
+  const audit = { id: Date.now(), ticket_id: id, created_at: now, author_id: desk.apiUser.id, metadata: {}, events };
+  return { status: 200, json: { ticket: ticketJson(ticket, desk), audit } };
+}
+
+/**
+ * Applies an update to a ticket (through the API or, from the test, an agent in the UI): its
+ * audit events, and the event webhooks of the changes, sent once the change is made.
+ */
+function changeTicket(
+  ticket: DeskTicket,
+  update: Pick<TicketUpdate, 'status' | 'priority' | 'comment' | 'additional_tags'>,
+  actorId: number,
+  desk: Desk,
+): { now: string; events: unknown[] } {
   // Strictly later than the last update, so updated_at works as the safe-update stamp even for
   // updates within one second.
   const now = new Date(Math.max(Date.now(), Date.parse(ticket.updated_at) + 1000)).toISOString().replace(/\.\d{3}Z$/, 'Z');
   const events: unknown[] = [];
+  const webhooks: [string, Record<string, unknown>][] = [];
   if (update.status !== undefined && update.status !== ticket.status) {
     events.push({ type: 'Change', field_name: 'status', value: update.status, previous_value: ticket.status });
+    webhooks.push(['status_changed', { current: update.status.toUpperCase(), previous: ticket.status.toUpperCase() }]);
     ticket.status = update.status;
   }
+  if (update.priority !== undefined && update.priority !== ticket.priority) {
+    events.push({ type: 'Change', field_name: 'priority', value: update.priority, previous_value: ticket.priority });
+    webhooks.push(['priority_changed', { current: update.priority.toUpperCase(), previous: ticket.priority?.toUpperCase() ?? null }]);
+    ticket.priority = update.priority;
+  }
   if (update.comment?.body) {
-    const comments = desk.data.comments.get(id) ?? [];
+    const comments = desk.data.comments.get(ticket.id) ?? [];
     const commentId = Math.max(0, ...[...desk.data.comments.values()].flat().map((comment) => comment.id)) + 1;
     const comment: DeskComment = {
       id: commentId,
-      ticket_id: id,
-      author_id: desk.apiUser.id,
+      ticket_id: ticket.id,
+      author_id: actorId,
       body: update.comment.body,
       public: update.comment.public ?? true,
       created_at: now,
     };
     comments.push(comment);
-    desk.data.comments.set(id, comments);
+    desk.data.comments.set(ticket.id, comments);
     events.push(commentJson(comment));
+    const author = desk.data.users.get(actorId);
+    webhooks.push([
+      'comment_added',
+      {
+        comment: {
+          id: String(comment.id),
+          body: comment.body,
+          is_public: comment.public,
+          author: { id: String(actorId), is_staff: author?.role !== 'end-user', name: author?.name ?? '' },
+        },
+      },
+    ]);
   }
   const added = (update.additional_tags ?? []).map((tag) => tag.toLowerCase()).filter((tag) => !ticket.tags.includes(tag));
   if (added.length) {
     events.push({ type: 'Change', field_name: 'tags', value: [...ticket.tags, ...added], previous_value: ticket.tags });
+    webhooks.push(['tags_changed', { tags_added: added, tags_removed: [] }]);
     ticket.tags = [...ticket.tags, ...added];
   }
   ticket.updated_at = now;
-  const audit = { id: Date.now(), ticket_id: id, created_at: now, author_id: desk.apiUser.id, metadata: {}, events };
-  return { status: 200, json: { ticket: ticketJson(ticket, desk), audit } };
+  for (const [kind, event] of webhooks) desk.notify(ticketEventPayload(kind, ticket, actorId, event));
+  return { now, events };
+}
+
+/**
+ * A ticket event webhook's body as Zendesk sends it: the ticket in `detail` (ids as strings,
+ * status, priority and type in capitals), what changed in `event`.
+ */
+function ticketEventPayload(kind: string, ticket: DeskTicket, actorId: number, event: Record<string, unknown>): Record<string, unknown> {
+  const id = (value: number | null) => (value === null ? null : String(value));
+  return {
+    type: `zen:event-type:ticket.${kind}`,
+    account_id: ACCOUNT_ID,
+    id: randomUUID(),
+    time: new Date().toISOString(),
+    zendesk_event_version: '2022-11-06',
+    subject: `zen:ticket:${ticket.id}`,
+    detail: {
+      actor_id: String(actorId),
+      assignee_id: id(ticket.assignee_id),
+      brand_id: '360000000001',
+      created_at: ticket.created_at,
+      custom_status: String(STATUS_ORDER.indexOf(ticket.status) + 1),
+      description: ticket.description ?? '',
+      external_id: ticket.external_id,
+      form_id: '360000000001',
+      group_id: id(ticket.group_id),
+      id: String(ticket.id),
+      is_public: true,
+      organization_id: id(ticket.organization_id),
+      priority: ticket.priority?.toUpperCase() ?? null,
+      requester_id: id(ticket.requester_id),
+      status: ticket.status.toUpperCase(),
+      subject: ticket.subject,
+      submitter_id: id(ticket.submitter_id),
+      tags: [...ticket.tags],
+      type: ticket.type?.toUpperCase() ?? null,
+      updated_at: ticket.updated_at,
+      via: { channel: 'web_service' },
+    },
+    event,
+  };
+}
+
+/** An organization event webhook's body as Zendesk sends it. */
+function organizationEventPayload(kind: string, organization: DeskOrganization, event: Record<string, unknown>): Record<string, unknown> {
+  return {
+    type: `zen:event-type:organization.${kind}`,
+    account_id: ACCOUNT_ID,
+    id: randomUUID(),
+    time: new Date().toISOString(),
+    zendesk_event_version: '2022-06-20',
+    subject: `zen:organization:${organization.id}`,
+    detail: {
+      created_at: organization.created_at,
+      external_id: organization.external_id,
+      group_id: null,
+      id: String(organization.id),
+      name: organization.name,
+      shared_comments: false,
+      shared_tickets: false,
+      updated_at: organization.updated_at,
+    },
+    event,
+  };
+}
+
+const encodeExportCursor = (at: number, id: number) => Buffer.from(`i${at}:${id}`).toString('base64url');
+function decodeExportCursor(cursor: string): { at: number; id: number } | null {
+  const match = /^i(\d+):(-?\d+)$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  return match ? { at: Number(match[1]), id: Number(match[2]) } : null;
+}
+
+/**
+ * `GET /api/v2/incremental/tickets/cursor.json`: the tickets changed since `start_time` (Unix
+ * seconds, at least `incrementalLagMs` ago) or after a `cursor`, oldest change first, at most
+ * `per_page` (1000), changes of the last `incrementalLagMs` held back; every page has an
+ * `after_cursor`, also the last one (`end_of_stream: true`), for the next export.
+ */
+function incrementalTickets(params: URLSearchParams, desk: Desk): Reply {
+  const now = Date.now();
+  let after: { at: number; id: number } | null;
+  if (params.has('cursor')) {
+    after = decodeExportCursor(params.get('cursor') ?? '');
+    if (!after) return badRequest('InvalidCursor', 'The cursor is not valid');
+  } else {
+    const startTime = Number(params.get('start_time'));
+    if (!params.has('start_time') || !Number.isSafeInteger(startTime) || startTime < 0)
+      return badRequest('InvalidValue', 'start_time is required: a Unix time in seconds');
+    if (desk.incrementalLagMs > 0 && startTime * 1000 > now - desk.incrementalLagMs)
+      return badRequest('InvalidValue', 'Too recent start_time. Use a start_time older than 1 minute');
+    after = { at: startTime * 1000, id: -1 };
+  }
+  const size = Math.min(1000, Math.max(1, Number(params.get('per_page') ?? 1000) || 1000));
+  const key = (ticket: DeskTicket) => ({ at: Date.parse(ticket.updated_at), id: ticket.id });
+  const changed = [...desk.data.tickets.values()]
+    .filter((ticket) => {
+      const { at, id } = key(ticket);
+      return (at > after.at || (at === after.at && id > after.id)) && at <= now - desk.incrementalLagMs;
+    })
+    .sort((a, b) => key(a).at - key(b).at || a.id - b.id);
+  const page = changed.slice(0, size);
+  const last = page.at(-1);
+  const cursor = last ? encodeExportCursor(key(last).at, last.id) : encodeExportCursor(after.at, after.id);
+  return {
+    status: 200,
+    json: {
+      tickets: page.map((ticket) => ({ ...ticketJson(ticket, desk), generated_timestamp: Math.floor(key(ticket).at / 1000) })),
+      after_url: `${desk.baseUrl}/api/v2/incremental/tickets/cursor.json?cursor=${cursor}`,
+      after_cursor: cursor,
+      before_url: null,
+      before_cursor: null,
+      end_of_stream: changed.length <= size,
+      ...sideloads(page, params, desk),
+    },
+  };
 }
 
 interface TicketUpdate {
   status?: string;
+  priority?: string;
   comment?: { body?: string; public?: boolean };
   additional_tags?: string[];
   safe_update?: boolean;
@@ -732,6 +1016,12 @@ function organizationTags(method: string, id: number, body: string, desk: Desk):
     organization.updated_at = new Date(Math.max(Date.now(), Date.parse(organization.updated_at) + 1000))
       .toISOString()
       .replace(/\.\d{3}Z$/, 'Z');
+    desk.notify(
+      organizationEventPayload('tags_changed', organization, {
+        tags_added: after.filter((tag) => !before.includes(tag)),
+        tags_removed: before.filter((tag) => !after.includes(tag)),
+      }),
+    );
   }
   return { status: method === 'POST' ? 201 : 200, json: { tags: [...organization.tags] } };
 }

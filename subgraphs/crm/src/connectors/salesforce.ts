@@ -105,6 +105,7 @@ export function createSalesforceConnector(options: SalesforceConnectorOptions): 
     contactsByCustomerIds: (customerIds) =>
       readIn('contactsByCustomerIds', CONTACT, 'Account.AccountNumber', customerIds, (record) => record.customerId),
     contractsByIds: (ids) => readIn('contractsByIds', CONTRACT, 'ContractNumber', ids, (record) => record.id),
+    contractsByCrmIds: (ids) => readIn('contractsByCrmIds', CONTRACT, 'Id', ids.filter(isSalesforceId), (record) => record.crmId),
     contractsByCustomerIds: (customerIds) =>
       readIn('contractsByCustomerIds', CONTRACT, 'Account.AccountNumber', customerIds, (record) => record.customerId),
     logActivity: (activity) => logActivity(client, activity),
@@ -755,6 +756,7 @@ interface ContactRow {
 }
 
 interface ContractRow {
+  Id: string;
   ContractNumber: string;
   Account: Lookup<'AccountNumber'>;
   Status: string;
@@ -869,13 +871,24 @@ const CONTACT: View<ContactRow, ContactRecord> = {
 
 const CONTRACT: View<ContractRow, ContractRecord> = {
   sobject: 'Contract',
-  fields: ['ContractNumber', 'Account.AccountNumber', 'Status', 'StartDate', 'EndDate', 'ContractTerm', 'SupportTier__c', 'SpecialTerms'],
+  fields: [
+    'Id',
+    'ContractNumber',
+    'Account.AccountNumber',
+    'Status',
+    'StartDate',
+    'EndDate',
+    'ContractTerm',
+    'SupportTier__c',
+    'SpecialTerms',
+  ],
   toRecord(row) {
     // customerId is required: a contract on an account without a customer number has no customer.
     const customerId = row.Account?.AccountNumber;
     if (!customerId) return null;
     return {
       id: row.ContractNumber,
+      crmId: row.Id,
       customerId,
       status: CONTRACT_STATUSES[row.Status] ?? 'DRAFT',
       startDate: row.StartDate,

@@ -11,6 +11,8 @@ export interface CrmConnector {
   /** Contracts by contract number. */
   contractsByIds(ids: readonly string[]): Promise<ContractRecord[]>;
   contractsByCustomerIds(customerIds: readonly string[]): Promise<ContractRecord[]>;
+  /** Contracts by their CRM id (Contract.Id), as change events name them. */
+  contractsByCrmIds(ids: readonly string[]): Promise<ContractRecord[]>;
   /**
    * Records a completed activity (a Task) on the customer's account, once per key: a key
    * already used returns the activity it created. Null when no account has that number.
@@ -82,6 +84,8 @@ export interface ContactRecord {
 export interface ContractRecord {
   /** Contract number. */
   id: string;
+  /** The CRM's own id for the contract (Contract.Id). */
+  crmId: string;
   customerId: string;
   status: ContractStatus;
   startDate: string | null;

@@ -9,6 +9,9 @@ import type {
   BillingFrequency,
   BillingScheduleRecord,
   BillingStatus,
+  ErpChangedRecord,
+  ErpChangedRecordOf,
+  ErpChangeKind,
   ErpConnector,
   ErpCustomerRecord,
   ErpInvoiceStatus,
@@ -269,6 +272,25 @@ const READS = {
   /** The company's local currency (LCY), in which item prices are kept. */
   companyInformation: { api: 'standard', set: 'companyInformation', select: ['currencyCode'] },
 } as const satisfies Record<string, Read>;
+
+/**
+ * What the change feed reads of each kind: the port's reads plus the entity's id (the systemId a
+ * webhook notification names) and its lastModifiedDateTime (what a poll filters and orders on).
+ * The extension's shipments and invoices sit over the same tables as the standard entities, so
+ * their ids are the ids the standard API's notifications name.
+ */
+const CHANGE_READS = {
+  customer: { ...READS.customers, select: [...READS.customers.select, 'lastModifiedDateTime'] },
+  order: { ...READS.orders, select: [...READS.orders.select, 'lastModifiedDateTime'] },
+  shipment: { ...READS.shipments, select: ['id', ...READS.shipments.select, 'lastModifiedDateTime'] },
+  invoice: { ...READS.invoices, select: ['id', ...READS.invoices.select, 'lastModifiedDateTime'] },
+} as const satisfies Record<ErpChangeKind, Read>;
+
+/** An entity as the change feed reads it: the fields of its kind's read, its id and modification time. */
+interface BcChanged {
+  id: string;
+  lastModifiedDateTime: string;
+}
 
 // The wire shapes, as selected above. Business Central never sends null for a field: blank
 // text is "", a blank date 0001-01-01, a blank number 0, and an enum's blank option "_x0020_".
@@ -801,6 +823,7 @@ const KEYS = {
   changesOfSubscription: byField('subscriptionId'),
   // An unquoted GUID literal: only keys that are GUIDs reach it.
   taxAreaId: (id: string) => `id eq ${id}`,
+  systemId: (id: string) => `id eq ${id}`,
 };
 const RECENT_ORDERS_FIRST = 'orderDate desc,number desc';
 const RECENT_INVOICES_FIRST = 'invoiceDate desc,number desc';
@@ -821,6 +844,18 @@ function invoiceConditions(query: InvoiceListQuery): string | null {
 /** An OData string literal: single quotes, a quote inside doubled. */
 function stringLiteral(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** An OData date-time literal (unquoted, UTC); anything that is not a time is refused rather than sent. */
+function dateTimeLiteral(value: string): string {
+  const at = Date.parse(value);
+  if (Number.isNaN(at)) throw new TypeError(`Not a date-time: ${value}`);
+  return new Date(at).toISOString();
+}
+
+/** A blank date-time (0001-01-01T00:00:00Z) as null. */
+function dateTime(value: string | null | undefined): string | null {
+  return !value || value.startsWith('0001-01-01') ? null : value;
 }
 
 /** An OData date literal (unquoted); anything but YYYY-MM-DD is refused rather than sent. */
@@ -1456,8 +1491,41 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
     return rows.map((row) => toReturnOrder(row, lcy));
   }
 
+  /** The port's records of the entities the change feed read, with their ids and modification times. */
+  async function toChangedRecords(kind: ErpChangeKind, rows: readonly BcChanged[], operation: string): Promise<ErpChangedRecord[]> {
+    const common = (row: BcChanged) => ({ erpId: guid(row.id) ?? row.id, lastModified: dateTime(row.lastModifiedDateTime) });
+    switch (kind) {
+      case 'customer': {
+        const customers = await toCustomers(rows as unknown as BcCustomer[], operation);
+        return rows.map((row, i) => ({ ...common(row), kind, record: customers[i]! }));
+      }
+      case 'order':
+        return rows.map((row) => ({ ...common(row), kind, record: toOrder(row as unknown as BcSalesOrder) }));
+      case 'shipment':
+        return rows.map((row) => ({ ...common(row), kind, record: toShipment(row as unknown as BcShipment) }));
+      case 'invoice':
+        return rows.map((row) => ({ ...common(row), kind, record: toInvoice(row as unknown as BcInvoice) }));
+    }
+  }
+
   return {
     customersByIds,
+    async changedRecordsByErpIds<K extends ErpChangeKind>(kind: K, ids: readonly string[]) {
+      const keys = ids.map((id) => guid(id)).filter((id): id is string => id !== null);
+      if (!keys.length) return [];
+      const operation = 'changedRecordsByErpIds';
+      const rows = await readByKeys<BcChanged>(operation, CHANGE_READS[kind], KEYS.systemId, keys);
+      return (await toChangedRecords(kind, rows, operation)) as ErpChangedRecordOf<K>[];
+    },
+    async changedRecordsAfter<K extends ErpChangeKind>(kind: K, after: string) {
+      const operation = 'changedRecordsAfter';
+      const url = urlOf(CHANGE_READS[kind], {
+        filter: `lastModifiedDateTime gt ${dateTimeLiteral(after)}`,
+        orderby: 'lastModifiedDateTime asc',
+      });
+      const rows = await readPages<BcChanged>(operation, url, { kind });
+      return (await toChangedRecords(kind, rows, operation)) as ErpChangedRecordOf<K>[];
+    },
     async productsBySkus(skus) {
       if (!skus.length) return [];
       const [rows, lcy] = await Promise.all([readByKeys<BcItem>('productsBySkus', READS.items, KEYS.itemNumber, skus), companyCurrency()]);

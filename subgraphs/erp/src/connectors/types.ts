@@ -69,6 +69,16 @@ export interface ErpConnector {
    * `not_found` when there is no such order (cancelled before), `shipped` when it is too late.
    */
   cancelSalesOrder(number: string): Promise<'cancelled' | 'not_found' | 'shipped'>;
+  /**
+   * Records as a change notice names them: by the ERP's own id (Business Central's systemId), each
+   * with when it was last modified. Ids of records not found (deleted since) are left out.
+   */
+  changedRecordsByErpIds<K extends ErpChangeKind>(kind: K, ids: readonly string[]): Promise<ErpChangedRecordOf<K>[]>;
+  /**
+   * Records of a kind last modified after `after` (an ISO date-time, exclusive), oldest first:
+   * what a poller reads from a system that pushes no notices, or a notice of many changes.
+   */
+  changedRecordsAfter<K extends ErpChangeKind>(kind: K, after: string): Promise<ErpChangedRecordOf<K>[]>;
   /** Resolves when the ERP answers; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -317,3 +327,27 @@ export interface BillingScheduleRecord {
   version: number;
   currency: string;
 }
+
+/** The kinds of ERP records whose changes the ERP's change feed tells. */
+export type ErpChangeKind = 'customer' | 'order' | 'shipment' | 'invoice';
+
+interface ErpRecordOfKind {
+  customer: ErpCustomerRecord;
+  order: OrderRecord;
+  shipment: ShipmentRecord;
+  invoice: InvoiceRecord;
+}
+
+/** A record as the change feed reads it: its kind, the ERP's id for it, when it last changed. */
+export type ErpChangedRecord = {
+  [K in ErpChangeKind]: {
+    readonly kind: K;
+    /** The ERP's own id (a GUID: Business Central's systemId). */
+    readonly erpId: string;
+    /** When it was last modified (ISO date-time); null when the ERP keeps no such time for it. */
+    readonly lastModified: string | null;
+    readonly record: ErpRecordOfKind[K];
+  };
+}[ErpChangeKind];
+
+export type ErpChangedRecordOf<K extends ErpChangeKind> = Extract<ErpChangedRecord, { kind: K }>;

@@ -615,7 +615,40 @@ function listable(ids: readonly string[]): string[] {
   return ids.filter((id) => id !== '' && !id.includes(','));
 }
 
-export function createZendeskConnector(options: ZendeskConnectorOptions): SupportConnector & { apiBudget(): RateBudget | null } {
+/**
+ * What the support subgraph's change feed (feed/zendesk.ts) reads from Zendesk besides the
+ * port: the incremental ticket export, and the customer number of an organization a webhook
+ * names only by its Zendesk id.
+ */
+export interface ZendeskChangeReads {
+  /**
+   * One page of the cursor-based incremental ticket export
+   * (`GET /api/v2/incremental/tickets/cursor.json`), from a Unix time on the first read, after
+   * the previous page's `after_cursor` afterwards. Zendesk allows 10 requests a minute on it.
+   */
+  incrementalTickets(from: { readonly cursor: string } | { readonly startTime: number }): Promise<IncrementalTicketPage>;
+  /** The organization's external id (its customer number); null when it has none or is gone. */
+  customerIdOfOrganization(organizationId: number): Promise<string | null>;
+}
+
+export interface IncrementalTicketPage {
+  /** The tickets changed, as cases; a deleted ticket (status `deleted`) is flagged. */
+  readonly cases: readonly { readonly record: CaseRecord; readonly deleted: boolean }[];
+  /** Where the next read continues (Zendesk gives one also at the end of the stream). */
+  readonly afterCursor: string | null;
+  /** True when the page reached the present (less the last minute, which Zendesk holds back). */
+  readonly endOfStream: boolean;
+}
+
+interface IncrementalTicketExport extends Sideloads {
+  tickets: (Omit<ZendeskTicket, 'tags' | 'custom_fields'> & { tags?: string[]; custom_fields?: ZendeskTicket['custom_fields'] })[];
+  after_cursor?: string | null;
+  end_of_stream?: boolean;
+}
+
+export type ZendeskConnector = SupportConnector & { apiBudget(): RateBudget | null; readonly changeReads: ZendeskChangeReads };
+
+export function createZendeskConnector(options: ZendeskConnectorOptions): ZendeskConnector {
   const http = createZendeskHttp(options);
   const { fieldIds } = options;
 
@@ -1201,5 +1234,31 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Suppor
     // Node's global fetch pools connections process-wide; there is nothing of ours to release.
     async close() {},
     apiBudget: () => http.budget(),
+
+    changeReads: {
+      async incrementalTickets(from) {
+        const page = await http.get<IncrementalTicketExport>('incrementalTickets', '/api/v2/incremental/tickets/cursor.json', {
+          ...('cursor' in from ? { cursor: from.cursor } : { start_time: from.startTime }),
+          include: 'organizations',
+        });
+        const parties = partiesFrom(page);
+        return {
+          cases: page.tickets.map((ticket) => ({
+            // A deleted ticket may come without its lists.
+            record: toCase({ ...ticket, tags: ticket.tags ?? [], custom_fields: ticket.custom_fields ?? [] }, parties, fieldIds),
+            deleted: ticket.status === 'deleted',
+          })),
+          afterCursor: page.after_cursor ?? null,
+          endOfStream: page.end_of_stream === true,
+        };
+      },
+      async customerIdOfOrganization(organizationId) {
+        const found = await http.find<{ organization: ZendeskOrganization }>(
+          'customerIdOfOrganization',
+          `/api/v2/organizations/${organizationId}.json`,
+        );
+        return found?.organization.external_id || null;
+      },
+    },
   };
 }

@@ -1,5 +1,6 @@
 import type { ConnectorTelemetry } from '../../../../../platform/connector-telemetry.ts';
 import { createInQuery, toDecimal } from '../../../../../platform/sql.ts';
+import { installChangeLog } from '../../../../../platform/events/sqlite-change-log.ts';
 import { probeDatabase, type Database } from '../../../../../platform/sqlite.ts';
 import type {
   ContactRecord,
@@ -15,7 +16,7 @@ import type {
 } from '../types.ts';
 import { CrmRefusal } from '../types.ts';
 import { newSalesforceId } from './ids.ts';
-import { CRM_SCHEMA, migrateCrm } from './tables.ts';
+import { CRM_CHANGE_TABLES, CRM_SCHEMA, migrateCrm } from './tables.ts';
 import {
   billingAddressOf,
   CONTRACT_STATUSES,
@@ -62,6 +63,7 @@ interface TaskRow {
 }
 
 interface ContractRow {
+  Id: string;
   ContractNumber: string;
   AccountNumber: string;
   Status: string;
@@ -76,7 +78,7 @@ const ACCOUNT_COLUMNS = `a.Id, a.Name, a.AccountNumber, a.Industry, a.Segment__c
   a.BillingCity, a.BillingState, a.BillingPostalCode, a.BillingCountry, a.Phone, a.Website`;
 const CONTACT_COLUMNS = `c.Id, a.AccountNumber, c.FirstName, c.LastName, c.Email, c.Phone, c.Title`;
 const TASK_SELECT = `t.Id, a.AccountNumber, t.Subject, t.Description, t.ActivityDate FROM Task t JOIN Account a ON a.Id = t.AccountId`;
-const CONTRACT_COLUMNS = `k.ContractNumber, a.AccountNumber, k.Status, k.StartDate, k.EndDate, k.ContractTerm,
+const CONTRACT_COLUMNS = `k.Id, k.ContractNumber, a.AccountNumber, k.Status, k.StartDate, k.EndDate, k.ContractTerm,
   k.SupportTier__c, k.SpecialTerms`;
 
 /**
@@ -85,6 +87,8 @@ const CONTRACT_COLUMNS = `k.ContractNumber, a.AccountNumber, k.Status, k.StartDa
  */
 export function createEmbeddedCrmConnector(db: Database, telemetry: ConnectorTelemetry): CrmConnector {
   migrateCrm(db);
+  // Every change to the file, whoever makes it, is logged for the CRM's change feed (feed/embedded.ts).
+  installChangeLog(db, CRM_CHANGE_TABLES);
 
   const inQuery = createInQuery(db);
   /** A completed Task with Concord's key (its external id). */
@@ -137,6 +141,14 @@ export function createEmbeddedCrmConnector(db: Database, telemetry: ConnectorTel
       const rows = await selectIn<ContractRow>(
         'contractsByIds',
         (list) => `SELECT ${CONTRACT_COLUMNS} FROM Contract k JOIN Account a ON a.Id = k.AccountId WHERE k.ContractNumber IN (${list})`,
+        ids,
+      );
+      return rows.map(toContract);
+    },
+    async contractsByCrmIds(ids) {
+      const rows = await selectIn<ContractRow>(
+        'contractsByCrmIds',
+        (list) => `SELECT ${CONTRACT_COLUMNS} FROM Contract k JOIN Account a ON a.Id = k.AccountId WHERE k.Id IN (${list})`,
         ids,
       );
       return rows.map(toContract);
@@ -306,6 +318,7 @@ function toContact(row: ContactRow): ContactRecord {
 function toContract(row: ContractRow): ContractRecord {
   return {
     id: row.ContractNumber,
+    crmId: row.Id,
     customerId: row.AccountNumber,
     status: CONTRACT_STATUSES[row.Status] ?? 'DRAFT',
     startDate: row.StartDate,

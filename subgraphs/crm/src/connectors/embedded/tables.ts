@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import type { WatchedTable } from '../../../../../platform/events/sqlite-change-log.ts';
 import type { ExpectedSchema } from '../../../../../platform/sqlite.ts';
 
 /**
@@ -117,6 +118,36 @@ CREATE TABLE IF NOT EXISTS OpportunityLineItem (
 );
 CREATE INDEX IF NOT EXISTS OpportunityLineItem_OpportunityId ON OpportunityLineItem(OpportunityId, SortOrder);
 `;
+
+/**
+ * The tables whose changes the embedded CRM logs for its change feed, each with the columns its
+ * events are built from when the row is gone (deleted) or has changed again since: the keys, and
+ * what a subscription's or a contract's event must say.
+ */
+export const CRM_CHANGE_TABLES: readonly WatchedTable[] = [
+  { table: 'Account', columns: ['Id', 'AccountNumber', 'Onboarding_Status__c'] },
+  { table: 'Contact', columns: ['Id', 'AccountId'] },
+  { table: 'Contract', columns: ['Id', 'ContractNumber', 'AccountId', 'Status', 'SupportTier__c', 'StartDate', 'EndDate'] },
+  { table: 'Opportunity', columns: ['Id', 'AccountId', 'StageName', 'IsClosed', 'IsWon', 'ERP_Order_Number__c'] },
+  { table: 'OpportunityLineItem', columns: ['OpportunityId'] },
+  {
+    table: 'Subscription__c',
+    columns: [
+      'Id',
+      'Account__c',
+      'Contract__c',
+      'Plan_Code__c',
+      'Quantity__c',
+      'Support_Tier__c',
+      'Status__c',
+      'Start_Date__c',
+      'End_Date__c',
+      'Unit_Price__c',
+      'Billing_Frequency__c',
+      'CurrencyIsoCode',
+    ],
+  },
+];
 
 /**
  * What a crm database must hold to be served: the tables every seeded database has (the

@@ -1,12 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { ConnectorTelemetry } from '../../../../../platform/connector-telemetry.ts';
 import { createInQuery, placeholders, toDecimal, type SqlValue } from '../../../../../platform/sql.ts';
+import { installChangeLog } from '../../../../../platform/events/sqlite-change-log.ts';
 import { probeDatabase, type Database } from '../../../../../platform/sqlite.ts';
 import type {
   AssetRecord,
   BillingFrequency,
   BillingScheduleRecord,
   BillingStatus,
+  ErpChangedRecord,
+  ErpChangedRecordOf,
+  ErpChangeKind,
   ErpConnector,
   ErpCustomerRecord,
   ErpInvoiceStatus,
@@ -24,7 +28,7 @@ import type {
   ShipmentRecord,
   WarrantyCoverage,
 } from '../types.ts';
-import { ERP_SCHEMA, migrateErp } from './tables.ts';
+import { ERP_CHANGE_TABLES, ERP_SCHEMA, migrateErp } from './tables.ts';
 import {
   BC_INVOICE_STATUSES,
   INVOICE_STATUSES,
@@ -153,6 +157,8 @@ const SERIAL_COLUMNS = `serialNumber, itemNumber, customerNumber, orderNumber, s
  */
 export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTelemetry): ErpConnector {
   migrateErp(db);
+  // Every change to the file, whoever makes it, is logged for the ERP's change feed (feed/embedded.ts).
+  installChangeLog(db, ERP_CHANGE_TABLES);
   const inQuery = createInQuery(db);
   const selectIn = <Row>(operation: string, sql: (list: string) => string, keys: readonly string[], extra: readonly SqlValue[] = []) =>
     telemetry.call(operation, { keys: keys.length }, () => inQuery<Row>(sql, keys, extra));
@@ -653,6 +659,22 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
         })(),
       );
     },
+    async changedRecordsByErpIds<K extends ErpChangeKind>(kind: K, ids: readonly string[]) {
+      const read = CHANGED_READS[kind];
+      const rows = await selectIn<ChangedRow>(`changedRecordsByErpIds`, (list) => `${read.select} WHERE ${read.id} IN (${list})`, ids);
+      return rows.map((row) => toChanged(kind, row) as ErpChangedRecordOf<K>);
+    },
+    async changedRecordsAfter<K extends ErpChangeKind>(kind: K, after: string) {
+      const read = CHANGED_READS[kind];
+      const rows = await telemetry.call('changedRecordsAfter', {}, () =>
+        db
+          .prepare<[string], ChangedRow>(
+            `${read.select} WHERE julianday(${read.modified}) > julianday(?) ORDER BY julianday(${read.modified}), ${read.id}`,
+          )
+          .all(after),
+      );
+      return rows.map((row) => toChanged(kind, row) as ErpChangedRecordOf<K>);
+    },
     async ping() {
       await telemetry.call('ping', {}, () => probeDatabase(db, ERP_SCHEMA.rowsIn));
     },
@@ -660,6 +682,52 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
       db.close();
     },
   };
+}
+
+// Posted shipments and invoices carry no modification time where no writer set one (the seed
+// sets none): their posting date stands for it.
+const POSTED_MODIFIED = `COALESCE(lastModifiedDateTime, postingDate || 'T00:00:00Z')`;
+
+/** What the change feed reads of each kind: the record as the port maps it, and when it last changed (`changedAt`). */
+const CHANGED_READS: Readonly<Record<ErpChangeKind, { select: string; id: string; modified: string }>> = {
+  customer: {
+    select: `SELECT c.id, c.number, c.displayName, c.currencyCode, t.displayName AS paymentTerms, c.taxRegistrationNumber,
+      c.creditLimit, c.blocked, c.balanceDue, c.taxAreaCode, c.lastModifiedDateTime AS changedAt
+      FROM customers c LEFT JOIN paymentTerms t ON t.id = c.paymentTermsId`,
+    id: 'c.id',
+    modified: 'c.lastModifiedDateTime',
+  },
+  order: {
+    select: `SELECT ${ORDER_COLUMNS}, o.lastModifiedDateTime AS changedAt FROM salesOrders o`,
+    id: 'o.id',
+    modified: 'o.lastModifiedDateTime',
+  },
+  shipment: {
+    select: `SELECT id, ${SHIPMENT_COLUMNS}, ${POSTED_MODIFIED} AS changedAt FROM salesShipments`,
+    id: 'id',
+    modified: POSTED_MODIFIED,
+  },
+  invoice: {
+    select: `SELECT id, ${INVOICE_COLUMNS}, ${POSTED_MODIFIED} AS changedAt FROM salesInvoices`,
+    id: 'id',
+    modified: POSTED_MODIFIED,
+  },
+};
+
+type ChangedRow = (CustomerRow | OrderRow | (ShipmentRow & { id: string }) | (InvoiceRow & { id: string })) & { changedAt: string | null };
+
+function toChanged(kind: ErpChangeKind, row: ChangedRow): ErpChangedRecord {
+  const common = { erpId: row.id, lastModified: row.changedAt };
+  switch (kind) {
+    case 'customer':
+      return { ...common, kind, record: toCustomer(row as CustomerRow) };
+    case 'order':
+      return { ...common, kind, record: toOrder(row as OrderRow) };
+    case 'shipment':
+      return { ...common, kind, record: toShipment(row as ShipmentRow) };
+    case 'invoice':
+      return { ...common, kind, record: toInvoice(row as InvoiceRow) };
+  }
 }
 
 function toCustomer(row: CustomerRow): ErpCustomerRecord {

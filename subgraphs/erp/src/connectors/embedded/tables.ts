@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import type { WatchedTable } from '../../../../../platform/events/sqlite-change-log.ts';
 import type { ExpectedSchema } from '../../../../../platform/sqlite.ts';
 
 /**
@@ -89,7 +90,8 @@ CREATE TABLE IF NOT EXISTS salesShipments (
   shipmentMethodCode TEXT,
   shippingAgentCode TEXT,          -- extension: carrier
   packageTrackingNumber TEXT,      -- extension
-  deliveredDate TEXT               -- extension
+  deliveredDate TEXT,              -- extension
+  lastModifiedDateTime TEXT        -- null where no writer set it (the seed sets none): the posting date stands for it
 );
 CREATE INDEX IF NOT EXISTS salesShipments_orderNumber ON salesShipments(orderNumber);
 CREATE TABLE IF NOT EXISTS salesShipmentLines (
@@ -129,7 +131,8 @@ CREATE TABLE IF NOT EXISTS salesInvoices (
   totalAmountIncludingTax REAL NOT NULL,
   remainingAmount REAL NOT NULL,
   status TEXT NOT NULL,            -- Draft | In Review | Open | Paid | Canceled | Corrective
-  closedDate TEXT                  -- extension: date the invoice was fully paid
+  closedDate TEXT,                 -- extension: date the invoice was fully paid
+  lastModifiedDateTime TEXT        -- null where no writer set it (the seed sets none): the posting date stands for it
 );
 CREATE INDEX IF NOT EXISTS salesInvoices_customerNumber ON salesInvoices(customerNumber, invoiceDate);
 CREATE INDEX IF NOT EXISTS salesInvoices_orderNumber ON salesInvoices(orderNumber);
@@ -190,9 +193,23 @@ CREATE INDEX IF NOT EXISTS salesReturnOrderLines_orderLine ON salesReturnOrderLi
 const ADDED_COLUMNS: Record<string, Record<string, string>> = {
   customers: { taxAreaCode: 'TEXT', crmReference: 'TEXT' },
   items: { inventory: 'REAL NOT NULL DEFAULT 0' },
+  salesShipments: { lastModifiedDateTime: 'TEXT' },
+  salesInvoices: { lastModifiedDateTime: 'TEXT' },
   salesReturnOrders: { caseNumber: 'TEXT', resolution: 'TEXT', currencyCode: 'TEXT' },
   salesReturnOrderLines: { orderLineSequence: 'INTEGER', unitPrice: 'REAL', returnReasonCode: 'TEXT' },
 };
+
+/**
+ * The tables whose changes the embedded ERP logs for its change feed, each with the columns its
+ * events are built from when the row is gone: the keys (an order line names its order by id).
+ */
+export const ERP_CHANGE_TABLES: readonly WatchedTable[] = [
+  { table: 'customers', columns: ['id', 'number'] },
+  { table: 'salesOrders', columns: ['id', 'number', 'customerNumber', 'status', 'fullyShipped'] },
+  { table: 'salesOrderLines', columns: ['documentId'] },
+  { table: 'salesShipments', columns: ['id', 'number', 'orderNumber', 'customerNumber', 'postingDate'] },
+  { table: 'salesInvoices', columns: ['id', 'number', 'customerNumber', 'orderNumber', 'status'] },
+];
 
 /**
  * What a erp database must hold to be served: the tables every seeded database has (the

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import type { ConnectorTelemetry } from '../../../../../platform/connector-telemetry.ts';
+import { installChangeLog } from '../../../../../platform/events/sqlite-change-log.ts';
 import { allRows, createInQuery, placeholders, type SqlValue } from '../../../../../platform/sql.ts';
 import { probeDatabase, type Database } from '../../../../../platform/sqlite.ts';
 import type {
@@ -16,7 +17,7 @@ import type {
   SupportConnector,
   SupportTier,
 } from '../types.ts';
-import { EMBEDDED_FIELD_IDS, migrateSupport, SUPPORT_SCHEMA } from './tables.ts';
+import { EMBEDDED_FIELD_IDS, migrateSupport, SUPPORT_CHANGE_TABLES, SUPPORT_SCHEMA } from './tables.ts';
 import {
   PRIORITY_FROM_DESK,
   PRIORITY_TO_DESK,
@@ -86,6 +87,8 @@ const TICKET_COLUMNS = `t.id, t.subject, t.description, t.status, t.priority, t.
  */
 export function createEmbeddedSupportConnector(db: Database, telemetry: ConnectorTelemetry): SupportConnector {
   migrateSupport(db);
+  // Every change to the file, whoever makes it, is logged for the desk's change feed (feed/embedded.ts).
+  installChangeLog(db, SUPPORT_CHANGE_TABLES);
   const inQuery = createInQuery(db);
   const selectIn = <Row>(operation: string, sql: (list: string) => string, keys: readonly SqlValue[], extra: readonly SqlValue[] = []) =>
     telemetry.call(operation, { keys: keys.length }, () => inQuery<Row>(sql, keys, extra));

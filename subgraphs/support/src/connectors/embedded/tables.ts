@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import type { WatchedTable } from '../../../../../platform/events/sqlite-change-log.ts';
 import type { ExpectedSchema } from '../../../../../platform/sqlite.ts';
 
 /**
@@ -105,3 +106,19 @@ export const SUPPORT_SCHEMA: ExpectedSchema = { tables: ['organizations', 'users
 export function migrateSupport(db: Database): void {
   db.exec(SUPPORT_TABLES);
 }
+
+/**
+ * The tables whose changes the embedded desk logs for its change feed (feed/embedded.ts), each
+ * with the columns its events are built from when the row is gone (a deleted ticket's last
+ * status and priority) or was changed again since, and those an update's previous values are
+ * compared by (a priority raised to urgent, a ticket or record moved to another organization,
+ * an organization's customer number changed). The log itself, its triggers and its cursor are
+ * platform/events/sqlite-change-log.ts's, installed by the adapter when it opens the database.
+ */
+export const SUPPORT_CHANGE_TABLES: readonly WatchedTable[] = [
+  { table: 'tickets', columns: ['id', 'status', 'priority', 'organization_id', 'updated_at'] },
+  { table: 'ticket_comments', columns: ['ticket_id'] },
+  { table: 'ticket_custom_fields', columns: ['ticket_id', 'field_id'] },
+  { table: 'organizations', columns: ['id', 'external_id'] },
+  { table: 'custom_object_records', columns: ['organization_id', 'custom_object_key'] },
+];

@@ -21,8 +21,13 @@ describe('live subscriptions at the gateway', () => {
   const clients: Client[] = [];
   const closers: Array<() => void> = [];
 
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+
   beforeAll(async () => {
-    stack = await startStack();
+    stack = await startStack({
+      processes: { extraWorkflows: [{ type: 'test.held', steps: [{ name: 'held', run: async () => (await held, null) }] }] },
+    });
     const row = stack.dbs.support
       .prepare(
         `SELECT t.id, o.external_id AS customer FROM tickets t JOIN organizations o ON o.id = t.organization_id
@@ -140,6 +145,57 @@ describe('live subscriptions at the gateway', () => {
       `desk comment → agent console, 20 comments: p50 ${p50.toFixed(0)} ms, p95 ${p95.toFixed(0)} ms, max ${sorted.at(-1)!.toFixed(0)} ms`,
     );
     expect(p95).toBeLessThan(1_000);
+  });
+
+  it('pushes an order’s new status from the ERP, and a workflow’s progress to those who watch workflows', async () => {
+    const order = stack.dbs.erp.prepare("SELECT number FROM salesOrders WHERE status = 'Draft' ORDER BY number LIMIT 1").get() as {
+      number: string;
+    };
+    const orders = follow(await wsClient('sales_rep'), 'subscription ($n: ID!) { orderStatusChanged(number: $n) { number status } }', {
+      n: order.number,
+    });
+    // Support agents may not watch workflows: the subscription is accepted, its messages answer null, so none is sent.
+    const watchers = [await wsClient('integration_operator'), await wsClient('support_agent')];
+    const query = 'subscription ($id: ID!) { workflowChanged(id: $id) { id state steps { name state } } }';
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    stack.dbs.erp
+      .prepare("UPDATE salesOrders SET status = 'Open', lastModifiedDateTime = ? WHERE number = ?")
+      .run(new Date().toISOString(), order.number);
+    expect(await until(() => orders.messages.length > 0, 1_000)).toBe(true);
+    expect(orders.messages.at(-1)!.payload.data).toEqual({ orderStatusChanged: { number: order.number, status: 'OPEN' } });
+
+    // A workflow of the process service, held at its step until the test lets it go: its end is pushed.
+    const started = await stack.processes.engine.start(
+      'test.held',
+      {},
+      { idempotencyKey: `live-${Date.now()}`, correlationId: 'live-test' },
+    );
+    const operator = follow(watchers[0]!, query, { id: started.instance.id });
+    const agent = follow(watchers[1]!, query, { id: started.instance.id });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    release();
+    const state = () => (operator.messages.at(-1)?.payload.data?.workflowChanged as { state?: string } | undefined)?.state;
+    expect(await until(() => state() === 'DONE', 2_000)).toBe(true);
+    expect(operator.messages.at(-1)!.payload.data).toEqual({
+      workflowChanged: { id: started.instance.id, state: 'DONE', steps: [{ name: 'held', state: 'DONE' }] },
+    });
+    expect(agent.messages).toHaveLength(0);
+  });
+
+  it('sends a change told twice once: an event again, or one that changes nothing the subscriber selected', async () => {
+    const agent = follow(await wsClient('support_agent'), operation('agent-console', 'CaseUpdates'), { id: caseId });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const body = `Told twice ${Date.now()}`;
+    commentInDesk(body, true);
+    expect(await until(() => bodies(agent.messages.at(-1)).includes(body), 1_000)).toBe(true);
+    const count = agent.messages.length;
+    // The same change told again by another source (as a webhook and a poller would): a new event id, the same case.
+    const event = (await stack.broker.read({ types: 'concord.case.updated' }))
+      .filter((entry) => entry.event.subject === `case/${caseId}`)
+      .at(-1)!.event;
+    await stack.broker.publish([{ ...event, id: `${event.id}-again` }, event]);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(agent.messages).toHaveLength(count);
   });
 
   it('refuses a subscription without a valid token, an unregistered one from a portal, and past the per-connection limit', async () => {

@@ -9,16 +9,17 @@ import { createLogger } from '../platform/logger.ts';
 
 const HELP = `Usage:
   npm run events -- tail [--type <type>] [--since <time>] [--limit <n>] [--no-follow] [--json]
-  npm run events -- replay --since <time> [--type <type>] [--consumer <name>] [--json]
+  npm run events -- replay --since <time> | --after <position> [--type <type>] [--consumer <name>] [--json]
   npm run events -- consumers
 
 The canonical events on the broker the services use (EVENT_BROKER: the embedded log in
 $DATA_DIR/events.sqlite, or NATS JetStream at NATS_URL).
   tail       the latest events (the last --limit, 20, or those since --since), then each new one
              as it is published, until Ctrl-C (--no-follow: stop after the stored ones)
-  replay     the events stored since --since (an ISO time, or 15m / 2h / 1d ago); with
-             --consumer, moves that durable consumer back to that time instead, so it applies
-             them again (a gateway replica: gateway-<GATEWAY_REPLICA>)
+  replay     the events stored since --since (an ISO time, or 15m / 2h / 1d ago), or after
+             --after (a position --json prints: the embedded log's number, or <stream>:<sequence>
+             on NATS); with --consumer, moves that durable consumer back there instead, so it
+             applies them again (a gateway replica: gateway-<GATEWAY_REPLICA>)
   consumers  each durable consumer and the events it has not yet acknowledged (its lag)
 --type takes a type (concord.case.updated) or a prefix (concord.case.*); repeat it for several.`;
 
@@ -57,6 +58,7 @@ export async function runEventsCli(
         since: { type: 'string' },
         limit: { type: 'string', default: '20' },
         consumer: { type: 'string' },
+        after: { type: 'string' },
         'no-follow': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
@@ -82,8 +84,8 @@ export async function runEventsCli(
     out(`--since must be an ISO time or an age such as 15m, 2h, 1d (got ${values.since})`);
     return 2;
   }
-  if (command === 'replay' && !since) {
-    out(`replay needs --since\n\n${HELP}`);
+  if (command === 'replay' && !since === (values.after === undefined)) {
+    out(`replay needs --since or --after (one of them)\n\n${HELP}`);
     return 2;
   }
   const types = values.type?.length ? values.type : ['*'];
@@ -104,7 +106,7 @@ export async function runEventsCli(
     const { event } = stored;
     out(
       values.json
-        ? JSON.stringify(event)
+        ? JSON.stringify(stored.position ? { position: stored.position, ...event } : event)
         : `${event.time}  ${event.type.padEnd(30)} ${event.subject.padEnd(28)} seq ${event.sequence.padStart(3)}  ${event.source}  ${JSON.stringify(event.data)}`,
     );
   };
@@ -116,13 +118,17 @@ export async function runEventsCli(
       return 0;
     }
     if (command === 'replay' && values.consumer) {
-      await broker.rewind(values.consumer, types, { time: since! });
-      out(`${values.consumer} moved back to ${since!.toISOString()}: it applies the events since then again as it runs`);
+      await broker.rewind(values.consumer, types, since ? { time: since } : { after: values.after! });
+      out(
+        `${values.consumer} moved back to ${since ? since.toISOString() : `after ${values.after}`}: it applies the events since then again as it runs`,
+      );
       return 0;
     }
-    // Stored ones first: since the time, or the last `limit`.
-    const stored = await broker.read({ types, ...(since ? { since } : {}), limit: since ? 100_000 : 1_000_000 });
-    for (const entry of since ? stored.slice(0, command === 'replay' ? undefined : limit) : stored.slice(-limit)) show(entry);
+    // Stored ones first: since the time or after the position, or the last `limit`.
+    const from = since ? { since } : values.after !== undefined ? { after: values.after } : {};
+    const stored = await broker.read({ types, ...from, limit: 'since' in from || 'after' in from ? 100_000 : 1_000_000 });
+    const window = 'since' in from || 'after' in from;
+    for (const entry of window ? stored.slice(0, command === 'replay' ? undefined : limit) : stored.slice(-limit)) show(entry);
     if (command === 'replay' || values['no-follow']) return 0;
     const seen = new Set(stored.map((entry) => entry.event.id));
     const stop = await broker.subscribe(types, (event) => {

@@ -41,8 +41,13 @@ export type TypePatterns = string | readonly string[];
 
 export type EventHandler = (event: CanonicalEvent) => void | Promise<void>;
 
-/** Where a consumer the broker does not know yet starts: with events published after it was made (default), all stored, or at a time. */
-export type StartAt = 'new' | 'all' | { readonly time: Date };
+/**
+ * Where a consumer the broker does not know yet starts (or a rewind moves it): with events
+ * published after it was made (default), all stored, at a time, or after a position
+ * (`StoredEvent.position`, e.g. the last one a consumer is known to have applied). On NATS a
+ * position is in one domain's stream: the consumer's other domains are left where they are.
+ */
+export type StartAt = 'new' | 'all' | { readonly time: Date } | { readonly after: string };
 
 export interface ConsumerOptions {
   /** The durable name (letters, digits, `-`, `_`): the same name resumes where it acknowledged, across restarts. */

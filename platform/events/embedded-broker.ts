@@ -79,8 +79,17 @@ export function embeddedBroker(options: EmbeddedBrokerOptions): EventBroker {
   });
 
   const lastPosition = () => last.get()?.position ?? 0;
-  const positionAt = (startAt: StartAt): number =>
-    startAt === 'all' ? 0 : startAt === 'new' ? lastPosition() : (before.get(startAt.time.getTime())?.position ?? 0);
+  const positionAt = (startAt: StartAt): number => {
+    if (startAt === 'all') return 0;
+    if (startAt === 'new') return lastPosition();
+    if ('after' in startAt) {
+      const position = Number(startAt.after);
+      if (!Number.isSafeInteger(position) || position < 0)
+        throw new Error(`position ${JSON.stringify(startAt.after)} is not one of this broker's`);
+      return position;
+    }
+    return before.get(startAt.time.getTime())?.position ?? 0;
+  };
 
   let closed = false;
   let prunedAt = 0;

@@ -132,9 +132,16 @@ const isApiError = (error: unknown, code: number): boolean => error instanceof J
 const isStreamNotFound = (error: unknown) => isApiError(error, JetStreamApiCodes.StreamNotFound);
 const isConsumerNotFound = (error: unknown) => isApiError(error, JetStreamApiCodes.ConsumerNotFound);
 
-function deliverOf(startAt: StartAt): Pick<ConsumerConfig, 'deliver_policy' | 'opt_start_time'> {
+/** How a durable on `stream` starts: a position in another stream leaves that stream at new events. */
+function deliverOf(startAt: StartAt, stream: string): Pick<ConsumerConfig, 'deliver_policy' | 'opt_start_time' | 'opt_start_seq'> {
   if (startAt === 'all') return { deliver_policy: DeliverPolicy.All };
   if (startAt === 'new') return { deliver_policy: DeliverPolicy.New };
+  if ('after' in startAt) {
+    const position = parsePosition(startAt.after);
+    return position.stream === stream
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: position.sequence + 1 }
+      : { deliver_policy: DeliverPolicy.New };
+  }
   return { deliver_policy: DeliverPolicy.StartTime, opt_start_time: startAt.time.toISOString() };
 }
 
@@ -336,13 +343,13 @@ export async function natsBroker(options: NatsBrokerOptions): Promise<EventBroke
     return [...candidates].filter((domain) => filterSubjects(domain, patterns).length > 0).sort();
   };
 
-  const durableConfig = (name: string, subjects: readonly string[], startAt: StartAt): Partial<ConsumerConfig> => ({
+  const durableConfig = (name: string, stream: string, subjects: readonly string[], startAt: StartAt): Partial<ConsumerConfig> => ({
     durable_name: name,
     ack_policy: AckPolicy.Explicit,
     ack_wait: nanos(ackWaitMs),
     max_ack_pending: 1,
     max_deliver: -1,
-    ...deliverOf(startAt),
+    ...deliverOf(startAt, stream),
     ...filterConfig(subjects),
   });
   /**
@@ -369,7 +376,7 @@ export async function natsBroker(options: NatsBrokerOptions): Promise<EventBroke
       if (!isConsumerNotFound(error)) throw error;
     }
     try {
-      await jsm.consumers.add(stream, durableConfig(name, subjects, startAt));
+      await jsm.consumers.add(stream, durableConfig(name, stream, subjects, startAt));
     } catch (error) {
       // Made by another process meanwhile: it is there, and resumes where that one acknowledged.
       await jsm.consumers.info(stream, name).catch(() => Promise.reject(error));
@@ -698,16 +705,18 @@ export async function natsBroker(options: NatsBrokerOptions): Promise<EventBroke
     async rewind(name, types, startAt) {
       if (!CONSUMER_NAME.test(name)) throw new Error(`consumer name ${JSON.stringify(name)} is not letters, digits, - and _`);
       const patterns = patternsOf(types);
+      const only = typeof startAt === 'object' && 'after' in startAt ? parsePosition(startAt.after).stream : null;
       for (const domain of await coveredDomains(patterns)) {
-        await ensureStream(domain);
         const stream = streamOf(domain);
+        if (only && stream !== only) continue;
+        await ensureStream(domain);
         // A consumer running meanwhile may make its durable again between the two steps: then once more.
         for (let attempt = 1; ; attempt++) {
           await jsm.consumers.delete(stream, name).catch((error: unknown) => {
             if (!isConsumerNotFound(error)) throw error;
           });
           try {
-            await jsm.consumers.add(stream, durableConfig(name, filterOf(domain, patterns), startAt));
+            await jsm.consumers.add(stream, durableConfig(name, stream, filterOf(domain, patterns), startAt));
             break;
           } catch (error) {
             if (attempt === 3) throw error;

@@ -139,6 +139,26 @@ export function brokerContract(name: string, make: () => BrokerUnderTest): void 
       await again.close();
     });
 
+    it('replays from a position: a consumer rewound after one event gets the ones stored after it', async () => {
+      const broker = await under.open();
+      const events = [1, 2, 3, 4].map((n) => eventOf('concord.contract.updated', `K${n}`));
+      await broker.publish(events);
+      const stored = (await broker.read({ types: 'concord.contract.*' })).filter((entry) =>
+        events.some((event) => event.id === entry.event.id),
+      );
+      expect(stored.map((entry) => entry.event.id)).toEqual(events.map((event) => event.id));
+      await broker.rewind('from-position', 'concord.contract.*', { after: stored[1]!.position });
+      const replayed: string[] = [];
+      const consumer = await broker.consume(
+        { name: 'from-position', types: 'concord.contract.*' },
+        (event) => void replayed.push(event.id),
+      );
+      await until(() => replayed.length === 2);
+      expect(replayed).toEqual([events[2]!.id, events[3]!.id]);
+      await consumer.stop();
+      await broker.close();
+    });
+
     it('onceEach applies a redelivered id once', async () => {
       const applied: string[] = [];
       const handler = onceEach((event) => void applied.push(event.id));

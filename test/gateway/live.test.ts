@@ -198,6 +198,37 @@ describe('live subscriptions at the gateway', () => {
     expect(agent.messages).toHaveLength(count);
   });
 
+  it('pushes to a queue subscription only the cases its filter takes: status and assignee', async () => {
+    const [mine, theirs] = stack.dbs.support
+      .prepare(
+        `SELECT id, assignee_id FROM tickets WHERE status = 'open' AND assignee_id IS NOT NULL
+         AND assignee_id <> (SELECT assignee_id FROM tickets WHERE status = 'open' AND assignee_id IS NOT NULL ORDER BY id DESC LIMIT 1)
+         ORDER BY id DESC LIMIT 1`,
+      )
+      .all()
+      .concat(
+        stack.dbs.support
+          .prepare(`SELECT id, assignee_id FROM tickets WHERE status = 'open' AND assignee_id IS NOT NULL ORDER BY id DESC LIMIT 1`)
+          .all(),
+      ) as {
+      id: number;
+      assignee_id: number;
+    }[];
+    const queue = follow(await wsClient('support_agent'), operation('agent-console', 'QueueChanges'), {
+      filter: { status: ['OPEN'], assignee: String(mine!.assignee_id) },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const touch = (id: number) =>
+      stack.dbs.support
+        .prepare('UPDATE tickets SET subject = ?, updated_at = ? WHERE id = ?')
+        .run(`Touched ${Date.now()}`, new Date().toISOString(), id);
+    touch(theirs!.id);
+    touch(mine!.id);
+    expect(await until(() => queue.messages.length > 0, 1_000)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(queue.messages.map((message) => (message.payload.data?.casesChanged as { id: string }).id)).toEqual([String(mine!.id)]);
+  });
+
   it('refuses a subscription without a valid token, an unregistered one from a portal, and past the per-connection limit', async () => {
     // No token: the connection is closed at once (4403), nothing subscribed.
     const anonymous = createWsClient({ url: wsUrl(), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false });

@@ -422,6 +422,7 @@ describe("Zendesk's change feed", () => {
         customerId,
         status: ticket.status === 'hold' ? 'ON_HOLD' : ticket.status.toUpperCase(),
         priority: (ticket.priority ?? 'normal').toUpperCase(),
+        assigneeId: ticket.assignee_id === null || ticket.assignee_id === undefined ? null : String(ticket.assignee_id),
         changes: ['comment'],
         updatedAt: ticket.updated_at,
       });

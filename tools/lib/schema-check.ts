@@ -3,6 +3,7 @@ import { buildSchema, extendSchema, isEnumType, isInputObjectType, parse, valida
 import { LIVE_SDL } from '../../gateway/src/live/fields.ts';
 import { apiSchemaOf, printApiSchema } from './api-schema.ts';
 import { composeSubgraphs, type SubgraphSource } from './composition.ts';
+import { checkEvents, type EventCheckInput, type EventCheckReport } from './event-check.ts';
 import { coordinatesUsed, type RegisteredOperation } from './operations.ts';
 
 export type ChangeLevel = 'breaking' | 'dangerous' | 'safe';
@@ -44,6 +45,8 @@ export interface CheckReport {
   warnings: string[];
   /** What the subgraphs compose to, when they compose. */
   composed: { supergraphSdl: string; apiSdl: string } | null;
+  /** The event schemas' check (tools/lib/event-check.ts); null when there are none to check. Its failures and warnings are also in the lists above. */
+  events: EventCheckReport | null;
 }
 
 export interface CheckInput {
@@ -53,6 +56,8 @@ export interface CheckInput {
   /** The API schema to diff against (latest registry version, or a git ref), with its label. */
   base: { label: string; apiSdl: string } | null;
   operations: readonly RegisteredOperation[];
+  /** The event schemas, their registered consumers and their base; absent or null: not checked. */
+  events?: EventCheckInput | null;
 }
 
 const LEVELS: Record<CriticalityLevel, ChangeLevel> = {
@@ -65,7 +70,8 @@ const LEVELS: Record<CriticalityLevel, ChangeLevel> = {
  * What a schema registry checks on a proposed change: the subgraphs compose; the committed
  * supergraph is what they compose to; each change to the API schema against the base is
  * classified; every registered operation still validates; and a breaking change fails only when
- * a registered operation uses what it breaks (otherwise it is a warning).
+ * a registered operation uses what it breaks (otherwise it is a warning). The event schemas and
+ * their registered consumers are checked alongside (tools/lib/event-check.ts), composition or not.
  */
 export async function checkSchema(input: CheckInput): Promise<CheckReport> {
   const report: CheckReport = {
@@ -78,13 +84,22 @@ export async function checkSchema(input: CheckInput): Promise<CheckReport> {
     failures: [],
     warnings: [],
     composed: null,
+    events: input.events ? checkEvents(input.events) : null,
+  };
+  // The events' findings follow the API schema's, whichever way the check ends.
+  const withEvents = (): CheckReport => {
+    if (report.events) {
+      report.failures.push(...report.events.failures);
+      report.warnings.push(...report.events.warnings);
+    }
+    report.verdict = report.failures.length ? 'fail' : 'pass';
+    return report;
   };
   const outcome = composeSubgraphs(input.subgraphs);
   if (!outcome.ok) {
     report.composition = { ok: false, errors: outcome.errors };
     report.failures.push(`The subgraphs do not compose (${outcome.errors.length} error${outcome.errors.length === 1 ? '' : 's'}).`);
-    report.verdict = 'fail';
-    return report;
+    return withEvents();
   }
   const apiSchema = apiSchemaOf(outcome.supergraphSdl);
   report.composed = { supergraphSdl: outcome.supergraphSdl, apiSdl: printApiSchema(apiSchema) };
@@ -133,8 +148,7 @@ export async function checkSchema(input: CheckInput): Promise<CheckReport> {
       report.failures.push(`Operation ${operation.name} (${operation.client}) is invalid against the new schema: ${error}`);
   }
 
-  report.verdict = report.failures.length ? 'fail' : 'pass';
-  return report;
+  return withEvents();
 }
 
 function classify(

@@ -285,6 +285,7 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
     if (filter.customerId && data.customerId !== filter.customerId) return false;
     if (filter.status?.length && !filter.status.includes(String(data.status))) return false;
     if (filter.priority?.length && !filter.priority.includes(String(data.priority))) return false;
+    // Told by the desk's feed with the case (an event from elsewhere may not say: then the answer decides, where it shows the assignee).
     if (filter.assignee && data.assigneeId !== undefined && data.assigneeId !== filter.assignee) return false;
     return true;
   }
@@ -376,5 +377,8 @@ function matchesAfter(filter: CaseFilter, value: unknown): boolean {
   const record = value as Record<string, unknown>;
   if (filter.status?.length && typeof record.status === 'string' && !filter.status.includes(record.status)) return false;
   if (filter.priority?.length && typeof record.priority === 'string' && !filter.priority.includes(record.priority)) return false;
+  const assignee = record.assignee as { id?: unknown } | null | undefined;
+  if (filter.assignee && assignee !== undefined && (assignee === null || (assignee.id !== undefined && assignee.id !== filter.assignee)))
+    return false;
   return true;
 }

@@ -55,6 +55,7 @@ interface TicketStateRow {
   priority: string | null;
   updated_at: string;
   customer_id: string | null;
+  assignee_id: number | null;
 }
 
 const str = (value: unknown): string | null => (value === null || value === undefined ? null : String(value));
@@ -62,11 +63,12 @@ const str = (value: unknown): string | null => (value === null || value === unde
 /** A ticket's state as the graph shows it (as connectors/embedded/index.ts maps it). */
 const caseStateOf = (
   caseId: string,
-  row: { readonly status?: unknown; readonly priority?: unknown; readonly updated_at?: unknown },
+  row: { readonly status?: unknown; readonly priority?: unknown; readonly updated_at?: unknown; readonly assignee_id?: unknown },
   customerId: string | null,
 ): CaseState => ({
   caseId,
   customerId,
+  ...(row.assignee_id !== undefined ? { assigneeId: str(row.assignee_id) } : {}),
   status: STATUS_FROM_DESK[String(row.status)] ?? 'OPEN',
   priority: PRIORITY_FROM_DESK[String(row.priority)] ?? 'NORMAL',
   updatedAt: String(row.updated_at),
@@ -158,7 +160,7 @@ export function embeddedDeskFeed(options: EmbeddedFeedOptions): ChangeLogFeed {
     const tickets = new Map(
       select<TicketStateRow>(
         (list) =>
-          `SELECT t.id, t.status, t.priority, t.updated_at, o.external_id AS customer_id
+          `SELECT t.id, t.status, t.priority, t.updated_at, t.assignee_id, o.external_id AS customer_id
            FROM tickets t LEFT JOIN organizations o ON o.id = t.organization_id WHERE t.id IN (${list})`,
         caseIds,
       ).map((ticket) => [String(ticket.id), ticket]),

@@ -12,6 +12,8 @@ export interface CaseState {
   readonly status: CaseStatus;
   readonly priority: CasePriority;
   readonly updatedAt: string;
+  /** The agent it is assigned to (Agent.id), when the reading of the case told it; null: none. */
+  readonly assigneeId?: string | null;
 }
 
 /** Where a feed's events came from, for the counter and the logs. */
@@ -64,6 +66,7 @@ export function caseDrafts(state: CaseState, changes: Iterable<string>, options:
     customerId: state.customerId || null,
     status: state.status,
     priority: state.priority,
+    ...(state.assigneeId !== undefined ? { assigneeId: state.assigneeId } : {}),
     changes: told,
     updatedAt: instantOf(state.updatedAt) ?? new Date().toISOString(),
   };

@@ -66,6 +66,7 @@ export function ownWritePublisher(): { wrap(connector: SupportConnector): Suppor
                   customerId: record.customerId,
                   status: record.status,
                   priority: record.priority,
+                  assigneeId: record.assigneeId,
                   updatedAt: record.updatedAt,
                 },
                 changes.length ? changes : ['updatedAt'],

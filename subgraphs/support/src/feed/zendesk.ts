@@ -247,7 +247,14 @@ export function zendeskFeed(options: ZendeskFeedOptions): ChangeFeed {
         logger.warn({ caseId: notice.caseId }, 'Zendesk webhook: the ticket it names could not be read; nothing to tell');
         continue;
       }
-      const state = { caseId: notice.caseId, customerId: record?.customerId ?? null, status, priority, updatedAt };
+      const state = {
+        caseId: notice.caseId,
+        customerId: record?.customerId ?? null,
+        status,
+        priority,
+        updatedAt,
+        ...(record ? { assigneeId: record.assigneeId } : {}),
+      };
       events.push(
         ...told(notice, () => caseEvents(state, notice.changes, { source, version: Date.parse(updatedAt), escalated: notice.escalated })),
       );
@@ -340,6 +347,7 @@ function exportPoller(options: ZendeskFeedOptions, poll: { everyMs: number; curs
             customerId: record.customerId,
             status: deleted ? ('CLOSED' as const) : record.status,
             priority: record.priority,
+            assigneeId: record.assigneeId,
             updatedAt: record.updatedAt,
           };
           return caseEvents(state, deleted ? ['deleted'] : [], { source, version: Date.parse(record.updatedAt) });

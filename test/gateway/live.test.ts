@@ -229,9 +229,39 @@ describe('live subscriptions at the gateway', () => {
     expect(queue.messages.map((message) => (message.payload.data?.casesChanged as { id: string }).id)).toEqual([String(mine!.id)]);
   });
 
+  it('shows on /metrics the events applied by type and each durable consumer’s lag', async () => {
+    commentInDesk(`Counted ${Date.now()}`, true);
+    let text = '';
+    const scrape = async () => (text = await (await fetch(stack.gateway.url.replace(/\/graphql$/, '/metrics'))).text());
+    await scrape();
+    for (let tries = 0; tries < 40 && !/^concord_events_consumed_total\{[^}]*type="concord\.case\.updated"/m.test(text); tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await scrape();
+    }
+    const value = (name: string, label: RegExp) =>
+      Number(
+        text
+          .split('\n')
+          .find((line) => line.startsWith(`${name}{`) && label.test(line))
+          ?.split(' ')
+          .at(-1),
+      );
+    expect(value('concord_events_consumed_total', /type="concord\.case\.updated"/)).toBeGreaterThan(0);
+    expect(value('concord_event_consumer_lag', /consumer="gateway-[^"]+"/)).toBe(0);
+    expect(value('concord_event_consumer_lag', /consumer="processes-crm-subscriptions"/)).toBeGreaterThanOrEqual(0);
+    expect(value('concord_event_delivery_seconds_count', /service="gateway"/)).toBeGreaterThan(0);
+  });
+
   it('refuses a subscription without a valid token, an unregistered one from a portal, and past the per-connection limit', async () => {
     // No token: the connection is closed at once (4403), nothing subscribed.
-    const anonymous = createWsClient({ url: wsUrl(), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false });
+    const anonymous = createWsClient({
+      url: wsUrl(),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      lazy: false,
+      // Its refusal is what the test waits for, not an error to print.
+      onNonLazyError: () => undefined,
+    });
     clients.push(anonymous);
     const closed = await new Promise<number>((resolve) => {
       anonymous.on('closed', (event) => resolve((event as { code: number }).code));

@@ -3,7 +3,7 @@ import { createClient as createSseClient } from 'graphql-sse';
 import { createClient as createWsClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { EMBEDDED_FIELD_IDS } from '../../subgraphs/support/src/connectors/embedded/tables.ts';
-import { operation, seededDatabases, startStack, type Stack, type Who } from '../helpers/stack.ts';
+import { operation, seededDatabases, startStack, tokenFor, type Stack, type Who } from '../helpers/stack.ts';
 import { loadZendeskData, startZendeskServer, type ZendeskServer } from '../vendors/zendesk/server.ts';
 
 /**
@@ -284,6 +284,29 @@ describe('live subscriptions at the gateway', () => {
     expect(await until(() => oneMore.errors.length > 0, 2_000)).toBe(true);
     expect(JSON.stringify(oneMore.errors)).toContain('TOO_MANY_SUBSCRIPTIONS');
     expect(held.every((subscription) => subscription.errors.length === 0)).toBe(true);
+  });
+
+  it('ends a live connection when its token expires: authenticated once, never beyond the token', async () => {
+    const issued = Date.now();
+    const token = await tokenFor(stack.keys, 'support_agent', 2);
+    const client = createWsClient({
+      url: wsUrl(),
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${token}` },
+      retryAttempts: 0,
+    });
+    clients.push(client);
+    const closed = new Promise<{ code: number; at: number }>((resolve) =>
+      client.on('closed', (event) => resolve({ code: (event as { code: number }).code, at: Date.now() })),
+    );
+    const subscription = follow(client, operation('agent-console', 'CaseUpdates'), { id: caseId });
+    await until(() => false, 300);
+    expect(subscription.errors).toEqual([]);
+    const { code, at } = await closed;
+    expect(code).toBe(4401);
+    // Closed when the 2 s it was given ran out (its exp is in whole seconds), not at some later check.
+    expect(at - issued).toBeLessThan(2_500);
+    expect(at - issued).toBeGreaterThan(500);
   });
 
   it('serves the same over Server-Sent Events, with the token in the request', async () => {

@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { GraphQLError } from 'graphql';
+import { decodeJwt } from 'jose';
 import { createHandler } from 'graphql-sse/lib/use/http';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -22,6 +23,21 @@ interface Deps {
   readonly limits: LiveLimits;
 }
 
+/**
+ * When the (verified) bearer token stops being valid: a live connection ends then, since it was
+ * authenticated once, at its start. Past setTimeout's range, the range's end.
+ */
+function expiresInMs(authorization: string | undefined): number {
+  const token = /^Bearer (\S+)$/i.exec(authorization ?? '')?.[1];
+  let exp: number | undefined;
+  try {
+    exp = token ? decodeJwt(token).exp : undefined;
+  } catch {
+    exp = undefined;
+  }
+  return Math.min(2 ** 31 - 1, Math.max(0, (exp ?? 0) * 1000 - Date.now()));
+}
+
 const tooMany = (message: string) => new GraphQLError(message, { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } });
 
 /**
@@ -29,10 +45,12 @@ const tooMany = (message: string) => new GraphQLError(message, { extensions: { c
  *
  * - graphql-ws over WebSocket at /graphql: the token comes in the connection's init payload
  *   (`{ "authorization": "Bearer …" }`) or the upgrade request's Authorization header and is
- *   verified once, at connection time (a refused one closes the socket with 4403); each
- *   connection holds at most `maxPerConnection` subscriptions.
+ *   verified once, at connection time (a refused one closes the socket with 4403), and the
+ *   connection is closed with 4401 when the token expires; each connection holds at most
+ *   `maxPerConnection` subscriptions.
  * - Server-Sent Events at /graphql/stream (graphql-sse, its distinct-connections mode): one
- *   subscription per request, the token in the request's Authorization header (401 otherwise).
+ *   subscription per request, the token in the request's Authorization header (401 otherwise);
+ *   the stream completes when the token expires.
  */
 export function serveLive(httpServer: Server, deps: Deps) {
   const { hub, verify, logger, limits } = deps;
@@ -61,6 +79,12 @@ export function serveLive(httpServer: Server, deps: Deps) {
         const authorization = typeof fromParams === 'string' ? fromParams : ctx.extra.request.headers.authorization;
         const identity = await authenticate(authorization, ctx.extra.request.socket.remoteAddress);
         if (!identity) return false;
+        // Authenticated once: the connection ends when the token does (4401), and the client connects again with a new one.
+        const expiry = setTimeout(
+          () => ctx.extra.socket.close(4401, 'the token expired; connect again with a new one'),
+          expiresInMs(authorization),
+        );
+        ctx.extra.socket.once('close', () => clearTimeout(expiry));
         connections++;
         ctx.extra.counted = true;
         ctx.extra.identity = identity;
@@ -120,7 +144,10 @@ export function serveLive(httpServer: Server, deps: Deps) {
           { status: 400, statusText: 'Bad Request', headers: { 'content-type': 'application/json' } },
         ];
       connections++;
+      // The stream ends (complete) when the token does; the client subscribes again with a new one.
+      const expiry = setTimeout(() => void opened.subscription.return(), expiresInMs(raw.headers.authorization));
       raw.socket.once('close', () => {
+        clearTimeout(expiry);
         connections--;
         void opened.subscription.return();
       });

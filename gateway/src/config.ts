@@ -97,7 +97,7 @@ export interface GatewayConfig {
   /** This replica's name at the broker: its cache consumer resumes under it after a restart (GATEWAY_REPLICA). */
   readonly replica: string;
   /** Bounds of the live subscriptions (WebSocket and SSE). */
-  readonly live: { readonly maxPerConnection: number; readonly maxConnections: number };
+  readonly live: { readonly maxPerConnection: number; readonly maxConnections: number; readonly maxPerSubject: number };
 }
 
 /** The gateway's cache of subgraph answers (see cache/entity-cache.ts). */
@@ -251,6 +251,9 @@ const schema = z.object({
   LIVE_MAX_CONNECTIONS: positiveInt(5_000).describe(
     'Live connections (WebSocket and Server-Sent Events) one gateway process holds at once; past it a new one is refused (WebSocket close 4403, SSE 503).',
   ),
+  LIVE_MAX_CONNECTIONS_PER_SUBJECT: positiveInt(50).describe(
+    'Live connections one identity (the token subject) holds at once in one gateway process; past it a new one is refused like one past `LIVE_MAX_CONNECTIONS`, so one client cannot take them all.',
+  ),
   GATEWAY_REPLICA: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,100}$/, 'must be letters, digits, - and _ (at most 100)')
@@ -380,7 +383,11 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = configuredEnv('gatewa
     shutdownGraceMs: vars.SHUTDOWN_GRACE_MS,
     corsOrigins: vars.CORS_ORIGINS ?? new Set<string>(),
     events: loadEventsConfig(env, vars.DATA_DIR, production),
-    live: Object.freeze({ maxPerConnection: vars.LIVE_MAX_SUBSCRIPTIONS, maxConnections: vars.LIVE_MAX_CONNECTIONS }),
+    live: Object.freeze({
+      maxPerConnection: vars.LIVE_MAX_SUBSCRIPTIONS,
+      maxConnections: vars.LIVE_MAX_CONNECTIONS,
+      maxPerSubject: vars.LIVE_MAX_CONNECTIONS_PER_SUBJECT,
+    }),
     replica:
       vars.GATEWAY_REPLICA ??
       `${hostname()

@@ -14,7 +14,11 @@ import { responseCache } from './cache/response-cache.ts';
 import { checkSubgraphOverrides, type GatewayConfig } from './config.ts';
 import { createGatewayContextFactory } from './context.ts';
 import { loadRegisteredOperations } from './portal.ts';
-import { screenRequest } from './request-guard.ts';
+import { documentProblem, screenRequest } from './request-guard.ts';
+import { operationLimits } from './limits.ts';
+import { listSizesOfSupergraph, operationCost } from './cost.ts';
+import type { ListSizes } from '../../platform/paging.ts';
+import { GraphQLError, specifiedRules, validate } from 'graphql';
 import { createServer } from './server.ts';
 import { supergraphManager, type SupergraphSource } from './supergraph-source.ts';
 import { WORKER_SLOT_VARIABLE, workerLink } from './workers.ts';
@@ -77,7 +81,28 @@ export async function startGateway(
   const portalOperations = loadRegisteredOperations(config.portalOperationsDir);
   const entityRefs = loadEntityRefs();
   // Each message of a subscription is a query asked through this server as the subscriber.
+  // The limits a query meets, met by the query each subscription's messages ask, when it opens.
+  const liveArmor = operationLimits(config.limits).protect();
+  let liveSizes: ListSizes = new Map();
   const hub = new LiveHub({
+    check: (apiSchema, document, variables) => {
+      const problem = documentProblem(document, config.limits);
+      if (problem) return [new GraphQLError(problem, { extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } })];
+      const invalid = validate(apiSchema, document, [...specifiedRules, ...(liveArmor.validationRules ?? [])]);
+      if (invalid.length > 0)
+        return invalid.map((error) => new GraphQLError(error.message, { extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }));
+      const cost = operationCost({ schema: apiSchema, sizes: liveSizes }, document, variables);
+      return cost > config.limits.maxCost
+        ? [
+            new GraphQLError(
+              `Operation cost ${cost} exceeds the limit of ${config.limits.maxCost}; ask for fewer rows (first) or fewer nested lists`,
+              {
+                extensions: { code: 'OPERATION_TOO_COSTLY', cost, maxCost: config.limits.maxCost },
+              },
+            ),
+          ]
+        : [];
+    },
     registered: portalOperations,
     entityRefs,
     logger,
@@ -106,7 +131,10 @@ export async function startGateway(
     queryPlanCacheMb: config.queryPlanCacheMb,
     cache,
     responseCache: cache && cacheStore && config.cache.wholeAnswers ? responseCache(cacheStore, cache) : null,
-    onSchema: (apiSchema) => hub.setSchema(apiSchema),
+    onSchema: (apiSchema, coreSupergraphSdl) => {
+      if (coreSupergraphSdl) liveSizes = listSizesOfSupergraph(coreSupergraphSdl);
+      hub.setSchema(apiSchema);
+    },
   });
   const broker = options.broker ?? (await openBroker(config.events, logger));
   const verify = options.withoutSecurity ? async () => options.withoutSecurity! : await createClientVerifier(config.auth, issuerPublicKey);
@@ -140,7 +168,12 @@ export async function startGateway(
       await cacheStore?.close();
     },
   });
-  live = serveLive(service.httpServer, { hub, verify, logger, limits: config.live });
+  live = serveLive(service.httpServer, {
+    hub,
+    verify,
+    logger,
+    limits: { ...config.live, maxTokenAgeSeconds: config.auth.maxTokenAgeSeconds },
+  });
   const slot = process.env[WORKER_SLOT_VARIABLE];
   consumer = await consumeEvents({
     broker,

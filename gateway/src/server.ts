@@ -38,7 +38,7 @@ export interface GatewayDeps {
   /** The cache of whole answers, over the same store (with `cache` only). */
   readonly responseCache?: ApolloServerPlugin<GatewayContext> | null;
   /** Told the API schema each time the supergraph loads or changes (the live subscriptions validate against it). */
-  readonly onSchema?: (apiSchema: GraphQLSchema) => void;
+  readonly onSchema?: (apiSchema: GraphQLSchema, coreSupergraphSdl: string) => void;
 }
 
 /**
@@ -61,7 +61,7 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
   });
   const cache = deps.cache;
   if (cache) gateway.onSchemaLoadOrUpdate(({ apiSchema, coreSupergraphSdl }) => cache.setSchema(apiSchema, coreSupergraphSdl));
-  if (deps.onSchema) gateway.onSchemaLoadOrUpdate(({ apiSchema }) => deps.onSchema!(apiSchema));
+  if (deps.onSchema) gateway.onSchemaLoadOrUpdate(({ apiSchema, coreSupergraphSdl }) => deps.onSchema!(apiSchema, coreSupergraphSdl));
   const armor = operationLimits(deps.limits).protect();
   return new ApolloServer<GatewayContext>({
     gateway,

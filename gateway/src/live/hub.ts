@@ -13,6 +13,7 @@ import {
   type DocumentNode,
   type ExecutionResult,
   type FieldNode,
+  type GraphQLFormattedError,
   type GraphQLSchema,
   type OperationDefinitionNode,
 } from 'graphql';
@@ -41,6 +42,12 @@ export type LiveExecutor = (
 
 export interface LiveHubOptions {
   readonly execute: LiveExecutor;
+  /**
+   * The gateway's own limits (fields, directives, depth, aliases, cost) on the query each message
+   * will ask, checked when the subscription opens, so one past them is refused then, as a query
+   * would be, and not accepted to fail at every event.
+   */
+  readonly check?: (apiSchema: GraphQLSchema, document: DocumentNode, variables: Record<string, unknown>) => readonly GraphQLError[];
   readonly registered: RegisteredOperations;
   readonly entityRefs: ReadonlyMap<string, readonly EntityRef[]>;
   readonly logger: Logger;
@@ -60,6 +67,7 @@ const refused = (message: string, code = 'BAD_USER_INPUT') => new GraphQLError(m
  */
 export class LiveHub {
   #schema: GraphQLSchema | null = null;
+  #apiSchema: GraphQLSchema | null = null;
   readonly #byKey = new Map<string, Set<LiveSubscription>>();
   readonly #byType = new Map<string, Set<LiveSubscription>>();
   readonly #options: LiveHubOptions;
@@ -70,6 +78,7 @@ export class LiveHub {
 
   /** The supergraph's API schema with the Subscription type, once the supergraph loaded (and each time it changes). */
   setSchema(apiSchema: GraphQLSchema): void {
+    this.#apiSchema = apiSchema;
     this.#schema = extendSchema(apiSchema, parse(LIVE_SDL));
   }
 
@@ -83,7 +92,9 @@ export class LiveHub {
   open(
     identity: Identity,
     payload: LivePayload,
-  ): { errors: readonly GraphQLError[] } | { subscription: LiveSubscription; schema: GraphQLSchema; document: DocumentNode } {
+  ):
+    | { errors: readonly GraphQLError[] }
+    | { subscription: LiveSubscription; schema: GraphQLSchema; document: DocumentNode; operationName: string | undefined } {
     const schema = this.#schema;
     if (!schema) return { errors: [refused('the gateway has not loaded its supergraph yet; subscribe again', 'SERVICE_STOPPING')] };
     if (typeof payload.query !== 'string' || payload.query.length === 0) return { errors: [refused('send the subscription in "query"')] };
@@ -135,6 +146,8 @@ export class LiveHub {
     const derived = deriveQuery(document, operation, root, field);
     const variables: Record<string, unknown> = {};
     for (const name of derived.variables) variables[name] = (payload.variables as Record<string, unknown> | undefined)?.[name];
+    const limited = this.#options.check?.(this.#apiSchema!, parse(derived.text), { ...variables, [KEY_VARIABLE]: 'key' }) ?? [];
+    if (limited.length > 0) return { errors: limited };
     const key = field.keyArgument ? String(args[field.keyArgument]) : null;
     const subscription = new LiveSubscription({
       field,
@@ -149,7 +162,7 @@ export class LiveHub {
       forget: (closing) => this.#forget(closing),
     });
     this.#remember(subscription);
-    return { subscription, schema, document };
+    return { subscription, schema, document, operationName: operation.name?.value };
   }
 
   /** Pushes what `event` changed to the subscriptions that follow it. */
@@ -328,10 +341,11 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
     // Nothing to show (not this subscriber's, not visible to its role, gone): nothing is sent.
     if (value === null || value === undefined || this.#closed) return;
     if (this.#options.filter && !matchesAfter(this.#options.filter, value)) return;
-    const message: ExecutionResult = {
-      data: { [this.#options.responseKey]: value },
-      ...(result.errors?.length ? { errors: result.errors } : {}),
-    };
+    // The answer's errors are formatted already (plain objects): made GraphQLErrors again, which the transports serialize.
+    const errors = ((result.errors ?? []) as ReadonlyArray<GraphQLError | GraphQLFormattedError>).map((error) =>
+      error instanceof GraphQLError ? error : new GraphQLError(error.message, { path: error.path, extensions: error.extensions }),
+    );
+    const message: ExecutionResult = { data: { [this.#options.responseKey]: value }, ...(errors.length ? { errors } : {}) };
     const text = JSON.stringify(message);
     if (text === this.#last) return;
     this.#last = text;

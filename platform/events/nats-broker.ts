@@ -349,6 +349,9 @@ export async function natsBroker(options: NatsBrokerOptions): Promise<EventBroke
     ack_wait: nanos(ackWaitMs),
     max_ack_pending: 1,
     max_deliver: -1,
+    // A consumer away longer than the stream keeps events could not catch up anyway: the server
+    // forgets it then (a replica that is gone for good, an old worker slot).
+    inactive_threshold: nanos(streamMaxAgeMs),
     ...deliverOf(startAt, stream),
     ...filterConfig(subjects),
   });

@@ -71,3 +71,19 @@ export async function openBroker(config: EventsConfig, logger: Logger): Promise<
   const { embeddedBroker } = await import('./embedded-broker.ts');
   return embeddedBroker({ file: config.file, logger, retentionMs: config.retentionMs });
 }
+
+/**
+ * `<PREFIX>_FEED_POLL_MS`: how often a subgraph reads its embedded system's change log
+ * (platform/events/sqlite-change-log.ts), which bounds how long a change waits for its event.
+ */
+export function feedPollMs(system: string) {
+  return z.coerce
+    .number({ error: 'must be a number of milliseconds' })
+    .int('must be a whole number of milliseconds')
+    .min(10, 'must be at least 10')
+    .max(60_000, 'must be at most 60000')
+    .default(100)
+    .describe(
+      `How often the embedded ${system}'s change log is read, in ms: the longest a change to its file waits before its event is published. Embedded connector only.`,
+    );
+}

@@ -51,3 +51,20 @@ export function sourceEvent<D>(
     id,
   });
 }
+
+/** What a change says besides the record: the fields it changed (in the system's terms), and whether it deleted the record. */
+export interface ChangeFacts {
+  /** Empty or absent when the system does not tell (a creation, a system that names no fields). */
+  readonly changes?: readonly string[] | undefined;
+  readonly deleted?: boolean | undefined;
+}
+
+/** The facts as an event's data carries them: `changes` when there are some, `deleted` only when true. */
+export function factsOf({ changes, deleted }: ChangeFacts): { changes?: string[]; deleted?: true } {
+  return { ...(changes?.length ? { changes: [...changes] } : {}), ...(deleted ? { deleted: true } : {}) };
+}
+
+/** The present fields of `fields`: an event leaves out what is not known rather than sending undefined. */
+export function known<T extends Record<string, unknown>>(fields: T): Partial<T> {
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as Partial<T>;
+}

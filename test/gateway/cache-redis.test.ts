@@ -3,10 +3,9 @@ import { DEFAULT_TIER_TTLS_S } from '../../gateway/src/cache/policy.ts';
 import { startGateway } from '../../gateway/src/gateway.ts';
 import type { RunningService } from '../../platform/http-server.ts';
 import { embeddedBroker } from '../../platform/events/embedded-broker.ts';
-import { sourceEvent } from '../../platform/events/source.ts';
 import { createLogger } from '../../platform/logger.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
-import { gatewayConfig, operation, postGraphQL, startStack, type Stack, vendorCallsDuring } from '../helpers/stack.ts';
+import { caseSubjectChanged, gatewayConfig, operation, postGraphQL, startStack, type Stack, vendorCallsDuring } from '../helpers/stack.ts';
 
 const SUBJECT = 'query($id: ID!) { case(id: $id) { id subject } }';
 
@@ -82,23 +81,7 @@ describe('the gateway cache on Redis, shared by two replicas', () => {
     await stack.query(SUBJECT, { id });
     await onSecond(SUBJECT, { id });
     stack.dbs.support.prepare('UPDATE tickets SET subject = ? WHERE id = ?').run('Changed behind the cache', Number(id));
-    await stack.broker.publish([
-      sourceEvent(
-        {
-          type: 'concord.case.updated',
-          subject: `case/${id}`,
-          data: {
-            caseId: id,
-            customerId: null,
-            status: 'OPEN',
-            priority: 'NORMAL',
-            changes: ['subject'],
-            updatedAt: new Date().toISOString(),
-          },
-        },
-        { source: 'concord/test', version: Date.now() },
-      ),
-    ]);
+    await stack.broker.publish([caseSubjectChanged(id)]);
     const deadline = Date.now() + 2_000;
     const fresh = async () =>
       (await stack.query<{ case: { subject: string } }>(SUBJECT, { id })).body.data!.case.subject === 'Changed behind the cache' &&

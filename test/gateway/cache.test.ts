@@ -3,9 +3,9 @@ import { startGateway } from '../../gateway/src/gateway.ts';
 import { DEFAULT_TIER_TTLS_S } from '../../gateway/src/cache/policy.ts';
 import type { RunningService } from '../../platform/http-server.ts';
 import { embeddedBroker } from '../../platform/events/embedded-broker.ts';
-import { sourceEvent } from '../../platform/events/source.ts';
 import { createLogger } from '../../platform/logger.ts';
 import {
+  caseSubjectChanged,
   gatewayConfig,
   graphqlRequestsServed,
   NO_CACHE,
@@ -89,24 +89,7 @@ describe('the gateway cache, end to end', () => {
   });
 
   /** Publishes what the desk's feed publishes when a case changes (subgraphs/support), as the desk's own source. */
-  const caseChanged = (id: string, version: number) =>
-    stack.broker.publish([
-      sourceEvent(
-        {
-          type: 'concord.case.updated',
-          subject: `case/${id}`,
-          data: {
-            caseId: id,
-            customerId: null,
-            status: 'OPEN',
-            priority: 'NORMAL',
-            changes: ['subject'],
-            updatedAt: new Date().toISOString(),
-          },
-        },
-        { source: 'concord/test', version },
-      ),
-    ]);
+  const caseChanged = (id: string, version: number) => stack.broker.publish([caseSubjectChanged(id, version)]);
   const subjectOf = async (id: string) => (await stack.query<{ case: { subject: string } }>(SUBJECT, { id })).body.data!.case.subject;
   const eventually = async (check: () => Promise<boolean>, ms = 2_000) => {
     const started = Date.now();

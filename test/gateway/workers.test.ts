@@ -6,11 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventBroker } from '../../platform/events/broker.ts';
 import { embeddedBroker } from '../../platform/events/embedded-broker.ts';
-import { sourceEvent } from '../../platform/events/source.ts';
 import { ensureDevKeys } from '../../platform/keys.ts';
 import { createLogger } from '../../platform/logger.ts';
 import { freePort } from '../../tools/bench/processes.ts';
-import { graphqlRequestsServed, postGraphQL, startStack, tokenFor, type Stack } from '../helpers/stack.ts';
+import { caseSubjectChanged, graphqlRequestsServed, postGraphQL, startStack, tokenFor, type Stack } from '../helpers/stack.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SUBJECT = 'query($id: ID!) { case(id: $id) { id subject } }';
@@ -131,23 +130,7 @@ describe('the gateway with two workers', () => {
     for (let i = 0; i < 5; i++) expect(await subject(id)).toBe(original);
     stack.dbs.support.prepare('UPDATE tickets SET subject = ? WHERE id = ?').run('Changed while cached twice', Number(id));
     expect(await subject(id)).toBe(original);
-    await broker.publish([
-      sourceEvent(
-        {
-          type: 'concord.case.updated',
-          subject: `case/${id}`,
-          data: {
-            caseId: id,
-            customerId: null,
-            status: 'OPEN',
-            priority: 'NORMAL',
-            changes: ['subject'],
-            updatedAt: new Date().toISOString(),
-          },
-        },
-        { source: 'concord/test', version: Date.now() },
-      ),
-    ]);
+    await broker.publish([caseSubjectChanged(id)]);
     const deadline = Date.now() + 3_000;
     for (let fresh = 0; fresh < 6;) {
       if ((await subject(id)) === 'Changed while cached twice') fresh++;

@@ -27,6 +27,20 @@ import { sqliteExecutor } from '../../platform/workflow/sql.ts';
 import type { EventBroker } from '../../platform/events/broker.ts';
 import { embeddedBroker } from '../../platform/events/embedded-broker.ts';
 import type { EventsConfig } from '../../platform/events/config.ts';
+import type { CanonicalEvent } from '../../platform/events/cloudevent.ts';
+import { sourceEvent } from '../../platform/events/source.ts';
+
+/** What the desk's feed publishes when a case's subject changed (subgraphs/support), for tests that publish it themselves. */
+export function caseSubjectChanged(caseId: string, version = Date.now()): CanonicalEvent {
+  return sourceEvent(
+    {
+      type: 'concord.case.updated',
+      subject: `case/${caseId}`,
+      data: { caseId, customerId: null, status: 'OPEN', priority: 'NORMAL', changes: ['subject'], updatedAt: new Date().toISOString() },
+    },
+    { source: 'concord/test', version },
+  );
+}
 
 /** A broker of one service's own, in memory: a service a test starts alone publishes nowhere else. */
 export const PRIVATE_EVENTS: EventsConfig = { kind: 'embedded', file: ':memory:', retentionMs: 3_600_000 };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { feedPollMs } from '../../../platform/events/config.ts';
 import { ConfigError, readEnv } from '../../../platform/config.ts';
 import type { ResiliencePolicy } from '../../../platform/resilience.ts';
 import { configuredEnv } from '../../../platform/config-file.ts';
@@ -52,15 +53,7 @@ const schema = z.object({
 });
 
 const feedSchema = z.object({
-  CRM_FEED_POLL_MS: z.coerce
-    .number({ error: 'must be a number of milliseconds' })
-    .int('must be a whole number of milliseconds')
-    .min(10, 'must be at least 10')
-    .max(60_000, 'must be at most 60000')
-    .default(100)
-    .describe(
-      "How often the embedded CRM's change log is read, in ms: the longest a change to the CRM's file waits before its event is published. Embedded connector only.",
-    ),
+  CRM_FEED_POLL_MS: feedPollMs('CRM'),
   SALESFORCE_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional().meta({
     description:
       'Secret the relay of Salesforce Change Data Capture events signs `POST /hooks/salesforce` with (`X-Concord-Signature`: base64 HMAC-SHA256 of `X-Concord-Signature-Timestamp` and the body). Each change event becomes a canonical event, its keys read from the org. With `CRM_CONNECTOR=salesforce`.',

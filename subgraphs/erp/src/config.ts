@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { feedPollMs } from '../../../platform/events/config.ts';
 import { ConfigError, httpUrl, readEnv } from '../../../platform/config.ts';
 import { configuredEnv } from '../../../platform/config-file.ts';
 import type { ResiliencePolicy } from '../../../platform/resilience.ts';
@@ -55,15 +56,7 @@ const bcSchema = z.object({
 });
 
 const feedSchema = z.object({
-  ERP_FEED_POLL_MS: z.coerce
-    .number({ error: 'must be a number of milliseconds' })
-    .int('must be a whole number of milliseconds')
-    .min(10, 'must be at least 10')
-    .max(60_000, 'must be at most 60000')
-    .default(100)
-    .describe(
-      "How often the embedded ERP's change log is read, in ms: the longest a change to the ERP's file waits before its event is published. Embedded connector only.",
-    ),
+  ERP_FEED_POLL_MS: feedPollMs('ERP'),
   BC_WEBHOOK_CLIENT_STATE: z.string().min(16, 'must be at least 16 characters').optional().meta({
     description:
       "The clientState of the Business Central webhook subscriptions that notify `POST /hooks/business-central` (customers, salesOrders, salesInvoices, the extension's shipments): each notification's record is read from Business Central and published as a canonical event. With `ERP_CONNECTOR=business-central`.",

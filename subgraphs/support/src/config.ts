@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { feedPollMs } from '../../../platform/events/config.ts';
 import { readEnv } from '../../../platform/config.ts';
 import type { ResiliencePolicy } from '../../../platform/resilience.ts';
 import { configuredEnv } from '../../../platform/config-file.ts';
@@ -55,15 +56,7 @@ const schema = z.object({
 
 /** The change feed of the embedded desk, whichever connector is configured (only the embedded one reads it). */
 const feedSchema = z.object({
-  SUPPORT_FEED_POLL_MS: z.coerce
-    .number({ error: 'must be a number of milliseconds' })
-    .int('must be a whole number of milliseconds')
-    .min(10, 'must be at least 10')
-    .max(60_000, 'must be at most 60000')
-    .default(100)
-    .describe(
-      "How often the support subgraph reads the embedded desk's change log and publishes what changed, in ms: the most a change waits before its event reaches the broker (embedded connector only).",
-    ),
+  SUPPORT_FEED_POLL_MS: feedPollMs('desk'),
 });
 
 /** Zendesk rate-limits per account and minute; a modest bulkhead keeps bursts in check. */

@@ -1,4 +1,7 @@
 import type { EventDraft } from '../../../../platform/events/cloudevent.ts';
+import { factsOf, known, type ChangeFacts } from '../../../../platform/events/source.ts';
+
+export type { ChangeFacts };
 import type { BillingFrequency, ContractStatus, OnboardingStatus, SubscriptionStatus, SupportTier } from '../connectors/types.ts';
 
 /**
@@ -6,22 +9,6 @@ import type { BillingFrequency, ContractStatus, OnboardingStatus, SubscriptionSt
  * says in canonical terms, whichever way it told: the embedded CRM's change log or Salesforce's
  * change events.
  */
-
-/** What a change says besides the record: the fields it changed, and whether it deleted the record. */
-export interface ChangeFacts {
-  /** Field names in the CRM's terms; empty or absent when the CRM does not tell (a creation). */
-  readonly changes?: readonly string[] | undefined;
-  readonly deleted?: boolean | undefined;
-}
-
-function factsOf({ changes, deleted }: ChangeFacts): { changes?: string[]; deleted?: true } {
-  return { ...(changes?.length ? { changes: [...changes] } : {}), ...(deleted ? { deleted: true } : {}) };
-}
-
-/** The present fields of `fields`: an event leaves out what is not known rather than sending undefined. */
-function known<T extends Record<string, unknown>>(fields: T): Partial<T> {
-  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as Partial<T>;
-}
 
 /** A CRM account of a customer changed (or a record that is part of the customer, named by `changes`). */
 export function customerUpdated(customerId: string, changes?: readonly string[]): EventDraft {

@@ -1,4 +1,7 @@
 import type { EventDraft } from '../../../../platform/events/cloudevent.ts';
+import { factsOf, known, type ChangeFacts } from '../../../../platform/events/source.ts';
+
+export type { ChangeFacts };
 import type { ErpChangedRecord, ErpInvoiceStatus, OrderStatus } from '../connectors/types.ts';
 
 /**
@@ -6,22 +9,6 @@ import type { ErpChangedRecord, ErpInvoiceStatus, OrderStatus } from '../connect
  * in canonical terms, whichever way it told: the embedded ERP's change log, Business Central's
  * webhook notifications or a poll of what changed.
  */
-
-/** What a change says besides the record: the fields it changed, and whether it deleted the record. */
-export interface ChangeFacts {
-  /** In the ERP's terms; empty or absent when the ERP does not tell. */
-  readonly changes?: readonly string[] | undefined;
-  readonly deleted?: boolean | undefined;
-}
-
-function factsOf({ changes, deleted }: ChangeFacts): { changes?: string[]; deleted?: true } {
-  return { ...(changes?.length ? { changes: [...changes] } : {}), ...(deleted ? { deleted: true } : {}) };
-}
-
-/** The present fields of `fields`: an event leaves out what is not known rather than sending undefined. */
-function known<T extends Record<string, unknown>>(fields: T): Partial<T> {
-  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as Partial<T>;
-}
 
 /** The ERP customer (its billing profile, credit, balance) of a customer number changed. */
 export function customerUpdated(customerId: string, facts: ChangeFacts = {}): EventDraft {

@@ -1,6 +1,7 @@
 import { ConnectorError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
+import { inSpan, inSystemCallOf, SpanKind } from './tracing.ts';
 
 /**
  * Counts, times and logs every call an adapter makes to the system behind it, and turns the
@@ -25,28 +26,38 @@ export function createConnectorTelemetry(
   isOutage: (error: unknown) => boolean = () => true,
 ): ConnectorTelemetry {
   const log = logger.child({ system });
-  return {
+  const telemetry: ConnectorTelemetry = {
     system,
-    async call(operation, detail, fn) {
-      const started = performance.now();
-      let outcome: 'ok' | 'error' = 'ok';
-      try {
-        return await fn();
-      } catch (error) {
-        outcome = 'error';
-        if (error instanceof ConnectorError || !isOutage(error)) throw error;
-        const message = error instanceof Error ? error.message : String(error);
-        throw new ConnectorError(system, `${operation} failed: ${message}`, { cause: error });
-      } finally {
-        const ms = performance.now() - started;
-        metrics.connectorCalls.inc({ system, operation, outcome });
-        metrics.connectorDuration.observe({ system, operation }, ms / 1000);
-        const fields = { operation, outcome, ms: Math.round(ms * 100) / 100, ...detail };
-        if (outcome === 'ok') log.info(fields, 'connector call');
-        else log.warn(fields, 'connector call');
-      }
+    call(operation, detail, fn) {
+      // A span per request the system sees: named for the call, or, as one attempt of a call
+      // through the resilience layer (its parent span), for the request (`GET /api/v2/…`).
+      const request = typeof detail.request === 'string' ? detail.request : undefined;
+      const name = inSystemCallOf(system) ? (request ?? operation) : `${system} ${operation}`;
+      const attributes = { 'concord.system': system, 'concord.operation': operation, ...(request ? { 'concord.request': request } : {}) };
+      return inSpan(name, { kind: SpanKind.CLIENT, attributes }, () => measured(operation, detail, fn));
     },
   };
+  return telemetry;
+
+  async function measured<T>(operation: string, detail: Record<string, unknown>, fn: () => T | Promise<T>): Promise<T> {
+    const started = performance.now();
+    let outcome: 'ok' | 'error' = 'ok';
+    try {
+      return await fn();
+    } catch (error) {
+      outcome = 'error';
+      if (error instanceof ConnectorError || !isOutage(error)) throw error;
+      const message = error instanceof Error ? error.message : String(error);
+      throw new ConnectorError(system, `${operation} failed: ${message}`, { cause: error });
+    } finally {
+      const ms = performance.now() - started;
+      metrics.connectorCalls.inc({ system, operation, outcome });
+      metrics.connectorDuration.observe({ system, operation }, ms / 1000);
+      const fields = { operation, outcome, ms: Math.round(ms * 100) / 100, ...detail };
+      if (outcome === 'ok') log.info(fields, 'connector call');
+      else log.warn(fields, 'connector call');
+    }
+  }
 }
 
 /** Telemetry that records nothing, for adapters used outside a service (seeding, scripts). */

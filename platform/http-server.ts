@@ -1,12 +1,14 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
+import { HeaderMap, type ApolloServer, type ApolloServerPlugin, type BaseContext } from '@apollo/server';
+import { context as otelContext, trace } from '@opentelemetry/api';
 import { flushed, type Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { VERSION } from './package-root.ts';
 import { lagTolerantTimer } from './time.ts';
 import { metricsAllowed, startMetricsServer, type MetricsEndpoint } from './metrics-endpoint.ts';
 import { CORRELATION_HEADER, correlationIdFrom, runInScope, type RequestScope } from './request-context.ts';
+import { contextFrom, failSpan, inSpan, SpanKind, tracer, tracingEnabled } from './tracing.ts';
 
 /** What a service needs to serve GraphQL and its operational endpoints over HTTP. */
 export interface ServiceOptions<TContext extends BaseContext> {
@@ -27,6 +29,11 @@ export interface ServiceOptions<TContext extends BaseContext> {
   readonly routes?: ReadonlyMap<string, RawRoute>;
   /** Long-lived endpoints (Server-Sent Events) that answer on the raw request and response, by path. */
   readonly streams?: ReadonlyMap<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>>;
+  /**
+   * Pages and their assets (an IDE, a console): asked first for every GET or HEAD request on a
+   * path no other route serves; resolves true when it has answered.
+   */
+  readonly web?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
   /** Called when stop() begins, before requests drain: long-lived streams and sockets end here. */
   readonly onDrain?: () => Promise<void>;
   /** Where /metrics is served (default: on the API port, open). */
@@ -153,20 +160,47 @@ export async function startService<TContext extends BaseContext>(options: Servic
     res.once('finish', () => {
       metrics.httpRequests.observe({ route, status: String(res.statusCode) }, (performance.now() - started) / 1000);
     });
-    runInScope(scope, () => {
-      handle(req, res, route, scope).catch((error: unknown) => {
-        if (error instanceof HttpError) {
-          if (error.status === 413) hangUpAfter(req, res);
-          if (error.status === 503) res.setHeader('retry-after', '1');
-          sendJson(res, error.status, { errors: [{ message: error.message, extensions: { code: error.code } }] });
-          return;
-        }
-        logger.error({ err: error, route }, 'request failed');
-        if (!res.headersSent)
-          sendJson(res, 500, { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
-        else res.destroy();
+    const serve = () =>
+      runInScope(scope, () => {
+        handle(req, res, route, scope).catch((error: unknown) => {
+          if (error instanceof HttpError) {
+            if (error.status === 413) hangUpAfter(req, res);
+            if (error.status === 503) res.setHeader('retry-after', '1');
+            sendJson(res, error.status, { errors: [{ message: error.message, extensions: { code: error.code } }] });
+            return;
+          }
+          logger.error({ err: error, route }, 'request failed');
+          if (!res.headersSent)
+            sendJson(res, 500, { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+          else res.destroy();
+        });
       });
+    // Probes and scrapes are not traced: they would bury the requests that are.
+    if (!tracingEnabled() || route === 'health' || route === 'ready' || route === 'metrics') return serve();
+    // A server span per request, the child of the caller's `traceparent` when it sent one.
+    const parent = contextFrom(req.headers);
+    const httpRoute = route === 'graphql' || route === 'hook' || route === 'stream' ? pathOf(req) : undefined;
+    const span = tracer().startSpan(
+      httpRoute ? `${req.method} ${httpRoute}` : String(req.method),
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          'http.request.method': req.method ?? 'GET',
+          'url.path': pathOf(req),
+          'url.scheme': 'http',
+          ...(httpRoute ? { 'http.route': httpRoute } : {}),
+          'server.port': (req.socket.localPort as number | undefined) ?? 0,
+          'correlation.id': scope.correlationId,
+        },
+      },
+      parent,
+    );
+    res.once('close', () => {
+      span.setAttribute('http.response.status_code', res.statusCode);
+      if (res.statusCode >= 500) failSpan(span, null, String(res.statusCode));
+      span.end();
     });
+    otelContext.with(trace.setSpan(parent, span), serve);
   });
   httpServer.keepAliveTimeout = 65_000;
 
@@ -208,6 +242,7 @@ export async function startService<TContext extends BaseContext>(options: Servic
         return;
       }
       default:
+        if ((req.method === 'GET' || req.method === 'HEAD') && options.web && (await options.web(req, res))) return;
         throw new HttpError(404, `No route for ${req.method} ${pathOf(req)}`, 'NOT_FOUND');
     }
   }
@@ -220,15 +255,18 @@ export async function startService<TContext extends BaseContext>(options: Servic
     const body = req.method === 'POST' ? await readJsonBody(req, maxBodyBytes) : undefined;
     const url = req.url ?? '/';
     const queryAt = url.indexOf('?');
-    const response = await apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest: {
-        method: (req.method ?? 'GET').toUpperCase(),
-        headers,
-        search: queryAt === -1 ? '' : url.slice(queryAt),
-        body,
-      },
-      context: () => options.context(req, scope, body),
-    });
+    // The operation's span (graphqlSpans names it once the operation is known).
+    const response = await inSpan('graphql', {}, () =>
+      apollo.executeHTTPGraphQLRequest({
+        httpGraphQLRequest: {
+          method: (req.method ?? 'GET').toUpperCase(),
+          headers,
+          search: queryAt === -1 ? '' : url.slice(queryAt),
+          body,
+        },
+        context: () => options.context(req, scope, body),
+      }),
+    );
     for (const [key, value] of response.headers) res.setHeader(key, value);
     res.statusCode = response.status ?? 200;
     if (response.body.kind === 'complete') {
@@ -239,6 +277,7 @@ export async function startService<TContext extends BaseContext>(options: Servic
     res.end();
   }
 
+  apollo.addPlugin(graphqlSpans as ApolloServerPlugin<TContext>);
   await apollo.start();
   try {
     await new Promise<void>((resolve, reject) => {
@@ -324,6 +363,37 @@ export async function startService<TContext extends BaseContext>(options: Servic
     },
   };
 }
+
+/**
+ * Names the operation's span as OpenTelemetry's GraphQL conventions say (`query CaseContext`,
+ * with `graphql.operation.type` and `graphql.operation.name`) and marks it failed with the first
+ * error's code. Neither the document nor variables nor values are recorded: they may hold
+ * customer data.
+ */
+const graphqlSpans: ApolloServerPlugin<BaseContext> = {
+  async requestDidStart() {
+    const span = tracingEnabled() ? trace.getActiveSpan() : undefined;
+    if (!span) return;
+    return {
+      async didResolveOperation({ operation, operationName }) {
+        if (!operation) return;
+        const type = operation.operation;
+        const name = operationName?.slice(0, 100);
+        span.updateName(name ? `${type} ${name}` : type);
+        span.setAttribute('graphql.operation.type', type);
+        if (name) span.setAttribute('graphql.operation.name', name);
+      },
+      async willSendResponse({ response, errors }) {
+        const body = response.body;
+        const found = errors?.length ? errors : body.kind === 'single' ? (body.singleResult.errors ?? []) : [];
+        if (!found.length) return;
+        const codes = [...new Set(found.map((error) => String(error.extensions?.code ?? 'INTERNAL_SERVER_ERROR')))];
+        span.setAttribute('graphql.error.codes', codes);
+        failSpan(span, null, codes[0]);
+      },
+    };
+  },
+};
 
 function pathOf(req: IncomingMessage): string {
   const url = req.url ?? '/';

@@ -1,5 +1,6 @@
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 import { currentScope } from './request-context.ts';
+import { traceFields } from './tracing.ts';
 
 export type { Logger };
 
@@ -13,7 +14,8 @@ export function auditLogger(logger: Logger): Logger {
 
 /**
  * The service's root logger: JSON lines, each stamped with the service name and, inside a
- * request, its correlation id. Credentials never reach the log.
+ * request, its correlation id and (with tracing on) its trace and span ids. Credentials never
+ * reach the log.
  */
 export function createLogger(service: string, level: LevelWithSilent = 'info', destination?: DestinationStream): Logger {
   const options: pino.LoggerOptions = {
@@ -23,7 +25,8 @@ export function createLogger(service: string, level: LevelWithSilent = 'info', d
     timestamp: pino.stdTimeFunctions.isoTime,
     mixin() {
       const scope = currentScope();
-      return scope ? { correlationId: scope.correlationId } : {};
+      const ids = traceFields();
+      return scope ? { correlationId: scope.correlationId, ...ids } : ids;
     },
     redact: {
       paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'authorization', '*.accessToken', '*.password'],

@@ -7,8 +7,16 @@ export interface Metrics {
   /** One increment per call to the system behind a connector. */
   readonly connectorCalls: Counter<'system' | 'operation' | 'outcome'>;
   readonly connectorDuration: Histogram<'system' | 'operation'>;
+  /** One increment per attempt sent again by a system's resilience layer. */
+  readonly connectorRetries: Counter<'system' | 'operation'>;
+  /** Each system's circuit breaker, read at every scrape (`concord_connector_breaker_state`). */
+  readonly breakers: Map<string, () => BreakerState>;
   readonly httpRequests: Histogram<'route' | 'status'>;
 }
+
+export type BreakerState = 'closed' | 'half-open' | 'open';
+/** The breaker state as a number a rule can compare: closed 0, half-open 1, open 2. */
+export const BREAKER_STATE_VALUE: Readonly<Record<BreakerState, number>> = { closed: 0, 'half-open': 1, open: 2 };
 
 /**
  * A registry per service instance (not prom-client's global one), so several services can run
@@ -17,7 +25,21 @@ export interface Metrics {
 export function createMetrics(service: string, options: { processMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
   registry.setDefaultLabels({ service });
-  if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'concord_' });
+  // Node's and the process's own metrics under their standard names (process_cpu_seconds_total,
+  // nodejs_eventloop_lag_seconds, …), as stock dashboards and alerts expect them.
+  if (options.processMetrics) collectDefaultMetrics({ register: registry });
+  const breakers = new Map<string, () => BreakerState>();
+  new Gauge({
+    name: 'concord_connector_breaker_state',
+    help: "Each system's circuit breaker: 0 closed (calls go through), 1 half-open (one probe may), 2 open (calls fail fast).",
+    labelNames: ['system'],
+    registers: [registry],
+    // Per system and process: the highest over a gateway's workers is the one to see.
+    aggregator: 'max',
+    collect() {
+      for (const [system, state] of breakers) this.set({ system }, BREAKER_STATE_VALUE[state()]);
+    },
+  });
   new Gauge({
     name: 'concord_build_info',
     help: 'Always 1; its labels say which Concord version runs, on which Node.js.',
@@ -41,6 +63,13 @@ export function createMetrics(service: string, options: { processMetrics?: boole
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    connectorRetries: new Counter({
+      name: 'concord_connector_retries_total',
+      help: 'Attempts sent again to the system behind a connector (after a timeout, a refused connection, a 429 or a 5xx), by system and operation.',
+      labelNames: ['system', 'operation'],
+      registers: [registry],
+    }),
+    breakers,
     httpRequests: new Histogram({
       name: 'concord_http_request_duration_seconds',
       help: 'Duration of HTTP requests served, by route and status.',

@@ -1,4 +1,5 @@
 import { ConfigError } from './config.ts';
+import { startTracing, type Tracing } from './tracing.ts';
 
 /** What runMain runs: a service that can stop, and how long it may take to. */
 export interface Stoppable {
@@ -16,12 +17,17 @@ export const STOP_MARGIN_MS = 5_000;
  * exit code 1. SIGINT/SIGTERM stop it gracefully (exit code 0); a stop that outlasts its grace by
  * more than five seconds ends the process with exit code 1. Signals after the first change
  * nothing: a terminal's Ctrl-C reaches a whole process group, whose parent (npm start, a cluster's
- * primary) then passes on a SIGTERM of its own.
+ * primary) then passes on a SIGTERM of its own. Traces are exported when the OTEL_* variables
+ * ask for them (platform/tracing.ts), and flushed after the service has stopped.
  */
 export function runMain(name: string, start: () => Promise<Stoppable>): void {
+  let tracing: Tracing | null = null;
   // start() may throw before it returns a promise (configuration is read first): same path.
   Promise.resolve()
-    .then(start)
+    .then(async () => {
+      tracing = await startTracing(name);
+      return start();
+    })
     .then(
       (service) => {
         let stopping = false;
@@ -34,7 +40,10 @@ export function runMain(name: string, start: () => Promise<Stoppable>): void {
             process.exit(1);
           }, limitMs).unref();
           service.stop().then(
-            () => process.exit(0),
+            async () => {
+              await tracing?.shutdown();
+              process.exit(0);
+            },
             (error: unknown) => {
               console.error(`${name}: error while stopping after ${signal}:`, error);
               process.exit(1);

@@ -1,5 +1,7 @@
 import { ConnectorError } from './errors.ts';
 import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+import { inSystemCall } from './tracing.ts';
 
 /**
  * How one system is called: a deadline on every call, retries with capped exponential backoff
@@ -66,7 +68,14 @@ export interface Resilience {
 export function createResilience(
   system: string,
   policy: ResiliencePolicy,
-  options: { logger?: Logger; now?: () => number; sleep?: (ms: number) => Promise<void>; random?: () => number } = {},
+  options: {
+    logger?: Logger;
+    /** Where retries are counted and the breaker's state is exported. */
+    metrics?: Metrics;
+    now?: () => number;
+    sleep?: (ms: number) => Promise<void>;
+    random?: () => number;
+  } = {},
 ): Resilience {
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
@@ -78,6 +87,7 @@ export function createResilience(
   const waiting: (() => void)[] = [];
 
   const state = (): 'closed' | 'open' | 'half-open' => (openUntil === 0 ? 'closed' : now() < openUntil ? 'open' : 'half-open');
+  options.metrics?.breakers.set(system, state);
 
   async function acquire(operation: string): Promise<void> {
     if (active < policy.maxConcurrent) {
@@ -139,48 +149,61 @@ export function createResilience(
   return {
     system,
     state,
-    async call(operation, callOptions, fn) {
-      const current = state();
-      if (current === 'open' || (current === 'half-open' && probing)) {
-        throw new ConnectorError(system, `${operation}: the ${system} circuit is open after repeated failures`);
-      }
-      if (current === 'half-open') probing = true;
-      const tries = callOptions.idempotent ? policy.retries + 1 : 1;
-      for (let tryNumber = 1; ; tryNumber += 1) {
-        try {
-          const result = await attempt(operation, fn);
-          recordSuccess();
-          return result;
-        } catch (error) {
-          const classified = error instanceof SystemCallError ? error : null;
-          const refused = !classified?.details.retryable && (classified?.details.status === 401 || classified?.details.status === 403);
-          if (classified && !classified.details.retryable && !refused) {
-            // The system answered: it is up, and the request was the caller's to fix.
-            recordAnswered();
-            throw classified;
-          }
-          recordFailure(operation);
-          if (refused) {
-            // A refused credential is an outage no client can fix: report it as one, naming the system.
-            throw new ConnectorError(system, `${operation}: the ${system} refused Concord's credentials (${classified.details.status})`, {
-              cause: error,
-            });
-          }
-          const retryAfter = classified?.details.retryAfterMs ?? 0;
-          const retry = classified?.details.retryable && tryNumber < tries && state() !== 'open' && retryAfter <= MAX_RETRY_AFTER_MS;
-          if (!retry) {
-            if (error instanceof ConnectorError) throw error;
-            const why = retryAfter > MAX_RETRY_AFTER_MS ? ` (the ${system} asks to wait ${Math.ceil(retryAfter / 1000)} s)` : '';
-            throw new ConnectorError(system, `${operation}: ${(error as Error).message}${why}`, { cause: error });
-          }
-          const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (tryNumber - 1));
-          const delay = Math.max(retryAfter, Math.floor(random() * ceiling));
-          options.logger?.warn({ system, operation, try: tryNumber, delayMs: delay, error: classified!.message }, 'retrying a failed call');
-          await sleep(delay);
-        }
-      }
+    call(operation, callOptions, fn) {
+      return inSystemCall(system, operation, (record) => guarded(operation, callOptions, fn, record));
     },
   };
+
+  /** One call: refused while the breaker is open, else tried (and retried) within the policy. */
+  async function guarded<T>(
+    operation: string,
+    callOptions: CallOptions,
+    fn: (signal: AbortSignal) => Promise<T>,
+    record: (attributes: Record<string, string | number>) => void,
+  ): Promise<T> {
+    const current = state();
+    record({ 'concord.breaker.state': current });
+    if (current === 'open' || (current === 'half-open' && probing)) {
+      throw new ConnectorError(system, `${operation}: the ${system} circuit is open after repeated failures`);
+    }
+    if (current === 'half-open') probing = true;
+    const tries = callOptions.idempotent ? policy.retries + 1 : 1;
+    for (let tryNumber = 1; ; tryNumber += 1) {
+      record({ 'concord.retries': tryNumber - 1 });
+      try {
+        const result = await attempt(operation, fn);
+        recordSuccess();
+        return result;
+      } catch (error) {
+        const classified = error instanceof SystemCallError ? error : null;
+        const refused = !classified?.details.retryable && (classified?.details.status === 401 || classified?.details.status === 403);
+        if (classified && !classified.details.retryable && !refused) {
+          // The system answered: it is up, and the request was the caller's to fix.
+          recordAnswered();
+          throw classified;
+        }
+        recordFailure(operation);
+        if (refused) {
+          // A refused credential is an outage no client can fix: report it as one, naming the system.
+          throw new ConnectorError(system, `${operation}: the ${system} refused Concord's credentials (${classified.details.status})`, {
+            cause: error,
+          });
+        }
+        const retryAfter = classified?.details.retryAfterMs ?? 0;
+        const retry = classified?.details.retryable && tryNumber < tries && state() !== 'open' && retryAfter <= MAX_RETRY_AFTER_MS;
+        if (!retry) {
+          if (error instanceof ConnectorError) throw error;
+          const why = retryAfter > MAX_RETRY_AFTER_MS ? ` (the ${system} asks to wait ${Math.ceil(retryAfter / 1000)} s)` : '';
+          throw new ConnectorError(system, `${operation}: ${(error as Error).message}${why}`, { cause: error });
+        }
+        const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (tryNumber - 1));
+        const delay = Math.max(retryAfter, Math.floor(random() * ceiling));
+        options.logger?.warn({ system, operation, try: tryNumber, delayMs: delay, error: classified!.message }, 'retrying a failed call');
+        options.metrics?.connectorRetries.inc({ system, operation });
+        await sleep(delay);
+      }
+    }
+  }
 }
 
 /**

@@ -6,7 +6,9 @@ import { ErrorCode } from '../../platform/errors.ts';
 import type { Identity } from '../../platform/identity.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { CORRELATION_HEADER } from '../../platform/request-context.ts';
+import { failSpan, inSpan, SpanKind, traceHeaders } from '../../platform/tracing.ts';
 import { readsFresh, type EntityCache } from './cache/entity-cache.ts';
+import type { GatewayMetrics } from './metrics.ts';
 import type { GatewayContext } from './context.ts';
 
 /** Connections kept per subgraph: more than a gateway process has fetches in flight to one subgraph at once. */
@@ -197,7 +199,11 @@ export class SubgraphPools {
   private readonly pools = new Map<string, OriginPool>();
   readonly limits: SubgraphCallLimits;
 
-  constructor(timeoutMs: number, maxResponseBytes: number) {
+  constructor(
+    timeoutMs: number,
+    maxResponseBytes: number,
+    private readonly metrics: GatewayMetrics | null = null,
+  ) {
     this.limits = { timeoutMs, maxResponseBytes };
   }
 
@@ -223,7 +229,7 @@ export class SubgraphPools {
 
   /** The fetch RemoteGraphQLDataSource calls, over this origin's pool (see poolFetcher). */
   fetcherFor(serviceName: string, origin: string, path: string): Fetcher {
-    return poolFetcher(serviceName, () => this.for(origin), path, this.limits);
+    return poolFetcher(serviceName, () => this.for(origin), path, this.limits, this.metrics);
   }
 
   async close(): Promise<void> {
@@ -308,10 +314,33 @@ type Fetcher = NonNullable<ConstructorParameters<typeof RemoteGraphQLDataSource>
  * at its deadline, however slowly the subgraph trickles bytes, and the body is read only up to
  * the configured size. Answers with what RemoteGraphQLDataSource reads of a fetch Response.
  */
-function poolFetcher(serviceName: string, origin: () => OriginPool, path: string, limits: SubgraphCallLimits): Fetcher {
+function poolFetcher(
+  serviceName: string,
+  origin: () => OriginPool,
+  path: string,
+  limits: SubgraphCallLimits,
+  metrics: GatewayMetrics | null,
+): Fetcher {
   const fetcher = async (_url: string, init: { headers: Record<string, string>; body: string }) => {
     const call = calls.getStore();
     if (!call) throw new Error('a subgraph call outside SubgraphDataSource.send');
+    const started = performance.now();
+    const done = (code: string | null, answerErrors: string[] = []) => {
+      metrics?.subgraphRequests.inc({ subgraph: serviceName, outcome: code || answerErrors.length ? 'error' : 'ok' });
+      metrics?.subgraphDuration.observe({ subgraph: serviceName }, (performance.now() - started) / 1000);
+      if (code) metrics?.subgraphErrors.inc({ subgraph: serviceName, code });
+      for (const answerCode of answerErrors) metrics?.subgraphErrors.inc({ subgraph: serviceName, code: answerCode });
+    };
+    try {
+      const answer = await pooled(call, init);
+      done(answer.status >= 400 ? `HTTP_${answer.status}` : null, metrics ? errorCodesIn(await answer.text()) : []);
+      return answer;
+    } catch (error) {
+      done(failureCode(error, call.signal));
+      throw error;
+    }
+  };
+  const pooled = async (call: SubgraphCall, init: { headers: Record<string, string>; body: string }) => {
     const { pool, slots } = origin();
     const release = await slots.acquire(
       call.signal,
@@ -319,30 +348,59 @@ function poolFetcher(serviceName: string, origin: () => OriginPool, path: string
       serviceName,
     );
     try {
-      const headers = { ...init.headers };
-      if (call.authorize) headers.authorization = await call.authorize(Math.max(0, call.deadline - Date.now()));
-      const response = await pool.request({ method: 'POST', path, headers, body: init.body, signal: call.signal });
-      const text = await readBody(response, limits.maxResponseBytes, serviceName);
-      const responseHeaders = response.headers;
-      return {
-        ok: response.statusCode >= 200 && response.statusCode < 300,
-        status: response.statusCode,
-        statusText: String(response.statusCode),
-        url: path,
-        headers: {
-          get: (name: string) => {
-            const value = responseHeaders[name.toLowerCase()];
-            return Array.isArray(value) ? value.join(', ') : (value ?? null);
-          },
+      return await inSpan(
+        `subgraph ${serviceName}`,
+        { kind: SpanKind.CLIENT, attributes: { 'http.request.method': 'POST', 'url.path': path, 'concord.subgraph': serviceName } },
+        async (span) => {
+          const headers = { ...init.headers, ...traceHeaders() };
+          if (call.authorize) headers.authorization = await call.authorize(Math.max(0, call.deadline - Date.now()));
+          const response = await pool.request({ method: 'POST', path, headers, body: init.body, signal: call.signal });
+          span?.setAttribute('http.response.status_code', response.statusCode);
+          if (span && response.statusCode >= 500) failSpan(span, null, String(response.statusCode));
+          return answerOf(response, await readBody(response, limits.maxResponseBytes, serviceName), path);
         },
-        text: async () => text,
-        json: async () => JSON.parse(text) as unknown,
-      };
+      );
     } finally {
       release();
     }
   };
   return fetcher as unknown as Fetcher;
+}
+
+/** The codes of the errors in a subgraph's answer (most answers have none: the text is only parsed when it names errors). */
+function errorCodesIn(text: string): string[] {
+  if (!text.includes('"errors"')) return [];
+  try {
+    const errors = (JSON.parse(text) as { errors?: { extensions?: { code?: unknown } }[] }).errors ?? [];
+    return errors.map((error) => (typeof error.extensions?.code === 'string' ? error.extensions.code : 'INTERNAL_SERVER_ERROR'));
+  } catch {
+    return ['INVALID_ANSWER'];
+  }
+}
+
+/** What a failed fetch is counted as: its deadline, a pool with no connection free, an answer too large, or the subgraph unreachable. */
+function failureCode(error: unknown, signal: AbortSignal): string {
+  if (error instanceof SubgraphCallError) return error.reason === 'deadline' ? 'TIMEOUT' : error.reason === 'busy' ? 'BUSY' : 'TOO_LARGE';
+  return signal.aborted ? 'TIMEOUT' : 'UNREACHABLE';
+}
+
+/** What RemoteGraphQLDataSource reads of a fetch Response, from an undici answer and its body. */
+function answerOf(response: Awaited<ReturnType<Pool['request']>>, text: string, path: string) {
+  const responseHeaders = response.headers;
+  return {
+    ok: response.statusCode >= 200 && response.statusCode < 300,
+    status: response.statusCode,
+    statusText: String(response.statusCode),
+    url: path,
+    headers: {
+      get: (name: string) => {
+        const value = responseHeaders[name.toLowerCase()];
+        return Array.isArray(value) ? value.join(', ') : (value ?? null);
+      },
+    },
+    text: async () => text,
+    json: async () => JSON.parse(text) as unknown,
+  };
 }
 
 /** The body as text, refused (and the connection dropped) as soon as it passes `maxBytes`. */

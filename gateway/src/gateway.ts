@@ -20,6 +20,8 @@ import { listSizesOfSupergraph, operationCost } from './cost.ts';
 import type { ListSizes } from '../../platform/paging.ts';
 import { GraphQLError, specifiedRules, validate } from 'graphql';
 import { createServer } from './server.ts';
+import { createGatewayMetrics } from './metrics.ts';
+import { ideAssets } from './ide.ts';
 import { supergraphManager, type SupergraphSource } from './supergraph-source.ts';
 import { WORKER_SLOT_VARIABLE, workerLink } from './workers.ts';
 import type { EventBroker } from '../../platform/events/broker.ts';
@@ -131,6 +133,7 @@ export async function startGateway(
     queryPlanCacheMb: config.queryPlanCacheMb,
     cache,
     responseCache: cache && cacheStore && config.cache.wholeAnswers ? responseCache(cacheStore, cache) : null,
+    metrics: createGatewayMetrics(metrics.registry),
     onSchema: (apiSchema, coreSupergraphSdl) => {
       if (coreSupergraphSdl) liveSizes = listSizesOfSupergraph(coreSupergraphSdl);
       hub.setSchema(apiSchema);
@@ -152,6 +155,8 @@ export async function startGateway(
     logger,
     metrics,
     streams: new Map([['/graphql/stream', (req, res) => live!.stream(req, res)]]),
+    // The GraphQL IDE's files (ide.ts), in development only.
+    ...(config.environment === 'production' ? {} : { web: ideAssets() }),
     onDrain: async () => {
       await live?.close();
       await consumer?.stop();

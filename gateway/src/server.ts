@@ -1,13 +1,16 @@
 import { ApolloGateway, type SupergraphManager } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginCacheControl } from '@apollo/server/plugin/cacheControl';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import { CLIENT_ERROR_CODES, ErrorCode } from '../../platform/errors.ts';
 import { auditLogger, type Logger } from '../../platform/logger.ts';
 import { currentScope } from '../../platform/request-context.ts';
 import { overrideKey, type OperationLimits } from './config.ts';
 import { costLimit } from './cost.ts';
+import { ideLandingPage } from './ide.ts';
 import { operationLimits } from './limits.ts';
+import { operationMetrics, type GatewayMetrics } from './metrics.ts';
 import { loggedName, requestGuard } from './request-guard.ts';
 import { registeredOperationsOnly, registeredQueryStore, type RegisteredOperations } from './portal.ts';
 import type { GatewayContext } from './context.ts';
@@ -37,6 +40,8 @@ export interface GatewayDeps {
   readonly cache?: EntityCache | null;
   /** The cache of whole answers, over the same store (with `cache` only). */
   readonly responseCache?: ApolloServerPlugin<GatewayContext> | null;
+  /** Request metrics per operation and per subgraph (metrics.ts); none: not counted. */
+  readonly metrics?: GatewayMetrics | null;
   /** Told the API schema each time the supergraph loads or changes (the live subscriptions validate against it). */
   readonly onSchema?: (apiSchema: GraphQLSchema, coreSupergraphSdl: string) => void;
 }
@@ -47,7 +52,7 @@ export interface GatewayDeps {
  */
 export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
   const { logger } = deps;
-  const pools = new SubgraphPools(deps.subgraphTimeoutMs, deps.subgraphMaxResponseBytes);
+  const pools = new SubgraphPools(deps.subgraphTimeoutMs, deps.subgraphMaxResponseBytes, deps.metrics ?? null);
   const gateway = new ApolloGateway({
     supergraphSdl: deps.supergraph,
     logger,
@@ -78,6 +83,9 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
     parseOptions: { maxTokens: deps.limits.maxTokens },
     formatError: gatewayErrorFormatter(logger, { hideSuggestions: deps.production }),
     plugins: [
+      // A browser on GET /graphql: GraphiQL served by the gateway itself in development (ide.ts),
+      // no page at all in production (Apollo's default would load one from a CDN).
+      deps.production ? ApolloServerPluginLandingPageDisabled() : ideLandingPage<GatewayContext>(),
       requestGuard(),
       ...(armor.plugins as ApolloServerPlugin<GatewayContext>[]),
       costLimit(deps.limits.maxCost) as ApolloServerPlugin<GatewayContext>,
@@ -100,6 +108,7 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
       },
       auditMutations(logger),
       requestLogPlugin(logger),
+      ...(deps.metrics ? [operationMetrics(deps.metrics)] : []),
     ],
   });
 }

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { traceCarrier } from '../tracing.ts';
 
 /**
  * A canonical change event: CloudEvents 1.0 in its JSON form, with two extension attributes,
  * `correlationid` (the request that caused it) and `sequence` (its place among the events of
- * its subject, from 1: consumers order and deduplicate by it).
+ * its subject, from 1: consumers order and deduplicate by it), and, with tracing on, the
+ * distributed tracing extension's `traceparent` (and `tracestate`).
  */
 export interface CanonicalEvent<D = unknown> {
   readonly specversion: '1.0';
@@ -20,6 +22,9 @@ export interface CanonicalEvent<D = unknown> {
   readonly correlationid: string;
   /** Decimal string, as CloudEvents extension values are strings or integers. */
   readonly sequence: string;
+  /** CloudEvents' distributed tracing extension: the trace the event was recorded in (with tracing on). */
+  readonly traceparent?: string;
+  readonly tracestate?: string;
   readonly data: D;
 }
 
@@ -44,6 +49,7 @@ export function canonicalEvent<D>(
     datacontenttype: 'application/json',
     correlationid: context.correlationId,
     sequence: String(context.sequence),
+    ...traceCarrier(),
     data: draft.data,
   };
 }

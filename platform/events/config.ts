@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, readEnv } from '../config.ts';
+import { tracedBroker } from './traced-broker.ts';
 import type { Logger } from '../logger.ts';
 import type { EventBroker } from './broker.ts';
 
@@ -66,10 +67,13 @@ export function loadEventsConfig(env: NodeJS.ProcessEnv, dataDir: string, produc
 export async function openBroker(config: EventsConfig, logger: Logger): Promise<EventBroker> {
   if (config.kind === 'nats') {
     const { natsBroker } = await import('./nats-broker.ts');
-    return natsBroker({ servers: config.servers, logger, streamMaxAgeMs: config.streamMaxAgeMs, replicas: config.replicas });
+    return tracedBroker(
+      await natsBroker({ servers: config.servers, logger, streamMaxAgeMs: config.streamMaxAgeMs, replicas: config.replicas }),
+      'nats',
+    );
   }
   const { embeddedBroker } = await import('./embedded-broker.ts');
-  return embeddedBroker({ file: config.file, logger, retentionMs: config.retentionMs });
+  return tracedBroker(await embeddedBroker({ file: config.file, logger, retentionMs: config.retentionMs }), 'concord-embedded');
 }
 
 /**

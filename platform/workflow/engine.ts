@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Logger } from '../logger.ts';
+import { contextFrom, failSpan, inSpan, traceCarrier, type Span } from '../tracing.ts';
 import type { EventBroker } from '../events/broker.ts';
 import { canonicalEvent, type CanonicalEvent, type EventDraft } from '../events/cloudevent.ts';
 import { checkEvent } from '../events/schemas.ts';
@@ -23,6 +24,7 @@ import {
   renewLease,
   renewLock,
   stepsOf,
+  storeStats,
   takeLock,
   updateInstance,
   upsertStep,
@@ -189,6 +191,37 @@ export interface StartOptions {
   readonly fingerprint?: unknown;
 }
 
+/** What an attempt of a step came to, as EngineOptions.onStep is told. */
+export type StepOutcome = 'done' | 'retried' | 'failed' | 'compensated';
+
+export interface StepEvent {
+  readonly type: string;
+  readonly step: string;
+  /**
+   * done: the step's work recorded (forward); compensated: its undoing recorded; retried: the
+   * attempt failed and another is scheduled; failed: it failed for good (the instance is parked,
+   * or its compensation begins).
+   */
+  readonly outcome: StepOutcome;
+  /** 1 on the first attempt. */
+  readonly attempt: number;
+}
+
+/** Per workflow type, what its instances in the store are (WorkflowEngine.stats). */
+export interface WorkflowTypeStats {
+  readonly states: Readonly<Record<WorkflowState, number>>;
+  /** How long (ms) the longest parked instance of the type has waited (since it was parked); null when none is. */
+  readonly oldestParkedAgeMs: number | null;
+}
+
+/** What the store holds, store-wide (every replica on it reads the same), for metrics. */
+export interface WorkflowStats {
+  /** Every type this engine runs (zeros where it has no instance), and any other type the store holds. */
+  readonly types: Readonly<Record<string, WorkflowTypeStats>>;
+  /** Events recorded, not yet published; the age (ms) of the oldest (its CloudEvent time), null when none. */
+  readonly outbox: { readonly depth: number; readonly oldestAgeMs: number | null };
+}
+
 /** What an operator may do with a parked instance. */
 export type OperatorAction = 'retry' | 'skip' | 'compensate';
 
@@ -209,6 +242,8 @@ export interface WorkflowEngine {
   waitFor(id: string, until: (instance: WorkflowInstance) => boolean, timeoutMs: number): Promise<WorkflowInstance | null>;
   list(filter?: InstanceFilter): Promise<WorkflowInstance[]>;
   counts(): Promise<Record<WorkflowState, number>>;
+  /** Instances by type and state, the parked ones' oldest, the outbox's depth and oldest: a few indexed reads. */
+  stats(): Promise<WorkflowStats>;
   /** Claims what is due and runs it; resolves when those instances have stopped (settled, waiting or leased away). */
   runDue(): Promise<number>;
   /** Polls for due steps every pollMs until stop(). */
@@ -239,6 +274,8 @@ export interface EngineOptions {
   readonly random?: () => number;
   /** Where the steps' events go, and who they say told them; none: emit() records nothing. */
   readonly events?: { readonly broker: EventBroker; readonly source: string };
+  /** Told of each outcome of a step's attempt once it is recorded (metrics); what it throws is logged, not raised. */
+  readonly onStep?: (event: StepEvent) => void;
 }
 
 /** Thrown by `act` when the action does not apply to the instance as it is. */
@@ -249,6 +286,21 @@ export class OperatorActionError extends Error {
     readonly code: 'NOT_FOUND' | 'NOT_PARKED' | 'NOTHING_TO_SKIP',
   ) {
     super(message);
+  }
+}
+
+/** The trace a workflow is started in, as its row keeps it; null with tracing off. */
+function traceText(): string | null {
+  const carrier = traceCarrier();
+  return carrier ? JSON.stringify(carrier) : null;
+}
+
+function traceOf(row: InstanceRow): Record<string, unknown> | null {
+  if (!row.trace_context) return null;
+  try {
+    return JSON.parse(row.trace_context) as Record<string, unknown>;
+  } catch {
+    return null;
   }
 }
 
@@ -305,6 +357,14 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
   };
   let stopping = false;
   let poller: NodeJS.Timeout | null = null;
+  const told = (type: string, step: string, outcome: StepOutcome, attempt: number) => {
+    if (!options.onStep) return;
+    try {
+      options.onStep({ type, step, outcome, attempt });
+    } catch (error) {
+      logger.warn({ err: error }, 'onStep failed');
+    }
+  };
 
   /**
    * Appends to an instance's history, and, with events on, records in the same transaction the
@@ -352,7 +412,13 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
     );
     try {
       while (!abort.signal.aborted) {
-        const next = await step(row, definition, abort.signal, log);
+        const current = row;
+        // Each step is a span in the trace the instance was started in, however much later it runs.
+        const next = await inSpan(
+          `workflow ${current.type}`,
+          { parent: contextFrom(traceOf(current)), attributes: { 'workflow.id': current.id, 'workflow.type': current.type } },
+          (span) => step(current, definition, abort.signal, log, span),
+        );
         if (!next) return;
         row = next;
       }
@@ -362,7 +428,13 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
   }
 
   /** One step of the instance; the row to go on with when the next step is due now (lease kept), else null. */
-  async function step(row: InstanceRow, definition: WorkflowDefinition, signal: AbortSignal, log: Logger): Promise<InstanceRow | null> {
+  async function step(
+    row: InstanceRow,
+    definition: WorkflowDefinition,
+    signal: AbortSignal,
+    log: Logger,
+    span: Span | null,
+  ): Promise<InstanceRow | null> {
     const results = JSON.parse(row.results) as Record<string, unknown>;
     const input = JSON.parse(row.input) as unknown;
     const compensating = row.phase === 'compensating';
@@ -394,6 +466,8 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       return null;
     }
     const attempt = row.attempts + 1;
+    span?.updateName(`${compensating ? 'undo' : 'step'} ${definitionStep.name}`);
+    span?.setAttributes({ 'workflow.step': definitionStep.name, 'workflow.phase': row.phase, 'workflow.step.attempt': attempt });
     const startedAt = now();
     const stepRow: StepRow = {
       instance_id: row.id,
@@ -431,6 +505,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
         log.warn({ event: 'workflow.lease_lost', step: definitionStep.name }, 'step abandoned: another replica has it');
         return null;
       }
+      if (span) failSpan(span, error, error instanceof PermanentStepError ? 'STEP_REFUSED' : 'STEP_FAILED');
       return failed(row, definitionStep, stepRow, error, log);
     }
     // The step's work is done; what follows records it, only while this replica holds the lease.
@@ -494,6 +569,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       log.warn({ event: 'workflow.lease_lost', step: definitionStep.name }, 'step done, but another replica had taken it over');
       return null;
     }
+    told(row.type, definitionStep.name, compensating ? 'compensated' : 'done', attempt);
     log.info(
       { event: compensating ? 'workflow.step_compensated' : 'workflow.step_done', step: definitionStep.name, attempt },
       compensating ? 'step compensated' : 'step done',
@@ -523,7 +599,8 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
     const compensating = row.phase === 'compensating';
     const permanent = error instanceof PermanentStepError;
     const parkOnRefusal = permanent && !compensating && definitionStep.onRefusal === 'park';
-    await sql.transaction(async (tx) => {
+    let outcome: StepOutcome = 'failed';
+    const applied = await sql.transaction(async (tx) => {
       let update: Parameters<typeof updateInstance>[2];
       let event: string;
       if (permanent && !compensating && !parkOnRefusal) {
@@ -536,6 +613,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
         const delay = Math.floor(random() * ceiling);
         update = { state: 'waiting', attempts: attempt, next_run_at: now() + delay, last_error: message };
         event = `step failed; retry in ${delay} ms`;
+        outcome = 'retried';
         log.warn(
           { event: 'workflow.retry_scheduled', step: definitionStep.name, attempt, delayMs: delay, error: message },
           'step failed; will retry',
@@ -550,12 +628,13 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
         event = 'parked';
         log.error({ event: 'workflow.parked', step: definitionStep.name, attempt, reason }, 'workflow parked for an operator');
       }
-      const applied = await updateInstance(tx, row.id, { ...update, lease_owner: null, lease_until: null }, now(), { owner });
-      if (!applied) return;
+      if (!(await updateInstance(tx, row.id, { ...update, lease_owner: null, lease_until: null }, now(), { owner }))) return false;
       await upsertStep(tx, { ...stepRow, state: 'failed', finished_at: now(), last_error: message });
       await history(tx, row.id, event, `${definitionStep.name} (attempt ${attempt}): ${message}`, row.correlation_id);
+      return true;
     });
     changed(row.id);
+    if (applied) told(row.type, definitionStep.name, outcome, attempt);
     return null;
   }
 
@@ -789,6 +868,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
           lease_until: null,
           last_error: null,
           parked_reason: null,
+          trace_context: traceText(),
           created_at: at,
           updated_at: at,
         });
@@ -852,6 +932,35 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
     },
 
     counts: () => countByState(sql),
+
+    async stats() {
+      const read = await storeStats(sql);
+      const at = now();
+      const ageOf = (since: number) => Math.max(0, at - since);
+      const empty = (): Record<WorkflowState, number> => ({ running: 0, waiting: 0, done: 0, failed: 0, compensated: 0 });
+      const states = new Map<string, Record<WorkflowState, number>>([...definitions.keys()].map((type) => [type, empty()]));
+      for (const { type, state, count } of read.instances) {
+        const byState = states.get(type) ?? empty();
+        byState[state] = count;
+        states.set(type, byState);
+      }
+      const parkedSince = new Map(read.parked.map(({ type, oldestAt }) => [type, oldestAt]));
+      const types: Record<string, WorkflowTypeStats> = {};
+      for (const [type, byState] of states) {
+        const since = parkedSince.get(type);
+        types[type] = { states: byState, oldestParkedAgeMs: since === undefined ? null : ageOf(since) };
+      }
+      let oldestAgeMs: number | null = null;
+      if (read.outbox.oldestEvent !== null) {
+        try {
+          const time = Date.parse((JSON.parse(read.outbox.oldestEvent) as { time?: string }).time ?? '');
+          if (Number.isFinite(time)) oldestAgeMs = ageOf(time);
+        } catch {
+          // An event that is not JSON has no time to tell; the depth still counts it.
+        }
+      }
+      return { types, outbox: { depth: read.outbox.depth, oldestAgeMs } };
+    },
 
     runDue,
 

@@ -30,6 +30,8 @@ export interface InstanceRow {
   lease_until: number | null;
   last_error: string | null;
   parked_reason: string | null;
+  /** The trace the instance was started in (W3C traceparent and tracestate, JSON), its steps' parent; null with tracing off. */
+  trace_context: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -81,6 +83,7 @@ function schemaOf(dialect: SqlExecutor['dialect']): string[] {
       lease_until BIGINT,              -- past this, another replica may take the step over
       last_error TEXT,
       parked_reason TEXT,              -- why it waits for an operator (state failed)
+      trace_context TEXT,              -- JSON: the traceparent it was started under, its steps' parent
       created_at BIGINT NOT NULL,
       updated_at BIGINT NOT NULL,
       UNIQUE (type, idempotency_key)
@@ -88,6 +91,8 @@ function schemaOf(dialect: SqlExecutor['dialect']): string[] {
     'CREATE INDEX IF NOT EXISTS workflow_instances_due ON workflow_instances (state, next_run_at)',
     'CREATE INDEX IF NOT EXISTS workflow_instances_sequence ON workflow_instances (sequence_key, seq)',
     'CREATE INDEX IF NOT EXISTS workflow_instances_customer ON workflow_instances (customer_id, created_at)',
+    // What /metrics counts at each scrape (instances by state and type), read from the index alone.
+    'CREATE INDEX IF NOT EXISTS workflow_instances_state_type ON workflow_instances (state, type)',
     `CREATE TABLE IF NOT EXISTS workflow_steps (
       instance_id TEXT NOT NULL,
       phase TEXT NOT NULL,
@@ -133,6 +138,16 @@ export async function migrateWorkflowStore(sql: SqlExecutor): Promise<void> {
     // Concurrent CREATE … IF NOT EXISTS can still collide in PostgreSQL's catalog: one replica at a time.
     if (tx.dialect === 'postgres') await tx.query('SELECT pg_advisory_xact_lock(7254031)');
     for (const statement of schemaOf(tx.dialect)) await tx.run(statement);
+    // A store made before instances kept their trace gets the column. Looked up first: an ALTER
+    // TABLE, even one with nothing to do, waits for and then blocks every replica's work on it.
+    const columns =
+      tx.dialect === 'postgres'
+        ? await tx.query<{ name: string }>(
+            "SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'workflow_instances'",
+          )
+        : await tx.query<{ name: string }>('PRAGMA table_info(workflow_instances)');
+    if (!columns.some((column) => column.name === 'trace_context'))
+      await tx.run('ALTER TABLE workflow_instances ADD COLUMN trace_context TEXT');
   });
 }
 
@@ -224,8 +239,8 @@ export async function appendHistory(sql: SqlExecutor, instanceId: string, at: nu
 export async function insertInstance(sql: SqlExecutor, row: Omit<InstanceRow, 'seq'>): Promise<{ row: InstanceRow; created: boolean }> {
   const inserted = await sql.query<InstanceRow>(
     `INSERT INTO workflow_instances (id, type, idempotency_key, request_hash, correlation_id, sequence_key, customer_id, input, state, phase,
-       step, results, attempts, next_run_at, lease_owner, lease_until, last_error, parked_reason, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       step, results, attempts, next_run_at, lease_owner, lease_until, last_error, parked_reason, trace_context, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (type, idempotency_key) DO NOTHING
      RETURNING *`,
     [
@@ -247,6 +262,7 @@ export async function insertInstance(sql: SqlExecutor, row: Omit<InstanceRow, 's
       row.lease_until,
       row.last_error,
       row.parked_reason,
+      row.trace_context,
       row.created_at,
       row.updated_at,
     ],
@@ -339,6 +355,39 @@ export async function countByState(sql: SqlExecutor): Promise<Record<WorkflowSta
   const counts = { running: 0, waiting: 0, done: 0, failed: 0, compensated: 0 };
   for (const row of rows) counts[row.state] = Number(row.n);
   return counts;
+}
+
+/** What the store holds, for metrics: instances by type and state, the parked ones' oldest, the outbox. */
+export interface StoreStats {
+  readonly instances: readonly { readonly type: string; readonly state: WorkflowState; readonly count: number }[];
+  /** Per type with instances parked (state failed): when the longest parked of them was parked (its updated_at, ms). */
+  readonly parked: readonly { readonly type: string; readonly oldestAt: number }[];
+  /** Events recorded, not yet published; the oldest one's CloudEvent JSON (lowest n), null when none. */
+  readonly outbox: { readonly depth: number; readonly oldestEvent: string | null };
+}
+
+/**
+ * Three indexed reads, the same SQL on SQLite and PostgreSQL: the counts come from the (state,
+ * type) index alone, the parked ones are few, and the outbox's unpublished rows are the head of
+ * its (published_at, n) index.
+ */
+export async function storeStats(sql: SqlExecutor): Promise<StoreStats> {
+  const instances = await sql.query<{ type: string; state: WorkflowState; n: number | string }>(
+    'SELECT state, type, COUNT(*) AS n FROM workflow_instances GROUP BY state, type',
+  );
+  const parked = await sql.query<{ type: string; oldest: number | string }>(
+    "SELECT type, MIN(updated_at) AS oldest FROM workflow_instances WHERE state = 'failed' GROUP BY type",
+  );
+  const [outbox] = await sql.query<{ depth: number | string; oldest: string | null }>(
+    `SELECT COUNT(*) AS depth,
+       (SELECT event FROM workflow_events WHERE published_at IS NULL ORDER BY n LIMIT 1) AS oldest
+     FROM workflow_events WHERE published_at IS NULL`,
+  );
+  return {
+    instances: instances.map((row) => ({ type: row.type, state: row.state, count: Number(row.n) })),
+    parked: parked.map((row) => ({ type: row.type, oldestAt: Number(row.oldest) })),
+    outbox: { depth: Number(outbox?.depth ?? 0), oldestEvent: outbox?.oldest ?? null },
+  };
 }
 
 /** Records events in the outbox, in the caller's transaction; each gets the next sequence of its subject. */

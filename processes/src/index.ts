@@ -1,6 +1,6 @@
 import { pathToFileURL } from 'node:url';
 import type { CryptoKey } from 'jose';
-import { Gauge } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { RunningService } from '../../platform/http-server.ts';
 import type { EventBroker, EventConsumer } from '../../platform/events/broker.ts';
 import { followCrmSubscriptions } from './triggers.ts';
@@ -12,7 +12,14 @@ import { serviceTokens } from '../../platform/service-identity.ts';
 import { openDatabase, isSqliteOutage } from '../../platform/sqlite.ts';
 import { startSubgraph } from '../../platform/subgraph.ts';
 import { systemClock, type Clock } from '../../platform/time.ts';
-import { createWorkflowEngine, type WorkflowDefinition, type WorkflowEngine } from '../../platform/workflow/engine.ts';
+import {
+  createWorkflowEngine,
+  type StepEvent,
+  type WorkflowDefinition,
+  type WorkflowEngine,
+  type WorkflowState,
+  type WorkflowStats,
+} from '../../platform/workflow/engine.ts';
 import { postgresExecutor, sqliteExecutor, type SqlExecutor } from '../../platform/workflow/sql.ts';
 import { loadProcessesConfig, type ProcessesConfig } from './config.ts';
 import { createContextFactory } from './context.ts';
@@ -76,11 +83,17 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
   let engine: WorkflowEngine;
   let approvals: ReturnApprovals;
   let following: EventConsumer | null = null;
+  let steps: ReturnType<typeof stepMetrics>;
   try {
     approvals = await ReturnApprovals.open(sql, config.returns.agentLimitWindowHours * 3_600_000);
+    const workflows = [
+      ...workflowsOf({ graph, logger, clock, returns: { ...config.returns, approvals } }),
+      ...(options.extraWorkflows ?? []),
+    ];
+    steps = stepMetrics(workflows);
     engine = await createWorkflowEngine({
       sql,
-      workflows: [...workflowsOf({ graph, logger, clock, returns: { ...config.returns, approvals } }), ...(options.extraWorkflows ?? [])],
+      workflows,
       logger,
       owner: config.replica,
       leaseMs: config.leaseMs,
@@ -88,6 +101,7 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
       concurrency: config.concurrency,
       retry: config.retry,
       events: { broker, source: 'concord/processes' },
+      onStep: steps.count,
     });
   } catch (error) {
     await closeBroker();
@@ -111,16 +125,8 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
     overSystem: false,
     isOutage: isStoreOutage,
     createConnector: (_telemetry, _logger, metrics) => {
-      new Gauge({
-        name: 'concord_workflows',
-        help: 'Workflow instances in the store, by state (failed: parked in the exception queue).',
-        labelNames: ['state'],
-        registers: [metrics.registry],
-        async collect() {
-          const counts = await engine.counts().catch(() => null);
-          if (counts) for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
-        },
-      });
+      steps.registerOn(metrics.registry);
+      exportStoreGauges(metrics.registry, engine, logger);
       return {
         ping: async () => {
           await sql.query('SELECT 1');
@@ -154,6 +160,118 @@ export async function startProcesses(config: ProcessesConfig, options: Processes
       throw error;
     }
   return { ...service, engine, broker };
+}
+
+const STATES: readonly WorkflowState[] = ['running', 'waiting', 'done', 'failed', 'compensated'];
+
+/**
+ * The step counters, made before the engine (which counts into them as its steps end) and
+ * registered with the service's registry once it exists. Every known type × step starts at 0,
+ * so the first retry of a step is an increase Prometheus sees.
+ */
+function stepMetrics(workflows: readonly WorkflowDefinition[]) {
+  const outcomes = new Counter({
+    name: 'concord_workflow_steps_total',
+    help: 'Attempts of workflow steps that ended, by type, step and outcome (done; compensated: undone; retried: failed, tried again later; failed: parked or failed for good).',
+    labelNames: ['type', 'step', 'outcome'],
+    registers: [],
+  });
+  const retries = new Counter({
+    name: 'concord_workflow_step_retries_total',
+    help: 'Retries of workflow steps scheduled after a failed attempt, by type and step.',
+    labelNames: ['type', 'step'],
+    registers: [],
+  });
+  for (const { type, steps } of workflows)
+    for (const step of steps) {
+      for (const outcome of ['done', 'retried', 'failed', ...(step.compensate ? ['compensated'] : [])])
+        outcomes.inc({ type, step: step.name, outcome }, 0);
+      retries.inc({ type, step: step.name }, 0);
+    }
+  return {
+    count: ({ type, step, outcome }: StepEvent) => {
+      outcomes.inc({ type, step, outcome });
+      if (outcome === 'retried') retries.inc({ type, step });
+    },
+    registerOn: (registry: Registry) => {
+      registry.registerMetric(outcomes);
+      registry.registerMetric(retries);
+    },
+  };
+}
+
+/**
+ * The gauges read from the store at each scrape (one reading shared by all of them): store-wide
+ * numbers, the same on every replica. While the store is down they keep their last values, and
+ * the scrape still answers. Every type × state is reported, 0 where there is none.
+ */
+function exportStoreGauges(registry: Registry, engine: WorkflowEngine, logger: Logger): void {
+  let reading: Promise<WorkflowStats | null> | null = null;
+  const read = () =>
+    (reading ??= engine
+      .stats()
+      .catch((error: unknown) => {
+        logger.warn({ err: error }, 'workflow metrics could not be read from the store');
+        return null;
+      })
+      .finally(() => {
+        reading = null;
+      }));
+  // A type seen once (another version's, say) is reported on, at 0 when its instances are gone.
+  const seen = new Set<string>();
+  const byType = (stats: WorkflowStats) => {
+    for (const type of Object.keys(stats.types)) seen.add(type);
+    return [...seen].map((type) => ({ type, stats: stats.types[type] ?? null }));
+  };
+  new Gauge({
+    name: 'concord_workflow_instances',
+    help: 'Workflow instances in the store, by type and state (failed: parked in the exception queue).',
+    labelNames: ['type', 'state'],
+    registers: [registry],
+    async collect() {
+      const stats = await read();
+      if (stats)
+        for (const { type, stats: of } of byType(stats)) for (const state of STATES) this.set({ type, state }, of?.states[state] ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'concord_workflow_exceptions',
+    help: 'Workflow instances parked in the exception queue (state failed), waiting for an operator, by type.',
+    labelNames: ['type'],
+    registers: [registry],
+    async collect() {
+      const stats = await read();
+      if (stats) for (const { type, stats: of } of byType(stats)) this.set({ type }, of?.states.failed ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'concord_workflow_exception_oldest_age_seconds',
+    help: 'Seconds since the longest-parked workflow instance of the type was parked in the exception queue; 0 when none is.',
+    labelNames: ['type'],
+    registers: [registry],
+    async collect() {
+      const stats = await read();
+      if (stats) for (const { type, stats: of } of byType(stats)) this.set({ type }, (of?.oldestParkedAgeMs ?? 0) / 1_000);
+    },
+  });
+  new Gauge({
+    name: 'concord_outbox_depth',
+    help: 'Events recorded in the workflow outbox, not yet published to the broker.',
+    registers: [registry],
+    async collect() {
+      const stats = await read();
+      if (stats) this.set(stats.outbox.depth);
+    },
+  });
+  new Gauge({
+    name: 'concord_outbox_oldest_age_seconds',
+    help: 'Seconds since the oldest event not yet published from the workflow outbox was recorded; 0 when none is.',
+    registers: [registry],
+    async collect() {
+      const stats = await read();
+      if (stats) this.set((stats.outbox.oldestAgeMs ?? 0) / 1_000);
+    },
+  });
 }
 
 function openStore(config: ProcessesConfig): SqlExecutor {

@@ -1,63 +1,12 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ensureDevKeys } from '../../platform/keys.ts';
 import { openDatabase } from '../../platform/sqlite.ts';
 import { signDevToken } from '../../platform/dev-token.ts';
+import { freePort, npmStart } from '../helpers/npm-start.ts';
 import { operation, postGraphQL } from '../helpers/stack.ts';
-
-/**
- * A free port outside the kernel's ephemeral range (32768 and up), so that no service another
- * test binds to port 0 can be handed it between this check and npm start's own listen.
- */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const candidate = 20_000 + Math.floor(Math.random() * 10_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(candidate, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (free) return candidate;
-  }
-}
-
-/**
- * Starts `npm start` on ports of its own (none of them the defaults) and collects what it prints.
- * `portsIn` writes the ports somewhere else instead of the environment (a settings file).
- */
-async function npmStart(dataDir: string, env: Record<string, string> = {}, portsIn?: (ports: Record<string, number>) => void) {
-  const ports = {
-    GATEWAY_PORT: await freePort(),
-    CRM_PORT: await freePort(),
-    ERP_PORT: await freePort(),
-    SUPPORT_PORT: await freePort(),
-    PROCESSES_PORT: await freePort(),
-  };
-  portsIn?.(ports);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'tools/start.ts'], {
-    env: {
-      ...process.env,
-      ...(portsIn ? {} : Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)]))),
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'warn',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const started = { child, ports, output: '' };
-  child.stdout.on('data', (chunk: Buffer) => (started.output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (started.output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 90_000;
-  while (!started.output.includes('Stop with Ctrl+C') && child.exitCode === null && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return { ...started, exited };
-}
 
 /**
  * `npm start` as a user runs it: on an empty data folder it seeds, starts the four services as

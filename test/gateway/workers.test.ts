@@ -108,15 +108,15 @@ describe('the gateway with two workers', () => {
     const series = (name: string) => text.split('\n').filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `));
     // A worker still starting (a busy machine) answers for its metrics once it has loaded.
     const deadline = Date.now() + 20_000;
-    while (series('concord_nodejs_heap_size_used_bytes').length < 2 && Date.now() < deadline) {
+    while (series('nodejs_heap_size_used_bytes').length < 2 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 250));
       text = await scrape();
     }
     // A heap near its limit in one worker must not hide in a sum over two.
-    const heap = series('concord_nodejs_heap_size_used_bytes');
+    const heap = series('nodejs_heap_size_used_bytes');
     expect(heap).toHaveLength(2);
     expect(new Set(heap.map((line) => /worker="(\d+)"/.exec(line)?.[1])).size).toBe(2);
-    expect(series('concord_process_resident_memory_bytes')).toHaveLength(2);
+    expect(series('process_resident_memory_bytes')).toHaveLength(2);
     // The release is the same in both: one series, value 1.
     const build = series('concord_build_info');
     expect(build).toHaveLength(1);

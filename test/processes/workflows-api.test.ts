@@ -236,10 +236,18 @@ describe('workflows in the graph', () => {
     expect(unknown.body.data!.workflow).toBeNull();
   });
 
-  it('counts instances by state on /metrics', async () => {
+  it('counts instances by type and state on /metrics, and the parked one in the exception queue', async () => {
     const text = await (await fetch(stack.processes.url.replace('/graphql', '/metrics'))).text();
-    expect(text).toMatch(/concord_workflows\{state="done",service="processes"\} 1\b/);
-    expect(text).toMatch(/concord_workflows\{state="compensated",service="processes"\} 1\b/);
-    expect(text).toMatch(/concord_workflows\{state="failed",service="processes"\} 1\b/);
+    expect(text).toMatch(/^concord_workflow_instances\{type="test-fine",state="done",service="processes"\} 1$/m);
+    expect(text).toMatch(/^concord_workflow_instances\{type="test-refused",state="compensated",service="processes"\} 1$/m);
+    expect(text).toMatch(/^concord_workflow_instances\{type="test-stuck",state="failed",service="processes"\} 1$/m);
+    expect(text).toMatch(/^concord_workflow_instances\{type="test-stuck",state="done",service="processes"\} 0$/m);
+    expect(text).toMatch(/^concord_workflow_exceptions\{type="test-stuck",service="processes"\} 1$/m);
+    expect(text).toMatch(/^concord_workflow_exceptions\{type="test-fine",service="processes"\} 0$/m);
+    expect(text).toMatch(
+      /^concord_workflow_steps_total\{type="test-refused",step="reserve",outcome="compensated",service="processes"\} 1$/m,
+    );
+    expect(text).toMatch(/^concord_workflow_steps_total\{type="test-refused",step="confirm",outcome="failed",service="processes"\} 1$/m);
+    expect(text).not.toMatch(/^concord_workflows\{/m);
   });
 });

@@ -12,6 +12,8 @@ export const REQUIRED_SERVERS: readonly { readonly binary: string; readonly debi
   { binary: 'redis-server', debianPackage: 'redis-server', usedBy: 'the gateway cache shared by replicas' },
   { binary: 'postgres', debianPackage: 'postgresql', usedBy: "the process layer's durable workflows" },
   { binary: 'nats-server', debianPackage: 'nats-server', usedBy: 'the event broker (NATS JetStream)' },
+  { binary: 'prometheus', debianPackage: 'prometheus', usedBy: 'scraping the services and checking the alert rules (promtool)' },
+  { binary: 'chromium', debianPackage: 'chromium', usedBy: 'the browser tests of the operations console and the GraphQL IDE' },
 ];
 
 /**

@@ -78,7 +78,7 @@ export class EntityCache {
     maxEntrySize: PLAN_CACHE_BYTES / 16,
     sizeCalculation: (plan, query) => query.length * 2 + planBytes(plan),
   });
-  private readonly lookups: Counter<'type' | 'outcome'> | undefined;
+  private readonly lookups: Counter<'tier' | 'type' | 'outcome'> | undefined;
   private readonly writes = new Set<Promise<void>>();
   private readonly chains = new Map<string, Promise<void>>();
   /** When each record (or type, `*`) was last invalidated here: writes fetched before it are dropped. */
@@ -102,8 +102,8 @@ export class EntityCache {
     this.lookups = registry
       ? new Counter({
           name: 'concord_cache_lookups_total',
-          help: 'Entities and root fetches looked up in the gateway cache, by type and outcome (hit, miss, uncacheable).',
-          labelNames: ['type', 'outcome'],
+          help: 'Lookups in the gateway cache, by tier (entity: entities and root fetches; response: whole answers), type and outcome (hit, miss, uncacheable).',
+          labelNames: ['tier', 'type', 'outcome'],
           registers: [registry],
         })
       : undefined;
@@ -132,6 +132,11 @@ export class EntityCache {
         },
       });
     }
+  }
+
+  /** A whole answer looked up in the response tier (response-cache.ts): found or not. */
+  countAnswerLookup(found: boolean): void {
+    this.lookups?.inc({ tier: 'response', type: 'answer', outcome: found ? 'hit' : 'miss' });
   }
 
   /** Follows the served supergraph: the API schema for lifetimes, the @key fields for cache keys. */
@@ -250,7 +255,7 @@ export class EntityCache {
     };
     const data = hit && hit.e > now ? readVariant(hit) : undefined;
     if (data !== undefined) {
-      this.lookups?.inc({ type: 'root', outcome: 'hit' });
+      this.lookups?.inc({ tier: 'entity', type: 'root', outcome: 'hit' });
       if (this.dueForRefresh(hit!.e, plan.ttlMs, now)) {
         this.refreshAhead([`${lookup.namespace}|${lookup.key}|${variant}`], async () => {
           const startedAt = Date.now();
@@ -260,7 +265,7 @@ export class EntityCache {
       lifetime.note(hit!.e);
       return { data: data as Record<string, unknown> };
     }
-    this.lookups?.inc({ type: 'root', outcome: 'miss' });
+    this.lookups?.inc({ tier: 'entity', type: 'root', outcome: 'miss' });
     const startedAt = Date.now();
     const response = await this.once(variant, () => fetch(options));
     store(response, startedAt);
@@ -418,7 +423,7 @@ export class EntityCache {
     });
     for (const [counted, count] of counts) {
       const [type, outcome] = counted.split('\u0000');
-      this.lookups?.inc({ type: type!, outcome: outcome! }, count);
+      this.lookups?.inc({ tier: 'entity', type: type!, outcome: outcome! }, count);
     }
     const only = (indexes: number[]): GraphQLDataSourceProcessOptions =>
       indexes.length === representations.length

@@ -38,7 +38,7 @@ export class AnswerLifetime {
  */
 export function responseCache(store: CacheStore, entities: EntityCache): ApolloServerPlugin<GatewayContext> {
   return responseCachePlugin<GatewayContext>({
-    cache: keyValueCacheOver(store),
+    cache: keyValueCacheOver(store, entities),
     extraCacheKeyData: async ({ contextValue }) => scopeOf(contextValue.identity),
     // Concord's own processes decide on what they read: they read the systems, never a copy.
     shouldReadFromCache: async ({ contextValue }) => !readsFresh(contextValue.identity),
@@ -56,11 +56,13 @@ export function responseCache(store: CacheStore, entities: EntityCache): ApolloS
 }
 
 /** Apollo's key-value cache interface over the gateway's cache store (its deadlines, its Redis). */
-function keyValueCacheOver(store: CacheStore): KeyValueCache<string> {
+function keyValueCacheOver(store: CacheStore, entities: EntityCache): KeyValueCache<string> {
   return {
     async get(key) {
       const [value] = await store.getMany(RESPONSE_NAMESPACE, [key]);
-      return typeof value?.answer === 'string' ? value.answer : undefined;
+      const answer = typeof value?.answer === 'string' ? value.answer : undefined;
+      entities.countAnswerLookup(answer !== undefined);
+      return answer;
     },
     async set(key, answer, options) {
       const ttlMs = (options?.ttl ?? 0) * 1000;

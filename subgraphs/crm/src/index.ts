@@ -42,7 +42,7 @@ export async function startCrm(config: CrmConfig, options: SubgraphOptions<Datab
           apiVersion: salesforce.apiVersion,
           auth: { kind: 'accessToken', accessToken: initialToken, refresh: tokens.refresh },
           telemetry,
-          resilience: createResilience('crm', salesforce.policy, { logger }),
+          resilience: createResilience('crm', salesforce.policy, { logger, metrics }),
         });
         exportApiBudget(metrics, 'crm', () => org.apiUsage());
         connector = org;

@@ -38,7 +38,7 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
     broker: options.broker,
     changeFeed: erpChangeFeed(config, () => database),
     isOutage: config.businessCentral ? isVendorOutage : isSqliteOutage,
-    createConnector: (telemetry, logger) => {
+    createConnector: (telemetry, logger, metrics) => {
       const bc = config.businessCentral;
       let connector: ErpConnector;
       if (bc) {
@@ -50,7 +50,7 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
           token: tokens,
           refreshToken: tokens.refresh,
           telemetry,
-          resilience: createResilience('erp', bc.policy, { logger }),
+          resilience: createResilience('erp', bc.policy, { logger, metrics }),
         });
       } else {
         database = options.database ?? openEmbeddedDatabase(config.connector, ERP_SCHEMA);

@@ -37,7 +37,7 @@ export function startSupport(config: SupportConfig, options: SubgraphOptions<Dat
         const zendesk = createZendeskConnector({
           ...config.zendesk,
           telemetry,
-          resilience: createResilience('support', config.zendesk.policy, { logger }),
+          resilience: createResilience('support', config.zendesk.policy, { logger, metrics }),
         });
         exportApiBudget(metrics, 'support', () => zendesk.apiBudget());
         // Concord's own writes are told as soon as Zendesk confirmed them.

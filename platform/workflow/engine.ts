@@ -250,8 +250,8 @@ export interface WorkflowEngine {
   startPolling(): void;
   /** Wakes the poller now (after a start, say) instead of at its next turn. */
   wake(): void;
-  /** An operator's decision on a parked instance (state failed); the instance as it is after it. */
-  act(id: string, action: OperatorAction, operator: string): Promise<WorkflowDetail>;
+  /** An operator's decision on a parked instance (state failed), with why (kept in the history); the instance as it is after it. */
+  act(id: string, action: OperatorAction, operator: string, reason?: string | null): Promise<WorkflowDetail>;
   /** Hands the outbox's unpublished events to the broker now; resolves when that round is over. */
   publishEvents(): Promise<void>;
   /** Stops claiming, lets the steps in flight finish (at most `graceMs`), gives up the leases. */
@@ -973,7 +973,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
 
     wake: tick,
 
-    async act(id, action, operator) {
+    async act(id, action, operator, reason = null) {
       const row = await instanceById(sql, id);
       if (!row) throw new OperatorActionError(`No workflow ${id}`, 'NOT_FOUND');
       if (row.state !== 'failed')
@@ -1018,11 +1018,14 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
             finished_at: at,
             last_error: row.last_error,
           });
-        await history(tx, id, `operator: ${action}`, `${detail} (by ${operator})`, row.correlation_id);
+        await history(tx, id, `operator: ${action}`, `${detail} (by ${operator})${reason ? `: ${reason}` : ''}`, row.correlation_id);
         return true;
       });
       if (!applied) throw new OperatorActionError(`Workflow ${id} changed meanwhile; look again`, 'NOT_PARKED');
-      logger.warn({ event: 'workflow.operator', workflowId: id, action, operator, audit: true }, 'operator acted on a workflow');
+      logger.warn(
+        { event: 'workflow.operator', workflowId: id, action, operator, ...(reason ? { reason } : {}), audit: true },
+        'operator acted on a workflow',
+      );
       changed(id);
       if (poller) tick();
       return (await get(id))!;

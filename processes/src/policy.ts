@@ -3,6 +3,8 @@ import { AGENTS } from '../../platform/identity.ts';
 
 /** Who watches the workflows: support leads (their escalations) and the operators who run them. */
 const WATCHERS = ['support_lead', 'integration_operator'] as const;
+/** Who decides on a parked workflow (retry, skip, compensate): the operators who run them, not the leads who watch. */
+const OPERATORS = ['integration_operator'] as const;
 /** Who turns won opportunities into orders. */
 const ORDER_DESK = ['sales_rep', 'finance'] as const;
 
@@ -41,6 +43,11 @@ export const PROCESSES_POLICY: PolicyTable = {
   'Mutation.applySubscriptionChange': [...ORDER_DESK],
   'ApplySubscriptionChangePayload.*': [...ORDER_DESK],
   'SubscriptionChangeError.*': [...ORDER_DESK],
+
+  // The exception queue: an operator retries, skips or compensates a parked workflow.
+  'Mutation.resolveWorkflow': [...OPERATORS],
+  'ResolveWorkflowPayload.*': [...OPERATORS],
+  'ResolveWorkflowError.*': [...OPERATORS],
 
   // Who starts a workflow sees its id and state.
   'Workflow.id': [...WATCHERS, ...AGENTS, ...ORDER_DESK],

@@ -36,6 +36,8 @@ const MUTATION_ONLY = new Set([
   'BillingChangeError',
   'ApplySubscriptionChangePayload',
   'SubscriptionChangeError',
+  'ResolveWorkflowPayload',
+  'ResolveWorkflowError',
   'CustomerActivity',
 ]);
 
@@ -204,7 +206,7 @@ describe('the role × field matrix, generated from the policy tables', () => {
     for (const subgraph of Object.keys(POLICIES)) {
       for (const { type, field, object } of fieldsOf(subgraph)) {
         if (type === 'Query' && field.startsWith('_')) continue;
-        // Mutations and what only they return are the returns suite's (test/processes/returns.test.ts).
+        // Mutations and what only they return are their suites' (test/processes/returns.test.ts, resolve-workflow.test.ts, …).
         if (MUTATION_ONLY.has(type)) continue;
         const coordinate = `${type}.${field}`;
         const { wrap, path } = entry(type, records);

@@ -141,6 +141,14 @@ export type Mutation = {
    * (scoped to the caller) returns the first result. Refusals come back in `errors`.
    */
   onboardAccount: OnboardAccountPayload;
+  /**
+   * An operator's decision on a workflow parked in the exception queue (state FAILED): run its
+   * step again, skip it, or undo what was done. Recorded in the workflow's history with who
+   * decided it and why; the service picks the workflow up at its next poll. A workflow that is
+   * not parked (or no longer: another operator was quicker) is refused in `errors`, not as a
+   * GraphQL error.
+   */
+  resolveWorkflow: ResolveWorkflowPayload;
 };
 
 
@@ -161,6 +169,11 @@ export type MutationCreateReturnAuthorizationArgs = {
 
 export type MutationOnboardAccountArgs = {
   input: OnboardAccountInput;
+};
+
+
+export type MutationResolveWorkflowArgs = {
+  input: ResolveWorkflowInput;
 };
 
 export type OnboardAccountInput = {
@@ -237,6 +250,37 @@ export type QuoteToOrderErrorCode =
   | 'ORDER_CANCELLED'
   | 'UNKNOWN_CUSTOMER'
   | 'UNKNOWN_PRODUCT';
+
+/** Why an operator's decision does not apply to the workflow as it is. */
+export type ResolveWorkflowError = {
+  __typename?: 'ResolveWorkflowError';
+  code: ResolveWorkflowErrorCode;
+  message: Scalars['String']['output'];
+};
+
+export type ResolveWorkflowErrorCode =
+  /** The workflow has no step this service runs to skip (a type it no longer runs). */
+  | 'NOTHING_TO_SKIP'
+  /** No workflow has this id. */
+  | 'NOT_FOUND'
+  /** The workflow is not parked in the exception queue (running, waiting, settled, or acted on meanwhile). */
+  | 'NOT_PARKED';
+
+export type ResolveWorkflowInput = {
+  action: WorkflowAction;
+  /** The parked workflow's id. */
+  id: Scalars['ID']['input'];
+  /** Why, in the operator's words (kept in the history); at most 500 characters. */
+  reason?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type ResolveWorkflowPayload = {
+  __typename?: 'ResolveWorkflowPayload';
+  /** Why the decision was not applied; empty when it was. */
+  errors: Array<ResolveWorkflowError>;
+  /** The workflow as it is after the decision (or, when refused, as it is); null when there is no such workflow. */
+  workflow: Maybe<Workflow>;
+};
 
 export type ReturnAuthorization = {
   __typename?: 'ReturnAuthorization';
@@ -344,6 +388,15 @@ export type Workflow = {
   type: Scalars['String']['output'];
   updatedAt: Scalars['DateTime']['output'];
 };
+
+/** What an operator may do with a parked workflow. */
+export type WorkflowAction =
+  /** Undo the steps done so far, newest first, where the business allows it, instead of going on. */
+  | 'COMPENSATE'
+  /** Run the parked step again, with fresh attempts (once its cause is fixed). */
+  | 'RETRY'
+  /** Count the parked step as skipped (done by hand) and go on with the next one. */
+  | 'SKIP';
 
 export type WorkflowConnection = {
   __typename?: 'WorkflowConnection';
@@ -525,6 +578,10 @@ export type ResolversTypes = ResolversObject<{
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   QuoteToOrderError: ResolverTypeWrapper<QuoteToOrderError>;
   QuoteToOrderErrorCode: QuoteToOrderErrorCode;
+  ResolveWorkflowError: ResolverTypeWrapper<ResolveWorkflowError>;
+  ResolveWorkflowErrorCode: ResolveWorkflowErrorCode;
+  ResolveWorkflowInput: ResolveWorkflowInput;
+  ResolveWorkflowPayload: ResolverTypeWrapper<Omit<ResolveWorkflowPayload, 'workflow'> & { workflow?: Maybe<ResolversTypes['Workflow']> }>;
   ReturnAuthorization: ResolverTypeWrapper<ReturnAuthorizationRefModelModel>;
   ReturnAuthorizationError: ResolverTypeWrapper<ReturnAuthorizationError>;
   ReturnAuthorizationErrorCode: ReturnAuthorizationErrorCode;
@@ -535,6 +592,7 @@ export type ResolversTypes = ResolversObject<{
   SubscriptionChangeError: ResolverTypeWrapper<SubscriptionChangeError>;
   SubscriptionChangeErrorCode: SubscriptionChangeErrorCode;
   Workflow: ResolverTypeWrapper<WorkflowInstanceModel>;
+  WorkflowAction: WorkflowAction;
   WorkflowConnection: ResolverTypeWrapper<WorkflowConnectionModelModel>;
   WorkflowEvent: ResolverTypeWrapper<WorkflowEvent>;
   WorkflowFilter: WorkflowFilter;
@@ -567,6 +625,9 @@ export type ResolversParentTypes = ResolversObject<{
   OrderLineInput: OrderLineInput;
   Query: Record<PropertyKey, never>;
   QuoteToOrderError: QuoteToOrderError;
+  ResolveWorkflowError: ResolveWorkflowError;
+  ResolveWorkflowInput: ResolveWorkflowInput;
+  ResolveWorkflowPayload: Omit<ResolveWorkflowPayload, 'workflow'> & { workflow?: Maybe<ResolversParentTypes['Workflow']> };
   ReturnAuthorization: ReturnAuthorizationRefModelModel;
   ReturnAuthorizationError: ReturnAuthorizationError;
   ReturnLineInput: ReturnLineInput;
@@ -617,6 +678,7 @@ export type MutationResolvers<ContextType = Context, ParentType extends Resolver
   convertOpportunityToOrder?: Resolver<ResolversTypes['ConvertOpportunityToOrderPayload'], ParentType, ContextType, RequireFields<MutationConvertOpportunityToOrderArgs, 'input'>>;
   createReturnAuthorization?: Resolver<ResolversTypes['CreateReturnAuthorizationPayload'], ParentType, ContextType, RequireFields<MutationCreateReturnAuthorizationArgs, 'input'>>;
   onboardAccount?: Resolver<ResolversTypes['OnboardAccountPayload'], ParentType, ContextType, RequireFields<MutationOnboardAccountArgs, 'input'>>;
+  resolveWorkflow?: Resolver<ResolversTypes['ResolveWorkflowPayload'], ParentType, ContextType, RequireFields<MutationResolveWorkflowArgs, 'input'>>;
 }>;
 
 export type OnboardAccountPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['OnboardAccountPayload'] = ResolversParentTypes['OnboardAccountPayload']> = ResolversObject<{
@@ -638,6 +700,16 @@ export type QuoteToOrderErrorResolvers<ContextType = Context, ParentType extends
   code?: Resolver<ResolversTypes['QuoteToOrderErrorCode'], ParentType, ContextType>;
   line?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
+
+export type ResolveWorkflowErrorResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ResolveWorkflowError'] = ResolversParentTypes['ResolveWorkflowError']> = ResolversObject<{
+  code?: Resolver<ResolversTypes['ResolveWorkflowErrorCode'], ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
+
+export type ResolveWorkflowPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ResolveWorkflowPayload'] = ResolversParentTypes['ResolveWorkflowPayload']> = ResolversObject<{
+  errors?: Resolver<Array<ResolversTypes['ResolveWorkflowError']>, ParentType, ContextType>;
+  workflow?: Resolver<Maybe<ResolversTypes['Workflow']>, ParentType, ContextType>;
 }>;
 
 export type ReturnAuthorizationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ReturnAuthorization'] = ResolversParentTypes['ReturnAuthorization']> = ResolversObject<{
@@ -713,6 +785,8 @@ export type Resolvers<ContextType = Context> = ResolversObject<{
   Order?: OrderResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
   QuoteToOrderError?: QuoteToOrderErrorResolvers<ContextType>;
+  ResolveWorkflowError?: ResolveWorkflowErrorResolvers<ContextType>;
+  ResolveWorkflowPayload?: ResolveWorkflowPayloadResolvers<ContextType>;
   ReturnAuthorization?: ReturnAuthorizationResolvers<ContextType>;
   ReturnAuthorizationError?: ReturnAuthorizationErrorResolvers<ContextType>;
   SubscriptionChangeError?: SubscriptionChangeErrorResolvers<ContextType>;

@@ -1,11 +1,18 @@
-import { requireId } from '../../../platform/validate.ts';
+import { maxLength, requireId } from '../../../platform/validate.ts';
+import { OperatorActionError, type OperatorAction } from '../../../platform/workflow/engine.ts';
 import type {
   AccountOnboardingErrorCode,
   MutationResolvers,
   QuoteToOrderErrorCode,
   ReturnAuthorizationErrorCode,
   SubscriptionChangeErrorCode,
+  WorkflowAction,
 } from '../__generated__/resolvers-types.ts';
+
+/** The longest reason an operator may give (it is kept in the workflow's history). */
+export const MAX_REASON_LENGTH = 500;
+
+const ACTIONS: Record<WorkflowAction, OperatorAction> = { RETRY: 'retry', SKIP: 'skip', COMPENSATE: 'compensate' };
 
 export const Mutation: MutationResolvers = {
   async createReturnAuthorization(_root, { input }, { returns, details, identity, correlationId }) {
@@ -54,5 +61,22 @@ export const Mutation: MutationResolvers = {
       errors: outcome.errors.map((error) => ({ ...error, code: error.code as SubscriptionChangeErrorCode })),
       workflow: outcome.workflowId ? await details.load(outcome.workflowId) : null,
     };
+  },
+  async resolveWorkflow(_root, { input }, { engine, details, identity }) {
+    const id = requireId('input.id', input.id);
+    maxLength('input.reason', input.reason, MAX_REASON_LENGTH);
+    const reason = input.reason?.trim() || null;
+    try {
+      const workflow = await engine.act(id, ACTIONS[input.action], identity.subject, reason);
+      // Steps and history are read through the loader: it holds the instance as the decision left it.
+      details.clear(id).prime(id, workflow);
+      return { workflow, errors: [] };
+    } catch (error) {
+      if (!(error instanceof OperatorActionError)) throw error;
+      return {
+        workflow: error.code === 'NOT_FOUND' ? null : await details.load(id),
+        errors: [{ code: error.code, message: error.message }],
+      };
+    }
   },
 };

@@ -1,12 +1,12 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
+import { asyncSlot } from './async-context.ts';
 
 /** What every log line and outgoing call of one request needs to know about it. */
 export interface RequestScope {
   readonly correlationId: string;
 }
 
-const storage = new AsyncLocalStorage<RequestScope>();
+const storage = asyncSlot<RequestScope>('concord.request-scope');
 
 export const CORRELATION_HEADER = 'x-correlation-id';
 
@@ -25,5 +25,5 @@ export function runInScope<T>(scope: RequestScope, fn: () => T): T {
 
 /** The scope of the request being served, or undefined outside one. */
 export function currentScope(): RequestScope | undefined {
-  return storage.getStore();
+  return storage.get();
 }

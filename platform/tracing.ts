@@ -6,10 +6,12 @@ import {
   SpanKind,
   SpanStatusCode,
   trace,
+  TraceFlags,
   type Attributes,
   type Context,
   type Span,
 } from '@opentelemetry/api';
+import { sharedContextManager } from './async-context.ts';
 import { VERSION } from './package-root.ts';
 
 /**
@@ -25,6 +27,8 @@ import { VERSION } from './package-root.ts';
 const TRACER = 'concord';
 
 let enabled = false;
+/** The sampler follows the parent's decision (OTEL_TRACES_SAMPLER unset or parentbased_*): under a span sampled out, nothing is. */
+let parentBased = true;
 
 /** True when this process exports traces. */
 export function tracingEnabled(): boolean {
@@ -65,10 +69,14 @@ export async function startTracing(service: string, env: NodeJS.ProcessEnv = pro
     serviceName: env.OTEL_SERVICE_NAME?.trim() || service,
     resource: resourceFromAttributes({ 'service.namespace': 'concord', 'service.version': VERSION }),
     instrumentations: [],
+    // The process's one AsyncLocalStorage (async-context.ts), not a second one of the SDK's.
+    contextManager: sharedContextManager,
     metricReaders: [],
     logRecordProcessors: [],
   });
   sdk.start();
+  const sampler = env.OTEL_TRACES_SAMPLER?.trim();
+  parentBased = !sampler || sampler.startsWith('parentbased_');
   enabled = true;
   return {
     async shutdown(timeoutMs = 2_000) {
@@ -131,14 +139,14 @@ export interface SpanOptions {
  * tracing off, `fn` runs as it is.
  */
 export function inSpan<T>(name: string, options: SpanOptions, fn: (span: Span | null) => T | Promise<T>): Promise<T> {
-  if (!enabled) {
+  const parent = enabled ? (options.parent ?? context.active()) : ROOT_CONTEXT;
+  if (!enabled || sampledOut(parent)) {
     try {
       return Promise.resolve(fn(null));
     } catch (error) {
       return Promise.reject(error as Error);
     }
   }
-  const parent = options.parent ?? context.active();
   const span = tracer().startSpan(name, { kind: options.kind ?? SpanKind.INTERNAL, attributes: options.attributes }, parent);
   return context.with(trace.setSpan(parent, span), async () => {
     try {
@@ -150,6 +158,18 @@ export function inSpan<T>(name: string, options: SpanOptions, fn: (span: Span | 
       span.end();
     }
   });
+}
+
+/**
+ * True when `parent` holds a span whose trace was not sampled and the sampler follows the
+ * parent: every span under it would be dropped, so none is made. A trace sampled out then costs
+ * one span per service (its server span, which carries the decision on) instead of one per
+ * operation, call and step.
+ */
+function sampledOut(parent: Context): boolean {
+  if (!parentBased) return false;
+  const span = trace.getSpan(parent);
+  return span !== undefined && (span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0;
 }
 
 /** Marks a span failed with what names the failure, not what it says (`error.type`: the code or the error's class). */
@@ -175,8 +195,8 @@ export function inSystemCall<T>(
   operation: string,
   fn: (record: (attributes: Attributes) => void) => Promise<T>,
 ): Promise<T> {
-  if (!enabled) return fn(() => undefined);
-  const parent = context.active();
+  const parent = enabled ? context.active() : ROOT_CONTEXT;
+  if (!enabled || sampledOut(parent)) return fn(() => undefined);
   const span = tracer().startSpan(
     `${system} ${operation}`,
     { kind: SpanKind.CLIENT, attributes: { 'concord.system': system, 'concord.operation': operation } },

@@ -1,4 +1,4 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { asyncSlot } from '../../platform/async-context.ts';
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { Pool } from 'undici';
@@ -54,7 +54,7 @@ interface SubgraphCall {
   readonly authorize: ((minLifeMs: number) => Promise<string>) | null;
 }
 
-const calls = new AsyncLocalStorage<SubgraphCall>();
+const calls = asyncSlot<SubgraphCall>('concord.subgraph-call');
 
 /**
  * Calls one subgraph. Every call carries the request's correlation id and has one deadline
@@ -322,7 +322,7 @@ function poolFetcher(
   metrics: GatewayMetrics | null,
 ): Fetcher {
   const fetcher = async (_url: string, init: { headers: Record<string, string>; body: string }) => {
-    const call = calls.getStore();
+    const call = calls.get();
     if (!call) throw new Error('a subgraph call outside SubgraphDataSource.send');
     const started = performance.now();
     const done = (code: string | null, answerErrors: string[] = []) => {

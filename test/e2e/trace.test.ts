@@ -187,4 +187,26 @@ describe('tracing across the services', () => {
     expect(logged.filter((line) => line.correlationId === headers.get('x-correlation-id')).length).toBeGreaterThan(0);
     expect(rma).toMatch(/\S/);
   }, 90_000);
+
+  it("records nothing of a request whose caller's trace is not sampled, in any service", async () => {
+    const keys = await ensureDevKeys(dataDir);
+    const token = await signDevToken(keys.issuer.privateKey, { roles: ['support_agent'], subject: 'alex@example.com', ttlSeconds: 120 });
+    const unsampled = randomBytes(16).toString('hex');
+    const sampled = randomBytes(16).toString('hex');
+    const ask = (traceId: string, flags: string) =>
+      postGraphQL<{ cases: { nodes: { id: string }[] } }>(
+        `http://127.0.0.1:${started.ports.GATEWAY_PORT}/graphql`,
+        operation('agent-console', 'CaseQueue'),
+        { first: 3 },
+        { authorization: `Bearer ${token}`, traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-${flags}` },
+      );
+    const [quiet, traced] = await Promise.all([ask(unsampled, '00'), ask(sampled, '01')]);
+    expect(quiet.body.errors).toBeUndefined();
+    expect(traced.body.errors).toBeUndefined();
+    // The sampled one arrives (so the exporters ran); the other never does.
+    const spans = await otlp.trace(sampled, (found) => found.some((span) => span.service !== 'gateway'), 20_000);
+    expect(spans.length).toBeGreaterThan(1);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(otlp.spans.filter((span) => span.traceId === unsampled)).toEqual([]);
+  }, 60_000);
 });

@@ -9,13 +9,13 @@ import { parseArgs } from 'node:util';
 import { signDevToken } from '../../platform/dev-token.ts';
 import { ensureDevKeys } from '../../platform/keys.ts';
 import { measure, type Measurement } from './load.ts';
-import { freePort } from './processes.ts';
+import { cpuMs, freePort, processTree } from './processes.ts';
 
 /**
  * `npm run bench:tracing`: what tracing costs. The whole stack (`npm start`: gateway, three
- * subgraphs, process service) is started with tracing off (no OTEL_* variable), then with every
- * request traced (OTLP/HTTP to a collector endpoint in this process, which counts and drops the
- * spans), alternating, and loaded with the same uncached CaseContext requests (three systems per
+ * subgraphs, process service) is started with tracing off (no OTEL_* variable), with every
+ * request traced, and with one trace in ten sampled (OTLP/HTTP to a collector endpoint in this
+ * process, which counts and drops the spans), in turn, and loaded with the same uncached CaseContext requests (three systems per
  * request). Prints req/s, latency and the CPU time of all five services per request, each mode
  * against off in the same run.
  */
@@ -25,12 +25,14 @@ const HELP = `Usage: npm run bench:tracing -- [--duration 10] [--connections 16]
   --duration N     measured seconds per mode and round (default 10)
   --connections N  concurrent connections (default 16)
   --warmup N       unmeasured seconds before each measurement (default 3)
-  --rounds N       off/on pairs, alternating, each on a fresh start (default 2)`;
+  --rounds N       rounds of the three modes (off, on, 1 in 10 sampled), in turn, each on a fresh start (default 2)`;
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const CASE_CONTEXT = readFileSync(join(root, 'schema/operations/agent-console/CaseContext.graphql'), 'utf8');
 
-type Mode = 'off' | 'on';
+type Mode = 'off' | 'on' | 'sampled';
+const MODES: readonly Mode[] = ['off', 'on', 'sampled'];
+const MODE_LABEL: Record<Mode, string> = { off: 'off', on: 'on, every trace', sampled: 'on, 1 in 10 sampled' };
 
 const log = (message: string) => process.stderr.write(`${message}\n`);
 
@@ -112,6 +114,33 @@ async function caseIds(url: string, token: string): Promise<string[]> {
   return ids.slice(0, 20);
 }
 
+const SERVICES = ['gateway', 'crm', 'erp', 'support', 'processes'] as const;
+
+/** CPU ms used so far by each service of an `npm start` tree, told apart by its entry point. */
+function cpuByService(root: number): Record<string, number> {
+  const found: Record<string, number> = {};
+  for (const pid of processTree(root)) {
+    let command: string;
+    try {
+      command = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    const service = /gateway\/src\/index/.test(command)
+      ? 'gateway'
+      : (/subgraphs\/(crm|erp|support)\//.exec(command)?.[1] ?? (/processes\/src\/index/.test(command) ? 'processes' : null));
+    if (service) found[service] = (found[service] ?? 0) + cpuMs([pid]) - childrenCpu(pid);
+  }
+  return found;
+}
+
+/** The CPU of a process's descendants (cpuMs counts a whole tree; a gateway's workers are its children). */
+function childrenCpu(pid: number): number {
+  return processTree(pid)
+    .slice(1)
+    .reduce((sum, child) => sum + cpuMs([child]) - childrenCpu(child), 0);
+}
+
 const format = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
 
 async function main(): Promise<void> {
@@ -141,7 +170,11 @@ async function main(): Promise<void> {
 
   const dataDir = mkdtempSync(join(tmpdir(), 'concord-bench-tracing-'));
   const collector = await startCollector();
-  const results: Record<Mode, { measurement: Measurement; spansPerRequest: number }[]> = { off: [], on: [] };
+  const results: Record<Mode, { measurement: Measurement; spansPerRequest: number; perService: Record<string, number> }[]> = {
+    off: [],
+    on: [],
+    sampled: [],
+  };
   try {
     const keys = await ensureDevKeys(dataDir);
     const token = await signDevToken(keys.issuer.privateKey, {
@@ -150,24 +183,32 @@ async function main(): Promise<void> {
       ttlSeconds: 3600,
     });
     for (let round = 1; round <= rounds; round++) {
-      for (const mode of ['off', 'on'] as const) {
+      for (const mode of MODES) {
+        const exporting = { OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' };
         const env: Record<string, string> =
-          mode === 'on' ? { OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' } : {};
+          mode === 'on'
+            ? exporting
+            : mode === 'sampled'
+              ? { ...exporting, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' }
+              : {};
         log(`round ${round}, tracing ${mode}: starting npm start`);
         const stack = await startStack(dataDir, env);
         try {
           const ids = await caseIds(stack.gateway, token);
           const bodies = ids.map((id) => JSON.stringify({ query: CASE_CONTEXT, operationName: 'CaseContext', variables: { id } }));
+          const spec = { url: stack.gateway, headers: { authorization: `Bearer ${token}` }, bodies, connections, duration, warmup: 0 };
+          if (warmup > 0) await measure({ ...spec, duration: warmup }, stack.child.pid!, []);
           const spansBefore = collector.spans();
-          const measurement = await measure(
-            { url: stack.gateway, headers: { authorization: `Bearer ${token}` }, bodies, connections, duration, warmup },
-            stack.child.pid!,
-            [],
+          const servicesBefore = cpuByService(stack.child.pid!);
+          const measurement = await measure(spec, stack.child.pid!, []);
+          const servicesAfter = cpuByService(stack.child.pid!);
+          const perService = Object.fromEntries(
+            SERVICES.map((service) => [service, ((servicesAfter[service] ?? 0) - (servicesBefore[service] ?? 0)) / measurement.requests]),
           );
           // The last batch is exported within the batch processor's delay (5 s by default).
           await stop(stack.child);
           const spans = collector.spans() - spansBefore;
-          results[mode].push({ measurement, spansPerRequest: mode === 'on' ? spans / measurement.requests : 0 });
+          results[mode].push({ measurement, spansPerRequest: spans / measurement.requests, perService });
           log(
             `  ${format(measurement.rps, 0)} req/s, p95 ${format(measurement.p95, 0)} ms, ${format(measurement.gatewayCpuMs, 2)} CPU ms/request, ${measurement.errors} errors`,
           );
@@ -183,7 +224,7 @@ async function main(): Promise<void> {
 
   const mean = (mode: Mode, pick: (m: Measurement) => number) =>
     results[mode].reduce((sum, run) => sum + pick(run.measurement), 0) / results[mode].length;
-  const rows = (['off', 'on'] as const).map((mode) => {
+  const rows = MODES.map((mode) => {
     const rps = mean(mode, (m) => m.rps);
     const cpu = mean(mode, (m) => m.gatewayCpuMs);
     return {
@@ -207,7 +248,15 @@ async function main(): Promise<void> {
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const row of rows)
     console.log(
-      `| ${row.mode} | ${format(row.rps, 0)} | ${format(row.rps / off.rps, 2)}x | ${format(row.p50)} | ${format(row.p95)} | ${format(row.cpu, 2)} | ${format(row.cpu / off.cpu, 2)}x | ${format(row.spans)} | ${row.errors} | ${format(row.otherCores, 2)} |`,
+      `| ${MODE_LABEL[row.mode]} | ${format(row.rps, 0)} | ${format(row.rps / off.rps, 2)}x | ${format(row.p50)} | ${format(row.p95)} | ${format(row.cpu, 2)} | ${format(row.cpu / off.cpu, 2)}x | ${format(row.spans)} | ${row.errors} | ${format(row.otherCores, 2)} |`,
+    );
+
+  console.log('\nCPU ms per request, by service:\n');
+  console.log(`| tracing | ${SERVICES.join(' | ')} |`);
+  console.log(`|---|${SERVICES.map(() => '---:').join('|')}|`);
+  for (const mode of MODES)
+    console.log(
+      `| ${MODE_LABEL[mode]} | ${SERVICES.map((service) => format(results[mode].reduce((sum, run) => sum + (run.perService[service] ?? 0), 0) / results[mode].length, 2)).join(' | ')} |`,
     );
 }
 

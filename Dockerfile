@@ -23,6 +23,8 @@ COPY --from=build /app/package.json /app/LICENSE ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/schema ./schema
+# The operations console's page (gateway/src/console/console.ts reads it from the package folder).
+COPY --from=build /app/gateway/src/console/public ./gateway/src/console/public
 COPY --from=build /app/subgraphs/crm/schema.graphql ./subgraphs/crm/schema.graphql
 COPY --from=build /app/subgraphs/erp/schema.graphql ./subgraphs/erp/schema.graphql
 COPY --from=build /app/subgraphs/support/schema.graphql ./subgraphs/support/schema.graphql

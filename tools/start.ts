@@ -225,11 +225,22 @@ function banner(services: Service[], graphql: string, caseId: string | null, emb
         '',
       ]
     : ['Tokens come from the configured issuer (AUTH_JWKS_URL or AUTH_PUBLIC_KEY).', ''];
+  const gatewayService = services.find((service) => service.name === 'gateway');
+  const consoleLines = gatewayService
+    ? [
+        `Operations console: http://localhost:${gatewayService.port}/console`,
+        caseId !== null
+          ? '  (dev sign-in: choose a role there, e.g. integration_operator; or paste a token from npm run -s token -- --role integration_operator)'
+          : '  (sign in with a bearer token from the identity provider: integration_operator, support_lead or finance)',
+        '',
+      ]
+    : [];
   return [
     '',
     `Concord is running${embedded ? ' on the embedded demo systems' : ''}.`,
     ...lines,
     '',
+    ...consoleLines,
     ...firstQuery,
     'Stop with Ctrl+C.',
     '',

@@ -11,7 +11,7 @@ import { createMetrics } from '../../platform/metrics.ts';
 import { createClientVerifier } from './auth.ts';
 import { EntityCache } from './cache/entity-cache.ts';
 import { responseCache } from './cache/response-cache.ts';
-import { checkSubgraphOverrides, type GatewayConfig } from './config.ts';
+import { checkSubgraphOverrides, overrideKey, type GatewayConfig } from './config.ts';
 import { createGatewayContextFactory } from './context.ts';
 import { loadRegisteredOperations } from './portal.ts';
 import { documentProblem, screenRequest } from './request-guard.ts';
@@ -31,6 +31,9 @@ import { consumeEvents } from './events.ts';
 import { LiveHub } from './live/hub.ts';
 import { serveLive } from './live/transports.ts';
 import { AnswerLifetime } from './cache/response-cache.ts';
+import { consoleHandler, DEV_TOKEN_TTL_SECONDS } from './console/console.ts';
+import { createOverviewSource } from './console/overview.ts';
+import { signDevToken } from '../../platform/dev-token.ts';
 
 /** Keys tests pass in place of configured or data-folder keys. */
 export interface GatewayKeys {
@@ -38,6 +41,11 @@ export interface GatewayKeys {
   issuerPublicKey?: CryptoKey;
   /** Signs internal tokens for the subgraphs. */
   internalPrivateKey?: CryptoKey;
+  /**
+   * Signs the console's dev sign-in tokens: the private half of issuerPublicKey. Without it, a
+   * gateway given issuerPublicKey offers no dev sign-in (it could sign no token it accepts).
+   */
+  issuerPrivateKey?: CryptoKey;
 }
 
 /** Loads the supergraph the configuration names (and follows it when asked) and serves it. */
@@ -55,7 +63,7 @@ export async function startGateway(
   } = {},
 ): Promise<RunningService & { cache: EntityCache | null; broker: EventBroker; hub: LiveHub }> {
   const logger = options.logger ?? createLogger('gateway', config.logLevel);
-  const source = checkSupergraph(config);
+  const { source, routingUrls } = checkSupergraph(config);
   let devKeys: DevKeys | undefined;
   const dev = async () => (devKeys ??= await ensureDevKeys(config.dataDir));
   const issuerPublicKey = options.keys?.issuerPublicKey ?? (config.auth.key.kind === 'dev' ? (await dev()).issuer.publicKey : undefined);
@@ -141,6 +149,26 @@ export async function startGateway(
   });
   const broker = options.broker ?? (await openBroker(config.events, logger));
   const verify = options.withoutSecurity ? async () => options.withoutSecurity! : await createClientVerifier(config.auth, issuerPublicKey);
+  // The operations console (console/): its figures from this process's registry, in every environment.
+  const overview = createOverviewSource({ registry: metrics.registry, routingUrls: () => routingUrls });
+  // Dev sign-in: only off production and with the development issuer, signed with the key its tokens are verified with.
+  const devSigningKey =
+    config.environment === 'production' || config.auth.key.kind !== 'dev' || options.withoutSecurity
+      ? undefined
+      : (options.keys?.issuerPrivateKey ?? (options.keys?.issuerPublicKey ? undefined : (await dev()).issuer.privateKey));
+  const consoleWeb = consoleHandler({
+    verify,
+    overview,
+    devSignIn: devSigningKey
+      ? (role) =>
+          signDevToken(
+            devSigningKey,
+            { roles: [role], subject: `console-${role}@concord.example`, ttlSeconds: DEV_TOKEN_TTL_SECONDS },
+            config.auth.audience,
+          )
+      : null,
+  });
+  const ideWeb = config.environment === 'production' ? null : ideAssets();
   let live: ReturnType<typeof serveLive> | null = null;
   let consumer: Awaited<ReturnType<typeof consumeEvents>> | null = null;
   const service = await startService({
@@ -155,8 +183,8 @@ export async function startGateway(
     logger,
     metrics,
     streams: new Map([['/graphql/stream', (req, res) => live!.stream(req, res)]]),
-    // The GraphQL IDE's files (ide.ts), in development only.
-    ...(config.environment === 'production' ? {} : { web: ideAssets() }),
+    // The operations console (console/console.ts) everywhere; the GraphQL IDE's files (ide.ts) in development only.
+    web: async (req, res) => (await consoleWeb(req, res)) || (ideWeb !== null && (await ideWeb(req, res))),
     onDrain: async () => {
       await live?.close();
       await consumer?.stop();
@@ -168,6 +196,7 @@ export async function startGateway(
     shutdownGraceMs: config.shutdownGraceMs,
     corsOrigins: config.corsOrigins,
     closeAfterDrain: async () => {
+      overview.stop();
       await consumer?.stop();
       if (!options.broker) await broker.close();
       await cacheStore?.close();
@@ -194,13 +223,17 @@ export async function startGateway(
 }
 
 /** Reads the supergraph the configuration names and checks the routing overrides against it. */
-function checkSupergraph(config: GatewayConfig): SupergraphSource {
+function checkSupergraph(config: GatewayConfig): { source: SupergraphSource; routingUrls: Record<string, string> } {
   const source = supergraphSourceOf(config);
+  // Where each subgraph is called (the console asks its /ready and /metrics there): the overrides, else the supergraph's URL.
+  const routingUrls: Record<string, string> = { ...config.subgraphUrls };
   if (source.kind !== 'url') {
     const sdl = source.kind === 'static' ? source.sdl : readFileSync(source.path, 'utf8');
-    checkSubgraphOverrides(config.subgraphUrls, Supergraph.build(sdl).subgraphs().names());
+    const subgraphs = Supergraph.build(sdl).subgraphs();
+    checkSubgraphOverrides(config.subgraphUrls, subgraphs.names());
+    for (const subgraph of subgraphs.values()) routingUrls[subgraph.name] = config.subgraphUrls[overrideKey(subgraph.name)] ?? subgraph.url;
   }
-  return source;
+  return { source, routingUrls };
 }
 
 function supergraphSourceOf(config: GatewayConfig): SupergraphSource {

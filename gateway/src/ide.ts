@@ -21,10 +21,9 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { gzip } from 'node:zlib';
-import { promisify } from 'node:util';
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { ROLES } from '../../platform/identity.ts';
+import { escapeHtml, jsonForScript, sendImmutable } from './static-files.ts';
 
 /** Where the IDE's files are served; each file's URL carries a tag of the versions (see ideFiles). */
 export const IDE_PATH = '/ide/';
@@ -272,33 +271,6 @@ function page(head: string, body: string): string {
 `;
 }
 
-const compress = promisify(gzip);
-
-interface Loaded {
-  readonly body: Buffer;
-  readonly gzipped: Buffer;
-  readonly etag: string;
-}
-const loaded = new Map<string, Promise<Loaded>>();
-
-function load(urlPath: string, file: IdeFile & { readonly path: string | null }): Promise<Loaded> {
-  let entry = loaded.get(urlPath);
-  if (!entry) {
-    entry = (async () => {
-      const body = 'text' in file.source ? Buffer.from(file.source.text) : await readFile(file.path!);
-      return {
-        body,
-        gzipped: await compress(body),
-        etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
-      };
-    })();
-    // A failed read is tried again at the next request, not remembered.
-    entry.catch(() => loaded.delete(urlPath));
-    loaded.set(urlPath, entry);
-  }
-  return entry;
-}
-
 /**
  * The `web` handler of http-server.ts for the IDE's files: exactly the allow-listed files
  * under /ide/<tag>/ (any other path, a traversal among them, is not answered here, so it is a
@@ -315,34 +287,9 @@ export function ideAssets(): (req: IncomingMessage, res: ServerResponse) => Prom
     const path = queryAt === -1 ? url : url.slice(0, queryAt);
     const file = files.byPath.get(path);
     if (!file) return false;
-    const { body, gzipped: zipped, etag } = await load(path, file);
-    const wantsGzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
-    const headers: Record<string, string | number> = {
-      'content-type': file.contentType,
-      'cache-control': 'public, max-age=31536000, immutable',
-      etag,
-      vary: 'Accept-Encoding',
-      'x-content-type-options': 'nosniff',
-    };
-    if (req.headers['if-none-match'] === etag) {
-      res.writeHead(304, headers);
-      res.end();
-      return true;
-    }
-    const sent = wantsGzip ? zipped : body;
-    if (wantsGzip) headers['content-encoding'] = 'gzip';
-    headers['content-length'] = sent.length;
-    res.writeHead(200, headers);
-    res.end(req.method === 'HEAD' ? undefined : sent);
+    await sendImmutable(req, res, path, file.contentType, async () =>
+      'text' in file.source ? Buffer.from(file.source.text) : readFile(file.path!),
+    );
     return true;
   };
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-/** JSON inside a <script> element: no "</script>" or "<!--" can end it early. */
-function jsonForScript(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
 }

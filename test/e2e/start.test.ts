@@ -26,6 +26,14 @@ describe('npm start', () => {
       expect(caseId, output).toBeDefined();
 
       expect(output).toContain('npm run -s token -- --role support_agent');
+      // The operations console: printed, its page served, its figures behind a token.
+      expect(output).toContain(`Operations console: http://localhost:${ports.GATEWAY_PORT}/console`);
+      expect(output).toContain('dev sign-in');
+      const page = await fetch(`http://127.0.0.1:${ports.GATEWAY_PORT}/console`);
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(await page.text()).toContain('Concord operations console');
+      expect((await fetch(`http://127.0.0.1:${ports.GATEWAY_PORT}/console/api/overview`)).status).toBe(401);
       const keys = await ensureDevKeys(dataDir);
       const token = await signDevToken(keys.issuer.privateKey, { roles: ['support_agent'], subject: 'test', ttlSeconds: 60 });
       const { body } = await postGraphQL<{ case: any }>(

@@ -203,7 +203,15 @@ export async function startStack(
       subgraphTimeoutMs: STACK_SUBGRAPH_TIMEOUT_MS,
       ...options.gateway,
     }),
-    { logger: silent('gateway'), keys: { issuerPublicKey: keys.issuer.publicKey, internalPrivateKey: keys.internal.privateKey }, broker },
+    {
+      logger: silent('gateway'),
+      keys: {
+        issuerPublicKey: keys.issuer.publicKey,
+        issuerPrivateKey: keys.issuer.privateKey,
+        internalPrivateKey: keys.internal.privateKey,
+      },
+      broker,
+    },
   );
   gatewayUrl = gateway.url.replace('localhost', '127.0.0.1');
   return {

@@ -83,6 +83,8 @@ export const TYPE_TIERS: Readonly<Record<string, Tier | 'value'>> = {
   WorkflowPageInfo: 'never',
   WorkflowStep: 'never',
   WorkflowEvent: 'never',
+  ResolveWorkflowPayload: 'never',
+  ResolveWorkflowError: 'never',
   Address: 'value',
   BillingProfile: 'value',
   Money: 'value',

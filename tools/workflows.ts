@@ -18,15 +18,17 @@ import {
 import { postgresExecutor, sqliteExecutor, type SqlExecutor } from '../platform/workflow/sql.ts';
 import { loadProcessesConfig } from '../processes/src/config.ts';
 import { workflowsOf } from '../processes/src/workflows/index.ts';
+import { MAX_REASON_LENGTH } from '../processes/src/resolvers/Mutation.ts';
 
 const HELP = `Usage:
   npm run workflows -- list [--state running|waiting|done|failed|compensated] [--type <type>] [--customer <id>] [--limit <n>] [--json]
   npm run workflows -- show <id> [--json]
-  npm run workflows -- retry|skip|compensate <id> [--operator <name>]
+  npm run workflows -- retry|skip|compensate <id> [--operator <name>] [--reason <why>]
 
 The process service's workflows, in its store (PROCESS_DATABASE_URL; by default
 $DATA_DIR/workflows.sqlite). "list --state failed" is the exception queue: workflows parked with
-their reason. An operator then decides, and the decision is kept in the workflow's history:
+their reason. An operator then decides, and the decision is kept in the workflow's history, with
+who decided (--operator, default the login name) and why (--reason, at most 500 characters):
   retry       run the parked step again, with fresh attempts
   skip        mark the parked step skipped (done by hand) and go on with the next one
   compensate  undo the steps done so far, newest first, where the business allows it
@@ -60,6 +62,7 @@ export async function runWorkflowsCli(
         customer: { type: 'string' },
         limit: { type: 'string', default: '50' },
         operator: { type: 'string' },
+        reason: { type: 'string' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -155,8 +158,13 @@ export async function runWorkflowsCli(
       return 0;
     }
     const operator = values.operator ?? env.USER ?? userInfo().username;
+    const reason = values.reason?.trim() || null;
+    if (reason && reason.length > MAX_REASON_LENGTH) {
+      out(`--reason is ${reason.length} characters; at most ${MAX_REASON_LENGTH}`);
+      return 2;
+    }
     try {
-      const after = await engine.act(id!, command as OperatorAction, operator);
+      const after = await engine.act(id!, command as OperatorAction, operator, reason);
       out(`${after.id}: ${command} recorded (by ${operator}); it is ${after.state} and the process service runs it shortly.`);
       return 0;
     } catch (error) {

@@ -148,13 +148,17 @@ describe.each(stores)('npm run workflows on %s', (_name, open) => {
     // The cause is fixed in the ERP; the operator retries.
     erp.refusing = false;
     crm.refusing = false;
-    expect(await cli('retry', instance.id, '--operator', 'olga')).toBe(0);
+    expect(await cli('retry', instance.id, '--operator', 'olga', '--reason', 'x'.repeat(501))).toBe(2);
+    expect(lines[0]).toContain('at most 500');
+    expect(await cli('retry', instance.id, '--operator', 'olga', '--reason', 'the ERP took the order by hand')).toBe(0);
     expect(lines[0]).toContain('retry recorded (by olga)');
     await until(service, instance.id, 'done');
     expect([...erp.applied.entries()]).toEqual([[`${instance.id}:create-erp-order`, 1]]);
     expect([...crm.applied.entries()]).toEqual([[`${instance.id}:confirm-in-crm`, 1]]);
     const history = (await service.get(instance.id))!.history.map((entry) => `${entry.event} ${entry.detail ?? ''}`);
-    expect(history.some((line) => line.includes('operator: retry') && line.includes('by olga'))).toBe(true);
+    expect(history.some((line) => line.includes('operator: retry') && line.includes('by olga): the ERP took the order by hand'))).toBe(
+      true,
+    );
 
     expect(await cli('list', '--state', 'failed')).toBe(0);
     expect(lines).toEqual(['The exception queue is empty.']);

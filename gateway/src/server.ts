@@ -142,7 +142,7 @@ export function gatewayErrorFormatter(logger: Logger, { hideSuggestions = false 
   };
 }
 
-/** An audit event for every mutation: who, with which roles, what, and the outcome. */
+/** An audit event for every mutation: who, with which roles, what, and the outcome (succeeded, refused with the payload's codes, failed). */
 function auditMutations(logger: Logger): ApolloServerPlugin<GatewayContext> {
   return {
     async requestDidStart() {
@@ -150,6 +150,15 @@ function auditMutations(logger: Logger): ApolloServerPlugin<GatewayContext> {
         async willSendResponse({ operation, contextValue, response, request }) {
           if (operation?.operation !== 'mutation') return;
           const errors = response.body.kind === 'single' ? (response.body.singleResult.errors ?? []) : [];
+          // A business refusal is an answer, not an error: the payload's `errors` (Concord's mutation convention).
+          const data = response.body.kind === 'single' ? response.body.singleResult.data : undefined;
+          const refusals = Object.values(data ?? {}).flatMap((payload) =>
+            payload && typeof payload === 'object' && Array.isArray((payload as { errors?: unknown }).errors)
+              ? (payload as { errors: { code?: unknown }[] }).errors.map((error) =>
+                  typeof error?.code === 'string' ? error.code : 'REFUSED',
+                )
+              : [],
+          );
           auditLogger(logger).info(
             {
               audit: true,
@@ -160,8 +169,9 @@ function auditMutations(logger: Logger): ApolloServerPlugin<GatewayContext> {
               what:
                 loggedName(request.operationName) ??
                 operation.selectionSet.selections.map((s) => ('name' in s && s.name ? s.name.value : '?')).join(','),
-              outcome: errors.length ? 'failed' : 'succeeded',
+              outcome: errors.length ? 'failed' : refusals.length ? 'refused' : 'succeeded',
               errors: errors.map((error) => error.extensions?.code),
+              ...(refusals.length ? { refusals } : {}),
               correlationId: contextValue.correlationId,
             },
             'audit',

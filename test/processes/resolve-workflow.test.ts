@@ -301,6 +301,11 @@ describe('resolveWorkflow: an operator decides on a parked workflow in the graph
     // The workflow as it is, untouched.
     expect(notParked.payload!.workflow).toMatchObject({ id: instance.id, state: 'DONE' });
     expect((await engine().get(instance.id))!.history).toHaveLength(before);
+    // The gateway's audit line tells the refusal, not a success.
+    expect(logged('mutation').findLast((entry) => entry.what === 'resolveWorkflow')).toMatchObject({
+      outcome: 'refused',
+      refusals: ['NOT_PARKED'],
+    });
 
     const unknown = await resolve('integration_operator', { id: 'wf_no_such_instance', action: 'SKIP' });
     expect(unknown.errors).toBeUndefined();

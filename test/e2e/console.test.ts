@@ -4,7 +4,7 @@ import { ConnectorError } from '../../platform/errors.ts';
 import { RETURN_STEPS, RETURN_WORKFLOW } from '../../processes/src/workflows/returns.ts';
 import type { CrmConnector } from '../../subgraphs/crm/src/connectors/types.ts';
 import { blockNonLocal, launchBrowser, screenshotPath } from '../helpers/browser.ts';
-import { AS_OF, operation, startStack, type Stack } from '../helpers/stack.ts';
+import { operation, startStack, type Stack, returnableCase } from '../helpers/stack.ts';
 
 const CREATE = operation('agent-console', 'CreateReturnAuthorization');
 
@@ -43,22 +43,7 @@ describe('operations console in a browser', () => {
   });
 
   /** An open case about a unit under warranty. */
-  function candidate(): { caseId: string; serialNumber: string } {
-    const rows = stack.dbs.support
-      .prepare(
-        `SELECT t.id AS caseId, fs.value AS serialNumber FROM tickets t
-         JOIN ticket_custom_fields fo ON fo.ticket_id = t.id AND fo.field_id = 360000000101
-         JOIN ticket_custom_fields fs ON fs.ticket_id = t.id AND fs.field_id = 360000000102
-         WHERE t.status IN ('new', 'open', 'pending', 'hold') ORDER BY t.id`,
-      )
-      .all() as { caseId: number; serialNumber: string }[];
-    for (const row of rows) {
-      const asset = stack.dbs.erp.prepare('SELECT warrantyEndDate FROM serialNumbers WHERE serialNumber = ?').get(row.serialNumber) as
-        { warrantyEndDate: string } | undefined;
-      if (asset && asset.warrantyEndDate >= AS_OF) return { caseId: String(row.caseId), serialNumber: row.serialNumber };
-    }
-    throw new Error('no open case about a unit under warranty');
-  }
+  const candidate = () => returnableCase(stack.dbs);
 
   it('shows the figures and a parked return in plain words, and retries it once the CRM is back', async () => {
     faults.crmDown = true;

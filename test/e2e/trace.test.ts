@@ -8,7 +8,7 @@ import { ensureDevKeys } from '../../platform/keys.ts';
 import { openDatabase } from '../../platform/sqlite.ts';
 import { npmStart, type NpmStarted } from '../helpers/npm-start.ts';
 import { startOtlpReceiver, type ReceivedSpan } from '../helpers/otlp.ts';
-import { operation, postGraphQL } from '../helpers/stack.ts';
+import { operation, postGraphQL, returnableCase } from '../helpers/stack.ts';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -42,24 +42,11 @@ describe('tracing across the services', () => {
   });
 
   /** An open case about a unit under warranty today. */
-  function returnableCase(): { caseId: string; serialNumber: string } {
+  function caseToReturn(): { caseId: string; serialNumber: string } {
     const desk = openDatabase(join(dataDir, 'support.sqlite'), { readonly: true });
     const erp = openDatabase(join(dataDir, 'erp.sqlite'), { readonly: true });
     try {
-      const rows = desk
-        .prepare(
-          `SELECT t.id AS caseId, fs.value AS serialNumber FROM tickets t
-           JOIN ticket_custom_fields fs ON fs.ticket_id = t.id AND fs.field_id = 360000000102
-           WHERE t.status IN ('new', 'open', 'pending', 'hold') ORDER BY t.id`,
-        )
-        .all() as { caseId: number; serialNumber: string }[];
-      const today = new Date().toISOString().slice(0, 10);
-      for (const row of rows) {
-        const unit = erp.prepare('SELECT warrantyEndDate FROM serialNumbers WHERE serialNumber = ?').get(row.serialNumber) as
-          { warrantyEndDate: string } | undefined;
-        if (unit && unit.warrantyEndDate >= today) return { caseId: String(row.caseId), serialNumber: row.serialNumber };
-      }
-      throw new Error('no open case about a unit under warranty');
+      return returnableCase({ support: desk, erp }, { asOf: new Date().toISOString().slice(0, 10) });
     } finally {
       desk.close();
       erp.close();
@@ -70,7 +57,7 @@ describe('tracing across the services', () => {
     expect(started.output).toContain('Concord is running');
     const keys = await ensureDevKeys(dataDir);
     const token = await signDevToken(keys.issuer.privateKey, { roles: ['support_agent'], subject: 'alex@example.com', ttlSeconds: 120 });
-    const { caseId, serialNumber } = returnableCase();
+    const { caseId, serialNumber } = caseToReturn();
     const note = 'Customer says the unit rattles';
     // The agent console's own span: the trace is the client's.
     const traceId = randomBytes(16).toString('hex');

@@ -29,6 +29,7 @@ import { embeddedBroker } from '../../platform/events/embedded-broker.ts';
 import type { EventsConfig } from '../../platform/events/config.ts';
 import type { CanonicalEvent } from '../../platform/events/cloudevent.ts';
 import { sourceEvent } from '../../platform/events/source.ts';
+import { EMBEDDED_FIELD_IDS } from '../../subgraphs/support/src/connectors/embedded/tables.ts';
 
 /** What the desk's feed publishes when a case's subject changed (subgraphs/support), for tests that publish it themselves. */
 export function caseSubjectChanged(caseId: string, version = Date.now()): CanonicalEvent {
@@ -58,6 +59,34 @@ export interface Databases {
   crm: Database;
   erp: Database;
   support: Database;
+}
+
+/**
+ * An open case (with an order and a serial number) about a unit under warranty on `asOf`
+ * (default AS_OF), whose serial number is not in `used` (it is added): a return the ERP accepts.
+ */
+export function returnableCase(
+  dbs: Pick<Databases, 'support' | 'erp'>,
+  options: { used?: Set<string>; asOf?: string } = {},
+): { caseId: string; serialNumber: string } {
+  const rows = dbs.support
+    .prepare(
+      `SELECT t.id AS caseId, fs.value AS serialNumber FROM tickets t
+       JOIN organizations o ON o.id = t.organization_id
+       JOIN ticket_custom_fields fo ON fo.ticket_id = t.id AND fo.field_id = ?
+       JOIN ticket_custom_fields fs ON fs.ticket_id = t.id AND fs.field_id = ?
+       WHERE t.status IN ('new', 'open', 'pending', 'hold') ORDER BY t.id`,
+    )
+    .all(EMBEDDED_FIELD_IDS.orderNumber, EMBEDDED_FIELD_IDS.serialNumber) as { caseId: number; serialNumber: string }[];
+  const warranty = dbs.erp.prepare('SELECT warrantyEndDate FROM serialNumbers WHERE serialNumber = ?');
+  for (const row of rows) {
+    if (options.used?.has(row.serialNumber)) continue;
+    const unit = warranty.get(row.serialNumber) as { warrantyEndDate: string } | undefined;
+    if (!unit || unit.warrantyEndDate < (options.asOf ?? AS_OF)) continue;
+    options.used?.add(row.serialNumber);
+    return { caseId: String(row.caseId), serialNumber: row.serialNumber };
+  }
+  throw new Error('no open case about a unit under warranty left');
 }
 
 /** Three in-memory systems seeded with a small, deterministic world. */

@@ -9,7 +9,7 @@ import { RETURN_WORKFLOW } from '../../processes/src/workflows/returns.ts';
 import { EMBEDDED_FIELD_IDS } from '../../subgraphs/support/src/connectors/embedded/tables.ts';
 import type { RunningService } from '../../platform/http-server.ts';
 import { startPrometheus, type Prometheus } from '../helpers/prometheus.ts';
-import { AS_OF, operation, seededDatabases, startStack, type Stack } from '../helpers/stack.ts';
+import { operation, returnableCase, seededDatabases, startStack, type Stack } from '../helpers/stack.ts';
 import { locate } from '../setup/servers.ts';
 import { startSalesforceServer, type SalesforceServer } from '../vendors/salesforce/server.ts';
 import { loadZendeskData, startZendeskServer, type ZendeskServer } from '../vendors/zendesk/server.ts';
@@ -294,26 +294,13 @@ describe('a Prometheus scraping a running stack', () => {
     expect(retried.body.errors).toBeUndefined();
 
     // One return authorization, so that the workflow series exist.
-    const row = dbs.support
-      .prepare(
-        `SELECT t.id AS caseId, fs.value AS serialNumber FROM tickets t
-         JOIN ticket_custom_fields fs ON fs.ticket_id = t.id AND fs.field_id = ?
-         JOIN ticket_custom_fields fo ON fo.ticket_id = t.id AND fo.field_id = ?
-         WHERE t.status IN ('new', 'open', 'pending', 'hold') ORDER BY t.id`,
-      )
-      .all(EMBEDDED_FIELD_IDS.serialNumber, EMBEDDED_FIELD_IDS.orderNumber) as { caseId: number; serialNumber: string }[];
-    const candidate = row.find((r) => {
-      const asset = dbs.erp.prepare('SELECT warrantyEndDate FROM serialNumbers WHERE serialNumber = ?').get(r.serialNumber) as
-        { warrantyEndDate: string } | undefined;
-      return asset && asset.warrantyEndDate >= AS_OF;
-    });
-    expect(candidate, 'an open case about a unit under warranty').toBeDefined();
+    const candidate = returnableCase(dbs);
     const created = await stack.queryAs('support_agent', operation('agent-console', 'CreateReturnAuthorization'), {
       input: {
-        caseId: String(candidate!.caseId),
+        caseId: String(candidate.caseId),
         resolution: 'REPLACE',
         idempotencyKey: 'prometheus-test-1',
-        lines: [{ serialNumber: candidate!.serialNumber, quantity: 1, reason: 'DEFECTIVE' }],
+        lines: [{ serialNumber: candidate.serialNumber, quantity: 1, reason: 'DEFECTIVE' }],
       },
     });
     sent++;

@@ -7,7 +7,7 @@ import { createWorkflowEngine, type WorkflowDefinition, type WorkflowInstance } 
 import { sqliteExecutor } from '../../platform/workflow/sql.ts';
 import { RETURN_STEPS, RETURN_WORKFLOW } from '../../processes/src/workflows/returns.ts';
 import type { CrmConnector } from '../../subgraphs/crm/src/connectors/types.ts';
-import { AS_OF, operation, startStack, type Stack, type Who } from '../helpers/stack.ts';
+import { operation, startStack, type Stack, type Who, returnableCase } from '../helpers/stack.ts';
 
 const CREATE = operation('agent-console', 'CreateReturnAuthorization');
 const RESOLVE = operation('ops-console', 'ResolveWorkflow');
@@ -116,26 +116,7 @@ describe('resolveWorkflow: an operator decides on a parked workflow in the graph
 
   const used = new Set<string>();
   /** An open case about a unit under warranty, not used by an earlier test. */
-  function candidate(): { caseId: string; serialNumber: string } {
-    const rows = stack.dbs.support
-      .prepare(
-        `SELECT t.id AS caseId, fs.value AS serialNumber FROM tickets t
-         JOIN organizations o ON o.id = t.organization_id
-         JOIN ticket_custom_fields fo ON fo.ticket_id = t.id AND fo.field_id = 360000000101
-         JOIN ticket_custom_fields fs ON fs.ticket_id = t.id AND fs.field_id = 360000000102
-         WHERE t.status IN ('new', 'open', 'pending', 'hold') ORDER BY t.id`,
-      )
-      .all() as { caseId: number; serialNumber: string }[];
-    for (const row of rows) {
-      if (used.has(row.serialNumber)) continue;
-      const asset = stack.dbs.erp.prepare('SELECT warrantyEndDate FROM serialNumbers WHERE serialNumber = ?').get(row.serialNumber) as
-        { warrantyEndDate: string } | undefined;
-      if (!asset || asset.warrantyEndDate < AS_OF) continue;
-      used.add(row.serialNumber);
-      return { caseId: String(row.caseId), serialNumber: row.serialNumber };
-    }
-    throw new Error('no open case about a unit under warranty left');
-  }
+  const candidate = () => returnableCase(stack.dbs, { used });
 
   const tasksAbout = (rma: string) =>
     stack.dbs.crm.prepare('SELECT Subject FROM Task WHERE Subject LIKE ?').all(`%${rma}%`) as { Subject: string }[];

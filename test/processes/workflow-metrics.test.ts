@@ -8,7 +8,7 @@ import type { WorkflowInstance } from '../../platform/workflow/engine.ts';
 import { sqliteExecutor, type SqlExecutor } from '../../platform/workflow/sql.ts';
 import { RETURN_STEPS, RETURN_WORKFLOW } from '../../processes/src/workflows/returns.ts';
 import type { CrmConnector } from '../../subgraphs/crm/src/connectors/types.ts';
-import { AS_OF, operation, startStack, type Stack } from '../helpers/stack.ts';
+import { operation, startStack, type Stack, returnableCase } from '../helpers/stack.ts';
 
 const CREATE = operation('agent-console', 'CreateReturnAuthorization');
 
@@ -110,24 +110,7 @@ describe('workflow metrics on the process service', () => {
 
   const used = new Set<string>();
   /** An open case about a unit under warranty, not used by an earlier test. */
-  function candidate(): { caseId: string; serialNumber: string } {
-    const rows = stack.dbs.support
-      .prepare(
-        `SELECT t.id AS caseId, fs.value AS serialNumber FROM tickets t
-         JOIN ticket_custom_fields fs ON fs.ticket_id = t.id AND fs.field_id = 360000000102
-         WHERE t.status IN ('new', 'open', 'pending', 'hold') ORDER BY t.id`,
-      )
-      .all() as { caseId: number; serialNumber: string }[];
-    for (const row of rows) {
-      if (used.has(row.serialNumber)) continue;
-      const asset = stack.dbs.erp.prepare('SELECT warrantyEndDate FROM serialNumbers WHERE serialNumber = ?').get(row.serialNumber) as
-        { warrantyEndDate: string } | undefined;
-      if (!asset || asset.warrantyEndDate < AS_OF) continue;
-      used.add(row.serialNumber);
-      return { caseId: String(row.caseId), serialNumber: row.serialNumber };
-    }
-    throw new Error('no open case about a unit under warranty left');
-  }
+  const candidate = () => returnableCase(stack.dbs, { used });
 
   /** Authorizes a return through the gateway, as an agent; the workflow that creates it. */
   async function returnWorkflow(key: string): Promise<WorkflowInstance> {

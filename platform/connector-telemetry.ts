@@ -1,7 +1,7 @@
 import { ConnectorError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { inSpan, inSystemCallOf, SpanKind } from './tracing.ts';
+import { inSpan, inSystemCallOf, SpanKind, tracingEnabled } from './tracing.ts';
 
 /**
  * Counts, times and logs every call an adapter makes to the system behind it, and turns the
@@ -29,6 +29,7 @@ export function createConnectorTelemetry(
   const telemetry: ConnectorTelemetry = {
     system,
     call(operation, detail, fn) {
+      if (!tracingEnabled()) return measured(operation, detail, fn);
       // A span per request the system sees: named for the call, or, as one attempt of a call
       // through the resilience layer (its parent span), for the request (`GET /api/v2/…`).
       const request = typeof detail.request === 'string' ? detail.request : undefined;

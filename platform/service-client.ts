@@ -1,7 +1,7 @@
 import { ConnectorError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { CORRELATION_HEADER } from './request-context.ts';
-import { failSpan, inSpan, SpanKind, traceHeaders } from './tracing.ts';
+import { failSpan, inSpan, SpanKind, traceHeaders, tracingEnabled } from './tracing.ts';
 
 export interface GraphQLReply<T> {
   data?: T | null;
@@ -31,6 +31,7 @@ export function createServiceClient(options: {
   const system = options.system ?? 'gateway';
   const client: ServiceClient = {
     request<T>(query: string, variables: Record<string, unknown>, correlationId: string): Promise<GraphQLReply<T>> {
+      if (!tracingEnabled()) return send<T>(query, variables, correlationId);
       const operation = /^\s*(query|mutation|subscription)\s+(\w+)/.exec(query);
       const attributes = {
         'http.request.method': 'POST',

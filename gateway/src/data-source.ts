@@ -340,6 +340,12 @@ function poolFetcher(
       throw error;
     }
   };
+  // The same for every fetch from this subgraph.
+  const spanName = `subgraph ${serviceName}`;
+  const spanOptions = {
+    kind: SpanKind.CLIENT,
+    attributes: { 'http.request.method': 'POST', 'url.path': path, 'concord.subgraph': serviceName },
+  };
   const pooled = async (call: SubgraphCall, init: { headers: Record<string, string>; body: string }) => {
     const { pool, slots } = origin();
     const release = await slots.acquire(
@@ -348,18 +354,14 @@ function poolFetcher(
       serviceName,
     );
     try {
-      return await inSpan(
-        `subgraph ${serviceName}`,
-        { kind: SpanKind.CLIENT, attributes: { 'http.request.method': 'POST', 'url.path': path, 'concord.subgraph': serviceName } },
-        async (span) => {
-          const headers = { ...init.headers, ...traceHeaders() };
-          if (call.authorize) headers.authorization = await call.authorize(Math.max(0, call.deadline - Date.now()));
-          const response = await pool.request({ method: 'POST', path, headers, body: init.body, signal: call.signal });
-          span?.setAttribute('http.response.status_code', response.statusCode);
-          if (span && response.statusCode >= 500) failSpan(span, null, String(response.statusCode));
-          return answerOf(response, await readBody(response, limits.maxResponseBytes, serviceName), path);
-        },
-      );
+      return await inSpan(spanName, spanOptions, async (span) => {
+        const headers = { ...init.headers, ...traceHeaders() };
+        if (call.authorize) headers.authorization = await call.authorize(Math.max(0, call.deadline - Date.now()));
+        const response = await pool.request({ method: 'POST', path, headers, body: init.body, signal: call.signal });
+        span?.setAttribute('http.response.status_code', response.statusCode);
+        if (span && response.statusCode >= 500) failSpan(span, null, String(response.statusCode));
+        return answerOf(response, await readBody(response, limits.maxResponseBytes, serviceName), path);
+      });
     } finally {
       release();
     }

@@ -196,6 +196,11 @@ export function processTree(root: number): number[] {
   return tree;
 }
 
+/** CPU time (user + system) used so far by this one process (not its children), in ms; 0 once it is gone. */
+export function ownCpuMs(pid: number): number {
+  return ((statOf(pid)?.ticks ?? 0) / CLOCK_TICKS) * 1000;
+}
+
 /** CPU time (user + system) used so far by the processes of these trees, in ms. */
 export function cpuMs(roots: readonly number[]): number {
   let ticks = 0;

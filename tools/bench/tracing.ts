@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { signDevToken } from '../../platform/dev-token.ts';
 import { ensureDevKeys } from '../../platform/keys.ts';
 import { measure, type Measurement } from './load.ts';
-import { cpuMs, freePort, processTree } from './processes.ts';
+import { freePort, ownCpuMs, processTree } from './processes.ts';
 
 /**
  * `npm run bench:tracing`: what tracing costs. The whole stack (`npm start`: gateway, three
@@ -129,16 +129,9 @@ function cpuByService(root: number): Record<string, number> {
     const service = /gateway\/src\/index/.test(command)
       ? 'gateway'
       : (/subgraphs\/(crm|erp|support)\//.exec(command)?.[1] ?? (/processes\/src\/index/.test(command) ? 'processes' : null));
-    if (service) found[service] = (found[service] ?? 0) + cpuMs([pid]) - childrenCpu(pid);
+    if (service) found[service] = (found[service] ?? 0) + ownCpuMs(pid);
   }
   return found;
-}
-
-/** The CPU of a process's descendants (cpuMs counts a whole tree; a gateway's workers are its children). */
-function childrenCpu(pid: number): number {
-  return processTree(pid)
-    .slice(1)
-    .reduce((sum, child) => sum + cpuMs([child]) - childrenCpu(child), 0);
 }
 
 const format = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : '–');

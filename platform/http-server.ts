@@ -130,7 +130,7 @@ export async function startService<TContext extends BaseContext>(options: Servic
       return false;
     }
     res.setHeader('access-control-allow-origin', origin);
-    res.setHeader('access-control-expose-headers', `${CORRELATION_HEADER}, retry-after`);
+    res.setHeader('access-control-expose-headers', `${CORRELATION_HEADER}, retry-after, traceresponse`);
     if (!preflight) return true;
     res.writeHead(204, {
       'access-control-allow-methods': 'GET, POST',
@@ -195,6 +195,9 @@ export async function startService<TContext extends BaseContext>(options: Servic
       },
       parent,
     );
+    // W3C Trace Context's `traceresponse`: the caller learns the trace its request is in (to look it up).
+    const { traceId, spanId, traceFlags } = span.spanContext();
+    if ((traceFlags & 1) === 1) res.setHeader('traceresponse', `00-${traceId}-${spanId}-01`);
     res.once('close', () => {
       span.setAttribute('http.response.status_code', res.statusCode);
       if (res.statusCode >= 500) failSpan(span, null, String(res.statusCode));

@@ -42,6 +42,19 @@ export interface ClientAuthConfig {
   readonly key: { readonly kind: 'jwks'; readonly url: string } | { readonly kind: 'pem'; readonly pem: string } | { readonly kind: 'dev' };
 }
 
+/**
+ * Sign-in to the operations console at the identity provider that issues the client tokens
+ * (AUTH_ISSUER): OAuth 2.0 authorization code with PKCE, the console a public client there.
+ */
+export interface ConsoleSignInConfig {
+  /** The identity provider's issuer (AUTH_ISSUER); its metadata is found by OpenID Connect discovery. */
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly scope: string;
+  /** Sent as `resource` (RFC 8707) at sign-in, when the provider needs it to issue a token for the API. */
+  readonly resource: string | null;
+}
+
 /** Limits on one operation, checked before it runs (graphql-armor). */
 export interface OperationLimits {
   readonly maxDepth: number;
@@ -58,6 +71,10 @@ export interface GatewayConfig {
   readonly environment: 'development' | 'production';
   readonly dataDir: string;
   readonly auth: ClientAuthConfig;
+  /** The console's sign-in at the identity provider (CONSOLE_OIDC_CLIENT_ID); null: not offered. */
+  readonly consoleSignIn: ConsoleSignInConfig | null;
+  /** The trace store the console reads traces from (CONSOLE_TRACES_URL, with `{traceId}`); null: no trace timelines. */
+  readonly consoleTraces: { readonly url: string; readonly headers: Readonly<Record<string, string>> } | null;
   /** PEM (PKCS #8) of the Ed25519 key internal tokens are signed with; null: the dev key. */
   readonly internalTokenPrivateKey: string | null;
   readonly limits: OperationLimits;
@@ -175,6 +192,25 @@ const schema = z.object({
       list: true,
     }),
   AUTH_MAX_TOKEN_AGE_S: positiveInt(86_400).describe('Tokens issued longer ago than this many seconds are refused, whatever their expiry.'),
+  CONSOLE_OIDC_CLIENT_ID: z.string().min(1).optional().meta({
+    description:
+      "The operations console's client id at the identity provider of `AUTH_ISSUER` (a public client: authorization code with PKCE, redirect URI `<gateway>/console/callback`); the console then offers sign-in there (docs/console.md).",
+    defaultText: 'unset: the console offers no sign-in at the identity provider',
+  }),
+  CONSOLE_OIDC_SCOPE: z
+    .string()
+    .regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/, { error: 'must be scope names separated by single spaces' })
+    .default('openid')
+    .describe('The scope the console asks for when it signs in at the identity provider, space-separated.'),
+  CONSOLE_OIDC_RESOURCE: z
+    .string()
+    .refine((value) => URL.parse(value) !== null && !value.includes('#'), { error: 'must be an absolute URI without a fragment' })
+    .optional()
+    .meta({
+      description:
+        'Sent as `resource` (RFC 8707, an absolute URI such as `https://api.concord.example/`) when the console signs in, for an identity provider that issues a JWT access token for `AUTH_AUDIENCE` only when asked for that resource.',
+      defaultText: 'unset: no `resource`',
+    }),
   INTERNAL_TOKEN_PRIVATE_KEY: z.string().includes('PRIVATE KEY', { error: 'must be a PEM private key (PKCS #8)' }).optional().meta({
     description: 'PEM (PKCS #8) Ed25519 key the gateway signs the token of each subgraph call with. Required in production.',
     defaultText: 'the development key in `DATA_DIR`',
@@ -294,6 +330,35 @@ const schema = z.object({
       defaultText: 'unset: CORS off',
       list: true,
     }),
+  CONSOLE_TRACES_URL: httpUrl
+    .refine((value) => value.includes('{traceId}'), { error: 'must contain {traceId}, where the trace id goes' })
+    .optional()
+    .meta({
+      description:
+        "The trace store's URL for one trace, `{traceId}` where the id goes, answering OTLP JSON: Grafana Tempo `http://tempo:3200/api/v2/traces/{traceId}`, Jaeger `http://jaeger:16686/api/v3/traces/{traceId}`. The operations console then draws any workflow's or request's trace as a timeline (docs/console.md).",
+      defaultText: 'unset: the console shows no traces',
+    }),
+  CONSOLE_TRACES_HEADERS: z
+    .string()
+    .transform((text, context) => {
+      const headers: Record<string, string> = {};
+      for (const part of text.split(',').filter((entry) => entry.trim())) {
+        const at = part.indexOf('=');
+        const name = at > 0 ? part.slice(0, at).trim().toLowerCase() : '';
+        if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) {
+          context.addIssue({ code: 'custom', message: 'must be name=value pairs, comma-separated' });
+          return z.NEVER;
+        }
+        headers[name] = decodeURIComponent(part.slice(at + 1).trim());
+      }
+      return headers;
+    })
+    .optional()
+    .meta({
+      description:
+        'Headers sent to the trace store with each request, `name=value` comma-separated as in `OTEL_EXPORTER_OTLP_HEADERS` (values URL-encoded), e.g. `x-scope-orgid=ops` for a multi-tenant Tempo.',
+      defaultText: 'none',
+    }),
 });
 
 /** SUBGRAPH_<NAME>_URL, a family of variables named by pattern, for the configuration reference. */
@@ -327,6 +392,15 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = configuredEnv('gatewa
   if (production && !vars.INTERNAL_TOKEN_PRIVATE_KEY) problems.push('INTERNAL_TOKEN_PRIVATE_KEY: required when CONCORD_ENV=production');
   if ((vars.AUTH_JWKS_URL || vars.AUTH_PUBLIC_KEY) && !vars.AUTH_ISSUER)
     problems.push('AUTH_ISSUER: required with AUTH_JWKS_URL or AUTH_PUBLIC_KEY');
+  if (vars.CONSOLE_OIDC_CLIENT_ID) {
+    // The page finds the provider by discovery at AUTH_ISSUER; over http only off production.
+    const protocol = URL.parse(vars.AUTH_ISSUER ?? '')?.protocol;
+    const reachable = protocol === 'https:' || (!production && protocol === 'http:');
+    if (!reachable || !(vars.AUTH_JWKS_URL || vars.AUTH_PUBLIC_KEY))
+      problems.push(
+        `CONSOLE_OIDC_CLIENT_ID: needs AUTH_ISSUER to be the identity provider's URL (${production ? 'https' : 'http(s)'}), with AUTH_JWKS_URL or AUTH_PUBLIC_KEY`,
+      );
+  }
   if (vars.CACHE_STORE === 'redis' && !vars.CACHE_REDIS_URL) problems.push('CACHE_REDIS_URL: required with CACHE_STORE=redis');
   if (problems.length) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
   const key: ClientAuthConfig['key'] = vars.AUTH_JWKS_URL
@@ -350,6 +424,17 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = configuredEnv('gatewa
       maxTokenAgeSeconds: vars.AUTH_MAX_TOKEN_AGE_S,
       key,
     }),
+    consoleTraces: vars.CONSOLE_TRACES_URL
+      ? Object.freeze({ url: vars.CONSOLE_TRACES_URL, headers: Object.freeze(vars.CONSOLE_TRACES_HEADERS ?? {}) })
+      : null,
+    consoleSignIn: vars.CONSOLE_OIDC_CLIENT_ID
+      ? Object.freeze({
+          issuer: vars.AUTH_ISSUER!,
+          clientId: vars.CONSOLE_OIDC_CLIENT_ID,
+          scope: vars.CONSOLE_OIDC_SCOPE,
+          resource: vars.CONSOLE_OIDC_RESOURCE ?? null,
+        })
+      : null,
     internalTokenPrivateKey: vars.INTERNAL_TOKEN_PRIVATE_KEY ?? null,
     limits: Object.freeze({
       maxDepth: vars.LIMIT_MAX_DEPTH,

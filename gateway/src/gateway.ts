@@ -33,6 +33,7 @@ import { serveLive } from './live/transports.ts';
 import { AnswerLifetime } from './cache/response-cache.ts';
 import { consoleHandler, DEV_TOKEN_TTL_SECONDS } from './console/console.ts';
 import { createOverviewSource } from './console/overview.ts';
+import { traceStore } from './console/traces.ts';
 import { signDevToken } from '../../platform/dev-token.ts';
 
 /** Keys tests pass in place of configured or data-folder keys. */
@@ -156,9 +157,13 @@ export async function startGateway(
     config.environment === 'production' || config.auth.key.kind !== 'dev' || options.withoutSecurity
       ? undefined
       : (options.keys?.issuerPrivateKey ?? (options.keys?.issuerPublicKey ? undefined : (await dev()).issuer.privateKey));
+  const consoleTraces = config.consoleTraces ? traceStore(config.consoleTraces.url, config.consoleTraces.headers) : null;
   const consoleWeb = consoleHandler({
     verify,
     overview,
+    signIn: config.consoleSignIn,
+    traces: consoleTraces,
+    rolesClaim: config.auth.rolesClaim,
     devSignIn: devSigningKey
       ? (role) =>
           signDevToken(
@@ -197,6 +202,7 @@ export async function startGateway(
     corsOrigins: config.corsOrigins,
     closeAfterDrain: async () => {
       overview.stop();
+      await consoleTraces?.close();
       await consumer?.stop();
       if (!options.broker) await broker.close();
       await cacheStore?.close();

@@ -169,6 +169,8 @@ export interface WorkflowInstance<I = unknown> {
   readonly lastError: string | null;
   /** Why the instance waits for an operator (state failed). */
   readonly parkedReason: string | null;
+  /** The W3C trace id it was started in (its steps' spans are in that trace); null when it was not traced. */
+  readonly traceId: string | null;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -302,6 +304,14 @@ function traceOf(row: InstanceRow): Record<string, unknown> | null {
   } catch {
     return null;
   }
+}
+
+/** The trace id of the traceparent a row keeps, when that trace was sampled (its spans were recorded). */
+function traceIdOf(row: InstanceRow): string | null {
+  const traceparent = traceOf(row)?.['traceparent'];
+  const [, traceId, , flags] = typeof traceparent === 'string' ? traceparent.split('-') : [];
+  const sampled = flags !== undefined && /^[0-9a-f]{2}$/.test(flags) && (parseInt(flags, 16) & 1) === 1;
+  return sampled && traceId && /^[0-9a-f]{32}$/.test(traceId) && !/^0+$/.test(traceId) ? traceId : null;
 }
 
 const ERROR_TEXT_LIMIT = 2_000;
@@ -803,6 +813,7 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
       nextRunAt: row.next_run_at,
       lastError: row.last_error,
       parkedReason: row.parked_reason,
+      traceId: traceIdOf(row),
       createdAt: row.created_at,
       updatedAt: row.updated_at,
     };

@@ -9,6 +9,8 @@ import { openDatabase } from '../../platform/sqlite.ts';
 import { npmStart, type NpmStarted } from '../helpers/npm-start.ts';
 import { startOtlpReceiver, type ReceivedSpan } from '../helpers/otlp.ts';
 import { operation, postGraphQL, returnableCase } from '../helpers/stack.ts';
+import { blockNonLocal, launchBrowser, screenshotPath } from '../helpers/browser.ts';
+import { RETURN_WORKFLOW } from '../../processes/src/workflows/returns.ts';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -23,6 +25,8 @@ describe('tracing across the services', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'concord-trace-'));
   let otlp: Awaited<ReturnType<typeof startOtlpReceiver>>;
   let started: NpmStarted;
+  /** The return authorization's trace, as the first test saw it. */
+  const seen = { returnTrace: '', returnSpans: 0, requestTraceResponse: '' };
 
   beforeAll(async () => {
     otlp = await startOtlpReceiver();
@@ -31,6 +35,8 @@ describe('tracing across the services', () => {
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       OTEL_BSP_SCHEDULE_DELAY: '100',
       LOG_LEVEL: 'info',
+      // The console reads traces back from the same store.
+      CONSOLE_TRACES_URL: otlp.queryUrl,
     });
   }, 120_000);
 
@@ -173,6 +179,10 @@ describe('tracing across the services', () => {
     expect(new Set(logged.map((line) => line.service))).toEqual(new Set(['gateway', 'processes', 'support', 'erp', 'crm']));
     expect(logged.filter((line) => line.correlationId === headers.get('x-correlation-id')).length).toBeGreaterThan(0);
     expect(rma).toMatch(/\S/);
+    // The caller is told the trace its request is in.
+    expect(headers.get('traceresponse')).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+    seen.returnTrace = traceId;
+    seen.returnSpans = spans.length;
   }, 90_000);
 
   it("records nothing of a request whose caller's trace is not sampled, in any service", async () => {
@@ -195,5 +205,86 @@ describe('tracing across the services', () => {
     expect(spans.length).toBeGreaterThan(1);
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(otlp.spans.filter((span) => span.traceId === unsampled)).toEqual([]);
+    // Only a recorded trace is named back to the caller.
+    expect(quiet.headers.get('traceresponse')).toBeNull();
+    expect(traced.headers.get('traceresponse')).toMatch(new RegExp(`^00-${sampled}-[0-9a-f]{16}-01$`));
+    seen.requestTraceResponse = traced.headers.get('traceresponse')!;
   }, 60_000);
+
+  it("draws the return's trace in the operations console, and any request's from its traceresponse", async () => {
+    expect(seen.returnTrace, 'the first test traced a return').not.toBe('');
+    const origin = `http://127.0.0.1:${started.ports.GATEWAY_PORT}`;
+    const browser = await launchBrowser({ viewport: { width: 1400, height: 1000 } });
+    const blocked = await blockNonLocal(browser);
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${origin}/console`);
+      await page.getByTestId('dev-role').selectOption('integration_operator');
+      await page.getByTestId('dev-signin-button').click();
+
+      // The return, from the list of workflows: the trace it was started in is the agent's.
+      const row = page.locator('[data-testid="workflow-row"]', { hasText: RETURN_WORKFLOW }).first();
+      await expect.poll(() => row.count(), { timeout: 15_000 }).toBe(1);
+      const workflowId = (await row.getAttribute('data-id'))!;
+      const keys = await ensureDevKeys(dataDir);
+      const operator = await signDevToken(keys.issuer.privateKey, {
+        roles: ['integration_operator'],
+        subject: 'ops@example.com',
+        ttlSeconds: 120,
+      });
+      const { body } = await postGraphQL<{ workflow: { traceId: string | null } }>(
+        `${origin}/graphql`,
+        operation('ops-console', 'WorkflowTimeline'),
+        { id: workflowId },
+        { authorization: `Bearer ${operator}` },
+      );
+      expect(body.data!.workflow.traceId).toBe(seen.returnTrace);
+
+      await row.getByRole('button').click();
+      const detail = page.getByTestId('workflow-detail');
+      await detail.getByTestId('show-trace').click();
+      const trace = detail.getByTestId('trace');
+      expect(await trace.getAttribute('data-trace-id')).toBe(seen.returnTrace);
+      const spans = trace.getByTestId('trace-span');
+      await expect.poll(() => spans.count(), { timeout: 15_000 }).toBeGreaterThanOrEqual(seen.returnSpans);
+      // Every service's spans, in the order they started, each nested under its parent.
+      const rows = await spans.evaluateAll((elements) =>
+        elements.map((element) => ({
+          service: element.getAttribute('data-service')!,
+          name: element.getAttribute('data-name')!,
+          depth: parseFloat((element.querySelector('.span-name') as HTMLElement).style.paddingLeft) || 0,
+        })),
+      );
+      expect(new Set(rows.map((entry) => entry.service))).toEqual(new Set(['gateway', 'processes', 'support', 'erp', 'crm']));
+      expect(rows[0]).toMatchObject({ service: 'gateway', name: 'POST /graphql', depth: 0 });
+      const step = rows.findIndex((entry) => entry.name === 'step crm-activity');
+      const task = rows.findIndex((entry) => entry.name === 'crm logActivity');
+      expect(step).toBeGreaterThan(0);
+      expect(task).toBeGreaterThan(step);
+      expect(rows[task]!.depth).toBeGreaterThan(rows[step]!.depth);
+      expect(await trace.getByTestId('trace-summary').textContent()).toMatch(/spans in 5 services/);
+      // A span's detail: its system and operation, as the connector recorded them.
+      await trace.locator('[data-testid="trace-span"][data-name="crm logActivity"] .span-name').click();
+      const spanDetail = trace.getByTestId('span-detail');
+      expect(await spanDetail.textContent()).toContain('logActivity');
+      await page.screenshot({ path: screenshotPath('console-trace.png'), fullPage: true });
+
+      // Any request's trace, from the traceresponse header its caller got.
+      await page.getByTestId('trace-input').fill('not a trace id');
+      await page.getByTestId('trace-open').click();
+      expect(await page.getByTestId('trace-input-error').textContent()).toMatch(/32 hexadecimal digits/);
+      await page.getByTestId('trace-input').fill(seen.requestTraceResponse);
+      await page.getByTestId('trace-open').click();
+      const requestTrace = page.locator(`[data-testid="trace"][data-trace-id="${seen.requestTraceResponse.split('-')[1]}"]`);
+      await expect.poll(() => requestTrace.getByTestId('trace-span').count(), { timeout: 15_000 }).toBeGreaterThan(3);
+      expect(await requestTrace.locator('[data-testid="trace-span"][data-service="support"]').count()).toBeGreaterThan(0);
+      // A trace the store has no span of is said so, in plain words.
+      await page.getByTestId('trace-input').fill(randomBytes(16).toString('hex'));
+      await page.getByTestId('trace-open').click();
+      await expect.poll(() => page.getByTestId('trace-problem').textContent(), { timeout: 10_000 }).toMatch(/no spans of this trace/);
+      expect(blocked).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  }, 90_000);
 });

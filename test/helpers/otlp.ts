@@ -38,18 +38,56 @@ const attributesOf = (attributes: OtlpAttribute[] | undefined) =>
   Object.fromEntries((attributes ?? []).map((attribute) => [attribute.key, valueOf(attribute.value)]));
 
 /**
- * A collector's trace endpoint, as the OTLP/HTTP specification has it (POST /v1/traces, JSON
- * encoding: OTEL_EXPORTER_OTLP_PROTOCOL=http/json): keeps every span it is sent.
+ * A trace store as the services and the console use one: its collector endpoint as the OTLP/HTTP
+ * specification has it (POST /v1/traces, JSON encoding: OTEL_EXPORTER_OTLP_PROTOCOL=http/json),
+ * keeping every span it is sent, and Grafana Tempo's query API for one trace (GET
+ * /api/v2/traces/<id>: `{ trace: { resourceSpans } }`, ids in base64 as protobuf's JSON mapping
+ * has bytes; 404 for a trace it holds no span of).
  */
 export async function startOtlpReceiver(): Promise<{
   readonly endpoint: string;
+  /** CONSOLE_TRACES_URL for this store. */
+  readonly queryUrl: string;
+  /** Trace queries answered so far. */
+  readonly queries: string[];
   readonly spans: ReceivedSpan[];
   /** The spans of one trace, once `holds` is true of them (or the time is up: then as they are). */
   trace(traceId: string, holds: (spans: ReceivedSpan[]) => boolean, timeoutMs?: number): Promise<ReceivedSpan[]>;
   close(): Promise<void>;
 }> {
   const spans: ReceivedSpan[] = [];
+  const queries: string[] = [];
+  /** What was sent, as sent: per resource, its spans. */
+  const batches: { resource: unknown; spans: { traceId: string }[] }[] = [];
   const server = http.createServer((req, res) => {
+    const query = /^\/api\/v2\/traces\/([0-9a-f]{32})$/.exec(req.url ?? '');
+    if (req.method === 'GET' && query) {
+      const traceId = query[1]!;
+      queries.push(traceId);
+      const base64 = (hex: string | undefined) => (hex ? Buffer.from(hex, 'hex').toString('base64') : undefined);
+      const resourceSpans = batches
+        .map((batch) => ({ resource: batch.resource, spans: batch.spans.filter((span) => span.traceId === traceId) }))
+        .filter((batch) => batch.spans.length > 0)
+        .map((batch) => ({
+          resource: batch.resource,
+          scopeSpans: [
+            {
+              spans: batch.spans.map((span) => {
+                const { traceId: id, spanId, parentSpanId, ...rest } = span as { traceId: string; spanId: string; parentSpanId?: string };
+                return {
+                  traceId: base64(id),
+                  spanId: base64(spanId),
+                  ...(parentSpanId ? { parentSpanId: base64(parentSpanId) } : {}),
+                  ...rest,
+                };
+              }),
+            },
+          ],
+        }));
+      if (resourceSpans.length === 0) res.writeHead(404, { 'content-type': 'text/plain' }).end('trace not found');
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ trace: { resourceSpans } }));
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
@@ -76,6 +114,7 @@ export async function startOtlpReceiver(): Promise<{
         }[];
       };
       for (const resource of body.resourceSpans ?? []) {
+        batches.push({ resource: resource.resource, spans: (resource.scopeSpans ?? []).flatMap((scope) => scope.spans ?? []) });
         const service = String(attributesOf(resource.resource?.attributes)['service.name']);
         for (const scope of resource.scopeSpans ?? [])
           for (const span of scope.spans ?? [])
@@ -99,6 +138,8 @@ export async function startOtlpReceiver(): Promise<{
   const { port } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${port}`,
+    queryUrl: `http://127.0.0.1:${port}/api/v2/traces/{traceId}`,
+    queries,
     spans,
     async trace(traceId, holds, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;

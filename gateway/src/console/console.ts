@@ -7,6 +7,10 @@
  *
  * Like ide.ts: exactly the allow-listed files are served, under /console/<tag>/ (the tag names
  * the versions and the content, so each may be cached for good), any other path is a 404.
+ *
+ * Sign-in at the identity provider (CONSOLE_OIDC_CLIENT_ID): the page is a public OAuth 2.0
+ * client of AUTH_ISSUER (authorization code with PKCE, public/sign-in.js with oauth4webapi); the
+ * provider sends the browser back to /console/callback, the same page, which exchanges the code.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -19,12 +23,18 @@ import { ErrorCode } from '../../../platform/errors.ts';
 import type { Identity, Role } from '../../../platform/identity.ts';
 import { fromPackageRoot } from '../../../platform/package-root.ts';
 import type { ClientVerifier } from '../auth.ts';
+import type { ConsoleSignInConfig } from '../config.ts';
 import type { OverviewSource } from './overview.ts';
+import { TRACE_ID, type TraceSource } from './traces.ts';
 import { escapeHtml, jsonForScript, sendImmutable } from '../static-files.ts';
 
 export const CONSOLE_PATH = '/console';
 export const OVERVIEW_PATH = '/console/api/overview';
 export const DEV_TOKEN_PATH = '/console/api/dev-token';
+/** GET /console/api/traces/<trace id>: one trace from the trace store, for the timeline. */
+export const TRACES_PATH = '/console/api/traces';
+/** Where the identity provider sends the browser back to after sign-in (the console's redirect URI there). */
+export const CALLBACK_PATH = '/console/callback';
 
 /** Who may open the console; only integration_operator may act on workflows (the graph decides that). */
 export const CONSOLE_ROLES: readonly Role[] = ['integration_operator', 'support_lead', 'finance'];
@@ -50,12 +60,15 @@ const CSS = 'text/css; charset=utf-8';
 const FILES: readonly ConsoleFile[] = [
   { name: 'app.js', contentType: JS, source: { public: 'app.js' } },
   { name: 'plain-words.js', contentType: JS, source: { public: 'plain-words.js' } },
+  { name: 'trace.js', contentType: JS, source: { public: 'trace.js' } },
+  { name: 'sign-in.js', contentType: JS, source: { public: 'sign-in.js' } },
   { name: 'app.css', contentType: CSS, source: { public: 'app.css' } },
   { name: 'vendor/preact.mjs', contentType: JS, source: { package: 'preact', file: 'dist/preact.module.js' } },
   { name: 'vendor/preact-hooks.mjs', contentType: JS, source: { package: 'preact', file: 'hooks/dist/hooks.module.js' } },
   { name: 'vendor/htm.mjs', contentType: JS, source: { package: 'htm', file: 'dist/htm.module.js' } },
   { name: 'vendor/uplot.mjs', contentType: JS, source: { package: 'uplot', file: 'dist/uPlot.esm.js' } },
   { name: 'vendor/uplot.css', contentType: CSS, source: { package: 'uplot', file: 'dist/uPlot.min.css' } },
+  { name: 'vendor/oauth4webapi.mjs', contentType: JS, source: { package: 'oauth4webapi', file: 'build/index.js' } },
 ];
 
 /** The bare module names the page imports, and the file each is. */
@@ -64,10 +77,11 @@ const IMPORTS: Readonly<Record<string, string>> = {
   'preact/hooks': 'vendor/preact-hooks.mjs',
   htm: 'vendor/htm.mjs',
   uplot: 'vendor/uplot.mjs',
+  oauth4webapi: 'vendor/oauth4webapi.mjs',
 };
 
 /** The packages, with the major version the page is written for. */
-const PACKAGES: Readonly<Record<string, number>> = { preact: 10, htm: 3, uplot: 1 };
+const PACKAGES: Readonly<Record<string, number>> = { preact: 10, htm: 3, uplot: 1, oauth4webapi: 3 };
 
 interface Located {
   readonly tag: string;
@@ -127,6 +141,12 @@ export interface ConsoleOptions {
   overview: OverviewSource;
   /** Signs a token for a role (the development issuer): only when not production and the gateway verifies that issuer's tokens. */
   devSignIn: ((role: Role) => Promise<string>) | null;
+  /** Sign-in at the identity provider (CONSOLE_OIDC_CLIENT_ID), or null: not offered. */
+  signIn?: ConsoleSignInConfig | null;
+  /** Where traces are read (CONSOLE_TRACES_URL); null: the console shows no trace timelines. */
+  traces?: TraceSource | null;
+  /** The token claim holding the roles (AUTH_ROLES_CLAIM): the page reads who is signed in from it. */
+  rolesClaim?: string;
 }
 
 /**
@@ -140,14 +160,39 @@ export function consoleHandler(options: ConsoleOptions): (req: IncomingMessage, 
     const queryAt = url.indexOf('?');
     const path = queryAt === -1 ? url : url.slice(0, queryAt);
     if (path !== CONSOLE_PATH && !path.startsWith(`${CONSOLE_PATH}/`)) return false;
-    if (path === CONSOLE_PATH || path === `${CONSOLE_PATH}/`) {
-      sendPage(req, res, consoleFiles(), options.devSignIn !== null);
+    // The redirect URI is the same page, only where sign-in at the identity provider is offered.
+    if (path === CONSOLE_PATH || path === `${CONSOLE_PATH}/` || (path === CALLBACK_PATH && options.signIn)) {
+      sendPage(req, res, consoleFiles(), {
+        devSignIn: options.devSignIn !== null,
+        signIn: options.signIn ?? null,
+        traces: !!options.traces,
+        rolesClaim: options.rolesClaim ?? 'roles',
+      });
       return true;
     }
     if (path === OVERVIEW_PATH) {
       const identity = await authorize(req, res, options.verify);
       if (!identity) return true;
       sendJson(res, 200, await options.overview.overview());
+      return true;
+    }
+    if (path.startsWith(`${TRACES_PATH}/`)) {
+      const identity = await authorize(req, res, options.verify);
+      if (!identity) return true;
+      const traceId = path.slice(TRACES_PATH.length + 1).toLowerCase();
+      if (!TRACE_ID.test(traceId)) {
+        sendJson(res, 400, { error: { code: 'BAD_REQUEST', message: 'a trace id is 32 hexadecimal digits, not all zero' } });
+        return true;
+      }
+      if (!options.traces) {
+        sendJson(res, 404, {
+          error: { code: 'TRACES_NOT_CONFIGURED', message: 'no trace store is configured (CONSOLE_TRACES_URL)' },
+        });
+        return true;
+      }
+      const found = await options.traces.trace(traceId);
+      if (found.found) sendJson(res, 200, found.trace);
+      else sendJson(res, found.status, { error: { code: found.code, message: found.message } });
       return true;
     }
     if (path === DEV_TOKEN_PATH) {
@@ -211,7 +256,36 @@ function operationDocuments(): Record<string, string> {
   ));
 }
 
-function sendPage(req: IncomingMessage, res: ServerResponse, files: Located | { readonly missing: string }, devSignIn: boolean): void {
+/** What the page is told about sign-in at the identity provider (null: not offered). */
+function signInForPage(signIn: ConsoleSignInConfig | null) {
+  if (!signIn) return null;
+  return {
+    issuer: signIn.issuer,
+    clientId: signIn.clientId,
+    scope: signIn.scope,
+    resource: signIn.resource,
+    redirectPath: CALLBACK_PATH,
+    consolePath: CONSOLE_PATH,
+  };
+}
+
+/** The origin the page may call besides its own: the identity provider's (discovery and token endpoint). */
+function identityProviderOrigin(signIn: ConsoleSignInConfig | null): string | null {
+  const origin = signIn ? URL.parse(signIn.issuer)?.origin : undefined;
+  return origin && origin !== 'null' ? origin : null;
+}
+
+function sendPage(
+  req: IncomingMessage,
+  res: ServerResponse,
+  files: Located | { readonly missing: string },
+  {
+    devSignIn,
+    signIn,
+    traces,
+    rolesClaim,
+  }: { devSignIn: boolean; signIn: ConsoleSignInConfig | null; traces: boolean; rolesClaim: string },
+): void {
   template ??= readFileSync(join(PUBLIC_DIR, 'index.html'), 'utf8');
   let head = '';
   let body: string;
@@ -232,6 +306,9 @@ function sendPage(req: IncomingMessage, res: ServerResponse, files: Located | { 
       roles: CONSOLE_ROLES,
       overviewPath: OVERVIEW_PATH,
       devTokenPath: DEV_TOKEN_PATH,
+      tracesPath: traces ? TRACES_PATH : null,
+      rolesClaim,
+      oidc: signInForPage(signIn),
       graphqlPath: '/graphql',
       operations: operationDocuments(),
     };
@@ -239,13 +316,16 @@ function sendPage(req: IncomingMessage, res: ServerResponse, files: Located | { 
     <script id="console-config" type="application/json">${jsonForScript(config)}</script>`;
   }
   // Only this gateway's own files; the import map is the one inline script, allowed by its hash.
+  // The page calls the identity provider too (discovery, token endpoint) when it signs in there;
+  // going to its authorization endpoint is a navigation, not limited here.
+  const idp = 'missing' in files ? null : identityProviderOrigin(signIn);
   const csp = [
     "default-src 'none'",
     `script-src 'self'${importMap ? ` 'sha256-${createHash('sha256').update(importMap).digest('base64')}'` : ''}`,
     "style-src 'self' 'unsafe-inline'",
     "img-src 'self' data:",
     "font-src 'self'",
-    "connect-src 'self'",
+    `connect-src 'self'${idp ? ` ${idp}` : ''}`,
     "base-uri 'none'",
     "form-action 'none'",
     "frame-ancestors 'none'",

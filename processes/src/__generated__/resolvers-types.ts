@@ -384,6 +384,12 @@ export type Workflow = {
   state: WorkflowState;
   /** Every step, forward ones first, then the compensations run. */
   steps: Array<WorkflowStep>;
+  /**
+   * The W3C trace id (32 hex digits) of the request that started it; its steps, their system calls
+   * and the events they publish are spans of that trace. Null when tracing was off or the request
+   * was not sampled.
+   */
+  traceId: Maybe<Scalars['String']['output']>;
   /** The workflow's type, e.g. quote-to-order. */
   type: Scalars['String']['output'];
   updatedAt: Scalars['DateTime']['output'];
@@ -743,6 +749,7 @@ export type WorkflowResolvers<ContextType = Context, ParentType extends Resolver
   phase?: Resolver<ResolversTypes['WorkflowPhase'], ParentType, ContextType>;
   state?: Resolver<ResolversTypes['WorkflowState'], ParentType, ContextType>;
   steps?: Resolver<Array<ResolversTypes['WorkflowStep']>, ParentType, ContextType>;
+  traceId?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   type?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   updatedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
 }>;

@@ -6,6 +6,8 @@ import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
 import uPlot from 'uplot';
 import { plainReason } from './plain-words.js';
+import { TraceSearch, TraceView } from './trace.js';
+import { finishSignIn, isSignInReturn, providerName, startSignIn } from './sign-in.js';
 
 const html = htm.bind(h);
 const config = JSON.parse(document.getElementById('console-config').textContent);
@@ -33,7 +35,8 @@ function claimsOf(token) {
 async function getJson(path, token) {
   const response = await fetch(path, { headers: token ? { authorization: `Bearer ${token}` } : {} });
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new HttpError(response.status, body?.error?.message ?? `HTTP ${response.status}`);
+  if (!response.ok)
+    throw Object.assign(new HttpError(response.status, body?.error?.message ?? `HTTP ${response.status}`), { code: body?.error?.code });
   return body;
 }
 
@@ -78,6 +81,14 @@ function SignIn({ onToken, problem }) {
   const [role, setRole] = useState(config.roles[0]);
   const [pasted, setPasted] = useState('');
   const [error, setError] = useState(problem ?? null);
+  const providerSignIn = async () => {
+    setError(null);
+    try {
+      await startSignIn(config.oidc);
+    } catch (e) {
+      setError(e.message);
+    }
+  };
   const devSignIn = async () => {
     try {
       const { token } = await getJson(`${config.devTokenPath}?role=${encodeURIComponent(role)}`);
@@ -95,6 +106,16 @@ function SignIn({ onToken, problem }) {
     <section class="card">
       <h2>Sign in to the operations console</h2>
       <p class="muted">For ${config.roles.join(', ')}. Only integration_operator may retry, skip or compensate workflows.</p>
+      ${
+        config.oidc &&
+        html`<div data-testid="idp-signin">
+          <div class="actions">
+            <button class="primary" data-testid="idp-signin-button" onClick=${providerSignIn}>
+              Sign in with ${providerName(config.oidc)}
+            </button>
+          </div>
+        </div>`
+      }
       ${
         config.devSignIn &&
         html`<div data-testid="dev-signin">
@@ -296,6 +317,7 @@ function Timeline({ steps, createdAt, updatedAt }) {
 
 function WorkflowDetail({ token, id }) {
   const [state] = usePoll(() => graphql(token, 'WorkflowTimeline', { id }), WORKFLOWS_EVERY_MS, [token, id]);
+  const [showTrace, setShowTrace] = useState(false);
   const workflow = state.data?.data?.workflow;
   if (state.error) return html`<p class="error">${state.error.message}</p>`;
   if (!workflow) return html`<p class="muted">${state.data ? 'No such workflow.' : 'Loading…'}</p>`;
@@ -304,6 +326,13 @@ function WorkflowDetail({ token, id }) {
       <b>${workflow.type}</b> <code>${workflow.id}</code>
       <span class="badge ${workflow.state}" data-testid="detail-state">${workflow.state}</span>
       <span class="muted"> correlation id ${workflow.correlationId}</span>
+      ${
+        config.tracesPath &&
+        workflow.traceId &&
+        html` <button class="link" data-testid="show-trace" onClick=${() => setShowTrace(!showTrace)}>
+          ${showTrace ? 'hide trace' : 'trace'}
+        </button>`
+      }
     </p>
     <${Timeline} steps=${workflow.steps} createdAt=${workflow.createdAt} updatedAt=${workflow.updatedAt} />
     <details>
@@ -319,6 +348,15 @@ function WorkflowDetail({ token, id }) {
         )}
       </table>
     </details>
+    ${
+      showTrace &&
+      html`<${TraceView}
+        traceId=${workflow.traceId}
+        path=${config.tracesPath}
+        load=${(path) => getJson(path, token)}
+        onClose=${() => setShowTrace(false)}
+      />`
+    }
   </div>`;
 }
 
@@ -480,19 +518,42 @@ function App() {
   const [problem, setProblem] = useState(null);
   const [filter, setFilter] = useState({});
   const [selected, setSelected] = useState(null);
+  const [openTrace, setOpenTrace] = useState(null);
+  // Back from the identity provider (its redirect URI): the code is exchanged before anything is shown.
+  const [returning, setReturning] = useState(() => isSignInReturn(config.oidc));
   const signIn = useCallback((value) => {
     sessionStorage.setItem(TOKEN_KEY, value);
     setProblem(null);
     setToken(value);
+  }, []);
+  useEffect(() => {
+    if (!returning) return;
+    finishSignIn(config.oidc, { checkPath: config.overviewPath, roles: config.roles }).then(
+      (value) => {
+        signIn(value);
+        setReturning(false);
+      },
+      (e) => {
+        setProblem(e.message);
+        setReturning(false);
+      },
+    );
   }, []);
   const signOut = useCallback((why) => {
     sessionStorage.removeItem(TOKEN_KEY);
     setProblem(typeof why === 'string' ? `Signed out: ${why}` : null);
     setToken(null);
   }, []);
+  if (returning) return html`<main class="signin"><p class="loading" data-testid="signing-in">Signing in…</p></main>`;
   if (!token) return html`<${SignIn} onToken=${signIn} problem=${problem} />`;
   const claims = claimsOf(token);
-  const roles = Array.isArray(claims.roles) ? claims.roles : String(claims.roles ?? '').split(/\s+/);
+  // The roles claim the gateway reads (AUTH_ROLES_CLAIM); the gateway, not this, decides what the token may do.
+  const claimed = claims[config.rolesClaim ?? 'roles'];
+  const roles = Array.isArray(claimed)
+    ? claimed
+    : String(claimed ?? '')
+        .split(/\s+/)
+        .filter(Boolean);
   const mayAct = roles.includes('integration_operator');
   // The graph lets operators and support leads read workflows (processes/src/policy.ts); finance sees the figures.
   const seesWorkflows = mayAct || roles.includes('support_lead');
@@ -500,9 +561,20 @@ function App() {
     <header class="top">
       <h1>Concord operations console</h1>
       <span class="who" data-testid="who">${claims.sub ?? 'signed in'} · ${roles.join(', ')}</span>
+      ${config.tracesPath && html`<${TraceSearch} onOpen=${setOpenTrace} />`}
       <button onClick=${() => signOut()}>Sign out</button>
     </header>
     <main>
+      ${
+        openTrace &&
+        html`<${TraceView}
+          key=${openTrace}
+          traceId=${openTrace}
+          path=${config.tracesPath}
+          load=${(path) => getJson(path, token)}
+          onClose=${() => setOpenTrace(null)}
+        />`
+      }
       <${Overview} token=${token} onUnauthorized=${signOut} />
       ${
         seesWorkflows

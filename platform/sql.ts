@@ -1,4 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3';
+import { chunked as chunkedBy } from './chunks.ts';
 
 /**
  * Helpers for embedded adapters that batch keys into SQL `IN (...)` lists. SQLite binds at
@@ -13,10 +14,7 @@ export function placeholders(n: number): string {
 
 /** Splits keys into chunks of at most `size`, dropping duplicates. */
 export function chunked<T>(keys: readonly T[], size = SQL_CHUNK): T[][] {
-  const unique = [...new Set(keys)];
-  const chunks: T[][] = [];
-  for (let i = 0; i < unique.length; i += size) chunks.push(unique.slice(i, i + size));
-  return chunks;
+  return chunkedBy(keys, size);
 }
 
 /** A decimal string with two decimals from a number of currency units ("1234.50"). */

@@ -162,7 +162,12 @@ describe('the trace store, over HTTP', () => {
     } finally {
       await source.close();
     }
-    const down = traceStore('http://127.0.0.1:9/api/v2/traces/{traceId}');
+    // A store nothing listens for any more.
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const down = traceStore(`http://127.0.0.1:${port}/api/v2/traces/{traceId}`);
     try {
       expect(await down.trace(TRACE)).toMatchObject({ found: false, status: 502, code: 'TRACE_STORE_UNAVAILABLE' });
     } finally {

@@ -3,6 +3,7 @@ import { Connection, type HttpRequest } from 'jsforce';
 import type { ConnectorTelemetry } from '../../../../platform/connector-telemetry.ts';
 import { ConnectorError } from '../../../../platform/errors.ts';
 import { SystemCallError, type Resilience } from '../../../../platform/resilience.ts';
+import { unwrapTelemetry, verdictOf, type StatusTable } from '../../../../platform/vendor-http.ts';
 import { toDecimal } from '../../../../platform/sql.ts';
 import {
   CrmRefusal,
@@ -472,7 +473,7 @@ function createSalesforceClient(options: SalesforceConnectorOptions) {
         return body;
       });
     } catch (error) {
-      throw unwrapTelemetry(error);
+      unwrapTelemetry(error);
     }
   }
 
@@ -564,19 +565,31 @@ function createSessionRenewal(conn: Connection, system: string, refresh: (() => 
 }
 
 function isSessionRejected(error: unknown): error is SalesforceError {
-  return error instanceof SalesforceError && (error.errorCode === 'INVALID_SESSION_ID' || error.errorCode === 'ERROR_HTTP_401');
+  return (
+    error instanceof SalesforceError &&
+    verdictOf(SALESFORCE_STATUSES, error.details.status ?? 0, error.errorCode).verdict === 'refresh-auth'
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Failure classification
 
-/** Error codes worth another try: the org is busy or down, not the request wrong. */
-const RETRYABLE_CODES = new Set([
-  'REQUEST_LIMIT_EXCEEDED', // 403: daily allocation or concurrent long-request limit reached
-  'SERVER_UNAVAILABLE', // 503
-  'UNKNOWN_EXCEPTION', // 500
-  'UNABLE_TO_LOCK_ROW', // 400, but a transient lock held by another transaction
-]);
+/**
+ * What each failed answer means, by Salesforce's error code first (jsforce's error carries the
+ * code; the status only where the code says it): a rejected session is renewed once; the org
+ * busy (REQUEST_LIMIT_EXCEEDED, a 403: the daily allocation or the concurrent long-request
+ * limit; 420, 429) or down (SERVER_UNAVAILABLE, UNKNOWN_EXCEPTION, 5xx) or a row locked by
+ * another transaction (UNABLE_TO_LOCK_ROW, a 400) is worth another try; anything else is the
+ * request's own fault. Salesforce sends no Retry-After.
+ */
+const SALESFORCE_STATUSES: StatusTable = [
+  { code: /^(INVALID_SESSION_ID|ERROR_HTTP_401)$/, verdict: 'refresh-auth' },
+  { code: /^REQUEST_LIMIT_EXCEEDED$/, verdict: 'rate-limited' },
+  { code: /^(SERVER_UNAVAILABLE|UNKNOWN_EXCEPTION|UNABLE_TO_LOCK_ROW)$/, verdict: 'retry' },
+  { status: [420, 429], verdict: 'rate-limited' },
+  { status: { from: 500, to: 599 }, verdict: 'retry' },
+  { verdict: 'fail' },
+];
 
 /** HTTP statuses of the codes the adapter meets; jsforce's error carries the code, not the status. */
 const STATUS_OF_CODE: Record<string, number> = {
@@ -626,16 +639,9 @@ function classify(error: unknown): Error {
 }
 
 function salesforceError(errorCode: string, message: string, status: number | undefined, cause: unknown): SalesforceError {
-  const retryable = RETRYABLE_CODES.has(errorCode) || (status !== undefined && (status >= 500 || status === 429 || status === 420));
+  const { verdict } = verdictOf(SALESFORCE_STATUSES, status ?? 0, errorCode);
+  const retryable = verdict === 'retry' || verdict === 'rate-limited';
   return new SalesforceError(`${errorCode}: ${message}`, errorCode, { retryable, status }, { cause });
-}
-
-/**
- * The telemetry may wrap a failure it considers an outage in a ConnectorError; the resilience
- * layer must still see the classified error to decide on a retry.
- */
-function unwrapTelemetry(error: unknown): unknown {
-  return error instanceof ConnectorError && error.cause instanceof SystemCallError ? error.cause : error;
 }
 
 // ---------------------------------------------------------------------------------------------

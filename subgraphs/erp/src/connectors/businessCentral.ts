@@ -1,8 +1,9 @@
 import { pagingGuard } from '../../../../platform/paging.ts';
 import type { ConnectorTelemetry } from '../../../../platform/connector-telemetry.ts';
-import { ConnectorError } from '../../../../platform/errors.ts';
 import { SystemCallError, type Resilience } from '../../../../platform/resilience.ts';
 import { toDecimal } from '../../../../platform/sql.ts';
+import { slices } from '../../../../platform/chunks.ts';
+import { createVendorHttp, failureDetails, type StatusTable, type VendorAnswer } from '../../../../platform/vendor-http.ts';
 import type {
   AssetRecord,
   BillingChange,
@@ -920,21 +921,11 @@ function keyFilters(keys: readonly string[], term: (key: string) => string, urlO
   return filters;
 }
 
-function chunksOf<T>(items: readonly T[], size: number): T[][] {
-  const chunks: T[][] = [];
-  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
-  return chunks;
-}
-
 // ---------------------------------------------------------------------------------------------
 // HTTP: one request, its failure classified for the resilience layer.
 // ---------------------------------------------------------------------------------------------
 
-interface HttpResult {
-  status: number;
-  header: (name: string) => string | null;
-  body: unknown;
-}
+type HttpResult = VendorAnswer;
 
 interface ODataList<T> {
   value: T[];
@@ -970,52 +961,31 @@ function errorOf(body: unknown): { code: string | null; message: string } {
   };
 }
 
-/** Retry-After in seconds or as an HTTP date, in milliseconds from now. */
-function retryAfterMs(value: string | null): number | undefined {
-  if (!value) return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
-}
-
-// Error families that are the request's fault: sending it again gives the same answer.
-const CALLER_ERRORS = /^(BadRequest|Authentication|Authorization)_/;
-
 /**
- * Classifies a failed answer: 429 (with its Retry-After), 408 and 5xx are worth a retry;
- * `BadRequest_*`, `Authentication_*`, `Authorization_*` and any other 4xx are not.
+ * What each failed answer means. A 401 gets one new token (the cached one was revoked or expired
+ * early); 429 (after its Retry-After), 408 and 5xx (503 after its Retry-After) are worth another
+ * try, unless the error is of a family that is the request's own fault (`BadRequest_*`,
+ * `Authentication_*`, `Authorization_*`: sending it again gives the same answer); any other
+ * 4xx fails.
  */
+const BC_STATUSES: StatusTable = [
+  { status: 401, verdict: 'refresh-auth' },
+  { code: /^(BadRequest|Authentication|Authorization)_/, verdict: 'fail' },
+  { status: 429, verdict: 'rate-limited', retryAfter: true },
+  { status: 503, verdict: 'retry', retryAfter: true },
+  { status: 408, verdict: 'retry' },
+  { status: { from: 500, to: 599 }, verdict: 'retry' },
+  { verdict: 'fail' },
+];
+
+/** A failed answer as the adapter throws it, classified by BC_STATUSES. */
 function httpError(status: number, header: (name: string) => string | null, body: unknown): BusinessCentralError {
   const { code, message } = errorOf(body);
-  const transient = status === 429 || status === 408 || status >= 500;
-  const retryable = transient && !(code && CALLER_ERRORS.test(code));
-  return new BusinessCentralError(`HTTP ${status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`, code, {
-    retryable,
-    retryAfterMs: status === 429 || status === 503 ? retryAfterMs(header('retry-after')) : undefined,
-    status,
-  });
-}
-
-/** A request that got no answer: refused, reset, or cut off at the deadline; all worth a retry. */
-function transportError(error: unknown, signal: AbortSignal): SystemCallError {
-  if (signal.aborted) {
-    return signal.reason instanceof SystemCallError
-      ? signal.reason
-      : new BusinessCentralError('request aborted', null, { retryable: true });
-  }
-  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
-  const detail = cause instanceof Error ? cause.message : String(cause);
-  return new BusinessCentralError(`no answer: ${detail}`, null, { retryable: true }, { cause: error });
-}
-
-function parseBody(text: string): unknown {
-  if (!text) return null;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
-  }
+  return new BusinessCentralError(
+    `HTTP ${status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`,
+    code,
+    failureDetails(BC_STATUSES, { status, header }, code),
+  );
 }
 
 function asList<T>(body: unknown): ODataList<T> {
@@ -1048,7 +1018,6 @@ const isEntityChanged = (error: BusinessCentralError) => error.code === 'Request
 export function createBusinessCentralConnector(options: BusinessCentralOptions): ErpConnector {
   const { companyId, telemetry, resilience } = options;
   const base = options.baseUrl.replace(/\/+$/, '');
-  const origin = new URL(base).origin;
   const roots: Record<Api, string> = {
     standard: `${base}/api/v2.0`,
     extension: `${base}/api/${options.extension.publisher}/${options.extension.group}/${options.extension.version}`,
@@ -1056,42 +1025,30 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
   const pagePreference = `odata.maxpagesize=${options.maxPageSize ?? DEFAULT_PAGE_SIZE}`;
   const urlOf = (read: Read, params: ListParams) => `${roots[read.api]}/${relativeUrl(companyId, read, params)}`;
 
-  /** Sends one HTTP request and reads its answer, whatever the status. */
-  async function send(method: Method, url: string, signal: AbortSignal, outgoing: Outgoing = {}, token?: string): Promise<HttpResult> {
-    const { body, ifMatch } = outgoing;
-    const headers: Record<string, string> = {
-      authorization: `Bearer ${token ?? (await options.token())}`,
-      accept: 'application/json',
-    };
+  const http = createVendorHttp({
+    baseUrl: base,
+    auth: {
+      authorization: async () => `Bearer ${await options.token()}`,
+      ...(options.refreshToken ? { renew: async () => `Bearer ${await options.refreshToken!()}` } : {}),
+    },
+    statuses: BC_STATUSES,
+    errorOf,
+    failure: (_request, answer) => httpError(answer.status, answer.header, answer.body),
+    noAnswer: (_request, detail, cause) => new BusinessCentralError(`no answer: ${detail}`, null, { retryable: true }, { cause }),
+    telemetry,
+    resilience,
+  });
+
+  /** Sends one HTTP request and reads its answer, whatever the status (a 401 renews the token once). */
+  function send(method: Method, url: string, signal: AbortSignal, outgoing: Outgoing = {}): Promise<HttpResult> {
+    const headers: Record<string, string> = {};
     if (method === 'GET') headers.prefer = pagePreference;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (ifMatch !== undefined) headers['if-match'] = ifMatch;
-    try {
-      const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
-      const text = await response.text();
-      // One new token per request after a 401, never a loop: a second 401 is the answer.
-      if (response.status === 401 && token === undefined && options.refreshToken) {
-        return send(method, url, signal, outgoing, await options.refreshToken());
-      }
-      return { status: response.status, header: (name) => response.headers.get(name), body: parseBody(text) };
-    } catch (error) {
-      throw transportError(error, signal);
-    }
+    if (outgoing.ifMatch !== undefined) headers['if-match'] = outgoing.ifMatch;
+    return http.send({ method, url, headers, body: outgoing.body }, signal);
   }
 
-  /**
-   * Runs `fn` (one HTTP request) under telemetry, so each request counts once. Telemetry may
-   * wrap an outage in a ConnectorError naming the system; the classification underneath is
-   * unwrapped again, because the resilience layer decides on retries from it.
-   */
-  async function counted<T>(operation: string, detail: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await telemetry.call(operation, detail, fn);
-    } catch (error) {
-      if (error instanceof ConnectorError && error.cause instanceof SystemCallError) throw error.cause;
-      throw error;
-    }
-  }
+  /** Runs `fn` (one HTTP request) under telemetry, so each request counts once. */
+  const counted = http.counted;
 
   /** One GET of a collection page. */
   async function getList<T>(url: string, signal: AbortSignal): Promise<ODataList<T>> {
@@ -1109,13 +1066,7 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
   }
 
   /** A next link is followed only on the API's own origin, so the token never goes elsewhere. */
-  function followable(nextLink: string, current: string): string {
-    const next = new URL(nextLink, current);
-    if (next.origin !== origin) {
-      throw new BusinessCentralError(`refusing to follow a next link to ${next.origin}`, null, { retryable: false });
-    }
-    return next.href;
-  }
+  const followable = http.followable;
 
   /** Reads every page of a collection, each page a request of its own (and retried on its own). */
   async function readPages<T>(operation: string, first: ODataList<T> | string, detail: Record<string, unknown>): Promise<T[]> {
@@ -1186,7 +1137,7 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
    * throttled or failed; a query with more than a page continues with plain GETs of its next links.
    */
   async function readBatched<T>(operation: string, read: Read, queries: readonly ListParams[]): Promise<T[]> {
-    const batches = chunksOf(queries, MAX_BATCH_OPERATIONS).map((chunk) =>
+    const batches = slices(queries, MAX_BATCH_OPERATIONS).map((chunk) =>
       chunk.map((params, i): BatchOperation => ({
         id: String(i + 1),
         method: 'GET',

@@ -1,8 +1,9 @@
 import { pagingGuard } from '../../../../platform/paging.ts';
 import { createHash } from 'node:crypto';
 import type { ConnectorTelemetry } from '../../../../platform/connector-telemetry.ts';
-import { ConnectorError } from '../../../../platform/errors.ts';
 import { SystemCallError, type Resilience } from '../../../../platform/resilience.ts';
+import { chunked } from '../../../../platform/chunks.ts';
+import { createVendorHttp, nameOf, rateLimitHeaders, type StatusTable, type VendorRequest } from '../../../../platform/vendor-http.ts';
 import type {
   AgentRecord,
   CaseFilterInput,
@@ -366,14 +367,6 @@ function newestRecordedFirst(records: InstalledProductRecord[]): InstalledProduc
 // Queries and batches.
 // ---------------------------------------------------------------------------------------------
 
-/** Distinct values in chunks of at most `size`. */
-function chunks<T>(values: readonly T[], size: number): T[][] {
-  const unique = [...new Set(values)];
-  const result: T[][] = [];
-  for (let i = 0; i < unique.length; i += size) result.push(unique.slice(i, i + size));
-  return result;
-}
-
 /** Ticket and user ids are positive integers; anything else names no record in the desk. */
 function deskId(value: string): number | null {
   const id = Number(value);
@@ -437,69 +430,39 @@ function authorization(auth: ZendeskAuth): string {
   return `Basic ${Buffer.from(`${auth.email}/token:${auth.apiToken}`).toString('base64')}`;
 }
 
-/** Retry-After is seconds for Zendesk; HTTP also allows a date. */
-function retryAfterMs(header: string | null): number | undefined {
-  if (header === null || header.trim() === '') return undefined;
-  const seconds = Number(header);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(header);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
 /**
  * Zendesk's error bodies name the error ({"error","description"}; the Custom Objects API lists
  * them as {"errors":[{"code","title","detail"}]}); 429s may be text/plain.
  */
-function errorSummary(text: string): string {
-  try {
-    const body = JSON.parse(text) as { error?: unknown; description?: unknown; errors?: unknown };
-    if (body.error === undefined && Array.isArray(body.errors)) {
-      return (body.errors as { code?: unknown; title?: unknown; detail?: unknown }[])
-        .map((entry) => [entry.code ?? entry.title, entry.detail].filter((part) => typeof part === 'string').join(': '))
-        .join('; ');
-    }
-    const error = typeof body.error === 'string' ? body.error : JSON.stringify(body.error ?? null);
-    return typeof body.description === 'string' ? `${error}: ${body.description}` : error;
-  } catch {
-    return text.trim().slice(0, 200);
+function errorSummary(body: unknown): string {
+  if (typeof body === 'string') return body.trim().slice(0, 200);
+  if (!body || typeof body !== 'object') return JSON.stringify(body);
+  const { error: named, description, errors } = body as { error?: unknown; description?: unknown; errors?: unknown };
+  if (named === undefined && Array.isArray(errors)) {
+    return (errors as { code?: unknown; title?: unknown; detail?: unknown }[])
+      .map((entry) => [entry.code ?? entry.title, entry.detail].filter((part) => typeof part === 'string').join(': '))
+      .join('; ');
   }
+  const error = typeof named === 'string' ? named : JSON.stringify(named ?? null);
+  return typeof description === 'string' ? `${error}: ${description}` : error;
 }
 
-function classifyStatus(request: HttpRequest, response: Response, text: string): SystemCallError {
-  const status = response.status;
-  const message = `${request.method} ${request.path} answered ${status} (${errorSummary(text)})`;
-  // 429 and 5xx are the desk's own trouble and pass; 4xx are this request's, and would fail again.
-  const retryable = status === 429 || status >= 500;
-  return new SystemCallError(message, {
-    retryable,
-    status,
-    retryAfterMs: retryable ? retryAfterMs(response.headers.get('retry-after')) : undefined,
-  });
-}
-
-function classifyNetworkError(request: HttpRequest, error: unknown, signal: AbortSignal): SystemCallError {
-  // The deadline aborts the request with the resilience layer's own (retryable) error.
-  if (signal.aborted && signal.reason instanceof SystemCallError) return signal.reason;
-  if (error instanceof SystemCallError) return error;
-  const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
-  const detail = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : String(error);
-  return new SystemCallError(`${request.method} ${request.path} failed: ${detail}`, { retryable: true }, { cause: error });
-}
+/**
+ * What each failed answer means: 429 and 5xx are the desk's own trouble and pass (after its
+ * Retry-After); 4xx are this request's, and would fail again. The API token does not expire, so
+ * a refused one (401, 403) is refused again.
+ */
+const ZENDESK_STATUSES: StatusTable = [
+  { status: 429, verdict: 'rate-limited', retryAfter: true },
+  { status: { from: 500, to: 599 }, verdict: 'retry', retryAfter: true },
+  { verdict: 'fail' },
+];
 
 function urlOf(baseUrl: string, request: HttpRequest): string {
   const params = new URLSearchParams();
   for (const [name, value] of Object.entries(request.query ?? {})) if (value !== undefined) params.set(name, String(value));
   const query = params.toString();
   return `${baseUrl.replace(/\/+$/, '')}${request.path}${query ? `?${query}` : ''}`;
-}
-
-/**
- * Telemetry may wrap a failure it takes for an outage in a ConnectorError; the resilience layer
- * decides on retries from the SystemCallError, so that is what it must see.
- */
-function unwrapClassified(error: unknown): never {
-  if (error instanceof ConnectorError && error.cause instanceof SystemCallError) throw error.cause;
-  throw error;
 }
 
 interface ZendeskHttp {
@@ -518,40 +481,18 @@ interface ZendeskHttp {
 }
 
 function createZendeskHttp(options: ZendeskConnectorOptions): ZendeskHttp & { budget(): RateBudget | null } {
-  const headers = { accept: 'application/json', authorization: authorization(options.auth) };
-  let budget: RateBudget | null = null;
-
-  async function send<T>(request: HttpRequest, signal: AbortSignal, expected: readonly ExpectedStatus[]): Promise<Answer<T>> {
-    let response: Response;
-    let text: string;
-    try {
-      response = await fetch(urlOf(options.baseUrl, request), {
-        method: request.method,
-        headers: request.body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
-        body: request.body === undefined ? undefined : JSON.stringify(request.body),
-        signal,
-      });
-      text = await response.text();
-    } catch (error) {
-      throw classifyNetworkError(request, error, signal);
-    }
-    const status = response.status;
+  const http = createVendorHttp({
+    baseUrl: options.baseUrl,
+    auth: { authorization: () => authorization(options.auth) },
+    statuses: ZENDESK_STATUSES,
+    errorOf: (body) => ({ code: null, message: errorSummary(body) }),
+    failure: (request, answer, error, details) =>
+      new SystemCallError(`${nameOf(request)} answered ${answer.status} (${error.message})`, details),
     // The account's rate limit per minute, and what is left of it: exported as a gauge.
-    const limit = Number(response.headers.get('x-rate-limit'));
-    const remaining = Number(response.headers.get('x-rate-limit-remaining'));
-    if (Number.isFinite(limit) && limit > 0 && Number.isFinite(remaining)) budget = { limit, remaining };
-    if (isExpected(status, expected)) return { status };
-    if (!response.ok) throw classifyStatus(request, response, text);
-    try {
-      return { status: 200, body: JSON.parse(text) as T };
-    } catch (error) {
-      throw new SystemCallError(
-        `${request.method} ${request.path} answered ${status} without JSON`,
-        { retryable: false, status },
-        { cause: error },
-      );
-    }
-  }
+    budget: rateLimitHeaders('x-rate-limit', 'x-rate-limit-remaining'),
+    telemetry: options.telemetry,
+    resilience: options.resilience,
+  });
 
   function exchange<T>(
     operation: string,
@@ -559,19 +500,27 @@ function createZendeskHttp(options: ZendeskConnectorOptions): ZendeskHttp & { bu
     signal: AbortSignal,
     expected: readonly ExpectedStatus[] = [],
   ): Promise<Answer<T>> {
-    const detail = { request: `${request.method} ${request.path}` };
-    return options.telemetry.call(operation, detail, () => send<T>(request, signal, expected)).catch(unwrapClassified);
+    const name = `${request.method} ${request.path}`;
+    const outgoing: VendorRequest = { method: request.method, url: urlOf(options.baseUrl, request), body: request.body, name };
+    return http.counted(operation, { request: name }, async () => {
+      const answer = await http.send(outgoing, signal);
+      if (isExpected(answer.status, expected)) return { status: answer.status };
+      if (answer.status < 200 || answer.status >= 300) throw http.fail(outgoing, answer);
+      if (typeof answer.body !== 'object' || answer.body === null)
+        throw new SystemCallError(`${name} answered ${answer.status} without JSON`, { retryable: false, status: answer.status });
+      return { status: 200, body: answer.body as T };
+    });
   }
 
   async function find<T>(operation: string, path: string, query?: QueryParams): Promise<T | null> {
-    const answer = await options.resilience.call(operation, { idempotent: true }, (signal) =>
+    const answer = await http.call(operation, { idempotent: true }, (signal) =>
       exchange<T>(operation, { method: 'GET', path, query }, signal, [404]),
     );
     return answer.status === 200 ? answer.body : null;
   }
 
   async function repeatable<T>(operation: string, request: HttpRequest): Promise<T> {
-    const answer = await options.resilience.call(operation, { idempotent: true }, (signal) => exchange<T>(operation, request, signal));
+    const answer = await http.call(operation, { idempotent: true }, (signal) => exchange<T>(operation, request, signal));
     // No status was expected, so anything but 200 has already been thrown.
     if (answer.status !== 200)
       throw new SystemCallError(`${request.method} ${request.path} answered ${answer.status}`, { retryable: false, status: answer.status });
@@ -582,7 +531,7 @@ function createZendeskHttp(options: ZendeskConnectorOptions): ZendeskHttp & { bu
     return repeatable<T>(operation, { method: 'GET', path, query });
   }
 
-  return { exchange, get, find, repeatable, budget: () => budget };
+  return { exchange, get, find, repeatable, budget: () => http.budget() as RateBudget | null };
 }
 
 function isExpected(status: number, expected: readonly ExpectedStatus[]): status is ExpectedStatus {
@@ -655,7 +604,7 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Zendes
   /** Tickets by id, mapped; unknown ids are left out (as show_many does). */
   async function readCases(operation: string, ids: readonly number[]): Promise<CaseRecord[]> {
     const pages = await Promise.all(
-      chunks(ids, SHOW_MANY_LIMIT).map((batch) =>
+      chunked(ids, SHOW_MANY_LIMIT).map((batch) =>
         http.get<{ tickets: ZendeskTicket[] } & Sideloads>(operation, '/api/v2/tickets/show_many.json', {
           ids: batch.join(','),
           include: 'users,organizations',
@@ -670,7 +619,7 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Zendes
 
   async function organizationsByCustomerIds(operation: string, customerIds: readonly string[]): Promise<ZendeskOrganization[]> {
     const pages = await Promise.all(
-      chunks(listable(customerIds), SHOW_MANY_LIMIT).map((batch) =>
+      chunked(listable(customerIds), SHOW_MANY_LIMIT).map((batch) =>
         http.get<{ organizations: ZendeskOrganization[] }>(operation, '/api/v2/organizations/show_many.json', {
           external_ids: batch.join(','),
         }),
@@ -684,7 +633,7 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Zendes
 
   async function usersByContactIds(operation: string, contactIds: readonly string[]): Promise<ZendeskUser[]> {
     const pages = await Promise.all(
-      chunks(listable(contactIds), SHOW_MANY_LIMIT).map((batch) =>
+      chunked(listable(contactIds), SHOW_MANY_LIMIT).map((batch) =>
         http.get<{ users: ZendeskUser[] }>(operation, '/api/v2/users/show_many.json', { external_ids: batch.join(',') }),
       ),
     );
@@ -784,7 +733,7 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Zendes
   ) {
     const wanted = new Set(values);
     const batches = await Promise.all(
-      chunks(values, SEARCH_TERMS_PER_QUERY).map((batch) => exportTickets(operation, anyOf(`custom_field_${fieldId}`, batch.map(phrase)))),
+      chunked(values, SEARCH_TERMS_PER_QUERY).map((batch) => exportTickets(operation, anyOf(`custom_field_${fieldId}`, batch.map(phrase)))),
     );
     const ids = batches
       .flat()
@@ -928,7 +877,7 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Zendes
     narrow: (byOrganization: Record<string, unknown>) => unknown = (byOrganization) => byOrganization,
   ): Promise<ZendeskCustomObjectRecord[]> {
     const batches = await Promise.all(
-      chunks(organizationIds, ORGANIZATIONS_PER_RECORD_SEARCH).map((batch) =>
+      chunked(organizationIds, ORGANIZATIONS_PER_RECORD_SEARCH).map((batch) =>
         searchRecords(operation, object, narrow(linkedTo(batch)), sort),
       ),
     );
@@ -1067,7 +1016,7 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Zendes
       const customerOf = new Map(organizations.map((organization) => [organization.id, organization.external_id ?? '']));
       const counts = new Map<string, number>();
       const batches = await Promise.all(
-        chunks([...customerOf.keys()], SEARCH_TERMS_PER_QUERY).map((batch) =>
+        chunked([...customerOf.keys()], SEARCH_TERMS_PER_QUERY).map((batch) =>
           exportTickets('openCaseCounts', ['status<solved', ...anyOf('organization', batch.map(String))]),
         ),
       );
@@ -1110,7 +1059,7 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Zendes
     async agentsByIds(ids) {
       const userIds = ids.map(deskId).filter((id): id is number => id !== null);
       const pages = await Promise.all(
-        chunks(userIds, SHOW_MANY_LIMIT).map((batch) =>
+        chunked(userIds, SHOW_MANY_LIMIT).map((batch) =>
           http.get<{ users: ZendeskUser[] }>('agentsByIds', '/api/v2/users/show_many.json', { ids: batch.join(',') }),
         ),
       );

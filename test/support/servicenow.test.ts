@@ -91,17 +91,20 @@ async function requestsDuring(server: ServiceNowServer, fn: () => Promise<unknow
 const startServer = (db: Database, extra: { maxLimit?: number } = {}) =>
   startServiceNowServer({ data: loadServiceNowData(db), credentials: CREDENTIALS, ...extra });
 
+/** A case's id at the graph: the digits of its incident number (INC0000123 is case 123). */
+const caseIdOf = (id: number | string) => String(Number(id));
+
 /** The embedded desk's records with the ids the instance knows them by. */
 const asIncident = (record: CaseRecord): CaseRecord => ({
   ...record,
-  id: incidentNumber(record.id),
+  id: caseIdOf(record.id),
   assigneeId: record.assigneeId === null ? null : sysIdOf('sys_user', record.assigneeId),
 });
 const asIncidents = (records: readonly CaseRecord[]) => records.map(asIncident);
 const asJournal = (comment: CommentRecord): CommentRecord => ({
   ...comment,
   id: sysIdOf('sys_journal_field', comment.id),
-  caseId: incidentNumber(comment.caseId),
+  caseId: caseIdOf(comment.caseId),
 });
 const asUser = (agent: AgentRecord): AgentRecord => ({ ...agent, id: sysIdOf('sys_user', agent.id) });
 const binary = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -144,7 +147,7 @@ describe('ServiceNow adapter returns what the embedded adapter returns over the 
   it('casesByIds: the same cases, unknown and malformed ids left out', async () => {
     const ids = ticketIds(db, 'SELECT id FROM tickets WHERE id % 7 = 0');
     const [mine, theirs] = await Promise.all([
-      servicenow.casesByIds([...ids.map(incidentNumber), incidentNumber(99999), 'abc', 'INC12', '0']),
+      servicenow.casesByIds([...ids.map(caseIdOf), caseIdOf(99999), 'abc', 'INC12', '0']),
       embedded.casesByIds(ids),
     ]);
     expect(mine.length).toBeGreaterThan(100);
@@ -171,7 +174,7 @@ describe('ServiceNow adapter returns what the embedded adapter returns over the 
       let afterId: string | undefined;
       for (let page = 0; page < 4; page += 1) {
         const [mine, theirs] = await Promise.all([
-          servicenow.searchCases({ filter: mineFilter, limit: 9, afterId: afterId && incidentNumber(afterId) }),
+          servicenow.searchCases({ filter: mineFilter, limit: 9, afterId: afterId && caseIdOf(afterId) }),
           embedded.searchCases({ filter: theirFilter, limit: 9, afterId }),
         ]);
         expect(mine, JSON.stringify({ theirFilter, afterId })).toEqual({ ...theirs, records: asIncidents(theirs.records) });
@@ -192,7 +195,7 @@ describe('ServiceNow adapter returns what the embedded adapter returns over the 
       afterId = page.records.at(-1)!.id;
     }
     const all = await embedded.searchCases({ filter, limit: 1000 });
-    expect(seen).toEqual(all.records.map((record) => incidentNumber(record.id)));
+    expect(seen).toEqual(all.records.map((record) => caseIdOf(record.id)));
     expect(seen.length).toBeGreaterThan(50);
   });
 
@@ -266,7 +269,7 @@ describe('ServiceNow adapter returns what the embedded adapter returns over the 
   it('commentsByCaseIds: the same comments with their authors, work notes internal and comments public', async () => {
     const ids = ticketIds(db, 'SELECT id FROM tickets WHERE id % 37 = 1');
     const [mine, theirs] = await Promise.all([
-      servicenow.commentsByCaseIds([...ids.map(incidentNumber), incidentNumber(99999)]),
+      servicenow.commentsByCaseIds([...ids.map(caseIdOf), caseIdOf(99999)]),
       embedded.commentsByCaseIds(ids),
     ]);
     expect(mine.length).toBeGreaterThan(40);
@@ -319,7 +322,7 @@ describe('ServiceNow adapter: batching and paging', () => {
     for (const n of [10, 100, 250]) {
       const telemetry = countingTelemetry();
       const { connector } = serviceNowConnector(server, { telemetry });
-      const ids = Array.from({ length: n }, (_, i) => incidentNumber(i + 1));
+      const ids = Array.from({ length: n }, (_, i) => caseIdOf(i + 1));
       let found = 0;
       const requests = await requestsDuring(server, async () => {
         found = (await connector.casesByIds(ids)).length;
@@ -350,7 +353,7 @@ describe('ServiceNow adapter: batching and paging', () => {
       sysparm_limit: '101',
     });
     expect(first[0]!.query.sysparm_offset).toBeUndefined();
-    const next = await requestsDuring(server, () => connector.searchCases({ filter, limit: 50, afterId: incidentNumber(700) }));
+    const next = await requestsDuring(server, () => connector.searchCases({ filter, limit: 50, afterId: caseIdOf(700) }));
     expect(next.map((request) => request.query.sysparm_query)).toEqual(['stateIN7,8^number<INC0000700^ORDERBYDESCnumber']);
   });
 
@@ -375,7 +378,7 @@ describe('ServiceNow adapter: batching and paging', () => {
 
       const ids = ticketIds(db, 'SELECT id FROM tickets WHERE id % 5 = 0');
       const comments = await requestsDuring(server, async () => {
-        const [mine, theirs] = await Promise.all([connector.commentsByCaseIds(ids.map(incidentNumber)), embedded.commentsByCaseIds(ids)]);
+        const [mine, theirs] = await Promise.all([connector.commentsByCaseIds(ids.map(caseIdOf)), embedded.commentsByCaseIds(ids)]);
         expect(mine.length).toBeGreaterThan(200);
         expect(mine).toEqual(inOrder(theirs.map(asJournal)));
       });
@@ -438,7 +441,7 @@ describe('ServiceNow adapter: batching and paging', () => {
 
   it('reports the rate limit rule as the API budget', async () => {
     const { connector } = serviceNowConnector(server);
-    await connector.casesByIds([incidentNumber(1)]);
+    await connector.casesByIds([caseIdOf(1)]);
     expect(connector.apiBudget()).toEqual({ limit: 5_000, remaining: server.rateLimitRemaining });
   });
 });
@@ -454,7 +457,7 @@ describe('ServiceNow adapter: the rate limit rule', () => {
     try {
       const { connector } = serviceNowConnector(server, { policy: { timeoutMs: 5_000 } });
       const requests = await requestsDuring(server, async () => {
-        for (let i = 1; i <= 4; i += 1) expect(await connector.casesByIds([incidentNumber(i)])).toHaveLength(1);
+        for (let i = 1; i <= 4; i += 1) expect(await connector.casesByIds([caseIdOf(i)])).toHaveLength(1);
       });
       expect(requests.map((request) => request.status)).toEqual([200, 200, 200, 429, 200]);
       expect(connector.apiBudget()).toEqual({ limit: 3, remaining: 2 });
@@ -485,7 +488,7 @@ describe('ServiceNow adapter: failures and retries', () => {
     const started = performance.now();
     let found: CaseRecord[] = [];
     const requests = await requestsDuring(server, async () => {
-      found = await connector.casesByIds([incidentNumber(1), incidentNumber(2)]);
+      found = await connector.casesByIds([caseIdOf(1), caseIdOf(2)]);
     });
     expect(found).toHaveLength(2);
     expect(requests.map((request) => request.status)).toEqual([429, 200]);
@@ -511,7 +514,7 @@ describe('ServiceNow adapter: failures and retries', () => {
     const { connector } = serviceNowConnector(server, { policy: { retries: 2 } });
     server.failNext(10, { kind: 'server-error', status: 502 });
     const requests = await requestsDuring(server, async () => {
-      await expect(connector.casesByIds([incidentNumber(1)])).rejects.toBeInstanceOf(ConnectorError);
+      await expect(connector.casesByIds([caseIdOf(1)])).rejects.toBeInstanceOf(ConnectorError);
     });
     expect(requests).toHaveLength(3);
     reset();
@@ -522,7 +525,7 @@ describe('ServiceNow adapter: failures and retries', () => {
     server.latencyMs = 300;
     const { connector } = serviceNowConnector(server, { policy: { timeoutMs: 50, retries: 1 } });
     const requests = await requestsDuring(server, async () => {
-      await expect(connector.casesByIds([incidentNumber(1)])).rejects.toThrow(/timed out/);
+      await expect(connector.casesByIds([caseIdOf(1)])).rejects.toThrow(/timed out/);
     });
     expect(requests).toHaveLength(2);
     reset();
@@ -532,7 +535,7 @@ describe('ServiceNow adapter: failures and retries', () => {
     reset();
     const { connector } = serviceNowConnector(server, { auth: { kind: 'basic', user: CREDENTIALS.user, password: 'wrong' } });
     const requests = await requestsDuring(server, async () => {
-      const error = await connector.casesByIds([incidentNumber(1)]).catch((caught: unknown) => caught);
+      const error = await connector.casesByIds([caseIdOf(1)]).catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(ConnectorError);
       const cause = (error as ConnectorError).cause as SystemCallError;
       expect(cause.details).toMatchObject({ retryable: false, status: 401 });
@@ -557,8 +560,8 @@ describe('ServiceNow adapter: failures and retries', () => {
       },
     });
     const requests = await requestsDuring(server, async () => {
-      expect(await connector.casesByIds([incidentNumber(3)])).toHaveLength(1);
-      expect(await connector.casesByIds([incidentNumber(4)])).toHaveLength(1);
+      expect(await connector.casesByIds([caseIdOf(3)])).toHaveLength(1);
+      expect(await connector.casesByIds([caseIdOf(4)])).toHaveLength(1);
     });
     expect(requests.map((request) => request.status)).toEqual([401, 200, 200]);
     expect(renewals).toBe(1);
@@ -568,7 +571,7 @@ describe('ServiceNow adapter: failures and retries', () => {
       auth: { kind: 'oauth', accessToken: 'expired-000', renew: async () => 'revoked-111' },
     });
     const again = await requestsDuring(server, async () => {
-      const error = await refused.casesByIds([incidentNumber(3)]).catch((caught: unknown) => caught);
+      const error = await refused.casesByIds([caseIdOf(3)]).catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(ConnectorError);
       expect(((error as ConnectorError).cause as SystemCallError).details).toMatchObject({ retryable: false, status: 401 });
     });
@@ -579,11 +582,11 @@ describe('ServiceNow adapter: failures and retries', () => {
     reset();
     const { connector, resilience } = serviceNowConnector(server, { policy: { retries: 0, breakerThreshold: 3 } });
     server.failNext(100, { kind: 'server-error', status: 503 });
-    for (let i = 0; i < 3; i += 1) await expect(connector.casesByIds([incidentNumber(1)])).rejects.toBeInstanceOf(ConnectorError);
+    for (let i = 0; i < 3; i += 1) await expect(connector.casesByIds([caseIdOf(1)])).rejects.toBeInstanceOf(ConnectorError);
     expect(resilience.state()).toBe('open');
     const requests = await requestsDuring(server, async () => {
       const started = performance.now();
-      await expect(connector.casesByIds([incidentNumber(1)])).rejects.toThrow(/circuit is open/);
+      await expect(connector.casesByIds([caseIdOf(1)])).rejects.toThrow(/circuit is open/);
       await expect(connector.ping()).rejects.toThrow(/circuit is open/);
       expect(performance.now() - started).toBeLessThan(50);
     });
@@ -594,9 +597,9 @@ describe('ServiceNow adapter: failures and retries', () => {
   it('answers "not found" for unknown cases rather than failing', async () => {
     reset();
     const { connector } = serviceNowConnector(server);
-    expect(await connector.commentsByCaseIds([incidentNumber(99999)])).toEqual([]);
-    expect(await connector.applyCaseUpdate({ key: 'k-unknown', caseId: incidentNumber(99999), status: 'OPEN' })).toBeNull();
-    expect(await connector.applyCaseUpdate({ key: 'k-malformed', caseId: '12', status: 'OPEN' })).toBeNull();
+    expect(await connector.commentsByCaseIds([caseIdOf(99999)])).toEqual([]);
+    expect(await connector.applyCaseUpdate({ key: 'k-unknown', caseId: caseIdOf(99999), status: 'OPEN' })).toBeNull();
+    expect(await connector.applyCaseUpdate({ key: 'k-malformed', caseId: 'INC0000012', status: 'OPEN' })).toBeNull();
     expect(await connector.searchCases({ filter: {}, limit: 5, afterId: 'nope' })).toEqual({ records: [], hasNextPage: false });
   });
 });
@@ -625,8 +628,8 @@ describe('ServiceNow adapter: applyCaseUpdate', () => {
     let first: CaseRecord | null = null;
     let second: CaseRecord | null = null;
     const requests = await requestsDuring(server, async () => {
-      first = await connector.applyCaseUpdate({ ...update, caseId: incidentNumber(caseId) });
-      second = await connector.applyCaseUpdate({ ...update, caseId: incidentNumber(caseId) });
+      first = await connector.applyCaseUpdate({ ...update, caseId: caseIdOf(caseId) });
+      second = await connector.applyCaseUpdate({ ...update, caseId: caseIdOf(caseId) });
     });
     const theirs = await embedded.applyCaseUpdate({ ...update, caseId });
     expect({ ...first!, updatedAt: '' }).toEqual({ ...asIncident(theirs!), updatedAt: '' });
@@ -646,7 +649,7 @@ describe('ServiceNow adapter: applyCaseUpdate', () => {
       sys_created_by: CREDENTIALS.user,
     });
     // Read back as an internal comment by the integration user.
-    const comments = await connector.commentsByCaseIds([incidentNumber(caseId)]);
+    const comments = await connector.commentsByCaseIds([caseIdOf(caseId)]);
     expect(comments.find((comment) => comment.body === update.internalNote)).toMatchObject({
       public: false,
       authorName: 'Concord Integration',
@@ -656,15 +659,15 @@ describe('ServiceNow adapter: applyCaseUpdate', () => {
   it('puts a case on hold awaiting the caller (PENDING) or for another reason (ON_HOLD)', async () => {
     const [pending, onHold] = [openTickets()[3]!, openTickets()[4]!];
     const { connector } = serviceNowConnector(server);
-    expect(await connector.applyCaseUpdate({ key: 'pending-1', caseId: incidentNumber(pending), status: 'PENDING' })).toMatchObject({
+    expect(await connector.applyCaseUpdate({ key: 'pending-1', caseId: caseIdOf(pending), status: 'PENDING' })).toMatchObject({
       status: 'PENDING',
     });
-    expect(await connector.applyCaseUpdate({ key: 'hold-1', caseId: incidentNumber(onHold), status: 'ON_HOLD' })).toMatchObject({
+    expect(await connector.applyCaseUpdate({ key: 'hold-1', caseId: caseIdOf(onHold), status: 'ON_HOLD' })).toMatchObject({
       status: 'ON_HOLD',
     });
     expect(incidentOf(pending)).toMatchObject({ state: '3', hold_reason: '1' });
     expect(incidentOf(onHold)).toMatchObject({ state: '3', hold_reason: '4' });
-    expect(await connector.applyCaseUpdate({ key: 'reopen-1', caseId: incidentNumber(onHold), status: 'OPEN' })).toMatchObject({
+    expect(await connector.applyCaseUpdate({ key: 'reopen-1', caseId: caseIdOf(onHold), status: 'OPEN' })).toMatchObject({
       status: 'OPEN',
     });
     expect(incidentOf(onHold)).toMatchObject({ state: '2', hold_reason: '' });
@@ -678,7 +681,7 @@ describe('ServiceNow adapter: applyCaseUpdate', () => {
     const requests = await requestsDuring(server, async () => {
       const record = await connector.applyCaseUpdate({
         key: 'lost-answer',
-        caseId: incidentNumber(caseId),
+        caseId: caseIdOf(caseId),
         internalNote: 'Once only',
         status: 'PENDING',
       });
@@ -692,7 +695,7 @@ describe('ServiceNow adapter: applyCaseUpdate', () => {
     const caseId = openTickets()[2]!;
     const { connector } = serviceNowConnector(server);
     const journalBefore = journalOf(caseId).length;
-    const update = { key: 'raced-key', caseId: incidentNumber(caseId), internalNote: 'Raced note' };
+    const update = { key: 'raced-key', caseId: caseIdOf(caseId), internalNote: 'Raced note' };
     const requests = await requestsDuring(server, async () => {
       const [a, b] = await Promise.all([connector.applyCaseUpdate(update), connector.applyCaseUpdate(update)]);
       expect(a).toEqual(b);
@@ -704,9 +707,9 @@ describe('ServiceNow adapter: applyCaseUpdate', () => {
   it('keeps other keys applied before, and applies a new key', async () => {
     const caseId = openTickets()[5]!;
     const { connector } = serviceNowConnector(server);
-    await connector.applyCaseUpdate({ key: 'first-key', caseId: incidentNumber(caseId), internalNote: 'One' });
-    await connector.applyCaseUpdate({ key: 'second-key', caseId: incidentNumber(caseId), internalNote: 'Two' });
-    await connector.applyCaseUpdate({ key: 'first-key', caseId: incidentNumber(caseId), internalNote: 'One' });
+    await connector.applyCaseUpdate({ key: 'first-key', caseId: caseIdOf(caseId), internalNote: 'One' });
+    await connector.applyCaseUpdate({ key: 'second-key', caseId: caseIdOf(caseId), internalNote: 'Two' });
+    await connector.applyCaseUpdate({ key: 'first-key', caseId: caseIdOf(caseId), internalNote: 'One' });
     expect(incidentOf(caseId).u_update_keys!.split('\n')).toEqual([updateKeyDigest('first-key'), updateKeyDigest('second-key')]);
     expect(journalOf(caseId).filter((entry) => entry.value === 'One')).toHaveLength(1);
   });
@@ -716,7 +719,7 @@ describe('ServiceNow adapter: applyCaseUpdate', () => {
     const { connector } = serviceNowConnector(server);
     const requests = await requestsDuring(server, async () => {
       const error = await connector
-        .applyCaseUpdate({ key: 'closed-1', caseId: incidentNumber(caseId), status: 'OPEN' })
+        .applyCaseUpdate({ key: 'closed-1', caseId: caseIdOf(caseId), status: 'OPEN' })
         .catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(SystemCallError);
       expect((error as SystemCallError).details).toMatchObject({ retryable: false, status: 422 });
@@ -731,9 +734,7 @@ describe('ServiceNow adapter: applyCaseUpdate', () => {
     server.failNext(1, { kind: 'rate-limit', retryAfterSeconds: 0 }, (request) => request.method === 'GET');
     server.failNext(1, { kind: 'server-error', status: 503 }, (request) => request.method === 'PATCH');
     const requests = await requestsDuring(server, async () => {
-      expect(
-        await connector.applyCaseUpdate({ key: 'retried', caseId: incidentNumber(caseId), internalNote: 'Retried note' }),
-      ).not.toBeNull();
+      expect(await connector.applyCaseUpdate({ key: 'retried', caseId: caseIdOf(caseId), internalNote: 'Retried note' })).not.toBeNull();
     });
     expect(summary(requests)).toEqual(['GET 429', 'GET 200', 'PATCH 503', 'GET 200', 'PATCH 200']);
     expect(journalOf(caseId).filter((entry) => entry.value === 'Retried note')).toHaveLength(1);

@@ -86,6 +86,13 @@ describe('the configuration reference', () => {
         ZENDESK_ORDER_FIELD_ID: '1',
         ZENDESK_SERIAL_FIELD_ID: '2',
       }),
+      ...variablesRead(loadSupportConfig, {
+        ...everyBranch.subgraph,
+        SUPPORT_CONNECTOR: 'servicenow',
+        SERVICENOW_BASE_URL: 'https://example.service-now.com',
+        SERVICENOW_CLIENT_ID: 'client',
+        SERVICENOW_CLIENT_SECRET: 'secret',
+      }),
     ]);
     const undocumented = [...read].filter((name) => !documented.has(name));
     expect(undocumented).toEqual([]);
@@ -96,6 +103,8 @@ describe('the configuration reference', () => {
       'BC_SCOPE',
       'ERP_TIMEOUT_MS',
       'ZENDESK_OAUTH_TOKEN',
+      'SERVICENOW_CLIENT_SECRET',
+      'SERVICENOW_ACCESS_TOKEN',
       'SUPPORT_RETRIES',
     ])
       expect(read).toContain(name);

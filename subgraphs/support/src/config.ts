@@ -5,7 +5,7 @@ import type { ResiliencePolicy } from '../../../platform/resilience.ts';
 import { configuredEnv } from '../../../platform/config-file.ts';
 import { loadSubgraphConfig, subgraphEnvSchema, type SubgraphConfig, type SubgraphSystem } from '../../../platform/subgraph-config.ts';
 import { EMBEDDED_DATABASE_FILES } from '../../../platform/sqlite.ts';
-import { httpUrl, loadResiliencePolicy, required, resilienceEnvSchema } from '../../../platform/vendor-config.ts';
+import { httpUrl, loadResiliencePolicy, required, resilienceEnvSchema, type TokenConfig } from '../../../platform/vendor-config.ts';
 
 /** Connecting to a real Zendesk account (SUPPORT_CONNECTOR=zendesk). */
 export interface ZendeskConfig {
@@ -21,13 +21,41 @@ export interface ZendeskConfig {
   readonly pollSeconds: number;
 }
 
+/** Connecting to a real ServiceNow instance (SUPPORT_CONNECTOR=servicenow). */
+export interface ServiceNowConfig {
+  readonly baseUrl: string;
+  /** Basic auth of an integration user, or OAuth access tokens (fixed, or client credentials at the instance's /oauth_token.do). */
+  readonly auth:
+    { readonly kind: 'basic'; readonly user: string; readonly password: string } | { readonly kind: 'oauth'; readonly token: TokenConfig };
+  readonly policy: ResiliencePolicy;
+}
+
 export interface SupportConfig extends SubgraphConfig {
   readonly zendesk: ZendeskConfig | null;
+  readonly servicenow: ServiceNowConfig | null;
   /** How often the embedded desk's change log is read, in ms (SUPPORT_FEED_POLL_MS). */
   readonly feedPollMs: number;
 }
 
 const zendesk = ' With `SUPPORT_CONNECTOR=zendesk`.';
+const servicenow = ' With `SUPPORT_CONNECTOR=servicenow`.';
+
+const servicenowSchema = z.object({
+  SERVICENOW_BASE_URL: httpUrl.optional().describe(`The instance's URL (https://<instance>.service-now.com).${servicenow}`),
+  SERVICENOW_USER: z.string().optional().describe(`The integration user (basic auth, with \`SERVICENOW_PASSWORD\`).${servicenow}`),
+  SERVICENOW_PASSWORD: z.string().optional().describe(`Its password.${servicenow}`),
+  SERVICENOW_CLIENT_ID: z
+    .string()
+    .optional()
+    .describe(
+      `An OAuth application's client id (client credentials at the instance's \`/oauth_token.do\`), instead of basic auth.${servicenow}`,
+    ),
+  SERVICENOW_CLIENT_SECRET: z.string().optional().describe(`Its client secret.${servicenow}`),
+  SERVICENOW_ACCESS_TOKEN: z
+    .string()
+    .optional()
+    .describe(`A fixed OAuth access token instead of basic auth or client credentials.${servicenow}`),
+});
 const schema = z.object({
   ZENDESK_BASE_URL: httpUrl.optional().describe(`The account's URL (https://<subdomain>.zendesk.com).${zendesk}`),
   ZENDESK_EMAIL: z.string().optional().describe(`The agent the API token belongs to.${zendesk}`),
@@ -66,18 +94,19 @@ const SUPPORT_SYSTEM: SubgraphSystem = {
   prefix: 'SUPPORT',
   defaultPort: 4003,
   databaseFile: EMBEDDED_DATABASE_FILES.support,
-  connectors: ['embedded', 'zendesk'],
+  connectors: ['embedded', 'zendesk', 'servicenow'],
 };
 
 /** Every variable the support subgraph reads, for the configuration reference. */
 export function supportVariables() {
-  return [subgraphEnvSchema(SUPPORT_SYSTEM), feedSchema, schema, resilienceEnvSchema('SUPPORT', ZENDESK_POLICY)];
+  return [subgraphEnvSchema(SUPPORT_SYSTEM), feedSchema, schema, servicenowSchema, resilienceEnvSchema('SUPPORT', ZENDESK_POLICY)];
 }
 
 /** The support subgraph's configuration, read once from the environment (SUPPORT_PORT, SUPPORT_CONNECTOR, ZENDESK_*, …). */
 export function loadSupportConfig(env: NodeJS.ProcessEnv = configuredEnv('support')): SupportConfig {
   const base = { ...loadSubgraphConfig(SUPPORT_SYSTEM, env), feedPollMs: readEnv(feedSchema, env).SUPPORT_FEED_POLL_MS };
-  if (base.connectorKind !== 'zendesk') return Object.freeze({ ...base, zendesk: null });
+  if (base.connectorKind === 'servicenow') return Object.freeze({ ...base, zendesk: null, servicenow: loadServiceNow(env) });
+  if (base.connectorKind !== 'zendesk') return Object.freeze({ ...base, zendesk: null, servicenow: null });
   const vars = readEnv(schema, env);
   const why = 'with SUPPORT_CONNECTOR=zendesk';
   const auth: ZendeskConfig['auth'] = vars.ZENDESK_OAUTH_TOKEN
@@ -89,6 +118,7 @@ export function loadSupportConfig(env: NodeJS.ProcessEnv = configuredEnv('suppor
       };
   return Object.freeze({
     ...base,
+    servicenow: null,
     zendesk: Object.freeze({
       baseUrl: required(vars.ZENDESK_BASE_URL, 'ZENDESK_BASE_URL', `${why} (https://<subdomain>.zendesk.com)`),
       auth,
@@ -105,4 +135,32 @@ export function loadSupportConfig(env: NodeJS.ProcessEnv = configuredEnv('suppor
       pollSeconds: vars.ZENDESK_POLL_SECONDS,
     }),
   });
+}
+
+function loadServiceNow(env: NodeJS.ProcessEnv): ServiceNowConfig {
+  const vars = readEnv(servicenowSchema, env);
+  const why = 'with SUPPORT_CONNECTOR=servicenow';
+  const baseUrl = required(vars.SERVICENOW_BASE_URL, 'SERVICENOW_BASE_URL', `${why} (https://<instance>.service-now.com)`);
+  const auth: ServiceNowConfig['auth'] = vars.SERVICENOW_ACCESS_TOKEN
+    ? { kind: 'oauth', token: { kind: 'static', token: vars.SERVICENOW_ACCESS_TOKEN } }
+    : vars.SERVICENOW_CLIENT_ID
+      ? {
+          kind: 'oauth',
+          token: {
+            kind: 'client_credentials',
+            tokenUrl: `${baseUrl.replace(/\/+$/, '')}/oauth_token.do`,
+            clientId: vars.SERVICENOW_CLIENT_ID,
+            clientSecret: required(vars.SERVICENOW_CLIENT_SECRET, 'SERVICENOW_CLIENT_SECRET', `${why} and SERVICENOW_CLIENT_ID`),
+          },
+        }
+      : {
+          kind: 'basic',
+          user: required(
+            vars.SERVICENOW_USER,
+            'SERVICENOW_USER',
+            `${why} (the integration user), or give SERVICENOW_CLIENT_ID or SERVICENOW_ACCESS_TOKEN`,
+          ),
+          password: required(vars.SERVICENOW_PASSWORD, 'SERVICENOW_PASSWORD', `${why} with SERVICENOW_USER`),
+        };
+  return Object.freeze({ baseUrl, auth, policy: loadResiliencePolicy('SUPPORT', env, ZENDESK_POLICY) });
 }

@@ -10,6 +10,8 @@ import { loadSupportConfig, type SupportConfig } from './config.ts';
 import { createEmbeddedSupportConnector } from './connectors/embedded/index.ts';
 import { SUPPORT_SCHEMA } from './connectors/embedded/tables.ts';
 import { createZendeskConnector } from './connectors/zendesk.ts';
+import { createServiceNowConnector, type ServiceNowAuth } from './connectors/servicenow.ts';
+import { tokenSourceOf } from '../../../platform/vendor-config.ts';
 import type { SupportConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
 import { supportChangeFeed, type DeskSource } from './feed/index.ts';
@@ -20,9 +22,13 @@ import { createServer } from './server.ts';
  * Picks the support desk adapter the configuration names, then serves the support subgraph and
  * its change feed (feed/index.ts), which publishes what changes in the desk to the broker.
  */
-export function startSupport(config: SupportConfig, options: SubgraphOptions<Database, SupportConnector> = {}): Promise<RunningService> {
+export async function startSupport(
+  config: SupportConfig,
+  options: SubgraphOptions<Database, SupportConnector> = {},
+): Promise<RunningService> {
   // What the adapter chosen brings to the feed, known once the connector is made.
   let desk: DeskSource | null = null;
+  const servicenowAuth = config.servicenow ? await serviceNowAuth(config.servicenow.auth) : null;
   return startSubgraph({
     name: 'support',
     config,
@@ -30,7 +36,7 @@ export function startSupport(config: SupportConfig, options: SubgraphOptions<Dat
     clock: options.clock,
     internalPublicKey: options.internalPublicKey,
     withoutSecurity: options.withoutSecurity,
-    isOutage: config.zendesk ? isVendorOutage : isSqliteOutage,
+    isOutage: config.zendesk || config.servicenow ? isVendorOutage : isSqliteOutage,
     createConnector: (telemetry, logger, metrics) => {
       let connector: SupportConnector;
       if (config.zendesk) {
@@ -44,6 +50,17 @@ export function startSupport(config: SupportConfig, options: SubgraphOptions<Dat
         const ownWrites = ownWritePublisher();
         desk = { kind: 'zendesk', reads: zendesk.changeReads, ownWrites };
         connector = ownWrites.wrap(zendesk);
+      } else if (config.servicenow) {
+        const servicenow = createServiceNowConnector({
+          baseUrl: config.servicenow.baseUrl,
+          auth: servicenowAuth!,
+          telemetry,
+          resilience: createResilience('support', config.servicenow.policy, { logger, metrics }),
+        });
+        exportApiBudget(metrics, 'support', () => servicenow.apiBudget());
+        const ownWrites = ownWritePublisher();
+        desk = { kind: 'own-writes', ownWrites };
+        connector = ownWrites.wrap(servicenow);
       } else {
         const db = options.database ?? openEmbeddedDatabase(config.connector, SUPPORT_SCHEMA);
         desk = { kind: 'embedded', db };
@@ -56,6 +73,13 @@ export function startSupport(config: SupportConfig, options: SubgraphOptions<Dat
     changeFeed: (deps) => supportChangeFeed(config, deps, desk!),
     broker: options.broker,
   });
+}
+
+/** ServiceNow's credentials: basic auth, or an OAuth token fetched now (client credentials) and renewed once after a 401. */
+async function serviceNowAuth(auth: NonNullable<SupportConfig['servicenow']>['auth']): Promise<ServiceNowAuth> {
+  if (auth.kind === 'basic') return auth;
+  const tokens = tokenSourceOf(auth.token, 'support');
+  return { kind: 'oauth', accessToken: await tokens(), renew: () => tokens.refresh() };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

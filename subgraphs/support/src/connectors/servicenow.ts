@@ -35,7 +35,8 @@ import { TIER_ORDER, TYPE_FROM_DESK } from './vocabulary.ts';
  * The support desk port over ServiceNow's Table API (`/api/now/table/...`).
  *
  * Mapping (custom fields, prefixed `u_`, are the integration's own columns on the instance):
- * - A case is an incident; its id is the incident number (`INC0001234`). Subject and description
+ * - A case is an incident; its id is the digits of the incident number (`INC0001234` is case
+ *   `1234`: the graph's case numbers are positive integers). Subject and description
  *   are short_description and description; the requester is caller_id, whose sys_user holds
  *   the CRM contact id in `u_crm_contact_id`; the customer is company, whose core_company holds
  *   the customer number in `u_customer_number`; the assignee is assigned_to (an agent's id is
@@ -200,7 +201,7 @@ function orNull(value: string): string | null {
 function toCase(row: IncidentRow): CaseRecord {
   const type = valueOf(row.u_case_type);
   return {
-    id: valueOf(row.number),
+    id: caseIdOf(valueOf(row.number)),
     subject: valueOf(row.short_description),
     description: orNull(valueOf(row.description)),
     status: statusFromIncident(valueOf(row.state), valueOf(row.hold_reason)),
@@ -226,11 +227,25 @@ function isIncidentNumber(value: string): boolean {
   return /^INC\d{7,}$/.test(value);
 }
 
+/** The graph's case id of an incident number: its digits, without leading zeros. */
+export function caseIdOf(number: string): string {
+  return isIncidentNumber(number) ? String(Number(number.slice(3))) : number;
+}
+
+/** The incident number of a case id (a positive integer), or null for an id that names no incident. */
+export function incidentNumberOf(caseId: string): string | null {
+  if (!/^[1-9]\d*$/.test(caseId) || !Number.isSafeInteger(Number(caseId))) return null;
+  return `INC${caseId.padStart(7, '0')}`;
+}
+
+/** The incident numbers of the ids that name one. */
+const incidentNumbersOf = (ids: readonly string[]) => ids.map(incidentNumberOf).filter((number): number is string => number !== null);
+
 const isSysId = (value: string) => /^[0-9a-f]{32}$/.test(value);
 
 /** Newest first: by the number's digits (incident numbers grow with creation). */
 function newestFirst(records: CaseRecord[]): CaseRecord[] {
-  return records.sort((a, b) => Number(b.id.slice(3)) - Number(a.id.slice(3)));
+  return records.sort((a, b) => Number(b.id) - Number(a.id));
 }
 
 /**
@@ -678,14 +693,14 @@ export function createServiceNowConnector(options: ServiceNowConnectorOptions): 
   /** Incidents by number, with their sys_ids. */
   async function incidentIdsByNumbers(operation: string, numbers: readonly string[]): Promise<Map<string, string>> {
     const batches = await Promise.all(
-      inBatches(numbers.filter(isIncidentNumber)).map((batch) =>
+      inBatches(incidentNumbersOf(numbers)).map((batch) =>
         rows<{ sys_id: Field; number: Field }>(operation, 'incident', `numberIN${batch.join(',')}^ORDERBYnumber`, ['sys_id', 'number']),
       ),
     );
-    const wanted = new Set(numbers);
+    const wanted = new Set(incidentNumbersOf(numbers));
     const found = new Map<string, string>();
     for (const row of batches.flatMap((batch) => batch.rows)) {
-      if (wanted.has(valueOf(row.number))) found.set(valueOf(row.sys_id), valueOf(row.number));
+      if (wanted.has(valueOf(row.number))) found.set(valueOf(row.sys_id), caseIdOf(valueOf(row.number)));
     }
     return found;
   }
@@ -844,14 +859,15 @@ export function createServiceNowConnector(options: ServiceNowConnectorOptions): 
 
   return {
     async casesByIds(ids) {
-      return incidentsIn('casesByIds', 'number', ids.filter(isIncidentNumber));
+      return incidentsIn('casesByIds', 'number', incidentNumbersOf(ids));
     },
 
     async searchCases({ filter, limit, afterId }) {
-      if (afterId !== undefined && !isIncidentNumber(afterId)) return { records: [], hasNextPage: false };
+      const after = afterId === undefined ? undefined : incidentNumberOf(afterId);
+      if (after === null) return { records: [], hasNextPage: false };
       const terms = await filterTerms('searchCases', filter);
       if (terms === null) return { records: [], hasNextPage: false };
-      if (afterId !== undefined) terms.push(`number<${afterId}`);
+      if (after !== undefined) terms.push(`number<${after}`);
       // One more than the page: whether there is a next page without counting.
       const found = await incidents('searchCases', [...terms, 'ORDERBYDESCnumber'].join('^'), limit + 1);
       return { records: found.slice(0, limit), hasNextPage: found.length > limit };
@@ -998,8 +1014,9 @@ export function createServiceNowConnector(options: ServiceNowConnectorOptions): 
       return [...chosen].map(([tier, policy]) => toSlaPolicy(tier, policy.name, policy.definitions));
     },
 
-    async applyCaseUpdate({ key, caseId, internalNote, status }) {
-      if (!isIncidentNumber(caseId)) return null;
+    async applyCaseUpdate({ key, caseId: id, internalNote, status }) {
+      const caseId = incidentNumberOf(id);
+      if (caseId === null) return null;
       return serialized(caseId, () =>
         options.resilience.call('applyCaseUpdate', { idempotent: true }, (signal) =>
           applyOnce(caseId, { key, internalNote, status }, signal),

@@ -15,7 +15,9 @@ export const SUPPORT_FEED_FILE = 'support-feed.sqlite';
 /** What the connector the subgraph picked brings to its feed: the embedded database, or the Zendesk adapter's reads. */
 export type DeskSource =
   | { readonly kind: 'embedded'; readonly db: Database }
-  | { readonly kind: 'zendesk'; readonly reads: ZendeskChangeReads; readonly ownWrites: ReturnType<typeof ownWritePublisher> };
+  | { readonly kind: 'zendesk'; readonly reads: ZendeskChangeReads; readonly ownWrites: ReturnType<typeof ownWritePublisher> }
+  /** A desk whose own changes are not read (yet): only Concord's own writes are told. */
+  | { readonly kind: 'own-writes'; readonly ownWrites: ReturnType<typeof ownWritePublisher> };
 
 /**
  * The support desk's change feed, for the connector configured: the embedded desk's change log
@@ -27,6 +29,10 @@ export function supportChangeFeed(config: SupportConfig, deps: ChangeFeedDeps<Su
   const counter = feedCounter(deps.metrics);
   const common = { broker: deps.broker, logger: deps.logger, source: deps.source, counter };
   if (desk.kind === 'embedded') return embeddedDeskFeed({ ...common, db: desk.db, pollMs: config.feedPollMs });
+  if (desk.kind === 'own-writes') {
+    desk.ownWrites.attach(common);
+    return {};
+  }
   const zendesk = config.zendesk;
   if (!zendesk) throw new Error('the Zendesk change feed needs the Zendesk settings (SUPPORT_CONNECTOR=zendesk)');
   desk.ownWrites.attach(common);

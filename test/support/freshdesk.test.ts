@@ -18,6 +18,7 @@ import {
   type FreshdeskServer,
   type LoggedRequest,
 } from '../vendors/freshdesk/server.ts';
+import { countingTelemetry, TEST_POLICY } from '../helpers/connector-tests.ts';
 
 /**
  * The Freshdesk adapter over real HTTP against a local server speaking Freshdesk's wire format,
@@ -27,30 +28,6 @@ import {
  */
 
 const API_KEY = 'fd-key-123';
-
-/** Small delays keep the retry tests fast; the breaker stays out of the way unless a test wants it. */
-const TEST_POLICY: ResiliencePolicy = {
-  timeoutMs: 2_000,
-  retries: 3,
-  baseDelayMs: 2,
-  maxDelayMs: 10,
-  maxConcurrent: 8,
-  breakerThreshold: 50,
-  breakerOpenMs: 60_000,
-};
-
-/** Telemetry that counts calls, to check every HTTP request is counted exactly once. */
-function countingTelemetry(): ConnectorTelemetry & { calls: string[] } {
-  const calls: string[] = [];
-  return {
-    system: 'support',
-    calls,
-    async call(operation, _detail, fn) {
-      calls.push(operation);
-      return fn();
-    },
-  };
-}
 
 function freshdeskConnector(
   server: FreshdeskServer,

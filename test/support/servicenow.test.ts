@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ConnectorTelemetry } from '../../platform/connector-telemetry.ts';
+import { silentTelemetry as silentTelemetryOf, type ConnectorTelemetry } from '../../platform/connector-telemetry.ts';
 import { ConnectorError } from '../../platform/errors.ts';
 import { createResilience, SystemCallError, type ResiliencePolicy } from '../../platform/resilience.ts';
 import type { Database } from '../../platform/sqlite.ts';
@@ -31,6 +31,7 @@ import {
   type LoggedRequest,
   type ServiceNowServer,
 } from '../vendors/servicenow/server.ts';
+import { countingTelemetry, TEST_POLICY } from '../helpers/connector-tests.ts';
 
 /**
  * The ServiceNow adapter over real HTTP against a local server speaking the Table API's wire
@@ -45,28 +46,6 @@ import {
 
 const CREDENTIALS = { user: 'concord.integration', password: 'secret-123', bearerTokens: ['oauth-456'] };
 const BASIC_AUTH: ServiceNowAuth = { kind: 'basic', user: CREDENTIALS.user, password: CREDENTIALS.password };
-
-const TEST_POLICY: ResiliencePolicy = {
-  timeoutMs: 2_000,
-  retries: 3,
-  baseDelayMs: 2,
-  maxDelayMs: 10,
-  maxConcurrent: 8,
-  breakerThreshold: 50,
-  breakerOpenMs: 60_000,
-};
-
-function countingTelemetry(): ConnectorTelemetry & { calls: string[] } {
-  const calls: string[] = [];
-  return {
-    system: 'support',
-    calls,
-    async call(operation, _detail, fn) {
-      calls.push(operation);
-      return fn();
-    },
-  };
-}
 
 function serviceNowConnector(
   server: ServiceNowServer,
@@ -116,7 +95,7 @@ const inOrder = (comments: readonly CommentRecord[]) =>
 const ticketIds = (db: Database, sql: string, ...params: unknown[]) =>
   (db.prepare(sql).all(...params) as { id: number }[]).map((row) => String(row.id));
 const column = (db: Database, sql: string) => (db.prepare(sql).all() as { value: string }[]).map((row) => row.value);
-const silentTelemetry: ConnectorTelemetry = { system: 'support', call: async (_operation, _detail, fn) => fn() };
+const silentTelemetry = silentTelemetryOf('support');
 
 describe('ServiceNow adapter returns what the embedded adapter returns over the same desk', () => {
   const db = seededDatabases().support;

@@ -17,6 +17,7 @@ import type {
 import { createZendeskConnector, idempotencyTag, type ZendeskAuth } from '../../subgraphs/support/src/connectors/zendesk.ts';
 import { seededDatabases } from '../helpers/stack.ts';
 import { loadZendeskData, startZendeskServer, type LoggedRequest, type ZendeskServer } from '../vendors/zendesk/server.ts';
+import { countingTelemetry, TEST_POLICY } from '../helpers/connector-tests.ts';
 
 /**
  * The Zendesk adapter over real HTTP against a local server speaking Zendesk's wire format,
@@ -27,30 +28,6 @@ import { loadZendeskData, startZendeskServer, type LoggedRequest, type ZendeskSe
 
 const CREDENTIALS = { email: 'integration@concord.example', apiToken: 'token-123', bearerToken: 'oauth-456' };
 const TOKEN_AUTH: ZendeskAuth = { kind: 'token', email: CREDENTIALS.email, apiToken: CREDENTIALS.apiToken };
-
-/** Small delays keep the retry tests fast; the breaker stays out of the way unless a test wants it. */
-const TEST_POLICY: ResiliencePolicy = {
-  timeoutMs: 2_000,
-  retries: 3,
-  baseDelayMs: 2,
-  maxDelayMs: 10,
-  maxConcurrent: 8,
-  breakerThreshold: 50,
-  breakerOpenMs: 60_000,
-};
-
-/** Telemetry that counts calls, to check every HTTP request is counted exactly once. */
-function countingTelemetry(): ConnectorTelemetry & { calls: string[] } {
-  const calls: string[] = [];
-  return {
-    system: 'support',
-    calls,
-    async call(operation, _detail, fn) {
-      calls.push(operation);
-      return fn();
-    },
-  };
-}
 
 function zendeskConnector(
   server: ZendeskServer,

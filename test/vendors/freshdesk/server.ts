@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Database } from '../../../platform/sqlite.ts';
 import { EMBEDDED_FIELD_IDS } from '../../../subgraphs/support/src/connectors/embedded/tables.ts';
+import { readBody } from '../http.ts';
 
 /**
  * A local stand-in for the Freshdesk API v2: the endpoints the support desk adapter uses,
@@ -511,15 +512,6 @@ function authenticated(header: string | undefined, apiKey: string): boolean {
   if (scheme !== 'Basic') return false;
   const decoded = Buffer.from(value, 'base64').toString('utf8');
   return decoded.slice(0, decoded.indexOf(':')) === apiKey;
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Database } from '../../../platform/sqlite.ts';
 import { EMBEDDED_FIELD_IDS } from '../../../subgraphs/support/src/connectors/embedded/tables.ts';
+import { readBody } from '../http.ts';
 
 /**
  * A local stand-in for ServiceNow's Table API (`/api/now/table/{table}`, also under `/api/now/v1`
@@ -611,15 +612,6 @@ function ensureApiUser(data: ServiceNowData, userName: string): SnRecord {
   };
   users.set(sysId, user);
   return user;
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 // ---------------------------------------------------------------------------------------------

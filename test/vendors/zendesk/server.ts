@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Database } from '../../../platform/sqlite.ts';
 import { EMBEDDED_FIELD_IDS } from '../../../subgraphs/support/src/connectors/embedded/tables.ts';
+import { readBody } from '../http.ts';
 
 /**
  * A local stand-in for the Zendesk Support API: the endpoints the support desk adapter uses,
@@ -559,15 +560,6 @@ function authenticate(header: string | undefined, credentials: ZendeskServerOpti
     return Buffer.from(value, 'base64').toString('utf8') === `${credentials.email}/token:${credentials.apiToken}` ? 'ok' : 'refused';
   }
   return 'refused';
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -45,6 +45,8 @@ export type StatusTable = readonly StatusRule[];
 export interface VendorAnswer {
   readonly status: number;
   header(name: string): string | null;
+  /** Each Set-Cookie header of the answer (a session an adapter must send back, e.g. S/4HANA's CSRF token). */
+  readonly setCookies: readonly string[];
   readonly body: unknown;
 }
 
@@ -55,6 +57,8 @@ export interface VendorRequest {
   readonly headers?: Readonly<Record<string, string>>;
   /** Sent as JSON. */
   readonly body?: unknown;
+  /** Sent as is instead of `body` (e.g. an OData `$batch` in multipart/mixed); give its content-type in `headers`. */
+  readonly raw?: string;
   /** What the request is called in messages (`GET /api/v2/tickets/show_many.json`); the URL's path when not given. */
   readonly name?: string;
 }
@@ -209,14 +213,14 @@ export function createVendorHttp(options: VendorHttpOptions): VendorHttp {
       throw new SystemCallError(`refusing to send a request to ${new URL(request.url).origin}`, { retryable: false });
     }
     const headers: Record<string, string> = { accept: 'application/json', authorization, ...request.headers };
-    if (request.body !== undefined) headers['content-type'] ??= 'application/json';
+    if (request.body !== undefined && request.raw === undefined) headers['content-type'] ??= 'application/json';
     let response: Response;
     let text: string;
     try {
       response = await fetch(request.url, {
         method: request.method,
         headers,
-        body: request.body === undefined ? undefined : JSON.stringify(request.body),
+        body: request.raw ?? (request.body === undefined ? undefined : JSON.stringify(request.body)),
         signal,
       });
       text = await response.text();
@@ -229,7 +233,7 @@ export function createVendorHttp(options: VendorHttpOptions): VendorHttp {
     const header = (name: string) => response.headers.get(name);
     const reported = options.budget?.(header);
     if (reported) budget = reported;
-    return { status: response.status, header, body: parseBody(text) };
+    return { status: response.status, header, setCookies: response.headers.getSetCookie(), body: parseBody(text) };
   }
 
   async function send(request: VendorRequest, signal: AbortSignal): Promise<VendorAnswer> {

@@ -7,6 +7,7 @@ import type { Metrics } from './metrics.ts';
 import { VERSION } from './package-root.ts';
 import { lagTolerantTimer } from './time.ts';
 import { metricsAllowed, startMetricsServer, type MetricsEndpoint } from './metrics-endpoint.ts';
+import { PRIORITY_HEADER, priorityFrom } from './api-budget.ts';
 import { CORRELATION_HEADER, correlationIdFrom, runInScope, type RequestScope } from './request-context.ts';
 import { contextFrom, failSpan, inSpan, SpanKind, tracer, tracingEnabled } from './tracing.ts';
 
@@ -134,7 +135,7 @@ export async function startService<TContext extends BaseContext>(options: Servic
     if (!preflight) return true;
     res.writeHead(204, {
       'access-control-allow-methods': 'GET, POST',
-      'access-control-allow-headers': `authorization, content-type, ${CORRELATION_HEADER}, apollo-require-preflight, x-apollo-operation-name`,
+      'access-control-allow-headers': `authorization, content-type, ${CORRELATION_HEADER}, ${PRIORITY_HEADER}, apollo-require-preflight, x-apollo-operation-name`,
       'access-control-max-age': '600',
       'content-length': '0',
     });
@@ -151,7 +152,10 @@ export async function startService<TContext extends BaseContext>(options: Servic
     // While draining, every answer ends its connection: a client's next request opens a new one,
     // which reaches a replica that is still serving.
     if (draining) res.setHeader('connection', 'close');
-    const scope: RequestScope = { correlationId: correlationIdFrom(req.headers[CORRELATION_HEADER]) };
+    const scope: RequestScope = {
+      correlationId: correlationIdFrom(req.headers[CORRELATION_HEADER]),
+      priority: priorityFrom(req.headers[PRIORITY_HEADER]),
+    };
     res.setHeader(CORRELATION_HEADER, scope.correlationId);
     const started = performance.now();
     const route =

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BudgetSnapshot } from './api-budget.ts';
 import { VERSION } from './package-root.ts';
 
 /** One service's Prometheus registry and the metrics every service shares. */
@@ -11,6 +12,10 @@ export interface Metrics {
   readonly connectorRetries: Counter<'system' | 'operation'>;
   /** Each system's circuit breaker, read at every scrape (`concord_connector_breaker_state`). */
   readonly breakers: Map<string, () => BreakerState>;
+  /** Each system's API budget as its resilience layer keeps it (platform/api-budget.ts), read at every scrape. */
+  readonly budgets: Map<string, () => BudgetSnapshot>;
+  /** Background calls given up on because a vendor's budget was kept for interactive work. */
+  readonly budgetShed: Counter<'system'>;
   readonly httpRequests: Histogram<'route' | 'status'>;
 }
 
@@ -38,6 +43,29 @@ export function createMetrics(service: string, options: { processMetrics?: boole
     aggregator: 'max',
     collect() {
       for (const [system, state] of breakers) this.set({ system }, BREAKER_STATE_VALUE[state()]);
+    },
+  });
+  const budgets = new Map<string, () => BudgetSnapshot>();
+  new Gauge({
+    name: 'concord_vendor_api_background_waiting',
+    help: "Background calls (workflow steps, feed polls, bulk reads) waiting because the vendor's API budget is down to the share kept for interactive work, by system.",
+    labelNames: ['system'],
+    registers: [registry],
+    collect() {
+      for (const [system, snapshot] of budgets) this.set({ system }, snapshot().waiting);
+    },
+  });
+  new Gauge({
+    name: 'concord_vendor_api_reserve',
+    help: "The calls of the vendor's API budget kept for interactive work (background work waits below it), by system; absent until the vendor has reported its limit.",
+    labelNames: ['system'],
+    registers: [registry],
+    aggregator: 'max',
+    collect() {
+      for (const [system, snapshot] of budgets) {
+        const floor = snapshot().floor;
+        if (floor !== null) this.set({ system }, floor);
+      }
     },
   });
   new Gauge({
@@ -70,6 +98,13 @@ export function createMetrics(service: string, options: { processMetrics?: boole
       registers: [registry],
     }),
     breakers,
+    budgets,
+    budgetShed: new Counter({
+      name: 'concord_vendor_api_shed_total',
+      help: "Background calls given up on after waiting for the vendor's API budget (or with too many waiting), by system.",
+      labelNames: ['system'],
+      registers: [registry],
+    }),
     httpRequests: new Histogram({
       name: 'concord_http_request_duration_seconds',
       help: 'Duration of HTTP requests served, by route and status.',

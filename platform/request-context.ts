@@ -4,6 +4,8 @@ import { asyncSlot } from './async-context.ts';
 /** What every log line and outgoing call of one request needs to know about it. */
 export interface RequestScope {
   readonly correlationId: string;
+  /** `background` when the caller said so (PRIORITY_HEADER): its vendor calls yield to interactive ones near a limit. */
+  readonly priority?: 'interactive' | 'background';
 }
 
 const storage = asyncSlot<RequestScope>('concord.request-scope');

@@ -1,3 +1,4 @@
+import { createBudgetGate, DEFAULT_BUDGET_POLICY, type BudgetGate } from './api-budget.ts';
 import { ConnectorError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -20,6 +21,10 @@ export interface ResiliencePolicy {
   /** Consecutive failures that open the breaker, and how long it stays open. */
   breakerThreshold: number;
   breakerOpenMs: number;
+  /** The share of the vendor's API limit kept for interactive work (platform/api-budget.ts); 0.2 when not given. */
+  apiReserve?: number;
+  /** How long background work waits for the API budget before it is given up, in ms; 60 s when not given. */
+  backgroundWaitMs?: number;
 }
 
 /** A system that asks us to come back later than this is given up on for this call: nobody waits that long. */
@@ -63,6 +68,8 @@ export interface Resilience {
   call<T>(operation: string, options: CallOptions, fn: (signal: AbortSignal) => Promise<T>): Promise<T>;
   /** open: failing fast; closed: calling normally (half-open lets one call through to test). */
   state(): 'closed' | 'open' | 'half-open';
+  /** The vendor account's API budget: the adapter's pipeline reports each answer's quota into it. */
+  readonly budget: BudgetGate;
 }
 
 export function createResilience(
@@ -88,6 +95,17 @@ export function createResilience(
 
   const state = (): 'closed' | 'open' | 'half-open' => (openUntil === 0 ? 'closed' : now() < openUntil ? 'open' : 'half-open');
   options.metrics?.breakers.set(system, state);
+  const metrics = options.metrics;
+  const budget = createBudgetGate(
+    system,
+    {
+      ...DEFAULT_BUDGET_POLICY,
+      reserve: policy.apiReserve ?? DEFAULT_BUDGET_POLICY.reserve,
+      maxWaitMs: policy.backgroundWaitMs ?? DEFAULT_BUDGET_POLICY.maxWaitMs,
+    },
+    { onShed: () => metrics?.budgetShed.inc({ system }), now },
+  );
+  metrics?.budgets.set(system, budget.snapshot);
 
   async function acquire(operation: string): Promise<void> {
     if (active < policy.maxConcurrent) {
@@ -149,8 +167,13 @@ export function createResilience(
   return {
     system,
     state,
+    budget,
     call(operation, callOptions, fn) {
-      return inSystemCall(system, operation, (record) => guarded(operation, callOptions, fn, record));
+      return inSystemCall(system, operation, async (record) => {
+        // Outside the bulkhead and the deadline: background work waiting for the budget holds no slot.
+        await budget.admit(operation);
+        return guarded(operation, callOptions, fn, record);
+      });
     },
   };
 

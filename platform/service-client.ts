@@ -1,5 +1,6 @@
 import { ConnectorError } from './errors.ts';
 import type { Logger } from './logger.ts';
+import { currentPriority, PRIORITY_HEADER } from './api-budget.ts';
 import { CORRELATION_HEADER } from './request-context.ts';
 import { failSpan, inSpan, SpanKind, traceHeaders, tracingEnabled } from './tracing.ts';
 
@@ -57,6 +58,7 @@ export function createServiceClient(options: {
           'content-type': 'application/json',
           authorization: `Bearer ${await options.token()}`,
           [CORRELATION_HEADER]: correlationId,
+          ...(currentPriority() === 'background' ? { [PRIORITY_HEADER]: 'background' } : {}),
           ...traceHeaders(),
         },
         body: JSON.stringify({ query, variables }),

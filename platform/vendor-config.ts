@@ -1,3 +1,4 @@
+import { DEFAULT_BUDGET_POLICY } from './api-budget.ts';
 import { z } from 'zod';
 import { ConfigError, httpUrl, positiveInt, readEnv } from './config.ts';
 import { oauthTokenSource, type OAuthGrant } from './oauth.ts';
@@ -27,6 +28,17 @@ export function resilienceEnvSchema(prefix: string, defaults: Partial<Resilience
     [`${prefix}_BREAKER_OPEN_MS`]: positiveInt(base.breakerOpenMs).describe(
       `How long an open breaker refuses calls before it lets one through to try, in ms.${vendorOnly}`,
     ),
+    [`${prefix}_API_RESERVE`]: z.coerce
+      .number({ error: 'must be a number from 0 to 0.9' })
+      .min(0, 'must be 0 or more')
+      .max(0.9, 'must be at most 0.9')
+      .default(base.apiReserve ?? DEFAULT_BUDGET_POLICY.reserve)
+      .describe(
+        `The share of the vendor's API limit (as its rate-limit headers report it) kept for interactive queries: below it, background work (workflow steps, feed polls, callers sending \`concord-priority: background\`) waits its turn.${vendorOnly}`,
+      ),
+    [`${prefix}_BACKGROUND_WAIT_MS`]: positiveInt(base.backgroundWaitMs ?? DEFAULT_BUDGET_POLICY.maxWaitMs).describe(
+      `How long background work waits for the API budget before it is given up (a workflow step is then tried again later), in ms.${vendorOnly}`,
+    ),
   });
 }
 
@@ -44,6 +56,8 @@ export function loadResiliencePolicy(prefix: string, env: NodeJS.ProcessEnv, def
     maxConcurrent: vars[`${prefix}_MAX_CONCURRENT`]!,
     breakerThreshold: vars[`${prefix}_BREAKER_THRESHOLD`]!,
     breakerOpenMs: vars[`${prefix}_BREAKER_OPEN_MS`]!,
+    apiReserve: vars[`${prefix}_API_RESERVE`]!,
+    backgroundWaitMs: vars[`${prefix}_BACKGROUND_WAIT_MS`]!,
   };
 }
 

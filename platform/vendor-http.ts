@@ -216,6 +216,7 @@ export function createVendorHttp(options: VendorHttpOptions): VendorHttp {
     if (request.body !== undefined && request.raw === undefined) headers['content-type'] ??= 'application/json';
     let response: Response;
     let text: string;
+    const spent = options.resilience.budget.spend();
     try {
       response = await fetch(request.url, {
         method: request.method,
@@ -226,6 +227,7 @@ export function createVendorHttp(options: VendorHttpOptions): VendorHttp {
       text = await response.text();
     } catch (error) {
       // The deadline aborts the request with the resilience layer's own (retryable) error.
+      spent(null);
       if (signal.aborted && signal.reason instanceof SystemCallError) throw signal.reason;
       if (error instanceof SystemCallError) throw error;
       throw noAnswer(request, signal.aborted ? 'request aborted' : noAnswerDetail(error), error);
@@ -233,6 +235,7 @@ export function createVendorHttp(options: VendorHttpOptions): VendorHttp {
     const header = (name: string) => response.headers.get(name);
     const reported = options.budget?.(header);
     if (reported) budget = reported;
+    spent(reported ?? null);
     return { status: response.status, header, setCookies: response.headers.getSetCookie(), body: parseBody(text) };
   }
 

@@ -1,4 +1,5 @@
 import { asyncSlot } from '../../platform/async-context.ts';
+import { currentPriority, PRIORITY_HEADER } from '../../platform/api-budget.ts';
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { Pool } from 'undici';
@@ -86,6 +87,7 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
   override async willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<void> {
     if (!context || !('identity' in context)) return;
     request.http?.headers.set(CORRELATION_HEADER, context.correlationId);
+    if (currentPriority() === 'background') request.http?.headers.set(PRIORITY_HEADER, 'background');
     request.http?.headers.delete('authorization');
   }
 

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { inBackground } from '../api-budget.ts';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Logger } from '../logger.ts';
@@ -697,7 +698,8 @@ export async function createWorkflowEngine(options: EngineOptions): Promise<Work
   /** Runs one claimed instance in the background; when it stops, the poller claims again at once. */
   function launch(row: InstanceRow): Promise<void> {
     const abort = new AbortController();
-    const done = drive(row, abort)
+    // Steps are background work: near a vendor's limit, agents' queries go first (platform/api-budget.ts).
+    const done = inBackground(() => drive(row, abort))
       .catch((error: unknown) => {
         // The store failed under the step (a database outage): the lease runs out and the step is tried again.
         logger.error({ err: error, workflowId: row.id }, 'workflow step could not be recorded');

@@ -300,6 +300,10 @@ export interface ZendeskServer {
   readonly apiUser: DeskUser;
   /** Delay before every answer, in milliseconds. */
   latencyMs: number;
+  /** Requests others sharing the account (another integration, its own agents' apps) spend of this window's limit. */
+  spendRateLimit(count: number): void;
+  /** Requests left in this window. */
+  rateLimitRemaining(): number;
   /**
    * The next `count` requests (of those `when` picks, default all) meet the fault instead of
    * their answer (or, for reset-after-handling, after it).
@@ -339,6 +343,11 @@ export interface ZendeskServerOptions {
   webhook?: WebhookTarget | null;
   /** Changes this recent are left out of the incremental export; default 60 s, as Zendesk. */
   incrementalLagMs?: number;
+  /**
+   * The account's rate limit: requests per window (Zendesk's is per minute; 700 on Enterprise).
+   * Past it every request is answered 429 with the seconds to the window's end as Retry-After.
+   */
+  rateLimit?: { limit: number; windowMs: number };
 }
 
 /** Answers as a JSON body or plain text, with headers. */
@@ -367,7 +376,9 @@ export async function startZendeskServer(options: ZendeskServerOptions): Promise
   const apiUser = ensureApiUser(data, credentials.email);
   const requests: LoggedRequest[] = [];
   const faults: { fault: Fault; when: (request: LoggedRequest) => boolean }[] = [];
-  let remaining = RATE_LIMIT;
+  const rateLimit = options.rateLimit ?? { limit: RATE_LIMIT, windowMs: 60_000 };
+  let remaining = rateLimit.limit;
+  let windowEnds = Date.now() + rateLimit.windowMs;
   let baseUrl = '';
 
   const server = createServer((req, res) => {
@@ -387,7 +398,15 @@ export async function startZendeskServer(options: ZendeskServerOptions): Promise
     requests.push(entry);
     const body = await readBody(req);
     if (state.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, state.latencyMs));
-    remaining = Math.max(0, remaining - 1);
+    if (Date.now() >= windowEnds) {
+      remaining = rateLimit.limit;
+      windowEnds = Date.now() + rateLimit.windowMs;
+    }
+    if (remaining === 0) {
+      entry.status = 429;
+      return write(res, faultReply({ kind: 'rate-limit', retryAfterSeconds: Math.max(1, Math.ceil((windowEnds - Date.now()) / 1000)) }));
+    }
+    remaining -= 1;
     const index = faults.findIndex((pending) => pending.when(entry));
     const fault = index === -1 ? undefined : faults.splice(index, 1)[0]?.fault;
     if (fault?.kind === 'reset') return void req.socket.destroy();
@@ -399,7 +418,7 @@ export async function startZendeskServer(options: ZendeskServerOptions): Promise
 
   function write(res: ServerResponse, reply: Reply): void {
     const headers: Record<string, string> = {
-      'x-rate-limit': String(RATE_LIMIT),
+      'x-rate-limit': String(rateLimit.limit),
       'x-rate-limit-remaining': String(remaining),
       ...reply.headers,
     };
@@ -477,6 +496,10 @@ export async function startZendeskServer(options: ZendeskServerOptions): Promise
     requests,
     apiUser,
     latencyMs: 0,
+    spendRateLimit: (count: number) => {
+      remaining = Math.max(0, remaining - count);
+    },
+    rateLimitRemaining: () => remaining,
     webhook: options.webhook ?? null,
     deliveries,
     webhookRetries: 3,

@@ -463,10 +463,14 @@ function createSalesforceClient(options: SalesforceConnectorOptions) {
     try {
       return await telemetry.call(operation, detail, async () => {
         let body: R;
+        // jsforce reads Sforce-Limit-Info into conn.limitInfo: the org's daily allocation, for the budget.
+        const spent = resilience.budget.spend();
         try {
           // A fresh headers object per send: jsforce writes Authorization into the one it gets.
           body = await conn.request<R>({ ...request, headers: { ...request.headers } }, NO_JSFORCE_RETRY);
+          spent(apiUsage());
         } catch (error) {
+          spent(apiUsage());
           throw classify(error);
         }
         inspect?.(body);

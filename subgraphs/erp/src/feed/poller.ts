@@ -1,4 +1,5 @@
 import type { EventBroker } from '../../../../platform/events/broker.ts';
+import { inBackground } from '../../../../platform/api-budget.ts';
 import type { ChangeFeed } from '../../../../platform/events/source.ts';
 import type { Logger } from '../../../../platform/logger.ts';
 import type { ErpChangeKind, ErpConnector } from '../connectors/types.ts';
@@ -61,7 +62,7 @@ export function erpPoller(deps: {
   let failing = false;
   const loop = () => {
     timer = null;
-    running = pollOnce().then(
+    running = inBackground(pollOnce).then(
       (published) => {
         if (failing) logger.info('erp poller: reading Business Central again');
         failing = false;

@@ -1,4 +1,5 @@
 import type { EventBroker } from '../../../../platform/events/broker.ts';
+import { inBackground } from '../../../../platform/api-budget.ts';
 import type { CanonicalEvent } from '../../../../platform/events/cloudevent.ts';
 import { InvalidEventError } from '../../../../platform/events/schemas.ts';
 import type { ChangeFeed } from '../../../../platform/events/source.ts';
@@ -374,7 +375,7 @@ function exportPoller(options: ZendeskFeedOptions, poll: { everyMs: number; curs
     if (stopped) return;
     timer = setTimeout(() => {
       timer = null;
-      running = readPages()
+      running = inBackground(readPages)
         .catch((error: unknown) => {
           if (!stopped) logger.warn({ err: error }, 'Zendesk export: not read or not published; the same pages are read again next time');
         })

@@ -5,6 +5,7 @@ import { incidentNumber, loadServiceNowData, startServiceNowServer, sysIdOf, typ
 
 const CASE_CONTEXT = operation('agent-console', 'CaseContext');
 const CREATE = operation('agent-console', 'CreateReturnAuthorization');
+const CASE_QUEUE = operation('agent-console', 'CaseQueue');
 
 /**
  * The graph with the support desk on ServiceNow (SUPPORT_CONNECTOR=servicenow), pointed at a
@@ -66,7 +67,28 @@ describe('the graph with the desk on ServiceNow', () => {
     expect(withoutDeskIds(served)).toEqual(withoutDeskIds(expected));
     if (expected.assignee) expect(served.assignee.id).toBe(sysIdOf('sys_user', expected.assignee.id));
     // A handful of Table API requests, not one per field.
-    expect(servicenow.requests.length - before).toBeLessThanOrEqual(12);
+    const spent = servicenow.requests.length - before;
+    if (process.env.PRINT_VENDOR_CALLS) console.log(`CaseContext ServiceNow requests: ${spent}`);
+    expect(spent).toBeLessThanOrEqual(12);
+  });
+
+  it('makes the same ServiceNow requests for CaseQueue with 10 incidents as with 100, each answered as on the embedded desk', async () => {
+    const calls = async (first: number) => {
+      const variables = { first, filter: { status: ['NEW', 'OPEN', 'PENDING', 'ON_HOLD', 'SOLVED', 'CLOSED'] } };
+      const before = servicenow.requests.length;
+      const [served, expected] = await Promise.all([
+        vendor.queryAs<{ cases: { nodes: any[] } }>('support_agent', CASE_QUEUE, variables),
+        embedded.queryAs<{ cases: { nodes: any[] } }>('support_agent', CASE_QUEUE, variables),
+      ]);
+      expect(served.body.errors, JSON.stringify(served.body.errors)).toBeUndefined();
+      expect(served.body.data!.cases.nodes.map((node) => node.id)).toEqual(expected.body.data!.cases.nodes.map((node) => node.id));
+      expect(served.body.data!.cases.nodes).toHaveLength(first);
+      return servicenow.requests.length - before;
+    };
+    const ten = await calls(10);
+    if (process.env.PRINT_VENDOR_CALLS) console.log(`CaseQueue ServiceNow requests: ${ten}`);
+    expect(await calls(100)).toBe(ten);
+    expect(ten).toBeGreaterThan(0);
   });
 
   it('authorizes a return from an incident: the ERP return order, and its work note on the incident', async () => {

@@ -304,6 +304,8 @@ export interface ZendeskServer {
   spendRateLimit(count: number): void;
   /** Requests left in this window. */
   rateLimitRemaining(): number;
+  /** A new window starts now, of which others sharing the account have already spent all but `left`. */
+  startRateLimitWindow(left: number): void;
   /**
    * The next `count` requests (of those `when` picks, default all) meet the fault instead of
    * their answer (or, for reset-after-handling, after it).
@@ -500,6 +502,10 @@ export async function startZendeskServer(options: ZendeskServerOptions): Promise
       remaining = Math.max(0, remaining - count);
     },
     rateLimitRemaining: () => remaining,
+    startRateLimitWindow: (left: number) => {
+      remaining = Math.min(left, rateLimit.limit);
+      windowEnds = Date.now() + rateLimit.windowMs;
+    },
     webhook: options.webhook ?? null,
     deliveries,
     webhookRetries: 3,

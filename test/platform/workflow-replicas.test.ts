@@ -118,6 +118,7 @@ describe('workflow replicas on PostgreSQL', () => {
     // done, so a fast machine gets as many kills as a slow one, each while steps are in flight.
     const killAt = [40, 80, 120, 160];
     let kills = 0;
+    const replacements: Promise<void>[] = [];
     const started = Date.now();
     let counts = await engine.counts();
     while (counts.done < 200 && Date.now() - started < 120_000) {
@@ -126,12 +127,20 @@ describe('workflow replicas on PostgreSQL', () => {
       if (counts.done === 200 || kills >= killAt.length || counts.done < killAt[kills]!) continue;
       // Kill one replica mid-flight, and start a new one in its place (as an orchestrator would).
       const names = [...replicas.keys()];
+      // One survivor at least, while replacements start.
+      if (names.length < 2) continue;
       const victim = names[Math.floor(Math.random() * names.length)]!;
       replicas.get(victim)!.kill('SIGKILL');
+      replicas.delete(victim);
       kills++;
       generation++;
-      replicas.set(victim, await startReplica(`${victim}.${generation}`, postgres.url, system.url));
+      // Not awaited: on a slow machine the survivors would finish the work while the new replica
+      // starts, and the next fifth would pass without its kill.
+      replacements.push(
+        startReplica(`${victim}.${generation}`, postgres.url, system.url).then((child) => void replicas.set(victim, child)),
+      );
     }
+    await Promise.all(replacements);
     const elapsedMs = Date.now() - started;
 
     counts = await engine.counts();

@@ -9,13 +9,22 @@ import {
   freshdeskIdempotencyTag,
   type FreshdeskConnectorOptions,
 } from '../../subgraphs/support/src/connectors/freshdesk.ts';
-import type { CaseFilterInput, CaseRecord, SupportTier } from '../../subgraphs/support/src/connectors/types.ts';
+import type {
+  CaseFilterInput,
+  CaseRecord,
+  EntitlementRecord,
+  EntitlementUpdate,
+  InstalledBaseUpdate,
+  InstalledProductRecord,
+  SupportTier,
+} from '../../subgraphs/support/src/connectors/types.ts';
 import { seededDatabases } from '../helpers/stack.ts';
 import {
   loadFreshdeskData,
   slaPolicyIdsOf,
   startFreshdeskServer,
   type FreshdeskServer,
+  FRESHDESK_SCHEMA_IDS,
   type LoggedRequest,
 } from '../vendors/freshdesk/server.ts';
 import { countingTelemetry, TEST_POLICY } from '../helpers/connector-tests.ts';
@@ -225,17 +234,6 @@ describe('Freshdesk adapter returns what the embedded adapter returns over the s
     await expect(connector.ping()).resolves.toBeUndefined();
     expect(connector.apiBudget()).toMatchObject({ limit: 700 });
     expect(connector.apiBudget()!.remaining).toBeLessThan(700);
-  });
-
-  it('does not hold the installed base or entitlements, and says so', async () => {
-    await expect(freshdesk.installedBaseByCustomerIds(['C10001'])).rejects.toThrow(/holds no installed base/);
-    await expect(freshdesk.entitlementsByCustomerIds(['C10001'])).rejects.toBeInstanceOf(SystemCallError);
-    await expect(
-      freshdesk.setEntitlement({ customerId: 'C10001', subscriptionId: 'S-1', tier: 'BASIC', active: true, until: null }),
-    ).rejects.toBeInstanceOf(SystemCallError);
-    await expect(freshdesk.recordInstalledBase({ customerId: 'C10001', orderNumber: 'SO-1', items: [] })).rejects.toBeInstanceOf(
-      SystemCallError,
-    );
   });
 });
 
@@ -596,5 +594,327 @@ describe('Freshdesk adapter: applyCaseUpdate', () => {
     const tags = ['RMA-1001:case-update', 'rma-1001:case-update', 'rma-1001 case-update', 'x'.repeat(64)].map(freshdeskIdempotencyTag);
     expect(new Set(tags).size).toBe(tags.length);
     for (const tag of tags) expect(tag).toMatch(/^concord_[a-z0-9_-]+$/);
+  });
+});
+
+const binary = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const nonGetWrites = (requests: LoggedRequest[]) =>
+  requests.filter((request) => request.method !== 'GET').map((request) => `${request.method} ${request.status}`);
+
+describe('Freshdesk adapter: installed base (custom object installed_product)', () => {
+  const db = seededDatabases().support;
+  const embedded = createEmbeddedSupportConnector(db, noTelemetry);
+  let server: FreshdeskServer;
+  let freshdesk: ReturnType<typeof freshdeskConnector>['connector'];
+  beforeAll(async () => {
+    server = await startFreshdeskServer({ data: loadFreshdeskData(db), apiKey: API_KEY });
+    freshdesk = freshdeskConnector(server, db).connector;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  const customers = () => column(db, 'SELECT external_id AS value FROM organizations WHERE external_id IS NOT NULL ORDER BY id');
+  const organizationIdOf = (customerId: string) =>
+    (db.prepare('SELECT id FROM organizations WHERE external_id = ?').get(customerId) as { id: number }).id;
+  const deskRecordsOf = (orderNumber: string) =>
+    server.data.records.get(FRESHDESK_SCHEMA_IDS.installed_product)!.filter((record) => record.data.order_number === orderNumber);
+  const comparable = (records: InstalledProductRecord[] | null) =>
+    records && records.map(({ recordedAt: _recordedAt, ...rest }) => rest).sort((a, b) => binary(a.id, b.id));
+
+  it('recordInstalledBase and installedBaseByCustomerIds: the same records as the embedded adapter', async () => {
+    const [first, second] = customers() as [string, string];
+    const orders: InstalledBaseUpdate[] = [
+      {
+        customerId: first,
+        orderNumber: 'SO-IB-1001',
+        items: [
+          { sku: 'PUMP-200', name: 'Circulation pump', quantity: 2, warrantyMonths: 24 },
+          { sku: 'VALVE-10', name: null, quantity: 10, warrantyMonths: null },
+        ],
+      },
+      { customerId: first, orderNumber: 'SO-IB-1002', items: [{ sku: 'CTRL-5', name: 'Controller', quantity: 1, warrantyMonths: 12 }] },
+      {
+        customerId: second,
+        orderNumber: 'SO-IB-2001',
+        items: [{ sku: 'PUMP-200', name: 'Circulation pump', quantity: 1, warrantyMonths: 36 }],
+      },
+    ];
+    const requests = await requestsDuring(server, async () => {
+      for (const order of orders) {
+        const mine = await freshdesk.recordInstalledBase(order);
+        expect(comparable(mine), order.orderNumber).toEqual(comparable(await embedded.recordInstalledBase(order)));
+        expect(mine).toHaveLength(order.items.length);
+      }
+    });
+    expect(nonGetWrites(requests)).toEqual(['POST 200', 'POST 200', 'POST 200', 'POST 200']);
+    // The schema is looked up by name once.
+    expect(requests.filter((request) => request.path === '/api/v2/custom_objects/schemas')).toHaveLength(1);
+    const valve = deskRecordsOf('SO-IB-1001').find((record) => record.data.external_id === 'SO-IB-1001:VALVE-10')!;
+    expect(valve.data).toEqual({
+      external_id: 'SO-IB-1001:VALVE-10',
+      product_name: 'VALVE-10',
+      company: organizationIdOf(first),
+      order_number: 'SO-IB-1001',
+      sku: 'VALVE-10',
+      quantity: 10,
+      warranty_months: null,
+    });
+
+    // Recorded again with one product changed and one left out: the order's products as they are now.
+    const again: InstalledBaseUpdate = {
+      ...orders[0]!,
+      items: [{ sku: 'PUMP-200', name: 'Circulation pump, rev. B', quantity: 3, warrantyMonths: 24 }],
+    };
+    const changed = await requestsDuring(server, async () => {
+      const mine = await freshdesk.recordInstalledBase(again);
+      expect(comparable(mine)).toEqual(comparable(await embedded.recordInstalledBase(again)));
+    });
+    expect(nonGetWrites(changed)).toEqual(['PUT 200']);
+
+    const ids = [first, second, 'C99999'];
+    const [base, theirs] = await Promise.all([freshdesk.installedBaseByCustomerIds(ids), embedded.installedBaseByCustomerIds(ids)]);
+    expect(base).toHaveLength(4);
+    expect(comparable(base)).toEqual(comparable(theirs));
+    expect(base.filter((product) => product.customerId === second).map((product) => product.id)).toEqual(['SO-IB-2001:PUMP-200']);
+  });
+
+  it('records an order twice as once, also when the answer to a create is lost and the upsert retried', async () => {
+    const customerId = customers()[2]!;
+    const order: InstalledBaseUpdate = {
+      customerId,
+      orderNumber: 'SO-IB-3001',
+      items: [
+        { sku: 'HX-1', name: 'Heat exchanger', quantity: 1, warrantyMonths: 60 },
+        { sku: 'SEAL-KIT', name: 'Seal kit', quantity: 4, warrantyMonths: null },
+      ],
+    };
+    server.failNext(1, { kind: 'reset-after-handling' }, (request) => request.method === 'POST');
+    const first = await requestsDuring(server, async () => {
+      expect(comparable(await freshdesk.recordInstalledBase(order))).toEqual(comparable(await embedded.recordInstalledBase(order)));
+    });
+    // The lost create is found by the retry's read, which holds the data already: nothing more is written.
+    expect(nonGetWrites(first).sort()).toEqual(['POST 0', 'POST 200']);
+    expect(deskRecordsOf('SO-IB-3001')).toHaveLength(2);
+    const second = await requestsDuring(server, async () => {
+      expect(comparable(await freshdesk.recordInstalledBase(order))).toEqual(comparable(await embedded.recordInstalledBase(order)));
+    });
+    expect(nonGetWrites(second)).toEqual([]);
+    expect(deskRecordsOf('SO-IB-3001')).toHaveLength(2);
+  });
+
+  it('reads again and writes with the new version when another writer changed the record', async () => {
+    const customerId = customers()[3]!;
+    const order: InstalledBaseUpdate = {
+      customerId,
+      orderNumber: 'SO-IB-5001',
+      items: [{ sku: 'PUMP-200', name: 'Circulation pump', quantity: 1, warrantyMonths: 24 }],
+    };
+    await freshdesk.recordInstalledBase(order);
+    const [record] = deskRecordsOf('SO-IB-5001');
+    // Another writer's change, between this adapter's read and its write: the first PUT names a stale version.
+    let changed = false;
+    server.failNext(1, { kind: 'reset' }, (request) => {
+      if (request.method === 'PUT' && !changed) {
+        changed = true;
+        record!.version += 1;
+      }
+      return false;
+    });
+    const bumped = { ...order, items: [{ ...order.items[0]!, quantity: 5 }] };
+    const requests = await requestsDuring(server, async () => {
+      expect(comparable(await freshdesk.recordInstalledBase(bumped))).toEqual(comparable(await embedded.recordInstalledBase(bumped)));
+    });
+    expect(nonGetWrites(requests)).toEqual(['PUT 409', 'PUT 200']);
+    expect(record!.data.quantity).toBe(5);
+    server.clearFaults();
+  });
+
+  it('answers null for a customer no company has, and writes nothing', async () => {
+    const order: InstalledBaseUpdate = {
+      customerId: 'C99999',
+      orderNumber: 'SO-IB-4001',
+      items: [{ sku: 'PUMP-200', name: 'Circulation pump', quantity: 1, warrantyMonths: 24 }],
+    };
+    const requests = await requestsDuring(server, async () => {
+      expect(await freshdesk.recordInstalledBase(order)).toBeNull();
+      expect(await freshdesk.installedBaseByCustomerIds(['C99999'])).toEqual([]);
+    });
+    expect(await embedded.recordInstalledBase(order)).toBeNull();
+    expect(requests.map((request) => `${request.method} ${request.path}`)).toEqual([
+      'GET /api/v2/search/companies',
+      'GET /api/v2/search/companies',
+    ]);
+  });
+
+  it('follows the records pages and reads the installed base the embedded desk already held', async () => {
+    const held = seededDatabases().support;
+    const heldEmbedded = createEmbeddedSupportConnector(held, noTelemetry);
+    const customerId = customers()[4]!;
+    await heldEmbedded.recordInstalledBase({
+      customerId,
+      orderNumber: 'SO-IB-6001',
+      items: Array.from({ length: 7 }, (_, i) => ({
+        sku: `PART-${i}`,
+        name: i % 2 ? null : `Part ${i}`,
+        quantity: i + 1,
+        warrantyMonths: i,
+      })),
+    });
+    const heldServer = await startFreshdeskServer({ data: loadFreshdeskData(held), apiKey: API_KEY });
+    try {
+      const { connector } = freshdeskConnector(heldServer, held, { pageSize: 3 });
+      let mine: InstalledProductRecord[] = [];
+      const requests = await requestsDuring(heldServer, async () => {
+        mine = await connector.installedBaseByCustomerIds([customerId]);
+      });
+      expect(mine).toEqual(await heldEmbedded.installedBaseByCustomerIds([customerId]));
+      const pages = requests.filter((request) => request.path.endsWith('/records'));
+      expect(pages).toHaveLength(3);
+      expect(pages.every((request) => request.query.page_size === '3')).toBe(true);
+    } finally {
+      await heldServer.close();
+    }
+  });
+});
+
+describe('Freshdesk adapter: entitlements (custom object entitlement and the company tier)', () => {
+  const db = seededDatabases().support;
+  const embedded = createEmbeddedSupportConnector(db, noTelemetry);
+  let server: FreshdeskServer;
+  let freshdesk: ReturnType<typeof freshdeskConnector>['connector'];
+  beforeAll(async () => {
+    server = await startFreshdeskServer({ data: loadFreshdeskData(db), apiKey: API_KEY });
+    // The schemas by id: no look-up.
+    freshdesk = freshdeskConnector(server, db, {
+      customObjects: { installedBase: FRESHDESK_SCHEMA_IDS.installed_product, entitlements: FRESHDESK_SCHEMA_IDS.entitlement },
+    }).connector;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  const customers = () => column(db, 'SELECT external_id AS value FROM organizations WHERE external_id IS NOT NULL ORDER BY id');
+  const unentitled = column(
+    db,
+    `SELECT o.external_id AS value FROM organizations o WHERE o.external_id IS NOT NULL AND NOT EXISTS (
+       SELECT 1 FROM custom_object_records r WHERE r.custom_object_key = 'entitlement' AND r.organization_id = o.id
+     ) ORDER BY o.id`,
+  );
+  const companyOf = (customerId: string) =>
+    [...server.data.companies.values()].find((company) => company.custom_fields.customer_number === customerId)!;
+  const embeddedTier = (customerId: string) => {
+    const tags = JSON.parse(
+      (db.prepare('SELECT tags FROM organizations WHERE external_id = ?').get(customerId) as { tags: string }).tags,
+    ) as string[];
+    return (['PREMIUM', 'STANDARD', 'BASIC'] as const).find((tier) => tags.includes(`tier_${tier.toLowerCase()}`)) ?? null;
+  };
+  const comparable = (records: EntitlementRecord[] | null) => records && records.map(({ updatedAt: _updatedAt, ...rest }) => rest);
+  const entitlementRecords = () => server.data.records.get(FRESHDESK_SCHEMA_IDS.entitlement)!;
+
+  async function setBoth(update: EntitlementUpdate): Promise<EntitlementRecord[] | null> {
+    const mine = await freshdesk.setEntitlement(update);
+    const theirs = await embedded.setEntitlement(update);
+    expect(comparable(mine), JSON.stringify(update)).toEqual(comparable(theirs));
+    expect(companyOf(update.customerId).custom_fields.support_tier, JSON.stringify(update)).toBe(embeddedTier(update.customerId));
+    return mine;
+  }
+
+  it('setEntitlement and entitlementsByCustomerIds: the same records and tier as the embedded adapter', async () => {
+    const [customerId, other] = unentitled as [string, string];
+    const standard: EntitlementUpdate = { customerId, subscriptionId: 'SUB-1001', tier: 'STANDARD', active: true, until: '2027-06-30' };
+    const premium: EntitlementUpdate = { customerId, subscriptionId: 'SUB-1002', tier: 'PREMIUM', active: true, until: null };
+    await setBoth(standard);
+    expect(companyOf(customerId).custom_fields.support_tier).toBe('STANDARD');
+    const both = await setBoth(premium);
+    expect(both!.map((entitlement) => entitlement.subscriptionId)).toEqual(['SUB-1001', 'SUB-1002']);
+    expect(companyOf(customerId).custom_fields.support_tier).toBe('PREMIUM');
+    await setBoth({ ...premium, active: false });
+    expect(companyOf(customerId).custom_fields.support_tier).toBe('STANDARD');
+    expect(entitlementRecords().find((record) => record.data.subscription_id === 'SUB-1001')!.data).toEqual({
+      subscription_id: 'SUB-1001',
+      title: 'tier_standard SUB-1001',
+      company: companyOf(customerId).id,
+      tier: 'STANDARD',
+      active: true,
+      until: '2027-06-30',
+    });
+
+    await setBoth({ customerId: other, subscriptionId: 'SUB-2001', tier: 'BASIC', active: true, until: '2026-12-31' });
+    const ids = [other, customerId, 'C99999'];
+    const [mine, theirs] = await Promise.all([freshdesk.entitlementsByCustomerIds(ids), embedded.entitlementsByCustomerIds(ids)]);
+    expect(mine).toHaveLength(3);
+    expect(comparable(mine)).toEqual(comparable(theirs));
+    const all = [...customers(), 'C99999'];
+    expect(comparable(await freshdesk.entitlementsByCustomerIds(all))).toEqual(comparable(await embedded.entitlementsByCustomerIds(all)));
+  });
+
+  it('writes nothing when the same state is set again', async () => {
+    const customerId = unentitled[2]!;
+    const update: EntitlementUpdate = { customerId, subscriptionId: 'SUB-3001', tier: 'PREMIUM', active: true, until: '2028-01-31' };
+    const first = await setBoth(update);
+    let second: EntitlementRecord[] | null = null;
+    const requests = await requestsDuring(server, async () => {
+      second = await freshdesk.setEntitlement(update);
+    });
+    expect(second).toEqual(first);
+    expect(requests.map((request) => `${request.method} ${request.path}`)).toEqual([
+      'GET /api/v2/search/companies',
+      `GET /api/v2/custom_objects/schemas/${FRESHDESK_SCHEMA_IDS.entitlement}/records`,
+    ]);
+  });
+
+  it('answers null for a customer no company has, and writes nothing', async () => {
+    const update: EntitlementUpdate = { customerId: 'C99999', subscriptionId: 'SUB-9001', tier: 'PREMIUM', active: true, until: null };
+    const before = entitlementRecords().length;
+    expect(await freshdesk.setEntitlement(update)).toBeNull();
+    expect(await freshdesk.entitlementsByCustomerIds(['C99999'])).toEqual([]);
+    expect(await embedded.setEntitlement(update)).toBeNull();
+    expect(entitlementRecords()).toHaveLength(before);
+  });
+
+  it('reads the entitlements the embedded desk already held when the server started', async () => {
+    const held = seededDatabases().support;
+    const heldEmbedded = createEmbeddedSupportConnector(held, noTelemetry);
+    const customerId = customers()[4]!;
+    await heldEmbedded.setEntitlement({ customerId, subscriptionId: 'SUB-6001', tier: 'STANDARD', active: true, until: '2027-03-31' });
+    await heldEmbedded.setEntitlement({ customerId, subscriptionId: 'SUB-6002', tier: 'PREMIUM', active: false, until: null });
+    const heldServer = await startFreshdeskServer({ data: loadFreshdeskData(held), apiKey: API_KEY });
+    try {
+      const { connector } = freshdeskConnector(heldServer, held);
+      // Freshdesk keeps milliseconds since the epoch: the same instant, written as ISO.
+      const instants = (records: EntitlementRecord[]) => records.map((record) => ({ ...record, updatedAt: Date.parse(record.updatedAt) }));
+      expect(instants(await connector.entitlementsByCustomerIds([customerId]))).toEqual(
+        instants(await heldEmbedded.entitlementsByCustomerIds([customerId])),
+      );
+    } finally {
+      await heldServer.close();
+    }
+  });
+
+  it('retries a 429, a 503 and a create whose answer was lost, counting every request once', async () => {
+    server.clearFaults();
+    const customerId = unentitled[5]!;
+    server.failNext(1, { kind: 'rate-limit', retryAfterSeconds: 0 }, (request) => request.method === 'GET');
+    server.failNext(1, { kind: 'reset-after-handling' }, (request) => request.method === 'POST');
+    server.failNext(
+      1,
+      { kind: 'server-error', status: 503 },
+      (request) => request.path.startsWith('/api/v2/companies/') && request.method === 'PUT',
+    );
+    const telemetry = countingTelemetry();
+    const { connector } = freshdeskConnector(server, db, { telemetry });
+    const update: EntitlementUpdate = { customerId, subscriptionId: 'SUB-5001', tier: 'PREMIUM', active: true, until: null };
+    let recorded: EntitlementRecord[] | null = null;
+    const requests = await requestsDuring(server, async () => {
+      recorded = await connector.setEntitlement(update);
+    });
+    expect(comparable(recorded)).toEqual(comparable(await embedded.setEntitlement(update)));
+    expect(companyOf(customerId).custom_fields.support_tier).toBe('PREMIUM');
+    expect(entitlementRecords().filter((record) => record.data.subscription_id === 'SUB-5001')).toHaveLength(1);
+    expect(nonGetWrites(requests)).toEqual(['POST 0', 'PUT 503', 'PUT 200']);
+    expect(requests[0]!.status).toBe(429);
+    expect(telemetry.calls).toHaveLength(requests.length);
+    expect(new Set(telemetry.calls)).toEqual(new Set(['setEntitlement']));
   });
 });

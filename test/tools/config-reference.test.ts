@@ -77,6 +77,14 @@ describe('the configuration reference', () => {
         SERVICE_CLIENT_ID: 'concord-processes',
         SERVICE_CLIENT_SECRET: 'secret',
       }),
+      ...variablesRead(loadErpConfig, {
+        ...everyBranch.subgraph,
+        ERP_CONNECTOR: 's4hana',
+        S4HANA_BASE_URL: 'https://my123456-api.s4hana.cloud.sap',
+        S4HANA_TOKEN_URL: 'https://acme.authentication.eu10.hana.ondemand.com/oauth/token',
+        S4HANA_CLIENT_ID: 'client',
+        S4HANA_CLIENT_SECRET: 'secret',
+      }),
       ...variablesRead(loadSupportConfig, {
         ...everyBranch.subgraph,
         SUPPORT_CONNECTOR: 'zendesk',
@@ -93,6 +101,12 @@ describe('the configuration reference', () => {
         SERVICENOW_CLIENT_ID: 'client',
         SERVICENOW_CLIENT_SECRET: 'secret',
       }),
+      ...variablesRead(loadSupportConfig, {
+        ...everyBranch.subgraph,
+        SUPPORT_CONNECTOR: 'freshdesk',
+        FRESHDESK_DOMAIN: 'example',
+        FRESHDESK_API_KEY: 'key',
+      }),
     ]);
     const undocumented = [...read].filter((name) => !documented.has(name));
     expect(undocumented).toEqual([]);
@@ -105,6 +119,10 @@ describe('the configuration reference', () => {
       'ZENDESK_OAUTH_TOKEN',
       'SERVICENOW_CLIENT_SECRET',
       'SERVICENOW_ACCESS_TOKEN',
+      'FRESHDESK_API_KEY',
+      'FRESHDESK_CUSTOM_STATUSES',
+      'S4HANA_CLIENT_SECRET',
+      'ERP_API_RESERVE',
       'SUPPORT_RETRIES',
     ])
       expect(read).toContain(name);

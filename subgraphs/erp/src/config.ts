@@ -19,6 +19,18 @@ export interface BusinessCentralConfig {
   readonly policy: ResiliencePolicy;
 }
 
+/** Connecting to an SAP S/4HANA Cloud tenant (ERP_CONNECTOR=s4hana). */
+export interface S4HanaConfig {
+  /** The tenant's API host: https://my123456-api.s4hana.cloud.sap */
+  readonly baseUrl: string;
+  /** OAuth 2.0 client credentials or a fixed token; or a communication user (basic). */
+  readonly auth:
+    { readonly kind: 'oauth'; readonly token: TokenConfig } | { readonly kind: 'basic'; readonly user: string; readonly password: string };
+  /** The company code's currency, in which product prices are kept. */
+  readonly companyCurrency: string;
+  readonly policy: ResiliencePolicy;
+}
+
 /** How the ERP's changes become canonical events (see src/feed/). */
 export interface ErpFeedConfig {
   /** How often the embedded ERP's change log is read, in ms (ERP_FEED_POLL_MS). */
@@ -31,6 +43,7 @@ export interface ErpFeedConfig {
 
 export interface ErpConfig extends SubgraphConfig {
   readonly businessCentral: BusinessCentralConfig | null;
+  readonly s4hana: S4HanaConfig | null;
   readonly feed: ErpFeedConfig;
 }
 
@@ -55,6 +68,27 @@ const bcSchema = z.object({
   BC_ACCESS_TOKEN: z.string().optional().describe(`A fixed access token instead of client credentials.${bc}`),
 });
 
+const s4 = ' With `ERP_CONNECTOR=s4hana`.';
+const s4Schema = z.object({
+  S4HANA_BASE_URL: httpUrl.optional().describe(`The tenant's API host (https://my123456-api.s4hana.cloud.sap).${s4}`),
+  S4HANA_TOKEN_URL: httpUrl
+    .optional()
+    .describe(
+      `The token endpoint of the communication arrangement's OAuth 2.0 client (client credentials), e.g. https://<subdomain>.authentication.<region>.hana.ondemand.com/oauth/token.${s4}`,
+    ),
+  S4HANA_CLIENT_ID: z.string().optional().describe(`The OAuth 2.0 client id (client credentials, with \`S4HANA_TOKEN_URL\`).${s4}`),
+  S4HANA_CLIENT_SECRET: z.string().optional().describe(`Its client secret.${s4}`),
+  S4HANA_SCOPE: z.string().optional().describe(`The scope asked for, if the arrangement needs one.${s4}`),
+  S4HANA_ACCESS_TOKEN: z.string().optional().describe(`A fixed access token instead of client credentials.${s4}`),
+  S4HANA_USER: z.string().optional().describe(`A communication user (basic auth, with \`S4HANA_PASSWORD\`), instead of OAuth.${s4}`),
+  S4HANA_PASSWORD: z.string().optional().describe(`Its password.${s4}`),
+  S4HANA_COMPANY_CURRENCY: z
+    .string()
+    .regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as USD')
+    .default('USD')
+    .describe(`The company code's currency, in which product prices are kept.${s4}`),
+});
+
 const feedSchema = z.object({
   ERP_FEED_POLL_MS: feedPollMs('ERP'),
   BC_WEBHOOK_CLIENT_STATE: z.string().min(16, 'must be at least 16 characters').optional().meta({
@@ -72,6 +106,9 @@ const feedSchema = z.object({
     ),
 });
 
+/** S/4HANA Cloud's communication users are served by a few work processes each: keep calls in flight few. */
+const S4HANA_POLICY = { maxConcurrent: 5 };
+
 /** Business Central allows 6,000 requests per 5 minutes and few in parallel per user. */
 const BUSINESS_CENTRAL_POLICY = { maxConcurrent: 5 };
 
@@ -79,12 +116,12 @@ const ERP_SYSTEM: SubgraphSystem = {
   prefix: 'ERP',
   defaultPort: 4002,
   databaseFile: EMBEDDED_DATABASE_FILES.erp,
-  connectors: ['embedded', 'business-central'],
+  connectors: ['embedded', 'business-central', 's4hana'],
 };
 
 /** Every variable the ERP subgraph reads, for the configuration reference. */
 export function erpVariables() {
-  return [subgraphEnvSchema(ERP_SYSTEM), bcSchema, feedSchema, resilienceEnvSchema('ERP', BUSINESS_CENTRAL_POLICY)];
+  return [subgraphEnvSchema(ERP_SYSTEM), bcSchema, s4Schema, feedSchema, resilienceEnvSchema('ERP', BUSINESS_CENTRAL_POLICY)];
 }
 
 function loadBusinessCentral(env: NodeJS.ProcessEnv): BusinessCentralConfig {
@@ -114,12 +151,43 @@ function loadBusinessCentral(env: NodeJS.ProcessEnv): BusinessCentralConfig {
   });
 }
 
+function loadS4Hana(env: NodeJS.ProcessEnv): S4HanaConfig {
+  const vars = readEnv(s4Schema, env);
+  const why = 'with ERP_CONNECTOR=s4hana';
+  const baseUrl = required(vars.S4HANA_BASE_URL, 'S4HANA_BASE_URL', `${why} (https://my123456-api.s4hana.cloud.sap)`);
+  const auth: S4HanaConfig['auth'] = vars.S4HANA_ACCESS_TOKEN
+    ? { kind: 'oauth', token: { kind: 'static', token: vars.S4HANA_ACCESS_TOKEN } }
+    : vars.S4HANA_CLIENT_ID
+      ? {
+          kind: 'oauth',
+          token: {
+            kind: 'client_credentials',
+            tokenUrl: required(vars.S4HANA_TOKEN_URL, 'S4HANA_TOKEN_URL', `${why} and S4HANA_CLIENT_ID`),
+            clientId: vars.S4HANA_CLIENT_ID,
+            clientSecret: required(vars.S4HANA_CLIENT_SECRET, 'S4HANA_CLIENT_SECRET', `${why} and S4HANA_CLIENT_ID`),
+            scope: vars.S4HANA_SCOPE,
+          },
+        }
+      : {
+          kind: 'basic',
+          user: required(vars.S4HANA_USER, 'S4HANA_USER', `${why} (a communication user), or give S4HANA_CLIENT_ID or S4HANA_ACCESS_TOKEN`),
+          password: required(vars.S4HANA_PASSWORD, 'S4HANA_PASSWORD', `${why} with S4HANA_USER`),
+        };
+  return Object.freeze({
+    baseUrl,
+    auth,
+    companyCurrency: vars.S4HANA_COMPANY_CURRENCY,
+    policy: loadResiliencePolicy('ERP', env, S4HANA_POLICY),
+  });
+}
+
 /** The ERP subgraph's configuration, read once from the environment (ERP_PORT, ERP_CONNECTOR, ERP_DATABASE, …). */
 export function loadErpConfig(env: NodeJS.ProcessEnv = configuredEnv('erp')): ErpConfig {
   const base = loadSubgraphConfig(ERP_SYSTEM, env);
   return Object.freeze({
     ...base,
     businessCentral: base.connectorKind === 'business-central' ? loadBusinessCentral(env) : null,
+    s4hana: base.connectorKind === 's4hana' ? loadS4Hana(env) : null,
     feed: loadFeed(env, base.connectorKind),
   });
 }

@@ -8,6 +8,7 @@ import { openEmbeddedDatabase } from '../../../platform/subgraph-config.ts';
 import { startSubgraph, type SubgraphOptions } from '../../../platform/subgraph.ts';
 import { loadErpConfig, type ErpConfig } from './config.ts';
 import { createBusinessCentralConnector } from './connectors/businessCentral.ts';
+import { createS4HanaConnector } from './connectors/s4hana.ts';
 import { createEmbeddedErpConnector } from './connectors/embedded/index.ts';
 import { ERP_SCHEMA } from './connectors/embedded/tables.ts';
 import type { ErpConnector } from './connectors/types.ts';
@@ -37,7 +38,7 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
     withoutSecurity: options.withoutSecurity,
     broker: options.broker,
     changeFeed: erpChangeFeed(config, () => database),
-    isOutage: config.businessCentral ? isVendorOutage : isSqliteOutage,
+    isOutage: config.connectorKind === 'embedded' ? isSqliteOutage : isVendorOutage,
     createConnector: (telemetry, logger, metrics) => {
       const bc = config.businessCentral;
       let connector: ErpConnector;
@@ -51,6 +52,17 @@ export async function startErp(config: ErpConfig, options: ErpOptions = {}): Pro
           refreshToken: tokens.refresh,
           telemetry,
           resilience: createResilience('erp', bc.policy, { logger, metrics }),
+        });
+      } else if (config.s4hana) {
+        const s4 = config.s4hana;
+        const tokens = s4.auth.kind === 'oauth' ? tokenSourceOf(s4.auth.token, 'erp') : null;
+        connector = createS4HanaConnector({
+          baseUrl: s4.baseUrl,
+          ...(tokens ? { token: tokens, refreshToken: tokens.refresh } : {}),
+          ...(s4.auth.kind === 'basic' ? { basic: { user: s4.auth.user, password: s4.auth.password } } : {}),
+          companyCurrency: s4.companyCurrency,
+          telemetry,
+          resilience: createResilience('erp', s4.policy, { logger, metrics }),
         });
       } else {
         database = options.database ?? openEmbeddedDatabase(config.connector, ERP_SCHEMA);

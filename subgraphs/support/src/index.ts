@@ -11,6 +11,7 @@ import { createEmbeddedSupportConnector } from './connectors/embedded/index.ts';
 import { SUPPORT_SCHEMA } from './connectors/embedded/tables.ts';
 import { createZendeskConnector } from './connectors/zendesk.ts';
 import { createServiceNowConnector, type ServiceNowAuth } from './connectors/servicenow.ts';
+import { createFreshdeskConnector } from './connectors/freshdesk.ts';
 import { tokenSourceOf } from '../../../platform/vendor-config.ts';
 import type { SupportConnector } from './connectors/types.ts';
 import { createContextFactory } from './context.ts';
@@ -36,7 +37,7 @@ export async function startSupport(
     clock: options.clock,
     internalPublicKey: options.internalPublicKey,
     withoutSecurity: options.withoutSecurity,
-    isOutage: config.zendesk || config.servicenow ? isVendorOutage : isSqliteOutage,
+    isOutage: config.zendesk || config.servicenow || config.freshdesk ? isVendorOutage : isSqliteOutage,
     createConnector: (telemetry, logger, metrics) => {
       let connector: SupportConnector;
       if (config.zendesk) {
@@ -61,6 +62,21 @@ export async function startSupport(
         const ownWrites = ownWritePublisher();
         desk = { kind: 'own-writes', ownWrites };
         connector = ownWrites.wrap(servicenow);
+      } else if (config.freshdesk) {
+        const freshdesk = createFreshdeskConnector({
+          baseUrl: config.freshdesk.baseUrl,
+          apiKey: config.freshdesk.apiKey,
+          customStatuses: config.freshdesk.customStatuses,
+          slaPolicyIds: config.freshdesk.slaPolicyIds,
+          customObjects: config.freshdesk.customObjects,
+          telemetry,
+          resilience: createResilience('support', config.freshdesk.policy, { logger, metrics }),
+        });
+        exportApiBudget(metrics, 'support', () => freshdesk.apiBudget());
+        // Freshdesk's own changes are not read (yet): Concord's own writes are told.
+        const ownWrites = ownWritePublisher();
+        desk = { kind: 'own-writes', ownWrites };
+        connector = ownWrites.wrap(freshdesk);
       } else {
         const db = options.database ?? openEmbeddedDatabase(config.connector, SUPPORT_SCHEMA);
         desk = { kind: 'embedded', db };

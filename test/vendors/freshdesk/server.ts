@@ -21,6 +21,14 @@ import { readBody } from '../http.ts';
  *   6 "New" and 7 "On hold" (custom statuses get ids from 6 up). Ticket types include the
  *   default Question, Incident and Problem and a custom Task.
  * - One SLA policy per support tier (Freshdesk's policies apply to companies, not tags).
+ *   Companies also have `support_tier` (BASIC, STANDARD, PREMIUM: from the organization's tier
+ *   tag), which the adapter writes from the entitlements.
+ * - Two custom objects (Custom Objects API): `installed_product` (external_id, product_name,
+ *   company: a lookup of the company, order_number, sku, quantity, warranty_months) and
+ *   `entitlement` (subscription_id, title, company, tier, active, until), seeded from the
+ *   embedded desk's custom object records. Records list by one field at a time
+ *   (`?company=<id>`), `page_size` (at most 100, default 20) at a time with a relative
+ *   `_links.next.href`; a PUT must name the version it read (409 otherwise).
  * - The desk's comments, the first one included, are each ticket's conversations, as for
  *   tickets imported with their history; agents are Freshdesk agents, end users contacts. The
  *   API key belongs to an agent ("Concord Integration") added when missing.
@@ -43,7 +51,7 @@ export interface FreshdeskCompany {
   name: string;
   description: string | null;
   domains: string[];
-  custom_fields: { customer_number: string | null };
+  custom_fields: { customer_number: string | null; support_tier: string | null };
   created_at: string;
   updated_at: string;
 }
@@ -112,6 +120,21 @@ export interface FreshdeskSlaPolicy {
   updated_at: string;
 }
 
+export type FreshdeskObjectFieldType = 'text' | 'number' | 'checkbox' | 'date' | 'lookup';
+export interface FreshdeskObjectSchema {
+  id: string;
+  name: string;
+  title: string;
+  fields: { name: string; type: FreshdeskObjectFieldType; required: boolean }[];
+}
+export interface FreshdeskObjectRecord {
+  display_id: string;
+  version: number;
+  created_time: number;
+  updated_time: number;
+  data: Record<string, string | number | boolean | null>;
+}
+
 export interface FreshdeskData {
   companies: Map<number, FreshdeskCompany>;
   contacts: Map<number, FreshdeskContact>;
@@ -120,7 +143,43 @@ export interface FreshdeskData {
   /** Per ticket, oldest first. */
   conversations: Map<number, FreshdeskConversation[]>;
   slaPolicies: FreshdeskSlaPolicy[];
+  /** The account's custom objects, and their records per schema id. */
+  schemas: FreshdeskObjectSchema[];
+  records: Map<string, FreshdeskObjectRecord[]>;
 }
+
+/** The schema ids of the test account's custom objects. */
+export const FRESHDESK_SCHEMA_IDS = { installed_product: '3000000001', entitlement: '3000000002' } as const;
+
+const SCHEMAS: readonly FreshdeskObjectSchema[] = [
+  {
+    id: FRESHDESK_SCHEMA_IDS.installed_product,
+    name: 'installed_product',
+    title: 'Installed product',
+    fields: [
+      { name: 'external_id', type: 'text', required: true },
+      { name: 'product_name', type: 'text', required: false },
+      { name: 'company', type: 'lookup', required: true },
+      { name: 'order_number', type: 'text', required: true },
+      { name: 'sku', type: 'text', required: true },
+      { name: 'quantity', type: 'number', required: false },
+      { name: 'warranty_months', type: 'number', required: false },
+    ],
+  },
+  {
+    id: FRESHDESK_SCHEMA_IDS.entitlement,
+    name: 'entitlement',
+    title: 'Entitlement',
+    fields: [
+      { name: 'subscription_id', type: 'text', required: true },
+      { name: 'title', type: 'text', required: false },
+      { name: 'company', type: 'lookup', required: true },
+      { name: 'tier', type: 'text', required: true },
+      { name: 'active', type: 'checkbox', required: false },
+      { name: 'until', type: 'date', required: false },
+    ],
+  },
+];
 
 /** The account's statuses by the embedded desk's (Zendesk's) values. */
 export const FRESHDESK_TEST_STATUSES: Readonly<Record<string, number>> = { open: 2, pending: 3, solved: 4, closed: 5, new: 6, hold: 7 };
@@ -153,15 +212,18 @@ export function loadFreshdeskData(
     name: string;
     external_id: string | null;
     domain_names: string;
+    tags: string;
     created_at: string;
     updated_at: string;
   }[]) {
+    const tags = json(row.tags);
+    const tier = ['tier_premium', 'tier_standard', 'tier_basic'].find((tag) => tags.includes(tag));
     companies.set(row.id, {
       id: row.id,
       name: row.name,
       description: null,
       domains: json(row.domain_names),
-      custom_fields: { customer_number: row.external_id },
+      custom_fields: { customer_number: row.external_id, support_tier: tier ? TIER_OF_POLICY_TAG[tier]! : null },
       created_at: row.created_at,
       updated_at: row.updated_at,
     });
@@ -293,7 +355,62 @@ export function loadFreshdeskData(
       updated_at: '2023-01-01T00:00:00Z',
     };
   });
-  return { companies, contacts, agents, tickets, conversations, slaPolicies };
+  return { companies, contacts, agents, tickets, conversations, slaPolicies, ...customObjectsOf(db) };
+}
+
+/** The embedded desk's custom object records (installed base, entitlements) as Freshdesk custom object records. */
+function customObjectsOf(db: Database): Pick<FreshdeskData, 'schemas' | 'records'> {
+  const schemas = SCHEMAS.map((schema) => ({ ...schema, fields: schema.fields.map((field) => ({ ...field })) }));
+  const records = new Map<string, FreshdeskObjectRecord[]>(schemas.map((schema) => [schema.id, []]));
+  const hasRecords = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'custom_object_records'").get();
+  if (!hasRecords) return { schemas, records };
+  let next = 1;
+  for (const row of db.prepare('SELECT * FROM custom_object_records ORDER BY created_at, id').all() as {
+    custom_object_key: string;
+    external_id: string;
+    name: string;
+    organization_id: number | null;
+    custom_object_fields: string;
+    created_at: string;
+    updated_at: string;
+  }[]) {
+    const fields = JSON.parse(row.custom_object_fields) as Record<string, string | number | boolean | null>;
+    const common = {
+      display_id: String(next),
+      version: 1,
+      created_time: Date.parse(row.created_at),
+      updated_time: Date.parse(row.updated_at),
+    };
+    if (row.custom_object_key === 'installed_product') {
+      next += 1;
+      records.get(FRESHDESK_SCHEMA_IDS.installed_product)!.push({
+        ...common,
+        data: {
+          external_id: row.external_id,
+          product_name: row.name,
+          company: row.organization_id,
+          order_number: fields.order_number ?? null,
+          sku: fields.sku ?? null,
+          quantity: fields.quantity ?? null,
+          warranty_months: fields.warranty_months ?? null,
+        },
+      });
+    } else if (row.custom_object_key === 'entitlement') {
+      next += 1;
+      records.get(FRESHDESK_SCHEMA_IDS.entitlement)!.push({
+        ...common,
+        data: {
+          subscription_id: row.external_id,
+          title: row.name,
+          company: row.organization_id,
+          tier: fields.tier ?? null,
+          active: fields.active === true,
+          until: fields.until ?? null,
+        },
+      });
+    }
+  }
+  return { schemas, records };
 }
 
 /** The SLA policy id of each tier, as the account's configuration names them. */
@@ -530,6 +647,12 @@ interface Desk {
 function route(method: string, path: string, params: URLSearchParams, body: string, desk: Desk): Reply {
   const ticketPath = /^\/api\/v2\/tickets\/(\d+)(?:\/(conversations|notes|reply))?$/.exec(path);
   const recordPath = /^\/api\/v2\/(companies|contacts|agents)\/(\d+)$/.exec(path);
+  const objectPath = /^\/api\/v2\/custom_objects\/schemas(?:\/([^/]+)(?:\/records(?:\/([^/]+))?)?)?$/.exec(path);
+  if (objectPath) return customObjects(method, objectPath[1], objectPath[2], path, params, body, desk);
+  if (recordPath && recordPath[1] === 'companies' && method === 'PUT') {
+    const company = desk.data.companies.get(Number(recordPath[2]));
+    return company ? updateCompany(company, body) : notFound();
+  }
   if (ticketPath) {
     const ticket = desk.data.tickets.get(Number(ticketPath[1]));
     if (!ticket) return notFound();
@@ -575,6 +698,166 @@ function route(method: string, path: string, params: URLSearchParams, body: stri
       return search(params, desk, CONTACT_FIELDS, [...desk.data.contacts.values()], contactJson);
   }
   return { status: 404, json: { code: 'invalid_url', message: 'The requested URL was not found' } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custom objects: schemas and their records.
+// ---------------------------------------------------------------------------------------------
+
+const RECORDS_PER_PAGE = 20;
+const methodNotAllowed = (method: string): Reply => ({
+  status: 405,
+  json: { code: 'method_not_allowed', message: `${method} is not allowed here` },
+});
+
+function customObjects(
+  method: string,
+  schemaId: string | undefined,
+  displayId: string | undefined,
+  path: string,
+  params: URLSearchParams,
+  body: string,
+  desk: Desk,
+): Reply {
+  if (schemaId === undefined) return method === 'GET' ? { status: 200, json: { schemas: desk.data.schemas } } : methodNotAllowed(method);
+  const schema = desk.data.schemas.find((candidate) => candidate.id === decodeURIComponent(schemaId));
+  if (!schema) return notFound();
+  if (!path.includes('/records')) return method === 'GET' ? { status: 200, json: schema } : methodNotAllowed(method);
+  const records = desk.data.records.get(schema.id)!;
+  if (displayId === undefined) {
+    if (method === 'GET') return listRecords(schema, records, params, path);
+    if (method === 'POST') return createRecord(schema, records, body, desk);
+    return methodNotAllowed(method);
+  }
+  const record = records.find((candidate) => candidate.display_id === decodeURIComponent(displayId));
+  if (!record) return notFound();
+  if (method === 'GET') return { status: 200, json: record };
+  if (method === 'PUT') return updateRecord(schema, record, body, desk);
+  return methodNotAllowed(method);
+}
+
+/** The record data's errors against the schema: unknown fields, missing required ones, wrong types. */
+function dataErrors(schema: FreshdeskObjectSchema, data: Record<string, unknown>, desk: Desk) {
+  const errors: { field: string; message: string; code: string }[] = [];
+  for (const name of Object.keys(data))
+    if (!schema.fields.some((field) => field.name === name))
+      errors.push({ field: name, message: 'Unexpected/invalid field in request', code: 'invalid_field' });
+  for (const field of schema.fields) {
+    const value = data[field.name];
+    if (value === undefined || value === null || value === '') {
+      if (field.required)
+        errors.push({ field: field.name, message: 'It should not be blank as this is a mandatory field', code: 'missing_field' });
+      continue;
+    }
+    const ok =
+      field.type === 'number' || field.type === 'lookup'
+        ? typeof value === 'number' && Number.isInteger(value)
+        : field.type === 'checkbox'
+          ? typeof value === 'boolean'
+          : field.type === 'date'
+            ? typeof value === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(value)
+            : typeof value === 'string';
+    if (!ok) errors.push({ field: field.name, message: `It should be a valid ${field.type}`, code: 'datatype_mismatch' });
+    else if (field.type === 'lookup' && !desk.data.companies.has(value as number))
+      errors.push({ field: field.name, message: 'There is no company with this id', code: 'invalid_value' });
+  }
+  return errors;
+}
+
+/** The data as stored: every field of the schema, null when not given. */
+function storedData(schema: FreshdeskObjectSchema, data: Record<string, unknown>): FreshdeskObjectRecord['data'] {
+  return Object.fromEntries(schema.fields.map((field) => [field.name, (data[field.name] ?? null) as string | number | boolean | null]));
+}
+
+function createRecord(schema: FreshdeskObjectSchema, records: FreshdeskObjectRecord[], body: string, desk: Desk): Reply {
+  const request = parseJson(body);
+  if (!request) return invalidJson();
+  const data = request.data;
+  if (!data || typeof data !== 'object' || Array.isArray(data))
+    return invalid({ field: 'data', message: 'It should be an object', code: 'datatype_mismatch' });
+  const errors = dataErrors(schema, data as Record<string, unknown>, desk);
+  if (errors.length) return invalid(...errors);
+  const now = Date.now();
+  const record: FreshdeskObjectRecord = {
+    display_id: String(Math.max(0, ...records.map((entry) => Number(entry.display_id))) + 1),
+    version: 1,
+    created_time: now,
+    updated_time: now,
+    data: storedData(schema, data as Record<string, unknown>),
+  };
+  records.push(record);
+  return { status: 200, json: record };
+}
+
+function updateRecord(schema: FreshdeskObjectSchema, record: FreshdeskObjectRecord, body: string, desk: Desk): Reply {
+  const request = parseJson(body);
+  if (!request) return invalidJson();
+  const data = request.data;
+  if (!data || typeof data !== 'object' || Array.isArray(data))
+    return invalid({ field: 'data', message: 'It should be an object', code: 'datatype_mismatch' });
+  if (typeof request.version !== 'number') return invalid({ field: 'version', message: 'It should be a number', code: 'missing_field' });
+  if (request.version !== record.version)
+    return { status: 409, json: { code: 'version_conflict', message: 'The record has been modified since it was read' } };
+  const errors = dataErrors(schema, data as Record<string, unknown>, desk);
+  if (errors.length) return invalid(...errors);
+  record.data = storedData(schema, data as Record<string, unknown>);
+  record.version += 1;
+  record.updated_time = Math.max(Date.now(), record.updated_time + 1);
+  return { status: 200, json: record };
+}
+
+/** Records whose one field holds the value given (at most one filter), in creation order, `page_size` a page. */
+function listRecords(
+  schema: FreshdeskObjectSchema,
+  records: readonly FreshdeskObjectRecord[],
+  params: URLSearchParams,
+  path: string,
+): Reply {
+  const filters = [...params.keys()].filter((name) => name !== 'page_size' && name !== 'next_token');
+  for (const name of filters)
+    if (!schema.fields.some((field) => field.name === name))
+      return invalid({ field: name, message: 'Unexpected/invalid field in request', code: 'invalid_field' });
+  if (filters.length > 1) return invalid({ field: filters[1]!, message: 'Only one field can be filtered on', code: 'invalid_value' });
+  const pageSize = params.has('page_size') ? Number(params.get('page_size')) : RECORDS_PER_PAGE;
+  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PER_PAGE)
+    return invalid({
+      field: 'page_size',
+      message: `It should be a Positive Number less than or equal to ${MAX_PER_PAGE}`,
+      code: 'invalid_value',
+    });
+  const offset = params.has('next_token') ? Number(Buffer.from(params.get('next_token')!, 'base64url').toString('utf8')) : 0;
+  if (!Number.isInteger(offset) || offset < 0)
+    return invalid({ field: 'next_token', message: 'It is not a valid token', code: 'invalid_value' });
+  const [filter] = filters;
+  const value = filter === undefined ? null : params.get(filter)!;
+  const matching = records.filter((record) => filter === undefined || String(record.data[filter] ?? '') === value);
+  const page = matching.slice(offset, offset + pageSize);
+  const json: Record<string, unknown> = { records: page };
+  if (offset + pageSize < matching.length) {
+    const next = new URLSearchParams(params);
+    next.set('next_token', Buffer.from(String(offset + pageSize)).toString('base64url'));
+    json._links = { next: { href: `${path}?${next.toString()}` } };
+  }
+  return { status: 200, json };
+}
+
+function updateCompany(company: FreshdeskCompany, body: string): Reply {
+  const update = parseJson(body);
+  if (!update) return invalidJson();
+  for (const field of Object.keys(update))
+    if (field !== 'custom_fields') return invalid({ field, message: 'Unexpected/invalid field in request', code: 'invalid_field' });
+  const custom = update.custom_fields as Record<string, unknown> | undefined;
+  if (custom) {
+    for (const [name, value] of Object.entries(custom)) {
+      if (!(name in company.custom_fields))
+        return invalid({ field: name, message: 'Unexpected/invalid field in request', code: 'invalid_field' });
+      if (value !== null && typeof value !== 'string')
+        return invalid({ field: name, message: 'It should be a String', code: 'datatype_mismatch' });
+      (company.custom_fields as Record<string, string | null>)[name] = value;
+    }
+  }
+  company.updated_at = deskNow();
+  return { status: 200, json: companyJson(company) };
 }
 
 /** page and per_page as Freshdesk checks them, or the validation error. */

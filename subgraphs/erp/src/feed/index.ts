@@ -26,6 +26,8 @@ export function erpChangeFeed(
   database: () => Database | null,
 ): ((deps: ChangeFeedDeps<ErpConnector>) => ChangeFeed) | undefined {
   const { feed, businessCentral } = config;
+  // S/4HANA's changes are not read: over it the ERP publishes no change events.
+  if (config.connectorKind === 's4hana') return undefined;
   if (businessCentral && !feed.businessCentralClientState && feed.pollSeconds === 0) return undefined;
   return (deps) => {
     const db = database();

@@ -12,13 +12,16 @@ import type {
   CaseStatus,
   CaseUpdate,
   CommentRecord,
+  EntitlementRecord,
+  EntitlementUpdate,
+  InstalledProductRecord,
   SlaPolicyRecord,
   SlaTargetRecord,
   SupportConnector,
   SupportTier,
 } from './types.ts';
 import { OPEN_CASE_STATUSES } from './types.ts';
-import { TYPE_FROM_DESK } from './vocabulary.ts';
+import { TIER_ORDER, TIER_TAG, TYPE_FROM_DESK } from './vocabulary.ts';
 
 export interface FreshdeskConnectorOptions {
   /** The account's address, e.g. https://acme.freshdesk.com (no trailing /api/v2). */
@@ -31,6 +34,11 @@ export interface FreshdeskConnectorOptions {
    * the contact field of the CRM contact id.
    */
   fields?: Partial<FreshdeskFieldNames>;
+  /**
+   * The custom objects (Freshdesk's Custom Objects API) that hold the installed base and the
+   * entitlements, each by its schema's name or id; default `installed_product` and `entitlement`.
+   */
+  customObjects?: Partial<FreshdeskCustomObjects>;
   /** The account's custom statuses (ids from 6 up) and the canonical status each stands for. */
   customStatuses?: Readonly<Record<number, CaseStatus>>;
   /** The SLA policy of each support tier: Freshdesk's policies apply to companies, not tags. */
@@ -54,6 +62,13 @@ export interface FreshdeskFieldNames {
   serialNumber: string;
   customerNumber: string;
   crmContactId: string;
+  /** The company field that holds the support tier (BASIC, STANDARD, PREMIUM) its entitlements give it. */
+  supportTier: string;
+}
+
+export interface FreshdeskCustomObjects {
+  installedBase: string;
+  entitlements: string;
 }
 
 const DEFAULT_FIELDS: FreshdeskFieldNames = {
@@ -61,7 +76,10 @@ const DEFAULT_FIELDS: FreshdeskFieldNames = {
   serialNumber: 'cf_serial_number',
   customerNumber: 'customer_number',
   crmContactId: 'crm_contact_id',
+  supportTier: 'support_tier',
 };
+
+export const DEFAULT_CUSTOM_OBJECTS: FreshdeskCustomObjects = { installedBase: 'installed_product', entitlements: 'entitlement' };
 
 // ---------------------------------------------------------------------------------------------
 // Wire shapes: the parts of Freshdesk's resources this adapter reads.
@@ -112,6 +130,45 @@ interface FreshdeskSlaPolicy {
 interface SearchPage<T> {
   results: T[];
   total: number;
+}
+interface CustomObjectSchema {
+  id: string | number;
+  name: string;
+}
+/** A custom object record: its fields in `data`, times in epoch milliseconds, `version` for optimistic updates. */
+interface CustomObjectRecord<D> {
+  display_id: string;
+  version: number;
+  created_time: number;
+  updated_time: number;
+  data: D;
+}
+interface RecordsPage<D> {
+  records: CustomObjectRecord<D>[];
+  /** The next page's link (relative to the account), absent on the last page. */
+  _links?: { next?: { href?: string } | null } | null;
+}
+type FieldValue = string | number | boolean | null | undefined;
+/** The installed base object's fields; `company` is a lookup of the company (its id). */
+interface InstalledProductData {
+  external_id?: FieldValue;
+  product_name?: FieldValue;
+  company?: FieldValue;
+  order_number?: FieldValue;
+  sku?: FieldValue;
+  quantity?: FieldValue;
+  warranty_months?: FieldValue;
+  [field: string]: FieldValue;
+}
+/** The entitlement object's fields; `until` is a date (YYYY-MM-DD), `active` a checkbox. */
+interface EntitlementData {
+  subscription_id?: FieldValue;
+  title?: FieldValue;
+  company?: FieldValue;
+  tier?: FieldValue;
+  active?: FieldValue;
+  until?: FieldValue;
+  [field: string]: FieldValue;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -247,6 +304,83 @@ async function inTurns<T, R>(values: readonly T[], limit: number, fn: (value: T)
 function htmlOf(text: string): string {
   const escaped = text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
   return `<div>${escaped.replace(/\n/g, '<br>')}</div>`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custom object records: the installed base and entitlements.
+// ---------------------------------------------------------------------------------------------
+
+/** Upserts of one order's products in flight at once. */
+const UPSERTS_IN_FLIGHT = 4;
+/** Times a write refused for a stale version (another writer changed the record) reads again. */
+const VERSION_RETRIES = 3;
+
+/** A field's value as text; null when empty. */
+function fieldText(value: FieldValue): string | null {
+  return value === null || value === undefined || value === '' ? null : String(value);
+}
+
+function integerOrNull(value: FieldValue): number | null {
+  const text = fieldText(value);
+  if (text === null) return null;
+  const number = Number(text);
+  return Number.isFinite(number) ? number : null;
+}
+
+/** Whether the record's fields already hold every value of `data` (then nothing is written). */
+function holdsData(record: Readonly<Record<string, FieldValue>>, data: Readonly<Record<string, FieldValue>>): boolean {
+  return Object.entries(data).every(([field, value]) => fieldText(record[field]) === fieldText(value));
+}
+
+const isoOfMillis = (millis: number) => (Number.isFinite(millis) ? new Date(millis).toISOString() : '');
+
+const binary = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+function toInstalledProduct(
+  record: CustomObjectRecord<InstalledProductData>,
+  customerOf: ReadonlyMap<number, string>,
+): InstalledProductRecord | null {
+  const company = integerOrNull(record.data.company);
+  const customerId = company === null ? undefined : customerOf.get(company);
+  if (customerId === undefined) return null;
+  const orderNumber = fieldText(record.data.order_number) ?? '';
+  const sku = fieldText(record.data.sku) ?? '';
+  return {
+    id: fieldText(record.data.external_id) ?? `${orderNumber}:${sku}`,
+    customerId,
+    orderNumber,
+    sku,
+    name: fieldText(record.data.product_name),
+    quantity: integerOrNull(record.data.quantity) ?? 0,
+    warrantyMonths: integerOrNull(record.data.warranty_months),
+    recordedAt: isoOfMillis(record.created_time),
+  };
+}
+
+function toEntitlement(record: CustomObjectRecord<EntitlementData>, customerOf: ReadonlyMap<number, string>): EntitlementRecord | null {
+  const company = integerOrNull(record.data.company);
+  const customerId = company === null ? undefined : customerOf.get(company);
+  const tier = TIER_ORDER.find((candidate) => candidate === fieldText(record.data.tier)) ?? null;
+  const subscriptionId = fieldText(record.data.subscription_id);
+  if (customerId === undefined || tier === null || subscriptionId === null) return null;
+  return {
+    subscriptionId,
+    customerId,
+    tier,
+    active: record.data.active === true || record.data.active === 'true',
+    until: fieldText(record.data.until),
+    updatedAt: isoOfMillis(record.updated_time),
+  };
+}
+
+/** By customer number, then subscription id (binary), as the embedded desk orders them. */
+function byCustomerAndSubscription(entitlements: EntitlementRecord[]): EntitlementRecord[] {
+  return entitlements.sort((a, b) => binary(a.customerId, b.customerId) || binary(a.subscriptionId, b.subscriptionId));
+}
+
+/** Newest first; records of one moment by external id (binary). */
+function newestRecordedFirst(records: InstalledProductRecord[]): InstalledProductRecord[] {
+  return records.sort((a, b) => Date.parse(b.recordedAt) - Date.parse(a.recordedAt) || binary(a.id, b.id));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -422,13 +556,21 @@ function createDirectory<V>(
  * the company and contact (kept for `directoryTtlMs`). Every HTTP request goes through the
  * resilience layer and counts once in the connector telemetry.
  *
- * Not held in Freshdesk by this adapter: the installed base and entitlements (the port's
- * recordInstalledBase, setEntitlement, entitlementsByCustomerIds, installedBaseByCustomerIds
- * reject).
+ * The installed base and entitlements are records of two custom objects (the Custom Objects
+ * API, `/api/v2/custom_objects/schemas/{id}/records`, schemas named by `customObjects`):
+ * `installed_product` (external_id `<order number>:<sku>`, product_name, company: a lookup of
+ * the company, order_number, sku, quantity, warranty_months) and `entitlement`
+ * (subscription_id, title, company, tier, active, until). Records are listed by one field
+ * (`?company=<id>`, `?order_number=…`), `page_size` at a time, following `_links.next`. Both
+ * are upserted by their key, as read-then-write cycles the resilience layer repeats whole
+ * (see `upsert`). The company's tier (the highest among its active entitlements) is written to
+ * its `support_tier` field, only when it differs; which SLA policy a tier gets is the account's
+ * configuration (`slaPolicyIds`).
  */
 export function createFreshdeskConnector(options: FreshdeskConnectorOptions): FreshdeskConnector {
   const http = createFreshdeskHttp(options);
   const fields: FreshdeskFieldNames = { ...DEFAULT_FIELDS, ...options.fields };
+  const customObjects: FreshdeskCustomObjects = { ...DEFAULT_CUSTOM_OBJECTS, ...options.customObjects };
   const vocabulary = vocabularyOf(options.customStatuses ?? {});
   const pageSize = Math.max(1, Math.min(100, options.pageSize ?? 100));
   const pageCeiling = options.pageCeiling ?? 300;
@@ -826,10 +968,106 @@ export function createFreshdeskConnector(options: FreshdeskConnectorOptions): Fr
     return written.status === 404 ? null : written.body;
   }
 
-  const notHeld = (method: string) =>
-    Promise.reject(
-      new SystemCallError(`support ${method}: the Freshdesk desk holds no installed base or entitlements`, { retryable: false }),
-    );
+  // The custom objects' schemas, by name and id: one list, kept like the directory.
+  const schemaDirectory = createDirectory(ttlMs, async (_, operation) => {
+    const answer = await http.read<{ schemas?: CustomObjectSchema[] }>(operation, { path: '/api/v2/custom_objects/schemas' });
+    return answer.body.schemas ?? [];
+  });
+
+  /** The schema id of the custom object configured for `which`: an id as given, a name looked up. */
+  async function schemaIdOf(operation: string, which: keyof FreshdeskCustomObjects): Promise<string> {
+    const wanted = customObjects[which];
+    if (/^\d+$/.test(wanted)) return wanted;
+    const schemas = await schemaDirectory(operation)(0);
+    const schema = schemas.find((candidate) => candidate.name === wanted) ?? schemas.find((candidate) => String(candidate.id) === wanted);
+    if (!schema) {
+      throw new SystemCallError(`support ${operation}: the Freshdesk account has no custom object ${JSON.stringify(wanted)}`, {
+        retryable: false,
+      });
+    }
+    return String(schema.id);
+  }
+
+  const recordsPath = (schemaId: string) => `/api/v2/custom_objects/schemas/${encodeURIComponent(schemaId)}/records`;
+
+  /** Every record of the custom object whose field holds the value, following the `_links.next` pages. */
+  async function recordsWhere<D>(operation: string, schemaId: string, field: string, value: string | number) {
+    const path = recordsPath(schemaId);
+    const guard = pagingGuard('support', operation);
+    const found: CustomObjectRecord<D>[] = [];
+    let answer = await http.read<RecordsPage<D>>(operation, { path, query: { [field]: value, page_size: pageSize } });
+    for (;;) {
+      const records = answer.body.records ?? [];
+      found.push(...records);
+      const next = answer.body._links?.next?.href;
+      if (!next || records.length === 0) return found;
+      guard.next(next);
+      answer = await http.read<RecordsPage<D>>(operation, { path, url: next });
+    }
+  }
+
+  /**
+   * Creates or updates the record whose key field holds the key: read by the key, then written
+   * only when it does not hold the data already (PUT with the version read, or POST). The whole
+   * cycle is what the resilience layer repeats, so a create whose answer was lost is found by the
+   * retry's read and not created twice; a PUT refused for a stale version (409: another writer
+   * changed the record) reads again. Two writers creating one key at the same moment could
+   * still both create.
+   */
+  function upsert<D extends Record<string, FieldValue>>(
+    operation: string,
+    schemaId: string,
+    keyField: string,
+    key: string,
+    data: D,
+  ): Promise<CustomObjectRecord<D>> {
+    const path = recordsPath(schemaId);
+    return http.call(operation, { idempotent: true }, async (signal) => {
+      for (let attempt = 0; ; attempt += 1) {
+        const read = await http.exchange<RecordsPage<D>>(
+          operation,
+          { method: 'GET', path, query: { [keyField]: key, page_size: pageSize } },
+          signal,
+        );
+        const existing = (read.body.records ?? []).find((record) => fieldText(record.data[keyField]) === key);
+        if (existing && holdsData(existing.data, data)) return existing;
+        const written = existing
+          ? await http.exchange<CustomObjectRecord<D>>(
+              operation,
+              {
+                method: 'PUT',
+                path: `${path}/${encodeURIComponent(existing.display_id)}`,
+                body: { display_id: existing.display_id, version: existing.version, data },
+              },
+              signal,
+              [409],
+            )
+          : await http.exchange<CustomObjectRecord<D>>(operation, { method: 'POST', path, body: { data } }, signal);
+        if (written.status !== 409) return written.body;
+        if (attempt >= VERSION_RETRIES) {
+          throw new SystemCallError(`support ${operation}: the record ${JSON.stringify(key)} keeps changing under the write`, {
+            retryable: false,
+            status: 409,
+          });
+        }
+      }
+    });
+  }
+
+  /** The company of a customer number with its support tier, read now (not from the directory); null when none has it. */
+  async function companyOf(operation: string, customerId: string): Promise<{ id: number; tier: string | null } | null> {
+    const [query] = keyQueries([customerId], fields.customerNumber);
+    if (query === undefined) return null;
+    const found = await searchRecords<FreshdeskCompany>(operation, 'companies', query);
+    const company = found.find((candidate) => textField(candidate, fields.customerNumber) === customerId);
+    return company ? { id: company.id, tier: textField(company, fields.supportTier) } : null;
+  }
+
+  /** The records of a custom object linked to each company, one listing per company. */
+  async function linkedTo<D>(operation: string, schemaId: string, companies: readonly number[]): Promise<CustomObjectRecord<D>[]> {
+    const lists = await inTurns(companies, IN_FLIGHT, (company) => recordsWhere<D>(operation, schemaId, 'company', company));
+    return lists.flat();
+  }
 
   return {
     async casesByIds(ids) {
@@ -978,10 +1216,106 @@ export function createFreshdeskConnector(options: FreshdeskConnectorOptions): Fr
       return ticket ? ((await casesOf('applyCaseUpdate', [ticket]))[0] ?? null) : null;
     },
 
-    recordInstalledBase: () => notHeld('recordInstalledBase'),
-    setEntitlement: () => notHeld('setEntitlement'),
-    entitlementsByCustomerIds: () => notHeld('entitlementsByCustomerIds'),
-    installedBaseByCustomerIds: () => notHeld('installedBaseByCustomerIds'),
+    // The answer is the order's records afterwards: the ones just written, as their writes
+    // answered, and any other product of the order an earlier recording left.
+    async recordInstalledBase({ customerId, orderNumber, items }) {
+      const company = await companyOf('recordInstalledBase', customerId);
+      if (!company) return null;
+      const schemaId = await schemaIdOf('recordInstalledBase', 'installedBase');
+      // One upsert per SKU: the last line of a SKU is what writing them in turn would leave.
+      const products = [...new Map(items.map((item) => [item.sku, item])).values()];
+      const written = await inTurns(products, UPSERTS_IN_FLIGHT, (item) =>
+        upsert<InstalledProductData>('recordInstalledBase', schemaId, 'external_id', `${orderNumber}:${item.sku}`, {
+          external_id: `${orderNumber}:${item.sku}`,
+          // A product without a name is known by its SKU.
+          product_name: item.name ?? item.sku,
+          company: company.id,
+          order_number: orderNumber,
+          sku: item.sku,
+          quantity: item.quantity,
+          warranty_months: item.warrantyMonths,
+        }),
+      );
+      const found = await recordsWhere<InstalledProductData>('recordInstalledBase', schemaId, 'order_number', orderNumber);
+      const records = new Map(found.map((record) => [record.display_id, record]));
+      for (const record of written) records.set(record.display_id, record);
+      const customerOf = new Map([[company.id, customerId]]);
+      return newestRecordedFirst(
+        [...records.values()]
+          .map((record) => toInstalledProduct(record, customerOf))
+          .filter((product): product is InstalledProductRecord => product !== null && product.orderNumber === orderNumber),
+      );
+    },
+
+    // The company and its entitlement records are read first; the subscription's record is
+    // written only when it holds another state, the company's tier only when it differs, so
+    // setting the same state again writes nothing.
+    async setEntitlement(update: EntitlementUpdate) {
+      const company = await companyOf('setEntitlement', update.customerId);
+      if (!company) return null;
+      const schemaId = await schemaIdOf('setEntitlement', 'entitlements');
+      const found = await recordsWhere<EntitlementData>('setEntitlement', schemaId, 'company', company.id);
+      const records = new Map(found.map((record) => [record.display_id, record]));
+      const data: EntitlementData = {
+        subscription_id: update.subscriptionId,
+        title: `${TIER_TAG[update.tier]} ${update.subscriptionId}`,
+        company: company.id,
+        tier: update.tier,
+        active: update.active,
+        until: update.until,
+      };
+      const existing = found.find((record) => fieldText(record.data.subscription_id) === update.subscriptionId);
+      if (!existing || !holdsData(existing.data, data)) {
+        const written = await upsert<EntitlementData>('setEntitlement', schemaId, 'subscription_id', update.subscriptionId, data);
+        records.set(written.display_id, written);
+      }
+      const customerOf = new Map([[company.id, update.customerId]]);
+      const entitlements = byCustomerAndSubscription(
+        [...records.values()]
+          .map((record) => toEntitlement(record, customerOf))
+          .filter((entitlement): entitlement is EntitlementRecord => entitlement !== null),
+      );
+      const tier =
+        TIER_ORDER.filter((candidate) => entitlements.some((entitlement) => entitlement.active && entitlement.tier === candidate)).at(-1) ??
+        null;
+      if (tier !== company.tier) {
+        // Setting a value is safe to repeat.
+        await http.call('setEntitlement', { idempotent: true }, (signal) =>
+          http.exchange(
+            'setEntitlement',
+            { method: 'PUT', path: `/api/v2/companies/${company.id}`, body: { custom_fields: { [fields.supportTier]: tier } } },
+            signal,
+          ),
+        );
+      }
+      return entitlements;
+    },
+
+    async entitlementsByCustomerIds(customerIds) {
+      const companies = await companiesByCustomerIds('entitlementsByCustomerIds', customerIds);
+      if (companies.size === 0) return [];
+      const schemaId = await schemaIdOf('entitlementsByCustomerIds', 'entitlements');
+      const found = await linkedTo<EntitlementData>('entitlementsByCustomerIds', schemaId, [...companies.keys()]);
+      const unique = new Map(found.map((record) => [record.display_id, record]));
+      return byCustomerAndSubscription(
+        [...unique.values()]
+          .map((record) => toEntitlement(record, companies))
+          .filter((entitlement): entitlement is EntitlementRecord => entitlement !== null),
+      );
+    },
+
+    async installedBaseByCustomerIds(customerIds) {
+      const companies = await companiesByCustomerIds('installedBaseByCustomerIds', customerIds);
+      if (companies.size === 0) return [];
+      const schemaId = await schemaIdOf('installedBaseByCustomerIds', 'installedBase');
+      const found = await linkedTo<InstalledProductData>('installedBaseByCustomerIds', schemaId, [...companies.keys()]);
+      const unique = new Map(found.map((record) => [record.display_id, record]));
+      return newestRecordedFirst(
+        [...unique.values()]
+          .map((record) => toInstalledProduct(record, companies))
+          .filter((product): product is InstalledProductRecord => product !== null),
+      );
+    },
 
     async ping() {
       await http.read<FreshdeskAgent>('ping', { path: '/api/v2/agents/me' });

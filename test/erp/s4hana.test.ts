@@ -5,7 +5,14 @@ import { oauthTokenSource } from '../../platform/oauth.ts';
 import { createResilience, type ResiliencePolicy } from '../../platform/resilience.ts';
 import { createEmbeddedErpConnector } from '../../subgraphs/erp/src/connectors/embedded/index.ts';
 import { createS4HanaConnector, S4HanaError } from '../../subgraphs/erp/src/connectors/s4hana.ts';
-import type { NewReturnOrder, OrderRecord, ReturnOrderRecord } from '../../subgraphs/erp/src/connectors/types.ts';
+import type {
+  ErpCustomerRecord,
+  NewCustomer,
+  NewReturnOrder,
+  NewSalesOrder,
+  OrderRecord,
+  ReturnOrderRecord,
+} from '../../subgraphs/erp/src/connectors/types.ts';
 import { countingTelemetry, TEST_POLICY } from '../helpers/connector-tests.ts';
 import { AS_OF, seededDatabases } from '../helpers/stack.ts';
 import { startS4HanaServer, type S4HanaServer } from '../vendors/s4hana/server.ts';
@@ -25,6 +32,9 @@ const sortBy =
 const withOrderId = (order: OrderRecord): OrderRecord => ({ ...order, erpId: order.number });
 /** S/4HANA keeps a return's creation time to the second (CreationDate and CreationTime). */
 const toSecond = (order: ReturnOrderRecord): ReturnOrderRecord => ({ ...order, createdAt: `${order.createdAt.slice(0, 19)}Z` });
+const withoutKeys = ({ number: _number, erpId: _erpId, ...rest }: OrderRecord) => rest;
+const withoutOrderNumber = <T extends { orderNumber: string }>({ orderNumber: _orderNumber, ...rest }: T) => rest;
+const withoutErpId = ({ erpId: _erpId, ...rest }: ErpCustomerRecord) => rest;
 
 describe('S/4HANA Cloud adapter against an S/4HANA-shaped server', () => {
   const { erp: db } = seededDatabases();
@@ -78,6 +88,41 @@ describe('S/4HANA Cloud adapter against an S/4HANA-shaped server', () => {
           appliesToInvoiceNumber: 'INV-700001',
         },
       ],
+    };
+  }
+
+  const salesCustomers = db.prepare('SELECT number, currencyCode FROM customers ORDER BY number LIMIT 10').all() as {
+    number: string;
+    currencyCode: string;
+  }[];
+  const salesItems = column<string>('SELECT number FROM items ORDER BY number LIMIT 12');
+
+  /** An order of two lines, in the customer's currency. */
+  function newSalesOrder(key: string, i: number): NewSalesOrder {
+    const customer = salesCustomers[i]!;
+    return {
+      externalDocumentNumber: key,
+      customerId: customer.number,
+      currency: customer.currencyCode,
+      requestedDeliveryDate: '2026-12-04',
+      lines: [
+        { sku: salesItems[i]!, quantity: 2, unitPrice: '149.90', description: 'Pump, as quoted' },
+        { sku: salesItems[i + 1]!, quantity: 3, unitPrice: '12.35', description: 'Seal kit' },
+      ],
+    };
+  }
+
+  function newCustomer(reference: string, i: number): NewCustomer {
+    return {
+      reference,
+      name: `Onboarded Instruments ${i} B.V.`,
+      email: `billing${i}@onboarded.example`,
+      phone: i % 2 ? null : '+31 20 555 0100',
+      address: { street: `Keizersgracht ${i}`, city: 'Amsterdam', state: null, postalCode: '1015 CJ', country: 'NL' },
+      currency: 'EUR',
+      taxRegistrationNumber: `NL8${String(i).padStart(8, '0')}B01`,
+      paymentTermsCode: 'NET30',
+      taxArea: 'NL',
     };
   }
 
@@ -277,6 +322,140 @@ describe('S/4HANA Cloud adapter against an S/4HANA-shaped server', () => {
     });
   });
 
+  describe('sales orders', () => {
+    it('creates a sales order with its items in one deep insert, as the embedded adapter does, and once per external document number', async () => {
+      const { connector } = connect();
+      const key = 'CSO-NEW-1';
+      const mark = server.requests.length;
+      const viaS4 = await connector.createSalesOrder(newSalesOrder(key, 0));
+      const viaEmbedded = await embedded.createSalesOrder(newSalesOrder(key, 0));
+      // Look up (none), fetch the CSRF token, the deep insert in a changeset.
+      const sent = since(mark);
+      expect(sent.map((r) => [r.method, r.entitySet, r.status])).toEqual([
+        ['GET', 'A_SalesOrder', 200],
+        ['GET', null, 200],
+        ['POST', '$batch', 200],
+      ]);
+      expect(sent[0]!.query.$filter).toBe(`PurchaseOrderByCustomer eq '${key}'`);
+      expect(sent[2]!.operations).toEqual(['POST A_SalesOrder']);
+      expect(sent[2]!.csrfToken).toBeTruthy();
+      expect(withoutKeys(viaS4)).toEqual(withoutKeys(viaEmbedded));
+      expect(viaS4).toMatchObject({ status: 'OPEN', totalIncludingTax: '336.85', customerPurchaseOrder: key });
+      expect(viaS4.erpId).toBe(viaS4.number);
+
+      const lines = await connector.orderLinesByOrderNumbers([viaS4.number]);
+      expect(lines.map(withoutOrderNumber)).toEqual(
+        (await embedded.orderLinesByOrderNumbers([viaEmbedded.number])).map(withoutOrderNumber),
+      );
+      expect(lines.map((l) => [l.sequence, l.sku, l.quantity, l.amount])).toEqual([
+        [10000, salesItems[0], 2, '299.80'],
+        [20000, salesItems[1], 3, '37.05'],
+      ]);
+
+      const again = server.requests.length;
+      expect(await connector.createSalesOrder(newSalesOrder(key, 0))).toEqual(viaS4);
+      expect(since(again).map((r) => r.method)).toEqual(['GET']);
+      expect(server.salesOrders(key)).toHaveLength(1);
+      expect(await connector.salesOrderByExternalDocument(key)).toEqual(viaS4);
+      expect(withoutKeys((await embedded.salesOrderByExternalDocument(key))!)).toEqual(withoutKeys(viaS4));
+      expect(await connector.ordersByNumbers([viaS4.number])).toEqual([viaS4]);
+    });
+
+    it('refuses an external document number that does not fit, and sends nothing for it', async () => {
+      const { connector } = connect();
+      const mark = server.requests.length;
+      await expect(connector.createSalesOrder(newSalesOrder('X'.repeat(36), 2))).rejects.toBeInstanceOf(RangeError);
+      await expect(connector.createSalesOrder(newSalesOrder('  ', 2))).rejects.toBeInstanceOf(RangeError);
+      expect(since(mark)).toHaveLength(0);
+    });
+
+    it('cancels an unshipped order by deleting it under If-Match and the CSRF token, and then finds none to cancel', async () => {
+      const { connector } = connect();
+      const key = 'CSO-CANCEL-1';
+      const created = await connector.createSalesOrder(newSalesOrder(key, 4));
+      const mark = server.requests.length;
+      expect(await connector.cancelSalesOrder(created.number)).toBe('cancelled');
+      const sent = since(mark);
+      expect(sent.map((r) => [r.method, r.entitySet, r.status])).toEqual([
+        ['GET', 'A_SalesOrder', 200],
+        ['DELETE', 'A_SalesOrder', 204],
+      ]);
+      expect(decodeURIComponent(sent[1]!.url)).toContain(`/A_SalesOrder('${created.number}')`);
+      expect(sent[1]!.ifMatch).toMatch(/^W\/"/);
+      expect(sent[1]!.csrfToken).toBeTruthy();
+      expect(server.salesOrders(key)).toHaveLength(0);
+      expect(await connector.ordersByNumbers([created.number])).toEqual([]);
+      expect(await connector.orderLinesByOrderNumbers([created.number])).toEqual([]);
+      expect(await connector.salesOrderByExternalDocument(key)).toBeNull();
+
+      const again = server.requests.length;
+      expect(await connector.cancelSalesOrder(created.number)).toBe('not_found');
+      expect(since(again).map((r) => r.method)).toEqual(['GET']);
+
+      // The embedded adapter answers the same.
+      const local = await embedded.createSalesOrder(newSalesOrder(key, 4));
+      expect(await embedded.cancelSalesOrder(local.number)).toBe('cancelled');
+      expect(await embedded.cancelSalesOrder(local.number)).toBe('not_found');
+      expect(await embedded.salesOrderByExternalDocument(key)).toBeNull();
+    });
+
+    it('answers shipped for an order with a delivered item (partly or fully) and sends no write', async () => {
+      const { connector } = connect();
+      const fullyShipped = column<string>('SELECT number FROM salesOrders WHERE fullyShipped = 1 LIMIT 1')[0]!;
+      for (const number of ['SO-100397', fullyShipped]) {
+        const mark = server.requests.length;
+        expect(await connector.cancelSalesOrder(number)).toBe('shipped');
+        expect(await embedded.cancelSalesOrder(number)).toBe('shipped');
+        expect(since(mark).map((r) => r.method)).toEqual(['GET']);
+        expect(server.salesOrders().some((row) => row.SalesOrder === number)).toBe(true);
+      }
+      expect(await connector.cancelSalesOrder('SO-0')).toBe('not_found');
+      expect(await embedded.cancelSalesOrder('SO-0')).toBe('not_found');
+    });
+  });
+
+  describe('customer onboarding', () => {
+    it('creates a customer as the embedded adapter does, with its reference, and once per reference', async () => {
+      const { connector } = connect();
+      const customer = newCustomer('001ACC-NEW-1', 1);
+      const mark = server.requests.length;
+      const viaS4 = await connector.createCustomer(customer);
+      const viaEmbedded = await embedded.createCustomer(customer);
+      expect(withoutErpId(viaS4)).toEqual(withoutErpId(viaEmbedded));
+      expect(viaS4).toMatchObject({
+        name: customer.name,
+        currency: 'EUR',
+        paymentTerms: viaEmbedded.paymentTerms,
+        taxRegistrationNumber: customer.taxRegistrationNumber,
+        taxArea: 'NL',
+        creditLimit: '0.00',
+        creditHold: false,
+        balanceDue: '0.00',
+      });
+      expect(viaS4.paymentTerms).toBeTruthy();
+      const sent = since(mark);
+      expect(sent.map((r) => [r.method, r.entitySet, r.status])).toEqual([
+        ['GET', 'A_Customer', 200],
+        ['GET', null, 200],
+        ['POST', '$batch', 200],
+      ]);
+      expect(sent[0]!.query.$filter).toBe("YY1_CRMReference_cus eq '001ACC-NEW-1'");
+      expect(sent[2]!.operations).toEqual(['POST A_BusinessPartner']);
+
+      expect(await connector.customerByReference('001ACC-NEW-1')).toEqual(viaS4);
+      expect(await connector.customersByIds([viaS4.id])).toEqual([viaS4]);
+      expect(await connector.customersByNameAndPostalCode(customer.name, '1015 CJ')).toEqual([viaS4]);
+
+      const again = server.requests.length;
+      expect(await connector.createCustomer(customer)).toEqual(viaS4);
+      // Found by its reference (then read), not made again.
+      expect(since(again).every((r) => r.method === 'GET' || r.entitySet === '$batch')).toBe(true);
+      expect(since(again).some((r) => r.operations.some((op) => op.startsWith('POST')))).toBe(false);
+      expect(withoutErpId(await embedded.createCustomer(customer))).toEqual(withoutErpId(viaS4));
+      await expect(connector.createCustomer({ ...customer, reference: ' ' })).rejects.toBeInstanceOf(RangeError);
+    });
+  });
+
   describe('the wire: CSRF, $batch, ETags, request counts', () => {
     it('reads an order with its lines in one request ($expand), and a hundred orders in one $batch', async () => {
       const { connector, telemetry } = connect();
@@ -395,10 +574,57 @@ describe('S/4HANA Cloud adapter against an S/4HANA-shaped server', () => {
       ]);
     });
 
+    it('after a sales order create that committed and timed out, finds the order instead of making a second', async () => {
+      const { connector } = connect({ timeoutMs: 300 });
+      server.faults.commitThenTimeout(1_000);
+      const key = 'CSO-TIMEOUT-1';
+      const mark = server.requests.length;
+      const created = await connector.createSalesOrder(newSalesOrder(key, 3));
+      expect(server.salesOrders(key)).toHaveLength(1);
+      expect(created.number).toBe(server.salesOrders(key)[0]!.SalesOrder);
+      const tries = since(mark).filter((r) => r.url.includes(key) || r.fault === 'commitThenTimeout');
+      expect(tries.map((r) => [r.method, r.fault])).toEqual([
+        ['GET', null],
+        ['POST', 'commitThenTimeout'],
+        ['GET', null],
+      ]);
+      expect(await connector.orderLinesByOrderNumbers([created.number])).toHaveLength(2);
+    });
+
+    it('cancels once when the DELETE commits and its answer never comes in time', async () => {
+      const { connector } = connect({ timeoutMs: 300 });
+      const created = await connector.createSalesOrder(newSalesOrder('CSO-CANCEL-CTT', 5));
+      server.faults.commitThenTimeout(1_000);
+      const mark = server.requests.length;
+      expect(await connector.cancelSalesOrder(created.number)).toBe('cancelled');
+      expect(since(mark).map((r) => [r.method, r.fault])).toEqual([
+        ['GET', null],
+        ['DELETE', 'commitThenTimeout'],
+        ['GET', null],
+      ]);
+      expect(server.salesOrders('CSO-CANCEL-CTT')).toHaveLength(0);
+    });
+
+    it('after a customer create that committed and timed out, finds the customer by its reference', async () => {
+      const { connector } = connect({ timeoutMs: 300 });
+      server.faults.commitThenTimeout(1_000);
+      const mark = server.requests.length;
+      const created = await connector.createCustomer(newCustomer('001ACC-TIMEOUT-1', 7));
+      const holders = since(mark).filter((r) => r.url.includes('001ACC-TIMEOUT-1') || r.fault === 'commitThenTimeout');
+      expect(holders.map((r) => [r.method, r.fault])).toEqual([
+        ['GET', null],
+        ['POST', 'commitThenTimeout'],
+        ['GET', null],
+      ]);
+      expect(created).toMatchObject({ name: 'Onboarded Instruments 7 B.V.', taxArea: 'NL' });
+      expect(await connector.customerByReference('001ACC-TIMEOUT-1')).toEqual(created);
+    });
+
     it('rejects what S/4HANA does not serve with a ConnectorError', async () => {
       const { connector } = connect();
       await expect(connector.billingSchedulesByCustomerIds(['C10001'])).rejects.toBeInstanceOf(ConnectorError);
       await expect(connector.changedRecordsAfter('order', AS_OF)).rejects.toThrow(/not supported/);
+      await expect(connector.applyBillingChange({} as never)).rejects.toThrow(/not supported/);
     });
   });
 });

@@ -52,7 +52,10 @@ export interface FaultSwitches {
   failNext(count: number, fault: Fault): void;
   /** Forgets every CSRF token, as when the session expired. */
   expireCsrf(): void;
-  /** The next changeset is committed and its answer sent after `answerAfterMs` (longer than the adapter waits). */
+  /**
+   * The next changeset (or DELETE) is committed and its answer sent after `answerAfterMs` (longer
+   * than the adapter waits).
+   */
   commitThenTimeout(answerAfterMs: number): void;
   clear(): void;
 }
@@ -66,6 +69,8 @@ export interface S4HanaServer {
   companyCurrency: string;
   requests: RequestLogEntry[];
   faults: FaultSwitches;
+  /** The sales orders held, all or those with one external document number (PurchaseOrderByCustomer). */
+  salesOrders(externalDocumentNumber?: string): readonly Row[];
   /** The customer returns held, all or those with one external document number. */
   customerReturns(externalDocumentNumber?: string): readonly Row[];
   customer(number: string): Row | undefined;
@@ -480,6 +485,12 @@ export async function startS4HanaServer(options: S4HanaServerOptions): Promise<S
   const clientId = options.clientId ?? 'concord-comm-user';
   const clientSecret = options.clientSecret ?? `secret-${randomUUID()}`;
   const store = loadS4HanaData(options.erp, companyCurrency);
+  const termNames = new Map(
+    (options.erp.prepare('SELECT code, displayName FROM paymentTerms').all() as { code: string; displayName: string }[]).map((row) => [
+      row.code,
+      row.displayName,
+    ]),
+  );
   const tokens = new Set<string>();
   /** CSRF tokens by session cookie value. */
   const sessions = new Map<string, string>();
@@ -636,7 +647,15 @@ export async function startS4HanaServer(options: S4HanaServerOptions): Promise<S
         text,
         entry.ifMatch,
       );
-      return answer(json(result.status, result.body, { ...headers, ...(result.etag ? { etag: result.etag } : {}) }));
+      const value = json(result.status, result.body, { ...headers, ...(result.etag ? { etag: result.etag } : {}) });
+      if (method === 'DELETE' && result.status < 300 && holdMs !== null) {
+        const after = holdMs;
+        holdMs = null;
+        entry.fault = 'commitThenTimeout';
+        setTimeout(() => answer(value), after);
+        return;
+      }
+      return answer(value);
     } catch (error) {
       if (error instanceof ODataError) return answer(errorAnswer(error));
       throw error;
@@ -701,9 +720,26 @@ export async function startS4HanaServer(options: S4HanaServerOptions): Promise<S
         for (const [field, value] of Object.entries(changes)) if (field in row && !field.startsWith('to_')) row[field] = value;
         return { status: 204, body: null };
       }
+      if (method === 'DELETE' && set === 'A_SalesOrder') {
+        if (!ifMatch) throw new ODataError(428, '/IWBEP/CM_MGW_RT/025', 'Precondition required: send If-Match');
+        if (ifMatch !== '*' && ifMatch !== etagOf(row))
+          throw new ODataError(412, '/IWBEP/CM_MGW_RT/024', 'Precondition failed: the entity was changed');
+        if (row.OverallDeliveryStatus !== 'A') throw new ODataError(400, 'V1/049', `Sales order ${key} has been delivered`);
+        store.set(
+          SETS.orders,
+          rows.filter((candidate) => candidate !== row),
+        );
+        store.set(
+          SETS.orderItems,
+          store.get(SETS.orderItems)!.filter((item) => item.SalesOrder !== key),
+        );
+        return { status: 204, body: null };
+      }
       throw new ODataError(405, '/IWBEP/CM_MGW_RT/006', `${method} is not allowed on ${set}`);
     }
     if (method === 'POST' && set === 'A_CustomerReturn') return createReturn(JSON.parse(text) as Row, shape);
+    if (method === 'POST' && set === 'A_SalesOrder') return createOrder(JSON.parse(text) as Row, shape);
+    if (method === 'POST' && set === 'A_BusinessPartner') return createPartner(JSON.parse(text) as Row, shape);
     if (method !== 'GET') throw new ODataError(405, '/IWBEP/CM_MGW_RT/006', `${method} is not allowed on ${set}`);
 
     let list = query.$filter ? rows.filter((row) => matches(parseFilter(query.$filter!), row)) : [...rows];
@@ -762,6 +798,113 @@ export async function startS4HanaServer(options: S4HanaServerOptions): Promise<S
     returns.push(row);
     store.get(SETS.returnItems)!.push(...lines);
     return { status: 201, body: { d: shape(row, ['to_Item']) } };
+  }
+
+  const results = (value: unknown): Row[] => (value as { results?: Row[] } | undefined)?.results ?? [];
+
+  function createOrder(body: Row, shape: (row: Row, expand: string[]) => Row): { status: number; body: unknown } {
+    const orders = store.get(SETS.orders)!;
+    const customer = store.get(SETS.customers)!.find((row) => row.Customer === body.SoldToParty);
+    if (!customer) throw new ODataError(400, 'V1/312', `Sold-to party ${String(body.SoldToParty)} is not defined`);
+    const items = results(body.to_Item);
+    if (!items.length) throw new ODataError(400, 'V1/555', 'A sales order needs at least one item');
+    // The next number of the series, never one reused (as the embedded ERP numbers them).
+    const used = orders.map((row) => String(row.SalesOrder)).filter((number) => /^SO-2\d{5}$/.test(number));
+    const number = `SO-${Math.max(200000, ...used.map((n) => Number(n.slice(3)))) + 1}`;
+    const currency = String(body.TransactionCurrency ?? companyCurrency);
+    let total = 0;
+    const lines = items.map((item) => {
+      const amount = Math.round(Number(item.NetPriceAmount ?? 0) * 100) * Number(item.RequestedQuantity ?? 0);
+      total += amount;
+      return {
+        SalesOrder: number,
+        SalesOrderItem: String(item.SalesOrderItem),
+        Material: item.Material ?? '',
+        SalesOrderItemText: item.SalesOrderItemText ?? '',
+        RequestedQuantity: qty(item.RequestedQuantity),
+        NetPriceAmount: dec(item.NetPriceAmount),
+        NetAmount: dec(amount / 100),
+        TransactionCurrency: currency,
+        to_ScheduleLine: [
+          {
+            SalesOrder: number,
+            SalesOrderItem: String(item.SalesOrderItem),
+            ScheduleLine: '1',
+            ConfirmedDeliveryDate: null,
+            DeliveredQtyInOrderQtyUnit: qty(0),
+          },
+        ],
+      } as Row;
+    });
+    const row: Row = {
+      SalesOrder: number,
+      SalesOrderType: body.SalesOrderType ?? 'OR',
+      SalesOrderDate: d(new Date().toISOString()),
+      SoldToParty: body.SoldToParty,
+      PurchaseOrderByCustomer: body.PurchaseOrderByCustomer ?? '',
+      RequestedDeliveryDate: body.RequestedDeliveryDate ?? null,
+      TransactionCurrency: currency,
+      TotalNetAmount: dec(total / 100),
+      YY1_TotalGrossAmount_SDH: dec(total / 100),
+      OverallDeliveryStatus: 'A',
+      YY1_ReleaseStatus_SDH: body.YY1_ReleaseStatus_SDH ?? 'Open',
+      to_Item: lines,
+    };
+    orders.push(row);
+    store.get(SETS.orderItems)!.push(...lines);
+    return { status: 201, body: { d: shape(row, ['to_Item', 'to_Item/to_ScheduleLine']) } };
+  }
+
+  function createPartner(body: Row, shape: (row: Row, expand: string[]) => Row): { status: number; body: unknown } {
+    const partners = store.get(SETS.partners)!;
+    const given = body.to_Customer as Row | undefined;
+    if (!given || !body.OrganizationBPName1) throw new ODataError(400, 'R11/401', 'A name and the customer role are required');
+    const used = partners.map((row) => String(row.BusinessPartner)).filter((number) => /^C\d+$/.test(number));
+    const number = `C${Math.max(10000, ...used.map((n) => Number(n.slice(1)))) + 1}`;
+    const area = results(given.to_CustomerSalesArea)[0] ?? {};
+    const address = results(body.to_BusinessPartnerAddress)[0] ?? {};
+    const customer: Row = {
+      Customer: number,
+      CustomerName: given.CustomerName ?? body.OrganizationBPName1,
+      VATRegistration: given.VATRegistration ?? '',
+      OrderIsBlockedForCustomer: '',
+      DeliveryIsBlocked: '',
+      BillingIsBlockedForCustomer: '',
+      YY1_CreditLimit_cus: dec(0),
+      YY1_BalanceDue_cus: dec(0),
+      YY1_TaxArea_cus: given.YY1_TaxArea_cus ?? '',
+      YY1_PaymentTermsName_cus: termNames.get(String(area.CustomerPaymentTerms ?? '')) ?? '',
+      YY1_CRMReference_cus: given.YY1_CRMReference_cus ?? '',
+      to_CustomerSalesArea: [
+        {
+          Customer: number,
+          SalesOrganization: area.SalesOrganization ?? '1710',
+          DistributionChannel: area.DistributionChannel ?? '10',
+          Division: area.Division ?? '00',
+          Currency: area.Currency ?? companyCurrency,
+          CustomerPaymentTerms: area.CustomerPaymentTerms ?? '',
+        },
+      ],
+    };
+    const partner: Row = {
+      BusinessPartner: number,
+      BusinessPartnerUUID: randomUUID(),
+      BusinessPartnerCategory: body.BusinessPartnerCategory ?? '2',
+      BusinessPartnerFullName: body.OrganizationBPName1,
+      to_Customer: customer,
+    };
+    store.get(SETS.customers)!.push(customer);
+    store.get(SETS.addresses)!.push({
+      BusinessPartner: number,
+      AddressID: '1',
+      StreetName: address.StreetName ?? '',
+      CityName: address.CityName ?? '',
+      Region: address.Region ?? '',
+      Country: address.Country ?? '',
+      PostalCode: address.PostalCode ?? '',
+    });
+    partners.push(partner);
+    return { status: 201, body: { d: shape(partner, ['to_Customer', 'to_Customer/to_CustomerSalesArea']) } };
   }
 
   /** A `$batch`: GETs answered one by one, each changeset all or nothing. */
@@ -860,6 +1003,10 @@ export async function startS4HanaServer(options: S4HanaServerOptions): Promise<S
     companyCurrency,
     requests,
     faults,
+    salesOrders: (externalDocumentNumber) =>
+      store
+        .get(SETS.orders)!
+        .filter((row) => externalDocumentNumber === undefined || row.PurchaseOrderByCustomer === externalDocumentNumber),
     customerReturns: (externalDocumentNumber) =>
       store
         .get(SETS.returns)!

@@ -12,6 +12,8 @@ import type {
   ErpCustomerRecord,
   ErpInvoiceStatus,
   InvoiceListQuery,
+  NewCustomer,
+  NewSalesOrder,
   InvoiceRecord,
   NewReturnOrder,
   OrderLineRecord,
@@ -42,14 +44,17 @@ import { COVERAGE, ORDER_STATUSES } from './vocabulary.ts';
  * business object (YY1_SERIALNUMBER, served as the OData V2 service YY1_SERIALNUMBER_CDS) for
  * serial numbers and their warranty. Each custom field is named where it is read below.
  *
- * Writes (a return order, a customer's order block) carry a CSRF token fetched with
- * `X-CSRF-Token: Fetch` and every cookie of that answer; a 403 `X-CSRF-Token: Required` fetches a
- * new one once. Updates send the entity's ETag in `If-Match`. Grouped reads and the return
- * order's deep insert travel in multipart `$batch` requests; each inner answer is read, as the
- * outer status says nothing of them.
+ * Writes (a sales order, its cancellation, a customer, a return order, a customer's order block)
+ * carry a CSRF token fetched with `X-CSRF-Token: Fetch` and every cookie of that answer; a 403
+ * `X-CSRF-Token: Required` fetches a new one once. Updates and deletions send the entity's ETag in `If-Match`. Grouped reads and the
+ * deep inserts (a sales order with to_Item, a business partner with to_Customer and its address,
+ * a customer return with to_Item) travel in multipart `$batch` requests; each inner answer is
+ * read, as the outer status says nothing of them. A sales order is cancelled by deleting it
+ * (`DELETE A_SalesOrder('…')`), as the embedded ERP and Business Central do, once no item has
+ * been delivered.
  *
- * Billing schedules, subscription billing changes, customer onboarding, sales-order creation and
- * cancellation and the change feed are not served: they reject with a ConnectorError.
+ * Billing schedules, subscription billing changes and the change feed are not served: they
+ * reject with a ConnectorError.
  * Stock on hand comes from API_MATERIAL_STOCK_SRV (unrestricted-use stock).
  */
 export interface S4HanaOptions {
@@ -613,6 +618,85 @@ interface BatchPart {
 /** One operation of a `$batch`: a GET outside any changeset, or a changeset of writes. */
 type BatchOperation = { method: 'GET'; url: string } | { changeset: { method: 'POST' | 'PATCH'; url: string; body: unknown }[] };
 
+/** The longest external document number PurchaseOrderByCustomer (BSTKD) holds. */
+const EXTERNAL_DOCUMENT_LENGTH = 35;
+/** Reads of an order to cancel: a changed ETag (412) reads it again, up to this many times. */
+const MAX_CANCEL_READS = 3;
+
+/** An Edm.DateTime value (`/Date(ms)/`) of an ISO date; null for null. */
+const v2DateValue = (date: string | null) => (date ? `/Date(${Date.parse(`${date.slice(0, 10)}T00:00:00Z`)})/` : null);
+
+/** The deep insert of a sales order with its items. Items are numbered as the embedded ERP numbers lines. */
+function toSalesOrderBody(order: NewSalesOrder): Record<string, unknown> {
+  return {
+    SalesOrderType: 'OR',
+    SoldToParty: order.customerId,
+    PurchaseOrderByCustomer: order.externalDocumentNumber,
+    TransactionCurrency: order.currency,
+    RequestedDeliveryDate: v2DateValue(order.requestedDeliveryDate),
+    YY1_ReleaseStatus_SDH: 'Open',
+    to_Item: {
+      results: order.lines.map((line, i) => ({
+        SalesOrderItem: String((i + 1) * 10000),
+        Material: line.sku,
+        SalesOrderItemText: line.description ?? '',
+        RequestedQuantity: String(line.quantity),
+        NetPriceAmount: line.unitPrice,
+      })),
+    },
+  };
+}
+
+/** Whether any item of an order has been delivered, in part or in full. */
+const hasShipped = (row: S4SalesOrder) =>
+  (row.OverallDeliveryStatus !== '' && row.OverallDeliveryStatus !== 'A') ||
+  (row.to_Item?.results ?? []).some((item) =>
+    (item.to_ScheduleLine?.results ?? []).some((line) => quantity(line.DeliveredQtyInOrderQtyUnit) > 0),
+  );
+
+/**
+ * The deep insert of a business partner (an organization) in the customer role, with its address
+ * and its customer data for the sales area; the CRM reference is the custom field it is found by.
+ */
+function toBusinessPartnerBody(customer: NewCustomer): Record<string, unknown> {
+  const a = customer.address;
+  return {
+    BusinessPartnerCategory: '2',
+    OrganizationBPName1: customer.name,
+    to_BusinessPartnerRole: { results: [{ BusinessPartnerRole: 'FLCU01' }] },
+    to_BusinessPartnerAddress: {
+      results: [
+        {
+          StreetName: a.street,
+          CityName: a.city,
+          Region: a.state ?? '',
+          PostalCode: a.postalCode,
+          Country: a.country,
+          to_EmailAddress: { results: [{ EmailAddress: customer.email }] },
+          to_PhoneNumber: { results: customer.phone ? [{ PhoneNumber: customer.phone }] : [] },
+        },
+      ],
+    },
+    to_Customer: {
+      CustomerName: customer.name,
+      VATRegistration: customer.taxRegistrationNumber,
+      YY1_CRMReference_cus: customer.reference,
+      YY1_TaxArea_cus: customer.taxArea,
+      to_CustomerSalesArea: {
+        results: [
+          {
+            SalesOrganization: '1710',
+            DistributionChannel: '10',
+            Division: '00',
+            Currency: customer.currency,
+            CustomerPaymentTerms: customer.paymentTermsCode,
+          },
+        ],
+      },
+    },
+  };
+}
+
 function batchBody(boundary: string, operations: readonly BatchOperation[]): string {
   const lines: string[] = [];
   for (const operation of operations) {
@@ -755,7 +839,7 @@ export function createS4HanaConnector(options: S4HanaOptions): ErpConnector {
 
   /** A POST/PATCH with the CSRF token and its cookies; a 403 `X-CSRF-Token: Required` fetches a new token once. */
   async function write(
-    request: { method: 'POST' | 'PATCH'; url: string; headers?: Record<string, string>; body?: unknown; raw?: string },
+    request: { method: 'POST' | 'PATCH' | 'DELETE'; url: string; headers?: Record<string, string>; body?: unknown; raw?: string },
     signal: AbortSignal,
   ): Promise<VendorAnswer> {
     const attempt = async (csrf: { token: string; cookie: string }) =>
@@ -892,6 +976,29 @@ export function createS4HanaConnector(options: S4HanaOptions): ErpConnector {
     const url = urlOf(READS.returns, { filter: byField('PurchaseOrderByCustomer')(externalDocumentNumber), top: 1 });
     const list = await counted('returnOrderByExternalDocument', {}, () => getList<S4CustomerReturn>(url, signal));
     return list.results.find((row) => row.PurchaseOrderByCustomer === externalDocumentNumber) ?? null;
+  }
+
+  async function findSalesOrder(field: 'PurchaseOrderByCustomer' | 'SalesOrder', key: string, signal: AbortSignal) {
+    const read = field === 'SalesOrder' ? READS.orderLines : READS.orders;
+    const url = urlOf(read, { filter: byField(field)(key), top: 1 });
+    const list = await counted(field === 'SalesOrder' ? 'cancelSalesOrder' : 'salesOrderByExternalDocument', {}, () =>
+      getList<S4SalesOrder & Metadata>(url, signal),
+    );
+    return list.results.find((row) => row[field] === key) ?? null;
+  }
+
+  async function findReference(reference: string, signal: AbortSignal): Promise<string | null> {
+    const url = urlOf(READS.customerKeys, { filter: byField('YY1_CRMReference_cus')(reference) });
+    const list = await counted('customerByReference', {}, () => getList<{ Customer: string; YY1_CRMReference_cus: string }>(url, signal));
+    return list.results.find((row) => row.YY1_CRMReference_cus === reference)?.Customer ?? null;
+  }
+
+  /** The created entity of a one-operation changeset's answer. */
+  function createdOf<T>(parts: (BatchPart | BatchPart[])[], what: string): T {
+    const answer = (parts[0] as BatchPart[])[0]!;
+    const d = isObject(answer.body) && isObject(answer.body.d) ? answer.body.d : null;
+    if (!d) throw new S4HanaError(`the created ${what} was not answered`, null, { retryable: false });
+    return d as unknown as T;
   }
 
   async function customersByIds(operation: string, ids: readonly string[]): Promise<ErpCustomerRecord[]> {
@@ -1146,13 +1253,88 @@ export function createS4HanaConnector(options: S4HanaOptions): ErpConnector {
       }
       return onHand;
     },
+    async createCustomer(customer) {
+      // The unit retried is "look the reference up, create only when it is not there". The
+      // reference is in the same deep insert as the business partner, so a create that committed
+      // and then timed out is found by the retry, never made twice.
+      const { reference } = customer;
+      if (!reference.trim()) throw new RangeError('A customer reference must not be blank.');
+      const operation = 'createCustomer';
+      const created = await resilience.call(operation, { idempotent: true }, async (signal): Promise<ErpCustomerRecord | string> => {
+        const existing = await findReference(reference, signal);
+        if (existing) return existing;
+        const parts = await counted(operation, {}, () =>
+          sendBatch(
+            'API_BUSINESS_PARTNER',
+            [{ changeset: [{ method: 'POST', url: READS.customers.set, body: toBusinessPartnerBody(customer) }] }],
+            signal,
+          ),
+        );
+        const row = toCustomer(createdOf<S4BusinessPartner>(parts, 'business partner'));
+        if (!row) throw new S4HanaError('the created business partner has no customer', null, { retryable: false });
+        return row;
+      });
+      if (typeof created !== 'string') return created;
+      const found = (await customersByIds(operation, [created]))[0];
+      if (!found) throw new S4HanaError(`customer ${created} holds the reference but cannot be read`, null, { retryable: true });
+      return found;
+    },
+    async createSalesOrder(order) {
+      // As with return orders, the unit retried is "look the external document number up, create
+      // only when it is not there": a create that committed and then timed out is found by the
+      // retry instead of being made again. The order and its items are one deep insert.
+      const key = order.externalDocumentNumber;
+      if (!key.trim() || key.length > EXTERNAL_DOCUMENT_LENGTH) {
+        throw new RangeError(
+          `An external document number must be 1 to ${EXTERNAL_DOCUMENT_LENGTH} characters (got ${JSON.stringify(key)}).`,
+        );
+      }
+      const created = await resilience.call('createSalesOrder', { idempotent: true }, async (signal) => {
+        const existing = await findSalesOrder('PurchaseOrderByCustomer', key, signal);
+        if (existing) return existing;
+        const parts = await counted('createSalesOrder', { lines: order.lines.length }, () =>
+          sendBatch(
+            'API_SALES_ORDER_SRV',
+            [{ changeset: [{ method: 'POST', url: READS.orders.set, body: toSalesOrderBody(order) }] }],
+            signal,
+          ),
+        );
+        return createdOf<S4SalesOrder>(parts, 'sales order');
+      });
+      return toOrder(created);
+    },
+    async cancelSalesOrder(number) {
+      if (!number) return 'not_found';
+      // An order a DELETE was sent for without a definite answer: when the retry finds no such
+      // order, that DELETE is what removed it.
+      let unanswered = false;
+      return resilience.call('cancelSalesOrder', { idempotent: true }, async (signal) => {
+        for (let read = 1; ; read += 1) {
+          const order = await findSalesOrder('SalesOrder', number, signal);
+          if (!order) return unanswered ? 'cancelled' : 'not_found';
+          // Checked before deleting: a delivered item makes it too late.
+          if (hasShipped(order)) return 'shipped';
+          unanswered = true;
+          const url = `${root('API_SALES_ORDER_SRV')}/A_SalesOrder(${encodeOption(stringLiteral(number))})`;
+          const answer = await counted('cancelSalesOrder', {}, () =>
+            write({ method: 'DELETE', url, headers: { 'if-match': order.__metadata?.etag ?? '*' } }, signal),
+          );
+          if (answer.status < 300) return 'cancelled';
+          const error = httpError(answer.status, answer.header, answer.body);
+          if (error.details.retryable) throw error;
+          // Answered and refused: this DELETE removed nothing.
+          unanswered = false;
+          if (answer.status === 404) return 'not_found';
+          // Changed since it was read: read it again and decide on what it is now.
+          if (answer.status === 412 && read < MAX_CANCEL_READS) continue;
+          throw error;
+        }
+      });
+    },
     // Not served by this adapter: no released S/4HANA API (or no extension of this deployment) covers them.
-    createCustomer: unsupported('createCustomer'),
     billingSchedulesBySubscriptionIds: unsupported('billingSchedulesBySubscriptionIds'),
     billingSchedulesByCustomerIds: unsupported('billingSchedulesByCustomerIds'),
     applyBillingChange: unsupported('applyBillingChange'),
-    createSalesOrder: unsupported('createSalesOrder'),
-    cancelSalesOrder: unsupported('cancelSalesOrder'),
     changedRecordsByErpIds: unsupported('changedRecordsByErpIds'),
     changedRecordsAfter: unsupported('changedRecordsAfter'),
     async ping() {

@@ -34,6 +34,7 @@ import type {
   ShipmentRecord,
   WarrantyCoverage,
 } from './types.ts';
+import { byField, encodeOption, isObject, stringLiteral } from './odata.ts';
 import { BC_INVOICE_STATUSES, INVOICE_STATUSES, ORDER_STATUSES, RETURN_STATUSES, toAsset, type BcSerialNumber } from './vocabulary.ts';
 
 /**
@@ -794,7 +795,6 @@ function firstWithDocument(rows: readonly BcSalesOrder[], key: string): BcSalesO
 }
 
 // Filters in the mapping's terms.
-const byField = (field: string) => (key: string) => `${field} eq ${stringLiteral(key)}`;
 const KEYS = {
   customerNumber: byField('number'),
   itemNumber: byField('number'),
@@ -843,9 +843,6 @@ function invoiceConditions(query: InvoiceListQuery): string | null {
 // ---------------------------------------------------------------------------------------------
 
 /** An OData string literal: single quotes, a quote inside doubled. */
-function stringLiteral(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`;
-}
 
 /** An OData date-time literal (unquoted, UTC); anything that is not a time is refused rather than sent. */
 function dateTimeLiteral(value: string): string {
@@ -879,14 +876,6 @@ interface ListParams {
   filter?: string | null;
   orderby?: string;
   top?: number;
-}
-
-/**
- * Percent-encodes a query option's value exactly as it goes on the wire: fetch's URL parser
- * encodes the quote that encodeURIComponent leaves alone, and URL lengths are measured here.
- */
-function encodeOption(value: string): string {
-  return encodeURIComponent(value).replace(/'/g, '%27');
 }
 
 /** `companies({id})/{set}?$select…`, relative to an API's service root (as `$batch` operations want it). */
@@ -946,10 +935,6 @@ interface BatchOperation {
   method: 'GET';
   url: string;
   headers: Record<string, string>;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The `{"error":{"code","message"}}` of a failed answer, as far as it is there. */

@@ -28,6 +28,7 @@ import type {
   ShipmentLineRecord,
   ShipmentRecord,
 } from './types.ts';
+import { byField, encodeOption, isObject, stringLiteral } from './odata.ts';
 import { COVERAGE, ORDER_STATUSES } from './vocabulary.ts';
 
 /**
@@ -543,10 +544,6 @@ function toReturnBody(order: NewReturnOrder): Record<string, unknown> {
 // OData V2 query text, errors, `$batch`.
 // ---------------------------------------------------------------------------------------------
 
-const stringLiteral = (value: string) => `'${value.replace(/'/g, "''")}'`;
-const byField = (field: string) => (key: string) => `${field} eq ${stringLiteral(key)}`;
-const encodeOption = (value: string) => encodeURIComponent(value).replace(/'/g, '%27');
-
 interface ListParams {
   filter?: string | null;
   orderby?: string;
@@ -562,10 +559,6 @@ function relativeUrl(read: Read, params: ListParams): string {
   if (params.orderby) query.push(`$orderby=${encodeOption(params.orderby)}`);
   if (params.top !== undefined) query.push(`$top=${params.top}`);
   return `${read.set}${query.length ? `?${query.join('&')}` : ''}`;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The `{"error":{"code","message":{"lang","value"}}}` of a failed answer. */

@@ -257,6 +257,33 @@ describe('Business Central adapter against a Business Central-shaped server', ()
       expect(lines(await bc().orderLinesByOrderNumbers(some))).toEqual(lines(await embedded.orderLinesByOrderNumbers(some)));
     });
 
+    it('order graphs: orders with their lines, products, shipments and invoices, each order and its lines one read', async () => {
+      const numbers = [...column<string>('SELECT DISTINCT orderNumber FROM salesInvoices WHERE orderNumber IS NOT NULL LIMIT 20'), 'SO-0'];
+      const parts = { lines: true, products: true, shipments: true, invoices: true };
+      const mark = server.requests.length;
+      const graph = await bc().orderGraphsByNumbers(numbers, parts);
+      const sets = requestsSince(mark).map((r) => r.entitySet);
+      expect(sets.filter((set) => set === 'salesOrders')).toHaveLength(1);
+      const expected = await embedded.orderGraphsByNumbers(numbers, parts);
+      const byNumber = sortBy<{ number: string }>((o) => o.number);
+      const lines = sortBy<{ orderNumber: string; sequence: number }>(
+        (l) => l.orderNumber,
+        (l) => l.sequence,
+      );
+      expect(byNumber(graph.orders)).toEqual(byNumber(expected.orders));
+      expect(lines(graph.lines)).toEqual(lines(expected.lines));
+      expect(sortBy<{ sku: string }>((p) => p.sku)(graph.products)).toEqual(sortBy<{ sku: string }>((p) => p.sku)(expected.products));
+      expect(sortBy<{ id: string }>((s) => s.id)(graph.shipments)).toEqual(sortBy<{ id: string }>((s) => s.id)(expected.shipments));
+      expect(byNumber(graph.invoices)).toEqual(byNumber(expected.invoices));
+      expect(graph.invoices.length).toBeGreaterThan(0);
+      // Parts not asked for are not read.
+      const before = server.requests.length;
+      const plain = await bc().orderGraphsByNumbers(numbers, { lines: false, products: false, shipments: false, invoices: false });
+      expect(plain.lines).toEqual([]);
+      expect(byNumber(plain.orders)).toEqual(byNumber(expected.orders));
+      expect(new Set(requestsSince(before).map((r) => r.entitySet))).toEqual(new Set(['salesOrders']));
+    });
+
     it('the most recent orders of each customer (limits below and above a page)', async () => {
       const customers = column<string>('SELECT number FROM customers');
       const byNumber = sortBy<{ number: string }>((o) => o.number);

@@ -172,6 +172,28 @@ describe('S/4HANA Cloud adapter against an S/4HANA-shaped server', () => {
       expect(await s4().availableQuantities(skus)).toEqual(await embedded.availableQuantities(skus));
     });
 
+    it('order graphs: orders with their items, products, deliveries and billing documents, each order and its items one read', async () => {
+      const numbers = [...column<string>('SELECT DISTINCT orderNumber FROM salesInvoices WHERE orderNumber IS NOT NULL LIMIT 20'), 'SO-0'];
+      const parts = { lines: true, products: true, shipments: true, invoices: true };
+      const mark = server.requests.length;
+      const graph = await s4().orderGraphsByNumbers(numbers, parts);
+      expect(since(mark).filter((r) => r.entitySet === 'A_SalesOrder')).toHaveLength(1);
+      const expected = await embedded.orderGraphsByNumbers(numbers, parts);
+      const byNumber = sortBy<{ number: string }>((o) => o.number);
+      const lines = sortBy<{ orderNumber: string; sequence: number }>(
+        (l) => l.orderNumber,
+        (l) => l.sequence,
+      );
+      expect(byNumber(graph.orders)).toEqual(byNumber(expected.orders.map(withOrderId)));
+      expect(lines(graph.lines)).toEqual(lines(expected.lines));
+      const bySku = sortBy<{ sku: string }>((p) => p.sku);
+      expect(bySku(graph.products)).toEqual(bySku(expected.products));
+      const byId = sortBy<{ id: string }>((s) => s.id);
+      expect(byId(graph.shipments)).toEqual(byId(expected.shipments));
+      expect(byNumber(graph.invoices)).toEqual(byNumber(expected.invoices));
+      expect(graph.invoices.length).toBeGreaterThan(0);
+    });
+
     it('customers by tax number, by name and postal code, and by CRM reference', async () => {
       const byId = sortBy<{ id: string }>((c) => c.id);
       const rows = db

@@ -36,6 +36,7 @@ import type {
 } from './types.ts';
 import { byField, encodeOption, isObject, stringLiteral } from './odata.ts';
 import { BC_INVOICE_STATUSES, INVOICE_STATUSES, ORDER_STATUSES, RETURN_STATUSES, toAsset, type BcSerialNumber } from './vocabulary.ts';
+import { composeAssetGraph, composeOrderGraph } from './graphs.ts';
 
 /**
  * The ERP adapter over Microsoft Dynamics 365 Business Central, through its REST API v2.0
@@ -175,6 +176,36 @@ const READS = {
     api: 'standard',
     set: 'salesOrders',
     select: ['number', 'currencyCode'],
+    expand: {
+      navigation: 'salesOrderLines',
+      select: [
+        'sequence',
+        'lineObjectNumber',
+        'description',
+        'quantity',
+        'shippedQuantity',
+        'unitPrice',
+        'amountExcludingTax',
+        'shipmentDate',
+      ],
+    },
+  },
+  /** An order and its lines in one read: the order's fields with the lines' (for an order graph). */
+  ordersWithLines: {
+    api: 'standard',
+    set: 'salesOrders',
+    select: [
+      'id',
+      'number',
+      'orderDate',
+      'status',
+      'fullyShipped',
+      'customerNumber',
+      'externalDocumentNumber',
+      'requestedDeliveryDate',
+      'currencyCode',
+      'totalAmountIncludingTax',
+    ],
     expand: {
       navigation: 'salesOrderLines',
       select: [
@@ -1482,6 +1513,22 @@ export function createBusinessCentralConnector(options: BusinessCentralOptions):
     async orderLinesByOrderNumbers(numbers) {
       const orders = await readByKeys<BcSalesOrderLines>('orderLinesByOrderNumbers', READS.orderLines, KEYS.orderNumber, numbers);
       return orders.flatMap(toOrderLines);
+    },
+    // The order and its lines are one read (salesOrders with salesOrderLines expanded); its
+    // shipments and invoices are read beside it, the products once the lines name them.
+    orderGraphsByNumbers(numbers, parts) {
+      return composeOrderGraph(this, numbers, parts, async (numbers) => {
+        const rows = await readByKeys<BcSalesOrder & BcSalesOrderLines>(
+          'orderGraphsByNumbers',
+          READS.ordersWithLines,
+          KEYS.orderNumber,
+          numbers,
+        );
+        return { orders: rows.map(toOrder), lines: rows.flatMap(toOrderLines) };
+      });
+    },
+    assetGraphsBySerialNumbers(serialNumbers, parts) {
+      return composeAssetGraph(this, serialNumbers, parts);
     },
     async shipmentsByIds(ids) {
       return (await readByKeys<BcShipment>('shipmentsByIds', READS.shipments, KEYS.shipmentNumber, ids)).map(toShipment);

@@ -30,6 +30,7 @@ import type {
 } from './types.ts';
 import { byField, encodeOption, isObject, stringLiteral } from './odata.ts';
 import { COVERAGE, ORDER_STATUSES } from './vocabulary.ts';
+import { composeAssetGraph, composeOrderGraph } from './graphs.ts';
 
 /**
  * The ERP adapter over SAP S/4HANA Cloud, through its released OData V2 APIs under
@@ -1025,6 +1026,17 @@ export function createS4HanaConnector(options: S4HanaOptions): ErpConnector {
       return (await readByKeys<S4SalesOrder>('orderLinesByOrderNumbers', READS.orderLines, byField('SalesOrder'), numbers)).flatMap(
         toOrderLines,
       );
+    },
+    // The order and its items are one read (A_SalesOrder with to_Item expanded); its deliveries
+    // and billing documents are read beside it, the products once the items name them.
+    orderGraphsByNumbers(numbers, parts) {
+      return composeOrderGraph(this, numbers, parts, async (numbers) => {
+        const rows = await readByKeys<S4SalesOrder>('orderGraphsByNumbers', READS.orderLines, byField('SalesOrder'), numbers);
+        return { orders: rows.map(toOrder), lines: rows.flatMap(toOrderLines) };
+      });
+    },
+    assetGraphsBySerialNumbers(serialNumbers, parts) {
+      return composeAssetGraph(this, serialNumbers, parts);
     },
     async shipmentsByIds(ids) {
       return (await deliveries('shipmentsByIds', ids)).map(toShipment);

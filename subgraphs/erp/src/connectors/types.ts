@@ -11,6 +11,15 @@ export interface ErpConnector {
   /** The `limit` most recent orders of each customer. */
   ordersByCustomerIds(customerIds: readonly string[], limit: number): Promise<OrderRecord[]>;
   orderLinesByOrderNumbers(numbers: readonly string[]): Promise<OrderLineRecord[]>;
+  /**
+   * Orders with the parts asked for (their lines, the lines' products, shipments, invoices), in
+   * as few round trips as the ERP allows: what one order entity of a query will need, fetched
+   * before its fields run instead of one trip per dependent field. Only the parts asked for are
+   * read, so a query costs no more calls than field by field.
+   */
+  orderGraphsByNumbers(numbers: readonly string[], parts: OrderParts): Promise<OrderGraph>;
+  /** Assets with their products when asked for, in as few round trips as the ERP allows. */
+  assetGraphsBySerialNumbers(serialNumbers: readonly string[], parts: AssetParts): Promise<AssetGraph>;
   shipmentsByIds(ids: readonly string[]): Promise<ShipmentRecord[]>;
   shipmentsByOrderNumbers(numbers: readonly string[]): Promise<ShipmentRecord[]>;
   shipmentLinesByShipmentIds(ids: readonly string[]): Promise<ShipmentLineRecord[]>;
@@ -82,6 +91,33 @@ export interface ErpConnector {
   /** Resolves when the ERP answers; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The parts of an order a query selects beside the order itself. */
+export interface OrderParts {
+  readonly lines: boolean;
+  /** The lines' products (implies the lines). */
+  readonly products: boolean;
+  readonly shipments: boolean;
+  readonly invoices: boolean;
+}
+
+/** Orders found and the parts asked for; a part not asked for is empty. */
+export interface OrderGraph {
+  orders: OrderRecord[];
+  lines: OrderLineRecord[];
+  products: ProductRecord[];
+  shipments: ShipmentRecord[];
+  invoices: InvoiceRecord[];
+}
+
+export interface AssetParts {
+  readonly products: boolean;
+}
+
+export interface AssetGraph {
+  assets: AssetRecord[];
+  products: ProductRecord[];
 }
 
 export type OrderStatus = 'DRAFT' | 'IN_REVIEW' | 'OPEN' | 'PARTIALLY_SHIPPED' | 'SHIPPED';

@@ -1,10 +1,20 @@
+import type { GraphQLResolveInfo } from 'graphql';
 import { ownOrNull } from '../../../../platform/identity.ts';
+import { selectionOf } from '../../../../platform/selection.ts';
+import type { Loaders } from '../loaders.ts';
 import { daysBetween } from '../../../../platform/time.ts';
 import type { AssetResolvers, WarrantyResolvers } from '../__generated__/resolvers-types.ts';
 
+/** The asset, with its product read in the same trip when the query selects it. */
+export function loadAsset(loaders: Loaders, serialNumber: string, info: GraphQLResolveInfo) {
+  return selectionOf(info, 'Asset').has('product')
+    ? loaders.assetGraph.load({ key: serialNumber, args: { products: true } })
+    : loaders.asset.load(serialNumber);
+}
+
 export const Asset: AssetResolvers = {
-  __resolveReference: async ({ serialNumber }, { loaders, identity }) =>
-    ownOrNull(identity, await loaders.asset.load(serialNumber), (a) => a.customerId),
+  __resolveReference: async ({ serialNumber }, { loaders, identity }, info) =>
+    ownOrNull(identity, await loadAsset(loaders, serialNumber, info), (a) => a.customerId),
   product: (asset, _args, { loaders }) => loaders.product.load(asset.sku),
   customer: (asset) => ({ id: asset.customerId }),
   order: (asset, _args, { loaders }) => loaders.order.load(asset.orderNumber),

@@ -37,6 +37,7 @@ import {
   toAsset,
   type BcSerialNumber as SerialRow,
 } from '../vocabulary.ts';
+import { composeAssetGraph, composeOrderGraph } from '../graphs.ts';
 
 interface CustomerRow {
   id: string;
@@ -211,6 +212,13 @@ export function createEmbeddedErpConnector(db: Database, telemetry: ConnectorTel
         numbers,
       );
       return rows.map(toOrderLine);
+    },
+    // One call to the system (the statements run in-process, one after the other).
+    orderGraphsByNumbers(numbers, parts) {
+      return composeOrderGraph(this, numbers, parts);
+    },
+    assetGraphsBySerialNumbers(serialNumbers, parts) {
+      return composeAssetGraph(this, serialNumbers, parts);
     },
     async shipmentsByIds(ids) {
       const rows = await selectIn<ShipmentRow>(

@@ -212,6 +212,17 @@ describe('Freshdesk adapter returns what the embedded adapter returns over the s
     expect(mine).toEqual(theirs);
   });
 
+  it('caseGraphsByIds: cases with comments, assignees and open-case counts', async () => {
+    const ids = [...ticketIds(db, 'SELECT id FROM tickets WHERE assignee_id IS NOT NULL AND id % 41 = 3'), '99999'];
+    const parts = { comments: true, assignee: true, openCaseCount: true };
+    const [mine, theirs] = await Promise.all([freshdesk.caseGraphsByIds(ids, parts), embedded.caseGraphsByIds(ids, parts)]);
+    expect(mine.cases.length).toBeGreaterThan(10);
+    expect(byId(mine.cases)).toEqual(byId(theirs.cases));
+    expect(mine.comments).toEqual(theirs.comments);
+    expect(byId(mine.agents)).toEqual(byId(theirs.agents));
+    expect(mine.openCaseCounts).toEqual(theirs.openCaseCounts);
+  });
+
   it('agentsByIds: agents only, contacts and unknown ids left out', async () => {
     const ids = [...column(db, 'SELECT CAST(id AS TEXT) AS value FROM users WHERE id % 5 = 0'), '42', 'x'];
     const [mine, theirs] = await Promise.all([freshdesk.agentsByIds(ids), embedded.agentsByIds(ids)]);

@@ -191,6 +191,23 @@ describe('Zendesk adapter returns what the embedded adapter returns over the sam
     expect(mine).toEqual(theirs);
   });
 
+  it('caseGraphsByIds: cases with comments, assignees and open-case counts, the assignees sideloaded with the tickets', async () => {
+    const ids = [...ticketIds(db, 'SELECT id FROM tickets WHERE assignee_id IS NOT NULL AND id % 41 = 3'), '99999'];
+    const parts = { comments: true, assignee: true, openCaseCount: true };
+    let mine!: Awaited<ReturnType<typeof zendesk.caseGraphsByIds>>;
+    const requests = await requestsDuring(server, async () => {
+      mine = await zendesk.caseGraphsByIds(ids, parts);
+    });
+    const theirs = await embedded.caseGraphsByIds(ids, parts);
+    expect(mine.cases.length).toBeGreaterThan(10);
+    expect(byId(mine.cases)).toEqual(byId(theirs.cases));
+    expect(mine.comments).toEqual(theirs.comments);
+    expect(byId(mine.agents)).toEqual(byId(theirs.agents));
+    expect(mine.agents.length).toBeGreaterThan(0);
+    expect(mine.openCaseCounts).toEqual(theirs.openCaseCounts);
+    expect(requests.some((request) => request.path.startsWith('/api/v2/users'))).toBe(false);
+  });
+
   it('agentsByIds: agents only, end users and unknown ids left out', async () => {
     const ids = [...column(db, 'SELECT CAST(id AS TEXT) AS value FROM users WHERE id % 5 = 0'), '42', 'x'];
     const [mine, theirs] = await Promise.all([zendesk.agentsByIds(ids), embedded.agentsByIds(ids)]);

@@ -22,6 +22,7 @@ import type {
 } from './types.ts';
 import { OPEN_CASE_STATUSES } from './types.ts';
 import { TIER_ORDER, TIER_TAG, TYPE_FROM_DESK } from './vocabulary.ts';
+import { composeCaseGraph } from './graphs.ts';
 
 export interface FreshdeskConnectorOptions {
   /** The account's address, e.g. https://acme.freshdesk.com (no trailing /api/v2). */
@@ -1182,6 +1183,9 @@ export function createFreshdeskConnector(options: FreshdeskConnectorOptions): Fr
       return lists
         .flat()
         .sort((a, b) => Number(a.caseId) - Number(b.caseId) || a.createdAt.localeCompare(b.createdAt) || Number(a.id) - Number(b.id));
+    },
+    caseGraphsByIds(ids, parts) {
+      return composeCaseGraph(this, ids, parts);
     },
 
     // The agents are one list (few pages), kept like the directory: cheaper than one read per id.

@@ -30,6 +30,7 @@ import type {
 } from './types.ts';
 import { OPEN_CASE_STATUSES } from './types.ts';
 import { TIER_ORDER, TYPE_FROM_DESK } from './vocabulary.ts';
+import { composeCaseGraph } from './graphs.ts';
 
 /**
  * The support desk port over ServiceNow's Table API (`/api/now/table/...`).
@@ -967,6 +968,9 @@ export function createServiceNowConnector(options: ServiceNowConnectorOptions): 
           createdAt: isoFromGlide(valueOf(entry.sys_created_on)) ?? '',
         }));
       return comments.sort((a, b) => binary(a.caseId, b.caseId) || binary(a.createdAt, b.createdAt) || binary(a.id, b.id));
+    },
+    caseGraphsByIds(ids, parts) {
+      return composeCaseGraph(this, ids, parts);
     },
 
     async agentsByIds(ids) {

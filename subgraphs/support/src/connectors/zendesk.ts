@@ -31,6 +31,7 @@ import {
   TIER_TAG,
   TYPE_FROM_DESK,
 } from './vocabulary.ts';
+import { composeCaseGraph } from './graphs.ts';
 
 export type ZendeskAuth = { kind: 'token'; email: string; apiToken: string } | { kind: 'bearer'; token: string };
 
@@ -603,6 +604,11 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Zendes
 
   /** Tickets by id, mapped; unknown ids are left out (as show_many does). */
   async function readCases(operation: string, ids: readonly number[]): Promise<CaseRecord[]> {
+    return (await readCasesWithAgents(operation, ids)).cases;
+  }
+
+  /** Tickets by id with their users sideloaded: the cases, and the agents among those users. */
+  async function readCasesWithAgents(operation: string, ids: readonly number[]): Promise<{ cases: CaseRecord[]; agents: AgentRecord[] }> {
     const pages = await Promise.all(
       chunked(ids, SHOW_MANY_LIMIT).map((batch) =>
         http.get<{ tickets: ZendeskTicket[] } & Sideloads>(operation, '/api/v2/tickets/show_many.json', {
@@ -611,10 +617,13 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Zendes
         }),
       ),
     );
-    return pages.flatMap((page) => {
-      const parties = partiesFrom(page);
-      return page.tickets.map((ticket) => toCase(ticket, parties, fieldIds));
-    });
+    return {
+      cases: pages.flatMap((page) => {
+        const parties = partiesFrom(page);
+        return page.tickets.map((ticket) => toCase(ticket, parties, fieldIds));
+      }),
+      agents: pages.flatMap((page) => (page.users ?? []).filter((user) => AGENT_ROLES.has(user.role)).map(toAgent)),
+    };
   }
 
   async function organizationsByCustomerIds(operation: string, customerIds: readonly string[]): Promise<ZendeskOrganization[]> {
@@ -1054,6 +1063,13 @@ export function createZendeskConnector(options: ZendeskConnectorOptions): Zendes
       return lists
         .flat()
         .sort((a, b) => Number(a.caseId) - Number(b.caseId) || a.createdAt.localeCompare(b.createdAt) || Number(a.id) - Number(b.id));
+    },
+    // The tickets come with their users sideloaded: the assignees are among them.
+    caseGraphsByIds(ids, parts) {
+      return composeCaseGraph(this, ids, parts, async (ids) => {
+        const ticketIds = ids.map(deskId).filter((id): id is number => id !== null);
+        return readCasesWithAgents('caseGraphsByIds', ticketIds);
+      });
     },
 
     async agentsByIds(ids) {

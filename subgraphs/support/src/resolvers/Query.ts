@@ -3,6 +3,7 @@ import { forbidden, isCustomerScoped, withinScope, type Identity } from '../../.
 import { pageSize } from '../../../../platform/paging.ts';
 import { listFilter, requireId } from '../../../../platform/validate.ts';
 import type { CaseFilterInput, CasePage } from '../connectors/types.ts';
+import { loadCase } from './Case.ts';
 import type { CaseConnectionResolvers, QueryResolvers } from '../__generated__/resolvers-types.ts';
 
 /** What Query.cases hands to CaseConnection's fields: one page, and the filter for totalCount. */
@@ -53,8 +54,8 @@ function customerFilter(identity: Identity, requested: string | null | undefined
 }
 
 export const Query: QueryResolvers = {
-  case: async (_root, { id }, { loaders, identity }) =>
-    withinScope(identity, await loaders.case.load(requireCaseId('id', id)), (record) => record.customerId),
+  case: async (_root, { id }, { loaders, identity }, info) =>
+    withinScope(identity, await loadCase(loaders, requireCaseId('id', id), info), (record) => record.customerId),
   async cases(_root, { filter, first, after }, { loaders, desk, identity }) {
     const limit = pageSize(first);
     // Present-but-empty values are errors, never a wider search: a filter that silently fell

@@ -27,6 +27,7 @@ import {
   TIER_TAG,
   TYPE_FROM_DESK,
 } from '../vocabulary.ts';
+import { composeCaseGraph } from '../graphs.ts';
 
 interface TicketRow {
   id: number;
@@ -213,6 +214,10 @@ export function createEmbeddedSupportConnector(db: Database, telemetry: Connecto
         authorName: row.author_name,
         createdAt: row.created_at,
       }));
+    },
+    // One call to the system (the statements run in-process).
+    caseGraphsByIds(ids, parts) {
+      return composeCaseGraph(this, ids, parts);
     },
     async agentsByIds(ids) {
       const userIds = ids.map(Number).filter(Number.isSafeInteger);

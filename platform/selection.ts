@@ -62,3 +62,12 @@ function selectionFrom(sets: readonly SelectionSetNode[], typeName: string | nul
 function applies(condition: string | undefined, typeName: string | null): boolean {
   return condition === undefined || typeName === null || condition === typeName;
 }
+
+/**
+ * Starts a load a field will make later, so it runs beside the one its parent waits for. The
+ * loader keeps the promise: the field gets the same answer, or the same error, when it asks
+ * (an entity that is not returned never asks, and its failed load is not an unhandled one).
+ */
+export function startEarly(load: Promise<unknown>): void {
+  load.catch(() => undefined);
+}

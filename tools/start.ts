@@ -99,6 +99,9 @@ async function main(): Promise<void> {
   // gateway on the supergraph's default URLs would call other ports than these.
   const envOf = (service: Service): NodeJS.ProcessEnv => {
     const env: NodeJS.ProcessEnv = { ...process.env, ...files };
+    // Libraries' production settings (graphql-js skips its development-only checks on every
+    // value it validates); Concord's own environment (CONCORD_ENV) is a setting of its own.
+    env.NODE_ENV ??= 'production';
     if (service === gatewayService) {
       for (const subgraph of [crmService, erpService, supportService, processesService]) {
         if (!gateway.subgraphUrls[subgraph.name]) env[`SUBGRAPH_${subgraph.name.toUpperCase()}_URL`] = `${at(subgraph)}/graphql`;

@@ -8,7 +8,8 @@ import type { Identity } from '../../platform/identity.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { CORRELATION_HEADER } from '../../platform/request-context.ts';
 import { failSpan, inSpan, SpanKind, traceHeaders } from '../../platform/tracing.ts';
-import { readsFresh, type EntityCache } from './cache/entity-cache.ts';
+import { readsFresh, scopeOf, type EntityCache } from './cache/entity-cache.ts';
+import type { SharedFetches } from './shared-fetches.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { GatewayContext } from './context.ts';
 
@@ -77,6 +78,8 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     private readonly cache: EntityCache | null,
     /** The connections, and the deadline and answer size every call gets. */
     pools: SubgraphPools,
+    /** Identical fetches in flight, sent once (the cache shares the same when it is on). */
+    private readonly shared: SharedFetches | null = null,
   ) {
     const target = new URL(url);
     super({ url, fetcher: pools.fetcherFor(serviceName, target.origin, target.pathname + target.search) });
@@ -96,14 +99,31 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     options: GraphQLDataSourceProcessOptions<GatewayContext>,
   ): ReturnType<RemoteGraphQLDataSource<GatewayContext>['process']> {
     const context = options.context as Partial<GatewayContext> | undefined;
-    if (this.cache && context?.identity && !readsFresh(context.identity)) {
+    const identity = context?.identity;
+    const operation = 'incomingRequestContext' in options ? options.incomingRequestContext.operation?.operation : undefined;
+    if (operation === 'mutation') {
+      // A write: no read begun before it or while it runs is shared with a read after it.
+      context?.answerLifetime?.note(0);
+      this.shared?.changed();
+      try {
+        return await this.send(options);
+      } finally {
+        this.shared?.changed();
+      }
+    }
+    if (!identity || readsFresh(identity)) return this.send(options);
+    if (this.cache) {
       return this.cache.process(
         this.serviceName,
-        context.identity,
+        identity,
         options as GraphQLDataSourceProcessOptions,
         (fetchOptions) => this.send(fetchOptions as GraphQLDataSourceProcessOptions<GatewayContext>),
         context.answerLifetime,
       );
+    }
+    if (this.shared && operation === 'query' && options.request.query) {
+      const key = `${this.serviceName}\u0000${scopeOf(identity)}\u0000${options.request.query}\u0000${JSON.stringify(options.request.variables ?? {})}`;
+      return this.shared.run(key, () => this.send(options));
     }
     return this.send(options);
   }

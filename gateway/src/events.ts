@@ -4,6 +4,7 @@ import type { CanonicalEvent } from '../../platform/events/cloudevent.ts';
 import { entitiesOf, type EntityRef } from '../../platform/events/schemas.ts';
 import type { Logger } from '../../platform/logger.ts';
 import type { EntityCache } from './cache/entity-cache.ts';
+import type { SharedFetches } from './shared-fetches.ts';
 import type { LiveHub } from './live/hub.ts';
 
 /**
@@ -18,12 +19,14 @@ export async function consumeEvents(deps: {
   broker: EventBroker;
   name: string;
   cache: EntityCache | null;
+  /** Identical fetches in flight: none begun before a change is joined after it (with or without a cache). */
+  sharedFetches?: SharedFetches;
   hub: LiveHub;
   entityRefs: ReadonlyMap<string, readonly EntityRef[]>;
   logger: Logger;
   registry: Registry;
 }): Promise<EventConsumer> {
-  const { broker, cache, hub, entityRefs, logger, registry } = deps;
+  const { broker, cache, sharedFetches, hub, entityRefs, logger, registry } = deps;
   const consumed = new Counter({
     name: 'concord_events_consumed_total',
     help: 'Canonical events this gateway process applied (cache drops, live pushes), by type.',
@@ -50,6 +53,7 @@ export async function consumeEvents(deps: {
   const apply = async (event: CanonicalEvent) => {
     const entities = entitiesOf(event, entityRefs);
     const missed: string[] = [];
+    if (entities.size) sharedFetches?.changed();
     if (cache) for (const [type, keys] of entities) if (!(await cache.invalidate(type, keys))) missed.push(`${type} ${keys.join(', ')}`);
     // Pushed all the same (a store that does not answer serves no stale copy either); the drop
     // is tried again with the event, whose second push, if the same, is not sent.

@@ -10,6 +10,7 @@ import { createLogger, type Logger } from '../../platform/logger.ts';
 import { createMetrics } from '../../platform/metrics.ts';
 import { createClientVerifier } from './auth.ts';
 import { EntityCache } from './cache/entity-cache.ts';
+import { SharedFetches } from './shared-fetches.ts';
 import { responseCache } from './cache/response-cache.ts';
 import { checkSubgraphOverrides, overrideKey, type GatewayConfig } from './config.ts';
 import { createGatewayContextFactory } from './context.ts';
@@ -86,7 +87,8 @@ export async function startGateway(
         );
   if (cacheStore && !(await cacheStore.connected(2_000)))
     logger.warn('cache store not reachable at start; serving without cache until it is');
-  const cache = cacheStore ? new EntityCache(cacheStore, config.cache.ttls, logger, metrics.registry) : null;
+  const sharedFetches = new SharedFetches(metrics.registry);
+  const cache = cacheStore ? new EntityCache(cacheStore, config.cache.ttls, logger, metrics.registry, sharedFetches) : null;
   const link = options.worker ? workerLink(metrics.registry, logger) : null;
 
   const portalOperations = loadRegisteredOperations(config.portalOperationsDir);
@@ -141,6 +143,7 @@ export async function startGateway(
     batching: config.batching,
     queryPlanCacheMb: config.queryPlanCacheMb,
     cache,
+    sharedFetches,
     responseCache: cache && cacheStore && config.cache.wholeAnswers ? responseCache(cacheStore, cache) : null,
     metrics: createGatewayMetrics(metrics.registry),
     onSchema: (apiSchema, coreSupergraphSdl) => {
@@ -220,6 +223,7 @@ export async function startGateway(
     // Durable per replica (and worker): a restarted one resumes where it acknowledged.
     name: `gateway-${config.replica}${options.worker && slot ? `-w${slot}` : ''}`,
     cache,
+    sharedFetches,
     hub,
     entityRefs,
     logger,

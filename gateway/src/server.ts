@@ -16,6 +16,7 @@ import { registeredOperationsOnly, registeredQueryStore, type RegisteredOperatio
 import type { GatewayContext } from './context.ts';
 import { SubgraphDataSource, SubgraphPools, type InternalSigner } from './data-source.ts';
 import type { EntityCache } from './cache/entity-cache.ts';
+import type { SharedFetches } from './shared-fetches.ts';
 
 export interface GatewayDeps {
   /** A composed Federation 2 supergraph, or a manager that follows one (supergraph-source.ts). */
@@ -38,6 +39,8 @@ export interface GatewayDeps {
   readonly queryPlanCacheMb?: number;
   /** The cache of subgraph answers; null: every fetch goes to the subgraph. */
   readonly cache?: EntityCache | null;
+  /** Identical subgraph fetches in flight sent once (the same instance the cache shares through). */
+  readonly sharedFetches?: SharedFetches | null;
   /** The cache of whole answers, over the same store (with `cache` only). */
   readonly responseCache?: ApolloServerPlugin<GatewayContext> | null;
   /** Request metrics per operation and per subgraph (metrics.ts); none: not counted. */
@@ -61,7 +64,7 @@ export function createServer(deps: GatewayDeps): ApolloServer<GatewayContext> {
     buildService: ({ name, url }) => {
       const target = deps.subgraphUrls?.[overrideKey(name)] ?? url;
       if (!target) throw new Error(`Subgraph "${name}" has no routing URL`);
-      return new SubgraphDataSource(name, target, logger, deps.signInternal, deps.cache ?? null, pools);
+      return new SubgraphDataSource(name, target, logger, deps.signInternal, deps.cache ?? null, pools, deps.sharedFetches ?? null);
     },
   });
   const cache = deps.cache;

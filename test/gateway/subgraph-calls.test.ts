@@ -103,7 +103,8 @@ describe('waiting for a connection to a subgraph', () => {
   /** Sends `count` CRM calls the proxy holds, and waits until it holds them all. */
   async function holdConnections(count: number): Promise<Promise<unknown>[]> {
     proxy.setMode({ kind: 'hold' });
-    const held = Array.from({ length: count }, (_, i) => post(`{ customer(id: "C1000${i % 10}") { id name } }`));
+    // Each call another customer: identical fetches in flight would share one connection.
+    const held = Array.from({ length: count }, (_, i) => post(`{ customer(id: "C${10001 + i}") { id name } }`));
     const until = Date.now() + 10_000;
     while (proxy.held() < count && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(proxy.held()).toBe(count);

@@ -6,6 +6,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { CacheStore } from '../../../platform/cache.ts';
 import type { Identity } from '../../../platform/identity.ts';
 import type { Logger } from '../../../platform/logger.ts';
+import { SharedFetches } from '../shared-fetches.ts';
 import { CachePolicy, type FetchCachePlan, type TierTtls } from './policy.ts';
 
 /** The store namespace whole answers live in (response-cache.ts); every change notice drops it. */
@@ -88,16 +89,18 @@ export class EntityCache {
     ttl: 2 * 3_600_000,
   });
   private readonly refreshing = new Set<string>();
-  private readonly inFlight = new Map<string, { joiners: number; pristine: Promise<Response> }>();
   private readonly refreshes: Counter | undefined;
-  private readonly shared: Counter | undefined;
+  private readonly shared: SharedFetches;
 
   constructor(
     private readonly store: CacheStore,
     ttls: TierTtls,
     private readonly logger: Logger,
     registry?: Registry,
+    /** Identical fetches in flight, shared with the gateway's uncached fetches (one per process). */
+    shared?: SharedFetches,
   ) {
+    this.shared = shared ?? new SharedFetches(registry);
     this.policy = new CachePolicy(ttls);
     this.lookups = registry
       ? new Counter({
@@ -111,13 +114,6 @@ export class EntityCache {
       ? new Counter({
           name: 'concord_cache_refreshes_total',
           help: 'Hot cache entries fetched again in the background before they expired.',
-          registers: [registry],
-        })
-      : undefined;
-    this.shared = registry
-      ? new Counter({
-          name: 'concord_subgraph_fetches_shared_total',
-          help: 'Subgraph fetches answered by an identical fetch already in flight.',
           registers: [registry],
         })
       : undefined;
@@ -185,6 +181,7 @@ export class EntityCache {
   async invalidate(type: string, ids?: readonly string[]): Promise<boolean> {
     const at = Date.now();
     this.lastInvalidation = at;
+    this.shared.changed();
     const fields = this.keyFields.get(type);
     let done: boolean;
     if (!ids || !fields || fields.length !== 1) {
@@ -293,38 +290,9 @@ export class EntityCache {
       });
   }
 
-  /**
-   * Identical fetches in flight at once (same subgraph, scope, selection and variables: a burst
-   * of agents opening the same case when its entry expires) go to the subgraph once; each caller
-   * gets its own copy of the answer, since the executor merges answers into its result in place.
-   */
-  private async once(key: string, fetch: () => Promise<Response>): Promise<Response> {
-    const inFlight = this.inFlight.get(key);
-    if (inFlight) {
-      inFlight.joiners++;
-      this.shared?.inc();
-      return copyOf(await inFlight.pristine);
-    }
-    const flight = { joiners: 0, pristine: undefined as unknown as Promise<Response> };
-    const started = fetch();
-    // Copied as it arrives, before the first caller's executor can touch it.
-    // No one joins once the answer is in: the entry goes in the same step the copy is made.
-    const leave = () => {
-      if (this.inFlight.get(key) === flight) this.inFlight.delete(key);
-    };
-    flight.pristine = started.then(
-      (response) => {
-        leave();
-        return flight.joiners ? copyOf(response) : response;
-      },
-      (error: unknown) => {
-        leave();
-        throw error;
-      },
-    );
-    flight.pristine.catch(() => undefined);
-    this.inFlight.set(key, flight);
-    return started;
+  /** Identical fetches in flight at once (same subgraph, scope, selection and variables) go to the subgraph once. */
+  private once(key: string, fetch: () => Promise<Response>): Promise<Response> {
+    return this.shared.run(key, fetch);
   }
 
   /** Resolves once every write started so far has reached the store (answers never wait for them). */
@@ -572,12 +540,6 @@ function failuresOf(response: Response): { failed: Set<number>; untied: boolean 
     else untied = true;
   }
   return { failed, untied };
-}
-
-/** A deep copy of what a caller may change (data, errors, extensions); the HTTP response object is shared. */
-function copyOf(response: Response): Response {
-  const { http, ...rest } = response as Response & { http?: unknown };
-  return { ...structuredClone(rest), ...(http === undefined ? {} : { http }) } as Response;
 }
 
 /** About what a plan holds besides its query: a few strings and numbers, one per type it caches. */

@@ -55,15 +55,20 @@ describe('gateway comparison report', () => {
 
   it('reads the options, with the documented defaults', () => {
     expect(parseBenchOptions([])).toMatchObject({
-      duration: 10,
+      duration: 15,
       connections: 16,
-      warmup: 3,
+      warmup: 4,
+      rounds: 3,
+      cases: 5000,
+      seed: 1,
+      repeatDuration: 6,
       workers: 1,
       latency: { crm: 80, erp: 120, support: 60 },
-      only: ['concord', 'concord-entities', 'concord-no-cache', 'apollo-gateway', 'hive-gateway'],
+      only: ['concord', 'concord-entities', 'concord-no-cache', 'apollo-gateway', 'hive-gateway', 'hive-gateway-rust'],
       out: 'docs/benchmarks.md',
       write: true,
     });
+    expect(() => parseBenchOptions(['--rounds', '0'])).toThrow(/--rounds/);
     expect(parseBenchOptions(['--only', 'hive-gateway,concord', '--no-write']).only).toEqual(['concord', 'hive-gateway']);
     expect(parseBenchOptions(['--no-write']).write).toBe(false);
     expect(() => parseBenchOptions(['--only', 'kong'])).toThrow(/--only.*kong/);

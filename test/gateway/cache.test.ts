@@ -195,6 +195,38 @@ describe('whole answers in the gateway cache', () => {
     expect(await subgraphRequests()).toBeGreaterThan(before);
   });
 
+  it('drops on a change notice only the whole answers that hold what changed', async () => {
+    const [a, b] = (
+      stack.dbs.support.prepare("SELECT id FROM tickets WHERE status = 'open' ORDER BY id DESC LIMIT 2").all() as { id: number }[]
+    ).map((row) => String(row.id));
+    const context = operation('agent-console', 'CaseContext');
+    const queue = operation('agent-console', 'CaseQueue');
+    const ask = (query: string, variables: Record<string, unknown>) => stack.query(query, variables);
+    // Built, stored, then served whole (an Age header) — within the 2 s the volatile tier allows here.
+    await Promise.all([ask(context, { id: a! }), ask(context, { id: b! }), ask(queue, { first: 10 })]);
+    await stack.gateway.cache?.flush();
+    for (const [query, variables] of [
+      [context, { id: a! }],
+      [context, { id: b! }],
+      [queue, { first: 10 }],
+    ] as const) {
+      expect((await ask(query, variables)).headers.get('age'), JSON.stringify(variables)).not.toBeNull();
+    }
+    await stack.broker.publish([caseSubjectChanged(a!)]);
+    const started = Date.now();
+    while ((await ask(context, { id: a! })).headers.get('age') !== null) {
+      if (Date.now() - started > 1_000) throw new Error('the answer holding the changed case was still served whole after 1 s');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // The other case's answer holds nothing that changed: still served whole, no system asked.
+    const before = await subgraphRequests();
+    const other = await ask(context, { id: b! });
+    expect(other.headers.get('age')).not.toBeNull();
+    expect(await subgraphRequests()).toBe(before);
+    // A queue is a search: no one case names all it holds, so any change concerns it.
+    expect((await ask(queue, { first: 10 })).headers.get('age')).toBeNull();
+  });
+
   it('keeps a whole answer no longer than its shortest-lived part', async () => {
     const id = (stack.dbs.support.prepare("SELECT id FROM tickets WHERE status = 'open' LIMIT 1").get() as { id: number }).id;
     const subject = async () => (await stack.query<{ case: { subject: string } }>(SUBJECT, { id: String(id) })).body.data!.case.subject;

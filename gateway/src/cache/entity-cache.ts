@@ -19,6 +19,11 @@ type Representation = Record<string, unknown> & { __typename?: unknown };
 /** Hears when each part of an answer expires (see response-cache.ts). */
 export interface Lifetime {
   note(expires: number): void;
+  /**
+   * The answer holds this record (its type and stored key), or, with a null key, something no
+   * one record names (a list, a search): a change notice for it drops the whole answer.
+   */
+  holds?(namespace: string, key: string | null): void;
 }
 const NO_LIFETIME: Lifetime = { note: () => undefined };
 
@@ -87,7 +92,17 @@ export class EntityCache {
     maxSize: TOMBSTONE_BYTES,
     sizeCalculation: (_at, key) => key.length * 2 + 64,
     ttl: 2 * 3_600_000,
+    // A change forgotten (evicted, or past its time) is still a change: what was built before it
+    // counts as changed, whatever it holds.
+    dispose: (at, _key, reason) => {
+      if ((reason === 'evict' || reason === 'expire') && at > this.forgottenBefore) this.forgottenBefore = at;
+    },
   });
+  /**
+   * Changes up to this time are not remembered one by one: those forgotten, and those applied
+   * before this process began (answers another replica stored then may hold them).
+   */
+  private forgottenBefore = Date.now();
   private readonly refreshing = new Set<string>();
   private readonly refreshes: Counter | undefined;
   private readonly shared: SharedFetches;
@@ -194,12 +209,25 @@ export class EntityCache {
       done = await this.store.delete(type, keys);
       this.logger.info({ type, ids, done }, 'cache: dropped entries');
     }
-    // Whole answers are not indexed by what they hold: any change drops them all (they live seconds).
-    return (await this.store.clear(RESPONSE_NAMESPACE)) && done;
+    // Whole answers name what they hold; each is checked against the changes when it is read.
+    return done;
   }
 
-  /** When the last change notice was applied here (whole answers begun before it are not kept). */
+  /** When the last change notice was applied here. */
   lastInvalidation = 0;
+
+  /**
+   * Whether a change notice applied since `since` concerns an answer holding these records
+   * (`namespace\u0000key`, as Lifetime.holds names them), or, with `anything`, any notice at all.
+   */
+  changedSince(holds: Iterable<string>, anything: boolean, since: number): boolean {
+    if (anything ? this.lastInvalidation >= since : since <= this.forgottenBefore) return true;
+    for (const held of holds) {
+      const at = held.indexOf('\u0000');
+      if (this.invalidatedAt(held.slice(0, at), held.slice(at + 1)) >= since) return true;
+    }
+    return false;
+  }
 
   /** The latest invalidation of this record or its whole type, 0 if none is remembered. */
   private invalidatedAt(namespace: string, key: string): number {
@@ -240,6 +268,7 @@ export class EntityCache {
       plan.lookup && keyValue !== undefined && keyValue !== null && typeof keyValue !== 'object'
         ? { namespace: plan.lookup.type, key: JSON.stringify(String(keyValue)) }
         : { namespace: 'root', key: digest(variant) };
+    lifetime.holds?.(lookup.namespace, lookup.namespace === 'root' ? null : lookup.key);
     const now = Date.now();
     const [cached] = await this.store.getMany(lookup.namespace, [lookup.key]);
     const hit = (cached as Entry | undefined)?.[variant];
@@ -348,6 +377,7 @@ export class EntityCache {
   ): Promise<Response> {
     const now = Date.now();
     const keys = representations.map((representation) => this.keyOf(representation, ttlMsByType, variant));
+    for (const key of keys) if (key) lifetime.holds?.(key.type, key.key);
     // One read per type present, all in parallel.
     const byType = new Map<string, number[]>();
     keys.forEach((key, index) => {

@@ -133,6 +133,29 @@ const CUSTOMER_FIELDS = [
   'balanceDue',
 ] as const;
 const CUSTOMER_PAYMENT_TERM = { navigation: 'paymentTerm', select: ['displayName'] } as const;
+/** A sales order's own fields, and its lines' (reads of orders, of lines, and of both at once). */
+const ORDER_FIELDS = [
+  'id',
+  'number',
+  'orderDate',
+  'status',
+  'fullyShipped',
+  'customerNumber',
+  'externalDocumentNumber',
+  'requestedDeliveryDate',
+  'currencyCode',
+  'totalAmountIncludingTax',
+] as const;
+const ORDER_LINE_FIELDS = [
+  'sequence',
+  'lineObjectNumber',
+  'description',
+  'quantity',
+  'shippedQuantity',
+  'unitPrice',
+  'amountExcludingTax',
+  'shipmentDate',
+] as const;
 
 const READS = {
   customers: { api: 'standard', set: 'customers', select: CUSTOMER_FIELDS, expand: CUSTOMER_PAYMENT_TERM },
@@ -157,18 +180,7 @@ const READS = {
   orders: {
     api: 'standard',
     set: 'salesOrders',
-    select: [
-      'id',
-      'number',
-      'orderDate',
-      'status',
-      'fullyShipped',
-      'customerNumber',
-      'externalDocumentNumber',
-      'requestedDeliveryDate',
-      'currencyCode',
-      'totalAmountIncludingTax',
-    ],
+    select: ORDER_FIELDS,
     // Only the shipped quantities, to tell a partly shipped order from an open one.
     expand: { navigation: 'salesOrderLines', select: ['shippedQuantity'] },
   },
@@ -178,46 +190,17 @@ const READS = {
     select: ['number', 'currencyCode'],
     expand: {
       navigation: 'salesOrderLines',
-      select: [
-        'sequence',
-        'lineObjectNumber',
-        'description',
-        'quantity',
-        'shippedQuantity',
-        'unitPrice',
-        'amountExcludingTax',
-        'shipmentDate',
-      ],
+      select: ORDER_LINE_FIELDS,
     },
   },
   /** An order and its lines in one read: the order's fields with the lines' (for an order graph). */
   ordersWithLines: {
     api: 'standard',
     set: 'salesOrders',
-    select: [
-      'id',
-      'number',
-      'orderDate',
-      'status',
-      'fullyShipped',
-      'customerNumber',
-      'externalDocumentNumber',
-      'requestedDeliveryDate',
-      'currencyCode',
-      'totalAmountIncludingTax',
-    ],
+    select: ORDER_FIELDS,
     expand: {
       navigation: 'salesOrderLines',
-      select: [
-        'sequence',
-        'lineObjectNumber',
-        'description',
-        'quantity',
-        'shippedQuantity',
-        'unitPrice',
-        'amountExcludingTax',
-        'shipmentDate',
-      ],
+      select: ORDER_LINE_FIELDS,
     },
   },
   /** Extension: carrier (shipping agent), tracking number and delivery date. */

@@ -23,14 +23,14 @@ export function listLoader<K, V>(fetch: (keys: readonly K[]) => Promise<V[]>, ke
 }
 
 /**
- * A list loader whose keys carry arguments (a page size, a status filter). Keys with the same
- * arguments share one call, so a list edge costs one call per distinct argument set.
+ * A loader whose keys carry arguments (a page size, a status filter, the parts to read with a
+ * record): keys with the same arguments share one call, so an edge costs one call per distinct
+ * argument set. `load` answers one call, as a look-up of each of its keys.
  */
-export function listLoaderWithArgs<K, A, V>(
-  fetch: (keys: readonly K[], args: A) => Promise<V[]>,
-  keyOf: (record: V) => K,
-): DataLoader<{ key: K; args: A }, V[], string> {
-  return new DataLoader<{ key: K; args: A }, V[], string>(
+function loaderWithArgs<K, A, R>(
+  load: (keys: readonly K[], args: A) => Promise<(key: K) => R>,
+): DataLoader<{ key: K; args: A }, R, string> {
+  return new DataLoader<{ key: K; args: A }, R, string>(
     async (requests) => {
       const byArgs = new Map<string, { args: A; keys: K[] }>();
       for (const { key, args } of requests) {
@@ -39,15 +39,34 @@ export function listLoaderWithArgs<K, A, V>(
         group.keys.push(key);
         byArgs.set(id, group);
       }
-      const results = new Map<string, V[]>();
-      await Promise.all(
-        [...byArgs].map(async ([id, { args, keys }]) => {
-          for (const key of keys) results.set(`${id}\u0000${String(key)}`, []);
-          for (const record of await fetch(keys, args)) results.get(`${id}\u0000${String(keyOf(record))}`)?.push(record);
-        }),
-      );
-      return requests.map(({ key, args }) => results.get(`${JSON.stringify(args)}\u0000${String(key)}`) ?? []);
+      const answers = new Map<string, (key: K) => R>();
+      await Promise.all([...byArgs].map(async ([id, { args, keys }]) => answers.set(id, await load(keys, args))));
+      return requests.map(({ key, args }) => answers.get(JSON.stringify(args))!(key));
     },
     { cacheKeyFn: ({ key, args }) => `${JSON.stringify(args)}\u0000${String(key)}` },
   );
+}
+
+/** A list loader whose keys carry arguments (see loaderWithArgs). */
+export function listLoaderWithArgs<K, A, V>(
+  fetch: (keys: readonly K[], args: A) => Promise<V[]>,
+  keyOf: (record: V) => K,
+): DataLoader<{ key: K; args: A }, V[], string> {
+  return loaderWithArgs(async (keys, args) => {
+    const groups = new Map<K, V[]>(keys.map((key) => [key, []]));
+    for (const record of await fetch(keys, args)) groups.get(keyOf(record))?.push(record);
+    return (key) => groups.get(key) ?? [];
+  });
+}
+
+/** A loader of one record per key whose keys carry arguments (see loaderWithArgs); null where none is found. */
+export function recordLoaderWithArgs<K, A, V>(
+  fetch: (keys: readonly K[], args: A) => Promise<V[]>,
+  keyOf: (record: V) => K,
+): DataLoader<{ key: K; args: A }, V | null, string> {
+  return loaderWithArgs(async (keys, args) => {
+    const found = new Map<K, V>();
+    for (const record of await fetch(keys, args)) found.set(keyOf(record), record);
+    return (key) => found.get(key) ?? null;
+  });
 }

@@ -1,6 +1,6 @@
 import DataLoader from 'dataloader';
-import { listLoader, listLoaderWithArgs, recordLoader } from '../../../platform/loaders.ts';
-import type { AssetParts, AssetRecord, ErpConnector, InvoiceListQuery, OrderParts, OrderRecord } from './connectors/types.ts';
+import { listLoader, listLoaderWithArgs, recordLoader, recordLoaderWithArgs } from '../../../platform/loaders.ts';
+import type { AssetParts, ErpConnector, InvoiceListQuery, OrderParts } from './connectors/types.ts';
 
 /** One DataLoader per entity and list edge; a new set per request. */
 export function createLoaders(erp: ErpConnector) {
@@ -86,53 +86,31 @@ export function createLoaders(erp: ErpConnector) {
    * An order with the parts its query selects, read in one port call, the part loaders primed
    * with what it returned: its fields then resolve from the loaders without another trip.
    */
-  const orderGraph = groupedLoader<OrderParts, OrderRecord>(async (numbers, parts) => {
-    const graph = await erp.orderGraphsByNumbers(numbers, parts);
-    for (const order of graph.orders) loaders.order.prime(order.number, order);
-    for (const product of graph.products) loaders.product.prime(product.sku, product);
-    if (parts.lines || parts.products) primeLists(loaders.orderLines, numbers, graph.lines, (line) => line.orderNumber);
-    if (parts.shipments) primeLists(loaders.shipmentsByOrder, numbers, graph.shipments, (shipment) => shipment.orderNumber);
-    if (parts.invoices) primeLists(loaders.invoicesByOrder, numbers, graph.invoices, (invoice) => invoice.orderNumber ?? '');
-    return new Map(graph.orders.map((order) => [order.number, order]));
-  });
+  const orderGraph = recordLoaderWithArgs(
+    async (numbers: readonly string[], parts: OrderParts) => {
+      const graph = await erp.orderGraphsByNumbers(numbers, parts);
+      for (const order of graph.orders) loaders.order.prime(order.number, order);
+      for (const product of graph.products) loaders.product.prime(product.sku, product);
+      if (parts.lines || parts.products) primeLists(loaders.orderLines, numbers, graph.lines, (line) => line.orderNumber);
+      if (parts.shipments) primeLists(loaders.shipmentsByOrder, numbers, graph.shipments, (shipment) => shipment.orderNumber);
+      if (parts.invoices) primeLists(loaders.invoicesByOrder, numbers, graph.invoices, (invoice) => invoice.orderNumber ?? '');
+      return graph.orders;
+    },
+    (order) => order.number,
+  );
 
   /** An asset with its product when selected, in one port call, the loaders primed. */
-  const assetGraph = groupedLoader<AssetParts, AssetRecord>(async (serialNumbers, parts) => {
-    const graph = await erp.assetGraphsBySerialNumbers(serialNumbers, parts);
-    for (const asset of graph.assets) loaders.asset.prime(asset.serialNumber, asset);
-    for (const product of graph.products) loaders.product.prime(product.sku, product);
-    return new Map(graph.assets.map((asset) => [asset.serialNumber, asset]));
-  });
+  const assetGraph = recordLoaderWithArgs(
+    async (serialNumbers: readonly string[], parts: AssetParts) => {
+      const graph = await erp.assetGraphsBySerialNumbers(serialNumbers, parts);
+      for (const asset of graph.assets) loaders.asset.prime(asset.serialNumber, asset);
+      for (const product of graph.products) loaders.product.prime(product.sku, product);
+      return graph.assets;
+    },
+    (asset) => asset.serialNumber,
+  );
 
   return { ...loaders, orderGraph, assetGraph };
-}
-
-/**
- * A loader of one record per key whose keys carry the parts to read with it: keys asking for
- * the same parts share one call.
- */
-function groupedLoader<A, V>(fetch: (keys: string[], args: A) => Promise<Map<string, V>>) {
-  const keyOf = ({ key, args }: { key: string; args: A }) => `${JSON.stringify(args)}\u0000${key}`;
-  return new DataLoader<{ key: string; args: A }, V | null, string>(
-    async (requests) => {
-      const groups = new Map<string, { args: A; keys: string[] }>();
-      for (const { key, args } of requests) {
-        const id = JSON.stringify(args);
-        const group = groups.get(id) ?? { args, keys: [] };
-        group.keys.push(key);
-        groups.set(id, group);
-      }
-      const found = new Map<string, V | null>();
-      await Promise.all(
-        [...groups].map(async ([id, { args, keys }]) => {
-          const records = await fetch([...new Set(keys)], args);
-          for (const key of keys) found.set(`${id}\u0000${key}`, records.get(key) ?? null);
-        }),
-      );
-      return requests.map((request) => found.get(keyOf(request)) ?? null);
-    },
-    { cacheKeyFn: keyOf },
-  );
 }
 
 export type Loaders = ReturnType<typeof createLoaders>;

@@ -1,6 +1,6 @@
-import { listLoader, listLoaderWithArgs, recordLoader } from '../../../platform/loaders.ts';
+import { listLoader, listLoaderWithArgs, recordLoader, recordLoaderWithArgs } from '../../../platform/loaders.ts';
 import DataLoader from 'dataloader';
-import type { CaseParts, CaseRecord, CaseStatus, SupportConnector } from './connectors/types.ts';
+import type { CaseParts, CaseStatus, SupportConnector } from './connectors/types.ts';
 
 /** One DataLoader per entity and list edge; a new set per request. */
 export function createLoaders(desk: SupportConnector) {
@@ -55,38 +55,24 @@ export function createLoaders(desk: SupportConnector) {
    * A case with the parts its query selects, read in one port call, the part loaders primed
    * with what it returned: its fields then resolve from the loaders without another trip.
    */
-  const caseGraph = new DataLoader<{ id: string; parts: CaseParts }, CaseRecord | null, string>(
-    async (requests) => {
-      const groups = new Map<string, { parts: CaseParts; ids: string[] }>();
-      for (const { id, parts } of requests) {
-        const key = JSON.stringify(parts);
-        const group = groups.get(key) ?? { parts, ids: [] };
-        group.ids.push(id);
-        groups.set(key, group);
+  const caseGraph = recordLoaderWithArgs(
+    async (ids: readonly string[], parts: CaseParts) => {
+      const graph = await desk.caseGraphsByIds(ids, parts);
+      for (const record of graph.cases) {
+        loaders.case.prime(record.id, record);
+        if (parts.openCaseCount && record.customerId !== null) {
+          loaders.openCaseCount.prime(record.customerId, graph.openCaseCounts.get(record.customerId) ?? 0);
+        }
       }
-      const found = new Map<string, CaseRecord>();
-      await Promise.all(
-        [...groups.values()].map(async ({ parts, ids }) => {
-          const unique = [...new Set(ids)];
-          const graph = await desk.caseGraphsByIds(unique, parts);
-          for (const record of graph.cases) {
-            found.set(record.id, record);
-            loaders.case.prime(record.id, record);
-            if (parts.openCaseCount && record.customerId !== null) {
-              loaders.openCaseCount.prime(record.customerId, graph.openCaseCounts.get(record.customerId) ?? 0);
-            }
-          }
-          for (const agent of graph.agents) loaders.agent.prime(agent.id, agent);
-          if (parts.comments) {
-            const byCase = new Map<string, typeof graph.comments>(unique.map((id) => [id, []]));
-            for (const comment of graph.comments) byCase.get(comment.caseId)?.push(comment);
-            for (const [id, comments] of byCase) loaders.comments.prime(id, comments);
-          }
-        }),
-      );
-      return requests.map(({ id }) => found.get(id) ?? null);
+      for (const agent of graph.agents) loaders.agent.prime(agent.id, agent);
+      if (parts.comments) {
+        const byCase = new Map<string, typeof graph.comments>(ids.map((id) => [id, []]));
+        for (const comment of graph.comments) byCase.get(comment.caseId)?.push(comment);
+        for (const [id, comments] of byCase) loaders.comments.prime(id, comments);
+      }
+      return graph.cases;
     },
-    { cacheKeyFn: ({ id, parts }) => `${JSON.stringify(parts)}\u0000${id}` },
+    (record) => record.id,
   );
 
   return { ...loaders, caseGraph };

@@ -16,7 +16,7 @@ export function loadCase(loaders: Loaders, id: string, info: GraphQLResolveInfo)
     assignee: selection.has('assignee'),
     openCaseCount: selection.under('customer').has('openCaseCount'),
   };
-  return parts.comments || parts.assignee || parts.openCaseCount ? loaders.caseGraph.load({ id, parts }) : loaders.case.load(id);
+  return parts.comments || parts.assignee || parts.openCaseCount ? loaders.caseGraph.load({ key: id, args: parts }) : loaders.case.load(id);
 }
 
 function seesInternalNotes(identity: Identity): boolean {

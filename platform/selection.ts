@@ -21,9 +21,22 @@ const NOTHING: Selection = { has: () => false, under: () => NOTHING };
  * `__resolveReference`, the fields of that entity type; for a root field, of its result).
  */
 export function selectionOf(info: Pick<GraphQLResolveInfo, 'fieldNodes' | 'fragments'>, typeName: string): Selection {
-  const sets = info.fieldNodes.flatMap((node) => (node.selectionSet ? [node.selectionSet] : []));
-  return selectionFrom(sets, typeName, info.fragments);
+  // Read once per field of a parsed document, not once per entity it resolves (a hundred
+  // representations in one `_entities` share it).
+  const node = info.fieldNodes.length === 1 ? info.fieldNodes[0]! : undefined;
+  const known = node ? read.get(node)?.get(typeName) : undefined;
+  if (known) return known;
+  const sets = info.fieldNodes.flatMap((field) => (field.selectionSet ? [field.selectionSet] : []));
+  const selection = selectionFrom(sets, typeName, info.fragments);
+  if (node) {
+    const byType = read.get(node) ?? new Map<string, Selection>();
+    byType.set(typeName, selection);
+    read.set(node, byType);
+  }
+  return selection;
 }
+
+const read = new WeakMap<FieldNode, Map<string, Selection>>();
 
 function selectionFrom(sets: readonly SelectionSetNode[], typeName: string | null, fragments: GraphQLResolveInfo['fragments']): Selection {
   const fields = new Map<string, FieldNode[]>();

@@ -582,6 +582,15 @@ interface State {
   mix: MixState | null;
 }
 
+/** A gateway whose answers differ from the reference: the run fails, and it is measured in no later window. */
+function wrongAnswers(state: State, gateway: { id: GatewayId; label: string }, error: unknown): string {
+  process.exitCode = 1;
+  const why = `wrong answers, not measured: ${(error as Error).message}`;
+  log(`  ${gateway.label}: FAILED ${why}`);
+  state.wrong.set(gateway.id, why);
+  return why;
+}
+
 /**
  * Starts a gateway and waits until it answers; resolves to the service, or to why it did not
  * start. `body` runs with it and it is stopped afterwards, whatever happens.
@@ -666,11 +675,7 @@ async function runRealisticWindow(
         log(`  answers equal to ${state.reference.gateway}'s`);
       }
     } catch (error) {
-      process.exitCode = 1;
-      const why = `wrong answers, not measured: ${(error as Error).message}`;
-      log(`  ${gateway.label}: FAILED ${why}`);
-      state.wrong.set(gateway.id, why);
-      rows.push({ gateway: gateway.label, round, result: { failure: why } });
+      rows.push({ gateway: gateway.label, round, result: { failure: wrongAnswers(state, gateway, error) } });
       return;
     }
     const mixState = state.mix!;
@@ -749,11 +754,7 @@ async function runGateway(setup: Setup, gateway: Gateway, phase: Phase, subgraph
         log(`  answers equal to ${state.reference.gateway}'s`);
       }
     } catch (error) {
-      process.exitCode = 1;
-      const why = `wrong answers, not measured: ${(error as Error).message}`;
-      log(`  ${gateway.label}: FAILED ${why}`);
-      state.wrong.set(gateway.id, why);
-      return fail(why);
+      return fail(wrongAnswers(state, gateway, error));
     }
     const caseIds = state.reference.caseIds;
     const load = (bodies: string[], overrides: Partial<LoadSpec> = {}): LoadSpec => ({

@@ -81,6 +81,8 @@ export interface BenchReport {
 }
 
 const measured = (row: Pick<Row, 'result'> | undefined): Measurement | null => (row && !('failure' in row.result) ? row.result : null);
+/** The cell of a row that was not measured: why, in its first line. */
+const failedCell = (row: Pick<Row, 'result'>): string => `failed: ${(row.result as { failure: string }).failure.split('\n')[0]}`;
 
 function fixed(value: number | null | undefined, digits: number): string {
   return value === null || value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits);
@@ -118,7 +120,7 @@ function throughputTable(rows: readonly Row[]): Table {
     ],
     rows: rows.map((row) => {
       const m = measured(row);
-      if (!m) return [row.gateway, row.operation, `failed: ${(row.result as { failure: string }).failure.split('\n')[0]}`];
+      if (!m) return [row.gateway, row.operation, failedCell(row)];
       return [
         row.gateway,
         row.operation,
@@ -155,7 +157,7 @@ function latencyTable(rows: readonly Row[], limit: number | null): Table {
     ],
     rows: rows.map((row) => {
       const m = measured(row);
-      if (!m) return [row.gateway, `failed: ${(row.result as { failure: string }).failure.split('\n')[0]}`];
+      if (!m) return [row.gateway, failedCell(row)];
       return [
         row.gateway,
         fixed(m.rps, 1),
@@ -410,7 +412,7 @@ function roundsTable(realistic: RealisticReport): Table {
     ],
     rows: realistic.windows.map((row) => {
       const m = measured(row);
-      if (!m) return [String(row.round), row.gateway, `failed: ${(row.result as { failure: string }).failure.split('\n')[0]}`];
+      if (!m) return [String(row.round), row.gateway, failedCell(row)];
       return [
         String(row.round),
         row.gateway,
